@@ -1,0 +1,1 @@
+"""Value encodings (L1): storage encoding of user values; wire encodings."""

@@ -1,0 +1,1 @@
+"""RivetKit client-protocol wire messages (L1)."""

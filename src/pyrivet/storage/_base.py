@@ -1,0 +1,226 @@
+"""The storage contract every driver (memory, SQLite, Postgres) fulfils.
+
+The runtime talks to storage only through `ActorStore`. One logical schema, keyed by
+``actor_id``, backs every driver:
+
+* ``actors``: one row per actor ever created (name, key, input, created/destroyed time).
+  ``(name, key)`` is unique among live (not destroyed) actors.
+* ``actor_state``: the latest committed snapshot and its ``seq``.
+* ``actor_events``: the history: one `HistoryEntry` per commit, ordered by ``seq``.
+* ``actor_kv``: the per-actor key/value space, ordered by key bytes.
+* ``actor_alarms``: durable schedules (`AlarmRecord`).
+
+Everything stored is bytes produced by ``pyrivet._codec`` or plain scalars; no driver
+ever pickles.
+
+Contract (checked by ``tests/contract`` against every driver):
+
+* **Atomicity.** `ActorStore.commit` applies a whole batch or nothing. If it raises, no
+  record of the batch is visible afterwards and the previous committed data is intact.
+* **Ordering.** Records in a batch are applied in list order; a later record for the
+  same actor wins (its state snapshot replaces the earlier one, KV ops apply in order).
+  ``seq`` values of one actor's records are strictly increasing across commits.
+* **Durability.** When `commit` returns, the batch survives a process crash (and, for
+  drivers opened in strict mode, an OS crash).
+* **Read-your-writes.** Every read issued after a `commit` returned sees it.
+* **Uniqueness.** `create_actor` / `get_or_create_actor` are atomic with respect to
+  each other: of many concurrent calls for one ``(name, key)`` exactly one creates.
+* **Destroy.** `destroy_actor` deletes the actor's state, KV, alarms and history in one
+  step and marks the actor destroyed; its key becomes free and lookups by id return None.
+
+Drivers are used from one event loop. Their methods are coroutines; a driver may run
+its I/O on a thread but must resolve results on the loop that called it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Protocol
+
+import msgspec
+
+__all__ = [
+    "ActorRecord",
+    "ActorStore",
+    "AlarmRecord",
+    "CommitRecord",
+    "HistoryEntry",
+    "StoredState",
+    "serialize_key",
+]
+
+
+def serialize_key(key: tuple[str, ...]) -> str:
+    """The canonical string form of a key, used for uniqueness and lookups.
+
+    Parts are joined by ``/``; ``\\`` and ``/`` inside a part are escaped with ``\\``; an
+    empty part is ``\\0``; the empty key is ``/`` (RivetKit's serialization).
+    """
+    if not key:
+        return "/"
+    parts = []
+    for part in key:
+        if part == "":
+            parts.append("\\0")
+        else:
+            parts.append(part.replace("\\", "\\\\").replace("/", "\\/"))
+    return "/".join(parts)
+
+
+class ActorRecord(msgspec.Struct, frozen=True):
+    """One actor as stored in ``actors``."""
+
+    actor_id: str
+    name: str
+    key: tuple[str, ...]
+    created_at_ms: int
+    #: The encoded input given at creation (``None`` if none was given).
+    input: bytes | None = None
+    #: True once the first commit (create_state + on_create) has landed.
+    initialized: bool = False
+    destroyed_at_ms: int | None = None
+
+
+class StoredState(msgspec.Struct, frozen=True):
+    """The latest committed state of an actor."""
+
+    #: The seq of the commit that wrote this snapshot (0 before any commit).
+    seq: int
+    #: The encoded state, or None if the actor was never initialized.
+    snapshot: bytes | None
+    initialized: bool
+
+
+class AlarmRecord(msgspec.Struct, frozen=True):
+    """A durable schedule of one actor: a one-off (``kind="once"``) or a cron job."""
+
+    actor_id: str
+    alarm_id: str
+    #: When it fires next, epoch milliseconds.
+    fire_at_ms: int
+    kind: str
+    action: str
+    #: The encoded argument list.
+    args: bytes
+    created_at_ms: int
+    #: The cron expression for ``kind="cron"``.
+    cron: str | None = None
+    timezone: str | None = None
+
+
+class HistoryEntry(msgspec.Struct, frozen=True):
+    """One committed change in an actor's history (``actor_events``)."""
+
+    actor_id: str
+    seq: int
+    at_ms: int
+    #: What committed: "create", "action", "schedule", "save", "sleep", "destroy", ...
+    kind: str
+    #: The action or hook name, when there is one.
+    name: str | None = None
+    #: Who caused it: a connection id, "schedule:<id>", or None.
+    by: str | None = None
+    #: The encoded arguments of the action, when there is one.
+    args: bytes | None = None
+    #: The encoded state after this commit, or None if this commit left state unchanged.
+    state: bytes | None = None
+    #: The encoded list of KV and alarm operations of this commit, or None.
+    ops: bytes | None = None
+
+
+class CommitRecord(msgspec.Struct):
+    """Everything one unit of work (an action, a hook, a save) writes, applied atomically."""
+
+    actor_id: str
+    #: The actor's seq after this commit; strictly increasing per actor.
+    seq: int
+    #: The new snapshot, or None to leave ``actor_state`` as it is.
+    state: bytes | None = None
+    #: Set on the commit that completes the actor's first start.
+    initialized: bool = False
+    kv_puts: list[tuple[bytes, bytes]] = msgspec.field(default_factory=list)
+    kv_deletes: list[bytes] = msgspec.field(default_factory=list)
+    alarm_puts: list[AlarmRecord] = msgspec.field(default_factory=list)
+    alarm_deletes: list[str] = msgspec.field(default_factory=list)
+    #: The history entry to append (its seq equals ``seq``), or None.
+    event: HistoryEntry | None = None
+    #: Delete history entries of this actor with ``seq < prune_history_before``.
+    prune_history_before: int | None = None
+
+
+class ActorStore(Protocol):
+    """The storage driver interface. See the module docstring for the contract."""
+
+    async def open(self) -> None:
+        """Open or create the database, applying schema migrations.
+
+        Raises:
+            DataDirLockedError: another process has this database open.
+            StorageError: the database cannot be opened.
+        """
+        ...
+
+    async def close(self) -> None:
+        """Flush and release everything; idempotent."""
+        ...
+
+    async def create_actor(self, record: ActorRecord) -> None:
+        """Insert a new actor.
+
+        Raises:
+            DuplicateKeyError: a live actor already has ``(record.name, record.key)``.
+        """
+        ...
+
+    async def get_or_create_actor(self, record: ActorRecord) -> tuple[ActorRecord, bool]:
+        """Return the live actor with ``(record.name, record.key)``, inserting ``record``
+        if there is none. The bool says whether this call created it."""
+        ...
+
+    async def find_actor(self, name: str, key: tuple[str, ...]) -> ActorRecord | None:
+        """The live actor with this name and key, or None."""
+        ...
+
+    async def get_actor(self, actor_id: str) -> ActorRecord | None:
+        """The live actor with this id, or None (also for destroyed actors)."""
+        ...
+
+    async def list_actors(self, name: str | None = None) -> list[ActorRecord]:
+        """Live actors, optionally of one name, in creation order."""
+        ...
+
+    async def load_state(self, actor_id: str) -> StoredState:
+        """The latest committed state; ``StoredState(0, None, False)`` if none."""
+        ...
+
+    async def commit(self, batch: Sequence[CommitRecord]) -> None:
+        """Apply ``batch`` atomically and durably (see the contract).
+
+        Raises:
+            StorageError: the write failed (e.g. the disk is full); nothing was applied.
+        """
+        ...
+
+    async def destroy_actor(self, actor_id: str, at_ms: int) -> None:
+        """Delete the actor's data and mark it destroyed (see the contract)."""
+        ...
+
+    async def kv_get(self, actor_id: str, key: bytes) -> bytes | None:
+        """The committed value of ``key``, or None."""
+        ...
+
+    async def kv_list(
+        self, actor_id: str, prefix: bytes, limit: int | None = None
+    ) -> list[tuple[bytes, bytes]]:
+        """Committed entries whose key starts with ``prefix``, in key byte order."""
+        ...
+
+    async def list_alarms(self, actor_id: str | None = None) -> list[AlarmRecord]:
+        """Alarms of one actor, or of every live actor, ordered by ``(fire_at_ms, alarm_id)``."""
+        ...
+
+    async def read_history(
+        self, actor_id: str, after_seq: int = 0, limit: int | None = None
+    ) -> list[HistoryEntry]:
+        """History entries with ``seq > after_seq``, in seq order."""
+        ...
