@@ -5,7 +5,7 @@ PyrivetError                      base of everything pyrivet raises
 ├── DefinitionError               an actor definition is invalid (raised at import time)
 ├── StorageError                  a storage driver cannot open or operate
 │   └── DataDirLockedError        another process holds the data directory
-└── ActorError                    what a caller of an actor receives; has group/code/message/metadata
+└── ActorError                  what a caller of an actor receives (group, code, message, metadata)
     ├── UserError                 raised by actor code on purpose; reaches the client as is
     ├── ActorNotFoundError        actor/not_found
     ├── DuplicateKeyError         actor/duplicate_key
@@ -189,7 +189,7 @@ class InternalError(ActorError):
         super().__init__(message, **kwargs)
 
 
-class ActorAborted(BaseException):  # noqa: N818 - a control-flow signal, named for the event
+class ActorAborted(BaseException):
     """Raised inside actor code that waits on something the shutting-down actor gave up.
 
     It derives from `BaseException` so that ``except Exception`` in user code does not

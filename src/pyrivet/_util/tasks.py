@@ -49,9 +49,7 @@ class TaskSupervisor:
             return
         exc = task.exception()
         if exc is not None:
-            log.error(
-                "%s: background task %s failed", self._name, task.get_name(), exc_info=exc
-            )
+            log.error("%s: background task %s failed", self._name, task.get_name(), exc_info=exc)
 
     async def aclose(self) -> None:
         """Cancel every remaining task and wait for them to finish."""

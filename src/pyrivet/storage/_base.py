@@ -134,6 +134,10 @@ class CommitRecord(msgspec.Struct):
     actor_id: str
     #: The actor's seq after this commit; strictly increasing per actor.
     seq: int
+    #: The actor row to insert in this commit (its first start: creation and initial
+    #: state land together). A live duplicate ``(name, key)`` fails the batch with
+    #: DuplicateKeyError.
+    create: ActorRecord | None = None
     #: The new snapshot, or None to leave ``actor_state`` as it is.
     state: bytes | None = None
     #: Set on the commit that completes the actor's first start.

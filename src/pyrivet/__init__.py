@@ -1,0 +1,84 @@
+"""pyrivet: Rivet Actors for Python.
+
+Long-lived, stateful actors on asyncio whose state is durable before a reply leaves.
+
+```python
+from pyrivet import Registry, actor
+
+counter = actor("counter", state={"count": 0})
+
+@counter.action
+def increment(c, amount: int = 1) -> int:
+    c.state["count"] += amount
+    return c.state["count"]
+
+registry = Registry([counter])
+```
+"""
+
+import logging as _logging
+
+from ._runtime.history import HistoryRecord as HistoryRecord
+from ._runtime.instance import ActorStatus as ActorStatus
+from ._runtime.registry import Registry as Registry
+from ._runtime.runtime import Runtime as Runtime
+from ._version import __version__ as __version__
+from .actor import (
+    ActorContext as ActorContext,
+    ActorDefinition as ActorDefinition,
+    ActorOptions as ActorOptions,
+    Conn as Conn,
+    actor as actor,
+)
+from .client import Client as Client
+from .errors import (
+    ActionNotFoundError as ActionNotFoundError,
+    ActionTimeoutError as ActionTimeoutError,
+    ActorError as ActorError,
+    ActorNotFoundError as ActorNotFoundError,
+    CommitError as CommitError,
+    DataDirLockedError as DataDirLockedError,
+    DefinitionError as DefinitionError,
+    DuplicateKeyError as DuplicateKeyError,
+    EncodingError as EncodingError,
+    InternalError as InternalError,
+    InvalidArgumentsError as InvalidArgumentsError,
+    PyrivetError as PyrivetError,
+    UserError as UserError,
+)
+from .storage import MemoryDriver as MemoryDriver, SQLiteDriver as SQLiteDriver
+
+_logging.getLogger("pyrivet").addHandler(_logging.NullHandler())
+
+__all__ = [
+    "__version__",
+    # defining actors
+    "actor",
+    "ActorDefinition",
+    "ActorOptions",
+    "ActorContext",
+    "Conn",
+    # running them
+    "Registry",
+    "Runtime",
+    "ActorStatus",
+    "HistoryRecord",
+    "MemoryDriver",
+    "SQLiteDriver",
+    # calling them
+    "Client",
+    # errors
+    "PyrivetError",
+    "ActorError",
+    "UserError",
+    "ActorNotFoundError",
+    "ActionNotFoundError",
+    "ActionTimeoutError",
+    "CommitError",
+    "DataDirLockedError",
+    "DefinitionError",
+    "DuplicateKeyError",
+    "EncodingError",
+    "InternalError",
+    "InvalidArgumentsError",
+]

@@ -1,0 +1,377 @@
+"""CBOR encoding of user values and protocol trees, matching RivetKit's JavaScript side.
+
+Two flavours exist on the wire (see the protocol reference, §5.2 and §5.3):
+
+* **compat** (`encode` / `decode`): CBOR of the JSON-compat form of a value (bigints,
+  bytes, sets and undefined as ``["$Tag", ...]`` arrays; see `json_compat`). The nested
+  payloads of the bare encoding use it in both directions, as do ``rvt-input`` and the
+  values a server puts in cbor replies, which the JavaScript client revives.
+* **native** (`encode_native` / `decode_native`): plain CBOR as cbor-x writes it, with
+  no compat layer. The JavaScript client sends its values this way in the cbor
+  encoding: bigints as 64-bit integers, ``Uint8Array`` as tag 64, ``Set`` as tag 258,
+  ``undefined`` as ``0xf7``.
+
+Decoding accepts what cbor-x produces: 16-bit map headers (``0xb9``), typed arrays
+(tags 64-87: tag 64/68 become bytes, the others lists of numbers), ``undefined``
+(becomes ``None``), dates (tag 1, become aware datetimes). Other tags are unwrapped to
+their content. Input with trailing bytes, or whose decoded form is larger than the
+input could hold without shared references (a guard against "billion laughs" built
+from tags 28/29), is rejected.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import enum
+import io
+import struct
+from collections.abc import Mapping
+from typing import Any, Final
+
+import cbor2
+
+from .._protocol.errors import InvalidMessageError
+from ..errors import EncodingError
+from .json_compat import (
+    MAX_DEPTH,
+    UNDEFINED,
+    BadValue,
+    dict_key,
+    from_compat,
+    lower,
+    to_compat,
+)
+
+__all__ = [
+    "Uint64",
+    "decode",
+    "decode_native",
+    "encode",
+    "encode_native",
+    "encode_tree",
+    "load_tree",
+    "to_native",
+]
+
+_UTC = dt.UTC
+_TAG_SET: Final = 258
+_BYTE_TAGS: Final = frozenset({64, 68})
+#: RFC 8746 typed arrays (cbor-x writes the little-endian ones), as struct formats.
+_TYPED_ARRAYS: Final = {
+    65: ">H",
+    66: ">I",
+    67: ">Q",
+    69: "<H",
+    70: "<I",
+    71: "<Q",
+    72: "b",
+    73: ">h",
+    74: ">i",
+    75: ">q",
+    77: "<h",
+    78: "<i",
+    79: "<q",
+    80: ">e",
+    81: ">f",
+    82: ">d",
+    84: "<e",
+    85: "<f",
+    86: "<d",
+}
+
+
+class Uint64:
+    """A protocol ``uint`` that must be written with the 8-byte CBOR argument (``0x1b``).
+
+    cbor-x decodes only such integers to ``bigint``, which the JavaScript client requires
+    for action ids (a small ``0x00`` would decode to a number and fail validation).
+    """
+
+    __slots__ = ("value",)
+
+    def __init__(self, value: int) -> None:
+        if not 0 <= value < 2**64:
+            raise EncodingError(f"protocol uint out of range: {value}")
+        self.value = value
+
+    def __repr__(self) -> str:
+        return f"Uint64({self.value})"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Uint64) and other.value == self.value
+
+    def __hash__(self) -> int:
+        return hash(("Uint64", self.value))
+
+
+def _default(encoder: cbor2.CBOREncoder, value: Any) -> None:
+    if isinstance(value, Uint64):
+        encoder.write(b"\x1b" + value.value.to_bytes(8, "big"))
+        return
+    raise TypeError(f"cannot serialize type {type(value).__name__}")
+
+
+def encode_tree(tree: Any) -> bytes:
+    """Serialize a prepared tree as CBOR.
+
+    Args:
+        tree: builtins as produced by `to_compat` (CBOR target) or `to_native`, plus
+            `Uint64` markers at protocol-uint positions.
+
+    Returns:
+        The CBOR bytes (maps with ordinary ``0xa_`` headers, in insertion order).
+
+    Raises:
+        EncodingError: the tree holds a type CBOR cannot carry.
+    """
+    try:
+        return cbor2.dumps(tree, default=_default, datetime_as_timestamp=True, timezone=_UTC)
+    except (cbor2.CBOREncodeError, TypeError, ValueError, OverflowError) as exc:
+        raise EncodingError(f"cannot encode value as CBOR: {exc}") from None
+
+
+class _Normalizer:
+    """Turns cbor2's output into plain values, within a node budget."""
+
+    __slots__ = ("remaining",)
+
+    def __init__(self, budget: int) -> None:
+        self.remaining = budget
+
+    def walk(self, value: Any, depth: int) -> Any:
+        self.remaining -= 1
+        if self.remaining < 0:
+            raise BadValue(
+                "decoded value is larger than its encoding "
+                "(shared references, CBOR tags 28/29, are not supported)"
+            )
+        kind = type(value)
+        if value is None or kind is str or kind is int or kind is bool or kind is float:
+            return value
+        if kind is bytes:
+            return value
+        if depth >= MAX_DEPTH:
+            raise BadValue(f"nested deeper than {MAX_DEPTH} levels")
+        if kind is list:
+            out: list[Any] = []
+            index = 0
+            try:
+                for index, item in enumerate(value):  # noqa: B007 - index is read in except
+                    out.append(self.walk(item, depth + 1))
+            except BadValue as bad:
+                raise bad.add_index(index) from None
+            return out
+        if kind is dict:
+            mapped: dict[Any, Any] = {}
+            key: object = None
+            try:
+                for key, item in value.items():
+                    mapped[key] = self.walk(item, depth + 1)
+            except BadValue as bad:
+                raise bad.add_key(key) from None
+            return mapped
+        return self._other(value, depth)
+
+    def _other(self, value: Any, depth: int) -> Any:
+        if value is cbor2.undefined:
+            return None
+        if isinstance(value, cbor2.CBORTag):
+            return self._tag(value.tag, value.value, depth)
+        if isinstance(value, (set, frozenset)):
+            items = [self.walk(item, depth + 1) for item in value]
+            try:
+                return set(items)
+            except TypeError:
+                return items
+        if isinstance(value, cbor2.CBORSimpleValue):
+            raise BadValue(f"unsupported CBOR simple value {value.value}")
+        if isinstance(value, Mapping):  # cbor2's frozendict, in immutable contexts
+            return {key: self.walk(item, depth + 1) for key, item in value.items()}
+        # datetimes (tags 0/1), tuples (map keys), and cbor2's other semantic types
+        # (Decimal, UUID, ...) are left as they are.
+        return value
+
+    def _tag(self, tag: int, content: Any, depth: int) -> Any:
+        if tag in _BYTE_TAGS and isinstance(content, bytes):
+            return content
+        fmt = _TYPED_ARRAYS.get(tag)
+        if fmt is not None and isinstance(content, bytes):
+            size = struct.calcsize(fmt)
+            if len(content) % size:
+                raise BadValue(f"typed array (CBOR tag {tag}) has a partial element")
+            return [item[0] for item in struct.iter_unpack(fmt, content)]
+        return self.walk(content, depth + 1)
+
+
+def load_tree(data: bytes | bytearray | memoryview) -> Any:
+    """Decode one CBOR item into plain values, without reviving compat tags.
+
+    Args:
+        data: exactly one CBOR data item.
+
+    Returns:
+        dict/list/str/int/float/bool/None, bytes, sets, datetimes, ... (see the module
+        docstring for how cbor-x specific items are mapped).
+
+    Raises:
+        InvalidMessageError: empty, truncated or malformed CBOR, trailing bytes, or a
+            value nested too deeply.
+    """
+    if isinstance(data, str):
+        raise InvalidMessageError("invalid CBOR: expected binary data, got text")
+    raw = bytes(data)
+    if not raw:
+        raise InvalidMessageError("invalid CBOR: the message is empty")
+    stream = io.BytesIO(raw)
+    try:
+        value = cbor2.CBORDecoder(stream).decode()
+    except cbor2.CBORDecodeEOF:
+        raise InvalidMessageError(f"invalid CBOR: truncated ({len(raw)} bytes)") from None
+    except Exception as exc:  # any failure on untrusted bytes means "not valid CBOR"
+        raise InvalidMessageError(f"invalid CBOR: {exc}") from None
+    if stream.tell() != len(raw):
+        extra = len(raw) - stream.tell()
+        raise InvalidMessageError(f"invalid CBOR: {extra} unexpected bytes after the value")
+    try:
+        # Every item of a CBOR encoding takes at least one byte, so an honest value
+        # never decodes to more nodes than it has bytes.
+        return _Normalizer(len(raw) + 8).walk(value, 0)
+    except BadValue as bad:
+        raise InvalidMessageError(f"invalid value at {bad.where()}: {bad.reason}") from None
+
+
+class _NativeEncoder:
+    """Converts a Python value to what cbor-x would write for it, without compat tags."""
+
+    def walk(self, value: Any, depth: int) -> Any:
+        kind = type(value)
+        if value is None or kind is str or kind is bool or kind is float or kind is int:
+            return value
+        if kind is bytes:
+            return value
+        if depth >= MAX_DEPTH:
+            raise BadValue(f"nested deeper than {MAX_DEPTH} levels (does a value contain itself?)")
+        if kind is list or kind is tuple:
+            return self._items(value, depth)
+        if kind is dict:
+            return self._mapping(value, depth)
+        return self._other(value, depth)
+
+    def _items(self, items: Any, depth: int) -> list[Any]:
+        out: list[Any] = []
+        index = 0
+        try:
+            for index, item in enumerate(items):  # noqa: B007 - index is read in except
+                out.append(self.walk(item, depth + 1))
+        except BadValue as bad:
+            raise bad.add_index(index) from None
+        return out
+
+    def _mapping(self, mapping: Mapping[Any, Any], depth: int) -> dict[Any, Any]:
+        out: dict[Any, Any] = {}
+        key: object = None
+        try:
+            for key, item in mapping.items():
+                out[dict_key(key, json=False)] = self.walk(item, depth + 1)
+        except BadValue as bad:
+            raise bad.add_key(key) from None
+        return out
+
+    def _other(self, value: Any, depth: int) -> Any:
+        if isinstance(value, (bytes, bytearray, memoryview)):
+            return bytes(value)
+        if isinstance(value, (set, frozenset)):
+            return cbor2.CBORTag(_TAG_SET, self._items(value, depth))
+        if value is UNDEFINED:
+            return cbor2.undefined
+        if isinstance(value, enum.Enum):
+            return self.walk(value.value, depth + 1)
+        if isinstance(value, int):
+            return int(value)
+        if isinstance(value, float):
+            return float(value)
+        if isinstance(value, str):
+            return str.__str__(value)
+        if isinstance(value, (list, tuple)):
+            return self._items(value, depth)
+        if isinstance(value, Mapping):
+            return self._mapping(value, depth)
+        if isinstance(value, dt.datetime):
+            return value if value.tzinfo is not None else value.replace(tzinfo=_UTC)
+        if isinstance(value, (dt.date, dt.time)):
+            return value.isoformat()
+        return self.walk(lower(value), depth + 1)
+
+
+_NATIVE = _NativeEncoder()
+
+
+def to_native(value: Any) -> Any:
+    """Convert a Python value to a tree `encode_tree` writes as plain cbor-x CBOR.
+
+    Args:
+        value: a value of the types listed in `json_compat`.
+
+    Returns:
+        The tree: bytes stay bytes, sets become tag 258, `UNDEFINED` CBOR undefined,
+        large ints stay ints (64-bit or bignum on the wire); nothing is escaped.
+
+    Raises:
+        EncodingError: something inside ``value`` cannot be sent; the message gives its
+            position.
+    """
+    try:
+        return _NATIVE.walk(value, 0)
+    except BadValue as bad:
+        raise EncodingError(
+            f"cannot encode value at {bad.where()}: {bad.reason}",
+            metadata={"path": bad.where()},
+        ) from None
+
+
+def encode(value: Any) -> bytes:
+    """Encode a value as CBOR of its JSON-compat form (``cbor.encode(jsonCompat(v))``).
+
+    Args:
+        value: the value.
+
+    Returns:
+        CBOR bytes a RivetKit JavaScript peer decodes and revives to the same value.
+
+    Raises:
+        EncodingError: the value (or something inside it) cannot be encoded.
+    """
+    return encode_tree(to_compat(value, json=False))
+
+
+def decode(data: bytes | bytearray | memoryview) -> Any:
+    """Decode CBOR of a JSON-compat form, reviving the tags.
+
+    Args:
+        data: exactly one CBOR item.
+
+    Returns:
+        The Python value.
+
+    Raises:
+        InvalidMessageError: malformed CBOR, trailing bytes, or an invalid compat tag.
+    """
+    return from_compat(load_tree(data))
+
+
+def encode_native(value: Any) -> bytes:
+    """Encode a value as plain CBOR, the way cbor-x writes JavaScript values.
+
+    Raises:
+        EncodingError: the value (or something inside it) cannot be encoded.
+    """
+    return encode_tree(to_native(value))
+
+
+def decode_native(data: bytes | bytearray | memoryview) -> Any:
+    """Decode plain CBOR (no compat tags revived); same as `load_tree`.
+
+    Raises:
+        InvalidMessageError: malformed CBOR or trailing bytes.
+    """
+    return load_tree(data)

@@ -1,0 +1,1 @@
+"""The runtime (L3): the only layer that runs user code."""

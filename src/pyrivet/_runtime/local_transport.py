@@ -1,0 +1,159 @@
+"""`LocalTransport`: the in-process transport behind ``Client(runtime)``.
+
+It has the shape of ``pyrivet.client.Transport`` (structurally; the runtime does not
+import the client). Values are copied through the storage encoding on the way in and
+out, exactly as a network hop would: the actor never shares an object with its caller,
+unencodable arguments fail before anything runs, and errors reach the caller rebuilt
+from ``(group, code, message, metadata)`` as they would arrive over the wire.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
+
+from .._codec.values import decode, encode
+from .._protocol.query import ActorQuery
+from ..errors import ActorError, EncodingError, error_from_wire
+
+if TYPE_CHECKING:
+    from .connections import ConnImpl
+    from .runtime import Runtime
+
+__all__ = ["LocalTransport"]
+
+T = TypeVar("T")
+
+
+class _Listener(Protocol):
+    def on_event(self, event: str, args: list[Any]) -> None: ...
+
+    def on_close(self, reason: str | None) -> None: ...
+
+
+async def _rewrapping_errors(call: Callable[[], Awaitable[T]]) -> T:
+    try:
+        return await call()
+    except ActorError as exc:
+        raise error_from_wire(exc.group, exc.code, exc.message, exc.metadata) from None
+
+
+class LocalTransport:
+    """Calls a `Runtime` in the same process."""
+
+    def __init__(self, runtime: Runtime) -> None:
+        self._runtime = runtime
+        self._max_in = runtime.registry.max_incoming_message_size
+        self._max_out = runtime.registry.max_outgoing_message_size
+
+    def _copy_in(self, value: Any, what: str) -> tuple[bytes, Any]:
+        data = encode(value, what)
+        if len(data) > self._max_in:
+            raise EncodingError(
+                f"{what} is {len(data)} bytes, above the incoming message limit "
+                f"({self._max_in} bytes)",
+                group="message",
+                code="incoming_too_long",
+            )
+        return data, decode(data)
+
+    def _copy_out(self, value: Any) -> Any:
+        data = encode(value, "the action result")
+        if len(data) > self._max_out:
+            raise EncodingError(
+                f"the action result is {len(data)} bytes, above the outgoing message limit "
+                f"({self._max_out} bytes)",
+                group="message",
+                code="outgoing_too_long",
+            )
+        return decode(data)
+
+    async def resolve(self, query: ActorQuery) -> str:
+        async def run() -> str:
+            if query.input is not None:
+                self._copy_in(query.input, "the actor input")
+            return await self._runtime.resolve(query)
+
+        return await _rewrapping_errors(run)
+
+    async def call(
+        self, query: ActorQuery, actor_id: str | None, name: str, args: list[Any], params: Any
+    ) -> tuple[str, Any]:
+        async def run() -> tuple[str, Any]:
+            data, copied = self._copy_in(args, "the action arguments")
+            target = actor_id
+            if target is None:
+                target = await self._runtime.resolve(query, durable=False)
+            result = await self._runtime.call_action(
+                target, name, copied, params=params, encoded_args=data
+            )
+            return target, self._copy_out(result)
+
+        return await _rewrapping_errors(run)
+
+    async def connect(
+        self, actor_id: str, params: Any, subscriptions: set[str], listener: _Listener
+    ) -> LocalConnection:
+        connection = LocalConnection(self, listener)
+
+        async def run() -> ConnImpl:
+            return await self._runtime.connect(actor_id, params, connection, subscriptions)
+
+        connection.conn = await _rewrapping_errors(run)
+        return connection
+
+    async def aclose(self) -> None:
+        """Nothing to release: the runtime outlives its in-process clients."""
+
+
+class LocalConnection:
+    """An in-process connection: the client's end and the actor's event sink in one."""
+
+    def __init__(self, transport: LocalTransport, listener: _Listener) -> None:
+        self._transport = transport
+        self._listener = listener
+        self.conn: ConnImpl | None = None
+
+    def _open_conn(self) -> ConnImpl:
+        if self.conn is None or not self.conn.is_open:
+            raise ActorError("the connection is closed", group="connection", code="closed")
+        return self.conn
+
+    @property
+    def actor_id(self) -> str:
+        return self._open_conn()._inst.actor_id
+
+    @property
+    def connection_id(self) -> str:
+        return self._open_conn().id
+
+    async def call(self, name: str, args: list[Any]) -> Any:
+        transport = self._transport
+
+        async def run() -> Any:
+            conn = self._open_conn()
+            data, copied = transport._copy_in(args, "the action arguments")
+            result = await transport._runtime.call_on_conn(conn, name, copied, data)
+            return transport._copy_out(result)
+
+        return await _rewrapping_errors(run)
+
+    def subscribe(self, event: str) -> None:
+        if self.conn is not None:
+            self.conn.subscribe(event)
+
+    def unsubscribe(self, event: str) -> None:
+        if self.conn is not None:
+            self.conn.unsubscribe(event)
+
+    async def close(self) -> None:
+        if self.conn is not None:
+            await self.conn.disconnect()
+
+    # EventSink: called by the runtime.
+
+    def deliver(self, event: str, payload: bytes) -> None:
+        self._listener.on_event(event, decode(payload))
+
+    def closed(self, reason: str | None) -> None:
+        self._listener.on_close(reason)

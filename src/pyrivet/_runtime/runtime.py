@@ -1,0 +1,513 @@
+"""`Runtime`: hosts the actors of a `Registry` in this process.
+
+```python
+async with registry.runtime(data_dir=".pyrivet") as runtime:
+    client = Client(runtime)
+    ...
+```
+
+The runtime owns the storage driver, the committer (group commit), the alarm
+scheduler, the idle sweeper and every awake `ActorInstance`. Transports (the in-process
+client transport, the server) call its public coroutines: `resolve`, `call_action`,
+`connect`, `destroy`. Everything runs on one event loop.
+
+Activation is start-and-wait-ready: the first request for a sleeping actor wakes it
+(create_vars, on_wake) and requests wait until it is ready; if a hook fails, every
+waiting request receives that error and the actor stays asleep.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+from typing import TYPE_CHECKING, Any
+
+from .._codec.values import decode, encode
+from .._protocol.query import ActorQuery
+from .._util.clock import Clock, SystemClock
+from .._util.ids import new_id
+from .._util.tasks import TaskSupervisor
+from ..actor._definition import ActorDefinition
+from ..errors import ActorError, ActorNotFoundError, ActorStoppingError, DuplicateKeyError
+from ..storage._base import ActorRecord, ActorStore, AlarmRecord, CommitRecord, HistoryEntry
+from . import alarms as alarms_mod, checkpoint
+from .alarms import AlarmScheduler
+from .committer import Committer
+from .connections import ConnImpl, EventSink, open_conn
+from .history import HistoryRecord, to_record
+from .idle import IdleSweeper
+from .instance import ActorInstance, ActorStatus
+from .local_transport import LocalTransport
+from .services import Services
+
+if TYPE_CHECKING:
+    from .registry import Registry
+
+__all__ = ["Runtime"]
+
+log = logging.getLogger("pyrivet.runtime")
+
+
+class Runtime:
+    """Runs the actors of a registry; an async context manager."""
+
+    def __init__(
+        self,
+        registry: Registry,
+        *,
+        storage: ActorStore | None = None,
+        data_dir: str | os.PathLike[str] | None = None,
+        clock: Clock | None = None,
+        region: str = "local",
+    ) -> None:
+        self.registry = registry
+        if storage is None:
+            from ..storage._sqlite import SQLiteDriver
+
+            strict = any(d.options.durability == "strict" for d in registry.definitions.values())
+            storage = SQLiteDriver(
+                data_dir if data_dir is not None else ".pyrivet",
+                synchronous="FULL" if strict else "NORMAL",
+            )
+        self.storage = storage
+        self.clock: Clock = clock or SystemClock()
+        self._region = region
+        self._instances: dict[str, ActorInstance] = {}
+        #: (name, key) -> actor_id for actors whose creation commit is not durable yet.
+        self._fresh: dict[tuple[str, tuple[str, ...]], str] = {}
+        self._resolving: dict[tuple[str, tuple[str, ...]], asyncio.Future[str]] = {}
+        self._started = False
+        self._closing = False
+        self._svc: Services | None = None
+
+    # -- lifecycle -----------------------------------------------------------------
+
+    async def __aenter__(self) -> Runtime:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    async def start(self) -> None:
+        """Open storage, start the committer and load durable schedules."""
+        if self._started:
+            raise RuntimeError("this runtime was already started")
+        self._started = True
+        await self.storage.open()
+        committer = Committer(
+            self.storage, on_committed=self._on_committed, on_failed=self._on_failed
+        )
+        committer.start()
+        scheduler = AlarmScheduler(self.clock, self._on_alarm_due)
+        self._svc = Services(
+            store=self.storage,
+            clock=self.clock,
+            committer=committer,
+            alarms=scheduler,
+            idle=IdleSweeper(self.clock),
+            tasks=TaskSupervisor("pyrivet runtime"),
+            forget=self._forget,
+            region=self._region,
+            max_outgoing_message_size=self.registry.max_outgoing_message_size,
+        )
+        add_settler = getattr(self.clock, "add_settler", None)
+        if add_settler is not None:
+            add_settler(committer.settler)
+        scheduler.load(await self.storage.list_alarms())
+
+    async def aclose(self) -> None:
+        """Put every awake actor to sleep (state committed), then close storage."""
+        if self._svc is None or self._closing:
+            return
+        self._closing = True
+        svc = self._svc
+        svc.alarms.close()
+        svc.idle.close()
+        instances = list(self._instances.values())
+        await asyncio.gather(
+            *(i.shutdown(False) for i in instances if i.status is ActorStatus.RUNNING),
+            return_exceptions=True,
+        )
+        await svc.tasks.aclose()
+        await svc.committer.aclose()
+        remove_settler = getattr(self.clock, "remove_settler", None)
+        if remove_settler is not None:
+            remove_settler(svc.committer.settler)
+        await self.storage.close()
+
+    @property
+    def _services(self) -> Services:
+        if self._svc is None:
+            raise RuntimeError("the runtime is not started; use `async with runtime:`")
+        if self._closing:
+            raise ActorStoppingError("the runtime is shutting down", code="stopping")
+        return self._svc
+
+    # -- committer and scheduler callbacks -----------------------------------------
+
+    def _on_committed(self, record: CommitRecord) -> None:
+        if record.create is not None:
+            self._fresh.pop((record.create.name, record.create.key), None)
+        svc = self._svc
+        assert svc is not None
+        svc.alarms.apply(record)
+        inst = self._instances.get(record.actor_id)
+        if inst is not None:
+            checkpoint.committed(inst, record)
+
+    def _on_failed(self, record: CommitRecord, exc: BaseException) -> None:
+        inst = self._instances.get(record.actor_id)
+        if record.create is not None:
+            self._fresh.pop((record.create.name, record.create.key), None)
+            # The actor never existed: drop the instance so the next request creates it.
+            if inst is not None:
+                self._forget(inst)
+                inst.status = ActorStatus.STOPPED
+        if inst is not None:
+            checkpoint.failed(inst, record, exc)
+
+    def _on_alarm_due(self, alarm: AlarmRecord) -> None:
+        self._services.spawn(self._dispatch_alarm(alarm), f"alarm:{alarm.alarm_id}")
+
+    async def _dispatch_alarm(self, alarm: AlarmRecord) -> None:
+        svc = self._services
+        try:
+            inst = await self._instance(alarm.actor_id)
+            await alarms_mod.fire(inst, alarm)
+        except ActorNotFoundError:
+            svc.alarms.forget_actor(alarm.actor_id)
+        except Exception:
+            log.exception("schedule %s of actor %s failed to run", alarm.alarm_id, alarm.actor_id)
+        finally:
+            svc.alarms.done_firing(alarm.alarm_id)
+
+    def _forget(self, inst: ActorInstance) -> None:
+        if self._instances.get(inst.actor_id) is inst:
+            del self._instances[inst.actor_id]
+
+    # -- addressing ----------------------------------------------------------------
+
+    def definition(self, name: str) -> ActorDefinition[Any]:
+        """The definition named ``name``.
+
+        Raises:
+            ActorNotFoundError: no actor type of that name is registered.
+        """
+        definition = self.registry.definitions.get(name)
+        if definition is None:
+            known = ", ".join(sorted(self.registry.definitions)) or "none"
+            raise ActorNotFoundError(
+                f"no actor type named {name!r} is registered (registered: {known})",
+                code="not_found",
+            )
+        return definition
+
+    async def resolve(self, query: ActorQuery, *, durable: bool = True) -> str:
+        """The actor id for ``query``, creating the actor if the query says so.
+
+        With ``durable=False`` a newly created actor's id is returned before its
+        creation commit is durable (the caller's next reply waits for it).
+
+        Raises:
+            ActorNotFoundError: unknown actor type, or no such actor (get, get_for_id).
+            DuplicateKeyError: ``create`` of a key a live actor has.
+            ActorError / InternalError: a creation hook failed.
+        """
+        definition = self.definition(query.name)
+        if query.mode == "get_for_id":
+            if query.actor_id is None:
+                raise ActorNotFoundError("get_for_id needs an actor id")
+            await self._instance(query.actor_id, expect_name=query.name)
+            return query.actor_id
+        slot = (query.name, query.key)
+        while (pending := self._resolving.get(slot)) is not None:
+            try:
+                actor_id = await asyncio.shield(pending)
+            except Exception:
+                continue
+            if query.mode == "create":
+                raise _duplicate(query)
+            return actor_id
+        future: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+        self._resolving[slot] = future
+        try:
+            actor_id = await self._resolve_slot(definition, query, durable)
+        except BaseException as exc:
+            future.set_exception(exc)
+            future.exception()
+            raise
+        else:
+            future.set_result(actor_id)
+            return actor_id
+        finally:
+            del self._resolving[slot]
+
+    async def _resolve_slot(
+        self, definition: ActorDefinition[Any], query: ActorQuery, durable: bool
+    ) -> str:
+        actor_id = self._fresh.get((query.name, query.key))
+        if actor_id is None:
+            record = await self._services.store.find_actor(query.name, query.key)
+            actor_id = record.actor_id if record is not None else None
+        if actor_id is not None:
+            if query.mode == "create":
+                raise _duplicate(query)
+            return actor_id
+        if query.mode == "get":
+            raise ActorNotFoundError(
+                f"no actor {query.name!r} with key {list(query.key)!r}; create it with "
+                "create() or get_or_create()"
+            )
+        return await self._create(definition, query, durable)
+
+    async def _create(
+        self, definition: ActorDefinition[Any], query: ActorQuery, durable: bool
+    ) -> str:
+        svc = self._services
+        actor_id = new_id()
+        input_bytes = encode(query.input, "the actor input") if query.input is not None else None
+        record = ActorRecord(actor_id, query.name, query.key, svc.now_ms(), input_bytes, True)
+        inst = ActorInstance(svc, definition, actor_id, query.key)
+        self._instances[actor_id] = inst
+        self._fresh[(query.name, query.key)] = actor_id
+        try:
+            await inst.first_start(record, query.input)
+        except BaseException as exc:
+            self._fail_activation(inst, exc)
+            if inst.seq == 0:
+                self._fresh.pop((query.name, query.key), None)
+            raise
+        if durable:
+            await inst.output_gate()
+        return actor_id
+
+    def _fail_activation(self, inst: ActorInstance, exc: BaseException) -> None:
+        self._forget(inst)
+        inst.status = ActorStatus.STOPPED
+        life = inst.life
+        if life is not None and not life.ready.done():
+            life.ready.set_exception(exc)
+            life.ready.exception()
+
+    async def _instance(self, actor_id: str, expect_name: str | None = None) -> ActorInstance:
+        """The awake instance of ``actor_id``, waking it if needed."""
+        while True:
+            inst = self._instances.get(actor_id)
+            if inst is None:
+                return await self._wake(actor_id, expect_name)
+            if expect_name is not None and inst.name != expect_name:
+                raise _not_found_id(actor_id)
+            status = inst.status
+            if status is ActorStatus.RUNNING:
+                return inst
+            life = inst.lifecycle()
+            if status is ActorStatus.LOADING:
+                await asyncio.shield(life.ready)
+            elif life.stopped is not None:
+                await asyncio.shield(life.stopped)
+            else:
+                await asyncio.sleep(0)
+
+    async def _wake(self, actor_id: str, expect_name: str | None) -> ActorInstance:
+        svc = self._services
+        record = await svc.store.get_actor(actor_id)
+        if record is None or (expect_name is not None and record.name != expect_name):
+            raise _not_found_id(actor_id)
+        existing = self._instances.get(actor_id)
+        if existing is not None:
+            return await self._instance(actor_id, expect_name)
+        definition = self.registry.definitions.get(record.name)
+        if definition is None:
+            raise ActorNotFoundError(
+                f"actor {actor_id} is of type {record.name!r}, which this registry does not "
+                "define; add it to the Registry"
+            )
+        inst = ActorInstance(svc, definition, actor_id, record.key)
+        self._instances[actor_id] = inst
+        try:
+            stored = await svc.store.load_state(actor_id)
+            await inst.wake(stored.seq, stored.snapshot)
+        except BaseException as exc:
+            self._fail_activation(inst, exc)
+            raise
+        return inst
+
+    # -- calls ---------------------------------------------------------------------
+
+    async def call_action(
+        self,
+        actor_id: str,
+        name: str,
+        args: list[Any] | tuple[Any, ...],
+        *,
+        params: Any = None,
+        encoded_args: bytes | None = None,
+    ) -> Any:
+        """Run action ``name`` on ``actor_id`` and return its result.
+
+        The call runs with a transient connection (its hooks run) when the actor type
+        defines connection hooks or connection state, or when ``params`` are given.
+
+        Raises:
+            ActorNotFoundError, ActionNotFoundError, InvalidArgumentsError: bad address
+                or call; nothing ran.
+            ActionTimeoutError, UserError, InternalError, EncodingError, CommitError:
+                see `ActorInstance.invoke`.
+        """
+        while True:
+            inst = self._instances.get(actor_id)
+            if inst is None or inst.status is not ActorStatus.RUNNING:
+                inst = await self._instance(actor_id)
+            spec = inst.check_call(name, args)
+            if params is None and not inst.definition.uses_connections:
+                try:
+                    return await inst.invoke(spec, args, None, encoded_args)
+                except ActorStoppingError:
+                    await self._wait_stopped(inst)
+                    continue
+            return await self._call_with_transient_conn(inst, spec.name, args, params, encoded_args)
+
+    async def _call_with_transient_conn(
+        self, inst: ActorInstance, name: str, args: Any, params: Any, encoded_args: bytes | None
+    ) -> Any:
+        from .connections import disconnect
+
+        conn = await open_conn(inst, params, None)
+        try:
+            return await inst.invoke(inst.check_call(name, args), args, conn, encoded_args)
+        finally:
+            await disconnect(conn, None)
+
+    async def _wait_stopped(self, inst: ActorInstance) -> None:
+        life = inst.lifecycle()
+        if life.stopped is not None:
+            await asyncio.shield(life.stopped)
+        else:
+            await asyncio.sleep(0)
+
+    async def connect(
+        self,
+        actor_id: str,
+        params: Any,
+        sink: EventSink,
+        subscriptions: set[str] | None = None,
+    ) -> ConnImpl:
+        """Open a connection to ``actor_id`` whose events go to ``sink``.
+
+        ``subscriptions`` are in place before on_connect runs, so events it sends reach
+        them.
+
+        Raises:
+            ActorNotFoundError: no such actor.
+            ActorError / UserError / InternalError: a connection hook rejected it.
+        """
+        while True:
+            inst = await self._instance(actor_id)
+            try:
+                return await open_conn(inst, params, sink, subscriptions)
+            except ActorStoppingError:
+                await self._wait_stopped(inst)
+
+    async def call_on_conn(
+        self, conn: ConnImpl, name: str, args: list[Any], encoded_args: bytes | None = None
+    ) -> Any:
+        """Run an action over an open connection (see `call_action` for errors)."""
+        if not conn.is_open:
+            raise ActorError("the connection is closed", group="connection", code="closed")
+        inst = conn._inst
+        return await inst.invoke(inst.check_call(name, args), args, conn, encoded_args)
+
+    def client_transport(self) -> LocalTransport:
+        """The in-process transport for ``pyrivet.client.Client(runtime)``."""
+        return LocalTransport(self)
+
+    async def destroy(self, actor_id: str) -> None:
+        """Destroy an actor: on_destroy runs, then all its data is deleted.
+
+        Raises:
+            ActorNotFoundError: no such actor.
+        """
+        inst = await self._instance(actor_id)
+        life = inst.lifecycle()
+        if life.stop_requested != "destroy":
+            life.stop_requested = "destroy"
+            await inst.shutdown(True)
+        elif life.stopped is not None:
+            await asyncio.shield(life.stopped)
+
+    async def sleep(self, actor_id: str) -> None:
+        """Put an awake actor to sleep now (no-op if it is asleep)."""
+        inst = self._instances.get(actor_id)
+        if inst is not None and inst.status is ActorStatus.RUNNING:
+            inst.lifecycle().stop_requested = "sleep"
+            await inst.shutdown(False)
+        elif inst is not None:
+            await self._wait_stopped(inst)
+
+    # -- introspection -------------------------------------------------------------
+
+    def is_awake(self, actor_id: str) -> bool:
+        """Whether the actor is in memory (loading, running or stopping)."""
+        return actor_id in self._instances
+
+    @property
+    def awake_count(self) -> int:
+        return len(self._instances)
+
+    async def history(
+        self, actor_id: str, *, after_seq: int = 0, limit: int | None = None
+    ) -> list[HistoryRecord]:
+        """The actor's committed changes, oldest first, decoded (see `HistoryRecord`)."""
+        svc = self._services
+        await svc.committer.drain()
+        entries: list[HistoryEntry] = await svc.store.read_history(actor_id, after_seq, limit)
+        definition = None
+        record = await svc.store.get_actor(actor_id)
+        if record is not None:
+            definition = self.registry.definitions.get(record.name)
+        return [to_record(entry, definition) for entry in entries]
+
+    async def state_at(self, actor_id: str, seq: int) -> Any:
+        """The actor's state as of history entry ``seq`` (within the retained history).
+
+        Raises:
+            LookupError: no retained entry at or before ``seq`` has a state snapshot.
+        """
+        entries = await self.history(actor_id, limit=None)
+        state: Any = _NO_STATE
+        for entry in entries:
+            if entry.seq > seq:
+                break
+            if entry.state_changed:
+                state = entry.state
+        if state is _NO_STATE:
+            raise LookupError(f"no state of actor {actor_id} at or before seq {seq} is retained")
+        return state
+
+    def committer_stats(self) -> tuple[int, int]:
+        """(batches, records) written by the committer so far."""
+        committer = self._services.committer
+        return (committer.batches, committer.records)
+
+    async def input_of(self, actor_id: str) -> Any:
+        """The input the actor was created with (None if none)."""
+        record = await self._services.store.get_actor(actor_id)
+        if record is None:
+            raise _not_found_id(actor_id)
+        return decode(record.input) if record.input is not None else None
+
+
+_NO_STATE: Any = object()
+
+
+def _duplicate(query: ActorQuery) -> DuplicateKeyError:
+    return DuplicateKeyError(
+        f"an actor {query.name!r} with key {list(query.key)!r} already exists; use "
+        "get_or_create() to reach it or choose another key"
+    )
+
+
+def _not_found_id(actor_id: str) -> ActorNotFoundError:
+    return ActorNotFoundError(f"actor {actor_id} was not found (it may have been destroyed)")

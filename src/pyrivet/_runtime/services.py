@@ -1,0 +1,68 @@
+"""`Services`: what every actor instance of one runtime shares.
+
+One object per runtime, referenced by each instance (one pointer instead of many), so
+an idle actor stays small. The runtime fills it in at start.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from .._util.clock import Clock
+from .._util.tasks import TaskSupervisor
+from ..storage._base import ActorStore
+
+if TYPE_CHECKING:
+    from .alarms import AlarmScheduler
+    from .committer import Committer
+    from .idle import IdleSweeper
+    from .instance import ActorInstance
+
+__all__ = ["Services"]
+
+
+class Services:
+    """Shared collaborators of all instances of one runtime."""
+
+    __slots__ = (
+        "alarms",
+        "clock",
+        "committer",
+        "forget",
+        "idle",
+        "max_outgoing_message_size",
+        "region",
+        "store",
+        "tasks",
+    )
+
+    def __init__(
+        self,
+        *,
+        store: ActorStore,
+        clock: Clock,
+        committer: Committer,
+        alarms: AlarmScheduler,
+        idle: IdleSweeper,
+        tasks: TaskSupervisor,
+        forget: Callable[[ActorInstance], None],
+        region: str,
+        max_outgoing_message_size: int,
+    ) -> None:
+        self.store = store
+        self.clock = clock
+        self.committer = committer
+        self.alarms = alarms
+        self.idle = idle
+        self.tasks = tasks
+        #: Called when an instance has stopped, to drop it from the runtime's tables.
+        self.forget = forget
+        self.region = region
+        self.max_outgoing_message_size = max_outgoing_message_size
+
+    def now_ms(self) -> int:
+        return int(self.clock.now() * 1000)
+
+    def spawn(self, coro: Any, name: str) -> Any:
+        return self.tasks.spawn(coro, name=name)

@@ -1,0 +1,88 @@
+"""Writes an actor made that are not durable yet, and outputs held behind them.
+
+`PendingWrites` exists only while an actor has something pending (it is dropped when
+everything is durable, so an idle actor carries none of this):
+
+* KV operations and schedule changes made since the last checkpoint;
+* the KV overlay, so the actor reads its own writes before they are durable;
+* the outbox: events emitted since the last checkpoint;
+* gated outputs: events and alarm changes of submitted commits, released in seq order
+  once the commit that covers them is durable (the output gate).
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from typing import Any
+
+from ..storage._base import AlarmRecord
+
+__all__ = ["Gated", "Outgoing", "PendingWrites", "TOMBSTONE"]
+
+#: Overlay value meaning "deleted, not durable yet".
+TOMBSTONE: Any = object()
+
+#: An event waiting for release: (target connection or None for a broadcast, name, payload).
+Outgoing = tuple[Any, str, bytes]
+
+
+class Gated:
+    """Outputs of one submitted commit, released when ``seq`` is durable."""
+
+    __slots__ = ("alarm_deletes", "alarm_puts", "events", "seq")
+
+    def __init__(
+        self,
+        seq: int,
+        events: list[Outgoing],
+        alarm_puts: list[AlarmRecord],
+        alarm_deletes: list[str],
+    ) -> None:
+        self.seq = seq
+        self.events = events
+        self.alarm_puts = alarm_puts
+        self.alarm_deletes = alarm_deletes
+
+
+class PendingWrites:
+    """Per-actor pending writes; see the module docstring."""
+
+    __slots__ = ("alarm_deletes", "alarm_puts", "gated", "kv_ops", "kv_overlay", "outbox", "soon")
+
+    def __init__(self) -> None:
+        self.kv_ops: list[tuple[bytes, bytes | None]] = []
+        #: key -> (seq of the commit carrying it, or None if not submitted; value or TOMBSTONE)
+        self.kv_overlay: dict[bytes, tuple[int | None, Any]] = {}
+        self.alarm_puts: dict[str, AlarmRecord] = {}
+        self.alarm_deletes: set[str] = set()
+        self.outbox: list[Outgoing] = []
+        self.gated: deque[Gated] = deque()
+        #: The scheduled soon-checkpoint, if any (an asyncio.Handle).
+        self.soon: Any = None
+
+    def has_unsubmitted(self) -> bool:
+        return bool(self.kv_ops or self.alarm_puts or self.alarm_deletes)
+
+    def is_empty(self) -> bool:
+        return not (
+            self.kv_ops
+            or self.kv_overlay
+            or self.alarm_puts
+            or self.alarm_deletes
+            or self.outbox
+            or self.gated
+            or self.soon
+        )
+
+    def mark_submitted(self, seq: int) -> None:
+        """Stamp unsubmitted overlay entries with the seq of the commit now carrying them."""
+        for key, (entry_seq, value) in self.kv_overlay.items():
+            if entry_seq is None:
+                self.kv_overlay[key] = (seq, value)
+
+    def forget_durable(self, seq: int) -> None:
+        """Drop overlay entries that are durable as of ``seq``."""
+        if self.kv_overlay:
+            self.kv_overlay = {
+                k: v for k, v in self.kv_overlay.items() if v[0] is None or v[0] > seq
+            }

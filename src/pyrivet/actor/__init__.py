@@ -1,0 +1,32 @@
+"""The definition API (L2): `actor()`, `ActorDefinition`, `ActorOptions`, `ActorContext`.
+
+Nothing here runs actors; ``pyrivet._runtime`` does.
+"""
+
+from ._context import (
+    KV as KV,
+    AbortSignal as AbortSignal,
+    ActorContext as ActorContext,
+    Conn as Conn,
+    Schedule as Schedule,
+    ScheduleEntry as ScheduleEntry,
+)
+from ._definition import (
+    ActionSpec as ActionSpec,
+    ActorDefinition as ActorDefinition,
+    actor as actor,
+)
+from ._options import ActorOptions as ActorOptions
+
+__all__ = [
+    "KV",
+    "AbortSignal",
+    "ActionSpec",
+    "ActorContext",
+    "ActorDefinition",
+    "ActorOptions",
+    "Conn",
+    "Schedule",
+    "ScheduleEntry",
+    "actor",
+]

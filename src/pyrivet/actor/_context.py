@@ -1,0 +1,221 @@
+"""The interfaces actor code sees: `ActorContext` (``c``), `Conn`, `Schedule`, `KV`.
+
+They are Protocols: ``pyrivet._runtime`` implements them, so the definition API never
+imports the runtime and actor code can be unit-tested against a fake context.
+
+Every hook and action receives a context as its first argument. It is valid for the
+duration of that call; background work that outlives the call (``run``, tasks passed to
+``wait_until``) may keep using it until the actor stops.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any, Generic, Protocol, TypeVar
+
+__all__ = ["KV", "AbortSignal", "ActorContext", "Conn", "Schedule", "ScheduleEntry"]
+
+S = TypeVar("S")
+T = TypeVar("T")
+
+
+class AbortSignal(Protocol):
+    """Set when the actor starts shutting down (sleep or destroy)."""
+
+    def is_set(self) -> bool:
+        """Whether shutdown has begun."""
+        ...
+
+    async def wait(self) -> bool:
+        """Wait until shutdown begins; returns True."""
+        ...
+
+
+class Conn(Protocol):
+    """A client connection to the actor (a `connect()` socket or a transient HTTP call)."""
+
+    @property
+    def id(self) -> str: ...
+
+    @property
+    def params(self) -> Any:
+        """The connection parameters the client sent (None if none)."""
+        ...
+
+    state: Any
+    """Per-connection state from ``conn_state`` / ``create_conn_state`` (never persisted)."""
+
+    def send(self, event: str, *args: Any) -> None:
+        """Send an event to this connection only (released under the output gate)."""
+        ...
+
+    async def disconnect(self, reason: str | None = None) -> None:
+        """Close the connection; ``on_disconnect`` runs before this returns."""
+        ...
+
+
+class ScheduleEntry(Protocol):
+    """A pending schedule as listed by `Schedule.list`."""
+
+    @property
+    def id(self) -> str: ...
+    @property
+    def action(self) -> str: ...
+    @property
+    def args(self) -> list[Any]: ...
+    @property
+    def fire_at(self) -> float:
+        """Next fire time, epoch seconds."""
+        ...
+
+    @property
+    def cron(self) -> str | None: ...
+
+
+class Schedule(Protocol):
+    """Durable timers that call an action of this actor, waking it if it sleeps.
+
+    Scheduling is part of the current unit of work: it becomes durable with the state
+    change of the action that scheduled it (and is released to the caller only then).
+    ``action`` is an action name or the action function itself.
+    """
+
+    def after(self, delay: float, action: str | Callable[..., Any], *args: Any) -> str:
+        """Call ``action(*args)`` once, ``delay`` seconds from now; returns the id."""
+        ...
+
+    def at(self, timestamp: float, action: str | Callable[..., Any], *args: Any) -> str:
+        """Call ``action(*args)`` once at epoch seconds ``timestamp``; returns the id."""
+        ...
+
+    def cron(
+        self,
+        expression: str,
+        action: str | Callable[..., Any],
+        *args: Any,
+        name: str | None = None,
+        timezone: str = "UTC",
+    ) -> str:
+        """Call ``action(*args)`` on every tick of a 5-field cron expression.
+
+        A job with the same ``name`` is replaced. Ticks missed while the actor's
+        process was down fire once on start, not once per missed tick. Returns the id
+        (the name when given).
+        """
+        ...
+
+    def cancel(self, schedule_id: str) -> bool:
+        """Cancel a pending schedule; returns whether it existed."""
+        ...
+
+    def list(self) -> list[ScheduleEntry]:
+        """Pending schedules, soonest first."""
+        ...
+
+
+class KV(Protocol):
+    """The actor's own ordered key/value space, committed together with its state.
+
+    Keys are str (stored as UTF-8) or bytes; values are any encodable value. Writes are
+    visible to this actor at once and become durable with the current unit of work.
+    """
+
+    async def get(self, key: str | bytes) -> Any:
+        """The value of ``key``, or None."""
+        ...
+
+    async def put(self, key: str | bytes, value: Any) -> None:
+        """Set ``key`` to ``value``."""
+        ...
+
+    async def delete(self, key: str | bytes) -> None:
+        """Remove ``key`` (no error if absent)."""
+        ...
+
+    async def list(
+        self, prefix: str | bytes = b"", *, limit: int | None = None
+    ) -> list[tuple[Any, Any]]:
+        """``(key, value)`` pairs whose key starts with ``prefix``, in key byte order.
+
+        Keys come back as str when ``prefix`` is a str, else as bytes.
+        """
+        ...
+
+
+class ActorContext(Protocol, Generic[S]):
+    """What ``c`` offers to hooks and actions."""
+
+    @property
+    def state(self) -> S:
+        """The actor's persisted state; mutate it in place or assign a new value."""
+        ...
+
+    @state.setter
+    def state(self, value: S) -> None: ...
+
+    @property
+    def vars(self) -> Any:
+        """Ephemeral per-instance values from ``vars`` / ``create_vars``; never persisted."""
+        ...
+
+    @vars.setter
+    def vars(self, value: Any) -> None: ...
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def key(self) -> tuple[str, ...]: ...
+    @property
+    def actor_id(self) -> str: ...
+    @property
+    def region(self) -> str: ...
+    @property
+    def log(self) -> logging.LoggerAdapter[logging.Logger]: ...
+
+    @property
+    def conn(self) -> Conn | None:
+        """The connection that made this call; None for schedules and lifecycle hooks."""
+        ...
+
+    @property
+    def conns(self) -> Mapping[str, Conn]:
+        """Open connections by id."""
+        ...
+
+    @property
+    def schedule(self) -> Schedule: ...
+    @property
+    def kv(self) -> KV: ...
+
+    @property
+    def abort_signal(self) -> AbortSignal: ...
+
+    @property
+    def aborted(self) -> bool:
+        """True once shutdown has begun; ``run`` loops should check it."""
+        ...
+
+    def broadcast(self, event: str, *args: Any) -> None:
+        """Send an event to every connection subscribed to it (after the output gate)."""
+        ...
+
+    def sleep(self) -> None:
+        """Ask the actor to go to sleep once the current work allows; idempotent."""
+        ...
+
+    def destroy(self) -> None:
+        """Ask the actor to be destroyed: on_destroy runs, then all its data is deleted."""
+        ...
+
+    def wait_until(self, awaitable: Awaitable[Any]) -> None:
+        """Run ``awaitable`` in the background; shutdown waits for it (within grace)."""
+        ...
+
+    def keep_awake(self, awaitable: Awaitable[T]) -> Awaitable[T]:
+        """Await ``awaitable`` while preventing idle sleep; returns its result."""
+        ...
+
+    async def save_state(self) -> None:
+        """Commit the current state now and wait until it is durable."""
+        ...

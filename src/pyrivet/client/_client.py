@@ -1,0 +1,75 @@
+"""`Client`: the entry point for calling actors from Python.
+
+```python
+async with Client(runtime) as client:            # in-process
+    room = client.get_or_create("counter", ["room-1"])
+    print(await room.increment(5))
+```
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .._protocol.query import ActorQuery, normalize_key
+from ..types import KeyLike
+from ._handle import ActorHandle
+from ._transport import Transport, TransportSource
+
+__all__ = ["Client"]
+
+
+class Client:
+    """Creates handles to actors over one transport.
+
+    Args:
+        target: a running `pyrivet.Runtime` (in-process calls) or any `Transport`.
+    """
+
+    def __init__(self, target: TransportSource | Transport) -> None:
+        if isinstance(target, str):
+            raise TypeError(
+                "Client(url) needs the network client, which ships with the server; "
+                "pass a running Runtime for in-process calls"
+            )
+        if isinstance(target, TransportSource):
+            self._transport: Transport = target.client_transport()
+        else:
+            self._transport = target
+
+    def get(self, name: str, key: KeyLike = None, *, params: Any = None) -> ActorHandle:
+        """A handle to an existing actor; using it fails with ActorNotFoundError if absent."""
+        return ActorHandle(self._transport, ActorQuery("get", name, normalize_key(key)), params)
+
+    def get_or_create(
+        self, name: str, key: KeyLike = None, *, input: Any = None, params: Any = None
+    ) -> ActorHandle:
+        """A handle that creates the actor (with ``input``) on first use if it is absent."""
+        query = ActorQuery("get_or_create", name, normalize_key(key), input)
+        return ActorHandle(self._transport, query, params)
+
+    async def create(
+        self, name: str, key: KeyLike = None, *, input: Any = None, params: Any = None
+    ) -> ActorHandle:
+        """Create a new actor now and return a handle bound to its id.
+
+        Raises:
+            DuplicateKeyError: a live actor already has this name and key.
+        """
+        query = ActorQuery("create", name, normalize_key(key), input)
+        actor_id = await self._transport.resolve(query)
+        return self.get_for_id(name, actor_id, params=params)
+
+    def get_for_id(self, name: str, actor_id: str, *, params: Any = None) -> ActorHandle:
+        """A handle to the actor with this id."""
+        query = ActorQuery("get_for_id", name, actor_id=actor_id)
+        return ActorHandle(self._transport, query, params)
+
+    async def aclose(self) -> None:
+        await self._transport.aclose()
+
+    async def __aenter__(self) -> Client:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()

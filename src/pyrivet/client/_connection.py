@@ -1,0 +1,207 @@
+"""`ActorConnection`: a live connection to an actor: events, and actions over it.
+
+```python
+async with handle.connect(params={"token": "..."}) as conn:
+    unsubscribe = conn.on("count", lambda n: print(n))
+    await conn.increment(5)
+    async for name, args in conn.events("count"):
+        ...
+```
+
+Listeners registered before the connection opens are subscribed as it opens, so they
+receive events the actor sends from ``on_connect``. Only events the connection
+subscribed to (by registering a listener or iterating `events`) are received.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
+from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, TypeVar, overload
+
+from .._util.tasks import TaskSupervisor
+from ._handle import action_args, action_name
+
+if TYPE_CHECKING:
+    from ._handle import ActorHandle
+    from ._transport import TransportConnection
+
+__all__ = ["ActorConnection"]
+
+P = ParamSpec("P")
+R = TypeVar("R")
+log = logging.getLogger("pyrivet.client")
+
+EventCallback = Callable[..., Any]
+_CLOSED: Any = object()
+
+
+class ActorConnection:
+    """A connection to one actor; an async context manager."""
+
+    def __init__(self, handle: ActorHandle, params: Any) -> None:
+        self._handle = handle
+        self._params = params
+        self._conn: TransportConnection | None = None
+        self._listeners: dict[str, list[EventCallback]] = {}
+        self._queues: dict[str, list[asyncio.Queue[Any]]] = {}
+        self._closed_reason: str | None = None
+        self._is_closed = False
+        #: Runs async event callbacks; cancelled when the connection closes.
+        self._callbacks = TaskSupervisor("pyrivet connection callbacks")
+
+    # -- opening and closing -------------------------------------------------------
+
+    async def open(self) -> ActorConnection:
+        """Connect (running the actor's connection hooks).
+
+        Raises:
+            ActorError: the actor rejected the connection (e.g. on_before_connect raised).
+        """
+        if self._conn is not None:
+            return self
+        actor_id = await self._handle.resolve()
+        self._conn = await self._handle._transport.connect(
+            actor_id, self._params, set(self._listeners) | set(self._queues), self
+        )
+        return self
+
+    async def close(self) -> None:
+        """Disconnect; the actor's on_disconnect runs before this returns."""
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            await conn.close()
+        self.on_close(None)
+        await self._callbacks.aclose()
+
+    async def __aenter__(self) -> ActorConnection:
+        return await self.open()
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    @property
+    def is_open(self) -> bool:
+        return self._conn is not None and not self._is_closed
+
+    @property
+    def actor_id(self) -> str | None:
+        return self._conn.actor_id if self._conn else None
+
+    @property
+    def connection_id(self) -> str | None:
+        return self._conn.connection_id if self._conn else None
+
+    # -- events --------------------------------------------------------------------
+
+    def on(self, event: str, callback: EventCallback) -> Callable[[], None]:
+        """Call ``callback(*args)`` for each ``event``; returns a function that unsubscribes."""
+        callbacks = self._listeners.setdefault(event, [])
+        callbacks.append(callback)
+        self._subscribe(event)
+
+        def unsubscribe() -> None:
+            if callback in callbacks:
+                callbacks.remove(callback)
+            if not callbacks:
+                self._listeners.pop(event, None)
+                self._maybe_unsubscribe(event)
+
+        return unsubscribe
+
+    def once(self, event: str, callback: EventCallback) -> Callable[[], None]:
+        """Like `on`, for the next ``event`` only."""
+
+        def wrapper(*args: Any) -> Any:
+            unsubscribe()
+            return callback(*args)
+
+        unsubscribe = self.on(event, wrapper)
+        return unsubscribe
+
+    async def events(self, *names: str) -> AsyncIterator[tuple[str, list[Any]]]:
+        """Iterate ``(event, args)`` for the given event names until the connection closes."""
+        queue: asyncio.Queue[Any] = asyncio.Queue()
+        for name in names:
+            self._queues.setdefault(name, []).append(queue)
+            self._subscribe(name)
+        try:
+            while True:
+                item = await queue.get()
+                if item is _CLOSED:
+                    return
+                yield item
+        finally:
+            for name in names:
+                queues = self._queues.get(name, [])
+                if queue in queues:
+                    queues.remove(queue)
+                if not queues:
+                    self._queues.pop(name, None)
+                    self._maybe_unsubscribe(name)
+
+    def _subscribe(self, event: str) -> None:
+        if self._conn is not None:
+            self._conn.subscribe(event)
+
+    def _maybe_unsubscribe(self, event: str) -> None:
+        if self._conn is not None and event not in self._listeners and event not in self._queues:
+            self._conn.unsubscribe(event)
+
+    # ConnectionListener: called by the transport.
+
+    def on_event(self, event: str, args: list[Any]) -> None:
+        for callback in list(self._listeners.get(event, ())):
+            try:
+                result = callback(*args)
+                if asyncio.iscoroutine(result):
+                    self._callbacks.spawn(result, name=f"event:{event}")
+            except Exception:
+                log.exception("listener for event %r failed", event)
+        for queue in self._queues.get(event, ()):
+            queue.put_nowait((event, args))
+
+    def on_close(self, reason: str | None) -> None:
+        if self._is_closed:
+            return
+        self._is_closed = True
+        self._closed_reason = reason
+        for queues in self._queues.values():
+            for queue in queues:
+                queue.put_nowait(_CLOSED)
+
+    # -- actions -------------------------------------------------------------------
+
+    async def action(self, name: str, *args: Any) -> Any:
+        """Call action ``name`` over this connection."""
+        if self._conn is None:
+            raise RuntimeError("the connection is not open; use `async with handle.connect()`")
+        return await self._conn.call(name, list(args))
+
+    @overload
+    async def call(
+        self,
+        action: Callable[Concatenate[Any, P], Coroutine[Any, Any, R]],
+        *args: P.args,
+        **kwargs: P.kwargs,
+    ) -> R: ...
+
+    @overload
+    async def call(
+        self, action: Callable[Concatenate[Any, P], R], *args: P.args, **kwargs: P.kwargs
+    ) -> R: ...
+
+    async def call(self, action: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        """Call an action by its function over this connection (typed like the action)."""
+        return await self.action(action_name(action), *action_args(action, args, kwargs))
+
+    def __getattr__(self, name: str) -> Callable[..., Awaitable[Any]]:
+        if name.startswith("_"):
+            raise AttributeError(name)
+
+        async def call_by_name(*args: Any) -> Any:
+            return await self.action(name, *args)
+
+        call_by_name.__name__ = name
+        return call_by_name

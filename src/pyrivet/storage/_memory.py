@@ -1,0 +1,308 @@
+"""The in-process storage driver: every table is a dict, nothing touches the disk.
+
+`MemoryDriver` backs tests, benchmarks and ephemeral runs. All methods run on the
+calling event loop and never await anything, so each call is atomic with respect to
+the others and reads always see every earlier write. Data lives as long as the driver
+object: ``close()`` followed by ``open()`` finds it again, a new driver starts empty.
+"""
+
+from __future__ import annotations
+
+import bisect
+from collections.abc import Sequence
+
+import msgspec
+
+from ..errors import DuplicateKeyError, StorageError
+from ._base import (
+    ActorRecord,
+    AlarmRecord,
+    CommitRecord,
+    HistoryEntry,
+    StoredState,
+    serialize_key,
+)
+
+__all__ = ["MemoryDriver"]
+
+
+def _seq_of(entry: HistoryEntry) -> int:
+    return entry.seq
+
+
+def _duplicate_key(name: str, key: tuple[str, ...]) -> DuplicateKeyError:
+    return DuplicateKeyError(
+        f"an actor {name!r} with key {list(key)!r} already exists; "
+        "use get_or_create to reuse it or pick another key",
+        metadata={"name": name, "key": list(key)},
+    )
+
+
+class MemoryDriver:
+    """An `ActorStore` that keeps everything in dicts of the driver object.
+
+    Stored bytes are shared, never copied (bytes are immutable); records are frozen
+    structs and are returned as stored. Calling a method before `open` or after
+    `close` raises `StorageError`.
+    """
+
+    def __init__(self) -> None:
+        self._is_open = False
+        self._fail_next: Exception | None = None
+        # Every actor ever created, destroyed ones included, in creation order.
+        self._actors: dict[str, ActorRecord] = {}
+        # (name, serialized key) -> actor_id of the live actor holding it.
+        self._live: dict[tuple[str, str], str] = {}
+        self._state: dict[str, tuple[int, bytes | None]] = {}
+        # Per actor, in seq order (seqs only grow, so appending keeps it sorted).
+        self._events: dict[str, list[HistoryEntry]] = {}
+        self._kv: dict[str, dict[bytes, bytes]] = {}
+        self._alarms: dict[str, dict[str, AlarmRecord]] = {}
+
+    # -- test hook ---------------------------------------------------------------
+
+    def fail_next_commit(self, exc: Exception) -> None:
+        """Make the next `commit` fail without applying anything (a test hook).
+
+        The next `commit` raises ``exc`` itself if it is a `StorageError`, otherwise a
+        `StorageError` whose ``__cause__`` is ``exc``. The commit after that works
+        normally again. This simulates a failed write (full disk, lost connection).
+        """
+        self._fail_next = exc
+
+    # -- lifecycle ----------------------------------------------------------------
+
+    async def open(self) -> None:
+        """Make the driver usable; the data kept from an earlier open is still there."""
+        self._is_open = True
+
+    async def close(self) -> None:
+        """Refuse further calls until the next `open`; idempotent. Keeps the data."""
+        self._is_open = False
+
+    def _check_open(self) -> None:
+        if not self._is_open:
+            raise StorageError("the memory store is not open; call open() first")
+
+    # -- actors -------------------------------------------------------------------
+
+    async def create_actor(self, record: ActorRecord) -> None:
+        """Insert a new actor; see `ActorStore.create_actor`.
+
+        Raises:
+            DuplicateKeyError: a live actor already has this name and key.
+            StorageError: an actor with this ``actor_id`` already exists.
+        """
+        self._check_open()
+        if (record.name, serialize_key(record.key)) in self._live:
+            raise _duplicate_key(record.name, record.key)
+        self._insert(record)
+
+    async def get_or_create_actor(self, record: ActorRecord) -> tuple[ActorRecord, bool]:
+        """Return the live actor with ``record``'s name and key, creating it if missing."""
+        self._check_open()
+        existing = self._live.get((record.name, serialize_key(record.key)))
+        if existing is not None:
+            return self._actors[existing], False
+        return self._insert(record), True
+
+    def _insert(self, record: ActorRecord) -> ActorRecord:
+        if record.actor_id in self._actors:
+            raise StorageError(f"an actor with id {record.actor_id!r} already exists")
+        if record.destroyed_at_ms is not None:
+            record = msgspec.structs.replace(record, destroyed_at_ms=None)
+        self._actors[record.actor_id] = record
+        self._live[(record.name, serialize_key(record.key))] = record.actor_id
+        return record
+
+    async def find_actor(self, name: str, key: tuple[str, ...]) -> ActorRecord | None:
+        """The live actor with this name and key, or None."""
+        self._check_open()
+        actor_id = self._live.get((name, serialize_key(key)))
+        return None if actor_id is None else self._actors[actor_id]
+
+    async def get_actor(self, actor_id: str) -> ActorRecord | None:
+        """The live actor with this id, or None."""
+        self._check_open()
+        record = self._actors.get(actor_id)
+        if record is None or record.destroyed_at_ms is not None:
+            return None
+        return record
+
+    async def list_actors(self, name: str | None = None) -> list[ActorRecord]:
+        """Live actors (optionally of one name) by ``(created_at_ms, actor_id)``."""
+        self._check_open()
+        found = [
+            r
+            for r in self._actors.values()
+            if r.destroyed_at_ms is None and (name is None or r.name == name)
+        ]
+        found.sort(key=lambda r: (r.created_at_ms, r.actor_id))
+        return found
+
+    async def destroy_actor(self, actor_id: str, at_ms: int) -> None:
+        """Delete the actor's state, history, KV and alarms and mark it destroyed.
+
+        A no-op for an unknown or already destroyed actor.
+        """
+        self._check_open()
+        record = self._actors.get(actor_id)
+        if record is None or record.destroyed_at_ms is not None:
+            return
+        self._actors[actor_id] = msgspec.structs.replace(record, destroyed_at_ms=at_ms)
+        del self._live[(record.name, serialize_key(record.key))]
+        self._state.pop(actor_id, None)
+        self._events.pop(actor_id, None)
+        self._kv.pop(actor_id, None)
+        self._alarms.pop(actor_id, None)
+
+    # -- state and commits ----------------------------------------------------------
+
+    async def load_state(self, actor_id: str) -> StoredState:
+        """The latest committed state; ``StoredState(0, None, False)`` if none."""
+        self._check_open()
+        seq, snapshot = self._state.get(actor_id, (0, None))
+        record = self._actors.get(actor_id)
+        initialized = record is not None and record.initialized and record.destroyed_at_ms is None
+        return StoredState(seq=seq, snapshot=snapshot, initialized=initialized)
+
+    async def commit(self, batch: Sequence[CommitRecord]) -> None:
+        """Apply ``batch`` atomically; see `ActorStore.commit`.
+
+        Everything is first collected into staging dicts (the only step that can fail,
+        e.g. on a malformed record); the stores are updated only after that succeeded.
+        History pruning runs after the batch's events were appended.
+
+        Raises:
+            StorageError: the failure armed by `fail_next_commit`, or a malformed record.
+        """
+        self._check_open()
+        if self._fail_next is not None:
+            exc, self._fail_next = self._fail_next, None
+            if isinstance(exc, StorageError):
+                raise exc
+            raise StorageError(f"commit failed (simulated): {exc}") from exc
+        try:
+            staged = _Staged(batch)
+        except Exception as exc:
+            raise StorageError(f"commit rejected, nothing was written: {exc!r}") from exc
+        self._apply(staged)
+
+    def _apply(self, staged: _Staged) -> None:
+        """Write staged changes into the dicts; only dict operations, so it cannot fail."""
+        self._state.update(staged.states)
+        for actor_id in staged.initialized:
+            record = self._actors.get(actor_id)
+            if record is not None and not record.initialized:
+                self._actors[actor_id] = msgspec.structs.replace(record, initialized=True)
+        for actor_id, kv_ops in staged.kv.items():
+            space = self._kv.setdefault(actor_id, {})
+            for key, value in kv_ops.items():
+                if value is None:
+                    space.pop(key, None)
+                else:
+                    space[key] = value
+        for actor_id, alarm_ops in staged.alarms.items():
+            alarms = self._alarms.setdefault(actor_id, {})
+            for alarm_id, alarm in alarm_ops.items():
+                if alarm is None:
+                    alarms.pop(alarm_id, None)
+                else:
+                    alarms[alarm_id] = alarm
+        for event in staged.events:
+            self._events.setdefault(event.actor_id, []).append(event)
+        for actor_id, before in staged.prunes.items():
+            entries = self._events.get(actor_id)
+            if entries:
+                del entries[: bisect.bisect_left(entries, before, key=_seq_of)]
+
+    # -- KV -------------------------------------------------------------------------
+
+    async def kv_get(self, actor_id: str, key: bytes) -> bytes | None:
+        """The committed value of ``key``, or None."""
+        self._check_open()
+        space = self._kv.get(actor_id)
+        return None if space is None else space.get(key)
+
+    async def kv_list(
+        self, actor_id: str, prefix: bytes, limit: int | None = None
+    ) -> list[tuple[bytes, bytes]]:
+        """Entries whose key starts with ``prefix``, in key byte order, at most ``limit``."""
+        self._check_open()
+        space = self._kv.get(actor_id)
+        if not space:
+            return []
+        keys = sorted(k for k in space if k.startswith(prefix))
+        if limit is not None:
+            keys = keys[: max(limit, 0)]
+        return [(k, space[k]) for k in keys]
+
+    # -- alarms and history -----------------------------------------------------------
+
+    async def list_alarms(self, actor_id: str | None = None) -> list[AlarmRecord]:
+        """Alarms of one actor, or of every live actor, by ``(fire_at_ms, alarm_id)``."""
+        self._check_open()
+        if actor_id is not None:
+            found = list(self._alarms.get(actor_id, {}).values())
+        else:
+            found = [
+                alarm
+                for owner, alarms in self._alarms.items()
+                if self._is_live(owner)
+                for alarm in alarms.values()
+            ]
+        found.sort(key=lambda a: (a.fire_at_ms, a.alarm_id))
+        return found
+
+    def _is_live(self, actor_id: str) -> bool:
+        record = self._actors.get(actor_id)
+        return record is not None and record.destroyed_at_ms is None
+
+    async def read_history(
+        self, actor_id: str, after_seq: int = 0, limit: int | None = None
+    ) -> list[HistoryEntry]:
+        """History entries with ``seq > after_seq`` in seq order, at most ``limit``."""
+        self._check_open()
+        entries = self._events.get(actor_id)
+        if not entries:
+            return []
+        start = bisect.bisect_right(entries, after_seq, key=_seq_of)
+        stop = len(entries) if limit is None else start + max(limit, 0)
+        return entries[start:stop]
+
+
+class _Staged:
+    """One batch, coalesced: the last state and the last op per KV key / alarm id win."""
+
+    __slots__ = ("alarms", "events", "initialized", "kv", "prunes", "states")
+
+    def __init__(self, batch: Sequence[CommitRecord]) -> None:
+        self.states: dict[str, tuple[int, bytes | None]] = {}
+        self.initialized: list[str] = []
+        self.kv: dict[str, dict[bytes, bytes | None]] = {}
+        self.alarms: dict[str, dict[str, AlarmRecord | None]] = {}
+        self.events: list[HistoryEntry] = []
+        self.prunes: dict[str, int] = {}
+        for rec in batch:
+            actor_id = rec.actor_id
+            if rec.state is not None:
+                self.states[actor_id] = (rec.seq, rec.state)
+            if rec.initialized:
+                self.initialized.append(actor_id)
+            if rec.kv_puts or rec.kv_deletes:
+                kv = self.kv.setdefault(actor_id, {})
+                for key, value in rec.kv_puts:
+                    kv[key] = value
+                for key in rec.kv_deletes:
+                    kv[key] = None
+            if rec.alarm_puts or rec.alarm_deletes:
+                alarms = self.alarms.setdefault(actor_id, {})
+                for alarm in rec.alarm_puts:
+                    alarms[alarm.alarm_id] = alarm
+                for alarm_id in rec.alarm_deletes:
+                    alarms[alarm_id] = None
+            if rec.event is not None:
+                self.events.append(rec.event)
+            if rec.prune_history_before is not None:
+                prev = self.prunes.get(actor_id, rec.prune_history_before)
+                self.prunes[actor_id] = max(prev, rec.prune_history_before)
