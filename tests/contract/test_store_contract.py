@@ -348,9 +348,13 @@ async def test_list_alarms_of_all_live_actors_in_fire_order(store: ActorStore) -
             CommitRecord("a", 1, alarm_puts=[alarm("a", "a-late", 300), alarm("a", "z", 100)]),
             CommitRecord("b", 1, alarm_puts=[alarm("b", "b1", 200), alarm("b", "m", 100)]),
             CommitRecord("c", 1, alarm_puts=[alarm("c", "c1", 50)]),
+            # Never created: not a live actor, so not listed.
+            CommitRecord("ghost", 1, alarm_puts=[alarm("ghost", "g", 1)]),
         ]
     )
     await store.destroy_actor("c", at_ms=1)
+    # A commit that lands after the destroy must not make the actor's alarms fire.
+    await store.commit([CommitRecord("c", 2, alarm_puts=[alarm("c", "late", 2)])])
     got = await store.list_alarms()
     assert [(a.actor_id, a.alarm_id) for a in got] == [
         ("b", "m"),
@@ -359,6 +363,7 @@ async def test_list_alarms_of_all_live_actors_in_fire_order(store: ActorStore) -
         ("a", "a-late"),
     ]
     assert [a.alarm_id for a in await store.list_alarms("a")] == ["z", "a-late"]
+    assert [a.alarm_id for a in await store.list_alarms("ghost")] == ["g"]
 
 
 # -- lifecycle ---------------------------------------------------------------------------

@@ -143,14 +143,13 @@ class MemoryDriver:
     async def destroy_actor(self, actor_id: str, at_ms: int) -> None:
         """Delete the actor's state, history, KV and alarms and mark it destroyed.
 
-        A no-op for an unknown or already destroyed actor.
+        For an unknown or already destroyed actor only its leftover data is deleted.
         """
         self._check_open()
         record = self._actors.get(actor_id)
-        if record is None or record.destroyed_at_ms is not None:
-            return
-        self._actors[actor_id] = msgspec.structs.replace(record, destroyed_at_ms=at_ms)
-        del self._live[(record.name, serialize_key(record.key))]
+        if record is not None and record.destroyed_at_ms is None:
+            self._actors[actor_id] = msgspec.structs.replace(record, destroyed_at_ms=at_ms)
+            del self._live[(record.name, serialize_key(record.key))]
         self._state.pop(actor_id, None)
         self._events.pop(actor_id, None)
         self._kv.pop(actor_id, None)
@@ -186,10 +185,24 @@ class MemoryDriver:
             staged = _Staged(batch)
         except Exception as exc:
             raise StorageError(f"commit rejected, nothing was written: {exc!r}") from exc
+        self._check_creates(staged.creates)
         self._apply(staged)
+
+    def _check_creates(self, creates: list[ActorRecord]) -> None:
+        """Reject the batch if an actor it creates clashes with a live one (or another)."""
+        slots: set[tuple[str, str]] = set()
+        for record in creates:
+            slot = (record.name, serialize_key(record.key))
+            if slot in self._live or slot in slots:
+                raise _duplicate_key(record.name, record.key)
+            if record.actor_id in self._actors:
+                raise StorageError(f"an actor with id {record.actor_id!r} already exists")
+            slots.add(slot)
 
     def _apply(self, staged: _Staged) -> None:
         """Write staged changes into the dicts; only dict operations, so it cannot fail."""
+        for created in staged.creates:
+            self._insert(created)
         self._state.update(staged.states)
         for actor_id in staged.initialized:
             record = self._actors.get(actor_id)
@@ -274,10 +287,11 @@ class MemoryDriver:
 class _Staged:
     """One batch, coalesced: the last state and the last op per KV key / alarm id win."""
 
-    __slots__ = ("alarms", "events", "initialized", "kv", "prunes", "states")
+    __slots__ = ("alarms", "creates", "events", "initialized", "kv", "prunes", "states")
 
     def __init__(self, batch: Sequence[CommitRecord]) -> None:
         self.states: dict[str, tuple[int, bytes | None]] = {}
+        self.creates: list[ActorRecord] = []
         self.initialized: list[str] = []
         self.kv: dict[str, dict[bytes, bytes | None]] = {}
         self.alarms: dict[str, dict[str, AlarmRecord | None]] = {}
@@ -285,6 +299,8 @@ class _Staged:
         self.prunes: dict[str, int] = {}
         for rec in batch:
             actor_id = rec.actor_id
+            if rec.create is not None:
+                self.creates.append(rec.create)
             if rec.state is not None:
                 self.states[actor_id] = (rec.seq, rec.state)
             if rec.initialized:

@@ -104,6 +104,21 @@ class SQLiteDriver:
         self._thread: threading.Thread | None = None
         self._writer: _Writer | None = None
         self._lock_fd: int | None = None
+        #: Jobs submitted and not answered yet, and a future resolved when none are left.
+        self._in_flight = 0
+        self._idle: asyncio.Future[None] | None = None
+
+    def settler(self) -> asyncio.Future[None] | None:
+        """A future while jobs run on the writer thread, else None (see `MockClock`).
+
+        Lets a test's ``MockClock.advance`` wait for storage work that a timer started
+        (e.g. waking an actor for a schedule) before it fires the next timer.
+        """
+        if not self._in_flight:
+            return None
+        if self._idle is None or self._idle.done():
+            self._idle = asyncio.get_running_loop().create_future()
+        return asyncio.shield(self._idle)
 
     # -- lifecycle ----------------------------------------------------------------
 
@@ -168,7 +183,13 @@ class SQLiteDriver:
         loop = asyncio.get_running_loop()
         fut: asyncio.Future[T] = loop.create_future()
         jobs.put((fn, args, loop, fut))
-        return await fut
+        self._in_flight += 1
+        try:
+            return await fut
+        finally:
+            self._in_flight -= 1
+            if not self._in_flight and self._idle is not None and not self._idle.done():
+                self._idle.set_result(None)
 
     def _w(self) -> _Writer:
         if self._writer is None:
@@ -367,6 +388,28 @@ class _Writer:
             )
         return existing, False
 
+    def _insert_in_commit(self, record: ActorRecord) -> None:
+        """Insert the actor row of a commit's ``create`` (inside its transaction)."""
+        key_str = serialize_key(record.key)
+        if self.find_actor(record.name, key_str) is not None:
+            raise DuplicateKeyError(
+                f"an actor {record.name!r} with key {list(record.key)!r} already exists; "
+                "use get_or_create to reuse it or pick another key",
+                metadata={"name": record.name, "key": list(record.key)},
+            )
+        self.conn.execute(
+            f"INSERT INTO actors ({_ACTOR_COLS}, key_str) VALUES (?,?,?,?,?,?,NULL,?)",
+            (
+                record.actor_id,
+                record.name,
+                _encode_key(record.key),
+                record.input,
+                record.created_at_ms,
+                int(record.initialized),
+                key_str,
+            ),
+        )
+
     def find_actor(self, name: str, key_str: str) -> ActorRecord | None:
         row = self.conn.execute(
             f"SELECT {_ACTOR_COLS} FROM actors "
@@ -391,7 +434,10 @@ class _Writer:
         return [_actor(row) for row in rows]
 
     def destroy_actor(self, actor_id: str, at_ms: int) -> None:
-        """Mark the actor destroyed and delete its data, in one transaction."""
+        """Mark the actor destroyed and delete its data, in one transaction.
+
+        For an unknown or already destroyed actor only its leftover data is deleted.
+        """
         conn = self.conn
         conn.execute("BEGIN IMMEDIATE")
         try:
@@ -430,6 +476,7 @@ class _Writer:
         transaction is rolled back and `StorageError` is raised.
         """
         states: dict[str, tuple[str, int, bytes]] = {}
+        creates: list[ActorRecord] = []
         initialized: dict[str, tuple[str]] = {}
         kv: dict[tuple[str, bytes], bytes | None] = {}
         alarms: dict[tuple[str, str], AlarmRecord | None] = {}
@@ -437,6 +484,8 @@ class _Writer:
         prunes: dict[str, int] = {}
         for rec in batch:
             actor_id = rec.actor_id
+            if rec.create is not None:
+                creates.append(rec.create)
             if rec.state is not None:
                 states[actor_id] = (actor_id, rec.seq, rec.state)
             if rec.initialized:
@@ -457,6 +506,8 @@ class _Writer:
         conn = self.conn
         conn.execute("BEGIN IMMEDIATE")
         try:
+            for record in creates:
+                self._insert_in_commit(record)
             if states:
                 conn.executemany(_UPSERT_STATE, states.values())
             if initialized:
