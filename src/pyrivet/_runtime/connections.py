@@ -111,6 +111,10 @@ async def open_conn(
         except ActorError:
             await disconnect(conn, "on_connect failed", notify_sink=False)
             raise
+        from .checkpoint import checkpoint_soon
+
+        # State changed by on_connect is committed like any change outside an action.
+        checkpoint_soon(inst)
     return conn
 
 
@@ -141,6 +145,9 @@ async def disconnect(conn: ConnImpl, reason: str | None, *, notify_sink: bool = 
             )
         except ActorError as exc:
             log.error("actor %s (%s): %s", inst.name, inst.actor_id, exc.message)
+        from .checkpoint import checkpoint_soon
+
+        checkpoint_soon(inst)
     inst.became_idle()
 
 

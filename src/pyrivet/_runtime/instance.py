@@ -102,7 +102,6 @@ class ActorInstance:
         "definition",
         "durable_seq",
         "durable_state",
-        "idle_key",
         "idle_since",
         "in_idle_heap",
         "key",
@@ -140,16 +139,23 @@ class ActorInstance:
         self.writes: PendingWrites | None = None
         self.life: Lifecycle | None = Lifecycle()
         self.idle_since = 0.0
-        self.idle_key = 0.0
+        #: Whether the idle sweeper has this instance filed.
         self.in_idle_heap = False
 
     @property
     def name(self) -> str:
         return self.definition.name
 
-    def __lt__(self, other: ActorInstance) -> bool:
-        # Instances sit in the idle sweeper's heap ordered by their sleep deadline.
-        return self.idle_key < other.idle_key
+    @property
+    def serving(self) -> bool:
+        """Running with no sleep or destroy requested: new requests may start here.
+
+        Once ``c.destroy()`` or ``c.sleep()`` was called, a new request waits for that
+        shutdown (and then wakes the actor or finds it gone) instead of running on an
+        instance whose changes a destroy would delete.
+        """
+        life = self.life
+        return self.status is ActorStatus.RUNNING and (life is None or life.stop_requested is None)
 
     def context(self, conn: ConnImpl | None = None) -> ActorContextImpl:
         return ActorContextImpl(self, conn)

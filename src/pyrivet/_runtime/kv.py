@@ -37,6 +37,16 @@ def _key_bytes(key: str | bytes) -> bytes:
     return data
 
 
+def _text_key(key: bytes) -> str:
+    try:
+        return key.decode()
+    except UnicodeDecodeError:
+        raise KVError(
+            f"KV key {key!r} is not UTF-8 text; list binary keys with a bytes prefix",
+            code="invalid_key",
+        ) from None
+
+
 class KVImpl:
     """See `pyrivet.actor.KV`."""
 
@@ -97,4 +107,4 @@ class KVImpl:
         keys = sorted(merged)
         if limit is not None:
             keys = keys[:limit]
-        return [(key.decode() if as_text else key, decode(merged[key])) for key in keys]
+        return [(_text_key(key) if as_text else key, decode(merged[key])) for key in keys]

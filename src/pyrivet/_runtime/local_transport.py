@@ -82,7 +82,8 @@ class LocalTransport:
         async def run() -> tuple[str, Any]:
             data, copied = self._copy_in(args, "the action arguments")
             target = actor_id
-            if target is None:
+            if target is None or query.mode == "get_for_id":
+                # get_for_id: also checks that the id belongs to an actor of query.name.
                 target = await self._runtime.resolve(query, durable=False)
             result = await self._runtime.call_action(
                 target, name, copied, params=params, encoded_args=data

@@ -115,6 +115,11 @@ class Runtime:
         add_settler = getattr(self.clock, "add_settler", None)
         if add_settler is not None:
             add_settler(committer.settler)
+            # Storage work on another thread (SQLite) started by a timer, e.g. waking
+            # an actor for a due schedule, counts as in flight for MockClock.advance.
+            store_settler = getattr(self.storage, "settler", None)
+            if store_settler is not None:
+                add_settler(store_settler)
         scheduler.load(await self.storage.list_alarms())
 
     async def aclose(self) -> None:
@@ -135,6 +140,9 @@ class Runtime:
         remove_settler = getattr(self.clock, "remove_settler", None)
         if remove_settler is not None:
             remove_settler(svc.committer.settler)
+            store_settler = getattr(self.storage, "settler", None)
+            if store_settler is not None:
+                remove_settler(store_settler)
         await self.storage.close()
 
     @property
@@ -186,6 +194,8 @@ class Runtime:
     def _forget(self, inst: ActorInstance) -> None:
         if self._instances.get(inst.actor_id) is inst:
             del self._instances[inst.actor_id]
+        if self._svc is not None:
+            self._svc.idle.discard(inst)
 
     # -- addressing ----------------------------------------------------------------
 
@@ -300,7 +310,7 @@ class Runtime:
             if expect_name is not None and inst.name != expect_name:
                 raise _not_found_id(actor_id)
             status = inst.status
-            if status is ActorStatus.RUNNING:
+            if inst.serving:
                 return inst
             life = inst.lifecycle()
             if status is ActorStatus.LOADING:
@@ -328,7 +338,10 @@ class Runtime:
         self._instances[actor_id] = inst
         try:
             stored = await svc.store.load_state(actor_id)
-            await inst.wake(stored.seq, stored.snapshot)
+            # Commits without a state change (KV, schedules) advance the seq but leave
+            # the snapshot's seq behind: continue after the newest history entry.
+            tail = await svc.store.read_history(actor_id, stored.seq)
+            await inst.wake(tail[-1].seq if tail else stored.seq, stored.snapshot)
         except BaseException as exc:
             self._fail_activation(inst, exc)
             raise
@@ -358,7 +371,7 @@ class Runtime:
         """
         while True:
             inst = self._instances.get(actor_id)
-            if inst is None or inst.status is not ActorStatus.RUNNING:
+            if inst is None or not inst.serving:
                 inst = await self._instance(actor_id)
             spec = inst.check_call(name, args)
             if params is None and not inst.definition.uses_connections:

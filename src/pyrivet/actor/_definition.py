@@ -109,6 +109,34 @@ def _positional_arity(
     return (min_args, None if has_varargs else len(rest))
 
 
+#: The arguments the runtime calls each hook and factory with (default: just ``c``).
+_CALLED_WITH = {
+    "create_state": "c, input",
+    "create_vars": "c",
+    "create_conn_state": "c, params",
+    "on_create": "c, input",
+    "on_state_change": "c, state",
+    "on_before_connect": "c, params",
+    "on_connect": "c, conn",
+    "on_disconnect": "c, conn",
+    "on_request": "c, request",
+    "on_websocket": "c, websocket",
+}
+
+
+def _check_called_with(owner: str, what: str, fn: Callable[..., Any]) -> None:
+    """Fail now, not at the first call, if ``fn`` cannot take the arguments it is given."""
+    params = _CALLED_WITH.get(what, "c")
+    extra = params.count(",")
+    min_args, max_args = _positional_arity(owner, what, fn, 1)
+    if min_args > extra or (max_args is not None and max_args < extra):
+        fn_name = getattr(fn, "__name__", what)
+        raise DefinitionError(
+            f"actor {owner!r}: {what} {fn_name!r} is called as {what}({params}); "
+            f"define it as `def {fn_name}({params})` (extra parameters need defaults)"
+        )
+
+
 def _return_type(fn: Callable[..., Any]) -> Any:
     try:
         hints = typing.get_type_hints(fn)
@@ -162,7 +190,11 @@ class ActorDefinition(Generic[S]):
         self.static_vars = None if vars is _MISSING else vars
         self.static_conn_state = None if conn_state is _MISSING else conn_state
         if create_state is not None:
-            _positional_arity(name, "create_state", create_state, 1)
+            _check_called_with(name, "create_state", create_state)
+        if create_vars is not None:
+            _check_called_with(name, "create_vars", create_vars)
+        if create_conn_state is not None:
+            _check_called_with(name, "create_conn_state", create_conn_state)
 
         if state_type is None and state is not _MISSING and not is_plain(state):
             state_type = type(state)
@@ -256,7 +288,7 @@ class ActorDefinition(Generic[S]):
                 f"actor {self.name!r}: {hook} is already defined "
                 f"({self.hooks[hook].__name__}); define it once"
             )
-        _positional_arity(self.name, hook, fn, 1)
+        _check_called_with(self.name, hook, fn)
         self.hooks[hook] = fn
         return fn
 

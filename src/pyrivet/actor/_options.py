@@ -54,13 +54,23 @@ class ActorOptions:
     def __post_init__(self) -> None:
         for field in dataclasses.fields(self):
             value = getattr(self, field.name)
-            if isinstance(value, bool) or field.name == "durability":
+            if field.name == "durability":
+                continue
+            if field.name == "no_sleep":
+                if not isinstance(value, bool):
+                    raise DefinitionError(
+                        f"ActorOptions.no_sleep must be True or False, got {value!r}"
+                    )
                 continue
             if value is None and field.name == "history_limit":
                 continue
-            if not isinstance(value, int | float) or value <= 0:
+            whole = str(field.type).startswith("int")
+            kind = int if whole else int | float
+            # bool is an int; `not value > 0` also rejects NaN.
+            if isinstance(value, bool) or not isinstance(value, kind) or not value > 0:
                 raise DefinitionError(
-                    f"ActorOptions.{field.name} must be a positive number, got {value!r}"
+                    f"ActorOptions.{field.name} must be a positive "
+                    f"{'whole number' if whole else 'number'}, got {value!r}"
                 )
         if self.durability not in ("strict", "relaxed"):
             raise DefinitionError(

@@ -1,0 +1,231 @@
+"""In-process benchmarks of the actor runtime on the embedded SQLite default.
+
+    python bench/bench_core.py                 # everything, prints a table
+    python bench/bench_core.py --quick         # smaller counts, for a smoke run
+
+Figures (medians over --runs runs):
+
+* sequential action latency on one actor, p50/p99, strict and relaxed durability;
+* throughput: 64 actors, 64 concurrent callers, strict (durable actions per second);
+* create + first action for N new actors (sequential, and 64 at a time);
+* RSS per awake idle actor with a small state after waking 100,000 actors, and RSS
+  after they all went back to sleep (compared with the baseline before waking).
+
+Each scenario runs in a fresh data directory. Time is wall-clock (`perf_counter`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import gc
+import os
+import platform
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from pyrivet import ActorOptions, Client, Registry, Runtime, actor
+
+
+def make_registry() -> Registry:
+    strict = actor("counter", state={"count": 0})
+    relaxed = actor(
+        "relaxed_counter", state={"count": 0}, options=ActorOptions(durability="relaxed")
+    )
+
+    @strict.action
+    def increment(c: Any, amount: int = 1) -> int:
+        c.state["count"] += amount
+        return int(c.state["count"])
+
+    @strict.action
+    def read(c: Any) -> int:
+        return int(c.state["count"])
+
+    @relaxed.action(name="increment")
+    def increment_relaxed(c: Any, amount: int = 1) -> int:
+        c.state["count"] += amount
+        return int(c.state["count"])
+
+    return Registry([strict, relaxed])
+
+
+def rss_bytes() -> int:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+def percentile(samples: list[float], q: float) -> float:
+    ordered = sorted(samples)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+async def with_runtime(fn: Callable[[Runtime, Client], Awaitable[Any]]) -> Any:
+    with tempfile.TemporaryDirectory(prefix="pyrivet-bench-") as data_dir:
+        async with make_registry().runtime(data_dir=data_dir) as runtime:
+            return await fn(runtime, Client(runtime))
+
+
+async def sequential_latency(name: str, calls: int) -> tuple[float, float]:
+    async def run(runtime: Runtime, client: Client) -> tuple[float, float]:
+        handle = client.get_or_create(name, ["bench"])
+        for _ in range(200):
+            await handle.increment(1)
+        samples = []
+        clock = time.perf_counter
+        for _ in range(calls):
+            start = clock()
+            await handle.increment(1)
+            samples.append(clock() - start)
+        return percentile(samples, 0.5), percentile(samples, 0.99)
+
+    result: tuple[float, float] = await with_runtime(run)
+    return result
+
+
+async def throughput(actors: int, callers: int, seconds: float) -> tuple[float, float]:
+    async def run(runtime: Runtime, client: Client) -> tuple[float, float]:
+        handles = [client.get_or_create("counter", [f"a{i}"]) for i in range(actors)]
+        await asyncio.gather(*(h.increment(1) for h in handles))
+        done = 0
+        stop = time.perf_counter() + seconds
+        batches0, records0 = runtime.committer_stats()
+
+        async def caller(i: int) -> None:
+            nonlocal done
+            handle = handles[i % actors]
+            while time.perf_counter() < stop:
+                await handle.increment(1)
+                done += 1
+
+        start = time.perf_counter()
+        await asyncio.gather(*(caller(i) for i in range(callers)))
+        elapsed = time.perf_counter() - start
+        batches, records = runtime.committer_stats()
+        return done / elapsed, (records - records0) / max(1, batches - batches0)
+
+    result: tuple[float, float] = await with_runtime(run)
+    return result
+
+
+async def create_and_first_call(count: int, concurrency: int) -> float:
+    async def run(runtime: Runtime, client: Client) -> float:
+        next_index = 0
+
+        async def worker() -> None:
+            nonlocal next_index
+            while next_index < count:
+                i = next_index
+                next_index += 1
+                await client.get_or_create("counter", [f"new-{i}"]).increment(1)
+
+        start = time.perf_counter()
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+        return (time.perf_counter() - start) / count
+
+    result: float = await with_runtime(run)
+    return result
+
+
+async def memory_per_actor(count: int) -> tuple[float, float, float]:
+    """(bytes per awake idle actor, bytes per actor left after sleep, baseline MB)."""
+
+    async def run(runtime: Runtime, client: Client) -> tuple[float, float, float]:
+        ids = []
+        for start in range(0, count, 1000):
+            handles = [
+                client.get_or_create("counter", [f"m{i}"]) for i in range(start, start + 1000)
+            ]
+            await asyncio.gather(*(h.increment(1) for h in handles))
+            ids.extend([await h.resolve() for h in handles])
+            await asyncio.gather(*(runtime.sleep(i) for i in ids[start:]))
+        handles = [client.get_for_id("counter", i) for i in ids]
+        gc.collect()
+        baseline = rss_bytes()
+        for start in range(0, count, 1000):
+            await asyncio.gather(*(h.read() for h in handles[start : start + 1000]))
+        assert runtime.awake_count == count
+        gc.collect()
+        awake = rss_bytes()
+        for start in range(0, count, 1000):
+            await asyncio.gather(*(runtime.sleep(i) for i in ids[start : start + 1000]))
+        assert runtime.awake_count == 0
+        gc.collect()
+        asleep = rss_bytes()
+        return (awake - baseline) / count, (asleep - baseline) / count, baseline / 1e6
+
+    result: tuple[float, float, float] = await with_runtime(run)
+    return result
+
+
+def median_of(runs: int, fn: Callable[[], Awaitable[Any]]) -> Any:
+    results = [asyncio.run(fn()) for _ in range(runs)]
+    if isinstance(results[0], tuple):
+        return tuple(statistics.median(r[i] for r in results) for i in range(len(results[0])))
+    return statistics.median(results)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="small counts, one run")
+    parser.add_argument("--runs", type=int, default=3)
+    args = parser.parse_args()
+    runs = 1 if args.quick else args.runs
+    calls = 2_000 if args.quick else 20_000
+    new_actors = 1_000 if args.quick else 10_000
+    mem_actors = 10_000 if args.quick else 100_000
+
+    print(
+        f"# pyrivet core benchmark ({platform.python_implementation()} "
+        f"{platform.python_version()}, {os.cpu_count()} CPUs, {platform.machine()}, "
+        f"runs={runs})",
+        flush=True,
+    )
+    rows: list[tuple[str, str, str]] = []
+
+    def row(measure: str, value: str, target: str) -> None:
+        rows.append((measure, value, target))
+        print(f"{measure:<58} {value:>22}   target {target}", flush=True)
+
+    p50, p99 = median_of(runs, lambda: sequential_latency("counter", calls))
+    row(
+        "sequential action, one actor, strict: p50 / p99",
+        f"{p50 * 1e6:.0f} / {p99 * 1e6:.0f} µs",
+        "p50 ≤ 150 µs",
+    )
+    p50, p99 = median_of(runs, lambda: sequential_latency("relaxed_counter", calls))
+    row(
+        "sequential action, one actor, relaxed: p50 / p99",
+        f"{p50 * 1e6:.1f} / {p99 * 1e6:.1f} µs",
+        "p50 ≤ 20 µs",
+    )
+    rate, per_batch = median_of(runs, lambda: throughput(64, 64, 2.0 if args.quick else 5.0))
+    row("throughput, 64 actors x 64 callers, strict", f"{rate:,.0f} actions/s", "≥ 60,000/s")
+    row("  records per group commit (mean)", f"{per_batch:.1f}", "-")
+    per = median_of(runs, lambda: create_and_first_call(new_actors, 1))
+    row(
+        f"create + first action, {new_actors:,} actors, sequential",
+        f"{per * 1e3:.3f} ms/actor",
+        "≤ 0.3 ms",
+    )
+    per = median_of(runs, lambda: create_and_first_call(new_actors, 64))
+    row(
+        f"create + first action, {new_actors:,} actors, 64 at a time",
+        f"{per * 1e3:.3f} ms/actor",
+        "≤ 0.3 ms",
+    )
+    awake, asleep, base = median_of(1, lambda: memory_per_actor(mem_actors))
+    row(f"RSS per awake idle actor ({mem_actors:,} woken)", f"{awake / 1024:.2f} KB", "≤ 0.6 KB")
+    row(
+        "RSS per actor after they all slept (vs baseline)",
+        f"{asleep / 1024:.2f} KB",
+        f"≈ 0 (baseline {base:.0f} MB)",
+    )
+
+
+if __name__ == "__main__":
+    sys.exit(main())
