@@ -23,6 +23,7 @@ from ..storage._base import ActorRecord, CommitRecord, HistoryEntry
 from .writes import TOMBSTONE, Gated, PendingWrites
 
 if TYPE_CHECKING:
+    from .committer import CommitTicket
     from .instance import ActorInstance
 
 __all__ = ["checkpoint", "checkpoint_soon", "committed", "failed", "request_save"]
@@ -60,7 +61,7 @@ def checkpoint(
     args: bytes | None = None,
     by: str | None = None,
     create: ActorRecord | None = None,
-) -> asyncio.Future[None] | None:
+) -> CommitTicket | None:
     """Submit the actor's changes since the last checkpoint; None if there were none.
 
     Raises:
@@ -205,7 +206,11 @@ def request_save(inst: ActorInstance) -> None:
         return
     clock = inst.svc.clock
     interval = inst.definition.options.state_save_interval
-    delay = max(0.0, life.last_save + interval - clock.monotonic())
+    if life.last_save == float("-inf"):
+        # The first save after a start waits a full interval (the start was a save).
+        delay = interval
+    else:
+        delay = max(0.0, life.last_save + interval - clock.monotonic())
 
     def fire() -> None:
         life.save_timer = None

@@ -1,33 +1,75 @@
 """Group commit: one committer per runtime batches every actor's writes.
 
-Actors hand `CommitRecord`s to `Committer.submit` and get a future that resolves when
-the record is durable. A single flush task takes everything pending (up to
-``max_batch`` records) and writes it in one `ActorStore.commit` transaction. There is
-no fixed delay: an idle committer writes a lone record at once, a busy one writes
-whatever piled up during the previous write ("natural batching").
+Actors hand `CommitRecord`s to `Committer.submit` and get a `CommitTicket` that
+resolves when the record is durable. The committer keeps at most one batch in flight:
+when it is idle a submitted record is written at once (no fixed delay); while a batch
+is being written, new records pile up and go together in the next transaction
+("natural batching"). The committer is driven by callbacks, not a task, so an idle
+runtime costs nothing and a lone write starts without an event-loop round trip.
 
 Failure isolation: if a batch of several records fails, each record is retried on its
 own so that one bad record fails only its actor. Once a record of an actor failed, the
 actor's later records (which build on the failed state) fail too, including those still
-pending. Listeners are called synchronously, before the futures resolve, so an actor
-rolls back before anything else observes the failure.
+pending. Listeners are called synchronously, before tickets resolve, so an actor rolls
+back before anything else observes the failure.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Generator, Sequence
+from typing import Any
 
 from ..errors import CommitError, DuplicateKeyError, PyrivetError
 from ..storage._base import ActorStore, CommitRecord
 
-__all__ = ["Committer"]
+__all__ = ["CommitTicket", "Committer"]
 
 log = logging.getLogger(__name__)
 
 CommittedListener = Callable[[CommitRecord], None]
 FailedListener = Callable[[CommitRecord, BaseException], None]
+
+
+class CommitTicket:
+    """Resolves when one record is durable (or failed). Await it any number of times.
+
+    Each awaiting task waits on a future of its own, so a cancelled waiter (a caller
+    that gave up) never disturbs the ticket or other waiters.
+    """
+
+    __slots__ = ("_done", "_error", "_waiters")
+
+    def __init__(self) -> None:
+        self._done = False
+        self._error: BaseException | None = None
+        self._waiters: list[asyncio.Future[None]] | None = None
+
+    def done(self) -> bool:
+        return self._done
+
+    def exception(self) -> BaseException | None:
+        """The failure, once done; None if it succeeded or is still pending."""
+        return self._error
+
+    def __await__(self) -> Generator[Any, None, None]:
+        if not self._done:
+            waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            if self._waiters is None:
+                self._waiters = []
+            self._waiters.append(waiter)
+            yield from waiter.__await__()
+        if self._error is not None:
+            raise self._error
+
+    def _resolve(self, error: BaseException | None = None) -> None:
+        self._done = True
+        self._error = error
+        waiters, self._waiters = self._waiters, None
+        for waiter in waiters or ():
+            if not waiter.done():
+                waiter.set_result(None)
 
 
 class Committer:
@@ -45,31 +87,32 @@ class Committer:
         self._on_committed = on_committed
         self._on_failed = on_failed
         self._max_batch = max_batch
-        self._pending: list[tuple[CommitRecord, asyncio.Future[None]]] = []
-        self._wakeup = asyncio.Event()
-        self._idle: asyncio.Future[None] | None = None
+        self._pending: list[tuple[CommitRecord, CommitTicket]] = []
         self._busy = False
-        self._task: asyncio.Task[None] | None = None
+        self._idle: asyncio.Future[None] | None = None
         self._closed = False
+        self._retry_task: asyncio.Task[None] | None = None
+        #: The batch being written (a strong reference keeps its task alive).
+        self._in_flight: asyncio.Future[None] | None = None
         #: Counters for benchmarks and the inspector.
         self.batches = 0
         self.records = 0
 
-    def start(self) -> None:
-        """Start the flush task on the running loop."""
-        self._task = asyncio.get_running_loop().create_task(self._run(), name="pyrivet-committer")
+    def submit(self, record: CommitRecord) -> CommitTicket:
+        """Queue ``record``; the ticket resolves once it is durable.
 
-    def submit(self, record: CommitRecord) -> asyncio.Future[None]:
-        """Queue ``record``; the future resolves once it is durable.
+        The ticket fails with `CommitError` (or `DuplicateKeyError`) if the write failed.
 
-        The future fails with `CommitError` (or `DuplicateKeyError`) if the write failed.
+        Raises:
+            RuntimeError: the committer was closed.
         """
         if self._closed:
             raise RuntimeError("the runtime is closed; no more commits are accepted")
-        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._pending.append((record, future))
-        self._wakeup.set()
-        return future
+        ticket = CommitTicket()
+        self._pending.append((record, ticket))
+        if not self._busy:
+            self._flush()
+        return ticket
 
     def settler(self) -> Awaitable[object] | None:
         """An awaitable while records are pending or being written, else None."""
@@ -85,91 +128,98 @@ class Committer:
             await waiter
 
     async def aclose(self) -> None:
-        """Write what is pending, then stop the flush task."""
+        """Write what is pending, then refuse new records."""
         await self.drain()
         self._closed = True
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
 
-    async def _run(self) -> None:
-        while True:
-            if not self._pending:
-                if self._idle is not None and not self._idle.done():
-                    self._idle.set_result(None)
-                self._wakeup.clear()
-                await self._wakeup.wait()
-                continue
-            batch = self._pending[: self._max_batch]
-            del self._pending[: self._max_batch]
-            self._busy = True
-            try:
-                await self._write(batch)
-            finally:
-                self._busy = False
+    # -- the write loop, driven by completion callbacks -----------------------------
 
-    async def _write(self, batch: list[tuple[CommitRecord, asyncio.Future[None]]]) -> None:
+    def _flush(self) -> None:
+        if not self._pending:
+            self._busy = False
+            if self._idle is not None and not self._idle.done():
+                self._idle.set_result(None)
+            return
+        self._busy = True
+        batch = self._pending[: self._max_batch]
+        del self._pending[: self._max_batch]
         try:
-            await self._store.commit([record for record, _ in batch])
-        except Exception as exc:
-            if len(batch) == 1:
-                self._fail(batch[0], exc)
-            else:
-                log.warning(
-                    "group commit of %d records failed (%s); retrying one by one", len(batch), exc
-                )
-                await self._write_one_by_one(batch)
+            records = [record for record, _ in batch]
+            self._in_flight = written = asyncio.ensure_future(self._store.commit(records))
+        except Exception as exc:  # a driver that fails before returning an awaitable
+            self._batch_failed(batch, exc)
+            return
+        written.add_done_callback(lambda fut: self._batch_done(batch, fut))
+
+    def _batch_done(
+        self, batch: list[tuple[CommitRecord, CommitTicket]], written: asyncio.Future[None]
+    ) -> None:
+        self._in_flight = None
+        exc = written.exception() if not written.cancelled() else CommitError("commit cancelled")
+        if exc is not None:
+            self._batch_failed(batch, exc)
             return
         self.batches += 1
         self.records += len(batch)
         for item in batch:
             self._succeed(item)
+        self._flush()
 
-    async def _write_one_by_one(
-        self, batch: Sequence[tuple[CommitRecord, asyncio.Future[None]]]
+    def _batch_failed(
+        self, batch: list[tuple[CommitRecord, CommitTicket]], exc: BaseException
     ) -> None:
-        failed_actors: dict[str, BaseException] = {}
-        for item in batch:
-            record = item[0]
-            earlier = failed_actors.get(record.actor_id)
-            if earlier is not None:
-                self._fail(item, earlier)
-                continue
-            try:
-                await self._store.commit([record])
-            except Exception as exc:
-                failed_actors[record.actor_id] = exc
-                self._fail(item, exc)
-            else:
-                self.batches += 1
-                self.records += 1
-                self._succeed(item)
+        if len(batch) == 1:
+            self._fail(batch[0], exc)
+            self._flush()
+            return
+        log.warning("group commit of %d records failed (%s); retrying one by one", len(batch), exc)
+        self._retry_task = asyncio.get_running_loop().create_task(
+            self._write_one_by_one(batch), name="pyrivet-commit-retry"
+        )
 
-    def _succeed(self, item: tuple[CommitRecord, asyncio.Future[None]]) -> None:
-        record, future = item
+    async def _write_one_by_one(self, batch: Sequence[tuple[CommitRecord, CommitTicket]]) -> None:
+        failed_actors: dict[str, BaseException] = {}
+        try:
+            for item in batch:
+                record = item[0]
+                earlier = failed_actors.get(record.actor_id)
+                if earlier is not None:
+                    self._fail(item, earlier)
+                    continue
+                try:
+                    await self._store.commit([record])
+                except Exception as exc:
+                    failed_actors[record.actor_id] = exc
+                    self._fail(item, exc)
+                else:
+                    self.batches += 1
+                    self.records += 1
+                    self._succeed(item)
+        finally:
+            self._retry_task = None
+            self._flush()
+
+    def _succeed(self, item: tuple[CommitRecord, CommitTicket]) -> None:
+        record, ticket = item
         try:
             self._on_committed(record)
         except Exception:
             log.exception("commit listener failed for actor %s", record.actor_id)
-        if not future.done():
-            future.set_result(None)
+        ticket._resolve()
 
-    def _fail(self, item: tuple[CommitRecord, asyncio.Future[None]], exc: BaseException) -> None:
-        record, future = item
+    def _fail(self, item: tuple[CommitRecord, CommitTicket], exc: BaseException) -> None:
+        record = item[0]
         error = _as_commit_error(exc)
         # Later records of this actor were built on the failed state: fail them too.
         doomed = [p for p in self._pending if p[0].actor_id == record.actor_id]
         if doomed:
             self._pending = [p for p in self._pending if p[0].actor_id != record.actor_id]
-        for failed_record, failed_future in [(record, future), *doomed]:
+        for failed_record, failed_ticket in [item, *doomed]:
             try:
                 self._on_failed(failed_record, error)
             except Exception:
                 log.exception("commit failure listener failed for actor %s", record.actor_id)
-            if not failed_future.done():
-                failed_future.set_exception(error)
-                # A failure nobody awaits (a relaxed-mode save) is already logged.
-                failed_future.exception()
+            failed_ticket._resolve(error)
 
 
 def _as_commit_error(exc: BaseException) -> PyrivetError:

@@ -152,7 +152,7 @@ class ActorContextImpl:
         checkpoint.checkpoint(inst, "save")
         last = inst.last_commit
         if last is not None and not last.done():
-            await asyncio.shield(last)
+            await last
 
     def __repr__(self) -> str:
         return f"<ActorContext {self._inst.name} {self._inst.key!r} {self._inst.actor_id}>"

@@ -39,6 +39,7 @@ from . import checkpoint
 from .context import ActorContextImpl
 
 if TYPE_CHECKING:
+    from .committer import CommitTicket
     from .connections import ConnImpl
     from .services import Services
     from .writes import PendingWrites
@@ -88,7 +89,8 @@ class Lifecycle:
         self.keep_awake = 0
         self.waiters: list[asyncio.Future[None]] = []
         self.save_timer: Any = None
-        self.last_save = 0.0
+        #: Monotonic time of the last relaxed-mode save (-inf: none since the start).
+        self.last_save = float("-inf")
         self.stop_requested: str | None = None
 
 
@@ -132,7 +134,7 @@ class ActorInstance:
         self.saved_state: bytes | None = None
         #: The snapshot of the latest durable commit (what a rollback restores).
         self.durable_state: bytes | None = None
-        self.last_commit: asyncio.Future[None] | None = None
+        self.last_commit: CommitTicket | None = None
         #: Actions, hooks and scheduled work in flight.
         self.busy = 0
         self.conns: dict[str, ConnImpl] | None = None
@@ -211,12 +213,16 @@ class ActorInstance:
         hook = d.hooks.get("on_wake")
         if hook is not None:
             await self.call_hook(hook, d.options.on_wake_timeout, "on_wake", ctx)
+            # State changed by on_wake is committed like any change outside an action.
+            checkpoint.checkpoint_soon(self)
         self.status = ActorStatus.RUNNING
         run = d.hooks.get("run")
         life = self.life
         assert life is not None
         if run is not None:
             life.run_task = self.svc.spawn(self._run(run), f"run:{d.name}:{self.actor_id}")
+            # A run that ended leaves the actor to the idle timeout (from that moment).
+            life.run_task.add_done_callback(lambda _task: self.became_idle())
         life.ready.set_result(None)
         if run is None and not life.tasks:
             self.life = None
@@ -353,7 +359,7 @@ class ActorInstance:
             and not last.done()
             and (self.definition.options.durability == "strict")
         ):
-            await asyncio.shield(last)
+            await last
 
     # -- idleness and shutdown -----------------------------------------------------
 
@@ -460,7 +466,7 @@ class ActorInstance:
         try:
             checkpoint.checkpoint(self, "destroy" if destroy else "sleep")
             if self.last_commit is not None:
-                await asyncio.shield(self.last_commit)
+                await self.last_commit
             if destroy:
                 await self.svc.store.destroy_actor(self.actor_id, self.svc.now_ms())
                 self.svc.alarms.forget_actor(self.actor_id)

@@ -99,7 +99,6 @@ class Runtime:
         committer = Committer(
             self.storage, on_committed=self._on_committed, on_failed=self._on_failed
         )
-        committer.start()
         scheduler = AlarmScheduler(self.clock, self._on_alarm_due)
         self._svc = Services(
             store=self.storage,
@@ -288,6 +287,10 @@ class Runtime:
             self._fail_activation(inst, exc)
             if inst.seq == 0:
                 self._fresh.pop((query.name, query.key), None)
+            elif isinstance(exc, Exception) and inst.last_commit is not None:
+                # create_vars/on_wake failed after the creation commit was submitted: let
+                # it land first, so a retry after this error finds (and wakes) the actor.
+                await asyncio.gather(asyncio.shield(inst.last_commit), return_exceptions=True)
             raise
         if durable:
             await inst.output_gate()

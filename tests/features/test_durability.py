@@ -1,0 +1,407 @@
+"""Durability: the output gate, group commit, relaxed mode, history, failed commits."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from pyrivet import ActorOptions, CommitError, Registry, actor
+from pyrivet.storage import ActorStore, CommitRecord, MemoryDriver, SQLiteDriver
+from pyrivet.testing import MockClock, run_actors
+
+DriverFactory = Callable[[], ActorStore]
+
+
+class GatedStore:
+    """Wraps a driver: while ``hold`` is set, commits wait for ``release`` before writing.
+
+    ``fail_next`` makes the next commit raise without writing (on any driver).
+    """
+
+    def __init__(self, inner: ActorStore) -> None:
+        self.inner = inner
+        self.hold = False
+        self.release = asyncio.Event()
+        self.entered = asyncio.Event()
+        self.fail_next: Exception | None = None
+        self.commits = 0
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+    async def commit(self, batch: Sequence[CommitRecord]) -> None:
+        if self.hold:
+            self.entered.set()
+            await self.release.wait()
+        if self.fail_next is not None:
+            exc, self.fail_next = self.fail_next, None
+            raise exc
+        await self.inner.commit(batch)
+        self.commits += 1
+
+
+async def spin(rounds: int = 50) -> None:
+    """Let the event loop run a while (no wall-clock time passes in the test)."""
+    for _ in range(rounds):
+        await asyncio.sleep(0)
+
+
+def counter_def(name: str = "counter", **options: Any) -> Any:
+    counter = actor(name, state={"count": 0}, options=ActorOptions(**options))
+
+    @counter.action
+    def increment(c: Any, amount: int = 1) -> int:
+        c.state["count"] += amount
+        c.broadcast("count", c.state["count"])
+        return int(c.state["count"])
+
+    @counter.action
+    def get(c: Any) -> int:
+        return int(c.state["count"])
+
+    @counter.action
+    def big(c: Any, size: int) -> int:
+        c.state["blob"] = "x" * size
+        c.broadcast("count", -1)
+        return size
+
+    return counter
+
+
+# -- the output gate ------------------------------------------------------------------
+
+
+async def test_reply_and_event_wait_until_commit_is_durable(
+    driver_factory: DriverFactory, clock: MockClock
+) -> None:
+    store = GatedStore(driver_factory())
+    counter = counter_def()
+    async with run_actors(Registry([counter]), storage=store, clock=clock) as (runtime, client):
+        handle = client.get_or_create("counter", ["a"])
+        assert await handle.increment() == 1
+        seen: list[int] = []
+        async with handle.connect() as conn:
+            conn.on("count", seen.append)
+            store.hold = True
+            call = asyncio.ensure_future(handle.increment(5))
+            await store.entered.wait()
+            await spin()
+            assert not call.done(), "the reply left before the commit was durable"
+            assert seen == [], "the event left before the commit was durable"
+            # Storage still holds the state before this change.
+            stored = await store.inner.load_state(await handle.resolve())
+            assert stored.seq == 2
+            store.hold = False
+            store.release.set()
+            assert await call == 6
+            assert seen == [6]
+        entries = await runtime.history(await handle.resolve())
+        assert [e.state for e in entries if e.kind == "action"][-1] == {"count": 6}
+
+
+async def test_later_reply_without_change_waits_for_earlier_change(
+    driver_factory: DriverFactory, clock: MockClock
+) -> None:
+    store = GatedStore(driver_factory())
+    counter = counter_def()
+    async with run_actors(Registry([counter]), storage=store, clock=clock) as (_, client):
+        handle = client.get_or_create("counter", ["a"])
+        await handle.get()
+        store.hold = True
+        write = asyncio.ensure_future(handle.increment())
+        await store.entered.wait()
+        read = asyncio.ensure_future(handle.get())
+        await spin()
+        # The read saw the new value, so it must not be released before that value is durable.
+        assert not write.done()
+        assert not read.done()
+        store.hold = False
+        store.release.set()
+        assert await write == 1
+        assert await read == 1
+
+
+async def test_group_commit_batches_many_actors(
+    driver_factory: DriverFactory, clock: MockClock
+) -> None:
+    counter = counter_def()
+    async with run_actors(Registry([counter]), storage=driver_factory(), clock=clock) as (
+        runtime,
+        client,
+    ):
+        handles = [client.get_or_create("counter", [f"k{i}"]) for i in range(64)]
+        await asyncio.gather(*(h.get() for h in handles))
+        batches0, records0 = runtime.committer_stats()
+        results = await asyncio.gather(*(h.increment(i + 1) for i, h in enumerate(handles)))
+        assert results == list(range(1, 65))
+        batches, records = runtime.committer_stats()
+        assert records - records0 == 64
+        assert 1 <= batches - batches0 < records - records0
+
+
+async def test_read_only_action_writes_nothing(
+    driver_factory: DriverFactory, clock: MockClock
+) -> None:
+    counter = counter_def()
+    async with run_actors(Registry([counter]), storage=driver_factory(), clock=clock) as (
+        runtime,
+        client,
+    ):
+        handle = client.get_or_create("counter", ["a"])
+        await handle.increment(2)
+        actor_id = await handle.resolve()
+        before = await runtime.history(actor_id)
+        stats = runtime.committer_stats()
+        for _ in range(5):
+            assert await handle.get() == 2
+        assert runtime.committer_stats() == stats
+        assert await runtime.history(actor_id) == before
+        # A write that leaves the state as it was is not a change either.
+        await handle.increment(0)
+        assert runtime.committer_stats() == stats
+
+
+# -- relaxed durability ----------------------------------------------------------------
+
+
+async def test_relaxed_reply_is_not_gated(driver_factory: DriverFactory, clock: MockClock) -> None:
+    store = GatedStore(driver_factory())
+    counter = counter_def(durability="relaxed", state_save_interval=1.0)
+    async with run_actors(Registry([counter]), storage=store, clock=clock) as (_, client):
+        handle = client.get_or_create("counter", ["a"])
+        await handle.get()
+        seen: list[int] = []
+        async with handle.connect() as conn:
+            conn.on("count", seen.append)
+            store.hold = True
+            # Nothing is durable while the store is held, yet replies and events flow.
+            assert await handle.increment() == 1
+            assert await handle.increment() == 2
+            assert seen == [1, 2]
+            store.hold = False
+            store.release.set()
+
+
+async def test_relaxed_saves_after_interval(
+    driver_factory: DriverFactory, clock: MockClock
+) -> None:
+    counter = counter_def(durability="relaxed", state_save_interval=2.0)
+    async with run_actors(Registry([counter]), storage=driver_factory(), clock=clock) as (
+        runtime,
+        client,
+    ):
+        handle = client.get_or_create("counter", ["a"])
+        assert await handle.increment(3) == 3
+        actor_id = await handle.resolve()
+
+        def saved(entries: list[Any]) -> list[Any]:
+            return [e.state for e in entries if e.kind == "save"]
+
+        assert saved(await runtime.history(actor_id)) == []
+        await clock.advance(1.9)
+        assert saved(await runtime.history(actor_id)) == []
+        await clock.advance(0.2)
+        assert saved(await runtime.history(actor_id)) == [{"count": 3}]
+        # Two more changes in one interval coalesce into one save.
+        await handle.increment()
+        await handle.increment()
+        await clock.advance(1.0)
+        assert saved(await runtime.history(actor_id)) == [{"count": 3}]
+        await clock.advance(1.1)
+        assert saved(await runtime.history(actor_id)) == [{"count": 3}, {"count": 5}]
+
+
+async def test_relaxed_saves_on_sleep(driver_factory: DriverFactory, clock: MockClock) -> None:
+    counter = counter_def(durability="relaxed", state_save_interval=1000.0, sleep_timeout=5.0)
+    async with run_actors(Registry([counter]), storage=driver_factory(), clock=clock) as (
+        runtime,
+        client,
+    ):
+        handle = client.get_or_create("counter", ["a"])
+        await handle.increment(7)
+        actor_id = await handle.resolve()
+        await clock.advance(4.9)
+        assert [e.kind for e in await runtime.history(actor_id)] == ["create"]
+        await clock.advance(0.2)
+        assert not runtime.is_awake(actor_id)
+        entries = await runtime.history(actor_id)
+        assert [e.kind for e in entries] == ["create", "sleep"]
+        assert entries[-1].state == {"count": 7}
+        assert await handle.get() == 7
+        # The cancelled save timer does not write anything later.
+        await clock.advance(2000)
+        assert len(await runtime.history(actor_id)) == 2
+
+
+# -- history ---------------------------------------------------------------------------
+
+
+async def test_history_records_each_change(driver_factory: DriverFactory, clock: MockClock) -> None:
+    counter = counter_def()
+    async with run_actors(Registry([counter]), storage=driver_factory(), clock=clock) as (
+        runtime,
+        client,
+    ):
+        handle = client.get_or_create("counter", ["a"])
+        await handle.increment(5)
+        await clock.advance(10)
+        await handle.get()
+        async with handle.connect() as conn:
+            await conn.increment(2)
+            conn_id = conn.connection_id
+        actor_id = await handle.resolve()
+        entries = await runtime.history(actor_id)
+        assert [(e.seq, e.kind, e.name, e.args, e.state) for e in entries] == [
+            (1, "create", None, None, {"count": 0}),
+            (2, "action", "increment", [5], {"count": 5}),
+            (3, "action", "increment", [2], {"count": 7}),
+        ]
+        assert all(e.state_changed for e in entries)
+        assert entries[1].by is None
+        assert entries[2].by == conn_id
+        assert entries[1].at == pytest.approx(clock.now() - 10)
+        assert entries[2].at == pytest.approx(clock.now())
+        assert await runtime.state_at(actor_id, 1) == {"count": 0}
+        assert await runtime.state_at(actor_id, 2) == {"count": 5}
+        assert await runtime.state_at(actor_id, 3) == {"count": 7}
+        assert await runtime.state_at(actor_id, 99) == {"count": 7}
+        assert [e.seq for e in await runtime.history(actor_id, after_seq=1, limit=1)] == [2]
+
+
+async def test_history_retention_prunes_old_entries(
+    driver_factory: DriverFactory, clock: MockClock
+) -> None:
+    counter = counter_def(history_limit=10)
+    async with run_actors(Registry([counter]), storage=driver_factory(), clock=clock) as (
+        runtime,
+        client,
+    ):
+        handle = client.get_or_create("counter", ["a"])
+        for _ in range(62):
+            await handle.increment()
+        actor_id = await handle.resolve()
+        # seq 63 so far: pruning runs every 64 commits, so nothing was dropped yet.
+        assert len(await runtime.history(actor_id)) == 63
+        for _ in range(8):
+            await handle.increment()
+        entries = await runtime.history(actor_id)
+        # At seq 64 everything before 55 was pruned; seqs 65..71 were added since.
+        assert [e.seq for e in entries] == list(range(55, 72))
+        assert await runtime.state_at(actor_id, 55) == {"count": 54}
+        with pytest.raises(LookupError):
+            await runtime.state_at(actor_id, 54)
+
+
+# -- failed commits --------------------------------------------------------------------
+
+
+async def check_rolled_back(runtime: Any, handle: Any, seen: list[int], value: int) -> None:
+    assert await handle.get() == value
+    assert seen == []
+    assert await handle.increment() == value + 1
+    assert seen == [value + 1]
+
+
+async def test_failed_commit_fails_reply_and_rolls_back(
+    driver_factory: DriverFactory, clock: MockClock
+) -> None:
+    store = GatedStore(driver_factory())
+    counter = counter_def()
+    async with run_actors(Registry([counter]), storage=store, clock=clock) as (runtime, client):
+        handle = client.get_or_create("counter", ["a"])
+        assert await handle.increment(4) == 4
+        seen: list[int] = []
+        async with handle.connect() as conn:
+            conn.on("count", seen.append)
+            store.fail_next = OSError("disk full")
+            with pytest.raises(CommitError) as info:
+                await handle.increment(10)
+            assert info.value.code == "commit_failed"
+            assert "rolled back" in info.value.message
+            await check_rolled_back(runtime, handle, seen, 4)
+        entries = await runtime.history(await handle.resolve())
+        assert [e.state["count"] for e in entries] == [0, 4, 5]
+
+
+async def test_memory_driver_fail_next_commit(clock: MockClock) -> None:
+    store = MemoryDriver()
+    counter = counter_def()
+    async with run_actors(Registry([counter]), storage=store, clock=clock) as (runtime, client):
+        handle = client.get_or_create("counter", ["a"])
+        assert await handle.increment(4) == 4
+        seen: list[int] = []
+        async with handle.connect() as conn:
+            conn.on("count", seen.append)
+            store.fail_next_commit(RuntimeError("simulated"))
+            with pytest.raises(CommitError):
+                await handle.increment(10)
+            await check_rolled_back(runtime, handle, seen, 4)
+
+
+async def test_sqlite_full_disk_fails_commit(tmp_path: Path, clock: MockClock) -> None:
+    store = SQLiteDriver(tmp_path / "data", pragmas={"max_page_count": 1})
+    counter = counter_def()
+    async with run_actors(Registry([counter]), storage=store, clock=clock) as (runtime, client):
+        handle = client.get_or_create("counter", ["a"])
+        assert await handle.increment(4) == 4
+        seen: list[int] = []
+        async with handle.connect() as conn:
+            conn.on("count", seen.append)
+            with pytest.raises(CommitError) as info:
+                await handle.big(1_000_000)
+            assert "could not be saved" in info.value.message
+            assert seen == []
+            await check_rolled_back(runtime, handle, seen, 4)
+            assert await handle.big(10) == 10
+
+
+async def test_failed_commit_of_concurrent_changes_rolls_all_back(
+    driver_factory: DriverFactory, clock: MockClock
+) -> None:
+    store = GatedStore(driver_factory())
+    counter = counter_def()
+    async with run_actors(Registry([counter]), storage=store, clock=clock) as (_, client):
+        handle = client.get_or_create("counter", ["a"])
+        assert await handle.increment(1) == 1
+        store.hold = True
+        first = asyncio.ensure_future(handle.increment(10))
+        await store.entered.wait()
+        second = asyncio.ensure_future(handle.increment(100))
+        await spin()
+        store.fail_next = OSError("disk full")
+        store.hold = False
+        store.release.set()
+        results = await asyncio.gather(first, second, return_exceptions=True)
+        assert all(isinstance(r, CommitError) for r in results), results
+        assert await handle.get() == 1
+        assert await handle.increment() == 2
+
+
+# -- restarts ----------------------------------------------------------------------------
+
+
+async def test_state_survives_restart(driver_factory: DriverFactory) -> None:
+    counter = counter_def()
+    registry = Registry([counter])
+    async with run_actors(registry, storage=driver_factory(), clock=MockClock()) as (
+        runtime,
+        client,
+    ):
+        handle = client.get_or_create("counter", ["a"])
+        assert await handle.increment(41) == 41
+        actor_id = await handle.resolve()
+    async with run_actors(registry, storage=driver_factory(), clock=MockClock()) as (
+        runtime,
+        client,
+    ):
+        assert not runtime.is_awake(actor_id)
+        handle = client.get_or_create("counter", ["a"])
+        assert await handle.resolve() == actor_id
+        assert await handle.get() == 41
+        assert await handle.increment() == 42
+        entries = await runtime.history(actor_id)
+        assert [e.state for e in entries][-2:] == [{"count": 41}, {"count": 42}]
