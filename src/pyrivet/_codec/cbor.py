@@ -14,9 +14,11 @@ Two flavours exist on the wire (see the protocol reference, §5.2 and §5.3):
 Decoding accepts what cbor-x produces: 16-bit map headers (``0xb9``), typed arrays
 (tags 64-87: tag 64/68 become bytes, the others lists of numbers), ``undefined``
 (becomes ``None``), dates (tag 1, become aware datetimes). Other tags are unwrapped to
-their content. Input with trailing bytes, or whose decoded form is larger than the
-input could hold without shared references (a guard against "billion laughs" built
-from tags 28/29), is rejected.
+their content, except those cbor2 turns into other Python types (decimal fractions,
+regular expressions, UUIDs, ...): no RivetKit peer writes them, so they are rejected.
+So is input with trailing bytes, or whose decoded form is larger than the input could
+hold without shared references (a guard against "billion laughs" built from tags
+28/29).
 """
 
 from __future__ import annotations
@@ -152,7 +154,7 @@ class _Normalizer:
             return value
         if depth >= MAX_DEPTH:
             raise BadValue(f"nested deeper than {MAX_DEPTH} levels")
-        if kind is list:
+        if kind is list or kind is tuple:  # tuples: arrays cbor2 read in immutable contexts
             out: list[Any] = []
             index = 0
             try:
@@ -187,9 +189,12 @@ class _Normalizer:
             raise BadValue(f"unsupported CBOR simple value {value.value}")
         if isinstance(value, Mapping):  # cbor2's frozendict, in immutable contexts
             return {key: self.walk(item, depth + 1) for key, item in value.items()}
-        # datetimes (tags 0/1), tuples (map keys), and cbor2's other semantic types
-        # (Decimal, UUID, ...) are left as they are.
-        return value
+        if isinstance(value, dt.date):  # tags 0/1 (and 100/1004), as cbor-x writes Date
+            return value
+        # cbor2 understands more semantic tags (decimal fractions, regular expressions,
+        # MIME, UUIDs, IP addresses, ...) that no RivetKit peer writes; letting such
+        # objects into user values would only fail later and further from the cause.
+        raise BadValue(f"unsupported CBOR item of type {type(value).__name__}")
 
     def _tag(self, tag: int, content: Any, depth: int) -> Any:
         if tag in _BYTE_TAGS and isinstance(content, bytes):
@@ -203,11 +208,11 @@ class _Normalizer:
         return self.walk(content, depth + 1)
 
 
-def load_tree(data: bytes | bytearray | memoryview) -> Any:
+def load_tree(data: bytes | bytearray | memoryview | str) -> Any:
     """Decode one CBOR item into plain values, without reviving compat tags.
 
     Args:
-        data: exactly one CBOR data item.
+        data: exactly one CBOR data item (text is rejected with a clear error).
 
     Returns:
         dict/list/str/int/float/bool/None, bytes, sets, datetimes, ... (see the module

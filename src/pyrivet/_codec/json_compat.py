@@ -59,7 +59,7 @@ MAX_SAFE_INTEGER: Final = 2**53 - 1
 
 #: Deepest nesting of lists/dicts accepted in either direction; deeper values (or a
 #: value that contains itself) are rejected instead of exhausting the stack.
-MAX_DEPTH: Final = 200
+MAX_DEPTH: Final = 128
 
 TAG_BIGINT: Final = "$BigInt"
 TAG_UINT8_ARRAY: Final = "$Uint8Array"
@@ -263,7 +263,7 @@ class _CompatEncoder:
 
     def _other(self, value: Any, depth: int) -> Any:
         if isinstance(value, (bytes, bytearray, memoryview)):
-            return [TAG_UINT8_ARRAY, base64.b64encode(value).decode("ascii")]
+            return [TAG_UINT8_ARRAY, base64.b64encode(bytes(value)).decode("ascii")]
         if isinstance(value, (set, frozenset)):
             # The item list of a set is not escaped: the tag already says what it is.
             return [TAG_SET, self._items(value, depth)]
@@ -438,7 +438,7 @@ def parse_json(data: bytes | bytearray | memoryview | str) -> Any:
         raise InvalidMessageError("invalid JSON: the message is empty")
     try:
         return msgspec.json.decode(data)
-    except msgspec.DecodeError as exc:
+    except (msgspec.DecodeError, UnicodeDecodeError) as exc:
         raise InvalidMessageError(f"invalid JSON: {exc}") from None
     except RecursionError:
         raise InvalidMessageError("invalid JSON: nested too deeply") from None
