@@ -205,6 +205,8 @@ _BY_CODE: dict[tuple[str, str], type[ActorError]] = {
     ("actor", "action_timed_out"): ActionTimeoutError,
     ("actor", "stopping"): ActorStoppingError,
     ("message", "unencodable"): EncodingError,
+    ("message", "incoming_too_long"): EncodingError,
+    ("message", "outgoing_too_long"): EncodingError,
     ("storage", "commit_failed"): CommitError,
     ("core", "internal_error"): InternalError,
 }

@@ -203,7 +203,9 @@ async def fire(inst: ActorInstance, alarm: AlarmRecord) -> None:
             )
             return
         args = decode(alarm.args)
-        await inst.invoke(spec, args, None, encoded_args=alarm.args, by=by)
+        # The schedule is claimed: run it even if a shutdown began meanwhile (shutdown
+        # waits for it, as for any work in flight).
+        await inst.invoke(spec, args, None, encoded_args=alarm.args, by=by, during_shutdown=True)
     except ActorError as exc:
         log.error(
             "actor %s (%s): scheduled action %r failed: %s",

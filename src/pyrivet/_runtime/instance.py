@@ -298,6 +298,8 @@ class ActorInstance:
         conn: ConnImpl | None,
         encoded_args: bytes | None = None,
         by: str | None = None,
+        *,
+        during_shutdown: bool = False,
     ) -> Any:
         """Run an action in the caller's task and return its result.
 
@@ -311,7 +313,9 @@ class ActorInstance:
             InternalError: the action raised anything else (logged with its traceback).
             EncodingError / CommitError: its changes could not be saved (rolled back).
         """
-        if self.status is not ActorStatus.RUNNING:
+        if self.status is not ActorStatus.RUNNING and not (
+            during_shutdown and self.status is ActorStatus.STOPPING
+        ):
             raise ActorStoppingError(f"actor {self.name!r} is {self.status.value}")
         if encoded_args is None:
             encoded_args = encode(args, "the action arguments")

@@ -381,6 +381,8 @@ class Runtime:
                 try:
                     return await inst.invoke(spec, args, None, encoded_args)
                 except ActorStoppingError:
+                    if inst.status is ActorStatus.RUNNING:
+                        raise  # raised by the action itself, not by a shutdown
                     await self._wait_stopped(inst)
                     continue
             return await self._call_with_transient_conn(inst, spec.name, args, params, encoded_args)
@@ -424,6 +426,8 @@ class Runtime:
             try:
                 return await open_conn(inst, params, sink, subscriptions)
             except ActorStoppingError:
+                if inst.status is ActorStatus.RUNNING:
+                    raise  # raised by a connection hook, not by a shutdown
                 await self._wait_stopped(inst)
 
     async def call_on_conn(
@@ -456,7 +460,7 @@ class Runtime:
     async def sleep(self, actor_id: str) -> None:
         """Put an awake actor to sleep now (no-op if it is asleep)."""
         inst = self._instances.get(actor_id)
-        if inst is not None and inst.status is ActorStatus.RUNNING:
+        if inst is not None and inst.serving:
             inst.lifecycle().stop_requested = "sleep"
             await inst.shutdown(False)
         elif inst is not None:

@@ -108,7 +108,9 @@ class ActorHandle:
                     self._query, self._actor_id, name, args, self._params
                 )
             except ActorNotFoundError:
-                if not stale_retry or self._actor_id is None:
+                # A get_or_create key may have resolved (inside the transport) to an
+                # actor being destroyed right then: retry it even on a first call.
+                if not stale_retry or (self._actor_id is None and self._query.mode == "get"):
                     raise
                 # The actor we knew was destroyed: resolve the key again, once.
                 self._actor_id = None
