@@ -245,7 +245,9 @@ class ActorInstance:
 
     # -- hooks and actions ---------------------------------------------------------
 
-    async def call_hook(self, fn: Callable[..., Any], timeout: float, what: str, *args: Any) -> Any:
+    async def call_hook(
+        self, fn: Callable[..., Any], timeout: float | None, what: str, *args: Any
+    ) -> Any:
         """Call a lifecycle hook with a time limit.
 
         Raises:

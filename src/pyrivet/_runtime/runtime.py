@@ -439,6 +439,53 @@ class Runtime:
         inst = conn._inst
         return await inst.invoke(inst.check_call(name, args), args, conn, encoded_args)
 
+    async def call_hook_on_conn(
+        self, conn: ConnImpl, hook: str, arg: Any, *, timeout: float | None
+    ) -> Any:
+        """Run a raw handler hook (``on_request`` / ``on_websocket``) for ``conn``.
+
+        The hook is called as ``hook(c, arg)`` with ``c.conn`` set to ``conn``. Its
+        changes are committed like an action's: in strict mode this returns only once
+        they are durable. ``timeout=None`` sets no limit (a WebSocket handler runs as
+        long as its socket).
+
+        Raises:
+            ActorError: the actor defines no such hook (``actor/handler_not_found``), the
+                connection is closed (``connection/closed``), the hook timed out
+                (``actor/callback_timed_out``) or raised an `ActorError`.
+            InternalError: the hook raised anything else (logged with its traceback).
+        """
+        if not conn.is_open:
+            raise ActorError("the connection is closed", group="connection", code="closed")
+        inst = conn._inst
+        fn = inst.definition.hooks.get(hook)
+        if fn is None:
+            raise ActorError(
+                f"actor {inst.name!r} defines no {hook} handler", code="handler_not_found"
+            )
+        try:
+            result = await inst.call_hook(fn, timeout, hook, inst.context(conn), arg)
+        finally:
+            inst.after_work(hook, None, conn.id)
+        await inst.output_gate()
+        return result
+
+    async def commit_on_conn(self, conn: ConnImpl, what: str) -> None:
+        """Commit what ``conn``'s actor changed so far; in strict mode wait until durable.
+
+        A raw WebSocket handler calls this before each frame it sends, so a frame that
+        reports a change leaves only once the change is durable (the output gate).
+
+        Raises:
+            ActorError: the connection is closed (``connection/closed``).
+            EncodingError / CommitError: the state cannot be saved (it is rolled back).
+        """
+        if not conn.is_open:
+            raise ActorError("the connection is closed", group="connection", code="closed")
+        inst = conn._inst
+        inst.after_work(what, None, conn.id)
+        await inst.output_gate()
+
     def client_transport(self) -> LocalTransport:
         """The in-process transport for ``pyrivet.client.Client(runtime)``."""
         return LocalTransport(self)

@@ -1,0 +1,76 @@
+"""The ``pyrivet`` command line.
+
+```
+pyrivet serve app:registry [--host 127.0.0.1] [--port 6420] [--data-dir .pyrivet]
+                           [--log-level info] [--grace-period 30]
+```
+
+`main` parses arguments and returns the process exit status: 0 after a clean stop
+(SIGTERM/SIGINT), 1 when the app cannot be loaded or served, 2 for a usage error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from .._version import __version__
+
+__all__ = ["main"]
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="pyrivet", description="Rivet Actors for Python: serve and manage actors."
+    )
+    parser.add_argument("--version", action="version", version=f"pyrivet {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    serve = commands.add_parser(
+        "serve",
+        help="serve a registry over HTTP/WebSocket (RivetKit client protocol)",
+        description=(
+            "Serve the actors of a Registry on the embedded SQLite store. SIGTERM or "
+            "SIGINT stops accepting, lets in-flight requests finish within the grace "
+            "period, puts every actor to sleep (state committed) and exits 0."
+        ),
+    )
+    serve.add_argument(
+        "app", metavar="MODULE:ATTR", help="where the Registry is, e.g. app:registry"
+    )
+    serve.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    serve.add_argument("--port", type=int, default=6420, help="port (default 6420; 0 picks one)")
+    serve.add_argument(
+        "--data-dir", default=".pyrivet", help="SQLite data directory (default ./.pyrivet)"
+    )
+    serve.add_argument(
+        "--log-level",
+        default="info",
+        choices=["critical", "error", "warning", "info", "debug"],
+        help="log level (default info)",
+    )
+    serve.add_argument(
+        "--grace-period",
+        type=float,
+        default=30.0,
+        help="seconds in-flight requests get to finish on shutdown (default 30)",
+    )
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; returns the exit status."""
+    args = _parser().parse_args(argv)
+    if args.command == "serve":
+        from .serve_command import run_serve
+
+        return run_serve(
+            args.app,
+            host=args.host,
+            port=args.port,
+            data_dir=args.data_dir,
+            log_level=args.log_level,
+            grace_period=args.grace_period,
+        )
+    print(f"pyrivet: unknown command {args.command!r}", file=sys.stderr)
+    return 2

@@ -1,0 +1,119 @@
+"""``pyrivet serve MODULE:ATTR``: load a Registry and serve it until a signal.
+
+Runs in the main thread of the process: imports the user's module (with the current
+directory on ``sys.path``, as ``python -m`` would), then `pyrivet.server.serve.serve`
+on a fresh event loop. Errors loading the module or starting the server are printed
+as one line on stderr and give exit status 1; a clean stop gives 0.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import logging
+import os
+import sys
+from typing import Any
+
+from .._runtime.registry import Registry
+from ..errors import DataDirLockedError, StorageError
+
+__all__ = ["load_registry", "run_serve"]
+
+log = logging.getLogger("pyrivet.cli")
+
+
+class LoadError(Exception):
+    """The ``MODULE:ATTR`` argument does not name a Registry."""
+
+
+def load_registry(spec: str) -> Registry:
+    """Import ``module:attr`` (``attr`` may be dotted) and return the Registry there.
+
+    Raises:
+        LoadError: malformed spec, module not importable, attribute missing or not a
+            Registry.
+    """
+    module_name, sep, attr = spec.partition(":")
+    if not sep or not module_name or not attr:
+        raise LoadError(f"expected MODULE:ATTR such as app:registry, got {spec!r}")
+    if os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        if exc.name is not None and module_name.startswith(exc.name):
+            raise LoadError(f"cannot import module {module_name!r}: {exc}") from exc
+        raise
+    value: Any = module
+    for part in attr.split("."):
+        try:
+            value = getattr(value, part)
+        except AttributeError:
+            raise LoadError(f"module {module_name!r} has no attribute {attr!r}") from None
+    if not isinstance(value, Registry):
+        raise LoadError(
+            f"{spec} is a {type(value).__name__}, not a pyrivet Registry; "
+            "point at `registry = Registry([...])`"
+        )
+    return value
+
+
+def run_serve(
+    spec: str,
+    *,
+    host: str,
+    port: int,
+    data_dir: str,
+    log_level: str,
+    grace_period: float,
+) -> int:
+    """Serve ``spec`` until SIGTERM/SIGINT; returns the exit status."""
+    logging.basicConfig(
+        level=log_level.upper(), format="%(levelname)-9s %(name)s: %(message)s", force=False
+    )
+    try:
+        from ..server.serve import ServeError, serve
+    except ImportError as exc:
+        print(
+            f"pyrivet: the server needs uvicorn ({exc}); install pyrivet[server]",
+            file=sys.stderr,
+        )
+        return 1
+    try:
+        registry = load_registry(spec)
+    except LoadError as exc:
+        print(f"pyrivet: {exc}", file=sys.stderr)
+        return 1
+
+    def started(server: Any) -> None:
+        print(
+            f"pyrivet: serving {spec} on http://{host}:{server.port} "
+            f"(data in {os.path.abspath(data_dir)})",
+            file=sys.stderr,
+            flush=True,
+        )
+
+    try:
+        asyncio.run(
+            serve(
+                registry,
+                host=host,
+                port=port,
+                data_dir=data_dir,
+                log_level=log_level,
+                grace_period=grace_period,
+                on_started=started,
+            )
+        )
+    except DataDirLockedError as exc:
+        print(f"pyrivet: {exc}", file=sys.stderr)
+        return 1
+    except StorageError as exc:
+        print(f"pyrivet: cannot open the data directory {data_dir!r}: {exc}", file=sys.stderr)
+        return 1
+    except ServeError as exc:
+        print(f"pyrivet: {exc}", file=sys.stderr)
+        return 1
+    print("pyrivet: stopped; every actor is asleep and its state committed", file=sys.stderr)
+    return 0

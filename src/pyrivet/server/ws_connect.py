@@ -1,0 +1,283 @@
+"""The WebSocket ``connect`` protocol (protocol reference §9): one client connection.
+
+Opening: the socket is accepted selecting subprotocol ``rivet`` (RivetKit's Node
+client aborts otherwise) with the encoding from ``rivet_encoding.<enc>`` (json when
+absent) and params from ``rivet_conn_params.<uri-encoded JSON>``. An unknown encoding
+closes it at once with 1003 ``actor.unsupported_websocket_encoding``. Then the target
+is resolved (``getOrCreate`` creates the actor) and the runtime opens the connection,
+running ``on_before_connect`` / conn state / ``on_connect``. Any failure there is sent
+as an ``Error`` frame without ``actionId``, then the socket closes with 1011 and reason
+``group.code``. On success the first frame is ``Init {actorId, connectionId}``.
+
+Serving, in the handler's task: frames are read one at a time. A
+``SubscriptionRequest`` changes the connection's subscriptions (no reply). Each
+``ActionRequest`` runs as its own task owned by this connection, so several run at
+once and replies (``ActionResponse`` or ``Error`` with ``actionId``) go out in
+completion order. Events reach the socket only for subscribed names (broadcasts) or
+when sent to this connection. All frames leave through one `Outbox`.
+
+Bad input closes only this socket: a frame over the incoming limit
+(``message/incoming_too_long``) or one that does not decode (``actor/invalid_request``)
+gets an ``Error`` frame and a 1011 close; nothing it asked for runs. A reply over the
+outgoing limit fails that action with ``message/outgoing_too_long``.
+
+Closing: when the client goes, in-flight actions finish (their changes are committed;
+their replies are dropped), then ``on_disconnect`` runs. When the actor closes the
+connection (sleep, destroy, ``conn.disconnect()``), in-flight replies are sent first,
+then the socket closes with 1000 and the runtime's reason.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any, Final
+
+from .._codec import values
+from .._protocol.errors import ProtocolError, UnsupportedEncodingError
+from .._protocol.messages import (
+    ActionRequest,
+    ActionResponse,
+    ActorSpecifier,
+    Encoding,
+    Event,
+    Init,
+    decode_to_server,
+    encode_to_client,
+    parse_encoding,
+)
+from .._runtime.connections import ConnImpl
+from .._util.tasks import TaskSupervisor
+from ..errors import ActorError, EncodingError
+from ._asgi import Receive, RequestInfo, Send
+from ._state import ServerState
+from ._websocket import Outbox
+from .conn_params import PARAMS_HEADER, parse_params
+from .errors import (
+    CLOSE_ERROR,
+    CLOSE_UNSUPPORTED_DATA,
+    close_reason,
+    error_frame,
+    incoming_too_long,
+    outgoing_too_long,
+    to_wire,
+)
+from .gateway import parse_target
+from .routing import Route
+
+__all__ = ["ENCODING_SUBPROTOCOL", "RIVET_SUBPROTOCOL", "accept_subprotocol", "handle_connect"]
+
+log = logging.getLogger("pyrivet.server")
+
+RIVET_SUBPROTOCOL: Final = "rivet"
+ENCODING_SUBPROTOCOL: Final = "rivet_encoding."
+#: Most actions one connection may have in flight; more fail with ``actor/overloaded``.
+MAX_IN_FLIGHT: Final = 1024
+
+
+def accept_subprotocol(protocols: list[str]) -> str | None:
+    """The subprotocol to select: ``rivet`` when offered."""
+    return RIVET_SUBPROTOCOL if RIVET_SUBPROTOCOL in protocols else None
+
+
+def _requested_encoding(protocols: list[str]) -> str | None:
+    for protocol in protocols:
+        if protocol.startswith(ENCODING_SUBPROTOCOL):
+            return protocol[len(ENCODING_SUBPROTOCOL) :]
+    return None
+
+
+def frame_size(data: str | bytes) -> int:
+    """Bytes on the wire of a frame (text frames are UTF-8)."""
+    return len(data) if isinstance(data, bytes) else len(data.encode())
+
+
+class ConnectSession:
+    """One accepted ``connect`` socket; also the runtime's `EventSink` for it."""
+
+    def __init__(
+        self, state: ServerState, encoding: Encoding, outbox: Outbox, tasks: TaskSupervisor
+    ) -> None:
+        self._state = state
+        self._encoding = encoding
+        self._text = encoding == "json"
+        self._outbox = outbox
+        self._tasks = tasks
+        self._in_flight: set[asyncio.Task[None]] = set()
+        #: Frames (events) produced before Init was queued.
+        self._early: list[str | bytes] | None = []
+        self.conn: ConnImpl | None = None
+        self.actor: ActorSpecifier | None = None
+
+    def _wire(self, data: bytes) -> str | bytes:
+        return data.decode() if self._text else data
+
+    def fail(self, exc: BaseException) -> None:
+        """Send a connection-level Error frame, then close with 1011 ``group.code``."""
+        error = to_wire(exc)
+        self._outbox.frame(self._wire(error_frame(error, self._encoding, actor=self.actor)))
+        self._outbox.close(CLOSE_ERROR, close_reason(error))
+
+    def ready(self, conn: ConnImpl) -> None:
+        """Queue Init, then whatever events the connect hooks produced."""
+        self.conn = conn
+        assert self.actor is not None
+        init = Init(self.actor.actor_id, conn.id)
+        self._outbox.frame(self._wire(encode_to_client(init, self._encoding)))
+        early, self._early = self._early or [], None
+        for frame in early:
+            self._outbox.frame(frame)
+
+    # -- EventSink (called by the runtime on the event loop) -----------------------
+
+    def deliver(self, event: str, payload: bytes) -> None:
+        try:
+            frame = self._wire(
+                encode_to_client(Event(event, values.decode(payload)), self._encoding)
+            )
+        except EncodingError as exc:
+            log.warning("event %r not sent: %s", event, exc.message)
+            return
+        size = frame_size(frame)
+        if size > self._state.max_outgoing:
+            log.warning(
+                "event %r not sent: %d bytes, above the outgoing limit (%d)",
+                event,
+                size,
+                self._state.max_outgoing,
+            )
+            return
+        if self._early is not None:
+            self._early.append(frame)
+        else:
+            self._outbox.frame(frame)
+
+    def closed(self, reason: str | None) -> None:
+        if self._outbox.closing:
+            return
+        if not self._in_flight:
+            self._outbox.close(1000, reason or "")
+            return
+        self._tasks.spawn(self._close_after_in_flight(reason or ""), name="conn-close")
+
+    async def _close_after_in_flight(self, reason: str) -> None:
+        if self._in_flight:
+            await asyncio.gather(*self._in_flight, return_exceptions=True)
+        self._outbox.close(1000, reason)
+
+    # -- reading -------------------------------------------------------------------
+
+    async def serve(self, receive: Receive) -> None:
+        """Read frames until the client disconnects or a frame is rejected."""
+        limit = self._state.max_incoming
+        while True:
+            message = await receive()
+            if message["type"] != "websocket.receive":
+                return
+            data: str | bytes | None = message.get("bytes")
+            if data is None:
+                data = message.get("text") or ""
+            size = frame_size(data)
+            if size > limit:
+                self.fail(incoming_too_long("a message", size, limit))
+                return
+            try:
+                request = decode_to_server(data, self._encoding)
+            except ProtocolError as exc:
+                self.fail(exc)
+                return
+            conn = self.conn
+            assert conn is not None
+            if isinstance(request, ActionRequest):
+                self._start_action(request)
+            elif request.subscribe:
+                conn.subscribe(request.event_name)
+            else:
+                conn.unsubscribe(request.event_name)
+
+    def _start_action(self, request: ActionRequest) -> None:
+        if len(self._in_flight) >= MAX_IN_FLIGHT:
+            error = ActorError(
+                f"this connection already has {MAX_IN_FLIGHT} actions in flight; wait for "
+                "replies before sending more",
+                code="overloaded",
+            )
+            self._reply_error(error, request.id)
+            return
+        task = self._tasks.spawn(self._run_action(request), name=f"action:{request.name}")
+        self._in_flight.add(task)
+        task.add_done_callback(self._in_flight.discard)
+
+    def _reply_error(self, exc: BaseException, action_id: int) -> None:
+        frame = error_frame(exc, self._encoding, action_id=action_id, actor=self.actor)
+        self._outbox.frame(self._wire(frame))
+
+    async def _run_action(self, request: ActionRequest) -> None:
+        conn = self.conn
+        assert conn is not None
+        limit = self._state.max_outgoing
+        try:
+            output: Any = await self._state.runtime.call_on_conn(conn, request.name, request.args)
+            data = encode_to_client(ActionResponse(request.id, output), self._encoding)
+            if len(data) > limit:
+                raise outgoing_too_long("the action result", len(data), limit)
+        except Exception as exc:
+            self._reply_error(exc, request.id)
+        else:
+            self._outbox.frame(self._wire(data))
+
+    async def finish(self) -> None:
+        """After reading stopped: let in-flight actions end, then disconnect."""
+        if self._in_flight:
+            await asyncio.gather(*self._in_flight, return_exceptions=True)
+        conn = self.conn
+        if conn is not None and conn.is_open:
+            await conn.disconnect()
+
+
+async def handle_connect(
+    state: ServerState, request: RequestInfo, route: Route, receive: Receive, send: Send
+) -> None:
+    """Serve one ``…/connect`` WebSocket from handshake to close (see the module doc)."""
+    message = await receive()
+    if message["type"] != "websocket.connect":
+        return
+    protocols = request.subprotocols()
+    await send({"type": "websocket.accept", "subprotocol": accept_subprotocol(protocols)})
+    try:
+        encoding = parse_encoding(_requested_encoding(protocols))
+    except UnsupportedEncodingError:
+        await send(
+            {
+                "type": "websocket.close",
+                "code": CLOSE_UNSUPPORTED_DATA,
+                "reason": "actor.unsupported_websocket_encoding",
+            }
+        )
+        return
+    outbox = Outbox(send, state.options.max_send_queue)
+    # Owns the writer, the action tasks and the close task; whatever is left when
+    # the handler ends (only on cancellation) is cancelled.
+    tasks = TaskSupervisor("pyrivet connection")
+    session = ConnectSession(state, encoding, outbox, tasks)
+    tasks.spawn(outbox.run(), name="ws-writer")
+    try:
+        try:
+            assert route.target is not None
+            params = parse_params(request.header(PARAMS_HEADER), protocols)
+            target = parse_target(
+                route.target, request.query_string, max_input_size=state.max_incoming
+            )
+            actor = await state.directory.resolve(target)
+            session.actor = actor.specifier()
+            conn = await state.runtime.connect(actor.actor_id, params, session, set())
+        except Exception as exc:
+            session.fail(exc)
+        else:
+            session.ready(conn)
+            await session.serve(receive)
+            await session.finish()
+            outbox.close(1000)
+        await outbox.done.wait()
+    finally:
+        await tasks.aclose()

@@ -1,0 +1,85 @@
+"""Fixtures: the real app on a real uvicorn server, on an ephemeral loopback port."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+import pytest
+import uvicorn
+
+from pyrivet import MemoryDriver, Registry, Runtime
+from pyrivet.server import PyrivetApp, create_app
+from pyrivet.server.serve import PyrivetServer
+
+from ._support import make_registry
+
+
+@dataclass
+class Served:
+    """A running server: its base URLs, the runtime behind it, an HTTP client."""
+
+    url: str
+    ws_url: str
+    runtime: Runtime | None
+    app: PyrivetApp
+    http: httpx.AsyncClient
+
+
+Start = Callable[..., Awaitable[Served]]
+
+
+@pytest.fixture
+async def start_server() -> AsyncIterator[Start]:
+    """``await start_server(registry, **create_app_kwargs)`` -> `Served`.
+
+    Pass ``owned=True`` to let the app own its runtime (started by the ASGI lifespan).
+    Everything is stopped when the test ends: the server first, then the runtime.
+    """
+    async with contextlib.AsyncExitStack() as stack:
+
+        async def start(registry: Registry, *, owned: bool = False, **kwargs: Any) -> Served:
+            runtime: Runtime | None = None
+            if owned:
+                app = create_app(registry, storage=MemoryDriver(), **kwargs)
+            else:
+                runtime = registry.runtime(storage=MemoryDriver())
+                await runtime.start()
+                stack.push_async_callback(runtime.aclose)
+                app = create_app(runtime, **kwargs)
+            config = uvicorn.Config(
+                app,
+                host="127.0.0.1",
+                port=0,
+                lifespan="on" if owned else "off",
+                log_config=None,
+                log_level="warning",
+                ws_ping_interval=None,
+                timeout_graceful_shutdown=5,
+            )
+            server = PyrivetServer(config, handle_signals=False)
+            task = asyncio.get_running_loop().create_task(server.serve())
+
+            async def stop() -> None:
+                server.should_exit = True
+                await task
+
+            stack.push_async_callback(stop)
+            await server.ready.wait()
+            assert server.started
+            url = f"http://127.0.0.1:{server.port}"
+            http = httpx.AsyncClient(base_url=url, timeout=10)
+            stack.push_async_callback(http.aclose)
+            return Served(url, url.replace("http://", "ws://"), runtime, app, http)
+
+        yield start
+
+
+@pytest.fixture
+async def served(start_server: Start) -> Served:
+    """The test actors (counter, guarded, web) served on a fresh in-memory runtime."""
+    return await start_server(make_registry())
