@@ -24,7 +24,6 @@ hold without shared references (a guard against "billion laughs" built from tags
 from __future__ import annotations
 
 import datetime as dt
-import enum
 import io
 import struct
 from collections.abc import Mapping
@@ -36,11 +35,9 @@ from .._protocol.errors import InvalidMessageError
 from ..errors import EncodingError
 from .json_compat import (
     MAX_DEPTH,
-    UNDEFINED,
     BadValue,
-    dict_key,
+    ValueWalker,
     from_compat,
-    lower,
     to_compat,
 )
 
@@ -245,70 +242,22 @@ def load_tree(data: bytes | bytearray | memoryview | str) -> Any:
         raise InvalidMessageError(f"invalid value at {bad.where()}: {bad.reason}") from None
 
 
-class _NativeEncoder:
+class _NativeEncoder(ValueWalker):
     """Converts a Python value to what cbor-x would write for it, without compat tags."""
 
-    def walk(self, value: Any, depth: int) -> Any:
-        kind = type(value)
-        if value is None or kind is str or kind is bool or kind is float or kind is int:
-            return value
-        if kind is bytes:
-            return value
-        if depth >= MAX_DEPTH:
-            raise BadValue(f"nested deeper than {MAX_DEPTH} levels (does a value contain itself?)")
-        if kind is list or kind is tuple:
-            return self._items(value, depth)
-        if kind is dict:
-            return self._mapping(value, depth)
-        return self._other(value, depth)
+    __slots__ = ()
 
-    def _items(self, items: Any, depth: int) -> list[Any]:
-        out: list[Any] = []
-        index = 0
-        try:
-            for index, item in enumerate(items):  # noqa: B007 - index is read in except
-                out.append(self.walk(item, depth + 1))
-        except BadValue as bad:
-            raise bad.add_index(index) from None
-        return out
+    def _bytes(self, value: bytes) -> Any:
+        return value
 
-    def _mapping(self, mapping: Mapping[Any, Any], depth: int) -> dict[Any, Any]:
-        out: dict[Any, Any] = {}
-        key: object = None
-        try:
-            for key, item in mapping.items():
-                out[dict_key(key, json=False)] = self.walk(item, depth + 1)
-        except BadValue as bad:
-            raise bad.add_key(key) from None
-        return out
+    def _set(self, items: list[Any]) -> Any:
+        return cbor2.CBORTag(_TAG_SET, items)
 
-    def _other(self, value: Any, depth: int) -> Any:
-        if isinstance(value, (bytes, bytearray, memoryview)):
-            return bytes(value)
-        if isinstance(value, (set, frozenset)):
-            return cbor2.CBORTag(_TAG_SET, self._items(value, depth))
-        if value is UNDEFINED:
-            return cbor2.undefined
-        if isinstance(value, enum.Enum):
-            return self.walk(value.value, depth + 1)
-        if isinstance(value, int):
-            return int(value)
-        if isinstance(value, float):
-            return float(value)
-        if isinstance(value, str):
-            return str.__str__(value)
-        if isinstance(value, (list, tuple)):
-            return self._items(value, depth)
-        if isinstance(value, Mapping):
-            return self._mapping(value, depth)
-        if isinstance(value, dt.datetime):
-            return value if value.tzinfo is not None else value.replace(tzinfo=_UTC)
-        if isinstance(value, (dt.date, dt.time)):
-            return value.isoformat()
-        return self.walk(lower(value), depth + 1)
+    def _undefined(self) -> Any:
+        return cbor2.undefined
 
 
-_NATIVE = _NativeEncoder()
+_NATIVE = _NativeEncoder(json=False)
 
 
 def to_native(value: Any) -> Any:

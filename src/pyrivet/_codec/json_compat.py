@@ -211,8 +211,14 @@ def _int_text(value: int) -> str:
         raise BadValue("integer has too many digits to encode") from None
 
 
-class _CompatEncoder:
-    """Converts a Python value to its compat form; one instance per target."""
+class ValueWalker:
+    """Turns a Python value into a tree of plain containers, checking depth and keys.
+
+    The leaves JSON has no type for (bytes, sets, ``undefined``, datetimes) and big
+    integers are written by the `_bytes`, `_set`, `_undefined`, `_datetime` and `_int`
+    hooks; `_CompatEncoder` writes the compat tags, ``cbor._NativeEncoder`` what cbor-x
+    writes natively.
+    """
 
     __slots__ = ("_json",)
 
@@ -224,9 +230,7 @@ class _CompatEncoder:
         if value is None or kind is str or kind is bool or kind is float:
             return value
         if kind is int:
-            if -MAX_SAFE_INTEGER <= value <= MAX_SAFE_INTEGER:
-                return value
-            return [TAG_BIGINT, _int_text(value)]
+            return self._int(value)
         if depth >= MAX_DEPTH:
             raise _too_deep()
         if kind is list or kind is tuple:
@@ -234,6 +238,24 @@ class _CompatEncoder:
         if kind is dict:
             return self._mapping(value, depth)
         return self._other(value, depth)
+
+    def _int(self, value: int) -> Any:
+        return value
+
+    def _sequence(self, items: Any, depth: int) -> list[Any]:
+        return self._items(items, depth)
+
+    def _bytes(self, value: bytes) -> Any:
+        raise NotImplementedError
+
+    def _set(self, items: list[Any]) -> Any:
+        raise NotImplementedError
+
+    def _undefined(self) -> Any:
+        raise NotImplementedError
+
+    def _datetime(self, value: dt.datetime) -> Any:
+        return value if value.tzinfo is not None else value.replace(tzinfo=_UTC)
 
     def _items(self, items: Any, depth: int) -> list[Any]:
         out: list[Any] = []
@@ -243,12 +265,6 @@ class _CompatEncoder:
                 out.append(self.walk(item, depth + 1))
         except BadValue as bad:
             raise bad.add_index(index) from None
-        return out
-
-    def _sequence(self, items: Any, depth: int) -> list[Any]:
-        out = self._items(items, depth)
-        if len(out) == 2 and type(out[0]) is str and out[0].startswith("$"):
-            out[0] = "$" + out[0]
         return out
 
     def _mapping(self, mapping: Mapping[Any, Any], depth: int) -> dict[Any, Any]:
@@ -263,12 +279,11 @@ class _CompatEncoder:
 
     def _other(self, value: Any, depth: int) -> Any:
         if isinstance(value, (bytes, bytearray, memoryview)):
-            return [TAG_UINT8_ARRAY, base64.b64encode(bytes(value)).decode("ascii")]
+            return self._bytes(bytes(value))
         if isinstance(value, (set, frozenset)):
-            # The item list of a set is not escaped: the tag already says what it is.
-            return [TAG_SET, self._items(value, depth)]
+            return self._set(self._items(value, depth))
         if value is UNDEFINED:
-            return [TAG_UNDEFINED, 0]
+            return self._undefined()
         if isinstance(value, enum.Enum):
             return self.walk(value.value, depth + 1)
         if isinstance(value, int):
@@ -282,12 +297,40 @@ class _CompatEncoder:
         if isinstance(value, Mapping):
             return self._mapping(value, depth)
         if isinstance(value, dt.datetime):
-            if self._json:
-                return js_iso_format(value)
-            return value if value.tzinfo is not None else value.replace(tzinfo=_UTC)
+            return self._datetime(value)
         if isinstance(value, (dt.date, dt.time)):
             return value.isoformat()
         return self.walk(lower(value), depth + 1)
+
+
+class _CompatEncoder(ValueWalker):
+    """Converts a Python value to its compat form; one instance per target."""
+
+    __slots__ = ()
+
+    def _int(self, value: int) -> Any:
+        if -MAX_SAFE_INTEGER <= value <= MAX_SAFE_INTEGER:
+            return value
+        return [TAG_BIGINT, _int_text(value)]
+
+    def _sequence(self, items: Any, depth: int) -> list[Any]:
+        out = self._items(items, depth)
+        if len(out) == 2 and type(out[0]) is str and out[0].startswith("$"):
+            out[0] = "$" + out[0]
+        return out
+
+    def _bytes(self, value: bytes) -> Any:
+        return [TAG_UINT8_ARRAY, base64.b64encode(value).decode("ascii")]
+
+    def _set(self, items: list[Any]) -> Any:
+        # The item list of a set is not escaped: the tag already says what it is.
+        return [TAG_SET, items]
+
+    def _undefined(self) -> Any:
+        return [TAG_UNDEFINED, 0]
+
+    def _datetime(self, value: dt.datetime) -> Any:
+        return js_iso_format(value) if self._json else super()._datetime(value)
 
 
 _TO_JSON = _CompatEncoder(json=True)
