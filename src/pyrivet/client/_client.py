@@ -4,16 +4,22 @@
 async with Client(runtime) as client:            # in-process
     room = client.get_or_create("counter", ["room-1"])
     print(await room.increment(5))
+
+async with Client("http://127.0.0.1:6420", encoding="cbor") as client:   # over the network
+    ...
 ```
+
+The network client needs the ``client`` extra (``pip install 'pyrivet[client]'``).
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Unpack
 
 from .._protocol.query import ActorQuery, normalize_key
 from ..types import KeyLike
 from ._handle import ActorHandle
+from ._options import NetworkOptions
 from ._transport import Transport, TransportSource
 
 __all__ = ["Client"]
@@ -23,17 +29,31 @@ class Client:
     """Creates handles to actors over one transport.
 
     Args:
-        target: a running `pyrivet.Runtime` (in-process calls) or any `Transport`.
+        target: a running `pyrivet.Runtime` (in-process calls), the URL of a server
+            (``"http://127.0.0.1:6420"``: HTTP and WebSocket, the RivetKit client
+            protocol), or any `Transport`.
+        **network: options of the network client, only with a URL (see
+            `NetworkOptions`): ``encoding`` (``"bare"`` default, ``"cbor"``,
+            ``"json"``), ``namespace``, ``token``, ``headers``, ``pool_name``, ``clock``,
+            ``backoff`` (reconnect `Backoff`), ``max_input_size``, ``timeout``,
+            ``metadata_lookup``.
+
+    Raises:
+        ImportError: a URL was given but the ``client`` extra is not installed.
     """
 
-    def __init__(self, target: TransportSource | Transport) -> None:
+    def __init__(
+        self, target: TransportSource | Transport | str, **network: Unpack[NetworkOptions]
+    ) -> None:
         if isinstance(target, str):
-            raise TypeError(
-                "Client(url) needs the network client, which ships with the server; "
-                "pass a running Runtime for in-process calls"
-            )
+            from ._http import HttpTransport  # needs httpx/websockets: import on use
+
+            self._transport: Transport = HttpTransport(target, **network)
+            return
+        if network:
+            raise TypeError(f"{sorted(network)} only apply to Client(url)")
         if isinstance(target, TransportSource):
-            self._transport: Transport = target.client_transport()
+            self._transport = target.client_transport()
         else:
             self._transport = target
 

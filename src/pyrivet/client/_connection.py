@@ -21,6 +21,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, TypeVar, overload
 
 from .._util.tasks import TaskSupervisor
+from ._extensions import QueryConnectTransport
 from ._handle import action_args, action_name
 
 if TYPE_CHECKING:
@@ -61,10 +62,16 @@ class ActorConnection:
         """
         if self._conn is not None:
             return self
+        transport = self._handle._transport
+        subscriptions = set(self._listeners) | set(self._queues)
+        if isinstance(transport, QueryConnectTransport):
+            # Reconnects re-resolve the handle's key (a destroyed actor is replaced).
+            self._conn = await transport.connect_query(
+                self._handle.query, self._params, subscriptions, self
+            )
+            return self
         actor_id = await self._handle.resolve()
-        self._conn = await self._handle._transport.connect(
-            actor_id, self._params, set(self._listeners) | set(self._queues), self
-        )
+        self._conn = await transport.connect(actor_id, self._params, subscriptions, self)
         return self
 
     async def close(self) -> None:
@@ -84,6 +91,15 @@ class ActorConnection:
     @property
     def is_open(self) -> bool:
         return self._conn is not None and not self._is_closed
+
+    @property
+    def status(self) -> str:
+        """``"connected"``; over the network also ``"disconnected"`` while the socket is
+        being replaced (actions wait for it) and ``"connecting"``; ``"idle"`` when not
+        open or closed for good."""
+        if self._conn is None or self._is_closed:
+            return "idle"
+        return str(getattr(self._conn, "status", "connected"))
 
     @property
     def actor_id(self) -> str | None:

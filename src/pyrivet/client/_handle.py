@@ -16,11 +16,12 @@ get_or_create handle then reaches a fresh actor), as RivetKit's handles do.
 from __future__ import annotations
 
 import inspect
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, TypeVar, overload
 
 from .._protocol.query import ActorQuery
 from ..errors import ActorNotFoundError
+from ._extensions import RawResponse, RawTransport, RawWebSocket, WebSocketOpening
 
 if TYPE_CHECKING:
     from ._connection import ActorConnection
@@ -116,9 +117,70 @@ class ActorHandle:
                 self._actor_id = None
                 stale_retry = False
                 continue
-            if self._query.mode != "get_for_id":
+            if self._query.mode != "get_for_id" and actor_id:
                 self._actor_id = actor_id
             return result
+
+    def _raw_transport(self) -> RawTransport:
+        if not isinstance(self._transport, RawTransport):
+            raise TypeError(
+                "raw fetch/websocket need a transport that supports them, "
+                "such as the network client (Client(url))"
+            )
+        return self._transport
+
+    async def fetch(
+        self,
+        path: str = "/",
+        *,
+        method: str = "GET",
+        body: bytes | str | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> RawResponse:
+        """Send a raw HTTP request to the actor's ``on_request`` hook.
+
+        ```python
+        response = await room.fetch("/hello?x=1", method="POST", body=b"hi")
+        print(response.status, response.text)
+        ```
+
+        The actor sees ``path`` (with its query); the response is returned as it is,
+        whatever its status. The handle's connection params travel in the
+        ``x-rivet-conn-params`` header.
+
+        Raises:
+            ActorError: the request could not reach the actor (e.g. `ActorNotFoundError`).
+            TypeError: the transport has no raw HTTP (the in-process client).
+        """
+        return await self._raw_transport().fetch(
+            self._query,
+            self._actor_id,
+            path,
+            method=method,
+            body=body,
+            headers=headers,
+            params=self._params,
+        )
+
+    def websocket(self, path: str = "/", *, protocols: Sequence[str] = ()) -> WebSocketOpening:
+        """Open a raw WebSocket to the actor's ``on_websocket`` hook.
+
+        ```python
+        async with room.websocket("/chat") as ws:    # or: ws = await room.websocket(...)
+            await ws.send("hello")
+            print(await ws.recv())
+        ```
+
+        Opening raises `ActorError` if the socket cannot be opened, and `TypeError` if
+        the transport has no raw WebSocket (the in-process client).
+        """
+
+        async def open_socket() -> RawWebSocket:
+            return await self._raw_transport().websocket(
+                self._query, self._actor_id, path, protocols=protocols, params=self._params
+            )
+
+        return WebSocketOpening(open_socket)
 
     def connect(self, *, params: Any = None) -> ActorConnection:
         """A connection to this actor; open it with ``async with`` (or `open()`)."""

@@ -1,0 +1,365 @@
+"""`SyncClient`: the network client for scripts and REPLs, without ``async``.
+
+```python
+from pyrivet.client import SyncClient
+
+with SyncClient("http://127.0.0.1:6420") as client:
+    room = client.get_or_create("counter", ["room-1"])
+    print(room.increment(5))
+    with room.connect() as conn:
+        conn.on("count", print)          # runs on the client's background thread
+        conn.increment(1)
+```
+
+A thin layer: one background thread runs an event loop with an ordinary async
+`Client`; every call is submitted to it and waited for. Event callbacks run on that
+thread, so they must not block, and must not call the client (that would wait on the
+thread that is running the callback: it raises `RuntimeError` instead).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import queue
+import threading
+from collections.abc import Callable, Coroutine, Iterator, Mapping
+from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, TypeVar, Unpack, overload
+
+from .._util.tasks import TaskSupervisor
+from ..types import KeyLike
+from ._client import Client
+from ._handle import action_args, action_name
+from ._options import NetworkOptions
+
+if TYPE_CHECKING:
+    from types import TracebackType
+
+    from ._connection import ActorConnection
+    from ._extensions import RawResponse
+    from ._handle import ActorHandle
+
+__all__ = ["SyncActorConnection", "SyncActorHandle", "SyncClient"]
+
+P = ParamSpec("P")
+R = TypeVar("R")
+T = TypeVar("T")
+
+
+class _LoopThread:
+    """An event loop running forever on a daemon thread."""
+
+    def __init__(self) -> None:
+        self.loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(
+            target=self.loop.run_forever, name="pyrivet-sync-client", daemon=True
+        )
+        self._thread.start()
+
+    def run(self, coro: Coroutine[Any, Any, T]) -> T:
+        """Run ``coro`` on the loop and wait for its result (re-raising its exception)."""
+        if threading.current_thread() is self._thread:
+            coro.close()
+            raise RuntimeError(
+                "a SyncClient cannot be called from its own event callbacks; "
+                "use the async Client there"
+            )
+        if not self._thread.is_alive():
+            coro.close()
+            raise RuntimeError("the SyncClient is closed")
+        future = asyncio.run_coroutine_threadsafe(coro, self.loop)
+        try:
+            return future.result()
+        except BaseException:
+            future.cancel()
+            raise
+
+    def call(self, fn: Callable[[], T]) -> T:
+        """Run the plain function ``fn`` on the loop's thread and return its result."""
+
+        async def wrapper() -> T:
+            return fn()
+
+        return self.run(wrapper())
+
+    def stop(self) -> None:
+        if self._thread.is_alive():
+            self.loop.call_soon_threadsafe(self.loop.stop)
+            self._thread.join()
+        if not self.loop.is_closed():
+            self.loop.close()
+
+
+class SyncClient:
+    """A blocking client over the network (see the module doc).
+
+    Args:
+        url: the server, e.g. ``"http://127.0.0.1:6420"``.
+        **network: the options of ``Client(url, ...)`` (`NetworkOptions`).
+    """
+
+    def __init__(self, url: str, **network: Unpack[NetworkOptions]) -> None:
+        self._thread = _LoopThread()
+
+        async def make() -> Client:
+            return Client(url, **network)
+
+        try:
+            self._client = self._thread.run(make())
+        except BaseException:
+            self._thread.stop()
+            raise
+        self._closed = False
+
+    @property
+    def client(self) -> Client:
+        """The async client behind this one (usable only on its loop's thread)."""
+        return self._client
+
+    def get(self, name: str, key: KeyLike = None, *, params: Any = None) -> SyncActorHandle:
+        """A handle to an existing actor (see `Client.get`)."""
+        return SyncActorHandle(self._thread, self._client.get(name, key, params=params))
+
+    def get_or_create(
+        self, name: str, key: KeyLike = None, *, input: Any = None, params: Any = None
+    ) -> SyncActorHandle:
+        """A handle that creates the actor on first use (see `Client.get_or_create`)."""
+        handle = self._client.get_or_create(name, key, input=input, params=params)
+        return SyncActorHandle(self._thread, handle)
+
+    def create(
+        self, name: str, key: KeyLike = None, *, input: Any = None, params: Any = None
+    ) -> SyncActorHandle:
+        """Create an actor now (see `Client.create`)."""
+        handle = self._thread.run(self._client.create(name, key, input=input, params=params))
+        return SyncActorHandle(self._thread, handle)
+
+    def get_for_id(self, name: str, actor_id: str, *, params: Any = None) -> SyncActorHandle:
+        """A handle to the actor with this id (see `Client.get_for_id`)."""
+        return SyncActorHandle(self._thread, self._client.get_for_id(name, actor_id, params=params))
+
+    def close(self) -> None:
+        """Close the connections and the HTTP pool, then stop the background thread."""
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            self._thread.run(self._client.aclose())
+        finally:
+            self._thread.stop()
+
+    def __enter__(self) -> SyncClient:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+class SyncActorHandle:
+    """The blocking face of an `ActorHandle`."""
+
+    def __init__(self, thread: _LoopThread, handle: ActorHandle) -> None:
+        self._thread = thread
+        self._handle = handle
+
+    @property
+    def handle(self) -> ActorHandle:
+        """The async handle behind this one."""
+        return self._handle
+
+    def resolve(self) -> str:
+        """The actor's id (creating the actor for get_or_create handles)."""
+        return self._thread.run(self._handle.resolve())
+
+    def action(self, name: str, *args: Any) -> Any:
+        """Call action ``name`` with positional ``args``."""
+        return self._thread.run(self._handle.action(name, *args))
+
+    @overload
+    def call(
+        self,
+        action: Callable[Concatenate[Any, P], Coroutine[Any, Any, R]],
+        *args: P.args,
+        **kwargs: P.kwargs,
+    ) -> R: ...
+
+    @overload
+    def call(
+        self, action: Callable[Concatenate[Any, P], R], *args: P.args, **kwargs: P.kwargs
+    ) -> R: ...
+
+    def call(self, action: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        """Call an action by its function; the result has the action's return type."""
+        return self.action(action_name(action), *action_args(action, args, kwargs))
+
+    def fetch(
+        self,
+        path: str = "/",
+        *,
+        method: str = "GET",
+        body: bytes | str | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> RawResponse:
+        """A raw HTTP request to the actor's ``on_request`` (see `ActorHandle.fetch`)."""
+        return self._thread.run(self._handle.fetch(path, method=method, body=body, headers=headers))
+
+    def connect(self, *, params: Any = None) -> SyncActorConnection:
+        """Open a connection (use it in a ``with`` block, or call `close`)."""
+        conn = self._handle.connect(params=params)
+        self._thread.run(conn.open())
+        return SyncActorConnection(self._thread, conn)
+
+    def __getattr__(self, name: str) -> Callable[..., Any]:
+        if name.startswith("_"):
+            raise AttributeError(name)
+
+        def call_by_name(*args: Any) -> Any:
+            return self.action(name, *args)
+
+        call_by_name.__name__ = name
+        return call_by_name
+
+    def __repr__(self) -> str:
+        return f"<Sync{self._handle!r}>"
+
+
+class SyncActorConnection:
+    """The blocking face of an `ActorConnection`; callbacks run on the client thread."""
+
+    def __init__(self, thread: _LoopThread, conn: ActorConnection) -> None:
+        self._thread = thread
+        self._conn = conn
+        self._tasks = TaskSupervisor("pyrivet sync connection")
+
+    @property
+    def connection(self) -> ActorConnection:
+        """The async connection behind this one."""
+        return self._conn
+
+    @property
+    def actor_id(self) -> str | None:
+        return self._thread.call(lambda: self._conn.actor_id)
+
+    @property
+    def connection_id(self) -> str | None:
+        return self._thread.call(lambda: self._conn.connection_id)
+
+    @property
+    def is_open(self) -> bool:
+        return self._thread.call(lambda: self._conn.is_open)
+
+    @property
+    def status(self) -> str:
+        """See `ActorConnection.status`."""
+        return self._thread.call(lambda: self._conn.status)
+
+    def on(self, event: str, callback: Callable[..., Any]) -> Callable[[], None]:
+        """Call ``callback(*args)`` (on the client thread) for each ``event``.
+
+        Returns:
+            A function that unsubscribes (callable from any thread).
+        """
+        return self._unsubscriber(self._thread.call(lambda: self._conn.on(event, callback)))
+
+    def once(self, event: str, callback: Callable[..., Any]) -> Callable[[], None]:
+        """Like `on`, for the next ``event`` only."""
+        return self._unsubscriber(self._thread.call(lambda: self._conn.once(event, callback)))
+
+    def _unsubscriber(self, unsubscribe: Callable[[], None]) -> Callable[[], None]:
+        def remove() -> None:
+            if not self._thread.loop.is_closed():
+                self._thread.loop.call_soon_threadsafe(unsubscribe)
+
+        return remove
+
+    def events(self, *names: str) -> Iterator[tuple[str, list[Any]]]:
+        """Iterate ``(event, args)`` for the given names until the connection closes,
+        blocking between events.
+
+        The names are subscribed before this returns, so events caused by calls made
+        after it are not missed. Close the iterator (or leave the ``for`` loop) to
+        unsubscribe.
+        """
+        items: queue.Queue[Any] = queue.Queue()
+        done = object()
+
+        async def pump() -> None:
+            try:
+                async for item in self._conn.events(*names):
+                    items.put(item)
+            finally:
+                items.put(done)
+
+        async def start() -> asyncio.Task[None]:
+            task = self._tasks.spawn(pump(), name="pyrivet sync events")
+            # Let the iterator start, so that it subscribes before we return.
+            await asyncio.sleep(0)
+            await asyncio.sleep(0)
+            return task
+
+        task = self._thread.run(start())
+
+        def iterate() -> Iterator[tuple[str, list[Any]]]:
+            try:
+                while (item := items.get()) is not done:
+                    yield item
+            finally:
+                if not self._thread.loop.is_closed():
+                    self._thread.loop.call_soon_threadsafe(task.cancel)
+
+        return iterate()
+
+    def action(self, name: str, *args: Any) -> Any:
+        """Call action ``name`` over this connection."""
+        return self._thread.run(self._conn.action(name, *args))
+
+    @overload
+    def call(
+        self,
+        action: Callable[Concatenate[Any, P], Coroutine[Any, Any, R]],
+        *args: P.args,
+        **kwargs: P.kwargs,
+    ) -> R: ...
+
+    @overload
+    def call(
+        self, action: Callable[Concatenate[Any, P], R], *args: P.args, **kwargs: P.kwargs
+    ) -> R: ...
+
+    def call(self, action: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        """Call an action by its function over this connection."""
+        return self.action(action_name(action), *action_args(action, args, kwargs))
+
+    def close(self) -> None:
+        """Disconnect (event iterators end)."""
+
+        async def close() -> None:
+            await self._conn.close()
+            await self._tasks.aclose()
+
+        self._thread.run(close())
+
+    def __enter__(self) -> SyncActorConnection:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def __getattr__(self, name: str) -> Callable[..., Any]:
+        if name.startswith("_"):
+            raise AttributeError(name)
+
+        def call_by_name(*args: Any) -> Any:
+            return self.action(name, *args)
+
+        call_by_name.__name__ = name
+        return call_by_name

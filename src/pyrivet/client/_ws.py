@@ -1,0 +1,575 @@
+"""WebSockets of the network client: the reconnecting actor connection and raw sockets.
+
+`ActorSocket` speaks the RivetKit ``connect`` protocol over one WebSocket at a time and
+replaces that socket when it drops, as RivetKit's JavaScript ``ActorConn`` does
+(see the feature reference, §5.6):
+
+```
+idle ──start()──▶ connecting ──Init──▶ connected ──socket lost──▶ disconnected
+                      ▲                                               │
+                      └──────── backoff (250 ms → 30 s), forever ─────┘
+close() from any state ──▶ idle (final)
+```
+
+* Before `Init` arrives, actions are queued; after it, the subscriptions are sent
+  again, then the queue is flushed, so a reconnected connection hears the events it
+  listened to before the actions it sends run.
+* When the socket drops, every action already sent is rejected with
+  `ConnectionLostError` (or the error the close reason names): it is never re-sent,
+  because the actor may have run it. Actions issued while disconnected wait for the
+  next connection.
+* Each attempt re-runs the opener, which re-evaluates callable connection params and,
+  for a handle made by key, reaches whatever actor the key names now.
+* An attempt refused by the actor for good (e.g. ``on_before_connect`` rejects the
+  params) ends the connection: queued actions fail with that error and the listener's
+  ``on_close`` is called with ``"group.code"``. Network failures and lifecycle answers
+  (the actor is starting or stopping) are retried.
+
+The first `start()` does not retry network failures: it raises, so that opening a
+connection to a server that is down fails loudly.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any, Final, Literal, TypeAlias
+
+from websockets.exceptions import ConnectionClosed
+
+from .._protocol.errors import ProtocolError
+from .._protocol.messages import (
+    ActionRequest,
+    ActionResponse,
+    Encoding,
+    Error,
+    Event,
+    Init,
+    SubscriptionRequest,
+    ToServer,
+    decode_to_client,
+    encode_to_server,
+    is_binary,
+)
+from .._util.backoff import Backoff
+from .._util.clock import Clock
+from .._util.tasks import TaskSupervisor
+from .._util.timeouts import run_with_timeout
+from ..errors import ActorError, error_from_wire
+from ._errors import ConnectionClosedError, ConnectionLostError, HttpRequestError, NetworkError
+from ._gateway import parse_close_reason
+
+if TYPE_CHECKING:
+    from types import TracebackType
+
+    from websockets.asyncio.client import ClientConnection
+
+    from ._transport import ConnectionListener
+
+__all__ = ["ActorSocket", "ConnStatus", "NetRawWebSocket", "Opener", "is_transient"]
+
+log = logging.getLogger("pyrivet.client")
+
+ConnStatus: TypeAlias = Literal["idle", "connecting", "connected", "disconnected"]
+#: Opens one socket (handshake done, ``rivet`` subprotocol selected); raises an
+#: `ActorError` (`NetworkError` for network failures) when it cannot.
+Opener: TypeAlias = Callable[[], Awaitable["ClientConnection"]]
+
+#: How long a socket may stay open without sending `Init` before the attempt fails.
+INIT_TIMEOUT: Final = 30.0
+
+_LIFECYCLE_CODES: Final = frozenset(
+    {"starting", "stopping", "restarting", "not_configured", "dropped_reply", "destroying"}
+)
+_GUARD_CODES: Final = frozenset(
+    {
+        "service_unavailable",
+        "actor_wake_retries_exceeded",
+        "actor_stopped_while_waiting",
+        "tunnel_request_aborted",
+        "tunnel_message_timeout",
+        "tunnel_response_closed",
+        "gateway_response_start_timeout",
+    }
+)
+
+
+def is_transient(exc: BaseException, *, by_key: bool) -> bool:
+    """Whether an actor-level answer means "try again shortly".
+
+    The actor is starting, stopping or restarting, or the server is not running yet;
+    or, for a handle made by key, the actor was not found (it may have been destroyed
+    and be about to be recreated).
+    """
+    if not isinstance(exc, ActorError):
+        return False
+    if exc.group == "actor":
+        return (
+            exc.code in _LIFECYCLE_CODES
+            or exc.code.startswith("destroyed_")
+            or (by_key and exc.code == "not_found")
+        )
+    if exc.group == "server":
+        return exc.code == "not_running"  # pyrivet's server, before its runtime started
+    return exc.group == "guard" and exc.code in _GUARD_CODES
+
+
+def _is_network_failure(exc: BaseException) -> bool:
+    if isinstance(exc, NetworkError | ConnectionClosedError):
+        return True
+    if isinstance(exc, HttpRequestError):
+        status = exc.metadata.get("status") if isinstance(exc.metadata, dict) else None
+        return isinstance(status, int) and (status >= 500 or status == 429)
+    return isinstance(exc, ActorError) and exc.group == "client" and exc.code == "get_params_failed"
+
+
+def _close_info(exc: ConnectionClosed) -> tuple[int, str]:
+    if exc.rcvd is not None:
+        return exc.rcvd.code, exc.rcvd.reason
+    return 1006, ""
+
+
+def _closed_error(code: int, reason: str, *, lost: bool) -> ActorError:
+    """The error for a socket that closed with ``code``/``reason``."""
+    parsed = parse_close_reason(reason) if code != 1000 else None
+    if parsed is not None:
+        group, err_code = parsed
+        return error_from_wire(group, err_code, f"the connection closed: {reason}")
+    metadata = {"close_code": code, "close_reason": reason}
+    if lost:
+        return ConnectionLostError(
+            f"the connection to the actor was lost (close code {code}"
+            f"{', reason ' + repr(reason) if reason else ''}); the action may or may not "
+            "have run",
+            metadata=metadata,
+        )
+    return ConnectionClosedError(
+        f"the WebSocket closed (code {code}{', reason ' + repr(reason) if reason else ''})",
+        metadata=metadata,
+    )
+
+
+def _copy_error(exc: ActorError) -> ActorError:
+    """A fresh exception equal to ``exc``, so that each waiter gets its own traceback."""
+    try:
+        return type(exc)(exc.message, group=exc.group, code=exc.code, metadata=exc.metadata)
+    except TypeError:
+        return error_from_wire(exc.group, exc.code, exc.message, exc.metadata)
+
+
+class ActorSocket:
+    """A reconnecting connection to one actor (see the module doc).
+
+    Implements ``pyrivet.client.TransportConnection``. All methods run on the event
+    loop that called `start`.
+    """
+
+    def __init__(
+        self,
+        *,
+        opener: Opener,
+        encoding: Encoding,
+        listener: ConnectionListener,
+        clock: Clock,
+        backoff: Backoff,
+        by_key: bool,
+        rng: Callable[[], float] = random.random,
+        label: str = "actor",
+    ) -> None:
+        self._opener = opener
+        self._encoding: Encoding = encoding
+        self._listener = listener
+        self._clock = clock
+        self._backoff = backoff
+        self._by_key = by_key
+        self._rng = rng
+        self._label = label
+        self._status: ConnStatus = "idle"
+        self._disposed = False
+        self._ws: ClientConnection | None = None
+        self._outbox: asyncio.Queue[bytes] | None = None
+        self._subscriptions: set[str] = set()
+        self._next_id = 0
+        #: Sent on the current socket, awaiting their reply.
+        self._in_flight: dict[int, asyncio.Future[Any]] = {}
+        #: Issued while not connected: (encoded frame, reply future), in order.
+        self._queued: dict[int, tuple[bytes, asyncio.Future[Any]]] = {}
+        self._actor_id: str | None = None
+        self._connection_id: str | None = None
+        self._status_listeners: list[Callable[[ConnStatus], object]] = []
+        self._tasks = TaskSupervisor(f"pyrivet connection to {label}")
+        self._writer: asyncio.Task[None] | None = None
+        #: Successful opens so far (1 after `start`, +1 per reconnect).
+        self.opens = 0
+
+    # -- TransportConnection ---------------------------------------------------------
+
+    @property
+    def actor_id(self) -> str:
+        if self._actor_id is None:
+            raise ConnectionClosedError("the connection has not opened yet")
+        return self._actor_id
+
+    @property
+    def connection_id(self) -> str:
+        if self._connection_id is None:
+            raise ConnectionClosedError("the connection has not opened yet")
+        return self._connection_id
+
+    @property
+    def status(self) -> ConnStatus:
+        """``idle``, ``connecting``, ``connected`` or ``disconnected`` (reconnecting)."""
+        return self._status
+
+    def on_status_change(self, callback: Callable[[ConnStatus], object]) -> Callable[[], None]:
+        """Call ``callback(status)`` on every status change; returns an unsubscriber."""
+        self._status_listeners.append(callback)
+
+        def remove() -> None:
+            if callback in self._status_listeners:
+                self._status_listeners.remove(callback)
+
+        return remove
+
+    async def call(self, name: str, args: list[Any]) -> Any:
+        """Run action ``name``; waits for a connection if the socket is being replaced.
+
+        Raises:
+            ActorError: the actor's error, `ConnectionLostError` if the socket dropped
+                after the request was sent, `ConnectionClosedError` if the connection
+                was closed.
+        """
+        if self._disposed:
+            raise ConnectionClosedError("the connection is closed")
+        action_id = self._next_id
+        self._next_id += 1
+        frame = encode_to_server(ActionRequest(action_id, name, list(args)), self._encoding)
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        if self._status == "connected" and self._outbox is not None:
+            self._in_flight[action_id] = future
+            self._outbox.put_nowait(frame)
+        else:
+            self._queued[action_id] = (frame, future)
+        try:
+            return await future
+        finally:
+            self._in_flight.pop(action_id, None)
+            self._queued.pop(action_id, None)
+
+    def subscribe(self, event: str) -> None:
+        if event in self._subscriptions:
+            return
+        self._subscriptions.add(event)
+        self._send_now(SubscriptionRequest(event, True))
+
+    def unsubscribe(self, event: str) -> None:
+        if event not in self._subscriptions:
+            return
+        self._subscriptions.discard(event)
+        self._send_now(SubscriptionRequest(event, False))
+
+    async def close(self) -> None:
+        """Close for good: pending actions fail with `ConnectionClosedError`, and the
+        listener's ``on_close(None)`` is called (event iterators end)."""
+        if self._disposed and self._ws is None and not len(self._tasks):
+            return
+        self._disposed = True
+        self._reject_all(lambda: ConnectionClosedError("the connection was closed"))
+        ws, self._ws = self._ws, None
+        if ws is not None:
+            try:
+                await ws.close(1000, "Disposed")
+            except Exception:  # the socket is going away either way
+                log.debug("closing the socket failed", exc_info=True)
+        await self._tasks.aclose()
+        self._set_status("idle")
+        try:
+            self._listener.on_close(None)
+        except Exception:
+            log.exception("connection close listener failed")
+
+    # -- opening -----------------------------------------------------------------------
+
+    async def start(self, subscriptions: set[str]) -> None:
+        """Open the first socket and start the read/reconnect loop.
+
+        Retries only lifecycle answers (the actor starting or stopping); anything else
+        is raised.
+
+        Raises:
+            ActorError: the actor refused the connection (its error), or the server
+                could not be reached (`NetworkError`).
+        """
+        self._subscriptions.update(subscriptions)
+        try:
+            ws = await self._connect_with_retry(first=True)
+        except BaseException:
+            self._disposed = True
+            self._set_status("idle")
+            raise
+        self._tasks.spawn(self._run(ws), name=f"pyrivet connection to {self._label}")
+
+    def _should_retry(self, exc: Exception, *, first: bool) -> bool:
+        if is_transient(exc, by_key=self._by_key):
+            return True
+        return not first and _is_network_failure(exc)
+
+    async def _connect_with_retry(self, *, first: bool) -> ClientConnection:
+        self._set_status("connecting")
+        failures = 0
+        while True:
+            if self._disposed:
+                raise ConnectionClosedError("the connection was closed")
+            try:
+                return await self._attempt()
+            except Exception as exc:
+                if not self._should_retry(exc, first=first):
+                    raise
+                failures += 1
+                delay = self._backoff.delay(failures, self._rng)
+                log.warning(
+                    "connecting to %s failed (attempt %d, next in %.2fs): %s",
+                    self._label,
+                    failures,
+                    delay,
+                    exc,
+                )
+                await self._clock.sleep(delay)
+
+    async def _attempt(self) -> ClientConnection:
+        ws = await self._opener()
+        try:
+            init = await run_with_timeout(self._clock, INIT_TIMEOUT, self._await_init(ws))
+        except TimeoutError:
+            await _abort(ws)
+            raise NetworkError(
+                f"the server accepted the connection but sent no Init within {INIT_TIMEOUT}s"
+            ) from None
+        except BaseException:
+            await _abort(ws)
+            raise
+        if self._disposed:
+            await _abort(ws)
+            raise ConnectionClosedError("the connection was closed")
+        self._opened(ws, init)
+        return ws
+
+    async def _await_init(self, ws: ClientConnection) -> Init:
+        while True:
+            try:
+                data = await ws.recv()
+            except ConnectionClosed as exc:
+                code, reason = _close_info(exc)
+                raise _closed_error(code, reason, lost=False) from None
+            try:
+                msg = decode_to_client(data, self._encoding)
+            except ProtocolError as exc:
+                raise NetworkError(f"the server sent an invalid frame: {exc.message}") from None
+            if isinstance(msg, Init):
+                return msg
+            if isinstance(msg, Error):
+                raise msg.to_exception()
+            if isinstance(msg, Event):
+                self._deliver(msg)
+
+    def _opened(self, ws: ClientConnection, init: Init) -> None:
+        self._ws = ws
+        self._actor_id = init.actor_id
+        self._connection_id = init.connection_id
+        self.opens += 1
+        outbox: asyncio.Queue[bytes] = asyncio.Queue()
+        for event in sorted(self._subscriptions):
+            outbox.put_nowait(encode_to_server(SubscriptionRequest(event, True), self._encoding))
+        queued, self._queued = self._queued, {}
+        for action_id, (frame, future) in queued.items():
+            if not future.done():
+                self._in_flight[action_id] = future
+                outbox.put_nowait(frame)
+        self._outbox = outbox
+        self._writer = self._tasks.spawn(self._write(ws, outbox), name="pyrivet socket writer")
+        self._set_status("connected")
+
+    # -- the socket's life ---------------------------------------------------------------
+
+    async def _run(self, ws: ClientConnection) -> None:
+        while True:
+            code, reason = await self._read(ws)
+            self._lost(code, reason)
+            if self._disposed:
+                return
+            log.info("connection to %s lost (code %s %r); reconnecting", self._label, code, reason)
+            try:
+                ws = await self._connect_with_retry(first=False)
+            except Exception as exc:
+                if not self._disposed:
+                    self._fail(exc)
+                return
+
+    async def _read(self, ws: ClientConnection) -> tuple[int, str]:
+        try:
+            while True:
+                self._handle(await ws.recv())
+        except ConnectionClosed as exc:
+            return _close_info(exc)
+
+    async def _write(self, ws: ClientConnection, outbox: asyncio.Queue[bytes]) -> None:
+        binary = is_binary(self._encoding)
+        while True:
+            frame = await outbox.get()
+            try:
+                await ws.send(frame if binary else frame.decode("utf-8"))
+            except ConnectionClosed:
+                return  # the reader sees the close and handles it
+
+    def _handle(self, data: str | bytes) -> None:
+        try:
+            msg = decode_to_client(data, self._encoding)
+        except ProtocolError as exc:
+            log.warning("ignoring an invalid frame from %s: %s", self._label, exc.message)
+            return
+        if isinstance(msg, ActionResponse):
+            future = self._in_flight.pop(msg.id, None)
+            if future is not None and not future.done():
+                future.set_result(msg.output)
+        elif isinstance(msg, Event):
+            self._deliver(msg)
+        elif isinstance(msg, Error):
+            if msg.action_id is not None:
+                future = self._in_flight.pop(msg.action_id, None)
+                if future is not None and not future.done():
+                    future.set_exception(msg.to_exception())
+            else:
+                log.warning(
+                    "connection error from %s: %s/%s %s",
+                    self._label,
+                    msg.group,
+                    msg.code,
+                    msg.message,
+                )
+                in_flight, self._in_flight = self._in_flight, {}
+                for future in in_flight.values():
+                    if not future.done():
+                        future.set_exception(msg.to_exception())
+        elif isinstance(msg, Init):
+            self._actor_id = msg.actor_id
+            self._connection_id = msg.connection_id
+
+    def _deliver(self, event: Event) -> None:
+        try:
+            self._listener.on_event(event.name, list(event.args))
+        except Exception:
+            log.exception("event listener for %r failed", event.name)
+
+    def _send_now(self, msg: ToServer) -> None:
+        if self._status == "connected" and self._outbox is not None:
+            self._outbox.put_nowait(encode_to_server(msg, self._encoding))
+
+    def _lost(self, code: int, reason: str) -> None:
+        self._ws = None
+        self._outbox = None
+        if self._writer is not None:
+            self._writer.cancel()
+            self._writer = None
+        in_flight, self._in_flight = self._in_flight, {}
+        for future in in_flight.values():
+            if not future.done():
+                future.set_exception(_closed_error(code, reason, lost=True))
+        if not self._disposed:
+            self._set_status("disconnected")
+
+    def _fail(self, exc: Exception) -> None:
+        """A reconnect was refused for good: close with that error."""
+        log.warning("connection to %s closed: reconnecting failed: %s", self._label, exc)
+        self._disposed = True
+        error = exc if isinstance(exc, ActorError) else NetworkError(str(exc))
+        self._reject_all(lambda: _copy_error(error))
+        self._set_status("idle")
+        try:
+            self._listener.on_close(f"{error.group}.{error.code}")
+        except Exception:
+            log.exception("connection close listener failed")
+
+    def _reject_all(self, make_error: Callable[[], ActorError]) -> None:
+        pending = [*self._in_flight.values(), *(f for _, f in self._queued.values())]
+        self._in_flight.clear()
+        self._queued.clear()
+        for future in pending:
+            if not future.done():
+                future.set_exception(make_error())
+
+    def _set_status(self, status: ConnStatus) -> None:
+        if status == self._status:
+            return
+        self._status = status
+        for callback in list(self._status_listeners):
+            try:
+                callback(status)
+            except Exception:
+                log.exception("connection status listener failed")
+
+
+async def _abort(ws: ClientConnection) -> None:
+    try:
+        await ws.close(1000, "Disposed")
+    except Exception:
+        log.debug("closing an unopened socket failed", exc_info=True)
+
+
+class NetRawWebSocket:
+    """A raw WebSocket to an actor (implements `RawWebSocket`)."""
+
+    def __init__(self, ws: ClientConnection) -> None:
+        self._ws = ws
+
+    @property
+    def subprotocol(self) -> str | None:
+        return self._ws.subprotocol
+
+    @property
+    def close_code(self) -> int | None:
+        return self._ws.close_code
+
+    @property
+    def close_reason(self) -> str | None:
+        return self._ws.close_reason
+
+    def _error(self, exc: ConnectionClosed) -> ActorError:
+        code, reason = _close_info(exc)
+        return _closed_error(code, reason, lost=False)
+
+    async def send(self, data: str | bytes) -> None:
+        try:
+            await self._ws.send(data)
+        except ConnectionClosed as exc:
+            raise self._error(exc) from None
+
+    async def recv(self) -> str | bytes:
+        try:
+            return await self._ws.recv()
+        except ConnectionClosed as exc:
+            raise self._error(exc) from None
+
+    async def close(self, code: int = 1000, reason: str = "") -> None:
+        await self._ws.close(code, reason)
+
+    def __aiter__(self) -> NetRawWebSocket:
+        return self
+
+    async def __anext__(self) -> str | bytes:
+        try:
+            return await self.recv()
+        except ConnectionClosedError:
+            raise StopAsyncIteration from None
+
+    async def __aenter__(self) -> NetRawWebSocket:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
