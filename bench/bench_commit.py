@@ -4,15 +4,17 @@
     python bench/bench_commit.py --quick         # smaller counts, for a smoke run
 
 For each batch size (1, 64 and 256 records, every record of a batch for a different
-actor) a fresh data directory with 1,000 actors is written with ``synchronous=FULL``.
-Each record is what the runtime writes for an action: a small state snapshot plus the
-history entry carrying it (kind "action", name, caller, args). Commits are issued one
-after the other, as the runtime's committer does. Reported per batch size:
+actor) a fresh data directory with 1,000 actors (``--actors``) is written with
+``synchronous=FULL``. Each record is what the runtime writes for an action: a small
+state snapshot plus the history entry carrying it (kind "action", name, caller, args).
+Commits are issued one after the other, as the runtime's committer does. Reported per
+batch size:
 
 * records per second over the whole run (compactions and checkpoints included);
 * commit latency p50 / p99 / max;
-* the read round trip right after the writes: ``load_state`` of a random actor, and a
-  wake (``load_state`` + ``read_history`` after the stored seq, as the runtime does);
+* the read round trip right after the writes, for random actors: ``load_state``; a wake
+  (``load_state`` + ``read_history`` after the stored seq, as the runtime does); and a
+  read of the last 10 history entries;
 * the size of the WAL file at the end (to show that it stays bounded).
 
 Time is wall-clock (`perf_counter`).
@@ -35,6 +37,7 @@ import msgspec
 
 from pyrivet.storage import ActorRecord, CommitRecord, HistoryEntry, SQLiteDriver
 
+#: Actors written round-robin (default of ``--actors``).
 ACTORS = 1_000
 #: Like the runtime's defaults: keep 1,000 history entries, prune every 64 commits.
 HISTORY_LIMIT = 1_000
@@ -55,6 +58,8 @@ class Result:
     load_p99: float
     wake_p50: float
     wake_p99: float
+    history_p50: float
+    history_p99: float
     wal_mb: float
 
 
@@ -89,12 +94,12 @@ async def create_actors(store: SQLiteDriver, ids: list[str]) -> None:
         await store.commit(batch)
 
 
-async def run_batch_size(batch_size: int, records: int, reads: int) -> Result:
+async def run_batch_size(batch_size: int, records: int, reads: int, actors: int) -> Result:
     with tempfile.TemporaryDirectory(prefix="pyrivet-bench-commit-") as data_dir:
         store = SQLiteDriver(data_dir, synchronous="FULL")
         await store.open()
         try:
-            ids = [f"actor-{i:05d}" for i in range(ACTORS)]
+            ids = [f"actor-{i:05d}" for i in range(actors)]
             await create_actors(store, ids)
             seqs = dict.fromkeys(ids, 1)
             next_actor = 0
@@ -106,7 +111,7 @@ async def run_batch_size(batch_size: int, records: int, reads: int) -> Result:
                 batch = []
                 for _ in range(batch_size):
                     actor_id = ids[next_actor]
-                    next_actor = (next_actor + 1) % ACTORS
+                    next_actor = (next_actor + 1) % actors
                     seq = seqs[actor_id] = seqs[actor_id] + 1
                     batch.append(action_record(actor_id, seq, seq, 1_000 + seq))
                 start = clock()
@@ -117,6 +122,7 @@ async def run_batch_size(batch_size: int, records: int, reads: int) -> Result:
             rng = random.Random(7)
             load: list[float] = []
             wake: list[float] = []
+            history: list[float] = []
             for _ in range(reads):
                 actor_id = rng.choice(ids)
                 start = clock()
@@ -126,6 +132,10 @@ async def run_batch_size(batch_size: int, records: int, reads: int) -> Result:
                 stored = await store.load_state(actor_id)
                 await store.read_history(actor_id, stored.seq)
                 wake.append(clock() - start)
+                actor_id = rng.choice(ids)
+                start = clock()
+                await store.read_history(actor_id, seqs[actor_id] - 10, limit=10)
+                history.append(clock() - start)
             wal = Path(data_dir) / "pyrivet.sqlite3-wal"
             wal_mb = wal.stat().st_size / 1e6 if wal.exists() else 0.0
         finally:
@@ -141,6 +151,8 @@ async def run_batch_size(batch_size: int, records: int, reads: int) -> Result:
         load_p99=percentile(load, 0.99),
         wake_p50=percentile(wake, 0.5),
         wake_p99=percentile(wake, 0.99),
+        history_p50=percentile(history, 0.5),
+        history_p99=percentile(history, 0.99),
         wal_mb=wal_mb,
     )
 
@@ -151,6 +163,7 @@ def main() -> None:
     parser.add_argument(
         "--batches", type=int, nargs="+", default=[1, 64, 256], help="batch sizes to run"
     )
+    parser.add_argument("--actors", type=int, default=ACTORS, help="actors written round-robin")
     args = parser.parse_args()
     scale = 10 if args.quick else 1
     reads = 2_000 // scale
@@ -158,23 +171,25 @@ def main() -> None:
     print(
         f"# pyrivet SQLite commit benchmark ({platform.python_implementation()} "
         f"{platform.python_version()}, SQLite {sqlite3.sqlite_version}, "
-        f"{os.cpu_count()} CPUs, synchronous=FULL, {ACTORS:,} actors)",
+        f"{os.cpu_count()} CPUs, synchronous=FULL, {args.actors:,} actors)",
         flush=True,
     )
     header = (
         f"{'batch':>5} {'records':>8} {'records/s':>10} {'p50 ms':>8} {'p99 ms':>8} "
-        f"{'max ms':>8} {'load p50/p99 µs':>16} {'wake p50/p99 µs':>16} {'WAL MB':>7}"
+        f"{'max ms':>8} {'load p50/p99 µs':>16} {'wake p50/p99 µs':>16} "
+        f"{'history p50/p99 µs':>19} {'WAL MB':>7}"
     )
     print(header)
     print("-" * len(header), flush=True)
     for batch_size in args.batches:
         records = (3_000 if batch_size == 1 else 128_000) // scale
-        r = asyncio.run(run_batch_size(batch_size, records, reads))
+        r = asyncio.run(run_batch_size(batch_size, records, reads, args.actors))
         print(
             f"{r.batch:>5} {r.records:>8,} {r.rate:>10,.0f} {r.p50 * 1e3:>8.2f} "
             f"{r.p99 * 1e3:>8.2f} {r.worst * 1e3:>8.1f} "
             f"{f'{r.load_p50 * 1e6:.0f} / {r.load_p99 * 1e6:.0f}':>16} "
-            f"{f'{r.wake_p50 * 1e6:.0f} / {r.wake_p99 * 1e6:.0f}':>16} {r.wal_mb:>7.1f}",
+            f"{f'{r.wake_p50 * 1e6:.0f} / {r.wake_p99 * 1e6:.0f}':>16} "
+            f"{f'{r.history_p50 * 1e6:.0f} / {r.history_p99 * 1e6:.0f}':>19} {r.wal_mb:>7.1f}",
             flush=True,
         )
 

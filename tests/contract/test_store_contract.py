@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import os
+import random
+import sqlite3
 import subprocess
 import sys
 import textwrap
+import threading
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
@@ -24,7 +27,9 @@ from pyrivet.storage import (
     MemoryDriver,
     SQLiteDriver,
     StoredState,
+    _sqlite_compaction as compaction,
 )
+from pyrivet.storage._sqlite_schema import MIGRATIONS
 
 SRC_DIR = Path(__file__).resolve().parents[2] / "src"
 DRIVERS = ["memory", "sqlite"]
@@ -82,6 +87,14 @@ def event(actor_id: str, seq: int, **kw: Any) -> HistoryEntry:
 
 def state_commit(actor_id: str, seq: int, state: bytes, **kw: Any) -> CommitRecord:
     return CommitRecord(actor_id=actor_id, seq=seq, state=state, event=event(actor_id, seq), **kw)
+
+
+async def reopened(store: ActorStore, driver: str, make_store: StoreFactory) -> ActorStore:
+    """Close ``store`` and open it again (a new driver on the same data for SQLite)."""
+    await store.close()
+    again = store if driver == "memory" else make_store()
+    await again.open()
+    return again
 
 
 # -- actors ------------------------------------------------------------------------------
@@ -203,11 +216,12 @@ async def test_last_op_wins_across_and_within_commits(store: ActorStore) -> None
             CommitRecord("a1", 3, state=None, kv_puts=[(b"k", b"3")]),
         ]
     )
-    assert await store.load_state("a1") == StoredState(2, b"two", False)
+    # The seq is the last commit's, the snapshot the last one written.
+    assert await store.load_state("a1") == StoredState(3, b"two", False)
     assert await store.kv_get("a1", b"k") == b"3"
 
     await store.commit([CommitRecord("a1", 4, alarm_puts=[alarm("a1", "z", 9)])])
-    assert await store.load_state("a1") == StoredState(2, b"two", False)
+    assert await store.load_state("a1") == StoredState(4, b"two", False)
     await store.commit(
         [
             CommitRecord("a1", 5, alarm_deletes=["z"]),
@@ -270,6 +284,119 @@ async def test_prune_history(store: ActorStore) -> None:
     assert [e.seq for e in await store.read_history("a1")] == [7]
     assert [e.seq for e in await store.read_history("a2")] == [1]
     assert await store.load_state("a1") == StoredState(7, b"s7", False)
+
+
+async def test_load_state_seq_counts_commits_that_left_state_unchanged(
+    driver: str, make_store: StoreFactory
+) -> None:
+    store = make_store()
+    await store.open()
+    try:
+        await store.create_actor(actor("a1"))
+        await store.commit([state_commit("a1", 1, b"s1", initialized=True)])
+        await store.commit([CommitRecord("a1", 2, kv_puts=[(b"k", b"v")], event=event("a1", 2))])
+        # A woken actor continues after seq 2, not after the snapshot's seq 1.
+        assert await store.load_state("a1") == StoredState(2, b"s1", True)
+        await store.commit([CommitRecord("a1", 3, alarm_puts=[alarm("a1", "x", 5)])])
+        assert await store.load_state("a1") == StoredState(3, b"s1", True)
+        await store.commit([state_commit("a1", 4, b"s4"), CommitRecord("a1", 5)])
+        assert await store.load_state("a1") == StoredState(5, b"s4", True)
+        assert [e.seq for e in await store.read_history("a1")] == [1, 2, 4]
+        assert await store.load_state("a1") == StoredState(5, b"s4", True)
+        store = await reopened(store, driver, make_store)
+        assert await store.load_state("a1") == StoredState(5, b"s4", True)
+    finally:
+        await store.close()
+
+
+async def test_state_is_visible_right_after_commit_and_after_reopen(
+    driver: str, make_store: StoreFactory
+) -> None:
+    store = make_store()
+    await store.open()
+    try:
+        expected: dict[str, StoredState] = {}
+        for seq in range(1, 40):
+            batch = []
+            for i in range(5):
+                actor_id = f"a{i}"
+                if (seq + i) % 3:
+                    batch.append(state_commit(actor_id, seq, f"{actor_id}-{seq}".encode()))
+                    expected[actor_id] = StoredState(seq, f"{actor_id}-{seq}".encode(), False)
+                else:  # no new state: the seq moves, the snapshot stays
+                    batch.append(CommitRecord(actor_id, seq, kv_puts=[(b"n", b"%d" % seq)]))
+                    old = expected.get(actor_id, StoredState(0, None, False))
+                    expected[actor_id] = StoredState(seq, old.snapshot, False)
+            await store.commit(batch)
+            for actor_id, state in expected.items():
+                assert await store.load_state(actor_id) == state
+        store = await reopened(store, driver, make_store)
+        for actor_id, state in expected.items():
+            assert await store.load_state(actor_id) == state
+            assert await store.kv_get(actor_id, b"n") is not None
+    finally:
+        await store.close()
+
+
+async def test_history_is_complete_across_compaction(store: ActorStore) -> None:
+    await store.commit([state_commit("a1", seq, b"s%d" % seq) for seq in range(1, 6)])
+    assert [e.seq for e in await store.read_history("a1")] == [1, 2, 3, 4, 5]
+    # The SQLite driver moved seqs 1..5 out of its commit log; 6..8 are still in it.
+    await store.commit([state_commit("a1", seq, b"s%d" % seq) for seq in range(6, 9)])
+    assert await store.load_state("a1") == StoredState(8, b"s8", False)
+    assert [e.seq for e in await store.read_history("a1", after_seq=3, limit=3)] == [4, 5, 6]
+    await store.commit([state_commit("a1", 9, b"s9")])
+    history = await store.read_history("a1")
+    assert [e.seq for e in history] == list(range(1, 10))
+    assert history[7] == event("a1", 8)
+    assert await store.read_history("a1", after_seq=8) == [event("a1", 9)]
+
+
+async def test_prune_is_honoured_across_compaction_and_reopen(
+    driver: str, make_store: StoreFactory
+) -> None:
+    store = make_store()
+    await store.open()
+    try:
+        await store.commit([state_commit("a1", seq, b"s") for seq in range(1, 6)])
+        assert len(await store.read_history("a1")) == 5
+        await store.commit([state_commit("a1", 6, b"s6", prune_history_before=3)])
+        assert [e.seq for e in await store.read_history("a1")] == [3, 4, 5, 6]
+        # A prune applies to the whole batch, records after it included.
+        await store.commit(
+            [
+                state_commit("a1", 7, b"s7", prune_history_before=9),
+                state_commit("a1", 8, b"s8"),
+                state_commit("a1", 9, b"s9"),
+                state_commit("a2", 1, b"x"),
+            ]
+        )
+        # ... but not to later commits, even if their seq is below the bound.
+        await store.commit([state_commit("a1", 10, b"s10", prune_history_before=12)])
+        await store.commit([state_commit("a1", 11, b"s11")])
+        assert [e.seq for e in await store.read_history("a1")] == [11]
+        assert [e.seq for e in await store.read_history("a2")] == [1]
+        await store.commit([state_commit("a1", 12, b"s12"), state_commit("a1", 13, b"s13")])
+        await store.commit([state_commit("a1", 14, b"s14", prune_history_before=13)])
+        store = await reopened(store, driver, make_store)
+        assert [e.seq for e in await store.read_history("a1")] == [13, 14]
+        assert await store.load_state("a1") == StoredState(14, b"s14", False)
+    finally:
+        await store.close()
+
+
+async def test_history_keeps_the_entry_as_committed(store: ActorStore) -> None:
+    # The entry's own state is kept even where it differs from the record's snapshot.
+    records = [
+        CommitRecord("a1", 1, state=b"snap", event=event("a1", 1, state=b"snap")),
+        CommitRecord("a1", 2, state=b"snap2", event=event("a1", 2)),
+        CommitRecord("a1", 3, event=event("a1", 3, state=b"only-in-history")),
+        CommitRecord("a1", 4, state=b"snap4", event=event("a1", 4, state=b"other", ops=b"o")),
+        CommitRecord("a1", 5, state=b"snap5"),  # no history entry
+    ]
+    await store.commit(records)
+    assert await store.load_state("a1") == StoredState(5, b"snap5", False)
+    assert await store.read_history("a1") == [r.event for r in records[:4]]
 
 
 async def test_failed_commit_changes_nothing(driver: str, make_store: StoreFactory) -> None:
@@ -399,6 +526,27 @@ async def test_reopen_in_same_process_keeps_data(make_store: StoreFactory, drive
         await again.close()
 
 
+async def test_destroyed_actor_stays_gone_after_reopen(
+    driver: str, make_store: StoreFactory
+) -> None:
+    store = make_store()
+    await store.open()
+    try:
+        await store.create_actor(actor("a1"))
+        await store.commit([state_commit("a1", 1, b"s", initialized=True)])
+        assert len(await store.read_history("a1")) == 1
+        await store.commit([state_commit("a1", seq, b"s%d" % seq) for seq in (2, 3)])
+        await store.commit([state_commit("b1", 1, b"b")])
+        await store.destroy_actor("a1", at_ms=5)
+        assert await store.load_state("a1") == StoredState(0, None, False)
+        store = await reopened(store, driver, make_store)
+        assert await store.load_state("a1") == StoredState(0, None, False)
+        assert await store.read_history("a1") == []
+        assert await store.load_state("b1") == StoredState(1, b"b", False)
+    finally:
+        await store.close()
+
+
 # -- SQLite only ---------------------------------------------------------------------------
 
 
@@ -482,3 +630,381 @@ async def test_sqlite_rejects_bad_pragma(tmp_path: Path) -> None:
     await ok.open()
     assert await ok.list_actors() == []
     await ok.close()
+
+
+# -- SQLite: the commit log ------------------------------------------------------------------
+
+
+def log_rows(data_dir: Path) -> int:
+    """Rows in the SQLite driver's commit log, read through a connection of our own."""
+    conn = sqlite3.connect(f"file:{data_dir / 'pyrivet.sqlite3'}?mode=ro", uri=True)
+    try:
+        return int(conn.execute("SELECT count(*) FROM actor_log").fetchone()[0])
+    finally:
+        conn.close()
+
+
+@pytest.fixture
+def small_rounds(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Compact in tiny rounds and steps, so that a short test crosses many of them.
+
+    (Tests using it open stores with ``synchronous="NORMAL"``: compaction does not depend
+    on it, and it spares them thousands of fsyncs.)
+    """
+    monkeypatch.setattr(compaction, "COMPACT_AFTER_ROWS", 16)
+    monkeypatch.setattr(compaction, "COMPACT_MAX_ROWS", 24)
+    monkeypatch.setattr(compaction, "COMPACT_STEP_ROWS", 4)
+    monkeypatch.setattr(compaction, "COMPACT_IDLE_SECONDS", 1e9)
+
+
+class Op(msgspec.Struct):
+    """One call of a generated workload (see `workload`)."""
+
+    kind: str  # "commit", "read" (read_history) or "destroy"
+    batch: list[CommitRecord] = msgspec.field(default_factory=list)
+    actor_id: str = ""
+
+
+def workload(seed: int, ops: int = 300, actors: int = 8) -> list[Op]:
+    """Random commits (with and without state, event, KV, alarms, prunes), history reads
+    and destroys of a few actors; seqs only grow and nothing commits after a destroy.
+    Odd seeds prune often, even seeds rarely (so wrongly kept entries stay visible)."""
+    rng = random.Random(seed)
+    prune_rate = 0.25 if seed % 2 else 0.04
+    seqs: dict[str, int] = {}
+    live = [f"a{i}" for i in range(actors)]
+    result: list[Op] = []
+    for _ in range(ops):
+        roll = rng.random()
+        if roll < 0.2:
+            result.append(Op("read", actor_id=rng.choice(live)))
+            continue
+        if roll < 0.23 and len(live) > 2:
+            victim = rng.choice(live)
+            live.remove(victim)
+            result.append(Op("destroy", actor_id=victim))
+            continue
+        batch = []
+        for _ in range(rng.randint(1, 6)):
+            actor_id = rng.choice(live)
+            seq = seqs[actor_id] = seqs.get(actor_id, 0) + 1
+            rec = CommitRecord(actor_id, seq)
+            if seq == 1:
+                rec.create = ActorRecord(actor_id, "w", (actor_id,), created_at_ms=seq)
+                rec.initialized = True
+            if rng.random() < 0.6:
+                rec.state = b"%s@%d" % (actor_id.encode(), seq)
+            if rng.random() < 0.85:
+                event_state = rng.choice([rec.state, None, b"other-%d" % seq])
+                rec.event = HistoryEntry(
+                    actor_id, seq, seq, "action", "act", None, b"a", event_state
+                )
+            if rng.random() < 0.3:
+                rec.kv_puts = [(b"k%d" % rng.randint(0, 3), b"v%d" % seq)]
+            if rng.random() < 0.1:
+                rec.kv_deletes = [b"k%d" % rng.randint(0, 3)]
+            if rng.random() < 0.1:
+                rec.alarm_puts = [alarm(actor_id, f"{actor_id}-{rng.randint(0, 1)}", seq)]
+            if rng.random() < prune_rate:
+                rec.prune_history_before = seq + rng.randint(-6, 2)
+            batch.append(rec)
+        result.append(Op("commit", batch))
+    return result
+
+
+async def apply_op(store: ActorStore, op: Op) -> None:
+    if op.kind == "commit":
+        await store.commit(op.batch)
+    elif op.kind == "read":
+        await store.read_history(op.actor_id)
+    else:
+        await store.destroy_actor(op.actor_id, at_ms=1)
+
+
+async def snapshot_of(store: ActorStore, actor_ids: list[str]) -> list[Any]:
+    """Everything the store says about these actors."""
+    return [
+        (
+            await store.get_actor(a),
+            await store.load_state(a),
+            await store.read_history(a),
+            await store.kv_list(a, b""),
+            await store.list_alarms(a),
+        )
+        for a in actor_ids
+    ] + [await store.list_actors(), await store.list_alarms()]
+
+
+ACTOR_IDS = [f"a{i}" for i in range(8)]
+
+
+async def crash_image(store: SQLiteDriver, into: Path) -> None:
+    """Copy into ``into`` what a crash right now would leave: every committed transaction."""
+
+    def copy() -> None:  # a job of the writer thread: it is between two transactions
+        into.mkdir()
+        target = sqlite3.connect(into / "pyrivet.sqlite3")
+        try:
+            store._w().conn.backup(target)
+        finally:
+            target.close()
+
+    await store._call(copy)
+
+
+@pytest.mark.usefixtures("small_rounds")
+@pytest.mark.parametrize(
+    ("seed", "pace"),
+    [(7, "step-per-job"), (8, "step-per-job"), (7, "eager"), (8, "idle-always")],
+)
+async def test_sqlite_compaction_and_recovery_match_memory_driver(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+    pace: str,
+    seed: int,
+) -> None:
+    """Replay a random workload on both drivers; compare what they return, and what the
+    SQLite driver recovers from crash images taken along the way (mid-round ones too).
+
+    ``pace``: "step-per-job" runs one compaction step after each job only, so rounds
+    span several calls; "eager" also runs steps while the writer is idle (a round then
+    mostly ends before the next call); "idle-always" starts rounds whenever idle too.
+    """
+    if pace == "step-per-job":
+        monkeypatch.setattr(compaction.CommitLog, "idle_wait", lambda self: None)
+    if pace == "idle-always":
+        monkeypatch.setattr(compaction, "COMPACT_IDLE_SECONDS", 0.0)
+    oracle, store = MemoryDriver(), SQLiteDriver(tmp_path / "data", synchronous="NORMAL")
+    await oracle.open()
+    await store.open()
+    try:
+        for i, op in enumerate(workload(seed)):
+            await apply_op(oracle, op)
+            await apply_op(store, op)
+            for a in ACTOR_IDS:
+                assert await store.load_state(a) == await oracle.load_state(a), (i, a)
+            if i % 50 == 49:
+                expected = await snapshot_of(oracle, ACTOR_IDS)
+                assert await snapshot_of(store, ACTOR_IDS) == expected, i
+            if op.kind == "destroy" or i % 8 == 0:
+                await crash_image(store, tmp_path / f"crash{i}")
+                recovered = SQLiteDriver(tmp_path / f"crash{i}", synchronous="NORMAL")
+                await recovered.open()
+                try:
+                    expected = await snapshot_of(oracle, ACTOR_IDS)
+                    assert await snapshot_of(recovered, ACTOR_IDS) == expected, i
+                finally:
+                    await recovered.close()
+        assert await snapshot_of(store, ACTOR_IDS) == await snapshot_of(oracle, ACTOR_IDS)
+        await store.close()
+        assert log_rows(tmp_path / "data") == 0
+        store = SQLiteDriver(tmp_path / "data", synchronous="NORMAL")
+        await store.open()
+        assert await snapshot_of(store, ACTOR_IDS) == await snapshot_of(oracle, ACTOR_IDS)
+    finally:
+        await store.close()
+    assert "pyrivet.storage" not in {r.name for r in caplog.records}
+
+
+@pytest.mark.slow
+@pytest.mark.usefixtures("small_rounds")
+@pytest.mark.parametrize("seed", [1, 2])
+async def test_sqlite_recovers_the_commit_log_after_a_crash(tmp_path: Path, seed: int) -> None:
+    """A process that dies without closing (mid-round, most likely) loses nothing."""
+    ops = workload(seed)
+    (tmp_path / "ops").write_bytes(msgspec.msgpack.encode(ops))
+    script = textwrap.dedent(
+        """
+        import asyncio, os, sys
+        import msgspec
+        from pyrivet.storage import SQLiteDriver, _sqlite_compaction as c
+        sys.path.insert(0, sys.argv[3])
+        from test_store_contract import Op, apply_op
+
+        c.COMPACT_AFTER_ROWS, c.COMPACT_MAX_ROWS, c.COMPACT_STEP_ROWS = 16, 24, 4
+        c.COMPACT_IDLE_SECONDS = 1e9
+
+        async def main():
+            store = SQLiteDriver(sys.argv[1], synchronous="NORMAL")
+            await store.open()
+            for op in msgspec.msgpack.decode(open(sys.argv[2], "rb").read(), type=list[Op]):
+                await apply_op(store, op)
+            os._exit(0)  # a crash: no close, no final compaction
+
+        asyncio.run(main())
+        """
+    )
+    env = {**os.environ, "PYTHONPATH": str(SRC_DIR)}
+    proc = await asyncio.to_thread(
+        subprocess.run,
+        [
+            sys.executable,
+            "-c",
+            script,
+            str(tmp_path / "data"),
+            str(tmp_path / "ops"),
+            str(Path(__file__).parent),
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert log_rows(tmp_path / "data") > 0  # there is something to recover
+
+    oracle = MemoryDriver()
+    await oracle.open()
+    for op in ops:
+        await apply_op(oracle, op)
+    store = SQLiteDriver(tmp_path / "data", synchronous="NORMAL")
+    await store.open()
+    try:
+        assert log_rows(tmp_path / "data") == 0
+        assert await snapshot_of(store, ACTOR_IDS) == await snapshot_of(oracle, ACTOR_IDS)
+    finally:
+        await store.close()
+
+
+@pytest.mark.usefixtures("small_rounds")
+async def test_sqlite_calls_in_the_middle_of_a_round(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Reads and destroys of actors a compaction round already moved (their rows stay in
+    the log until the round ends), and a crash right then."""
+    monkeypatch.setattr(compaction, "COMPACT_AFTER_ROWS", 24)
+    monkeypatch.setattr(compaction.CommitLog, "idle_wait", lambda self: None)  # 1 step a job
+    ids = [f"{c}1" for c in "abcdefghijkl"]  # 12 actors x 2 rows: a round of 6 steps
+    ops = [
+        Op("commit", [state_commit(a, 1, b"s1") for a in ids]),
+        # The round starts after this job, its first step moves a1 and b1.
+        Op(
+            "commit",
+            [state_commit(a, 2, b"s2", prune_history_before=2 if a == "a1" else None) for a in ids],
+        ),
+        Op(
+            "commit",
+            [state_commit("a1", 3, b"s3"), state_commit("b1", 3, b"s3", prune_history_before=3)],
+        ),
+        Op("read", actor_id="a1"),  # must not move a1's seq 1 again: it was pruned
+        Op("read", actor_id="b1"),  # must delete b1's moved rows with its new ones
+        Op("destroy", actor_id="c1"),  # moved by the round's 2nd step, must go anyway
+    ]
+    oracle, store = MemoryDriver(), SQLiteDriver(tmp_path / "data", synchronous="NORMAL")
+    await oracle.open()
+    await store.open()
+    try:
+        for op in ops:
+            await apply_op(oracle, op)
+            await apply_op(store, op)
+        await crash_image(store, tmp_path / "crash")  # the round's 6th step is still to come
+        expected = await snapshot_of(oracle, ids)
+        assert [e.seq for e in expected[0][2]] == [2, 3]
+        assert [e.seq for e in expected[1][2]] == [3]
+        assert expected[2][1] == StoredState(0, None, False)
+        recovered = SQLiteDriver(tmp_path / "crash", synchronous="NORMAL")
+        await recovered.open()
+        try:
+            assert await snapshot_of(recovered, ids) == expected
+        finally:
+            await recovered.close()
+        assert await snapshot_of(store, ids) == expected
+    finally:
+        await store.close()
+
+
+async def test_sqlite_reads_the_log_before_compaction(tmp_path: Path) -> None:
+    store = SQLiteDriver(tmp_path)
+    await store.open()
+    try:
+        await store.create_actor(actor("a1"))
+        await store.commit([state_commit("a1", 1, b"s1", initialized=True)])
+        await store.commit([CommitRecord("a1", 2, kv_puts=[(b"k", b"v")])])
+        assert log_rows(tmp_path) == 2  # nothing compacted yet
+        assert await store.load_state("a1") == StoredState(2, b"s1", True)
+        assert await store.kv_get("a1", b"k") == b"v"
+        # Nothing can be newer than the latest seq: answered without compacting.
+        assert await store.read_history("a1", after_seq=2) == []
+        assert log_rows(tmp_path) == 2
+        assert [e.seq for e in await store.read_history("a1")] == [1]
+        assert log_rows(tmp_path) == 0  # read_history moved the actor's rows
+        assert await store.load_state("a1") == StoredState(2, b"s1", True)
+    finally:
+        await store.close()
+
+
+async def test_sqlite_checkpointer_thread_stops_with_the_driver(tmp_path: Path) -> None:
+    def checkpointers() -> int:
+        return sum(t.name == "pyrivet-sqlite-checkpointer" for t in threading.enumerate())
+
+    before = checkpointers()
+    store = SQLiteDriver(tmp_path)
+    await store.open()
+    assert checkpointers() == before + 1
+    await store.commit([state_commit("a1", 1, b"s")])
+    await store.close()
+    assert checkpointers() == before
+
+
+async def test_sqlite_compacts_when_idle(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(compaction, "COMPACT_IDLE_SECONDS", 0.05)
+    store = SQLiteDriver(tmp_path)
+    await store.open()
+    try:
+        await store.commit([state_commit(f"a{i}", 1, b"s") for i in range(10)])
+        for _ in range(100):
+            if log_rows(tmp_path) == 0:
+                break
+            await asyncio.sleep(0.02)
+        assert log_rows(tmp_path) == 0
+        assert await store.load_state("a3") == StoredState(1, b"s", False)
+    finally:
+        await store.close()
+
+
+async def test_sqlite_failed_compaction_loses_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    store = SQLiteDriver(tmp_path)
+    await store.open()
+    await store.commit([state_commit("a1", seq, b"s%d" % seq) for seq in (1, 2)])
+    monkeypatch.setattr(compaction, "_UPSERT_STATE", "INSERT INTO no_such_table VALUES (?, ?, ?)")
+    with pytest.raises(StorageError, match="no_such_table"):
+        await store.read_history("a1")
+    await store.commit([state_commit("a1", 3, b"s3")])
+    assert await store.load_state("a1") == StoredState(3, b"s3", False)
+    await store.close()  # its compaction fails too: the rows stay in the log
+    assert "close: compacting the commit log failed" in caplog.text
+    assert log_rows(tmp_path) == 3
+
+    monkeypatch.undo()
+    store = SQLiteDriver(tmp_path)
+    await store.open()
+    try:
+        assert log_rows(tmp_path) == 0
+        assert await store.load_state("a1") == StoredState(3, b"s3", False)
+        assert [e.seq for e in await store.read_history("a1")] == [1, 2, 3]
+    finally:
+        await store.close()
+
+
+async def test_sqlite_upgrades_a_version_1_database(tmp_path: Path) -> None:
+    conn = sqlite3.connect(tmp_path / "pyrivet.sqlite3", isolation_level=None)
+    for statement in MIGRATIONS[0]:
+        conn.execute(statement)
+    conn.execute("PRAGMA user_version = 1")
+    conn.execute("INSERT INTO actor_state VALUES ('a1', 4, x'01')")
+    conn.execute(
+        "INSERT INTO actor_events VALUES ('a1', 4, 1, 'action', NULL, NULL, NULL, NULL, NULL)"
+    )
+    conn.close()
+    store = SQLiteDriver(tmp_path)
+    await store.open()
+    try:
+        assert await store.load_state("a1") == StoredState(4, b"\x01", False)
+        await store.commit([CommitRecord("a1", 5, event=event("a1", 5))])
+        assert await store.load_state("a1") == StoredState(5, b"\x01", False)
+        assert [e.seq for e in await store.read_history("a1")] == [4, 5]
+    finally:
+        await store.close()

@@ -341,10 +341,7 @@ class Runtime:
         self._instances[actor_id] = inst
         try:
             stored = await svc.store.load_state(actor_id)
-            # Commits without a state change (KV, schedules) advance the seq but leave
-            # the snapshot's seq behind: continue after the newest history entry.
-            tail = await svc.store.read_history(actor_id, stored.seq)
-            await inst.wake(tail[-1].seq if tail else stored.seq, stored.snapshot)
+            await inst.wake(stored.seq, stored.snapshot)
         except BaseException as exc:
             self._fail_activation(inst, exc)
             raise

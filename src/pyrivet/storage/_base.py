@@ -34,7 +34,7 @@ its I/O on a thread but must resolve results on the loop that called it.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Awaitable, Sequence
 from typing import Protocol
 
 import msgspec
@@ -84,7 +84,8 @@ class ActorRecord(msgspec.Struct, frozen=True):
 class StoredState(msgspec.Struct, frozen=True):
     """The latest committed state of an actor."""
 
-    #: The seq of the commit that wrote this snapshot (0 before any commit).
+    #: The seq of the actor's latest commit (0 before any commit); commits that left the
+    #: state unchanged count too, so a woken actor continues after it.
     seq: int
     #: The encoded state, or None if the actor was never initialized.
     snapshot: bytes | None
@@ -197,8 +198,11 @@ class ActorStore(Protocol):
         """The latest committed state; ``StoredState(0, None, False)`` if none."""
         ...
 
-    async def commit(self, batch: Sequence[CommitRecord]) -> None:
+    def commit(self, batch: Sequence[CommitRecord]) -> Awaitable[None]:
         """Apply ``batch`` atomically and durably (see the contract).
+
+        A coroutine function fits; a driver may also start the write at once and return
+        a future (the committer calls this on the event loop and awaits the result).
 
         Raises:
             StorageError: the write failed (e.g. the disk is full); nothing was applied.

@@ -53,6 +53,7 @@ class MemoryDriver:
         self._actors: dict[str, ActorRecord] = {}
         # (name, serialized key) -> actor_id of the live actor holding it.
         self._live: dict[tuple[str, str], str] = {}
+        # actor_id -> (highest committed seq, latest snapshot or None).
         self._state: dict[str, tuple[int, bytes | None]] = {}
         # Per actor, in seq order (seqs only grow, so appending keeps it sorted).
         self._events: dict[str, list[HistoryEntry]] = {}
@@ -158,7 +159,8 @@ class MemoryDriver:
     # -- state and commits ----------------------------------------------------------
 
     async def load_state(self, actor_id: str) -> StoredState:
-        """The latest committed state; ``StoredState(0, None, False)`` if none."""
+        """The actor's last committed seq (commits that left the state unchanged count)
+        and latest snapshot; ``StoredState(0, None, False)`` if none."""
         self._check_open()
         seq, snapshot = self._state.get(actor_id, (0, None))
         record = self._actors.get(actor_id)
@@ -203,7 +205,9 @@ class MemoryDriver:
         """Write staged changes into the dicts; only dict operations, so it cannot fail."""
         for created in staged.creates:
             self._insert(created)
-        self._state.update(staged.states)
+        for actor_id, seq in staged.seqs.items():
+            old_seq, snapshot = self._state.get(actor_id, (0, None))
+            self._state[actor_id] = (max(old_seq, seq), staged.states.get(actor_id, snapshot))
         for actor_id in staged.initialized:
             record = self._actors.get(actor_id)
             if record is not None and not record.initialized:
@@ -285,12 +289,17 @@ class MemoryDriver:
 
 
 class _Staged:
-    """One batch, coalesced: the last state and the last op per KV key / alarm id win."""
+    """One batch, coalesced: the last state and the last op per KV key / alarm id win.
 
-    __slots__ = ("alarms", "creates", "events", "initialized", "kv", "prunes", "states")
+    ``seqs`` holds every actor's highest seq in the batch, commits without a new state
+    included: `ActorStore.load_state` reports it.
+    """
+
+    __slots__ = ("alarms", "creates", "events", "initialized", "kv", "prunes", "seqs", "states")
 
     def __init__(self, batch: Sequence[CommitRecord]) -> None:
-        self.states: dict[str, tuple[int, bytes | None]] = {}
+        self.seqs: dict[str, int] = {}
+        self.states: dict[str, bytes] = {}
         self.creates: list[ActorRecord] = []
         self.initialized: list[str] = []
         self.kv: dict[str, dict[bytes, bytes | None]] = {}
@@ -301,8 +310,9 @@ class _Staged:
             actor_id = rec.actor_id
             if rec.create is not None:
                 self.creates.append(rec.create)
+            self.seqs[actor_id] = max(rec.seq, self.seqs.get(actor_id, rec.seq))
             if rec.state is not None:
-                self.states[actor_id] = (rec.seq, rec.state)
+                self.states[actor_id] = rec.state
             if rec.initialized:
                 self.initialized.append(actor_id)
             if rec.kv_puts or rec.kv_deletes:

@@ -7,7 +7,16 @@ Threads:
 * The **writer thread** (one per open driver) owns the only connection. It runs the
   jobs one at a time in submission order, reads included, so every read sees every
   write submitted before it. It hands each result (or exception) back with
-  ``loop.call_soon_threadsafe``.
+  ``loop.call_soon_threadsafe``. Between jobs, after the result was handed back, it
+  runs a step of commit log compaction when one is due (see below).
+* The **checkpointer thread** (``_sqlite_compaction.Checkpointer``) has a connection of
+  its own and only copies the WAL back into the database file, alongside the writer.
+
+Commits are **log-first**: a commit appends one ``actor_log`` row per record and writes
+the actor rows, KV and alarms directly; ``actor_state`` and ``actor_events`` are filled
+later by compaction (``_sqlite_compaction``), whose in-memory index answers
+`SQLiteDriver.load_state` meanwhile, and which `SQLiteDriver.read_history` runs first
+for the actor. A crash leaves the rows in the log; the next `open` compacts them.
 
 If a caller is cancelled while its job is queued or running, the job still runs to the
 end (a commit may land); only the result is dropped.
@@ -23,9 +32,9 @@ import contextlib
 import os
 import sqlite3
 import threading
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from pathlib import Path
-from queue import SimpleQueue
+from queue import Empty, SimpleQueue
 from typing import Any, Literal, TypeAlias, TypeVar, TypeVarTuple, Unpack
 
 import msgspec
@@ -39,6 +48,7 @@ from ._base import (
     StoredState,
     serialize_key,
 )
+from ._sqlite_compaction import Checkpointer, CommitLog, log, rollback as _rollback
 from ._sqlite_schema import apply_pragmas, migrate
 
 __all__ = ["SQLiteDriver"]
@@ -60,17 +70,11 @@ _ACTOR_COLS = "actor_id, name, key, input, created_at_ms, initialized, destroyed
 _EVENT_COLS = 'actor_id, seq, at_ms, kind, name, "by", args, state, ops'
 _ALARM_COLS = "actor_id, alarm_id, fire_at_ms, kind, action, args, created_at_ms, cron, timezone"
 
-_UPSERT_STATE = (
-    "INSERT INTO actor_state (actor_id, seq, snapshot) VALUES (?, ?, ?) "
-    "ON CONFLICT (actor_id) DO UPDATE SET seq = excluded.seq, snapshot = excluded.snapshot"
-)
 _SET_INITIALIZED = "UPDATE actors SET initialized = 1 WHERE actor_id = ? AND initialized = 0"
 _PUT_KV = "INSERT OR REPLACE INTO actor_kv (actor_id, key, value) VALUES (?, ?, ?)"
 _DELETE_KV = "DELETE FROM actor_kv WHERE actor_id = ? AND key = ?"
 _PUT_ALARM = f"INSERT OR REPLACE INTO actor_alarms ({_ALARM_COLS}) VALUES (?,?,?,?,?,?,?,?,?)"
 _DELETE_ALARM = "DELETE FROM actor_alarms WHERE actor_id = ? AND alarm_id = ?"
-_INSERT_EVENT = f"INSERT INTO actor_events ({_EVENT_COLS}) VALUES (?,?,?,?,?,?,?,?,?)"
-_PRUNE_EVENTS = "DELETE FROM actor_events WHERE actor_id = ? AND seq < ?"
 
 
 class SQLiteDriver:
@@ -123,7 +127,8 @@ class SQLiteDriver:
     # -- lifecycle ----------------------------------------------------------------
 
     async def open(self) -> None:
-        """Lock the data directory, start the writer thread, open and migrate the database.
+        """Lock the data directory, start the threads, open and migrate the database, and
+        compact what a crash left in the commit log.
 
         A no-op if already open.
 
@@ -142,7 +147,10 @@ class SQLiteDriver:
         self._writer = writer
         self._jobs = SimpleQueue()
         self._thread = threading.Thread(
-            target=_serve, args=(self._jobs,), name="pyrivet-sqlite-writer", daemon=True
+            target=_serve,
+            args=(self._jobs, writer),
+            name="pyrivet-sqlite-writer",
+            daemon=True,
         )
         self._thread.start()
         try:
@@ -152,9 +160,11 @@ class SQLiteDriver:
             raise
 
     async def close(self) -> None:
-        """Finish the queued jobs, close the connection, stop the thread, release the lock.
+        """Finish the queued jobs, compact the commit log, close the connection, stop the
+        threads and release the lock.
 
-        Idempotent. Calls made after `close` raise `StorageError`.
+        Idempotent. Calls made after `close` raise `StorageError`. If the compaction
+        fails, the rows stay in the log for the next `open` (nothing is lost).
         """
         if self._jobs is not None:
             await self._shutdown()
@@ -176,20 +186,24 @@ class SQLiteDriver:
                 _unlock_dir(self._lock_fd)
                 self._lock_fd = None
 
-    async def _call(self, fn: Callable[[Unpack[Ts]], T], *args: *Ts) -> T:
+    def _submit(self, fn: Callable[[Unpack[Ts]], T], *args: *Ts) -> asyncio.Future[T]:
+        """Queue ``fn(*args)`` for the writer thread now; the future resolves on this loop."""
         jobs = self._jobs
         if jobs is None:
             raise StorageError(f"the SQLite store in {self.data_dir} is not open")
-        loop = asyncio.get_running_loop()
-        fut: asyncio.Future[T] = loop.create_future()
-        jobs.put((fn, args, loop, fut))
+        fut: asyncio.Future[T] = asyncio.get_running_loop().create_future()
+        jobs.put((fn, args, fut.get_loop(), fut))
         self._in_flight += 1
-        try:
-            return await fut
-        finally:
-            self._in_flight -= 1
-            if not self._in_flight and self._idle is not None and not self._idle.done():
-                self._idle.set_result(None)
+        fut.add_done_callback(self._job_done)
+        return fut
+
+    def _job_done(self, _fut: asyncio.Future[Any]) -> None:
+        self._in_flight -= 1
+        if not self._in_flight and self._idle is not None and not self._idle.done():
+            self._idle.set_result(None)
+
+    async def _call(self, fn: Callable[[Unpack[Ts]], T], *args: *Ts) -> T:
+        return await self._submit(fn, *args)
 
     def _w(self) -> _Writer:
         if self._writer is None:
@@ -224,19 +238,25 @@ class SQLiteDriver:
         return await self._call(self._w().list_actors, name)
 
     async def load_state(self, actor_id: str) -> StoredState:
-        """The latest committed state; ``StoredState(0, None, False)`` if none."""
+        """The actor's last committed seq (commits that left the state unchanged count)
+        and latest snapshot; ``StoredState(0, None, False)`` if none."""
         return await self._call(self._w().load_state, actor_id)
 
-    async def commit(self, batch: Sequence[CommitRecord]) -> None:
+    def commit(self, batch: Sequence[CommitRecord]) -> Awaitable[None]:
         """Apply ``batch`` in one transaction; see `_Writer.commit`.
 
-        The records are read on the writer thread: do not mutate them until this returns.
+        The job is queued for the writer thread before this returns (no event-loop round
+        trip), which is what keeps a lone strict-mode commit fast. The records are read
+        on the writer thread: do not mutate them until the returned future is done.
 
-        Raises:
+        Raises (from the future):
             StorageError: the write failed (e.g. the disk is full); nothing was applied.
         """
-        if batch:
-            await self._call(self._w().commit, batch)
+        if not batch:
+            done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            done.set_result(None)
+            return done
+        return self._submit(self._w().commit, batch)
 
     async def destroy_actor(self, actor_id: str, at_ms: int) -> None:
         """Delete the actor's state, history, KV and alarms and mark it destroyed."""
@@ -259,16 +279,36 @@ class SQLiteDriver:
     async def read_history(
         self, actor_id: str, after_seq: int = 0, limit: int | None = None
     ) -> list[HistoryEntry]:
-        """History entries with ``seq > after_seq`` in seq order, at most ``limit``."""
+        """History entries with ``seq > after_seq`` in seq order, at most ``limit``.
+
+        First moves the actor's rows out of the commit log, if it has any there.
+        """
         return await self._call(self._w().read_history, actor_id, after_seq, limit)
 
 
 # -- the writer thread -----------------------------------------------------------------
 
 
-def _serve(jobs: SimpleQueue[_Job | None]) -> None:
-    """The writer thread's loop: run jobs in order until the ``None`` sentinel."""
-    while (job := jobs.get()) is not None:
+def _serve(jobs: SimpleQueue[_Job | None], writer: _Writer) -> None:
+    """The writer thread's loop: run jobs in order until the ``None`` sentinel.
+
+    After each job (its result already handed back), and when no job arrives before an
+    idle compaction is due, it lets the writer do its background work (`_Writer.maintain`).
+    """
+    while True:
+        wait = writer.idle_wait()
+        try:
+            if wait is None:
+                job = jobs.get()
+            elif wait > 0:
+                job = jobs.get(timeout=wait)
+            else:
+                job = jobs.get_nowait()
+        except Empty:
+            writer.maintain(idle=True)
+            continue
+        if job is None:
+            return
         fn, args, loop, fut = job
         try:
             result = fn(*args)
@@ -280,6 +320,7 @@ def _serve(jobs: SimpleQueue[_Job | None]) -> None:
             _post(loop, fut, None, exc)
         else:
             _post(loop, fut, result, None)
+        writer.maintain(idle=jobs.empty())
 
 
 def _post(
@@ -302,13 +343,15 @@ def _settle(fut: asyncio.Future[Any], result: Any, exc: BaseException | None) ->
 
 
 class _Writer:
-    """The connection and the SQL; every method runs on the writer thread."""
+    """The connection, the commit log and the SQL; every method runs on the writer thread."""
 
     def __init__(self, path: Path, synchronous: str, pragmas: Mapping[str, int | str]) -> None:
         self.path = path
         self._synchronous = synchronous
         self._pragmas = pragmas
         self._conn: sqlite3.Connection | None = None
+        self.log = CommitLog()
+        self._checkpointer: Checkpointer | None = None
 
     @property
     def conn(self) -> sqlite3.Connection:
@@ -317,7 +360,12 @@ class _Writer:
         return self._conn
 
     def connect(self) -> None:
-        """Open the database, set its pragmas and migrate it; closes it again on error."""
+        """Open the database, set its pragmas, migrate it and recover the commit log.
+
+        Recovery compacts whatever a crash left in ``actor_log``; if that fails the rows
+        stay there (they are still read) and compaction is retried later. On any other
+        error the connection is closed again.
+        """
         if sqlite3.sqlite_version_info < (3, 24, 0):
             raise StorageError(f"pyrivet needs SQLite 3.24 or newer, not {sqlite3.sqlite_version}")
         conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=True)
@@ -335,15 +383,50 @@ class _Writer:
             )
             migrate(conn)
             apply_pragmas(conn, self._pragmas)
+            self.log = CommitLog()
+            self.log.recover(conn)
         except BaseException:
             conn.close()
             raise
         self._conn = conn
+        self._checkpointer = Checkpointer(self.path, self._synchronous)
 
     def close(self) -> None:
+        """Compact the whole commit log, then close the connection.
+
+        If the compaction fails (it is logged) the rows stay in the log and the next
+        `connect` compacts them; the connection is closed either way.
+        """
         if self._conn is not None:
             conn, self._conn = self._conn, None
-            conn.close()
+            try:
+                self.log.compact_all(conn)
+            except sqlite3.Error as exc:
+                log.warning("close: compacting the commit log failed (done at next open): %s", exc)
+            finally:
+                if self._checkpointer is not None:
+                    self._checkpointer.stop()
+                    self._checkpointer = None
+                conn.close()
+
+    def idle_wait(self) -> float | None:
+        """Seconds until background work is due; None if there is none to wait for."""
+        return None if self._conn is None else self.log.idle_wait()
+
+    def maintain(self, idle: bool) -> None:
+        """Run a compaction step if one is due (see `CommitLog.maintain`); never raises.
+
+        ``idle`` says the job queue is empty. After a step, the checkpointer is woken to
+        copy the WAL back into the database.
+        """
+        conn = self._conn
+        if conn is None:
+            return
+        try:
+            if self.log.maintain(conn, idle) and self._checkpointer is not None:
+                self._checkpointer.wake()
+        except Exception:  # a bug: keep the writer thread (and every caller) alive
+            log.exception("background compaction of %s failed", self.path)
 
     # -- actors --
 
@@ -448,46 +531,57 @@ class _Writer:
             )
             for table in ("actor_state", "actor_events", "actor_kv", "actor_alarms"):
                 conn.execute(f"DELETE FROM {table} WHERE actor_id = ?", (actor_id,))
+            logged = self.log.delete_actor(conn, actor_id)
             conn.execute("COMMIT")
         except BaseException:
             _rollback(conn)
             raise
+        self.log.actor_deleted(actor_id, logged)
 
     # -- state and commits --
 
     def load_state(self, actor_id: str) -> StoredState:
+        """The actor's highest committed seq and latest snapshot.
+
+        Rows still in the commit log win over ``actor_state``: the index gives their
+        highest seq and their latest snapshot, ``actor_state`` the snapshot if none of
+        them has one (and the seq, if higher).
+        """
         conn = self.conn
+        pending = self.log.latest.get(actor_id)
+        seq, snapshot = (0, None) if pending is None else (pending.seq, pending.snapshot)
         row = conn.execute(
-            "SELECT seq, snapshot FROM actor_state WHERE actor_id = ?", (actor_id,)
+            "SELECT seq, CASE WHEN ?2 THEN snapshot END FROM actor_state WHERE actor_id = ?1",
+            (actor_id, snapshot is None),
         ).fetchone()
+        if row is not None:
+            seq = max(seq, row[0])
+            if snapshot is None:
+                snapshot = row[1]
         flag = conn.execute(
             "SELECT initialized FROM actors WHERE actor_id = ? AND destroyed_at_ms IS NULL",
             (actor_id,),
         ).fetchone()
-        seq, snapshot = (0, None) if row is None else row
         return StoredState(seq=seq, snapshot=snapshot, initialized=bool(flag and flag[0]))
 
     def commit(self, batch: Sequence[CommitRecord]) -> None:
-        """Apply ``batch`` in one ``BEGIN IMMEDIATE`` transaction.
+        """Apply ``batch`` in one ``BEGIN IMMEDIATE`` transaction, log-first.
 
-        The batch is coalesced first (last state per actor, last op per KV key and per
-        alarm id, in record order), then written with one ``executemany`` per statement.
-        History pruning runs after the batch's events are inserted. On any error the
-        transaction is rolled back and `StorageError` is raised.
+        Writes the created actor rows, the ``initialized`` flags, KV and alarm changes
+        (coalesced: the last op per KV key and per alarm id wins, in record order) and
+        one ``actor_log`` row per record; ``actor_state`` and ``actor_events`` are left
+        to compaction. The commit log's index is updated only once the transaction
+        committed. On any error the transaction is rolled back, the index is untouched
+        and `StorageError` (or `DuplicateKeyError`) is raised.
         """
-        states: dict[str, tuple[str, int, bytes]] = {}
         creates: list[ActorRecord] = []
         initialized: dict[str, tuple[str]] = {}
         kv: dict[tuple[str, bytes], bytes | None] = {}
         alarms: dict[tuple[str, str], AlarmRecord | None] = {}
-        events: list[tuple[Any, ...]] = []
-        prunes: dict[str, int] = {}
         for rec in batch:
             actor_id = rec.actor_id
             if rec.create is not None:
                 creates.append(rec.create)
-            if rec.state is not None:
-                states[actor_id] = (actor_id, rec.seq, rec.state)
             if rec.initialized:
                 initialized[actor_id] = (actor_id,)
             for key, value in rec.kv_puts:
@@ -498,18 +592,16 @@ class _Writer:
                 alarms[actor_id, alarm.alarm_id] = alarm
             for alarm_id in rec.alarm_deletes:
                 alarms[actor_id, alarm_id] = None
-            if (e := rec.event) is not None:
-                events.append(msgspec.structs.astuple(e))
-            if (before := rec.prune_history_before) is not None:
-                prunes[actor_id] = max(before, prunes.get(actor_id, before))
+        try:
+            staged = self.log.stage(batch)
+        except Exception as exc:
+            raise StorageError(f"commit rejected, nothing was written: {exc!r}") from exc
 
         conn = self.conn
         conn.execute("BEGIN IMMEDIATE")
         try:
             for record in creates:
                 self._insert_in_commit(record)
-            if states:
-                conn.executemany(_UPSERT_STATE, states.values())
             if initialized:
                 conn.executemany(_SET_INITIALIZED, initialized.values())
             if kv:
@@ -521,10 +613,7 @@ class _Writer:
                     [_alarm_row(a, al) for (a, _), al in alarms.items() if al is not None],
                 )
                 conn.executemany(_DELETE_ALARM, [k for k, al in alarms.items() if al is None])
-            if events:
-                conn.executemany(_INSERT_EVENT, events)
-            if prunes:
-                conn.executemany(_PRUNE_EVENTS, prunes.items())
+            self.log.append(conn, staged)
             conn.execute("COMMIT")
         except sqlite3.Error as exc:
             _rollback(conn)
@@ -532,6 +621,7 @@ class _Writer:
         except BaseException:
             _rollback(conn)
             raise
+        self.log.committed(staged)
 
     # -- KV, alarms, history --
 
@@ -566,6 +656,19 @@ class _Writer:
         return [AlarmRecord(*row) for row in rows]
 
     def read_history(self, actor_id: str, after_seq: int, limit: int | None) -> list[HistoryEntry]:
+        """Compact the actor's rows out of the commit log, then read ``actor_events``.
+
+        The compaction is skipped if the actor has no rows in the log, or if no entry
+        can be newer than ``after_seq`` (e.g. a woken actor asking for entries after the
+        seq `load_state` gave it).
+
+        Raises:
+            sqlite3.Error: the compaction or the read failed; the log is left as it was
+                after the last compaction that succeeded.
+        """
+        pending = self.log.latest.get(actor_id)
+        if pending is not None and pending.seq > after_seq:
+            self.log.compact_actor(self.conn, actor_id)
         rows = self.conn.execute(
             f"SELECT {_EVENT_COLS} FROM actor_events WHERE actor_id = ? AND seq > ? "
             "ORDER BY seq LIMIT ?",
@@ -595,13 +698,6 @@ def _prefix_end(prefix: bytes) -> bytes | None:
     """The smallest key greater than every key starting with ``prefix`` (None: no bound)."""
     stem = prefix.rstrip(b"\xff")
     return stem[:-1] + bytes((stem[-1] + 1,)) if stem else None
-
-
-def _rollback(conn: sqlite3.Connection) -> None:
-    # SQLite rolls some errors (e.g. SQLITE_FULL) back by itself; ROLLBACK would then fail.
-    if conn.in_transaction:
-        with contextlib.suppress(sqlite3.Error):
-            conn.execute("ROLLBACK")
 
 
 def _commit_error(exc: sqlite3.Error, size: int, path: Path) -> StorageError:

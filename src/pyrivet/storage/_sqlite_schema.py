@@ -83,8 +83,43 @@ _V1 = (
     "CREATE INDEX actor_alarms_fire_at ON actor_alarms (fire_at_ms, alarm_id)",
 )
 
+# Version 2: the commit log. Every committed record appends one row here (rowids only
+# grow, no secondary index, so a batch's rows land on the last page or two); compaction
+# (``_sqlite_compaction``) later moves them into ``actor_events`` and ``actor_state``.
+# Its columns mirror ``actor_events`` (same types and NOT NULLs, so every row accepted
+# by a commit can be compacted) plus:
+#   state        the record's new snapshot if it has one, else its history entry's state
+#   flags        1: the row is a history entry (the record had an event)
+#                2: ``state`` is a new snapshot of the actor
+#                4: the history entry's state is ``state`` (else ``event_state``)
+#   event_state  the history entry's state when it is not NULL and differs from the
+#                snapshot (never written by the runtime, which stores the same bytes)
+#   prune_before delete the actor's history with seq below this once this row is
+#                compacted (already capped at the batch's last seq of the actor + 1)
+# A record without an event gets a row too (kind "save", at_ms 0, flag 1 unset): it
+# still carries the actor's seq, its snapshot and its prune request.
+_V2 = (
+    f"""
+    CREATE TABLE actor_log (
+        rowid INTEGER PRIMARY KEY,
+        actor_id TEXT NOT NULL,
+        seq INTEGER NOT NULL,
+        at_ms INTEGER NOT NULL,
+        kind TEXT NOT NULL,
+        name TEXT,
+        "by" TEXT,
+        args BLOB,
+        state BLOB,
+        ops BLOB,
+        flags INTEGER NOT NULL,
+        event_state BLOB,
+        prune_before INTEGER
+    ){_STRICT.lstrip(",")}
+    """,
+)
+
 #: ``MIGRATIONS[i]`` takes the schema from version ``i`` to ``i + 1``.
-MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1,)
+MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1, _V2)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
