@@ -13,9 +13,9 @@ import copy
 import logging
 from typing import TYPE_CHECKING, Any, Protocol
 
+from .._codec.values import encode
 from .._util.ids import new_id
-from ..errors import ActorError, ActorStoppingError
-from .context import encode_event_args
+from ..errors import ActorError, ActorStoppingError, EncodingError
 from .writes import Outgoing, PendingWrites
 
 if TYPE_CHECKING:
@@ -180,3 +180,20 @@ def deliver(inst: ActorInstance, outgoing: Outgoing) -> None:
     for conn in list((inst.conns or {}).values()):
         if event in conn.subscriptions and conn.sink is not None:
             conn.sink.deliver(event, payload)
+
+
+def encode_event_args(args: tuple[Any, ...], event: str, limit: int) -> bytes:
+    """Encode event arguments once for every recipient.
+
+    Raises:
+        EncodingError: an argument cannot be encoded or the event is too large.
+    """
+    payload = encode(list(args), f"the arguments of event {event!r}")
+    if len(payload) > limit:
+        raise EncodingError(
+            f"event {event!r} is {len(payload)} bytes, above the outgoing message limit "
+            f"({limit} bytes)",
+            group="message",
+            code="outgoing_too_long",
+        )
+    return payload

@@ -11,7 +11,6 @@ import logging
 from collections.abc import Awaitable, Mapping
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from .._codec.values import encode
 from ..errors import ActorStoppingError
 
 if TYPE_CHECKING:
@@ -166,22 +165,3 @@ async def _keep_awake(inst: ActorInstance, awaitable: Awaitable[T]) -> T:
     finally:
         life.keep_awake -= 1
         inst.became_idle()
-
-
-def encode_event_args(args: tuple[Any, ...], event: str, limit: int) -> bytes:
-    """Encode event arguments once for every recipient.
-
-    Raises:
-        EncodingError: an argument cannot be encoded or the event is too large.
-    """
-    from ..errors import EncodingError
-
-    payload = encode(list(args), f"the arguments of event {event!r}")
-    if len(payload) > limit:
-        raise EncodingError(
-            f"event {event!r} is {len(payload)} bytes, above the outgoing message limit "
-            f"({limit} bytes)",
-            group="message",
-            code="outgoing_too_long",
-        )
-    return payload
