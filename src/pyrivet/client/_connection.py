@@ -17,12 +17,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
-from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, TypeVar, overload
+from collections.abc import AsyncIterator, Callable
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
 from .._util.tasks import TaskSupervisor
+from ._calls import ActionCalls
 from ._extensions import QueryConnectTransport
-from ._handle import action_args, action_name
 
 if TYPE_CHECKING:
     from ._handle import ActorHandle
@@ -38,7 +38,7 @@ EventCallback = Callable[..., Any]
 _CLOSED: Any = object()
 
 
-class ActorConnection:
+class ActorConnection(ActionCalls):
     """A connection to one actor; an async context manager."""
 
     def __init__(self, handle: ActorHandle, params: Any) -> None:
@@ -194,30 +194,3 @@ class ActorConnection:
         if self._conn is None:
             raise RuntimeError("the connection is not open; use `async with handle.connect()`")
         return await self._conn.call(name, list(args))
-
-    @overload
-    async def call(
-        self,
-        action: Callable[Concatenate[Any, P], Coroutine[Any, Any, R]],
-        *args: P.args,
-        **kwargs: P.kwargs,
-    ) -> R: ...
-
-    @overload
-    async def call(
-        self, action: Callable[Concatenate[Any, P], R], *args: P.args, **kwargs: P.kwargs
-    ) -> R: ...
-
-    async def call(self, action: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-        """Call an action by its function over this connection (typed like the action)."""
-        return await self.action(action_name(action), *action_args(action, args, kwargs))
-
-    def __getattr__(self, name: str) -> Callable[..., Awaitable[Any]]:
-        if name.startswith("_"):
-            raise AttributeError(name)
-
-        async def call_by_name(*args: Any) -> Any:
-            return await self.action(name, *args)
-
-        call_by_name.__name__ = name
-        return call_by_name

@@ -15,53 +15,25 @@ get_or_create handle then reaches a fresh actor), as RivetKit's handles do.
 
 from __future__ import annotations
 
-import inspect
-from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, TypeVar, overload
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
 from .._protocol.query import ActorQuery
 from ..errors import ActorNotFoundError
+from ._calls import ActionCalls
 from ._extensions import RawResponse, RawTransport, RawWebSocket, WebSocketOpening
 
 if TYPE_CHECKING:
     from ._connection import ActorConnection
     from ._transport import Transport
 
-__all__ = ["ActorHandle", "action_args", "action_name"]
+__all__ = ["ActorHandle"]
 
 P = ParamSpec("P")
 R = TypeVar("R")
 
-#: Set by ``@definition.action`` on action functions (see pyrivet.actor).
-_ACTION_NAME_ATTR = "__pyrivet_action__"
 
-
-def action_name(fn: Callable[..., Any]) -> str:
-    """The action name registered for ``fn`` (its ``__name__`` if not registered)."""
-    name = getattr(fn, _ACTION_NAME_ATTR, None) or getattr(fn, "__name__", None)
-    if not isinstance(name, str):
-        raise TypeError(f"{fn!r} is not an action function; pass the action's name instead")
-    return name
-
-
-def action_args(fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> list[Any]:
-    """Positional arguments for a typed call, binding keyword arguments by name.
-
-    Raises:
-        TypeError: the arguments do not fit ``fn``'s signature, or name keyword-only
-            parameters (actions take positional arguments on the wire).
-    """
-    if not kwargs:
-        return list(args)
-    bound = inspect.signature(fn).bind(None, *args, **kwargs)
-    if bound.kwargs:
-        raise TypeError(
-            f"actions take positional arguments; {sorted(bound.kwargs)} are keyword-only"
-        )
-    return list(bound.args[1:])
-
-
-class ActorHandle:
+class ActorHandle(ActionCalls):
     """A reference to one actor (by key or by id); cheap to create, lazy."""
 
     def __init__(self, transport: Transport, query: ActorQuery, params: Any = None) -> None:
@@ -83,23 +55,6 @@ class ActorHandle:
     async def action(self, name: str, *args: Any) -> Any:
         """Call action ``name`` with positional ``args`` and return its result."""
         return await self._call(name, list(args))
-
-    @overload
-    async def call(
-        self,
-        action: Callable[Concatenate[Any, P], Coroutine[Any, Any, R]],
-        *args: P.args,
-        **kwargs: P.kwargs,
-    ) -> R: ...
-
-    @overload
-    async def call(
-        self, action: Callable[Concatenate[Any, P], R], *args: P.args, **kwargs: P.kwargs
-    ) -> R: ...
-
-    async def call(self, action: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-        """Call an action by its function; the result has the action's return type."""
-        return await self._call(action_name(action), action_args(action, args, kwargs))
 
     async def _call(self, name: str, args: list[Any]) -> Any:
         stale_retry = self._query.mode in ("get", "get_or_create")
@@ -187,16 +142,6 @@ class ActorHandle:
         from ._connection import ActorConnection
 
         return ActorConnection(self, params if params is not None else self._params)
-
-    def __getattr__(self, name: str) -> Callable[..., Awaitable[Any]]:
-        if name.startswith("_"):
-            raise AttributeError(name)
-
-        async def call_by_name(*args: Any) -> Any:
-            return await self._call(name, list(args))
-
-        call_by_name.__name__ = name
-        return call_by_name
 
     def __repr__(self) -> str:
         q = self._query

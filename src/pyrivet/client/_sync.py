@@ -23,12 +23,12 @@ import asyncio
 import queue
 import threading
 from collections.abc import Callable, Coroutine, Iterator, Mapping
-from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, TypeVar, Unpack, overload
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar, Unpack
 
 from .._util.tasks import TaskSupervisor
 from ..types import KeyLike
+from ._calls import SyncActionCalls
 from ._client import Client
-from ._handle import action_args, action_name
 from ._options import NetworkOptions
 
 if TYPE_CHECKING:
@@ -159,7 +159,7 @@ class SyncClient:
         self.close()
 
 
-class SyncActorHandle:
+class SyncActorHandle(SyncActionCalls):
     """The blocking face of an `ActorHandle`."""
 
     def __init__(self, thread: _LoopThread, handle: ActorHandle) -> None:
@@ -179,23 +179,6 @@ class SyncActorHandle:
         """Call action ``name`` with positional ``args``."""
         return self._thread.run(self._handle.action(name, *args))
 
-    @overload
-    def call(
-        self,
-        action: Callable[Concatenate[Any, P], Coroutine[Any, Any, R]],
-        *args: P.args,
-        **kwargs: P.kwargs,
-    ) -> R: ...
-
-    @overload
-    def call(
-        self, action: Callable[Concatenate[Any, P], R], *args: P.args, **kwargs: P.kwargs
-    ) -> R: ...
-
-    def call(self, action: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-        """Call an action by its function; the result has the action's return type."""
-        return self.action(action_name(action), *action_args(action, args, kwargs))
-
     def fetch(
         self,
         path: str = "/",
@@ -213,21 +196,11 @@ class SyncActorHandle:
         self._thread.run(conn.open())
         return SyncActorConnection(self._thread, conn)
 
-    def __getattr__(self, name: str) -> Callable[..., Any]:
-        if name.startswith("_"):
-            raise AttributeError(name)
-
-        def call_by_name(*args: Any) -> Any:
-            return self.action(name, *args)
-
-        call_by_name.__name__ = name
-        return call_by_name
-
     def __repr__(self) -> str:
         return f"<Sync{self._handle!r}>"
 
 
-class SyncActorConnection:
+class SyncActorConnection(SyncActionCalls):
     """The blocking face of an `ActorConnection`; callbacks run on the client thread."""
 
     def __init__(self, thread: _LoopThread, conn: ActorConnection) -> None:
@@ -317,23 +290,6 @@ class SyncActorConnection:
         """Call action ``name`` over this connection."""
         return self._thread.run(self._conn.action(name, *args))
 
-    @overload
-    def call(
-        self,
-        action: Callable[Concatenate[Any, P], Coroutine[Any, Any, R]],
-        *args: P.args,
-        **kwargs: P.kwargs,
-    ) -> R: ...
-
-    @overload
-    def call(
-        self, action: Callable[Concatenate[Any, P], R], *args: P.args, **kwargs: P.kwargs
-    ) -> R: ...
-
-    def call(self, action: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-        """Call an action by its function over this connection."""
-        return self.action(action_name(action), *action_args(action, args, kwargs))
-
     def close(self) -> None:
         """Disconnect (event iterators end)."""
 
@@ -353,13 +309,3 @@ class SyncActorConnection:
         tb: TracebackType | None,
     ) -> None:
         self.close()
-
-    def __getattr__(self, name: str) -> Callable[..., Any]:
-        if name.startswith("_"):
-            raise AttributeError(name)
-
-        def call_by_name(*args: Any) -> Any:
-            return self.action(name, *args)
-
-        call_by_name.__name__ = name
-        return call_by_name

@@ -1,0 +1,119 @@
+"""How every client object calls actions: by name, by attribute, typed by function.
+
+`ActionCalls` (async: handles, connections) and `SyncActionCalls` (the sync wrapper)
+give a class that defines ``action(name, *args)`` the two other spellings:
+
+```python
+await handle.increment(5)             # by attribute
+await handle.call(increment, 5)       # typed: the result has increment's return type
+```
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import Any, Concatenate, ParamSpec, TypeVar, overload
+
+__all__ = ["ActionCalls", "SyncActionCalls", "action_args", "action_name"]
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+#: Set by ``@definition.action`` on action functions (see pyrivet.actor).
+_ACTION_NAME_ATTR = "__pyrivet_action__"
+
+
+def action_name(fn: Callable[..., Any]) -> str:
+    """The action name registered for ``fn`` (its ``__name__`` if not registered)."""
+    name = getattr(fn, _ACTION_NAME_ATTR, None) or getattr(fn, "__name__", None)
+    if not isinstance(name, str):
+        raise TypeError(f"{fn!r} is not an action function; pass the action's name instead")
+    return name
+
+
+def action_args(fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> list[Any]:
+    """Positional arguments for a typed call, binding keyword arguments by name.
+
+    Raises:
+        TypeError: the arguments do not fit ``fn``'s signature, or name keyword-only
+            parameters (actions take positional arguments on the wire).
+    """
+    if not kwargs:
+        return list(args)
+    bound = inspect.signature(fn).bind(None, *args, **kwargs)
+    if bound.kwargs:
+        raise TypeError(
+            f"actions take positional arguments; {sorted(bound.kwargs)} are keyword-only"
+        )
+    return list(bound.args[1:])
+
+
+class ActionCalls:
+    """Mixin for async callers; subclasses implement `action`."""
+
+    async def action(self, name: str, *args: Any) -> Any:
+        """Call action ``name`` with positional ``args`` and return its result."""
+        raise NotImplementedError
+
+    @overload
+    async def call(
+        self,
+        action: Callable[Concatenate[Any, P], Coroutine[Any, Any, R]],
+        *args: P.args,
+        **kwargs: P.kwargs,
+    ) -> R: ...
+
+    @overload
+    async def call(
+        self, action: Callable[Concatenate[Any, P], R], *args: P.args, **kwargs: P.kwargs
+    ) -> R: ...
+
+    async def call(self, action: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        """Call an action by its function; the result has the action's return type."""
+        return await self.action(action_name(action), *action_args(action, args, kwargs))
+
+    def __getattr__(self, name: str) -> Callable[..., Awaitable[Any]]:
+        if name.startswith("_"):
+            raise AttributeError(name)
+
+        async def call_by_name(*args: Any) -> Any:
+            return await self.action(name, *args)
+
+        call_by_name.__name__ = name
+        return call_by_name
+
+
+class SyncActionCalls:
+    """Mixin for blocking callers; subclasses implement `action`."""
+
+    def action(self, name: str, *args: Any) -> Any:
+        """Call action ``name`` with positional ``args`` and return its result."""
+        raise NotImplementedError
+
+    @overload
+    def call(
+        self,
+        action: Callable[Concatenate[Any, P], Coroutine[Any, Any, R]],
+        *args: P.args,
+        **kwargs: P.kwargs,
+    ) -> R: ...
+
+    @overload
+    def call(
+        self, action: Callable[Concatenate[Any, P], R], *args: P.args, **kwargs: P.kwargs
+    ) -> R: ...
+
+    def call(self, action: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        """Call an action by its function; the result has the action's return type."""
+        return self.action(action_name(action), *action_args(action, args, kwargs))
+
+    def __getattr__(self, name: str) -> Callable[..., Any]:
+        if name.startswith("_"):
+            raise AttributeError(name)
+
+        def call_by_name(*args: Any) -> Any:
+            return self.action(name, *args)
+
+        call_by_name.__name__ = name
+        return call_by_name
