@@ -228,6 +228,10 @@ def committed(inst: ActorInstance, record: CommitRecord) -> None:
     inst.durable_seq = record.seq
     if record.state is not None:
         inst.durable_state = record.state
+    if record.seq == inst.seq:
+        # Everything submitted is durable: an idle actor keeps no ticket (its waiters
+        # hold their own references).
+        inst.last_commit = None
     writes = inst.writes
     if writes is None:
         return
