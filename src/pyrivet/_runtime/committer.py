@@ -89,6 +89,7 @@ class Committer:
         self._max_batch = max_batch
         self._pending: list[tuple[CommitRecord, CommitTicket]] = []
         self._busy = False
+        self._kick_scheduled = False
         self._idle: asyncio.Future[None] | None = None
         self._closed = False
         self._retry_task: asyncio.Task[None] | None = None
@@ -98,8 +99,12 @@ class Committer:
         self.batches = 0
         self.records = 0
 
-    def submit(self, record: CommitRecord) -> CommitTicket:
+    def submit(self, record: CommitRecord, *, defer: bool = False) -> CommitTicket:
         """Queue ``record``; the ticket resolves once it is durable.
+
+        With ``defer`` an idle committer waits until the end of the current event-loop
+        iteration before writing, so records submitted right after (an actor's creation,
+        then its first action) share one transaction.
 
         The ticket fails with `CommitError` (or `DuplicateKeyError`) if the write failed.
 
@@ -111,12 +116,22 @@ class Committer:
         ticket = CommitTicket()
         self._pending.append((record, ticket))
         if not self._busy:
-            self._flush()
+            if defer:
+                if not self._kick_scheduled:
+                    self._kick_scheduled = True
+                    asyncio.get_running_loop().call_soon(self._kick)
+            else:
+                self._flush()
         return ticket
+
+    def _kick(self) -> None:
+        self._kick_scheduled = False
+        if not self._busy:
+            self._flush()
 
     def settler(self) -> Awaitable[object] | None:
         """An awaitable while records are pending or being written, else None."""
-        if not self._pending and not self._busy:
+        if not self._pending and not self._busy and not self._kick_scheduled:
             return None
         if self._idle is None or self._idle.done():
             self._idle = asyncio.get_running_loop().create_future()

@@ -188,7 +188,9 @@ class ActorInstance:
         hook = d.hooks.get("on_create")
         if hook is not None:
             await self.call_hook(hook, opts.on_create_timeout, "on_create", ctx, input_value)
-        checkpoint.checkpoint(self, "create", create=record)
+        # Deferred: the caller's first action usually follows at once and can share
+        # this transaction (one fsync for create + first action).
+        checkpoint.checkpoint(self, "create", create=record, defer=True)
         await self._wake_hooks(ctx)
 
     async def wake(self, seq: int, snapshot: bytes | None) -> None:
