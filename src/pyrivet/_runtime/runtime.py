@@ -23,7 +23,7 @@ import logging
 import os
 from typing import TYPE_CHECKING, Any
 
-from .._codec.values import decode, encode
+from .._codec.values import encode
 from .._protocol.query import ActorQuery
 from .._util.clock import Clock, SystemClock
 from .._util.ids import new_id
@@ -554,13 +554,6 @@ class Runtime:
         """(batches, records) written by the committer so far."""
         committer = self._services.committer
         return (committer.batches, committer.records)
-
-    async def input_of(self, actor_id: str) -> Any:
-        """The input the actor was created with (None if none)."""
-        record = await self._services.store.get_actor(actor_id)
-        if record is None:
-            raise _not_found_id(actor_id)
-        return decode(record.input) if record.input is not None else None
 
 
 _NO_STATE: Any = object()
