@@ -61,7 +61,6 @@ def checkpoint(
     args: bytes | None = None,
     by: str | None = None,
     create: ActorRecord | None = None,
-    defer: bool = False,
 ) -> CommitTicket | None:
     """Submit the actor's changes since the last checkpoint; None if there were none.
 
@@ -127,7 +126,7 @@ def checkpoint(
     limit = inst.definition.options.history_limit
     if limit is not None and seq % _PRUNE_EVERY == 0 and seq > limit:
         record.prune_history_before = seq - limit + 1
-    future = inst.svc.committer.submit(record, defer=defer)
+    future = inst.svc.committer.submit(record)
     inst.last_commit = future
     if events or alarm_puts or alarm_deletes:
         if writes is None:

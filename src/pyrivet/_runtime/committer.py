@@ -1,11 +1,15 @@
 """Group commit: one committer per runtime batches every actor's writes.
 
 Actors hand `CommitRecord`s to `Committer.submit` and get a `CommitTicket` that
-resolves when the record is durable. The committer keeps at most one batch in flight:
-when it is idle a submitted record is written at once (no fixed delay); while a batch
-is being written, new records pile up and go together in the next transaction
-("natural batching"). The committer is driven by callbacks, not a task, so an idle
-runtime costs nothing and a lone write starts without an event-loop round trip.
+resolves when the record is durable. The committer keeps at most one batch in flight.
+When it is idle, the records submitted during the current event-loop iteration are
+written together at the start of the next one (a `call_soon`, no fixed delay); while
+a batch is being written, new records pile up and go together in the next transaction
+("natural batching"). Waiting for the end of the iteration matters because a driver
+may write a batch inline, blocking the loop for the fsync (see the SQLite driver's
+inline fast path): every action that ran in the iteration shares that one fsync
+instead of each paying its own. The committer is driven by callbacks, not a task, so
+an idle runtime costs nothing.
 
 Failure isolation: if a batch of several records fails, each record is retried on its
 own so that one bad record fails only its actor. Once a record of an actor failed, the
@@ -17,6 +21,7 @@ back before anything else observes the failure.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from collections.abc import Awaitable, Callable, Generator, Sequence
 from typing import Any
@@ -99,12 +104,12 @@ class Committer:
         self.batches = 0
         self.records = 0
 
-    def submit(self, record: CommitRecord, *, defer: bool = False) -> CommitTicket:
+    def submit(self, record: CommitRecord) -> CommitTicket:
         """Queue ``record``; the ticket resolves once it is durable.
 
-        With ``defer`` an idle committer waits until the end of the current event-loop
-        iteration before writing, so records submitted right after (an actor's creation,
-        then its first action) share one transaction.
+        An idle committer writes at the start of the next event-loop iteration, so the
+        records submitted in this one (an actor's creation and its first action, or the
+        actions of many callers) share one transaction.
 
         The ticket fails with `CommitError` (or `DuplicateKeyError`) if the write failed.
 
@@ -115,13 +120,9 @@ class Committer:
             raise RuntimeError("the runtime is closed; no more commits are accepted")
         ticket = CommitTicket()
         self._pending.append((record, ticket))
-        if not self._busy:
-            if defer:
-                if not self._kick_scheduled:
-                    self._kick_scheduled = True
-                    asyncio.get_running_loop().call_soon(self._kick)
-            else:
-                self._flush()
+        if not self._busy and not self._kick_scheduled:
+            self._kick_scheduled = True
+            asyncio.get_running_loop().call_soon(self._kick)
         return ticket
 
     def _kick(self) -> None:
@@ -150,35 +151,52 @@ class Committer:
     # -- the write loop, driven by completion callbacks -----------------------------
 
     def _flush(self) -> None:
-        if not self._pending:
-            self._busy = False
-            if self._idle is not None and not self._idle.done():
-                self._idle.set_result(None)
-            return
-        self._busy = True
-        batch = self._pending[: self._max_batch]
-        del self._pending[: self._max_batch]
-        try:
-            records = [record for record, _ in batch]
-            self._in_flight = written = asyncio.ensure_future(self._store.commit(records))
-        except Exception as exc:  # a driver that fails before returning an awaitable
-            self._batch_failed(batch, exc)
-            return
-        written.add_done_callback(lambda fut: self._batch_done(batch, fut))
+        """Write the pending records, one batch at a time, until none are left or a
+        batch is in flight.
+
+        A driver that wrote the batch inline returns a future that is already done: the
+        batch is settled here, synchronously, which saves an event-loop round trip per
+        batch; otherwise the batch's done callback settles it and calls `_flush` again.
+        """
+        while self._pending:
+            self._busy = True
+            batch = self._pending[: self._max_batch]
+            del self._pending[: self._max_batch]
+            try:
+                written = self._store.commit([record for record, _ in batch])
+                if not (isinstance(written, asyncio.Future) and written.done()):
+                    self._in_flight = future = asyncio.ensure_future(written)
+                    future.add_done_callback(functools.partial(self._batch_done, batch))
+                    return
+            except Exception as exc:  # a driver that fails before returning an awaitable
+                self._batch_failed(batch, exc)
+                return
+            if not self._settle(batch, written):
+                return  # the failure path took over (and calls _flush when done)
+        self._busy = False
+        if self._idle is not None and not self._idle.done():
+            self._idle.set_result(None)
 
     def _batch_done(
         self, batch: list[tuple[CommitRecord, CommitTicket]], written: asyncio.Future[None]
     ) -> None:
         self._in_flight = None
+        if self._settle(batch, written):
+            self._flush()
+
+    def _settle(
+        self, batch: list[tuple[CommitRecord, CommitTicket]], written: asyncio.Future[None]
+    ) -> bool:
+        """Resolve the tickets of a written batch; False if it failed (see `_batch_failed`)."""
         exc = written.exception() if not written.cancelled() else CommitError("commit cancelled")
         if exc is not None:
             self._batch_failed(batch, exc)
-            return
+            return False
         self.batches += 1
         self.records += len(batch)
         for item in batch:
             self._succeed(item)
-        self._flush()
+        return True
 
     def _batch_failed(
         self, batch: list[tuple[CommitRecord, CommitTicket]], exc: BaseException

@@ -188,9 +188,9 @@ class ActorInstance:
         hook = d.hooks.get("on_create")
         if hook is not None:
             await self.call_hook(hook, opts.on_create_timeout, "on_create", ctx, input_value)
-        # Deferred: the caller's first action usually follows at once and can share
-        # this transaction (one fsync for create + first action).
-        checkpoint.checkpoint(self, "create", create=record, defer=True)
+        # The committer writes at the end of the loop iteration: the caller's first
+        # action usually follows at once and shares this transaction (one fsync).
+        checkpoint.checkpoint(self, "create", create=record)
         await self._wake_hooks(ctx)
 
     async def wake(self, seq: int, snapshot: bytes | None) -> None:

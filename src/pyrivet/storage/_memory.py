@@ -8,8 +8,9 @@ object: ``close()`` followed by ``open()`` finds it again, a new driver starts e
 
 from __future__ import annotations
 
+import asyncio
 import bisect
-from collections.abc import Sequence
+from collections.abc import Awaitable, Sequence
 
 import msgspec
 
@@ -167,8 +168,23 @@ class MemoryDriver:
         initialized = record is not None and record.initialized and record.destroyed_at_ms is None
         return StoredState(seq=seq, snapshot=snapshot, initialized=initialized)
 
-    async def commit(self, batch: Sequence[CommitRecord]) -> None:
-        """Apply ``batch`` atomically; see `ActorStore.commit`.
+    def commit(self, batch: Sequence[CommitRecord]) -> Awaitable[None]:
+        """Apply ``batch`` atomically, before returning; see `ActorStore.commit`.
+
+        Returns a future that is already done (with the error, if the commit failed), so
+        the committer settles the batch without an event-loop round trip.
+        """
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        try:
+            self._commit_now(batch)
+        except Exception as exc:
+            done.set_exception(exc)
+        else:
+            done.set_result(None)
+        return done
+
+    def _commit_now(self, batch: Sequence[CommitRecord]) -> None:
+        """Apply ``batch`` atomically.
 
         Everything is first collected into staging dicts (the only step that can fail,
         e.g. on a malformed record); the stores are updated only after that succeeded.
