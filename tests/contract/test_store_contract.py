@@ -32,7 +32,9 @@ from pyrivet.storage import (
 from pyrivet.storage._sqlite_schema import MIGRATIONS
 
 SRC_DIR = Path(__file__).resolve().parents[2] / "src"
-DRIVERS = ["memory", "sqlite"]
+#: "sqlite-threaded" is the SQLite driver with its inline fast path off: every job runs
+#: on the writer thread, as it does under load.
+DRIVERS = ["memory", "sqlite", "sqlite-threaded"]
 
 StoreFactory = Callable[..., ActorStore]
 
@@ -49,6 +51,8 @@ def make_store(driver: str, tmp_path: Path) -> StoreFactory:
     def make(**kwargs: Any) -> ActorStore:
         if driver == "memory":
             return MemoryDriver()
+        if driver == "sqlite-threaded":
+            kwargs.setdefault("inline", False)
         return SQLiteDriver(tmp_path / "data", **kwargs)
 
     return make
@@ -402,7 +406,8 @@ async def test_history_keeps_the_entry_as_committed(store: ActorStore) -> None:
 async def test_failed_commit_changes_nothing(driver: str, make_store: StoreFactory) -> None:
     # SQLite: max_page_count below the current size is clamped to it, so the file cannot
     # grow and a large value fails with "database or disk is full".
-    store = make_store(pragmas={"max_page_count": 1}) if driver == "sqlite" else make_store()
+    sqlite = driver != "memory"
+    store = make_store(pragmas={"max_page_count": 1}) if sqlite else make_store()
     await store.open()
     try:
         await store.create_actor(actor("a1"))
@@ -630,6 +635,107 @@ async def test_sqlite_rejects_bad_pragma(tmp_path: Path) -> None:
     await ok.open()
     assert await ok.list_actors() == []
     await ok.close()
+
+
+# -- SQLite: the inline fast path -------------------------------------------------------------
+
+
+async def test_sqlite_commit_on_an_idle_writer_is_done_on_return(tmp_path: Path) -> None:
+    store = SQLiteDriver(tmp_path)
+    await store.open()
+    try:
+        await store.create_actor(actor("a1"))
+        written = store.commit([state_commit("a1", 1, b"s1")])
+        assert isinstance(written, asyncio.Future) and written.done()
+        await written
+        assert await store.load_state("a1") == StoredState(1, b"s1", False)
+    finally:
+        await store.close()
+
+
+async def test_sqlite_inline_off_sends_commits_to_the_writer_thread(tmp_path: Path) -> None:
+    store = SQLiteDriver(tmp_path, inline=False)
+    await store.open()
+    try:
+        await store.create_actor(actor("a1"))
+        written = store.commit([state_commit("a1", 1, b"s1")])
+        assert not written.done()  # type: ignore[attr-defined]
+        await written
+        assert await store.load_state("a1") == StoredState(1, b"s1", False)
+    finally:
+        await store.close()
+
+
+async def test_sqlite_commits_queue_behind_a_busy_writer_and_keep_their_order(
+    tmp_path: Path,
+) -> None:
+    """While the connection is in use on the writer thread, commits queue for it (none
+    runs inline ahead of a queued one) and land in submission order."""
+    store = SQLiteDriver(tmp_path)
+    await store.open()
+    try:
+        await store.create_actor(actor("a1"))
+        writer = store._w()
+        release = threading.Event()
+        started = threading.Event()
+
+        def hold_the_writer() -> None:
+            started.set()
+            release.wait(10)
+
+        busy = store._submit(hold_the_writer)
+        await asyncio.to_thread(started.wait, 10)
+        assert writer.lock.locked()
+        first = store.commit([state_commit("a1", 1, b"s1")])
+        second = store.commit([state_commit("a1", 2, b"s2")])
+        assert not first.done() and not second.done()  # type: ignore[attr-defined]
+        release.set()
+        await busy
+        await first
+        await second
+        assert await store.load_state("a1") == StoredState(2, b"s2", False)
+        assert [e.seq for e in await store.read_history("a1")] == [1, 2]
+    finally:
+        await store.close()
+
+
+async def test_sqlite_inline_commit_error_fails_its_future_and_keeps_serving(
+    tmp_path: Path,
+) -> None:
+    store = SQLiteDriver(tmp_path)
+    await store.open()
+    try:
+        await store.create_actor(actor("a1"))
+        with pytest.raises(DuplicateKeyError):
+            await store.commit([CommitRecord("a2", 1, create=actor("a2"))])  # key of a1
+        assert await store.get_actor("a2") is None
+        await store.commit([state_commit("a1", 1, b"s1")])
+        assert await store.load_state("a1") == StoredState(1, b"s1", False)
+    finally:
+        await store.close()
+
+
+async def test_sqlite_inline_commits_still_trigger_compaction(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Inline commits never pass through the writer thread's loop, so crossing the
+    compaction threshold must wake it: the log drains without any further job."""
+    monkeypatch.setattr(compaction, "COMPACT_AFTER_ROWS", 8)
+    store = SQLiteDriver(tmp_path)
+    await store.open()
+    try:
+        await store.create_actor(actor("a1"))
+        for seq in range(1, 10):
+            await store.commit([state_commit("a1", seq, b"s%d" % seq)])
+        writer = store._w()
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + 10
+        while writer.log.rows and loop.time() < deadline:
+            await asyncio.to_thread(threading.Event().wait, 0.01)
+        assert writer.log.rows == 0
+        assert await store.load_state("a1") == StoredState(9, b"s9", False)
+    finally:
+        await store.close()
 
 
 # -- SQLite: the commit log ------------------------------------------------------------------

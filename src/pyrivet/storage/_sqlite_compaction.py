@@ -299,6 +299,13 @@ class CommitLog:
             upto = min(self.tail, pending.first + COMPACT_MAX_ROWS - 1)
             self._step(conn, pending.first, upto, [actor_id], "actor")
 
+    def needs_nudge(self, rows_before: int) -> bool:
+        """Whether a commit that took the log from ``rows_before`` rows to `rows` made
+        background work due that a writer thread blocked in its job queue would miss:
+        the first rows (an idle compaction is now due later) or `COMPACT_AFTER_ROWS`."""
+        rows = self.rows
+        return (rows_before == 0 < rows) or (rows_before < COMPACT_AFTER_ROWS <= rows)
+
     def idle_wait(self) -> float | None:
         """Seconds until a background step is due (0: now); None if the log is empty."""
         if not self.rows and self._round is None:
