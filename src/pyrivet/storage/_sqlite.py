@@ -540,26 +540,36 @@ class _Writer:
         return existing, False
 
     def _insert_in_commit(self, record: ActorRecord) -> None:
-        """Insert the actor row of a commit's ``create`` (inside its transaction)."""
-        key_str = serialize_key(record.key)
-        if self.find_actor(record.name, key_str) is not None:
+        """Insert the actor row of a commit's ``create`` (inside its transaction).
+
+        The unique index on live ``(name, key_str)`` rejects a taken key, so there is no
+        lookup first.
+
+        Raises:
+            DuplicateKeyError: a live actor has this name and key.
+            sqlite3.IntegrityError: the actor id is taken.
+        """
+        try:
+            self.conn.execute(
+                f"INSERT INTO actors ({_ACTOR_COLS}, key_str) VALUES (?,?,?,?,?,?,NULL,?)",
+                (
+                    record.actor_id,
+                    record.name,
+                    _encode_key(record.key),
+                    record.input,
+                    record.created_at_ms,
+                    int(record.initialized),
+                    serialize_key(record.key),
+                ),
+            )
+        except sqlite3.IntegrityError as exc:
+            if "actors.actor_id" in str(exc):
+                raise
             raise DuplicateKeyError(
                 f"an actor {record.name!r} with key {list(record.key)!r} already exists; "
                 "use get_or_create to reuse it or pick another key",
                 metadata={"name": record.name, "key": list(record.key)},
-            )
-        self.conn.execute(
-            f"INSERT INTO actors ({_ACTOR_COLS}, key_str) VALUES (?,?,?,?,?,?,NULL,?)",
-            (
-                record.actor_id,
-                record.name,
-                _encode_key(record.key),
-                record.input,
-                record.created_at_ms,
-                int(record.initialized),
-                key_str,
-            ),
-        )
+            ) from None
 
     def find_actor(self, name: str, key_str: str) -> ActorRecord | None:
         row = self.conn.execute(
@@ -648,9 +658,10 @@ class _Writer:
         alarms: dict[tuple[str, str], AlarmRecord | None] = {}
         for rec in batch:
             actor_id = rec.actor_id
-            if rec.create is not None:
-                creates.append(rec.create)
-            if rec.initialized:
+            create = rec.create
+            if create is not None:
+                creates.append(create)
+            if rec.initialized and not (create is not None and create.initialized):
                 initialized[actor_id] = (actor_id,)
             for key, value in rec.kv_puts:
                 kv[actor_id, key] = value
