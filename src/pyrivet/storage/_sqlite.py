@@ -78,6 +78,7 @@ _ACTOR_COLS = "actor_id, name, key, input, created_at_ms, initialized, destroyed
 _EVENT_COLS = 'actor_id, seq, at_ms, kind, name, "by", args, state, ops'
 _ALARM_COLS = "actor_id, alarm_id, fire_at_ms, kind, action, args, created_at_ms, cron, timezone"
 
+_INSERT_ACTOR = f"INSERT INTO actors ({_ACTOR_COLS}, key_str) VALUES (?,?,?,?,?,?,NULL,?)"
 _SET_INITIALIZED = "UPDATE actors SET initialized = 1 WHERE actor_id = ? AND initialized = 0"
 _PUT_KV = "INSERT OR REPLACE INTO actor_kv (actor_id, key, value) VALUES (?, ?, ?)"
 _DELETE_KV = "DELETE FROM actor_kv WHERE actor_id = ? AND key = ?"
@@ -507,17 +508,7 @@ class _Writer:
             conn.execute("BEGIN IMMEDIATE")
             try:
                 inserted = conn.execute(
-                    f"INSERT INTO actors ({_ACTOR_COLS}, key_str) VALUES (?,?,?,?,?,?,NULL,?) "
-                    "ON CONFLICT DO NOTHING",
-                    (
-                        record.actor_id,
-                        record.name,
-                        _encode_key(record.key),
-                        record.input,
-                        record.created_at_ms,
-                        int(record.initialized),
-                        key_str,
-                    ),
+                    _INSERT_ACTOR + " ON CONFLICT DO NOTHING", _actor_row(record)
                 ).rowcount
                 if not inserted:
                     existing = self.find_actor(record.name, key_str)
@@ -550,18 +541,7 @@ class _Writer:
             sqlite3.IntegrityError: the actor id is taken.
         """
         try:
-            self.conn.execute(
-                f"INSERT INTO actors ({_ACTOR_COLS}, key_str) VALUES (?,?,?,?,?,?,NULL,?)",
-                (
-                    record.actor_id,
-                    record.name,
-                    _encode_key(record.key),
-                    record.input,
-                    record.created_at_ms,
-                    int(record.initialized),
-                    serialize_key(record.key),
-                ),
-            )
+            self.conn.execute(_INSERT_ACTOR, _actor_row(record))
         except sqlite3.IntegrityError as exc:
             if "actors.actor_id" in str(exc):
                 raise
@@ -766,6 +746,19 @@ def _actor(row: tuple[Any, ...]) -> ActorRecord:
         input=input_,
         initialized=bool(initialized),
         destroyed_at_ms=destroyed_at_ms,
+    )
+
+
+def _actor_row(record: ActorRecord) -> tuple[Any, ...]:
+    """The parameters of `_INSERT_ACTOR` for a new (live) actor."""
+    return (
+        record.actor_id,
+        record.name,
+        _encode_key(record.key),
+        record.input,
+        record.created_at_ms,
+        int(record.initialized),
+        serialize_key(record.key),
     )
 
 
