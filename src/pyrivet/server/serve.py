@@ -6,12 +6,14 @@ await serve(registry, host="127.0.0.1", port=6420, data_dir=".pyrivet")
 
 Order of a stop (first SIGTERM or SIGINT; a second SIGINT forces it):
 
-1. uvicorn stops accepting connections; idle keep-alive connections close;
-   WebSockets are closed with 1012 (their in-flight actions still finish);
-2. in-flight HTTP requests finish, for at most ``grace_period`` seconds (then they
+1. uvicorn stops accepting connections;
+2. every ``connect`` WebSocket closes with 1012 ``ws.going_away`` once its in-flight
+   actions replied (RivetKit's client parses the reason and reconnects); idle
+   keep-alive connections close;
+3. in-flight HTTP requests finish, for at most ``grace_period`` seconds (then they
    are cancelled);
-3. the runtime puts every actor to sleep: ``on_sleep`` runs and state is committed;
-4. `serve` returns normally, so the process exits 0 (uvicorn's own runner re-raises
+4. the runtime puts every actor to sleep: ``on_sleep`` runs and state is committed;
+5. `serve` returns normally, so the process exits 0 (uvicorn's own runner re-raises
    the signal after stopping, which would make the exit status 143).
 
 WebSocket keepalive: uvicorn pings every ``ws_ping_interval`` seconds and closes a
@@ -37,7 +39,7 @@ import uvicorn
 
 from .._runtime.registry import Registry
 from .._runtime.runtime import Runtime
-from .app import create_app
+from .app import PyrivetApp, create_app
 
 __all__ = ["PyrivetServer", "ServeError", "serve"]
 
@@ -96,6 +98,13 @@ class PyrivetServer(uvicorn.Server):
 
     async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
         self.stopping.set()
+        # Stop accepting before the WebSockets close, so their immediate reconnect
+        # does not reach this server while it stops.
+        for server in self.servers:
+            server.close()
+        app = self.config.app
+        if isinstance(app, PyrivetApp) and not self.force_exit:
+            await app.go_away(float(self.config.timeout_graceful_shutdown or 30))
         await super().shutdown(sockets=sockets)
 
     @property
