@@ -16,7 +16,9 @@ import asyncio
 import importlib
 import logging
 import os
+import signal
 import sys
+import threading
 from typing import Any
 
 from .._runtime.registry import Registry
@@ -79,6 +81,10 @@ def run_serve(
     logging.basicConfig(
         level=log_level.upper(), format="%(levelname)-9s %(name)s: %(message)s", force=False
     )
+    # SIGHUP means "restart" once serving; until then (and while stopping, and across
+    # the exec of a restart: an ignored signal stays ignored) it must not kill us.
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGHUP, signal.SIG_IGN)
     try:
         from ..server.serve import ServeError, ServeResult, serve
     except ImportError as exc:
