@@ -12,8 +12,8 @@ SIGINT forces it):
 2. every ``connect`` WebSocket closes with 1012 ``ws.going_away`` once its in-flight
    actions replied (RivetKit's client reconnects on that reason); idle keep-alive
    connections close;
-3. in-flight HTTP requests finish, for at most ``grace_period`` seconds (then they
-   are cancelled);
+3. in-flight HTTP requests finish; steps 2 and 3 together get at most
+   ``grace_period`` seconds (then what is left is cancelled or closed);
 4. the runtime puts every actor to sleep: ``on_sleep`` runs, state is committed and
    storage is closed (the data directory's lock is released);
 5. `serve` returns `ServeResult.STOPPED`, or `ServeResult.RESTART` after SIGHUP, so
@@ -127,8 +127,15 @@ class PyrivetServer(uvicorn.Server):
         for server in self.servers:
             server.close()
         app = self.config.app
+        grace = self.config.timeout_graceful_shutdown
         if isinstance(app, PyrivetApp) and not self.force_exit:
-            await app.go_away(float(self.config.timeout_graceful_shutdown or 30))
+            loop = asyncio.get_running_loop()
+            began = loop.time()
+            await app.go_away(float(30 if grace is None else grace))
+            if grace is not None:
+                # One grace period for the whole stop, not one per kind of request.
+                left = grace - (loop.time() - began)
+                self.config.timeout_graceful_shutdown = max(0, math.ceil(left))
         await super().shutdown(sockets=sockets)
 
     @property
