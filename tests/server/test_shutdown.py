@@ -14,9 +14,14 @@ from typing import Any
 
 import httpx
 import pytest
+from websockets.asyncio.client import connect
+from websockets.exceptions import ConnectionClosed
 
 from pyrivet import Registry, actor
-from pyrivet.server.serve import PyrivetServer, serve
+from pyrivet._protocol.messages import ActionResponse, Encoding, Init
+from pyrivet.server.serve import PyrivetServer, ServeResult, serve
+
+from ._support import call, query_url, recv_msg, subprotocols
 
 APP = textwrap.dedent(
     """
@@ -193,3 +198,51 @@ def test_pyrivet_serve_reports_a_bad_app(tmp_path: Path) -> None:
     )
     assert missing.returncode == 1
     assert "cannot import module 'nomodule'" in missing.stderr
+
+
+@pytest.mark.parametrize("encoding", ["json", "cbor", "bare"])
+async def test_stop_replies_in_flight_then_closes_sockets_going_away(
+    tmp_path: Path, encoding: Encoding
+) -> None:
+    """A connect socket gets its in-flight replies, then 1012 ``ws.going_away`` (a
+    reason RivetKit's client parses and reconnects on), before actors sleep."""
+    entered = asyncio.Event()
+    gate = asyncio.Event()
+    slow = actor("slow", state={"done": 0})
+
+    @slow.action
+    async def work(c: Any) -> int:
+        entered.set()
+        await gate.wait()
+        c.state["done"] += 1
+        return int(c.state["done"])
+
+    started: asyncio.Queue[PyrivetServer] = asyncio.Queue()
+    serving = asyncio.get_running_loop().create_task(
+        serve(
+            Registry([slow]),
+            port=0,
+            data_dir=tmp_path / "data",
+            log_level="warning",
+            grace_period=10,
+            handle_signals=False,
+            configure_logging=False,
+            on_started=started.put_nowait,
+        )
+    )
+    server = await started.get()
+    url = f"ws://127.0.0.1:{server.port}" + query_url("slow", "/connect", key="a")
+    async with connect(url, subprotocols=subprotocols(encoding)) as ws:
+        assert isinstance(await recv_msg(ws, encoding), Init)
+        await call(ws, encoding, 0, "work")
+        await entered.wait()
+        server.should_exit = True
+        await server.stopping.wait()
+        gate.set()
+        reply = await recv_msg(ws, encoding)
+        assert isinstance(reply, ActionResponse) and reply.output == 1
+        with pytest.raises(ConnectionClosed):
+            await ws.recv()
+        assert ws.close_code == 1012
+        assert ws.close_reason == "ws.going_away"
+    assert await serving is ServeResult.STOPPED

@@ -1,12 +1,13 @@
 """The ``pyrivet`` command line.
 
 ```
-pyrivet serve app:registry [--host 127.0.0.1] [--port 6420] [--data-dir .pyrivet]
+pyrivet serve app:registry [--host 127.0.0.1] [--port 6420] [--fd N] [--data-dir .pyrivet]
                            [--log-level info] [--grace-period 30]
 ```
 
 `main` parses arguments and returns the process exit status: 0 after a clean stop
 (SIGTERM/SIGINT), 1 when the app cannot be loaded or served, 2 for a usage error.
+SIGHUP restarts ``pyrivet serve`` in place (same PID, listening socket kept open).
 """
 
 from __future__ import annotations
@@ -32,7 +33,10 @@ def _parser() -> argparse.ArgumentParser:
         description=(
             "Serve the actors of a Registry on the embedded SQLite store. SIGTERM or "
             "SIGINT stops accepting, lets in-flight requests finish within the grace "
-            "period, puts every actor to sleep (state committed) and exits 0."
+            "period, puts every actor to sleep (state committed) and exits 0. SIGHUP "
+            "does the same, then re-executes pyrivet serve in place with the listening "
+            "socket kept open, so clients reconnect to the new process. Systemd socket "
+            "activation (LISTEN_FDS) is used when present."
         ),
     )
     serve.add_argument(
@@ -40,6 +44,14 @@ def _parser() -> argparse.ArgumentParser:
     )
     serve.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     serve.add_argument("--port", type=int, default=6420, help="port (default 6420; 0 picks one)")
+    serve.add_argument(
+        "--fd",
+        type=int,
+        default=None,
+        metavar="N",
+        help="serve the listening socket inherited on file descriptor N instead of "
+        "binding --host/--port",
+    )
     serve.add_argument(
         "--data-dir", default=".pyrivet", help="SQLite data directory (default ./.pyrivet)"
     )
@@ -71,6 +83,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             data_dir=args.data_dir,
             log_level=args.log_level,
             grace_period=args.grace_period,
+            fd=args.fd,
         )
     print(f"pyrivet: unknown command {args.command!r}", file=sys.stderr)
     return 2

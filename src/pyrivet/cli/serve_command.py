@@ -1,9 +1,13 @@
 """``pyrivet serve MODULE:ATTR``: load a Registry and serve it until a signal.
 
 Runs in the main thread of the process: imports the user's module (with the current
-directory on ``sys.path``, as ``python -m`` would), then `pyrivet.server.serve.serve`
-on a fresh event loop. Errors loading the module or starting the server are printed
-as one line on stderr and give exit status 1; a clean stop gives 0.
+directory on ``sys.path``, as ``python -m`` would), takes the listening sockets
+(inherited ones or a new one, see `pyrivet.server.listeners`), then runs
+`pyrivet.server.serve.serve` on a fresh event loop. SIGTERM/SIGINT stop it (exit 0);
+SIGHUP stops it the same way and then re-executes the process in place with the
+sockets still open (`pyrivet.cli.restart`). Errors loading the module, taking the
+sockets or starting the server are printed as one line on stderr and give exit
+status 1.
 """
 
 from __future__ import annotations
@@ -12,11 +16,15 @@ import asyncio
 import importlib
 import logging
 import os
+import signal
 import sys
+import threading
 from typing import Any
 
 from .._runtime.registry import Registry
 from ..errors import DataDirLockedError, StorageError
+from ..server.listeners import ListenError, describe, listening_sockets
+from .restart import reexec
 
 __all__ = ["load_registry", "run_serve"]
 
@@ -67,13 +75,18 @@ def run_serve(
     data_dir: str,
     log_level: str,
     grace_period: float,
+    fd: int | None = None,
 ) -> int:
-    """Serve ``spec`` until SIGTERM/SIGINT; returns the exit status."""
+    """Serve ``spec`` until SIGTERM/SIGINT; returns the exit status (SIGHUP re-execs)."""
     logging.basicConfig(
         level=log_level.upper(), format="%(levelname)-9s %(name)s: %(message)s", force=False
     )
+    # SIGHUP means "restart" once serving; until then (and while stopping, and across
+    # the exec of a restart: an ignored signal stays ignored) it must not kill us.
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGHUP, signal.SIG_IGN)
     try:
-        from ..server.serve import ServeError, serve
+        from ..server.serve import ServeError, ServeResult, serve
     except ImportError as exc:
         print(
             f"pyrivet: the server needs uvicorn ({exc}); install pyrivet[server]",
@@ -86,24 +99,31 @@ def run_serve(
         print(f"pyrivet: {exc}", file=sys.stderr)
         return 1
 
+    try:
+        sockets = listening_sockets(host=host, port=port, fd=fd)
+    except ListenError as exc:
+        print(f"pyrivet: {exc}", file=sys.stderr)
+        return 1
+
     def started(server: Any) -> None:
+        where = ", ".join(describe(sock) for sock in sockets)
         print(
-            f"pyrivet: serving {spec} on http://{host}:{server.port} "
-            f"(data in {os.path.abspath(data_dir)})",
+            f"pyrivet: serving {spec} on {where} (pid {os.getpid()}, "
+            f"data in {os.path.abspath(data_dir)})",
             file=sys.stderr,
             flush=True,
         )
 
     try:
-        asyncio.run(
+        result = asyncio.run(
             serve(
                 registry,
-                host=host,
-                port=port,
+                sockets=sockets,
                 data_dir=data_dir,
                 log_level=log_level,
                 grace_period=grace_period,
                 on_started=started,
+                allow_restart=True,
             )
         )
     except DataDirLockedError as exc:
@@ -116,4 +136,15 @@ def run_serve(
         print(f"pyrivet: {exc}", file=sys.stderr)
         return 1
     print("pyrivet: stopped; every actor is asleep and its state committed", file=sys.stderr)
+    if result is ServeResult.RESTART:
+        print(
+            f"pyrivet: restarting in place (pid {os.getpid()}); the listening socket stays open",
+            file=sys.stderr,
+            flush=True,
+        )
+        try:
+            reexec(sockets)
+        except OSError as exc:
+            print(f"pyrivet: could not restart: {exc}", file=sys.stderr)
+            return 1
     return 0

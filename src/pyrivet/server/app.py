@@ -108,6 +108,12 @@ class PyrivetApp:
         runtime, self._runtime, self._state = self._runtime, None, None
         await runtime.aclose()
 
+    async def go_away(self, timeout: float) -> None:
+        """Close every ``connect`` WebSocket with 1012 ``ws.going_away`` (the server
+        stops; see `ServerState.go_away`); waits at most ``timeout`` seconds."""
+        if self._state is not None:
+            await self._state.go_away(timeout)
+
     @contextlib.asynccontextmanager
     async def lifespan(self) -> AsyncIterator[PyrivetApp]:
         """``startup`` then ``shutdown``, for hosts that do not send lifespan events."""

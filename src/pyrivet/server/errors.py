@@ -34,7 +34,9 @@ from ._asgi import HttpReply
 
 __all__ = [
     "CLOSE_ERROR",
+    "CLOSE_RESTART",
     "CLOSE_UNSUPPORTED_DATA",
+    "GOING_AWAY_REASON",
     "close_reason",
     "error_frame",
     "error_reply",
@@ -51,6 +53,11 @@ log = logging.getLogger("pyrivet.server")
 CLOSE_ERROR: Final = 1011
 #: WebSocket close code for an encoding the server does not speak.
 CLOSE_UNSUPPORTED_DATA: Final = 1003
+#: WebSocket code for "service restart" (RFC 6455 registry), sent when the server stops.
+CLOSE_RESTART: Final = 1012
+#: Close reason when the server stops: RivetKit's client parses ``group.code`` and
+#: treats ``ws.going_away`` as "reconnect" (retried with backoff if an attempt gets it).
+GOING_AWAY_REASON: Final = "ws.going_away"
 
 _STATUS: Final[dict[tuple[str, str], int]] = {
     ("auth", "forbidden"): 403,

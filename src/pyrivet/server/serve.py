@@ -4,15 +4,21 @@
 await serve(registry, host="127.0.0.1", port=6420, data_dir=".pyrivet")
 ```
 
-Order of a stop (first SIGTERM or SIGINT; a second SIGINT forces it):
+Order of a stop (first SIGTERM or SIGINT, or SIGHUP with ``allow_restart``; a second
+SIGINT forces it):
 
-1. uvicorn stops accepting connections; idle keep-alive connections close;
-   WebSockets are closed with 1012 (their in-flight actions still finish);
-2. in-flight HTTP requests finish, for at most ``grace_period`` seconds (then they
-   are cancelled);
-3. the runtime puts every actor to sleep: ``on_sleep`` runs and state is committed;
-4. `serve` returns normally, so the process exits 0 (uvicorn's own runner re-raises
-   the signal after stopping, which would make the exit status 143).
+1. uvicorn stops accepting connections (a socket passed in ``sockets`` stays open:
+   new connections wait in its backlog for whoever serves it next);
+2. every ``connect`` WebSocket closes with 1012 ``ws.going_away`` once its in-flight
+   actions replied (RivetKit's client reconnects on that reason); idle keep-alive
+   connections close;
+3. in-flight HTTP requests finish; steps 2 and 3 together get at most
+   ``grace_period`` seconds (then what is left is cancelled or closed);
+4. the runtime puts every actor to sleep: ``on_sleep`` runs, state is committed and
+   storage is closed (the data directory's lock is released);
+5. `serve` returns `ServeResult.STOPPED`, or `ServeResult.RESTART` after SIGHUP, so
+   the caller decides what follows (``pyrivet serve`` re-executes itself on RESTART;
+   uvicorn's own runner would re-raise the signal instead, exit status 143).
 
 WebSocket keepalive: uvicorn pings every ``ws_ping_interval`` seconds and closes a
 socket whose peer does not answer within ``ws_ping_timeout`` (RivetKit's protocol has
@@ -24,12 +30,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import enum
 import math
 import os
 import signal
 import socket
 import threading
-from collections.abc import Callable, Generator
+from collections.abc import Callable, Generator, Sequence
 from types import FrameType
 from typing import Any
 
@@ -37,13 +44,22 @@ import uvicorn
 
 from .._runtime.registry import Registry
 from .._runtime.runtime import Runtime
-from .app import create_app
+from .app import PyrivetApp, create_app
 
-__all__ = ["PyrivetServer", "ServeError", "serve"]
+__all__ = ["PyrivetServer", "ServeError", "ServeResult", "serve"]
 
 
 class ServeError(Exception):
     """uvicorn could not start (the address is in use, ...); details are in its log."""
+
+
+class ServeResult(enum.Enum):
+    """Why `serve` returned."""
+
+    #: SIGTERM, SIGINT or ``should_exit``: the caller should exit.
+    STOPPED = "stopped"
+    #: SIGHUP (with ``allow_restart``): the caller should start serving again.
+    RESTART = "restart"
 
 
 class PyrivetServer(uvicorn.Server):
@@ -53,6 +69,7 @@ class PyrivetServer(uvicorn.Server):
         config: the uvicorn configuration.
         handle_signals: install SIGINT/SIGTERM handlers (main thread only); tests that
             run a server inside their own event loop pass False.
+        allow_restart: also handle SIGHUP, as a stop that sets ``restart_requested``.
         on_started: called with the server once it listens.
     """
 
@@ -61,22 +78,26 @@ class PyrivetServer(uvicorn.Server):
         config: uvicorn.Config,
         *,
         handle_signals: bool = True,
+        allow_restart: bool = False,
         on_started: Callable[[PyrivetServer], Any] | None = None,
     ) -> None:
         super().__init__(config)
         self._handle_signals = handle_signals
+        self._signals = (*_SIGNALS, signal.SIGHUP) if allow_restart else _SIGNALS
         self._on_started = on_started
         #: Set once the server listens (or failed to start: check ``started``).
         self.ready = asyncio.Event()
         #: Set when the graceful stop begins (no new connections from then on).
         self.stopping = asyncio.Event()
+        #: Whether the stop was asked for by SIGHUP.
+        self.restart_requested = False
 
     @contextlib.contextmanager
     def capture_signals(self) -> Generator[None, None, None]:
         if not self._handle_signals or threading.current_thread() is not threading.main_thread():
             yield
             return
-        previous = {sig: signal.signal(sig, self._on_signal) for sig in _SIGNALS}
+        previous = {sig: signal.signal(sig, self._on_signal) for sig in self._signals}
         try:
             yield
         finally:
@@ -84,6 +105,11 @@ class PyrivetServer(uvicorn.Server):
                 signal.signal(sig, handler)
 
     def _on_signal(self, sig: int, frame: FrameType | None) -> None:
+        if sig == signal.SIGHUP:
+            if self.should_exit:
+                return  # already stopping: a restart on top of a stop is a stop
+            self.restart_requested = True
+            sig = signal.SIGTERM  # uvicorn's handler knows only INT/TERM
         self.handle_exit(sig, frame)
 
     async def startup(self, sockets: list[socket.socket] | None = None) -> None:
@@ -96,6 +122,20 @@ class PyrivetServer(uvicorn.Server):
 
     async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
         self.stopping.set()
+        # Stop accepting before the WebSockets close, so their immediate reconnect
+        # waits in the backlog for the next server instead of reaching this one.
+        for server in self.servers:
+            server.close()
+        app = self.config.app
+        grace = self.config.timeout_graceful_shutdown
+        if isinstance(app, PyrivetApp) and not self.force_exit:
+            loop = asyncio.get_running_loop()
+            began = loop.time()
+            await app.go_away(float(30 if grace is None else grace))
+            if grace is not None:
+                # One grace period for the whole stop, not one per kind of request.
+                left = grace - (loop.time() - began)
+                self.config.timeout_graceful_shutdown = max(0, math.ceil(left))
         await super().shutdown(sockets=sockets)
 
     @property
@@ -107,7 +147,7 @@ class PyrivetServer(uvicorn.Server):
         raise RuntimeError("the server is not listening")
 
 
-_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+_SIGNALS: tuple[signal.Signals, ...] = (signal.SIGINT, signal.SIGTERM)
 
 
 async def serve(
@@ -115,6 +155,7 @@ async def serve(
     *,
     host: str = "127.0.0.1",
     port: int = 6420,
+    sockets: Sequence[socket.socket] | None = None,
     data_dir: str | os.PathLike[str] | None = None,
     log_level: str = "info",
     grace_period: float = 30.0,
@@ -122,17 +163,23 @@ async def serve(
     ws_ping_timeout: float = 20.0,
     on_started: Callable[[PyrivetServer], Any] | None = None,
     handle_signals: bool = True,
+    allow_restart: bool = False,
     configure_logging: bool = True,
-) -> None:
+) -> ServeResult:
     """Serve ``target`` until SIGTERM/SIGINT (or ``should_exit``), then stop gracefully.
 
     A registry gets a runtime on the embedded SQLite driver in ``data_dir``
     (``./.pyrivet`` by default), started before listening and closed (every actor
-    asleep, state committed) after the server stopped. A runtime passed in is served
-    as it is and not closed. ``on_started`` is called with the `PyrivetServer` once it
-    listens; ``handle_signals=False`` leaves signal handling to the caller (stop by
-    setting ``server.should_exit``); ``configure_logging=False`` keeps uvicorn from
-    installing its logging configuration.
+    asleep, state committed, storage closed) after the server stopped. A runtime
+    passed in is served as it is and not closed.
+
+    ``sockets`` are listening sockets to serve instead of binding ``host:port``;
+    uvicorn gets duplicates, so they are still open (and still queue connections)
+    when `serve` returns: the caller owns them. ``on_started`` is called with the
+    `PyrivetServer` once it listens; ``handle_signals=False`` leaves signal handling
+    to the caller (stop by setting ``server.should_exit``); ``allow_restart`` makes
+    SIGHUP a stop that returns `ServeResult.RESTART`; ``configure_logging=False``
+    keeps uvicorn from installing its logging configuration.
 
     Raises:
         DataDirLockedError: another process uses ``data_dir``.
@@ -140,6 +187,7 @@ async def serve(
     """
     owned = isinstance(target, Registry)
     runtime = target.runtime(data_dir=data_dir) if isinstance(target, Registry) else target
+    where = f"{host}:{port}" if sockets is None else "the sockets given"
     if owned:
         await runtime.start()
     try:
@@ -154,14 +202,30 @@ async def serve(
             ws_ping_timeout=ws_ping_timeout,
             timeout_graceful_shutdown=math.ceil(grace_period),
         )
-        server = PyrivetServer(config, handle_signals=handle_signals, on_started=on_started)
+        server = PyrivetServer(
+            config,
+            handle_signals=handle_signals,
+            allow_restart=allow_restart,
+            on_started=on_started,
+        )
+        # uvicorn closes what it serves when it stops: give it duplicates.
+        duplicates = None if sockets is None else [_duplicate(sock) for sock in sockets]
         try:
-            await server.serve()
+            await server.serve(sockets=duplicates)
         except SystemExit:
             # uvicorn exits the process when it cannot bind; stop cleanly instead.
-            raise ServeError(f"could not listen on {host}:{port}; see the log above") from None
+            raise ServeError(f"could not listen on {where}; see the log above") from None
+        finally:
+            for dup in duplicates or []:
+                dup.close()
         if not server.started:
-            raise ServeError(f"could not start serving on {host}:{port}; see the log above")
+            raise ServeError(f"could not start serving on {where}; see the log above")
     finally:
         if owned:
             await runtime.aclose()
+    return ServeResult.RESTART if server.restart_requested else ServeResult.STOPPED
+
+
+def _duplicate(sock: socket.socket) -> socket.socket:
+    """A non-inheritable duplicate of ``sock`` (the family and type are detected)."""
+    return socket.socket(fileno=os.dup(sock.fileno()))

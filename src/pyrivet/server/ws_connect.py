@@ -25,6 +25,11 @@ Closing: when the client goes, in-flight actions finish (their changes are commi
 their replies are dropped), then ``on_disconnect`` runs. When the actor closes the
 connection (sleep, destroy, ``conn.disconnect()``), in-flight replies are sent first,
 then the socket closes with 1000 and the runtime's reason.
+
+Server stop (`ServerState.go_away`, called by `pyrivet.server.serve` once it stopped
+accepting): every socket closes with 1012 ``ws.going_away`` after its in-flight
+replies are sent; a socket accepted while the server stops is closed that way at
+once (RivetKit's client retries such an attempt with backoff).
 """
 
 from __future__ import annotations
@@ -55,7 +60,9 @@ from ._websocket import Outbox
 from .conn_params import PARAMS_HEADER, parse_params
 from .errors import (
     CLOSE_ERROR,
+    CLOSE_RESTART,
     CLOSE_UNSUPPORTED_DATA,
+    GOING_AWAY_REASON,
     close_reason,
     error_frame,
     incoming_too_long,
@@ -153,17 +160,28 @@ class ConnectSession:
             self._outbox.frame(frame)
 
     def closed(self, reason: str | None) -> None:
+        self._close_after_in_flight(1000, reason or "")
+
+    # -- server stop (`Leaving`) ---------------------------------------------------
+
+    def go_away(self) -> None:
+        self._close_after_in_flight(CLOSE_RESTART, GOING_AWAY_REASON)
+
+    async def wait_closed(self) -> None:
+        await self._outbox.done.wait()
+
+    def _close_after_in_flight(self, code: int, reason: str) -> None:
         if self._outbox.closing:
             return
         if not self._in_flight:
-            self._outbox.close(1000, reason or "")
+            self._outbox.close(code, reason)
             return
-        self._tasks.spawn(self._close_after_in_flight(reason or ""), name="conn-close")
+        self._tasks.spawn(self._close_when_idle(code, reason), name="conn-close")
 
-    async def _close_after_in_flight(self, reason: str) -> None:
+    async def _close_when_idle(self, code: int, reason: str) -> None:
         if self._in_flight:
             await asyncio.gather(*self._in_flight, return_exceptions=True)
-        self._outbox.close(1000, reason)
+        self._outbox.close(code, reason)
 
     # -- reading -------------------------------------------------------------------
 
@@ -261,8 +279,14 @@ async def handle_connect(
     tasks = TaskSupervisor("pyrivet connection")
     session = ConnectSession(state, encoding, outbox, tasks)
     tasks.spawn(outbox.run(), name="ws-writer")
+    state.sockets.add(session)
     try:
         try:
+            if state.going_away:
+                # The server stops: do not wake an actor for a socket about to close.
+                session.go_away()
+                await outbox.done.wait()
+                return
             assert route.target is not None
             params = parse_params(request.header(PARAMS_HEADER), protocols)
             target = parse_target(
@@ -280,4 +304,5 @@ async def handle_connect(
             outbox.close(1000)
         await outbox.done.wait()
     finally:
+        state.sockets.discard(session)
         await tasks.aclose()
