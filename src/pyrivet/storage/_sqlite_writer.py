@@ -1,0 +1,428 @@
+"""The SQL side of the SQLite driver: one connection, the commit log and every statement.
+
+`Writer` owns the connection and does the work of every `SQLiteDriver` job. It never
+knows which thread it runs on: the driver calls it on its writer thread, or inline on
+the event loop's thread when the writer is idle, and always with `Writer.lock` held,
+so the connection is used by one thread at a time (it is opened with
+``check_same_thread=False`` for that reason). SQLite errors propagate as
+``sqlite3.Error`` (the driver turns them into `StorageError`), except where a method
+says otherwise.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import msgspec
+
+from ..errors import DuplicateKeyError, StorageError
+from ._base import (
+    ActorRecord,
+    AlarmRecord,
+    CommitRecord,
+    HistoryEntry,
+    StoredState,
+    serialize_key,
+)
+from ._sqlite_compaction import Checkpointer, CommitLog, log, rollback as _rollback
+from ._sqlite_schema import apply_pragmas, migrate
+
+__all__ = ["BUSY_TIMEOUT_MS", "Writer"]
+
+BUSY_TIMEOUT_MS = 5000
+
+_encode_key = msgspec.msgpack.Encoder().encode
+_decode_key = msgspec.msgpack.Decoder(tuple[str, ...]).decode
+
+_ACTOR_COLS = "actor_id, name, key, input, created_at_ms, initialized, destroyed_at_ms"
+_EVENT_COLS = 'actor_id, seq, at_ms, kind, name, "by", args, state, ops'
+_ALARM_COLS = "actor_id, alarm_id, fire_at_ms, kind, action, args, created_at_ms, cron, timezone"
+
+_INSERT_ACTOR = f"INSERT INTO actors ({_ACTOR_COLS}, key_str) VALUES (?,?,?,?,?,?,NULL,?)"
+_SET_INITIALIZED = "UPDATE actors SET initialized = 1 WHERE actor_id = ? AND initialized = 0"
+_PUT_KV = "INSERT OR REPLACE INTO actor_kv (actor_id, key, value) VALUES (?, ?, ?)"
+_DELETE_KV = "DELETE FROM actor_kv WHERE actor_id = ? AND key = ?"
+_PUT_ALARM = f"INSERT OR REPLACE INTO actor_alarms ({_ALARM_COLS}) VALUES (?,?,?,?,?,?,?,?,?)"
+_DELETE_ALARM = "DELETE FROM actor_alarms WHERE actor_id = ? AND alarm_id = ?"
+
+
+class Writer:
+    """The connection, the commit log and the SQL.
+
+    Every method runs with `lock` held: on the writer thread, or inline on the event
+    loop's thread (see "Inline fast path" in the module docstring).
+    """
+
+    def __init__(self, path: Path, synchronous: str, pragmas: Mapping[str, int | str]) -> None:
+        self.path = path
+        self._synchronous = synchronous
+        self._pragmas = pragmas
+        self._conn: sqlite3.Connection | None = None
+        self.log = CommitLog()
+        self._checkpointer: Checkpointer | None = None
+        #: Held by whichever thread uses the connection (see "Inline fast path").
+        self.lock = threading.Lock()
+
+    @property
+    def conn(self) -> sqlite3.Connection:
+        if self._conn is None:
+            raise StorageError(f"the database {self.path} is not open")
+        return self._conn
+
+    def connect(self) -> None:
+        """Open the database, set its pragmas, migrate it and recover the commit log.
+
+        Recovery compacts whatever a crash left in ``actor_log``; if that fails the rows
+        stay there (they are still read) and compaction is retried later. On any other
+        error the connection is closed again.
+        """
+        if sqlite3.sqlite_version_info < (3, 24, 0):
+            raise StorageError(f"pyrivet needs SQLite 3.24 or newer, not {sqlite3.sqlite_version}")
+        # Two threads use the connection (never at once: see `lock`).
+        conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        try:
+            mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+            if str(mode).lower() != "wal":
+                raise StorageError(f"cannot switch {self.path} to WAL mode (got {mode!r})")
+            apply_pragmas(
+                conn,
+                {
+                    "synchronous": self._synchronous,
+                    "busy_timeout": BUSY_TIMEOUT_MS,
+                    "foreign_keys": "OFF",
+                },
+            )
+            migrate(conn)
+            apply_pragmas(conn, self._pragmas)
+            self.log = CommitLog()
+            self.log.recover(conn)
+        except BaseException:
+            conn.close()
+            raise
+        self._conn = conn
+        self._checkpointer = Checkpointer(self.path, self._synchronous)
+
+    def close(self) -> None:
+        """Compact the whole commit log, then close the connection.
+
+        If the compaction fails (it is logged) the rows stay in the log and the next
+        `connect` compacts them; the connection is closed either way.
+        """
+        if self._conn is not None:
+            conn, self._conn = self._conn, None
+            try:
+                self.log.compact_all(conn)
+            except sqlite3.Error as exc:
+                log.warning("close: compacting the commit log failed (done at next open): %s", exc)
+            finally:
+                if self._checkpointer is not None:
+                    self._checkpointer.stop()
+                    self._checkpointer = None
+                conn.close()
+
+    def idle_wait(self) -> float | None:
+        """Seconds until background work is due; None if there is none to wait for."""
+        return None if self._conn is None else self.log.idle_wait()
+
+    def maintain(self, idle: bool) -> None:
+        """Run a compaction step if one is due (see `CommitLog.maintain`); never raises.
+
+        ``idle`` says the job queue is empty. After a step, the checkpointer is woken to
+        copy the WAL back into the database.
+        """
+        conn = self._conn
+        if conn is None:
+            return
+        try:
+            if self.log.maintain(conn, idle) and self._checkpointer is not None:
+                self._checkpointer.wake()
+        except Exception:  # a bug: keep the writer thread (and every caller) alive
+            log.exception("background compaction of %s failed", self.path)
+
+    # -- actors --
+
+    def insert_actor(self, record: ActorRecord, existing_ok: bool) -> tuple[ActorRecord, bool]:
+        """Insert ``record`` unless a live actor has its name and key (one transaction)."""
+        key_str = serialize_key(record.key)
+        existing = self.find_actor(record.name, key_str)
+        if existing is None:
+            conn = self.conn
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                inserted = conn.execute(
+                    _INSERT_ACTOR + " ON CONFLICT DO NOTHING", _actor_row(record)
+                ).rowcount
+                if not inserted:
+                    existing = self.find_actor(record.name, key_str)
+                conn.execute("COMMIT")
+            except BaseException:
+                _rollback(conn)
+                raise
+            if inserted:
+                if record.destroyed_at_ms is not None:
+                    record = msgspec.structs.replace(record, destroyed_at_ms=None)
+                return record, True
+            if existing is None:
+                raise StorageError(f"an actor with id {record.actor_id!r} already exists")
+        if not existing_ok:
+            raise DuplicateKeyError(
+                f"an actor {record.name!r} with key {list(record.key)!r} already exists; "
+                "use get_or_create to reuse it or pick another key",
+                metadata={"name": record.name, "key": list(record.key)},
+            )
+        return existing, False
+
+    def _insert_in_commit(self, record: ActorRecord) -> None:
+        """Insert the actor row of a commit's ``create`` (inside its transaction).
+
+        The unique index on live ``(name, key_str)`` rejects a taken key, so there is no
+        lookup first.
+
+        Raises:
+            DuplicateKeyError: a live actor has this name and key.
+            sqlite3.IntegrityError: the actor id is taken.
+        """
+        try:
+            self.conn.execute(_INSERT_ACTOR, _actor_row(record))
+        except sqlite3.IntegrityError as exc:
+            if "actors.actor_id" in str(exc):
+                raise
+            raise DuplicateKeyError(
+                f"an actor {record.name!r} with key {list(record.key)!r} already exists; "
+                "use get_or_create to reuse it or pick another key",
+                metadata={"name": record.name, "key": list(record.key)},
+            ) from None
+
+    def find_actor(self, name: str, key_str: str) -> ActorRecord | None:
+        row = self.conn.execute(
+            f"SELECT {_ACTOR_COLS} FROM actors "
+            "WHERE name = ? AND key_str = ? AND destroyed_at_ms IS NULL",
+            (name, key_str),
+        ).fetchone()
+        return None if row is None else _actor(row)
+
+    def get_actor(self, actor_id: str) -> ActorRecord | None:
+        row = self.conn.execute(
+            f"SELECT {_ACTOR_COLS} FROM actors WHERE actor_id = ? AND destroyed_at_ms IS NULL",
+            (actor_id,),
+        ).fetchone()
+        return None if row is None else _actor(row)
+
+    def list_actors(self, name: str | None) -> list[ActorRecord]:
+        where = "destroyed_at_ms IS NULL" + ("" if name is None else " AND name = ?")
+        rows = self.conn.execute(
+            f"SELECT {_ACTOR_COLS} FROM actors WHERE {where} ORDER BY created_at_ms, actor_id",
+            () if name is None else (name,),
+        ).fetchall()
+        return [_actor(row) for row in rows]
+
+    def destroy_actor(self, actor_id: str, at_ms: int) -> None:
+        """Mark the actor destroyed and delete its data, in one transaction.
+
+        For an unknown or already destroyed actor only its leftover data is deleted.
+        """
+        conn = self.conn
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            conn.execute(
+                "UPDATE actors SET destroyed_at_ms = ? "
+                "WHERE actor_id = ? AND destroyed_at_ms IS NULL",
+                (at_ms, actor_id),
+            )
+            for table in ("actor_state", "actor_events", "actor_kv", "actor_alarms"):
+                conn.execute(f"DELETE FROM {table} WHERE actor_id = ?", (actor_id,))
+            logged = self.log.delete_actor(conn, actor_id)
+            conn.execute("COMMIT")
+        except BaseException:
+            _rollback(conn)
+            raise
+        self.log.actor_deleted(actor_id, logged)
+
+    # -- state and commits --
+
+    def load_state(self, actor_id: str) -> StoredState:
+        """The actor's highest committed seq and latest snapshot.
+
+        Rows still in the commit log win over ``actor_state``: the index gives their
+        highest seq and their latest snapshot, ``actor_state`` the snapshot if none of
+        them has one (and the seq, if higher).
+        """
+        conn = self.conn
+        pending = self.log.latest.get(actor_id)
+        seq, snapshot = (0, None) if pending is None else (pending.seq, pending.snapshot)
+        row = conn.execute(
+            "SELECT seq, CASE WHEN ?2 THEN snapshot END FROM actor_state WHERE actor_id = ?1",
+            (actor_id, snapshot is None),
+        ).fetchone()
+        if row is not None:
+            seq = max(seq, row[0])
+            if snapshot is None:
+                snapshot = row[1]
+        flag = conn.execute(
+            "SELECT initialized FROM actors WHERE actor_id = ? AND destroyed_at_ms IS NULL",
+            (actor_id,),
+        ).fetchone()
+        return StoredState(seq=seq, snapshot=snapshot, initialized=bool(flag and flag[0]))
+
+    def commit(self, batch: Sequence[CommitRecord]) -> None:
+        """Apply ``batch`` in one ``BEGIN IMMEDIATE`` transaction, log-first.
+
+        Writes the created actor rows, the ``initialized`` flags, KV and alarm changes
+        (coalesced: the last op per KV key and per alarm id wins, in record order) and
+        one ``actor_log`` row per record; ``actor_state`` and ``actor_events`` are left
+        to compaction. The commit log's index is updated only once the transaction
+        committed. On any error the transaction is rolled back, the index is untouched
+        and `StorageError` (or `DuplicateKeyError`) is raised.
+        """
+        creates: list[ActorRecord] = []
+        initialized: dict[str, tuple[str]] = {}
+        kv: dict[tuple[str, bytes], bytes | None] = {}
+        alarms: dict[tuple[str, str], AlarmRecord | None] = {}
+        for rec in batch:
+            actor_id = rec.actor_id
+            create = rec.create
+            if create is not None:
+                creates.append(create)
+            if rec.initialized and not (create is not None and create.initialized):
+                initialized[actor_id] = (actor_id,)
+            for key, value in rec.kv_puts:
+                kv[actor_id, key] = value
+            for key in rec.kv_deletes:
+                kv[actor_id, key] = None
+            for alarm in rec.alarm_puts:
+                alarms[actor_id, alarm.alarm_id] = alarm
+            for alarm_id in rec.alarm_deletes:
+                alarms[actor_id, alarm_id] = None
+        try:
+            staged = self.log.stage(batch)
+        except Exception as exc:
+            raise StorageError(f"commit rejected, nothing was written: {exc!r}") from exc
+
+        conn = self.conn
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            for record in creates:
+                self._insert_in_commit(record)
+            if initialized:
+                conn.executemany(_SET_INITIALIZED, initialized.values())
+            if kv:
+                conn.executemany(_PUT_KV, [(a, k, v) for (a, k), v in kv.items() if v is not None])
+                conn.executemany(_DELETE_KV, [(a, k) for (a, k), v in kv.items() if v is None])
+            if alarms:
+                conn.executemany(
+                    _PUT_ALARM,
+                    [_alarm_row(a, al) for (a, _), al in alarms.items() if al is not None],
+                )
+                conn.executemany(_DELETE_ALARM, [k for k, al in alarms.items() if al is None])
+            self.log.append(conn, staged)
+            conn.execute("COMMIT")
+        except sqlite3.Error as exc:
+            _rollback(conn)
+            raise _commit_error(exc, len(batch), self.path) from exc
+        except BaseException:
+            _rollback(conn)
+            raise
+        self.log.committed(staged)
+
+    # -- KV, alarms, history --
+
+    def kv_get(self, actor_id: str, key: bytes) -> bytes | None:
+        row = self.conn.execute(
+            "SELECT value FROM actor_kv WHERE actor_id = ? AND key = ?", (actor_id, key)
+        ).fetchone()
+        return None if row is None else row[0]
+
+    def kv_list(self, actor_id: str, prefix: bytes, limit: int | None) -> list[tuple[bytes, bytes]]:
+        # BLOBs compare with memcmp, so [prefix, next prefix) is the prefix's range.
+        end = _prefix_end(prefix)
+        rows = self.conn.execute(
+            "SELECT key, value FROM actor_kv WHERE actor_id = ? AND key >= ?"
+            + ("" if end is None else " AND key < ?")
+            + " ORDER BY key LIMIT ?",
+            (actor_id, prefix, *(() if end is None else (end,)), -1 if limit is None else limit),
+        ).fetchall()
+        return [(k, v) for k, v in rows]
+
+    def list_alarms(self, actor_id: str | None) -> list[AlarmRecord]:
+        if actor_id is not None:
+            sql = f"SELECT {_ALARM_COLS} FROM actor_alarms WHERE actor_id = ?"
+            params: tuple[str, ...] = (actor_id,)
+        else:
+            sql = (
+                f"SELECT {_ALARM_COLS} FROM actor_alarms WHERE actor_id IN "
+                "(SELECT actor_id FROM actors WHERE destroyed_at_ms IS NULL)"
+            )
+            params = ()
+        rows = self.conn.execute(sql + " ORDER BY fire_at_ms, alarm_id", params).fetchall()
+        return [AlarmRecord(*row) for row in rows]
+
+    def read_history(self, actor_id: str, after_seq: int, limit: int | None) -> list[HistoryEntry]:
+        """Compact the actor's rows out of the commit log, then read ``actor_events``.
+
+        The compaction is skipped if the actor has no rows in the log, or if no entry
+        can be newer than ``after_seq`` (e.g. a woken actor asking for entries after the
+        seq `load_state` gave it).
+
+        Raises:
+            sqlite3.Error: the compaction or the read failed; the log is left as it was
+                after the last compaction that succeeded.
+        """
+        pending = self.log.latest.get(actor_id)
+        if pending is not None and pending.seq > after_seq:
+            self.log.compact_actor(self.conn, actor_id)
+        rows = self.conn.execute(
+            f"SELECT {_EVENT_COLS} FROM actor_events WHERE actor_id = ? AND seq > ? "
+            "ORDER BY seq LIMIT ?",
+            (actor_id, after_seq, -1 if limit is None else limit),
+        ).fetchall()
+        return [HistoryEntry(*row) for row in rows]
+
+
+def _actor(row: tuple[Any, ...]) -> ActorRecord:
+    actor_id, name, key, input_, created_at_ms, initialized, destroyed_at_ms = row
+    return ActorRecord(
+        actor_id=actor_id,
+        name=name,
+        key=_decode_key(key),
+        created_at_ms=created_at_ms,
+        input=input_,
+        initialized=bool(initialized),
+        destroyed_at_ms=destroyed_at_ms,
+    )
+
+
+def _actor_row(record: ActorRecord) -> tuple[Any, ...]:
+    """The parameters of `_INSERT_ACTOR` for a new (live) actor."""
+    return (
+        record.actor_id,
+        record.name,
+        _encode_key(record.key),
+        record.input,
+        record.created_at_ms,
+        int(record.initialized),
+        serialize_key(record.key),
+    )
+
+
+def _alarm_row(actor_id: str, alarm: AlarmRecord) -> tuple[Any, ...]:
+    return (actor_id, *msgspec.structs.astuple(alarm)[1:])
+
+
+def _prefix_end(prefix: bytes) -> bytes | None:
+    """The smallest key greater than every key starting with ``prefix`` (None: no bound)."""
+    stem = prefix.rstrip(b"\xff")
+    return stem[:-1] + bytes((stem[-1] + 1,)) if stem else None
+
+
+def _commit_error(exc: sqlite3.Error, size: int, path: Path) -> StorageError:
+    what = f"commit of {size} record(s) to {path} failed and was rolled back, nothing was written"
+    if exc.sqlite_errorcode == sqlite3.SQLITE_FULL:
+        return StorageError(
+            f"{what}: the disk is full or the database reached its size limit "
+            f"(max_page_count) ({exc}); free space or raise the limit, then retry"
+        )
+    return StorageError(f"{what}: {exc}")
