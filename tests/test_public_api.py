@@ -55,6 +55,7 @@ PUBLIC = {
         "ConnectionClosedError",
         "ConnectionListener",
         "ConnectionLostError",
+        "EventStream",
         "HttpRequestError",
         "NetworkError",
         "NetworkOptions",

@@ -160,6 +160,29 @@ async def test_events_iterator(driver_factory: DriverFactory, clock: MockClock) 
             await events.aclose()
 
 
+async def test_events_iterator_is_subscribed_before_its_first_next(
+    driver_factory: DriverFactory, clock: MockClock
+) -> None:
+    """Events sent after `events()` returned are kept, even before anyone iterates."""
+    async with run_actors(Registry([room_def([])]), storage=driver_factory(), clock=clock) as (
+        _,
+        client,
+    ):
+        handle = client.get_or_create("room", ["r"])
+        async with handle.connect(params={"user": "ann"}) as conn:
+            async with conn.events("message") as events:
+                await conn.say("one")
+                await conn.say("two")
+                assert await anext(events) == ("message", ["ann", "one"])
+                assert await anext(events) == ("message", ["ann", "two"])
+            with pytest.raises(StopAsyncIteration):
+                await anext(events)  # closed by the `async with`
+            assert "message" not in conn._queues  # and unsubscribed
+        ended = conn.events("message")
+        with pytest.raises(StopAsyncIteration):  # the connection is closed
+            await anext(ended)
+
+
 async def test_send_targets_one_connection(driver_factory: DriverFactory, clock: MockClock) -> None:
     async with run_actors(Registry([room_def([])]), storage=driver_factory(), clock=clock) as (
         _,

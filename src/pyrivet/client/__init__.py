@@ -7,7 +7,7 @@ with the ``client`` extra installed (``pip install 'pyrivet[client]'``).
 
 from .._util.backoff import Backoff as Backoff
 from ._client import Client as Client
-from ._connection import ActorConnection as ActorConnection
+from ._connection import ActorConnection as ActorConnection, EventStream as EventStream
 from ._errors import (
     ConnectionClosedError as ConnectionClosedError,
     ConnectionLostError as ConnectionLostError,
@@ -31,6 +31,7 @@ from ._transport import (
 
 __all__ = [
     "ActorConnection",
+    "EventStream",
     "ActorHandle",
     "Client",
     "SyncClient",

@@ -17,7 +17,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Callable
+import weakref
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
 from .._util.tasks import TaskSupervisor
@@ -28,7 +29,7 @@ if TYPE_CHECKING:
     from ._handle import ActorHandle
     from ._transport import TransportConnection
 
-__all__ = ["ActorConnection"]
+__all__ = ["ActorConnection", "EventStream"]
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -136,26 +137,32 @@ class ActorConnection(ActionCalls):
         unsubscribe = self.on(event, wrapper)
         return unsubscribe
 
-    async def events(self, *names: str) -> AsyncIterator[tuple[str, list[Any]]]:
-        """Iterate ``(event, args)`` for the given event names until the connection closes."""
-        queue: asyncio.Queue[Any] = asyncio.Queue()
+    def events(self, *names: str) -> EventStream:
+        """An async iterator of ``(event, args)`` for the given event names, ending when
+        the connection closes.
+
+        The names are subscribed before this returns, so no event sent after it is
+        missed, even before the first ``__anext__``. Leave the loop with
+        ``await stream.aclose()`` (or ``async with conn.events(...) as stream``) to
+        unsubscribe at once; an abandoned stream unsubscribes when garbage-collected.
+        """
+        return EventStream(self, names)
+
+    def _add_queue(self, names: tuple[str, ...], queue: asyncio.Queue[Any]) -> None:
         for name in names:
             self._queues.setdefault(name, []).append(queue)
             self._subscribe(name)
-        try:
-            while True:
-                item = await queue.get()
-                if item is _CLOSED:
-                    return
-                yield item
-        finally:
-            for name in names:
-                queues = self._queues.get(name, [])
-                if queue in queues:
-                    queues.remove(queue)
-                if not queues:
-                    self._queues.pop(name, None)
-                    self._maybe_unsubscribe(name)
+        if self._is_closed:
+            queue.put_nowait(_CLOSED)
+
+    def _remove_queue(self, names: tuple[str, ...], queue: asyncio.Queue[Any]) -> None:
+        for name in names:
+            queues = self._queues.get(name, [])
+            if queue in queues:
+                queues.remove(queue)
+            if not queues:
+                self._queues.pop(name, None)
+                self._maybe_unsubscribe(name)
 
     def _subscribe(self, event: str) -> None:
         if self._conn is not None:
@@ -194,3 +201,42 @@ class ActorConnection(ActionCalls):
         if self._conn is None:
             raise RuntimeError("the connection is not open; use `async with handle.connect()`")
         return await self._conn.call(name, list(args))
+
+
+class EventStream:
+    """``(event, args)`` pairs of some event names of one connection (see
+    `ActorConnection.events`); an async iterator and an async context manager.
+
+    Subscribed from creation until `aclose`, the end of the connection, or garbage
+    collection, whichever comes first.
+    """
+
+    def __init__(self, conn: ActorConnection, names: tuple[str, ...]) -> None:
+        self._queue: asyncio.Queue[Any] = asyncio.Queue()
+        self._done = False
+        conn._add_queue(names, self._queue)
+        # Unsubscribes when the stream is closed or dropped; holds no reference to it.
+        self._finalizer = weakref.finalize(self, conn._remove_queue, names, self._queue)
+
+    def __aiter__(self) -> EventStream:
+        return self
+
+    async def __anext__(self) -> tuple[str, list[Any]]:
+        if self._done:
+            raise StopAsyncIteration
+        item = await self._queue.get()
+        if item is _CLOSED:
+            await self.aclose()
+            raise StopAsyncIteration
+        return item  # type: ignore[no-any-return]
+
+    async def aclose(self) -> None:
+        """Unsubscribe (if no other listener wants the names) and end the iteration."""
+        self._done = True
+        self._finalizer()
+
+    async def __aenter__(self) -> EventStream:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()

@@ -34,7 +34,7 @@ from ._options import NetworkOptions
 if TYPE_CHECKING:
     from types import TracebackType
 
-    from ._connection import ActorConnection
+    from ._connection import ActorConnection, EventStream
     from ._extensions import RawResponse
     from ._handle import ActorHandle
 
@@ -260,19 +260,17 @@ class SyncActorConnection(SyncActionCalls):
         items: queue.Queue[Any] = queue.Queue()
         done = object()
 
-        async def pump() -> None:
+        async def pump(stream: EventStream) -> None:
             try:
-                async for item in self._conn.events(*names):
+                async for item in stream:
                     items.put(item)
             finally:
+                await stream.aclose()
                 items.put(done)
 
         async def start() -> asyncio.Task[None]:
-            task = self._tasks.spawn(pump(), name="pyrivet sync events")
-            # Let the iterator start, so that it subscribes before we return.
-            await asyncio.sleep(0)
-            await asyncio.sleep(0)
-            return task
+            stream = self._conn.events(*names)  # subscribed from here on
+            return self._tasks.spawn(pump(stream), name="pyrivet sync events")
 
         task = self._thread.run(start())
 
