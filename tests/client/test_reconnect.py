@@ -131,10 +131,10 @@ async def test_reconnect_with_backoff_restores_subscriptions(
     conn = client.get_or_create("counter", ["a"], params=params).connect()
     events: list[Any] = []
     conn.on("tick", lambda *a: events.append(a))
+    statuses: list[str] = []
+    conn.on_status_change(statuses.append)  # public, registered before open
     async with conn:
         sock = socket_of(conn)
-        statuses: list[str] = []
-        sock.on_status_change(statuses.append)
         first = await gateway.wait_conns(1)
         assert first.params == {"attempt": 1}
         in_flight = asyncio.ensure_future(conn.hang())
@@ -173,7 +173,7 @@ async def test_reconnect_with_backoff_restores_subscriptions(
         assert conn.actor_id == "actor-2"
         assert sock.opens == 2
         assert conn.status == "connected"
-        assert statuses[0] == "disconnected" and statuses[-1] == "connected"
+        assert statuses == ["connected", "disconnected", "connecting", "connected"]
 
         # After a success the backoff starts over.
         clock.sleeps.clear()
@@ -184,6 +184,7 @@ async def test_reconnect_with_backoff_restores_subscriptions(
         await clock.advance(0.25)
         await gateway.wait_conns(3)
         assert await conn.echo(1) == [1]
+    assert statuses[-1] == "idle" and statuses.count("idle") == 1
 
 
 async def test_backoff_is_capped_at_30s(

@@ -163,13 +163,18 @@ async def test_events_iterator(driver_factory: DriverFactory, clock: MockClock) 
 async def test_events_iterator_is_subscribed_before_its_first_next(
     driver_factory: DriverFactory, clock: MockClock
 ) -> None:
-    """Events sent after `events()` returned are kept, even before anyone iterates."""
+    """Events sent after `events()` returned are kept, even before anyone iterates; a
+    local connection reports "connected" when open and "idle" when closed."""
     async with run_actors(Registry([room_def([])]), storage=driver_factory(), clock=clock) as (
         _,
         client,
     ):
         handle = client.get_or_create("room", ["r"])
-        async with handle.connect(params={"user": "ann"}) as conn:
+        statuses: list[str] = []
+        conn = handle.connect(params={"user": "ann"})
+        conn.on_status_change(statuses.append)
+        async with conn:
+            assert statuses == ["connected"]
             async with conn.events("message") as events:
                 await conn.say("one")
                 await conn.say("two")
@@ -178,6 +183,7 @@ async def test_events_iterator_is_subscribed_before_its_first_next(
             with pytest.raises(StopAsyncIteration):
                 await anext(events)  # closed by the `async with`
             assert "message" not in conn._queues  # and unsubscribed
+        assert statuses == ["connected", "idle"]
         ended = conn.events("message")
         with pytest.raises(StopAsyncIteration):  # the connection is closed
             await anext(ended)

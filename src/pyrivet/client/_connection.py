@@ -50,6 +50,8 @@ class ActorConnection(ActionCalls):
         self._queues: dict[str, list[asyncio.Queue[Any]]] = {}
         self._closed_reason: str | None = None
         self._is_closed = False
+        self._status_callbacks: list[Callable[[str], object]] = []
+        self._last_status = "idle"
         #: Runs async event callbacks; cancelled when the connection closes.
         self._callbacks = TaskSupervisor("pyrivet connection callbacks")
 
@@ -67,12 +69,17 @@ class ActorConnection(ActionCalls):
         subscriptions = set(self._listeners) | set(self._queues)
         if isinstance(transport, QueryConnectTransport):
             # Reconnects re-resolve the handle's key (a destroyed actor is replaced).
-            self._conn = await transport.connect_query(
+            conn = await transport.connect_query(
                 self._handle.query, self._params, subscriptions, self
             )
-            return self
-        actor_id = await self._handle.resolve()
-        self._conn = await transport.connect(actor_id, self._params, subscriptions, self)
+        else:
+            actor_id = await self._handle.resolve()
+            conn = await transport.connect(actor_id, self._params, subscriptions, self)
+        self._conn = conn
+        watch = getattr(conn, "on_status_change", None)
+        if watch is not None:  # a network connection reports its reconnects
+            watch(self._report_status)
+        self._report_status(self.status)
         return self
 
     async def close(self) -> None:
@@ -101,6 +108,33 @@ class ActorConnection(ActionCalls):
         if self._conn is None or self._is_closed:
             return "idle"
         return str(getattr(self._conn, "status", "connected"))
+
+    def on_status_change(self, callback: Callable[[str], object]) -> Callable[[], None]:
+        """Call ``callback(status)`` whenever `status` changes (e.g. ``"disconnected"``
+        while a network connection is being replaced, ``"connected"`` once it is back,
+        ``"idle"`` when it closes for good); returns a function that unregisters it.
+
+        Callbacks run on the event loop; an exception is logged and ignored.
+        """
+        self._status_callbacks.append(callback)
+
+        def remove() -> None:
+            if callback in self._status_callbacks:
+                self._status_callbacks.remove(callback)
+
+        return remove
+
+    def _report_status(self, status: str) -> None:
+        if self._is_closed and status != "idle":
+            return
+        if status == self._last_status:
+            return
+        self._last_status = status
+        for callback in list(self._status_callbacks):
+            try:
+                callback(status)
+            except Exception:
+                log.exception("connection status callback failed")
 
     @property
     def actor_id(self) -> str | None:
@@ -190,6 +224,7 @@ class ActorConnection(ActionCalls):
             return
         self._is_closed = True
         self._closed_reason = reason
+        self._report_status("idle")
         for queues in self._queues.values():
             for queue in queues:
                 queue.put_nowait(_CLOSED)
