@@ -175,6 +175,8 @@ def commit_floor(samples: int = 2_000) -> tuple[float, float]:
         conn.execute("PRAGMA synchronous = FULL")
         conn.execute("CREATE TABLE t (k INTEGER PRIMARY KEY, v BLOB)")
         conn.execute("INSERT INTO t VALUES (1, x'00')")
+        for _ in range(1_500):  # past the first auto-checkpoint: the WAL is reused, not grown
+            conn.execute("UPDATE t SET v = ? WHERE k = 1", (os.urandom(64),))
         commits = []
         for _ in range(samples):
             value = os.urandom(64)  # a new value each time: SQLite skips no-op writes
