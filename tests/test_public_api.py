@@ -64,6 +64,7 @@ PUBLIC = {
         "SyncActorConnection",
         "SyncActorHandle",
         "SyncClient",
+        "SyncRawWebSocket",
         "Transport",
         "TransportConnection",
         "TransportSource",

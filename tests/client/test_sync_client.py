@@ -71,7 +71,16 @@ def scenario(url: str, encoding: Any) -> dict[str, Any]:
             conn.increment(1)
             out["iterated"] = next(events)
             events.close()
-        out["fetch"] = client.get_or_create("web", ["sync"]).fetch("/p?q=1").json()["query"]
+        web = client.get_or_create("web", ["sync"])
+        out["fetch"] = web.fetch("/p?q=1").json()["query"]
+        with web.websocket("/room") as ws:
+            frames = [ws.recv(timeout=10)]
+            ws.send("hi")
+            ws.send(b"abc")
+            frames += [ws.recv(timeout=10), ws.recv(timeout=10)]
+            ws.send("close-me")
+            frames += list(ws)  # ends when the actor closes the socket
+            out["raw_ws"] = (frames, ws.close_code, ws.close_reason)
     return out
 
 
@@ -93,6 +102,7 @@ async def test_sync_client(server: ServerHandle, encoding: str) -> None:
         "status": "connected",
         "iterated": ("count", [8]),
         "fetch": "q=1",
+        "raw_ws": (["hello /room", "echo hi", b"cba"], 4000, "bye"),
     }
 
 

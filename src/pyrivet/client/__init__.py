@@ -21,6 +21,7 @@ from ._sync import (
     SyncActorConnection as SyncActorConnection,
     SyncActorHandle as SyncActorHandle,
     SyncClient as SyncClient,
+    SyncRawWebSocket as SyncRawWebSocket,
 )
 from ._transport import (
     ConnectionListener as ConnectionListener,
@@ -37,6 +38,7 @@ __all__ = [
     "SyncClient",
     "SyncActorHandle",
     "SyncActorConnection",
+    "SyncRawWebSocket",
     "Backoff",
     "NetworkOptions",
     "RawResponse",

@@ -22,23 +22,24 @@ from __future__ import annotations
 import asyncio
 import queue
 import threading
-from collections.abc import Callable, Coroutine, Iterator, Mapping
+from collections.abc import Callable, Coroutine, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar, Unpack
 
 from .._util.tasks import TaskSupervisor
 from ..types import KeyLike
 from ._calls import SyncActionCalls
 from ._client import Client
+from ._errors import ConnectionClosedError
 from ._options import NetworkOptions
 
 if TYPE_CHECKING:
     from types import TracebackType
 
     from ._connection import ActorConnection, EventStream
-    from ._extensions import RawResponse
+    from ._extensions import RawResponse, RawWebSocket
     from ._handle import ActorHandle
 
-__all__ = ["SyncActorConnection", "SyncActorHandle", "SyncClient"]
+__all__ = ["SyncActorConnection", "SyncActorHandle", "SyncClient", "SyncRawWebSocket"]
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -190,6 +191,19 @@ class SyncActorHandle(SyncActionCalls):
         """A raw HTTP request to the actor's ``on_request`` (see `ActorHandle.fetch`)."""
         return self._thread.run(self._handle.fetch(path, method=method, body=body, headers=headers))
 
+    def websocket(self, path: str = "/", *, protocols: Sequence[str] = ()) -> SyncRawWebSocket:
+        """Open a raw WebSocket to the actor's ``on_websocket`` (see `ActorHandle.websocket`);
+        use it in a ``with`` block, or call `SyncRawWebSocket.close`.
+
+        Raises:
+            ActorError: the socket could not be opened (e.g. the actor refused it).
+        """
+
+        async def open_socket() -> RawWebSocket:
+            return await self._handle.websocket(path, protocols=protocols)
+
+        return SyncRawWebSocket(self._thread, self._thread.run(open_socket()))
+
     def connect(self, *, params: Any = None) -> SyncActorConnection:
         """Open a connection (use it in a ``with`` block, or call `close`)."""
         conn = self._handle.connect(params=params)
@@ -306,4 +320,70 @@ class SyncActorConnection(SyncActionCalls):
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
+        self.close()
+
+
+class SyncRawWebSocket:
+    """The blocking face of a `RawWebSocket`: each call waits on the client thread.
+
+    ```python
+    with room.websocket("/chat") as ws:
+        ws.send("hello")
+        print(ws.recv())
+    ```
+    """
+
+    def __init__(self, thread: _LoopThread, socket: RawWebSocket) -> None:
+        self._thread = thread
+        self._socket = socket
+
+    @property
+    def subprotocol(self) -> str | None:
+        return self._socket.subprotocol
+
+    @property
+    def close_code(self) -> int | None:
+        return self._socket.close_code
+
+    @property
+    def close_reason(self) -> str | None:
+        return self._socket.close_reason
+
+    def send(self, data: str | bytes) -> None:
+        """Send a text (str) or binary (bytes) frame.
+
+        Raises:
+            ConnectionClosedError: the socket is closed.
+        """
+        self._thread.run(self._socket.send(data))
+
+    def recv(self, timeout: float | None = None) -> str | bytes:
+        """The next frame, waiting at most ``timeout`` seconds if given.
+
+        Raises:
+            ConnectionClosedError: the socket closed normally.
+            ActorError: it closed with a ``group.code`` reason.
+            TimeoutError: no frame within ``timeout``.
+        """
+
+        async def receive() -> str | bytes:
+            return await asyncio.wait_for(self._socket.recv(), timeout)
+
+        return self._thread.run(receive())
+
+    def __iter__(self) -> Iterator[str | bytes]:
+        """The frames until the socket closes normally."""
+        while True:
+            try:
+                yield self.recv()
+            except ConnectionClosedError:
+                return
+
+    def close(self, code: int = 1000, reason: str = "") -> None:
+        self._thread.run(self._socket.close(code, reason))
+
+    def __enter__(self) -> SyncRawWebSocket:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
         self.close()
