@@ -37,6 +37,7 @@ from ..errors import (
 from ..storage._base import ActorRecord
 from . import checkpoint
 from .context import ActorContextImpl
+from .idle import IdleLink
 
 if TYPE_CHECKING:
     from .committer import CommitTicket
@@ -94,7 +95,7 @@ class Lifecycle:
         self.stop_requested: str | None = None
 
 
-class ActorInstance:
+class ActorInstance(IdleLink):
     """One awake actor."""
 
     __slots__ = (
@@ -104,8 +105,6 @@ class ActorInstance:
         "definition",
         "durable_seq",
         "durable_state",
-        "idle_since",
-        "in_idle_heap",
         "key",
         "last_commit",
         "life",
@@ -140,9 +139,9 @@ class ActorInstance:
         self.conns: dict[str, ConnImpl] | None = None
         self.writes: PendingWrites | None = None
         self.life: Lifecycle | None = Lifecycle()
-        self.idle_since = 0.0
-        #: Whether the idle sweeper has this instance filed.
-        self.in_idle_heap = False
+        #: Links of the idle sweeper's wheel (see `IdleLink`); None while not filed.
+        self.idle_next: Any = None
+        self.idle_prev: Any = None
 
     @property
     def name(self) -> str:
@@ -387,9 +386,7 @@ class ActorInstance:
         if self.life is not None and self.life.waiters:
             self.notify()
         if self.is_idle():
-            self.idle_since = self.svc.clock.monotonic()
-            if not self.in_idle_heap:
-                self.svc.idle.push(self)
+            self.svc.idle.file(self)
 
     def notify(self) -> None:
         """Wake shutdown waiting for in-flight work to end."""
