@@ -79,3 +79,34 @@ async def test_the_table_of_awake_actors_shrinks_after_they_sleep(
         assert rt.awake_count == 10
         assert sys.getsizeof(rt._instances) * 4 < peak
         assert [await h.increment() for h in survivors] == [2] * 10
+
+
+keyed = actor("keyed", state={"n": 0})
+
+
+@keyed.action
+def key_of(c: Any) -> list[Any]:
+    key = c.key
+    return [type(key).__name__, list(key)]
+
+
+async def test_the_key_is_a_tuple_whatever_its_length(
+    driver_factory: DriverFactory, clock: MockClock
+) -> None:
+    async with run_actors(Registry([keyed]), storage=driver_factory(), clock=clock) as (rt, cl):
+        for key in ([], ["a"], ["a", "b"]):
+            handle = cl.get_or_create("keyed", key)
+            assert await handle.key_of() == ["tuple", key]
+            await rt.sleep(await handle.resolve())
+            assert await handle.key_of() == ["tuple", key]  # woken from storage
+
+
+async def test_an_idle_actor_keeps_no_commit_bookkeeping(
+    driver_factory: DriverFactory, clock: MockClock
+) -> None:
+    async with run_actors(Registry([counter]), storage=driver_factory(), clock=clock) as (rt, cl):
+        handle = cl.get_or_create("counter", ["a"])
+        assert [await handle.increment() for _ in range(3)] == [1, 2, 3]
+        inst = rt._instances[await handle.resolve()]
+        assert inst.inflight is None and inst.writes is None and inst.life is None
+        assert inst.durable_seq == inst.seq and inst.durable_state == inst.saved_state

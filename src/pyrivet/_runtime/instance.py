@@ -40,6 +40,7 @@ from .context import ActorContextImpl
 from .idle import IdleLink
 
 if TYPE_CHECKING:
+    from .checkpoint import InFlight
     from .committer import CommitTicket
     from .connections import ConnImpl
     from .services import Services
@@ -99,14 +100,12 @@ class ActorInstance(IdleLink):
     """One awake actor."""
 
     __slots__ = (
+        "_key",
         "actor_id",
         "busy",
         "conns",
         "definition",
-        "durable_seq",
-        "durable_state",
-        "key",
-        "last_commit",
+        "inflight",
         "life",
         "saved_state",
         "seq",
@@ -123,17 +122,18 @@ class ActorInstance(IdleLink):
         self.svc = svc
         self.definition = definition
         self.actor_id = actor_id
-        self.key = key
+        # A one-part key (the usual case) is kept as its string: a tuple would cost
+        # each awake actor another 48 bytes.
+        self._key: str | tuple[str, ...] = key[0] if len(key) == 1 else key
         self.status = ActorStatus.LOADING
         self.state: Any = None
         self.vars: Any = None
         self.seq = 0
-        self.durable_seq = 0
         #: The snapshot of the latest submitted commit (what change detection compares to).
         self.saved_state: bytes | None = None
-        #: The snapshot of the latest durable commit (what a rollback restores).
-        self.durable_state: bytes | None = None
-        self.last_commit: CommitTicket | None = None
+        #: Commits not durable yet; None once everything submitted is durable, so an
+        #: idle actor keeps no ticket and no second snapshot.
+        self.inflight: InFlight | None = None
         #: Actions, hooks and scheduled work in flight.
         self.busy = 0
         self.conns: dict[str, ConnImpl] | None = None
@@ -146,6 +146,29 @@ class ActorInstance(IdleLink):
     @property
     def name(self) -> str:
         return self.definition.name
+
+    @property
+    def key(self) -> tuple[str, ...]:
+        key = self._key
+        return (key,) if isinstance(key, str) else key
+
+    @property
+    def last_commit(self) -> CommitTicket | None:
+        """The ticket of the latest submitted commit while any commit is not durable."""
+        inflight = self.inflight
+        return None if inflight is None else inflight.ticket
+
+    @property
+    def durable_seq(self) -> int:
+        """The seq of the latest durable commit."""
+        inflight = self.inflight
+        return self.seq if inflight is None else inflight.durable_seq
+
+    @property
+    def durable_state(self) -> bytes | None:
+        """The snapshot of the latest durable commit (what a rollback restores)."""
+        inflight = self.inflight
+        return self.saved_state if inflight is None else inflight.durable_state
 
     @property
     def serving(self) -> bool:
@@ -195,8 +218,8 @@ class ActorInstance(IdleLink):
     async def wake(self, seq: int, snapshot: bytes | None) -> None:
         """Restore the committed state, then create_vars -> on_wake -> run."""
         d = self.definition
-        self.seq = self.durable_seq = seq
-        self.saved_state = self.durable_state = snapshot
+        self.seq = seq
+        self.saved_state = snapshot
         if snapshot is not None:
             self.state = d.state_codec.decode(snapshot)
         elif d.initial_state is not None:
