@@ -9,8 +9,13 @@ Everything here runs on the runtime's event loop. Actions run inline in the call
 task (no task per call), so actions of one actor interleave at ``await`` points and
 code between awaits is atomic, as in RivetKit.
 
-Memory: an idle instance keeps only slot fields; ``life`` (abort signal, background
-tasks, shutdown future) and ``writes`` exist only while something needs them.
+Memory: an idle instance keeps only slot fields (160 bytes with its GC header); ``life``
+(abort signal, background tasks, shutdown future), ``writes`` (pending KV, schedule and
+event outputs), ``inflight`` (commits not durable yet) and ``conns`` exist only while
+something needs them. What an awake idle actor costs in all (100,000 woken, see
+``bench/bench_core.py``): this object, its state, its snapshot (the last submitted
+encoding, shared with the durable one), its key, and an entry in the runtime's table;
+the idle wheel only links the instance. Nothing of it is kept once the actor sleeps.
 """
 
 from __future__ import annotations
