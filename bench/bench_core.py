@@ -2,6 +2,7 @@
 
     python bench/bench_core.py                 # everything, prints a table
     python bench/bench_core.py --quick         # smaller counts, for a smoke run
+    python bench/bench_core.py --only memory   # one group: latency, throughput, create, memory
 
 Figures (medians over --runs runs):
 
@@ -210,7 +211,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="small counts, one run")
     parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument(
+        "--only",
+        choices=["latency", "throughput", "create", "memory"],
+        help="run only this group of figures",
+    )
     args = parser.parse_args()
+    wanted = {args.only} if args.only else {"latency", "throughput", "create", "memory"}
     runs = 1 if args.quick else args.runs
     calls = 2_000 if args.quick else 20_000
     new_actors = 1_000 if args.quick else 10_000
@@ -228,41 +235,46 @@ def main() -> None:
         rows.append((measure, value, target))
         print(f"{measure:<58} {value:>22}   target {target}", flush=True)
 
-    floors = [commit_floor(500 if args.quick else 2_000) for _ in range(runs)]
-    sqlite_floor = statistics.median(f[0] for f in floors)
-    sync_floor = statistics.median(f[1] for f in floors)
-    row(
-        "floor: bare SQLite WAL commit (FULL) / 4 KiB fdatasync, p50",
-        f"{sqlite_floor * 1e6:.0f} / {sync_floor * 1e6:.0f} µs",
-        "- (the disk)",
-    )
-    p50, p99 = median_of(runs, lambda: sequential_latency("counter", calls))
-    row(
-        "sequential action, one actor, strict: p50 / p99",
-        f"{p50 * 1e6:.0f} / {p99 * 1e6:.0f} µs",
-        "p50 ≤ 150 µs",
-    )
-    p50, p99 = median_of(runs, lambda: sequential_latency("relaxed_counter", calls))
-    row(
-        "sequential action, one actor, relaxed: p50 / p99",
-        f"{p50 * 1e6:.1f} / {p99 * 1e6:.1f} µs",
-        "p50 ≤ 20 µs",
-    )
-    rate, per_batch = median_of(runs, lambda: throughput(64, 64, 2.0 if args.quick else 5.0))
-    row("throughput, 64 actors x 64 callers, strict", f"{rate:,.0f} actions/s", "≥ 60,000/s")
-    row("  records per group commit (mean)", f"{per_batch:.1f}", "-")
-    per = median_of(runs, lambda: create_and_first_call(new_actors, 1))
-    row(
-        f"create + first action, {new_actors:,} actors, sequential",
-        f"{per * 1e3:.3f} ms/actor",
-        "≤ 0.3 ms",
-    )
-    per = median_of(runs, lambda: create_and_first_call(new_actors, 64))
-    row(
-        f"create + first action, {new_actors:,} actors, 64 at a time",
-        f"{per * 1e3:.3f} ms/actor",
-        "≤ 0.3 ms",
-    )
+    if "latency" in wanted:
+        floors = [commit_floor(500 if args.quick else 2_000) for _ in range(runs)]
+        sqlite_floor = statistics.median(f[0] for f in floors)
+        sync_floor = statistics.median(f[1] for f in floors)
+        row(
+            "floor: bare SQLite WAL commit (FULL) / 4 KiB fdatasync, p50",
+            f"{sqlite_floor * 1e6:.0f} / {sync_floor * 1e6:.0f} µs",
+            "- (the disk)",
+        )
+        p50, p99 = median_of(runs, lambda: sequential_latency("counter", calls))
+        row(
+            "sequential action, one actor, strict: p50 / p99",
+            f"{p50 * 1e6:.0f} / {p99 * 1e6:.0f} µs",
+            "p50 ≤ 150 µs",
+        )
+        p50, p99 = median_of(runs, lambda: sequential_latency("relaxed_counter", calls))
+        row(
+            "sequential action, one actor, relaxed: p50 / p99",
+            f"{p50 * 1e6:.1f} / {p99 * 1e6:.1f} µs",
+            "p50 ≤ 20 µs",
+        )
+    if "throughput" in wanted:
+        rate, per_batch = median_of(runs, lambda: throughput(64, 64, 2.0 if args.quick else 5.0))
+        row("throughput, 64 actors x 64 callers, strict", f"{rate:,.0f} actions/s", "≥ 60,000/s")
+        row("  records per group commit (mean)", f"{per_batch:.1f}", "-")
+    if "create" in wanted:
+        per = median_of(runs, lambda: create_and_first_call(new_actors, 1))
+        row(
+            f"create + first action, {new_actors:,} actors, sequential",
+            f"{per * 1e3:.3f} ms/actor",
+            "≤ 0.3 ms",
+        )
+        per = median_of(runs, lambda: create_and_first_call(new_actors, 64))
+        row(
+            f"create + first action, {new_actors:,} actors, 64 at a time",
+            f"{per * 1e3:.3f} ms/actor",
+            "≤ 0.3 ms",
+        )
+    if "memory" not in wanted:
+        return
     awake, asleep, base = median_of(1, lambda: memory_per_actor(mem_actors))
     row(f"RSS per awake idle actor ({mem_actors:,} woken)", f"{awake / 1024:.2f} KB", "≤ 0.6 KB")
     row(

@@ -26,12 +26,25 @@ if TYPE_CHECKING:
     from .committer import CommitTicket
     from .instance import ActorInstance
 
-__all__ = ["checkpoint", "checkpoint_soon", "committed", "failed", "request_save"]
+__all__ = ["InFlight", "checkpoint", "checkpoint_soon", "committed", "failed", "request_save"]
 
 log = logging.getLogger("pyrivet.actor")
 
 #: Prune history every this many commits per actor.
 _PRUNE_EVERY = 64
+
+
+class InFlight:
+    """An instance's commits that are not durable yet (``ActorInstance.inflight``)."""
+
+    __slots__ = ("durable_seq", "durable_state", "ticket")
+
+    def __init__(self, durable_seq: int, durable_state: bytes | None) -> None:
+        #: The latest durable commit: what a failed commit rolls back to.
+        self.durable_seq = durable_seq
+        self.durable_state = durable_state
+        #: The ticket of the latest submitted commit (the output gate waits for it).
+        self.ticket: CommitTicket | None = None
 
 
 def _encode_state(inst: ActorInstance) -> bytes | None:
@@ -80,6 +93,10 @@ def checkpoint(
             _gate_events_behind_last_commit(inst, writes)
         return None
 
+    inflight = inst.inflight
+    if inflight is None:
+        # Everything submitted so far is durable: that is the point to roll back to.
+        inflight = inst.inflight = InFlight(inst.seq, inst.saved_state)
     inst.seq += 1
     seq = inst.seq
     record = CommitRecord(inst.actor_id, seq, create=create, initialized=create is not None)
@@ -127,7 +144,7 @@ def checkpoint(
     if limit is not None and seq % _PRUNE_EVERY == 0 and seq > limit:
         record.prune_history_before = seq - limit + 1
     future = inst.svc.committer.submit(record)
-    inst.last_commit = future
+    inflight.ticket = future
     if events or alarm_puts or alarm_deletes:
         if writes is None:
             writes = inst.writes = PendingWrites()
@@ -225,13 +242,16 @@ def request_save(inst: ActorInstance) -> None:
 
 def committed(inst: ActorInstance, record: CommitRecord) -> None:
     """The committer made ``record`` durable: advance, then release its gated outputs."""
-    inst.durable_seq = record.seq
-    if record.state is not None:
-        inst.durable_state = record.state
-    if record.seq == inst.seq:
-        # Everything submitted is durable: an idle actor keeps no ticket (its waiters
-        # hold their own references).
-        inst.last_commit = None
+    inflight = inst.inflight
+    if inflight is not None:
+        if record.seq == inst.seq:
+            # Everything submitted is durable: an idle actor keeps no ticket (its
+            # waiters hold their own references) and no second snapshot.
+            inst.inflight = None
+        else:
+            inflight.durable_seq = record.seq
+            if record.state is not None:
+                inflight.durable_state = record.state
     writes = inst.writes
     if writes is None:
         return
@@ -270,7 +290,7 @@ def rollback(inst: ActorInstance, *, to_durable: bool) -> None:
     if to_durable:
         inst.seq = inst.durable_seq
         inst.saved_state = inst.durable_state
-        inst.last_commit = None
+        inst.inflight = None
         if writes is not None:
             soon = writes.soon
             writes = inst.writes = PendingWrites()

@@ -1,33 +1,55 @@
 """`IdleSweeper`: puts actors to sleep after ``sleep_timeout`` of continuous idleness.
 
 One timing wheel and one clock timer for the whole runtime, instead of a timer per
-actor, so an idle actor costs one list slot and one float (``idle_since``).
+actor. Idle instances wait in buckets keyed by their sleep deadline rounded *up* to
+1/16 s (an actor sleeps at most 62.5 ms after its deadline, never before).
 
-Idle instances wait in buckets keyed by their sleep deadline rounded *up* to 1/16 s
-(an actor sleeps at most 62.5 ms after its deadline, never before). When a bucket is
-due each instance is re-checked: still idle and past its real deadline -> sleep; idle
-but active since it was filed -> filed again under its new deadline; busy -> dropped
-(it is filed again when it next goes idle). Instances that stop for another reason
-(explicit sleep, destroy) are `discard`ed: counted as stale and swept out of every
-bucket at once when they are half of what is filed, so a stopped actor does not stay
-in memory until its old deadline.
+A bucket is an intrusive ring: the instances themselves carry the links
+(`IdleLink`), so filing an instance allocates nothing, moving it to a later bucket
+when it goes idle again and taking it out when it stops are O(1), and an instance that
+stopped is never kept alive by the wheel. An idle actor costs the wheel two pointers.
+
+Every time an instance goes idle it is (re)filed under ``now + sleep_timeout``; work in
+between does not touch the wheel. When a bucket is due, each instance still in it has
+been idle since its deadline or became busy and did not go idle again: idle -> sleep,
+busy -> dropped (it is filed again when it next goes idle).
 """
 
 from __future__ import annotations
 
 import heapq
 import math
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from .._util.clock import Clock, Timer
 
 if TYPE_CHECKING:
     from .instance import ActorInstance
 
-__all__ = ["IdleSweeper"]
+__all__ = ["IdleLink", "IdleSweeper"]
 
 #: Buckets per second: the sleep-time resolution.
 _RESOLUTION = 16
+
+
+class IdleLink:
+    """The two links an instance needs to sit in a bucket of the wheel (None: not filed)."""
+
+    __slots__ = ("idle_next", "idle_prev")
+
+    def __init__(self) -> None:
+        self.idle_next: Any = None
+        self.idle_prev: Any = None
+
+
+class _Bucket(IdleLink):
+    """The head of one bucket's ring."""
+
+    __slots__ = ("slot",)
+
+    def __init__(self, slot: int) -> None:
+        self.idle_next = self.idle_prev = self
+        self.slot = slot
 
 
 class IdleSweeper:
@@ -35,58 +57,65 @@ class IdleSweeper:
 
     def __init__(self, clock: Clock) -> None:
         self._clock = clock
-        self._buckets: dict[int, list[ActorInstance]] = {}
+        self._buckets: dict[int, _Bucket] = {}
+        #: Slots of the buckets, as a heap; it may hold slots whose bucket emptied, but
+        #: never more than twice as many as there are buckets (plus a few).
         self._due: list[int] = []
         self._timer: Timer | None = None
         self._armed_for: int | None = None
         self._closed = False
         self._filed = 0
-        self._stale = 0
 
     def __len__(self) -> int:
+        """How many instances are filed."""
         return self._filed
 
-    def discard(self, inst: ActorInstance) -> None:
-        """Note that a filed instance stopped; compact the buckets if many did."""
-        if not inst.in_idle_heap:
-            return
-        self._stale += 1
-        if self._stale > 256 and self._stale * 2 > self._filed:
-            self._compact()
+    @property
+    def bucket_count(self) -> int:
+        return len(self._buckets)
 
-    def _compact(self) -> None:
-        from .instance import ActorStatus
-
-        for slot, bucket in list(self._buckets.items()):
-            live = []
-            for inst in bucket:
-                if inst.status is ActorStatus.RUNNING:
-                    live.append(inst)
-                else:
-                    inst.in_idle_heap = False
-            if live:
-                self._buckets[slot] = live
-            else:
-                del self._buckets[slot]
-        self._due = list(self._buckets)
-        heapq.heapify(self._due)
-        self._filed = sum(len(bucket) for bucket in self._buckets.values())
-        self._stale = 0
-
-    def push(self, inst: ActorInstance) -> None:
-        """File an instance that just became idle (``inst.idle_since`` is set)."""
-        self._file(inst, inst.idle_since + inst.definition.options.sleep_timeout)
-        self._arm()
-
-    def _file(self, inst: ActorInstance, deadline: float) -> None:
-        inst.in_idle_heap = True
-        self._filed += 1
+    def file(self, inst: ActorInstance) -> None:
+        """File an instance that just became idle under ``now + its sleep_timeout``."""
+        deadline = self._clock.monotonic() + inst.definition.options.sleep_timeout
         slot = math.ceil(deadline * _RESOLUTION)
         bucket = self._buckets.get(slot)
+        if bucket is not None and inst.idle_next is bucket:
+            return  # already the last one filed there (back-to-back work on one actor)
+        if inst.idle_next is not None:
+            self._unlink(inst)
         if bucket is None:
-            bucket = self._buckets[slot] = []
+            bucket = self._buckets[slot] = _Bucket(slot)
             heapq.heappush(self._due, slot)
-        bucket.append(inst)
+        last = bucket.idle_prev
+        inst.idle_prev = last
+        inst.idle_next = bucket
+        last.idle_next = inst
+        bucket.idle_prev = inst
+        self._filed += 1
+        self._arm()
+
+    def discard(self, inst: ActorInstance) -> None:
+        """Take out an instance that stopped, so the wheel holds no reference to it."""
+        if inst.idle_next is not None:
+            self._unlink(inst)
+
+    def _unlink(self, inst: IdleLink) -> None:
+        prev, nxt = inst.idle_prev, inst.idle_next
+        prev.idle_next = nxt
+        nxt.idle_prev = prev
+        inst.idle_prev = inst.idle_next = None
+        self._filed -= 1
+        if prev is nxt and type(prev) is _Bucket:  # the bucket is empty now
+            self._drop(prev)
+
+    def _drop(self, bucket: _Bucket) -> None:
+        """Forget an empty bucket; rebuild the heap once most of its slots are stale."""
+        buckets = self._buckets
+        del buckets[bucket.slot]
+        bucket.idle_next = bucket.idle_prev = None  # break the ring's self-cycle
+        if len(self._due) > 2 * len(buckets) + 16:
+            self._due = list(buckets)
+            heapq.heapify(self._due)
 
     def close(self) -> None:
         self._closed = True
@@ -95,9 +124,14 @@ class IdleSweeper:
             self._timer = None
 
     def _arm(self) -> None:
-        if self._closed or not self._due:
+        if self._closed:
             return
-        slot = self._due[0]
+        due = self._due
+        while due and due[0] not in self._buckets:
+            heapq.heappop(due)
+        if not due:
+            return
+        slot = due[0]
         if self._armed_for is not None and self._armed_for <= slot:
             return
         if self._timer is not None:
@@ -110,20 +144,21 @@ class IdleSweeper:
     def _sweep(self) -> None:
         self._timer = None
         self._armed_for = None
-        now = self._clock.monotonic()
-        now_slot = math.floor(now * _RESOLUTION)
-        while self._due and self._due[0] <= now_slot:
-            bucket = self._buckets.pop(heapq.heappop(self._due))
-            self._filed -= len(bucket)
-            for inst in bucket:
-                if inst.in_idle_heap and inst.status.value != "running":
-                    self._stale = max(0, self._stale - 1)
-                inst.in_idle_heap = False
-                if not inst.is_idle():
-                    continue
-                deadline = inst.idle_since + inst.definition.options.sleep_timeout
-                if deadline <= now:
+        now_slot = math.floor(self._clock.monotonic() * _RESOLUTION)
+        due = self._due
+        while due and due[0] <= now_slot:
+            bucket = self._buckets.pop(heapq.heappop(due), None)
+            if bucket is None:
+                continue
+            # Every instance here passed its deadline (slot <= now): detach the ring
+            # whole, then let each one still idle sleep.
+            node = bucket.idle_next
+            bucket.idle_next = bucket.idle_prev = None
+            while node is not bucket:
+                inst: ActorInstance = node
+                node = inst.idle_next
+                inst.idle_prev = inst.idle_next = None
+                self._filed -= 1
+                if inst.is_idle():
                     inst.request_stop("sleep")
-                else:
-                    self._file(inst, deadline)
         self._arm()

@@ -178,7 +178,7 @@ class CommitLog:
 
     # -- open -----------------------------------------------------------------------
 
-    def recover(self, conn: sqlite3.Connection) -> None:
+    def recover(self, conn: sqlite3.Cursor) -> None:
         """Rebuild the index from whatever is in the log, then try to compact it all.
 
         Runs at open. The index is built first, so if compaction fails (it is logged)
@@ -194,7 +194,7 @@ class CommitLog:
             log.warning("recovery: compacting the commit log failed (will retry): %s", exc)
             self._retry_at = time.monotonic() + COMPACT_IDLE_SECONDS
 
-    def _load(self, conn: sqlite3.Connection) -> None:
+    def _load(self, conn: sqlite3.Cursor) -> None:
         """Build the index and the counters from the rows of the log."""
         latest: dict[str, Pending] = {}
         rows = 0
@@ -228,7 +228,7 @@ class CommitLog:
         return StagedLog(rows, staged, rowid)
 
     @staticmethod
-    def append(conn: sqlite3.Connection, staged: StagedLog) -> None:
+    def append(conn: sqlite3.Cursor, staged: StagedLog) -> None:
         """Insert the staged rows; the caller holds the commit's transaction."""
         conn.executemany(_INSERT_LOG, staged.rows)
 
@@ -240,7 +240,7 @@ class CommitLog:
 
     # -- destroy --------------------------------------------------------------------
 
-    def delete_actor(self, conn: sqlite3.Connection, actor_id: str) -> int:
+    def delete_actor(self, conn: sqlite3.Cursor, actor_id: str) -> int:
         """Delete the actor's log rows (inside the caller's transaction); how many.
 
         Scans the log only if the actor has rows there: unmoved ones (it is in the
@@ -257,7 +257,7 @@ class CommitLog:
 
     # -- compaction -----------------------------------------------------------------
 
-    def compact_step(self, conn: sqlite3.Connection) -> bool:
+    def compact_step(self, conn: sqlite3.Cursor) -> bool:
         """Run the next step of the current round, starting a round if there is none.
 
         Returns False if the log was empty.
@@ -279,7 +279,7 @@ class CommitLog:
             self._round = None
         return True
 
-    def compact_all(self, conn: sqlite3.Connection) -> None:
+    def compact_all(self, conn: sqlite3.Cursor) -> None:
         """Run steps until the log is empty.
 
         Raises:
@@ -288,7 +288,7 @@ class CommitLog:
         while self.compact_step(conn):
             pass
 
-    def compact_actor(self, conn: sqlite3.Connection, actor_id: str) -> None:
+    def compact_actor(self, conn: sqlite3.Cursor, actor_id: str) -> None:
         """Move the actor's log rows now, in steps of that actor alone (one step unless
         compaction fell far behind), deleting them at once.
 
@@ -315,7 +315,7 @@ class CommitLog:
             due = max(due, self._last_step + COMPACT_IDLE_SECONDS)
         return max(0.0, due - time.monotonic())
 
-    def maintain(self, conn: sqlite3.Connection, idle: bool) -> bool:
+    def maintain(self, conn: sqlite3.Cursor, idle: bool) -> bool:
         """Run one background step if one is due; True if it ran.
 
         Due while a round is in progress; a round starts when the log holds
@@ -342,7 +342,7 @@ class CommitLog:
             self._retry_at = now + COMPACT_IDLE_SECONDS
             return False
 
-    def _start_round(self, conn: sqlite3.Connection) -> _Round | None:
+    def _start_round(self, conn: sqlite3.Cursor) -> _Round | None:
         """A round over the oldest rows of the log; None (and a clean index) if it is empty."""
         first = conn.execute("SELECT min(rowid) FROM actor_log").fetchone()[0]
         if first is None:  # e.g. destroys deleted the last rows
@@ -362,7 +362,7 @@ class CommitLog:
 
     def _step(
         self,
-        conn: sqlite3.Connection,
+        conn: sqlite3.Cursor,
         low: int,
         upto: int,
         actors: list[str],
@@ -406,6 +406,10 @@ class CommitLog:
                 del self.latest[actor_id]
             else:  # keeps its prune: applying it again after more rows moved is harmless
                 self.latest[actor_id] = pending._replace(first=upto + 1)
+        if not self.latest:
+            # A dict keeps its table when emptied by deletions: a burst of commits by
+            # many actors would otherwise pin its peak size for good.
+            self.latest = {}
         self.rows -= deleted
 
 
@@ -447,14 +451,18 @@ class Checkpointer:
             log.warning("the WAL checkpointer cannot open %s: %s", self._path, exc)
             return
         try:
-            conn.execute(f"PRAGMA synchronous = {self._synchronous}")
+            # One cursor for the thread's life: `Connection.execute` makes a cursor per
+            # call and the connection keeps a weak reference to each (up to 200 dead
+            # ones), small objects scattered over the heap that keep it from shrinking.
+            cur = conn.cursor()
+            cur.execute(f"PRAGMA synchronous = {self._synchronous}")
             while True:
                 self._wake.wait()
                 self._wake.clear()
                 if self._stopping.is_set():
                     break
                 try:
-                    conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+                    cur.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
                 except sqlite3.Error as exc:
                     log.warning("WAL checkpoint of %s failed (will retry): %s", self._path, exc)
                 if self._stopping.wait(CHECKPOINT_PAUSE_SECONDS):
@@ -512,9 +520,9 @@ def _log_row(rowid: int, rec: CommitRecord, prune_before: int | None) -> tuple[A
             e.ops, flags, event_state, prune_before)  # fmt: skip
 
 
-def rollback(conn: sqlite3.Connection) -> None:
+def rollback(conn: sqlite3.Cursor) -> None:
     """Roll back the open transaction, if SQLite has not already done it."""
     # SQLite rolls some errors (e.g. SQLITE_FULL) back by itself; ROLLBACK would then fail.
-    if conn.in_transaction:
+    if conn.connection.in_transaction:
         with contextlib.suppress(sqlite3.Error):
             conn.execute("ROLLBACK")

@@ -62,6 +62,7 @@ class Writer:
         self._synchronous = synchronous
         self._pragmas = pragmas
         self._conn: sqlite3.Connection | None = None
+        self._cur: sqlite3.Cursor | None = None
         self.log = CommitLog()
         self._checkpointer: Checkpointer | None = None
         #: Held by whichever thread uses the connection (see "Inline fast path").
@@ -72,6 +73,21 @@ class Writer:
         if self._conn is None:
             raise StorageError(f"the database {self.path} is not open")
         return self._conn
+
+    @property
+    def cur(self) -> sqlite3.Cursor:
+        """The one cursor every statement runs on.
+
+        `Connection.execute` would make a cursor per statement, and the connection
+        keeps a weak reference to each until it has made 200 more: per wake of an
+        actor that is two cursors and two weak references, which, scattered over the
+        heap, keep the memory of actors that went back to sleep from being given back.
+        Every statement here runs to its end (``fetchone`` of a one-row query,
+        ``fetchall``), so the shared cursor never holds a statement open between jobs.
+        """
+        if self._cur is None:
+            raise StorageError(f"the database {self.path} is not open")
+        return self._cur
 
     def connect(self) -> None:
         """Open the database, set its pragmas, migrate it and recover the commit log.
@@ -98,12 +114,13 @@ class Writer:
             )
             migrate(conn)
             apply_pragmas(conn, self._pragmas)
+            cur = conn.cursor()
             self.log = CommitLog()
-            self.log.recover(conn)
+            self.log.recover(cur)
         except BaseException:
             conn.close()
             raise
-        self._conn = conn
+        self._conn, self._cur = conn, cur
         self._checkpointer = Checkpointer(self.path, self._synchronous)
 
     def close(self) -> None:
@@ -112,10 +129,11 @@ class Writer:
         If the compaction fails (it is logged) the rows stay in the log and the next
         `connect` compacts them; the connection is closed either way.
         """
-        if self._conn is not None:
-            conn, self._conn = self._conn, None
+        if self._conn is not None and self._cur is not None:
+            conn, cur = self._conn, self._cur
+            self._conn = self._cur = None
             try:
-                self.log.compact_all(conn)
+                self.log.compact_all(cur)
             except sqlite3.Error as exc:
                 log.warning("close: compacting the commit log failed (done at next open): %s", exc)
             finally:
@@ -134,11 +152,11 @@ class Writer:
         ``idle`` says the job queue is empty. After a step, the checkpointer is woken to
         copy the WAL back into the database.
         """
-        conn = self._conn
-        if conn is None:
+        cur = self._cur
+        if cur is None:
             return
         try:
-            if self.log.maintain(conn, idle) and self._checkpointer is not None:
+            if self.log.maintain(cur, idle) and self._checkpointer is not None:
                 self._checkpointer.wake()
         except Exception:  # a bug: keep the writer thread (and every caller) alive
             log.exception("background compaction of %s failed", self.path)
@@ -150,7 +168,7 @@ class Writer:
         key_str = serialize_key(record.key)
         existing = self.find_actor(record.name, key_str)
         if existing is None:
-            conn = self.conn
+            conn = self.cur
             conn.execute("BEGIN IMMEDIATE")
             try:
                 inserted = conn.execute(
@@ -187,7 +205,7 @@ class Writer:
             sqlite3.IntegrityError: the actor id is taken.
         """
         try:
-            self.conn.execute(_INSERT_ACTOR, _actor_row(record))
+            self.cur.execute(_INSERT_ACTOR, _actor_row(record))
         except sqlite3.IntegrityError as exc:
             if "actors.actor_id" in str(exc):
                 raise
@@ -198,7 +216,7 @@ class Writer:
             ) from None
 
     def find_actor(self, name: str, key_str: str) -> ActorRecord | None:
-        row = self.conn.execute(
+        row = self.cur.execute(
             f"SELECT {_ACTOR_COLS} FROM actors "
             "WHERE name = ? AND key_str = ? AND destroyed_at_ms IS NULL",
             (name, key_str),
@@ -206,7 +224,7 @@ class Writer:
         return None if row is None else _actor(row)
 
     def get_actor(self, actor_id: str) -> ActorRecord | None:
-        row = self.conn.execute(
+        row = self.cur.execute(
             f"SELECT {_ACTOR_COLS} FROM actors WHERE actor_id = ? AND destroyed_at_ms IS NULL",
             (actor_id,),
         ).fetchone()
@@ -214,7 +232,7 @@ class Writer:
 
     def list_actors(self, name: str | None) -> list[ActorRecord]:
         where = "destroyed_at_ms IS NULL" + ("" if name is None else " AND name = ?")
-        rows = self.conn.execute(
+        rows = self.cur.execute(
             f"SELECT {_ACTOR_COLS} FROM actors WHERE {where} ORDER BY created_at_ms, actor_id",
             () if name is None else (name,),
         ).fetchall()
@@ -225,7 +243,7 @@ class Writer:
 
         For an unknown or already destroyed actor only its leftover data is deleted.
         """
-        conn = self.conn
+        conn = self.cur
         conn.execute("BEGIN IMMEDIATE")
         try:
             conn.execute(
@@ -251,7 +269,7 @@ class Writer:
         highest seq and their latest snapshot, ``actor_state`` the snapshot if none of
         them has one (and the seq, if higher).
         """
-        conn = self.conn
+        conn = self.cur
         pending = self.log.latest.get(actor_id)
         seq, snapshot = (0, None) if pending is None else (pending.seq, pending.snapshot)
         row = conn.execute(
@@ -302,7 +320,7 @@ class Writer:
         except Exception as exc:
             raise StorageError(f"commit rejected, nothing was written: {exc!r}") from exc
 
-        conn = self.conn
+        conn = self.cur
         conn.execute("BEGIN IMMEDIATE")
         try:
             for record in creates:
@@ -331,7 +349,7 @@ class Writer:
     # -- KV, alarms, history --
 
     def kv_get(self, actor_id: str, key: bytes) -> bytes | None:
-        row = self.conn.execute(
+        row = self.cur.execute(
             "SELECT value FROM actor_kv WHERE actor_id = ? AND key = ?", (actor_id, key)
         ).fetchone()
         return None if row is None else row[0]
@@ -339,7 +357,7 @@ class Writer:
     def kv_list(self, actor_id: str, prefix: bytes, limit: int | None) -> list[tuple[bytes, bytes]]:
         # BLOBs compare with memcmp, so [prefix, next prefix) is the prefix's range.
         end = _prefix_end(prefix)
-        rows = self.conn.execute(
+        rows = self.cur.execute(
             "SELECT key, value FROM actor_kv WHERE actor_id = ? AND key >= ?"
             + ("" if end is None else " AND key < ?")
             + " ORDER BY key LIMIT ?",
@@ -357,7 +375,7 @@ class Writer:
                 "(SELECT actor_id FROM actors WHERE destroyed_at_ms IS NULL)"
             )
             params = ()
-        rows = self.conn.execute(sql + " ORDER BY fire_at_ms, alarm_id", params).fetchall()
+        rows = self.cur.execute(sql + " ORDER BY fire_at_ms, alarm_id", params).fetchall()
         return [AlarmRecord(*row) for row in rows]
 
     def read_history(self, actor_id: str, after_seq: int, limit: int | None) -> list[HistoryEntry]:
@@ -373,8 +391,8 @@ class Writer:
         """
         pending = self.log.latest.get(actor_id)
         if pending is not None and pending.seq > after_seq:
-            self.log.compact_actor(self.conn, actor_id)
-        rows = self.conn.execute(
+            self.log.compact_actor(self.cur, actor_id)
+        rows = self.cur.execute(
             f"SELECT {_EVENT_COLS} FROM actor_events WHERE actor_id = ? AND seq > ? "
             "ORDER BY seq LIMIT ?",
             (actor_id, after_seq, -1 if limit is None else limit),
