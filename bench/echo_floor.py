@@ -92,6 +92,7 @@ async def serve(host: str, port: int, log_level: str) -> None:
         lifespan="off",
         ws_ping_interval=WS_PING_INTERVAL,
         ws_ping_timeout=WS_PING_TIMEOUT,
+        ws_per_message_deflate=False,  # as `pyrivet serve` (without --ws-compression)
         timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S,
     )
     await PyrivetServer(config, on_started=_started).serve()

@@ -246,3 +246,51 @@ async def test_stop_replies_in_flight_then_closes_sockets_going_away(
         assert ws.close_code == 1012
         assert ws.close_reason == "ws.going_away"
     assert await serving is ServeResult.STOPPED
+
+
+@pytest.mark.parametrize("compression", [False, True])
+async def test_websocket_compression_is_off_unless_asked_for(
+    tmp_path: Path, compression: bool
+) -> None:
+    """Clients offer permessage-deflate; `serve` declines it unless ``ws_compression``."""
+    counter = actor("counter", state={"count": 0})
+
+    @counter.action
+    def get(c: Any) -> int:
+        return int(c.state["count"])
+
+    started: asyncio.Queue[PyrivetServer] = asyncio.Queue()
+    serving = asyncio.get_running_loop().create_task(
+        serve(
+            Registry([counter]),
+            port=0,
+            data_dir=tmp_path / "data",
+            log_level="warning",
+            handle_signals=False,
+            configure_logging=False,
+            ws_compression=compression,
+            on_started=started.put_nowait,
+        )
+    )
+    server = await started.get()
+    url = f"ws://127.0.0.1:{server.port}" + query_url("counter", "/connect", key="a")
+    async with connect(url, subprotocols=subprotocols("json")) as ws:  # offers deflate
+        assert isinstance(await recv_msg(ws, "json"), Init)
+        accepted = ws.response.headers.get("Sec-WebSocket-Extensions") or ""
+        assert ("permessage-deflate" in accepted) is compression
+        await call(ws, "json", 0, "get")
+        reply = await recv_msg(ws, "json")
+        assert isinstance(reply, ActionResponse) and reply.output == 0
+    server.should_exit = True
+    assert await serving is ServeResult.STOPPED
+
+
+def test_pyrivet_serve_passes_ws_compression_through(monkeypatch: pytest.MonkeyPatch) -> None:
+    from pyrivet import cli
+    from pyrivet.cli import serve_command
+
+    seen: list[dict[str, Any]] = []
+    monkeypatch.setattr(serve_command, "run_serve", lambda app, **kw: seen.append(kw) or 0)
+    assert cli.main(["serve", "app:registry"]) == 0
+    assert cli.main(["serve", "app:registry", "--ws-compression"]) == 0
+    assert [kw["ws_compression"] for kw in seen] == [False, True]

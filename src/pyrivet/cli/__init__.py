@@ -67,6 +67,12 @@ def _parser() -> argparse.ArgumentParser:
         default=30.0,
         help="seconds in-flight requests get to finish on shutdown (default 30)",
     )
+    serve.add_argument(
+        "--ws-compression",
+        action="store_true",
+        help="accept permessage-deflate on WebSockets (off by default: it costs CPU per "
+        "frame and ~60 KiB per connection, and actor messages are small)",
+    )
     return parser
 
 
@@ -84,6 +90,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             log_level=args.log_level,
             grace_period=args.grace_period,
             fd=args.fd,
+            ws_compression=args.ws_compression,
         )
     print(f"pyrivet: unknown command {args.command!r}", file=sys.stderr)
     return 2

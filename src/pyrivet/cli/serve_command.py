@@ -76,6 +76,7 @@ def run_serve(
     log_level: str,
     grace_period: float,
     fd: int | None = None,
+    ws_compression: bool = False,
 ) -> int:
     """Serve ``spec`` until SIGTERM/SIGINT; returns the exit status (SIGHUP re-execs)."""
     logging.basicConfig(
@@ -122,6 +123,7 @@ def run_serve(
                 data_dir=data_dir,
                 log_level=log_level,
                 grace_period=grace_period,
+                ws_compression=ws_compression,
                 on_started=started,
                 allow_restart=True,
             )

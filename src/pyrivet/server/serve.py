@@ -24,6 +24,12 @@ WebSocket keepalive: uvicorn pings every ``ws_ping_interval`` seconds and closes
 socket whose peer does not answer within ``ws_ping_timeout`` (RivetKit's protocol has
 no ping of its own), so idle connections stay up behind proxies and dead peers are
 detected.
+
+WebSocket compression (permessage-deflate) is off unless ``ws_compression=True``:
+actor messages are small, and each compressed connection costs a zlib context on both
+sides (~60 KiB of server memory per idle connection) and CPU on every frame. A client
+that offers it (the official and the pyrivet clients do) simply gets uncompressed
+frames.
 """
 
 from __future__ import annotations
@@ -161,6 +167,7 @@ async def serve(
     grace_period: float = 30.0,
     ws_ping_interval: float = 20.0,
     ws_ping_timeout: float = 20.0,
+    ws_compression: bool = False,
     on_started: Callable[[PyrivetServer], Any] | None = None,
     handle_signals: bool = True,
     allow_restart: bool = False,
@@ -179,7 +186,8 @@ async def serve(
     `PyrivetServer` once it listens; ``handle_signals=False`` leaves signal handling
     to the caller (stop by setting ``server.should_exit``); ``allow_restart`` makes
     SIGHUP a stop that returns `ServeResult.RESTART`; ``configure_logging=False``
-    keeps uvicorn from installing its logging configuration.
+    keeps uvicorn from installing its logging configuration; ``ws_compression``
+    accepts permessage-deflate (see the module docstring).
 
     Raises:
         DataDirLockedError: another process uses ``data_dir``.
@@ -200,6 +208,7 @@ async def serve(
             lifespan="off",
             ws_ping_interval=ws_ping_interval,
             ws_ping_timeout=ws_ping_timeout,
+            ws_per_message_deflate=ws_compression,
             timeout_graceful_shutdown=math.ceil(grace_period),
         )
         server = PyrivetServer(
