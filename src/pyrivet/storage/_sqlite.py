@@ -338,21 +338,25 @@ def _serve(jobs: SimpleQueue[_Job | None], writer: Writer) -> None:
             else:
                 job = jobs.get_nowait()
         except Empty:
-            with writer.lock:
-                writer.maintain(idle=True)
+            _maintain(writer, idle=True)
             continue
         if job is None:
             return
         if job is _WAKE:
-            with writer.lock:
-                writer.maintain(idle=jobs.empty())
+            _maintain(writer, idle=jobs.empty())
             continue
         fn, args, loop, fut = job
         with writer.lock:
             result, error = _run_job(fn, args)
         _post(loop, fut, result, error)
+        _maintain(writer, idle=jobs.empty())
+
+
+def _maintain(writer: Writer, *, idle: bool) -> None:
+    """Background work between jobs, holding the connection lock only if there is some."""
+    if writer.maintenance_due(idle):
         with writer.lock:
-            writer.maintain(idle=jobs.empty())
+            writer.maintain(idle)
 
 
 def _run_job(fn: Callable[..., T], args: tuple[Any, ...]) -> tuple[T | None, BaseException | None]:

@@ -315,6 +315,20 @@ class CommitLog:
             due = max(due, self._last_step + COMPACT_IDLE_SECONDS)
         return max(0.0, due - time.monotonic())
 
+    def due(self, idle: bool) -> bool:
+        """Whether `maintain` would run a step now (see there); no I/O, no lock needed:
+        a stale answer only delays or wastes one check."""
+        if not self.rows and self._round is None:
+            return False
+        now = time.monotonic()
+        if now < self._retry_at:
+            return False
+        return (
+            self._round is not None
+            or self.rows >= COMPACT_AFTER_ROWS
+            or (idle and now - self._last_step >= COMPACT_IDLE_SECONDS)
+        )
+
     def maintain(self, conn: sqlite3.Cursor, idle: bool) -> bool:
         """Run one background step if one is due; True if it ran.
 
@@ -323,18 +337,9 @@ class CommitLog:
         last step is `COMPACT_IDLE_SECONDS` old. A failure is logged and pauses
         background compaction for `COMPACT_IDLE_SECONDS`; nothing is lost.
         """
-        if not self.rows and self._round is None:
+        if not self.due(idle):
             return False
         now = time.monotonic()
-        if now < self._retry_at:
-            return False
-        due = (
-            self._round is not None
-            or self.rows >= COMPACT_AFTER_ROWS
-            or (idle and now - self._last_step >= COMPACT_IDLE_SECONDS)
-        )
-        if not due:
-            return False
         try:
             return self.compact_step(conn)
         except sqlite3.Error as exc:

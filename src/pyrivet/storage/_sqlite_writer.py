@@ -146,6 +146,11 @@ class Writer:
         """Seconds until background work is due; None if there is none to wait for."""
         return None if self._conn is None else self.log.idle_wait()
 
+    def maintenance_due(self, idle: bool) -> bool:
+        """Whether `maintain` has work now; cheap and safe without `lock`, so the writer
+        thread takes the lock (and blocks the inline fast path) only when it does."""
+        return self._cur is not None and self.log.due(idle)
+
     def maintain(self, idle: bool) -> None:
         """Run a compaction step if one is due (see `CommitLog.maintain`); never raises.
 
