@@ -18,13 +18,13 @@ what the network, uvicorn and the client library cost before any pyrivet code ru
 from __future__ import annotations
 
 import argparse
-import asyncio
 import sys
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
 import uvicorn
 
+from pyrivet.cli.serve_command import run_loop
 from pyrivet.server.serve import PyrivetServer
 
 Scope = MutableMapping[str, Any]
@@ -104,7 +104,7 @@ def main() -> None:
     parser.add_argument("--port", type=int, default=6440)
     parser.add_argument("--log-level", default="warning")
     args = parser.parse_args()
-    asyncio.run(serve(args.host, args.port, args.log_level))
+    run_loop(serve(args.host, args.port, args.log_level))  # the event loop `pyrivet serve` uses
 
 
 if __name__ == "__main__":

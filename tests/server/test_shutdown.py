@@ -294,3 +294,16 @@ def test_pyrivet_serve_passes_ws_compression_through(monkeypatch: pytest.MonkeyP
     assert cli.main(["serve", "app:registry"]) == 0
     assert cli.main(["serve", "app:registry", "--ws-compression"]) == 0
     assert [kw["ws_compression"] for kw in seen] == [False, True]
+
+
+def test_pyrivet_serve_runs_on_uvloop_unless_told_not_to(monkeypatch: pytest.MonkeyPatch) -> None:
+    from pyrivet.cli.serve_command import run_loop
+
+    async def loop_type() -> str:
+        return type(asyncio.get_running_loop()).__module__
+
+    pytest.importorskip("uvloop", reason="uvloop is not installed (the server extra has it)")
+    monkeypatch.delenv("PYRIVET_LOOP", raising=False)
+    assert run_loop(loop_type()).startswith("uvloop")
+    monkeypatch.setenv("PYRIVET_LOOP", "asyncio")
+    assert run_loop(loop_type()).startswith("asyncio")

@@ -19,7 +19,8 @@ import os
 import signal
 import sys
 import threading
-from typing import Any
+from collections.abc import Callable, Coroutine
+from typing import Any, TypeVar
 
 from .._runtime.registry import Registry
 from ..errors import DataDirLockedError, StorageError
@@ -29,6 +30,8 @@ from .restart import reexec
 __all__ = ["load_registry", "run_serve"]
 
 log = logging.getLogger("pyrivet.cli")
+
+T = TypeVar("T")
 
 
 class LoadError(Exception):
@@ -65,6 +68,22 @@ def load_registry(spec: str) -> Registry:
             "point at `registry = Registry([...])`"
         )
     return value
+
+
+def run_loop(main: Coroutine[Any, Any, T]) -> T:
+    """Run ``main`` to completion on a new event loop: uvloop's when it is installed
+    (the ``server`` extra brings it; it roughly halves the event loop's own cost per
+    request), else asyncio's. ``PYRIVET_LOOP=asyncio`` forces asyncio's loop."""
+    factory: Callable[[], asyncio.AbstractEventLoop] | None = None
+    if os.environ.get("PYRIVET_LOOP", "auto") != "asyncio":
+        try:
+            import uvloop
+        except ImportError:
+            pass
+        else:
+            factory = uvloop.new_event_loop
+    with asyncio.Runner(loop_factory=factory) as runner:
+        return runner.run(main)
 
 
 def run_serve(
@@ -116,7 +135,7 @@ def run_serve(
         )
 
     try:
-        result = asyncio.run(
+        result = run_loop(
             serve(
                 registry,
                 sockets=sockets,
