@@ -715,6 +715,38 @@ async def test_sqlite_inline_commit_error_fails_its_future_and_keeps_serving(
         await store.close()
 
 
+async def test_sqlite_a_slow_inline_job_pauses_the_fast_path(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An inline job over ``inline_budget`` (a stalling disk) sends the next jobs to the
+    writer thread for `INLINE_PAUSE_S`, then the fast path comes back."""
+    from pyrivet.storage import _sqlite
+
+    now = [100.0]
+    step = [0.0]  # twice what each clock call adds
+
+    def fake_clock() -> float:
+        now[0] += step[0] / 2  # called once before and once after an inline job
+        return now[0]
+
+    monkeypatch.setattr(_sqlite, "_perf_counter", fake_clock)
+    store = SQLiteDriver(tmp_path, inline_budget=0.005)
+    await store.open()
+    try:
+        await store.create_actor(actor("a1"))
+        step[0] = 0.020  # the disk stalls: 10 ms per inline job
+        assert store.commit([state_commit("a1", 1, b"s1")]).done()  # type: ignore[attr-defined]
+        step[0] = 0.0
+        paused = store.commit([state_commit("a1", 2, b"s2")])
+        assert not paused.done()  # type: ignore[attr-defined]
+        await paused
+        now[0] += _sqlite.INLINE_PAUSE_S
+        assert store.commit([state_commit("a1", 3, b"s3")]).done()  # type: ignore[attr-defined]
+        assert await store.load_state("a1") == StoredState(3, b"s3", False)
+    finally:
+        await store.close()
+
+
 async def test_sqlite_inline_commits_still_trigger_compaction(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

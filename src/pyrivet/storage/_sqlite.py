@@ -14,7 +14,9 @@ Threads:
   lock free. A thread hand-off costs two cross-CPU wake-ups (~100 µs round trip on a
   small VM, as much as the fsync itself), so an uncontended commit or lookup is much
   faster inline. The loop blocks for the job (the fsync of a commit, ~0.1-0.3 ms);
-  under load the writer thread is busy and jobs queue for it as usual. Order is kept:
+  under load the writer thread is busy and jobs queue for it as usual; after an inline
+  job that overran ``inline_budget`` (a stalling disk) the fast path pauses for a
+  second, so the loop is not blocked job after job. Order is kept:
   a job never runs inline while an earlier one is still queued. One lock
   (`Writer.lock`) serialises every use of the connection between the two threads.
 * The **checkpointer thread** (``_sqlite_compaction.Checkpointer``) has a connection of
@@ -40,6 +42,7 @@ import contextlib
 import os
 import sqlite3
 import threading
+import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from pathlib import Path
 from queue import Empty, SimpleQueue
@@ -60,6 +63,11 @@ from ._sqlite_writer import Writer
 __all__ = ["SQLiteDriver"]
 
 DB_FILE = "pyrivet.sqlite3"
+#: How long the inline fast path stays off after an inline job overran its budget.
+INLINE_PAUSE_S = 1.0
+
+#: The time source of the inline budget (replaced in tests).
+_perf_counter = time.perf_counter
 
 T = TypeVar("T")
 Ts = TypeVarTuple("Ts")
@@ -82,6 +90,9 @@ class SQLiteDriver:
 
         inline: run short jobs on the caller's thread when the writer is idle (see the
             module docstring); ``False`` sends every job to the writer thread.
+        inline_budget: an inline job that takes longer than this many seconds (a slow
+            disk, a large batch) turns the fast path off for `INLINE_PAUSE_S`, so a
+            stalling disk blocks the event loop at most once per pause.
 
     Errors of SQLite surface as `StorageError`; a failed commit is rolled back whole.
     """
@@ -93,6 +104,7 @@ class SQLiteDriver:
         synchronous: Literal["FULL", "NORMAL"] = "FULL",
         pragmas: Mapping[str, int | str] | None = None,
         inline: bool = True,
+        inline_budget: float = 0.005,
     ) -> None:
         if synchronous not in ("FULL", "NORMAL"):
             raise ValueError(f"synchronous must be 'FULL' or 'NORMAL', not {synchronous!r}")
@@ -100,6 +112,9 @@ class SQLiteDriver:
         self._synchronous = synchronous
         self._pragmas = dict(pragmas or {})
         self._inline = inline
+        self._inline_budget = inline_budget
+        #: The fast path is off until then (`_perf_counter` time), after a slow job.
+        self._inline_resume_at = 0.0
         self._jobs: SimpleQueue[_Job | None] | None = None
         self._thread: threading.Thread | None = None
         self._writer: Writer | None = None
@@ -199,10 +214,12 @@ class SQLiteDriver:
         Only for short jobs: an inline job blocks the event loop while it runs.
         """
         writer = self._writer
+        start = _perf_counter()
         if (
             not self._inline
             or self._in_flight
             or writer is None
+            or start < self._inline_resume_at
             or not writer.lock.acquire(blocking=False)
         ):
             return self._submit(fn, *args)
@@ -211,6 +228,9 @@ class SQLiteDriver:
             result, error = _run_job(fn, args)
         finally:
             writer.lock.release()
+        end = _perf_counter()
+        if end - start > self._inline_budget:
+            self._inline_resume_at = end + INLINE_PAUSE_S
         if writer.log.needs_nudge(rows_before) and self._jobs is not None:
             self._jobs.put(_WAKE)  # let the writer thread schedule the compaction
         fut: asyncio.Future[T] = asyncio.get_running_loop().create_future()
