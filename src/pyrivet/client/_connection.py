@@ -21,6 +21,7 @@ import weakref
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
+from .._util.callbacks import Callbacks
 from .._util.tasks import TaskSupervisor
 from ._calls import ActionCalls
 from ._extensions import QueryConnectTransport
@@ -50,7 +51,7 @@ class ActorConnection(ActionCalls):
         self._queues: dict[str, list[asyncio.Queue[Any]]] = {}
         self._closed_reason: str | None = None
         self._is_closed = False
-        self._status_callbacks: list[Callable[[str], object]] = []
+        self._status_callbacks: Callbacks[str] = Callbacks("connection status callback", log)
         self._last_status = "idle"
         #: Runs async event callbacks; cancelled when the connection closes.
         self._callbacks = TaskSupervisor("pyrivet connection callbacks")
@@ -116,13 +117,7 @@ class ActorConnection(ActionCalls):
 
         Callbacks run on the event loop; an exception is logged and ignored.
         """
-        self._status_callbacks.append(callback)
-
-        def remove() -> None:
-            if callback in self._status_callbacks:
-                self._status_callbacks.remove(callback)
-
-        return remove
+        return self._status_callbacks.add(callback)
 
     def _report_status(self, status: str) -> None:
         if self._is_closed and status != "idle":
@@ -130,11 +125,7 @@ class ActorConnection(ActionCalls):
         if status == self._last_status:
             return
         self._last_status = status
-        for callback in list(self._status_callbacks):
-            try:
-                callback(status)
-            except Exception:
-                log.exception("connection status callback failed")
+        self._status_callbacks.call(status)
 
     @property
     def actor_id(self) -> str | None:

@@ -54,6 +54,7 @@ from .._protocol.messages import (
     is_binary,
 )
 from .._util.backoff import Backoff
+from .._util.callbacks import Callbacks
 from .._util.clock import Clock
 from .._util.tasks import TaskSupervisor
 from .._util.timeouts import run_with_timeout
@@ -198,7 +199,7 @@ class ActorSocket:
         self._queued: dict[int, tuple[bytes, asyncio.Future[Any]]] = {}
         self._actor_id: str | None = None
         self._connection_id: str | None = None
-        self._status_listeners: list[Callable[[ConnStatus], object]] = []
+        self._status_listeners: Callbacks[ConnStatus] = Callbacks("connection status listener", log)
         self._tasks = TaskSupervisor(f"pyrivet connection to {label}")
         self._writer: asyncio.Task[None] | None = None
         #: Successful opens so far (1 after `start`, +1 per reconnect).
@@ -225,13 +226,7 @@ class ActorSocket:
 
     def on_status_change(self, callback: Callable[[ConnStatus], object]) -> Callable[[], None]:
         """Call ``callback(status)`` on every status change; returns an unsubscriber."""
-        self._status_listeners.append(callback)
-
-        def remove() -> None:
-            if callback in self._status_listeners:
-                self._status_listeners.remove(callback)
-
-        return remove
+        return self._status_listeners.add(callback)
 
     async def call(self, name: str, args: list[Any]) -> Any:
         """Run action ``name``; waits for a connection if the socket is being replaced.
@@ -503,11 +498,7 @@ class ActorSocket:
         if status == self._status:
             return
         self._status = status
-        for callback in list(self._status_listeners):
-            try:
-                callback(status)
-            except Exception:
-                log.exception("connection status listener failed")
+        self._status_listeners.call(status)
 
 
 async def _abort(ws: ClientConnection) -> None:
