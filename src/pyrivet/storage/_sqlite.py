@@ -234,10 +234,7 @@ class SQLiteDriver:
         if writer.log.needs_nudge(rows_before) and self._jobs is not None:
             self._jobs.put(_WAKE)  # let the writer thread schedule the compaction
         fut: asyncio.Future[T] = asyncio.get_running_loop().create_future()
-        if error is not None:
-            fut.set_exception(error)
-        else:
-            fut.set_result(result)  # type: ignore[arg-type]  # no error: fn returned it
+        _settle(fut, result, error)
         return fut
 
     def _job_done(self, _fut: asyncio.Future[Any]) -> None:
