@@ -144,9 +144,7 @@ class ActorInstance(IdleLink):
         self.conns: dict[str, ConnImpl] | None = None
         self.writes: PendingWrites | None = None
         self.life: Lifecycle | None = Lifecycle()
-        #: Links of the idle sweeper's wheel (see `IdleLink`); None while not filed.
-        self.idle_next: Any = None
-        self.idle_prev: Any = None
+        IdleLink.__init__(self)  # the idle sweeper's links; None while not filed
 
     @property
     def name(self) -> str:
