@@ -47,6 +47,27 @@ APP = textwrap.dedent(
 )
 
 
+async def start_serving(
+    registry: Registry, data_dir: Path, **options: Any
+) -> tuple[PyrivetServer, asyncio.Task[ServeResult]]:
+    """`serve` on a free port in the background, without signal handlers or logging
+    set-up; returns the server once it listens, and the task that ends when it stops."""
+    started: asyncio.Queue[PyrivetServer] = asyncio.Queue()
+    serving = asyncio.get_running_loop().create_task(
+        serve(
+            registry,
+            port=0,
+            data_dir=data_dir,
+            log_level="warning",
+            handle_signals=False,
+            configure_logging=False,
+            on_started=started.put_nowait,
+            **options,
+        )
+    )
+    return await started.get(), serving
+
+
 async def test_serve_finishes_in_flight_actions_then_sleeps_actors(tmp_path: Path) -> None:
     entered = asyncio.Event()
     gate = asyncio.Event()
@@ -64,21 +85,8 @@ async def test_serve_finishes_in_flight_actions_then_sleeps_actors(tmp_path: Pat
         return int(c.state["done"])
 
     registry = Registry([slow])
-    started: asyncio.Queue[PyrivetServer] = asyncio.Queue()
     data_dir = tmp_path / "data"
-    serving = asyncio.get_running_loop().create_task(
-        serve(
-            registry,
-            port=0,
-            data_dir=data_dir,
-            log_level="warning",
-            grace_period=10,
-            handle_signals=False,
-            configure_logging=False,
-            on_started=started.put_nowait,
-        )
-    )
-    server = await started.get()
+    server, serving = await start_serving(registry, data_dir, grace_period=10)
     url = (
         f"http://127.0.0.1:{server.port}/gateway/slow/action/work?rvt-method=getOrCreate&rvt-key=a"
     )
@@ -217,20 +225,7 @@ async def test_stop_replies_in_flight_then_closes_sockets_going_away(
         c.state["done"] += 1
         return int(c.state["done"])
 
-    started: asyncio.Queue[PyrivetServer] = asyncio.Queue()
-    serving = asyncio.get_running_loop().create_task(
-        serve(
-            Registry([slow]),
-            port=0,
-            data_dir=tmp_path / "data",
-            log_level="warning",
-            grace_period=10,
-            handle_signals=False,
-            configure_logging=False,
-            on_started=started.put_nowait,
-        )
-    )
-    server = await started.get()
+    server, serving = await start_serving(Registry([slow]), tmp_path / "data", grace_period=10)
     url = f"ws://127.0.0.1:{server.port}" + query_url("slow", "/connect", key="a")
     async with connect(url, subprotocols=subprotocols(encoding)) as ws:
         assert isinstance(await recv_msg(ws, encoding), Init)
@@ -259,20 +254,9 @@ async def test_websocket_compression_is_off_unless_asked_for(
     def get(c: Any) -> int:
         return int(c.state["count"])
 
-    started: asyncio.Queue[PyrivetServer] = asyncio.Queue()
-    serving = asyncio.get_running_loop().create_task(
-        serve(
-            Registry([counter]),
-            port=0,
-            data_dir=tmp_path / "data",
-            log_level="warning",
-            handle_signals=False,
-            configure_logging=False,
-            ws_compression=compression,
-            on_started=started.put_nowait,
-        )
+    server, serving = await start_serving(
+        Registry([counter]), tmp_path / "data", ws_compression=compression
     )
-    server = await started.get()
     url = f"ws://127.0.0.1:{server.port}" + query_url("counter", "/connect", key="a")
     async with connect(url, subprotocols=subprotocols("json")) as ws:  # offers deflate
         assert isinstance(await recv_msg(ws, "json"), Init)
