@@ -372,7 +372,10 @@ class ActorInstance(IdleLink):
         finally:
             self.busy -= 1
             self.after_work(spec.name, encoded_args, by or (conn.id if conn else None))
-        await self.output_gate()
+        # `output_gate`, inlined: this runs once per action.
+        last = self.last_commit
+        if last is not None and not last.done() and self.definition.options.durability == "strict":
+            await last
         return result
 
     def after_work(self, name: str, args: bytes | None, by: str | None) -> None:

@@ -11,6 +11,7 @@ await handle.call(increment, 5)       # typed: the result has increment's return
 
 from __future__ import annotations
 
+import functools
 import inspect
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, Concatenate, ParamSpec, TypeVar, overload
@@ -76,12 +77,8 @@ class ActionCalls:
     def __getattr__(self, name: str) -> Callable[..., Awaitable[Any]]:
         if name.startswith("_"):
             raise AttributeError(name)
-
-        async def call_by_name(*args: Any) -> Any:
-            return await self.action(name, *args)
-
-        call_by_name.__name__ = name
-        return call_by_name
+        # A partial, not a wrapper coroutine: one coroutine less on every call.
+        return functools.partial(self.action, name)
 
 
 class SyncActionCalls:

@@ -54,14 +54,12 @@ class ActorHandle(ActionCalls):
 
     async def action(self, name: str, *args: Any) -> Any:
         """Call action ``name`` with positional ``args`` and return its result."""
-        return await self._call(name, list(args))
-
-    async def _call(self, name: str, args: list[Any]) -> Any:
+        arg_list = list(args)
         stale_retry = self._query.mode in ("get", "get_or_create")
         while True:
             try:
                 actor_id, result = await self._transport.call(
-                    self._query, self._actor_id, name, args, self._params
+                    self._query, self._actor_id, name, arg_list, self._params
                 )
             except ActorNotFoundError:
                 # A get_or_create key may have resolved (inside the transport) to an
