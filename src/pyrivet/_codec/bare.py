@@ -262,6 +262,9 @@ class BareReader:
         """Read a ``uint`` (LEB128 varint, canonical, below ``2**64``)."""
         start = self._pos
         data = self._data
+        if start < len(data) and data[start] < 0x80:  # one byte: tags, ids, lengths < 128
+            self._pos = start + 1
+            return data[start]
         result = 0
         shift = 0
         for index in range(_MAX_VARINT_BYTES):
