@@ -372,10 +372,9 @@ class ActorInstance(IdleLink):
         finally:
             self.busy -= 1
             self.after_work(spec.name, encoded_args, by or (conn.id if conn else None))
-        # `output_gate`, inlined: this runs once per action.
-        last = self.last_commit
-        if last is not None and not last.done() and self.definition.options.durability == "strict":
-            await last
+        gate = self.gate_ticket()  # `output_gate` without its coroutine: once per action
+        if gate is not None:
+            await gate
         return result
 
     def after_work(self, name: str, args: bytes | None, by: str | None) -> None:
@@ -387,15 +386,19 @@ class ActorInstance(IdleLink):
         if self.busy == 0:
             self.became_idle()
 
+    def gate_ticket(self) -> CommitTicket | None:
+        """What the output gate waits for: the latest commit while it is not durable, in
+        strict mode; None when replies may go out now."""
+        last = self.last_commit
+        if last is None or last.done() or self.definition.options.durability != "strict":
+            return None
+        return last
+
     async def output_gate(self) -> None:
         """Wait until every change of this actor submitted so far is durable (strict)."""
-        last = self.last_commit
-        if (
-            last is not None
-            and not last.done()
-            and (self.definition.options.durability == "strict")
-        ):
-            await last
+        gate = self.gate_ticket()
+        if gate is not None:
+            await gate
 
     # -- idleness and shutdown -----------------------------------------------------
 

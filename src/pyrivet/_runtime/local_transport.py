@@ -31,11 +31,16 @@ class _Listener(Protocol):
     def on_close(self, reason: str | None) -> None: ...
 
 
+def _as_client_error(exc: ActorError) -> ActorError:
+    """The error a network client would raise for ``exc`` (rebuilt from its wire form)."""
+    return error_from_wire(exc.group, exc.code, exc.message, exc.metadata)
+
+
 async def _rewrapping_errors(call: Callable[[], Awaitable[T]]) -> T:
     try:
         return await call()
     except ActorError as exc:
-        raise error_from_wire(exc.group, exc.code, exc.message, exc.metadata) from None
+        raise _as_client_error(exc) from None
 
 
 class LocalTransport:
@@ -92,7 +97,7 @@ class LocalTransport:
             )
             return target, self._copy_out(result)
         except ActorError as exc:
-            raise error_from_wire(exc.group, exc.code, exc.message, exc.metadata) from None
+            raise _as_client_error(exc) from None
 
     async def connect(
         self, actor_id: str, params: Any, subscriptions: set[str], listener: _Listener
