@@ -17,7 +17,7 @@ import pytest
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
-from pyrivet import Registry, actor
+from pyrivet import ActorDefinition, Registry, actor
 from pyrivet._protocol.messages import ActionResponse, Encoding, Init
 from pyrivet.server.serve import PyrivetServer, ServeResult, serve
 
@@ -68,7 +68,9 @@ async def start_serving(
     return await started.get(), serving
 
 
-async def test_serve_finishes_in_flight_actions_then_sleeps_actors(tmp_path: Path) -> None:
+def gated_actor() -> tuple[ActorDefinition[Any], asyncio.Event, asyncio.Event]:
+    """Actor ``slow`` whose ``work`` action sets ``entered``, then waits for ``gate``
+    before counting ``done`` and returning it: an action held in flight by the test."""
     entered = asyncio.Event()
     gate = asyncio.Event()
     slow = actor("slow", state={"done": 0})
@@ -79,6 +81,12 @@ async def test_serve_finishes_in_flight_actions_then_sleeps_actors(tmp_path: Pat
         await gate.wait()
         c.state["done"] += 1
         return int(c.state["done"])
+
+    return slow, entered, gate
+
+
+async def test_serve_finishes_in_flight_actions_then_sleeps_actors(tmp_path: Path) -> None:
+    slow, entered, gate = gated_actor()
 
     @slow.action
     def done(c: Any) -> int:
@@ -214,17 +222,7 @@ async def test_stop_replies_in_flight_then_closes_sockets_going_away(
 ) -> None:
     """A connect socket gets its in-flight replies, then 1012 ``ws.going_away`` (a
     reason RivetKit's client parses and reconnects on), before actors sleep."""
-    entered = asyncio.Event()
-    gate = asyncio.Event()
-    slow = actor("slow", state={"done": 0})
-
-    @slow.action
-    async def work(c: Any) -> int:
-        entered.set()
-        await gate.wait()
-        c.state["done"] += 1
-        return int(c.state["done"])
-
+    slow, entered, gate = gated_actor()
     server, serving = await start_serving(Registry([slow]), tmp_path / "data", grace_period=10)
     url = f"ws://127.0.0.1:{server.port}" + query_url("slow", "/connect", key="a")
     async with connect(url, subprotocols=subprotocols(encoding)) as ws:
