@@ -36,7 +36,7 @@ from ._asgi import BodyTooLarge, HttpReply, Receive, RequestInfo, read_body
 from ._state import ServerState
 from .conn_params import PARAMS_HEADER, parse_params
 from .errors import error_reply, incoming_too_long, invalid_request, outgoing_too_long
-from .gateway import GatewayTarget, parse_target
+from .gateway import GatewayTarget, route_target
 from .raw_routes import handle_request
 from .routing import Route
 
@@ -123,7 +123,7 @@ async def gateway_http(
         raise invalid_request(f"{sub} needs a WebSocket upgrade request")
     if sub == "unknown":
         raise not_found(f"{request.method} {route.path} under /gateway/{route.target}")
-    target = parse_target(route.target, request.query_string, max_input_size=state.max_incoming)
+    target = route_target(route, request.query_string, max_input_size=state.max_incoming)
     if sub == "action":
         return await _action(state, request, route, target, receive)
     if sub == "queue":

@@ -69,7 +69,7 @@ from .errors import (
     outgoing_too_long,
     to_wire,
 )
-from .gateway import parse_target
+from .gateway import route_target
 from .routing import Route
 
 __all__ = ["ENCODING_SUBPROTOCOL", "RIVET_SUBPROTOCOL", "accept_subprotocol", "handle_connect"]
@@ -287,11 +287,8 @@ async def handle_connect(
                 session.go_away()
                 await outbox.done.wait()
                 return
-            assert route.target is not None
             params = parse_params(request.header(PARAMS_HEADER), protocols)
-            target = parse_target(
-                route.target, request.query_string, max_input_size=state.max_incoming
-            )
+            target = route_target(route, request.query_string, max_input_size=state.max_incoming)
             actor = await state.directory.resolve(target)
             session.actor = actor.specifier()
             conn = await state.runtime.connect(actor.actor_id, params, session, set())
