@@ -162,7 +162,7 @@ def incoming_too_long(what: str, size: int | None, limit: int) -> ActorError:
         f"{what} is {amount}, above the incoming message limit ({limit} bytes)",
         group="message",
         code="incoming_too_long",
-        metadata={"limit": limit},
+        metadata={"limit": limit} if size is None else {"limit": limit, "size": size},
     )
 
 

@@ -17,8 +17,11 @@ completion order. Events reach the socket only for subscribed names (broadcasts)
 when sent to this connection. All frames leave through one `Outbox`.
 
 Bad input closes only this socket: a frame over the incoming limit
-(``message/incoming_too_long``) or one that does not decode (``actor/invalid_request``)
-gets an ``Error`` frame and a 1011 close; nothing it asked for runs. A reply over the
+(``message/incoming_too_long``, its metadata giving the frame's ``size``) or one that
+does not decode (``actor/invalid_request``) stops the reading; the actions already in
+flight finish and send their replies, then come an ``Error`` frame and a 1011 close.
+Nothing the bad frame (or any later one) asked for runs, and the client's other calls
+get their own replies instead of the bad frame's error. A reply over the
 outgoing limit fails that action with ``message/outgoing_too_long``.
 
 Closing: when the client goes, in-flight actions finish (their changes are committed;
@@ -115,6 +118,8 @@ class ConnectSession:
         self._early: list[str | bytes] | None = []
         self.conn: ConnImpl | None = None
         self.actor: ActorSpecifier | None = None
+        #: Why reading stopped on a bad frame: sent by `finish` after in-flight replies.
+        self._failure: ActorError | None = None
 
     def _wire(self, data: bytes) -> str | bytes:
         return data.decode() if self._text else data
@@ -197,12 +202,12 @@ class ConnectSession:
                 data = message.get("text") or ""
             size = frame_size(data)
             if size > limit:
-                self.fail(incoming_too_long("a message", size, limit))
+                self._failure = incoming_too_long("a message", size, limit)
                 return
             try:
                 request = decode_to_server(data, self._encoding)
             except ProtocolError as exc:
-                self.fail(exc)
+                self._failure = exc
                 return
             conn = self.conn
             assert conn is not None
@@ -245,9 +250,12 @@ class ConnectSession:
             self._outbox.frame(self._wire(data))
 
     async def finish(self) -> None:
-        """After reading stopped: let in-flight actions end, then disconnect."""
+        """After reading stopped: let in-flight actions end (their replies are sent),
+        fail the socket if a bad frame stopped the reading, then disconnect."""
         if self._in_flight:
             await asyncio.gather(*self._in_flight, return_exceptions=True)
+        if self._failure is not None:
+            self.fail(self._failure)
         conn = self.conn
         if conn is not None and conn.is_open:
             await conn.disconnect()
