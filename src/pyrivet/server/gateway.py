@@ -25,7 +25,7 @@ from .._protocol.errors import ProtocolError
 from .._protocol.messages import ActorSpecifier
 from .._protocol.query import ActorQuery
 from ..errors import ActorError, ActorNotFoundError
-from .errors import invalid_request
+from .errors import check_storable, invalid_request
 from .keys import header_safe, serialize_key, split_gateway_key
 from .routing import ACTOR_HEADER, TARGET_HEADER, Route
 
@@ -99,9 +99,11 @@ def _decode_input(value: str, max_size: int) -> object:
             code="incoming_too_long",
         )
     try:
-        return cbor.decode(data)
+        value = cbor.decode(data)
     except ProtocolError as exc:
         raise invalid_request(f"rvt-input is not valid CBOR: {exc.message}") from None
+    check_storable(value, "rvt-input")
+    return value
 
 
 def parse_target(segment: str, query_string: str, *, max_input_size: int) -> GatewayTarget:

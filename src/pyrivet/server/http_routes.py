@@ -35,7 +35,13 @@ from ..errors import ActionNotFoundError, ActorError
 from ._asgi import BodyTooLarge, HttpReply, Receive, RequestInfo, read_body
 from ._state import ServerState
 from .conn_params import PARAMS_HEADER, parse_params
-from .errors import error_reply, incoming_too_long, invalid_request, outgoing_too_long
+from .errors import (
+    check_storable,
+    error_reply,
+    incoming_too_long,
+    invalid_request,
+    outgoing_too_long,
+)
 from .gateway import GatewayTarget, route_target
 from .raw_routes import handle_request
 from .routing import Route
@@ -181,6 +187,7 @@ async def _action(
     except BodyTooLarge:
         raise incoming_too_long("the request body", None, state.max_incoming) from None
     call = decode_http(body, encoding, HttpActionRequest)
+    check_storable(call.args, "args")
     _precheck_action(state, target, route.name)
     actor = await state.directory.resolve(target, durable=False)
     try:

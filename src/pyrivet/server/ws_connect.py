@@ -66,6 +66,7 @@ from .errors import (
     CLOSE_RESTART,
     CLOSE_UNSUPPORTED_DATA,
     GOING_AWAY_REASON,
+    check_storable,
     close_reason,
     error_frame,
     incoming_too_long,
@@ -219,6 +220,11 @@ class ConnectSession:
                 conn.unsubscribe(request.event_name)
 
     def _start_action(self, request: ActionRequest) -> None:
+        try:
+            check_storable(request.args, "args")
+        except ActorError as exc:
+            self._reply_error(exc, request.id)
+            return
         if len(self._in_flight) >= MAX_IN_FLIGHT:
             error = ActorError(
                 f"this connection already has {MAX_IN_FLIGHT} actions in flight; wait for "
