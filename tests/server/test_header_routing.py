@@ -90,6 +90,10 @@ async def test_a_missing_or_unknown_actor_header_is_a_clear_error(served: Served
     unknown = await served.http.get("/request/x", headers=by_header("no-such-actor"))
     assert unknown.status_code == 404
     assert unknown.json()["code"] == "not_found"
+    actor_id = await actor_id_of(served, "web", "routes")
+    no_route = await served.http.get("/nothing/here", headers=by_header(actor_id))
+    assert no_route.status_code == 404
+    assert f"under the actor {actor_id} (named by x-rivet-actor)" in no_route.json()["message"]
 
 
 async def test_a_raw_websocket_is_routed_by_subprotocols(served: Served) -> None:

@@ -79,6 +79,12 @@ def not_found(what: str) -> ActorError:
     )
 
 
+def _route_owner(route: Route) -> str:
+    if route.by_header:
+        return f"the actor {route.target} (named by x-rivet-actor)"
+    return f"/gateway/{route.target}"
+
+
 def _require(request: RequestInfo, *methods: str) -> None:
     if request.method not in methods:
         raise method_not_allowed(request.method, " or ".join(methods))
@@ -128,7 +134,7 @@ async def gateway_http(
     if sub in ("connect", "websocket"):
         raise invalid_request(f"{sub} needs a WebSocket upgrade request")
     if sub == "unknown":
-        raise not_found(f"{request.method} {route.path} under /gateway/{route.target}")
+        raise not_found(f"{request.method} {route.path} under {_route_owner(route)}")
     target = route_target(route, request.query_string, max_input_size=state.max_incoming)
     if sub == "action":
         return await _action(state, request, route, target, receive)
