@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -23,15 +22,6 @@ from .server_support import ServerHandle, increment
 from .waiting import until, until_async
 
 ENCODINGS = ["json", "cbor", "bare"]
-
-
-@pytest.fixture
-async def server(tmp_path: Path) -> AsyncIterator[ServerHandle]:
-    handle = ServerHandle(tmp_path / "data")
-    await handle.start()
-    yield handle
-    handle.gate.set()
-    await handle.stop()
 
 
 @pytest.fixture(params=ENCODINGS)

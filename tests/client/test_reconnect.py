@@ -47,14 +47,6 @@ def socket_of(conn: ActorConnection) -> ActorSocket:
 
 
 @pytest.fixture
-async def gateway() -> AsyncIterator[FakeGateway]:
-    gw = FakeGateway()
-    await gw.start()
-    yield gw
-    await gw.stop()
-
-
-@pytest.fixture
 def clock() -> SleepRecordingClock:
     return SleepRecordingClock()
 

@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -18,15 +16,6 @@ from pyrivet.client import SyncClient
 from pyrivet.errors import ActorNotFoundError, DuplicateKeyError, UserError
 
 from .server_support import ServerHandle, increment
-
-
-@pytest.fixture
-async def server(tmp_path: Path) -> AsyncIterator[ServerHandle]:
-    handle = ServerHandle(tmp_path / "data")
-    await handle.start()
-    yield handle
-    handle.gate.set()
-    await handle.stop()
 
 
 def scenario(url: str, encoding: Any) -> dict[str, Any]:

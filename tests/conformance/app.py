@@ -3,7 +3,8 @@
 Served by ``pyrivet serve app:registry`` from this directory (see ``test_js_client.py``).
 
 * ``counter``: ``create_state`` keeps the creation input; ``increment`` broadcasts
-  ``newCount``; ``fail`` raises a `UserError` with a code and metadata.
+  ``newCount``; ``fail`` raises a `UserError` with a code and metadata; ``hold``
+  waits until ``release`` is called.
 * ``guarded``: ``on_before_connect`` rejects connections whose params lack the right
   token (``user/forbidden`` with metadata); ``whoami`` echoes the params.
 * ``web``: raw ``on_request`` / ``on_websocket`` hooks.
@@ -11,12 +12,17 @@ Served by ``pyrivet serve app:registry`` from this directory (see ``test_js_clie
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from pyrivet import Registry, UserError, actor
 from pyrivet.server import Request, Response, WebSocket
 
-counter = actor("counter", create_state=lambda c, input: {"count": 0, "input": input})
+counter = actor(
+    "counter",
+    create_state=lambda c, input: {"count": 0, "input": input},
+    create_vars=lambda c: {"gate": asyncio.Event()},
+)
 
 
 @counter.action
@@ -44,6 +50,17 @@ def echo(c: Any, *args: Any) -> list[Any]:
 @counter.action
 def fail(c: Any, code: str, detail: Any) -> None:
     raise UserError(f"failed with {code}", code=code, metadata={"detail": detail})
+
+
+@counter.action
+async def hold(c: Any) -> str:
+    await c.vars["gate"].wait()
+    return "released"
+
+
+@counter.action
+def release(c: Any) -> None:
+    c.vars["gate"].set()
 
 
 @counter.action(name="failPlain")

@@ -379,6 +379,13 @@ def test_creation_input(node: str, server: ServeProcess, encoding: str) -> None:
 
 
 @encodings
+def test_an_oversize_call_fails_alone(node: str, server: ServeProcess, encoding: str) -> None:
+    result = run_scenario(node, server, "oversize", encoding)
+    assert result["held"] == "released"
+    assert _error(result["oversize"]) == ("message", "incoming_too_long")
+
+
+@encodings
 def test_raw_request(node: str, server: ServeProcess, encoding: str) -> None:
     result = run_scenario(node, server, "raw-http", encoding)
     assert result["failedStatus"] == 500

@@ -13,20 +13,92 @@ built for that type.
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import Any, Final
 
 import msgspec
 
 from ..errors import EncodingError
 
-__all__ = ["ValueCodec", "decode", "encode", "is_plain"]
+__all__ = [
+    "INT_MAX",
+    "INT_MIN",
+    "INT_RANGE",
+    "ValueCodec",
+    "decode",
+    "describe_int",
+    "encode",
+    "find_unstorable_int",
+    "is_plain",
+]
+
+#: The integers MessagePack (so pyrivet's storage) holds: signed or unsigned 64-bit.
+INT_MIN: Final = -(2**63)
+INT_MAX: Final = 2**64 - 1
+#: The range as error messages state it.
+INT_RANGE: Final = f"-2**63 to 2**64 - 1 ({INT_MIN} to {INT_MAX})"
 
 _encoder = msgspec.msgpack.Encoder()
 _decoder = msgspec.msgpack.Decoder()
 _UNSUPPORTED = re.compile(r"Encoding objects of type (\S+) is unsupported")
 
 
-def _encoding_error(exc: Exception, what: str) -> EncodingError:
+def find_unstorable_int(value: Any) -> tuple[str, int] | None:
+    """The first integer inside ``value`` outside `INT_MIN`..`INT_MAX`, as (its path
+    from ``value``, e.g. ``"[0].a[1]"`` or ``""`` for ``value`` itself, the integer),
+    or None.
+
+    Walks lists, tuples, sets and dict values (plain data as the decoders produce it,
+    so the nesting is already bounded); other objects are not entered.
+    """
+    kind = type(value)
+    if kind is int:
+        return None if INT_MIN <= value <= INT_MAX else ("", value)
+    if kind is list or kind is tuple:
+        for index, item in enumerate(value):
+            # The common leaves end here, without a call (this runs on every action).
+            leaf = type(item)
+            if leaf is str or (leaf is int and INT_MIN <= item <= INT_MAX):
+                continue
+            found = find_unstorable_int(item)
+            if found is not None:
+                return f"[{index}]{found[0]}", found[1]
+        return None
+    if kind is dict:
+        for key, item in value.items():
+            if type(item) is str:
+                continue
+            found = find_unstorable_int(item)
+            if found is not None:
+                step = f".{key}" if isinstance(key, str) else f"[{key!r}]"
+                return f"{step}{found[0]}", found[1]
+        return None
+    if kind is set or kind is frozenset:
+        for item in value:
+            found = find_unstorable_int(item)
+            if found is not None:
+                return f"{{set item}}{found[0]}", found[1]
+    return None
+
+
+def describe_int(number: int) -> str:
+    """An integer for a message: in full when short, else its sign, digits and ends."""
+    text = str(number)
+    if len(text) <= 40:
+        return text
+    return f"{text[:12]}...{text[-6:]} ({len(text.lstrip('-'))} digits)"
+
+
+def _encoding_error(exc: Exception, what: str, value: Any = None) -> EncodingError:
+    if "can't serialize ints" in str(exc):
+        found = find_unstorable_int(value)
+        if found is not None:
+            path, number = found
+            where = f" at {path.lstrip('.')}" if path else ""
+            return EncodingError(
+                f"cannot encode {what}: the integer {describe_int(number)}{where} is outside "
+                f"the range pyrivet stores, {INT_RANGE}; send a larger number as a string",
+                metadata={"path": path.lstrip(".")},
+            )
     match = _UNSUPPORTED.search(str(exc))
     type_name = match.group(1) if match else None
     if type_name:
@@ -50,7 +122,7 @@ def encode(value: Any, what: str = "value") -> bytes:
     try:
         return _encoder.encode(value)
     except (TypeError, ValueError, OverflowError) as exc:
-        raise _encoding_error(exc, what) from None
+        raise _encoding_error(exc, what, value) from None
 
 
 def decode(data: bytes) -> Any:

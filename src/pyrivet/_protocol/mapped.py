@@ -29,6 +29,7 @@ from typing import Any, Final, Literal, TypeVar
 
 from .._codec import cbor, json_compat
 from .._codec.json_compat import MAX_SAFE_INTEGER, TAG_BIGINT
+from .._util.words import a_or_an
 from ..errors import EncodingError
 from .errors import InvalidMessageError
 from .records import (
@@ -127,7 +128,7 @@ def _kind(value: Any) -> str:
         return "an array"
     if isinstance(value, dict):
         return "an object"
-    return f"a {type(value).__name__}"
+    return a_or_an(type(value).__name__)
 
 
 class _Reader:

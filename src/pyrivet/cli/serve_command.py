@@ -20,9 +20,11 @@ import signal
 import sys
 import threading
 from collections.abc import Callable, Coroutine
+from types import ModuleType
 from typing import Any, TypeVar
 
 from .._runtime.registry import Registry
+from .._util.words import a_or_an
 from ..errors import DataDirLockedError, StorageError
 from ..server.listeners import ListenError, describe, listening_sockets
 from .restart import reexec
@@ -42,32 +44,62 @@ def load_registry(spec: str) -> Registry:
     """Import ``module:attr`` (``attr`` may be dotted) and return the Registry there.
 
     Raises:
-        LoadError: malformed spec, module not importable, attribute missing or not a
-            Registry.
+        LoadError: malformed spec, a file path given instead of a module name, module
+            not importable, attribute missing or not a Registry. The message says what
+            to write instead.
     """
     module_name, sep, attr = spec.partition(":")
     if not sep or not module_name or not attr:
         raise LoadError(f"expected MODULE:ATTR such as app:registry, got {spec!r}")
+    if module_name.endswith(".py") or "/" in module_name or os.sep in module_name:
+        # Checked before importing: import_module("app.py") would run app.py and then
+        # fail with "No module named 'app.py'", which does not say what to write.
+        raise LoadError(
+            f"{module_name!r} is a file path; give the module name instead: "
+            f"pyrivet serve {_module_of_path(module_name)}:{attr} "
+            "(run from the directory that holds it)"
+        )
     if os.getcwd() not in sys.path:
         sys.path.insert(0, os.getcwd())
     try:
         module = importlib.import_module(module_name)
     except ImportError as exc:
         if exc.name is not None and module_name.startswith(exc.name):
-            raise LoadError(f"cannot import module {module_name!r}: {exc}") from exc
+            raise LoadError(
+                f"cannot import module {module_name!r}: {exc} (looked in {os.getcwd()} "
+                "and on sys.path; run pyrivet serve from the directory that holds it)"
+            ) from exc
         raise
     value: Any = module
     for part in attr.split("."):
         try:
             value = getattr(value, part)
         except AttributeError:
-            raise LoadError(f"module {module_name!r} has no attribute {attr!r}") from None
+            raise LoadError(
+                f"module {module_name!r} has no attribute {attr!r}{_registries_hint(module)}"
+            ) from None
     if not isinstance(value, Registry):
         raise LoadError(
-            f"{spec} is a {type(value).__name__}, not a pyrivet Registry; "
-            "point at `registry = Registry([...])`"
+            f"{spec} is {a_or_an(type(value).__name__)}, not a pyrivet Registry; "
+            f"point at `registry = Registry([...])`{_registries_hint(module)}"
         )
     return value
+
+
+def _module_of_path(path: str) -> str:
+    """``app.py`` -> ``app``, ``pkg/app.py`` -> ``pkg.app``."""
+    stem = path[:-3] if path.endswith(".py") else path
+    parts = [p for p in stem.replace(os.sep, "/").split("/") if p and p != "."]
+    return ".".join(parts) or "app"
+
+
+def _registries_hint(module: ModuleType) -> str:
+    """``"; its Registry: app:registry"`` naming the module's Registry objects, or ``""``."""
+    names = sorted(k for k, v in vars(module).items() if isinstance(v, Registry))
+    if not names:
+        return f"; module {module.__name__!r} defines no Registry"
+    specs = ", ".join(f"{module.__name__}:{name}" for name in names)
+    return f"; Registry objects in it: {specs}"
 
 
 def run_loop(main: Coroutine[Any, Any, T]) -> T:

@@ -15,9 +15,14 @@ close() from any state ──▶ idle (final)
   again, then the queue is flushed, so a reconnected connection hears the events it
   listened to before the actions it sends run.
 * When the socket drops, every action already sent is rejected with
-  `ConnectionLostError` (or the error the close reason names): it is never re-sent,
-  because the actor may have run it. Actions issued while disconnected wait for the
-  next connection.
+  `ConnectionLostError` (its message and metadata carry the close code and reason): it
+  is never re-sent, because the actor may have run it. Actions issued while
+  disconnected wait for the next connection.
+* A connection-level ``Error`` (the server is about to close the socket) fails the
+  action it is about with that error, and every other action in flight with
+  `ConnectionLostError` naming it: those were fine, but their replies will not come.
+  The one action it is about is the one whose frame size matches the
+  ``message/incoming_too_long`` error's ``size``; for other errors none is.
 * Each attempt re-runs the opener, which re-evaluates callable connection params and,
   for a handle made by key, reaches whatever actor the key names now.
 * An attempt refused by the actor for good (e.g. ``on_before_connect`` rejects the
@@ -133,19 +138,25 @@ def _close_info(exc: ConnectionClosed) -> tuple[int, str]:
 
 
 def _closed_error(code: int, reason: str, *, lost: bool) -> ActorError:
-    """The error for a socket that closed with ``code``/``reason``."""
-    parsed = parse_close_reason(reason) if code != 1000 else None
-    if parsed is not None:
-        group, err_code = parsed
-        return error_from_wire(group, err_code, f"the connection closed: {reason}")
+    """The error for a socket that closed with ``code``/``reason``.
+
+    ``lost``: an action was sent on it and got no reply. Whatever the close reason
+    names (an oversize frame, the server stopping, ...) is about the connection, not
+    that action, which may or may not have run: it gets `ConnectionLostError`.
+    """
     metadata = {"close_code": code, "close_reason": reason}
     if lost:
         return ConnectionLostError(
             f"the connection to the actor was lost (close code {code}"
-            f"{', reason ' + repr(reason) if reason else ''}); the action may or may not "
-            "have run",
+            f"{', reason ' + repr(reason) if reason else ''}); the action was sent but got "
+            "no reply, so it may or may not have run: retry it only if running it twice "
+            "is safe",
             metadata=metadata,
         )
+    parsed = parse_close_reason(reason) if code != 1000 else None
+    if parsed is not None:
+        group, err_code = parsed
+        return error_from_wire(group, err_code, f"the connection closed: {reason}")
     return ConnectionClosedError(
         f"the WebSocket closed (code {code}{', reason ' + repr(reason) if reason else ''})",
         metadata=metadata,
@@ -197,6 +208,9 @@ class ActorSocket:
         self._in_flight: dict[int, asyncio.Future[Any]] = {}
         #: Issued while not connected: (encoded frame, reply future), in order.
         self._queued: dict[int, tuple[bytes, asyncio.Future[Any]]] = {}
+        #: Bytes of each pending action's frame, to tell which one a server refused as
+        #: too long (its error names the size).
+        self._frame_sizes: dict[int, int] = {}
         self._actor_id: str | None = None
         self._connection_id: str | None = None
         self._status_listeners: Callbacks[ConnStatus] = Callbacks("connection status listener", log)
@@ -242,6 +256,7 @@ class ActorSocket:
         self._next_id += 1
         frame = encode_to_server(ActionRequest(action_id, name, list(args)), self._encoding)
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._frame_sizes[action_id] = len(frame)
         if self._status == "connected" and self._outbox is not None:
             self._in_flight[action_id] = future
             self._outbox.put_nowait(frame)
@@ -252,6 +267,7 @@ class ActorSocket:
         finally:
             self._in_flight.pop(action_id, None)
             self._queued.pop(action_id, None)
+            del self._frame_sizes[action_id]
 
     def subscribe(self, event: str) -> None:
         if event in self._subscriptions:
@@ -443,13 +459,36 @@ class ActorSocket:
                     msg.code,
                     msg.message,
                 )
-                in_flight, self._in_flight = self._in_flight, {}
-                for future in in_flight.values():
-                    if not future.done():
-                        future.set_exception(msg.to_exception())
+                self._connection_error(msg)
         elif isinstance(msg, Init):
             self._actor_id = msg.actor_id
             self._connection_id = msg.connection_id
+
+    def _connection_error(self, msg: Error) -> None:
+        """Fail the in-flight actions on a connection-level error (see the module doc)."""
+        # The server closes the socket next: calls made until then wait for the next one.
+        self._outbox = None
+        culprit_size = None
+        if (msg.group, msg.code) == ("message", "incoming_too_long") and isinstance(
+            msg.metadata, dict
+        ):
+            culprit_size = msg.metadata.get("size")
+        in_flight, self._in_flight = self._in_flight, {}
+        for action_id, future in in_flight.items():
+            if future.done():
+                continue
+            if culprit_size is not None and self._frame_sizes.get(action_id) == culprit_size:
+                future.set_exception(msg.to_exception())
+                continue
+            future.set_exception(
+                ConnectionLostError(
+                    f"the server is closing the connection because of another message "
+                    f"({msg.group}/{msg.code}: {msg.message}); this action was sent but "
+                    "its reply will not come, so it may or may not have run: retry it only "
+                    "if running it twice is safe",
+                    metadata={"connection_error": f"{msg.group}.{msg.code}"},
+                )
+            )
 
     def _deliver(self, event: Event) -> None:
         try:

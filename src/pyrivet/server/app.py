@@ -45,7 +45,7 @@ from .errors import error_reply
 from .http_routes import gateway_http, health, metadata, not_found, root
 from .management import actor_route, actors_route
 from .raw_routes import handle_websocket
-from .routing import Route, parse_route
+from .routing import Route, header_route, parse_route
 from .ws_connect import handle_connect
 
 __all__ = ["PyrivetApp", "create_app"]
@@ -184,6 +184,8 @@ class PyrivetApp:
 
     async def _route_http(self, request: RequestInfo, receive: Receive) -> HttpReply:
         route = parse_route(request.segments, request.raw_segments)
+        if route.kind != "gateway":
+            route = header_route(request, websocket=False) or route
         if route.kind == "root":
             return root(request)
         if route.kind == "health":
@@ -203,6 +205,8 @@ class PyrivetApp:
     async def _websocket(self, scope: Scope, receive: Receive, send: Send) -> None:
         request = RequestInfo.from_scope(scope)
         route: Route = parse_route(request.segments, request.raw_segments)
+        if route.kind != "gateway":
+            route = header_route(request, websocket=True) or route
         state = self._state
         if state is None or route.kind != "gateway" or route.sub not in ("connect", "websocket"):
             # Refused before the handshake: the ASGI server answers 403.

@@ -19,6 +19,7 @@ from __future__ import annotations
 import logging
 from typing import Final
 
+from .._codec import values
 from .._protocol.errors import ProtocolError, UnsupportedEncodingError
 from .._protocol.messages import (
     ActorSpecifier,
@@ -82,6 +83,33 @@ _GROUP_STATUS: Final[dict[str, int]] = {"queue": 400, "schedule": 400, "kv": 400
 def invalid_request(message: str, metadata: object = None) -> ActorError:
     """An ``actor/invalid_request`` error (HTTP 400, WebSocket close 1011)."""
     return ActorError(message, code="invalid_request", metadata=metadata)
+
+
+def check_storable(value: object, where: str) -> None:
+    """Refuse a decoded value holding an integer pyrivet cannot store.
+
+    JSON and CBOR carry integers of any size, but state, arguments and inputs are
+    stored as MessagePack (64-bit integers); such a value would fail deep in the
+    runtime as an internal-looking ``message/unencodable``. Checked before anything
+    runs or is created, so the request changes nothing.
+
+    Args:
+        value: the decoded arguments or input.
+        where: how the message names ``value`` (``"args"``, ``"rvt-input"``, ...).
+
+    Raises:
+        ActorError: ``actor/invalid_request`` naming the integer's path and the range;
+            metadata ``{"path": ..., "min": ..., "max": ...}`` (the bounds as strings).
+    """
+    found = values.find_unstorable_int(value)
+    if found is None:
+        return
+    path, number = found
+    raise invalid_request(
+        f"{where}{path} is the integer {values.describe_int(number)}, outside the range "
+        f"pyrivet accepts, {values.INT_RANGE}; send a larger number as a string",
+        {"path": f"{where}{path}", "min": str(values.INT_MIN), "max": str(values.INT_MAX)},
+    )
 
 
 def to_wire(exc: BaseException) -> ActorError:
@@ -162,7 +190,7 @@ def incoming_too_long(what: str, size: int | None, limit: int) -> ActorError:
         f"{what} is {amount}, above the incoming message limit ({limit} bytes)",
         group="message",
         code="incoming_too_long",
-        metadata={"limit": limit},
+        metadata={"limit": limit} if size is None else {"limit": limit, "size": size},
     )
 
 

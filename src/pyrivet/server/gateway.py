@@ -25,13 +25,14 @@ from .._protocol.errors import ProtocolError
 from .._protocol.messages import ActorSpecifier
 from .._protocol.query import ActorQuery
 from ..errors import ActorError, ActorNotFoundError
-from .errors import invalid_request
+from .errors import check_storable, invalid_request
 from .keys import header_safe, serialize_key, split_gateway_key
+from .routing import ACTOR_HEADER, TARGET_HEADER, Route
 
 if TYPE_CHECKING:
     from .._runtime.runtime import Runtime
 
-__all__ = ["ActorDirectory", "GatewayTarget", "ResolvedActor", "parse_target"]
+__all__ = ["ActorDirectory", "GatewayTarget", "ResolvedActor", "parse_target", "route_target"]
 
 _PREFIX: Final = "rvt-"
 _KNOWN: Final = frozenset(
@@ -98,9 +99,11 @@ def _decode_input(value: str, max_size: int) -> object:
             code="incoming_too_long",
         )
     try:
-        return cbor.decode(data)
+        value = cbor.decode(data)
     except ProtocolError as exc:
         raise invalid_request(f"rvt-input is not valid CBOR: {exc.message}") from None
+    check_storable(value, "rvt-input")
+    return value
 
 
 def parse_target(segment: str, query_string: str, *, max_input_size: int) -> GatewayTarget:
@@ -119,7 +122,7 @@ def parse_target(segment: str, query_string: str, *, max_input_size: int) -> Gat
         return GatewayTarget(actor_id, None, forwarded)
     method = params.get("rvt-method")
     if method is None:
-        raise invalid_request("rvt-method is required with rvt-* parameters (get or getOrCreate)")
+        raise invalid_request(_missing_method(segment, params))
     if not segment:
         raise invalid_request("the gateway path names no actor")
     key = split_gateway_key(params.get("rvt-key"))
@@ -133,6 +136,36 @@ def parse_target(segment: str, query_string: str, *, max_input_size: int) -> Gat
         value = _decode_input(raw_input, max_input_size) if raw_input is not None else None
         return GatewayTarget(None, ActorQuery("get_or_create", segment, key, value), forwarded)
     raise invalid_request(f"rvt-method must be get or getOrCreate, got {method!r}")
+
+
+def _missing_method(segment: str, params: dict[str, str]) -> str:
+    given = "&".join(f"{k}={v}" for k, v in params.items())
+    return (
+        f"the gateway URL is in the query form ({given}) but has no rvt-method; add "
+        f"rvt-method=getOrCreate (create the actor if needed) or rvt-method=get, e.g. "
+        f"/gateway/{segment}/action/NAME?rvt-method=getOrCreate&rvt-key=KEY"
+    )
+
+
+def route_target(route: Route, query_string: str, *, max_input_size: int) -> GatewayTarget:
+    """The target of a gateway ``route``: from the URL (`parse_target`), or, for a route
+    addressed by header, the actor id of ``x-rivet-actor`` with the whole query string
+    forwarded to the actor.
+
+    Raises:
+        ActorError: ``actor/invalid_request``: see `parse_target`; or a header route
+            without an actor id.
+    """
+    assert route.target is not None
+    if not route.by_header:
+        return parse_target(route.target, query_string, max_input_size=max_input_size)
+    if not route.target:
+        raise invalid_request(
+            f"{TARGET_HEADER}: actor routes by header and needs the actor id in "
+            f"{ACTOR_HEADER}: ACTOR_ID (a WebSocket: the subprotocols rivet_target.actor "
+            "and rivet_actor.ACTOR_ID); or put the id in the path: /gateway/ACTOR_ID/..."
+        )
+    return GatewayTarget(route.target, None, query_string)
 
 
 @dataclass(frozen=True, slots=True)
@@ -207,6 +240,20 @@ class ActorDirectory:
             return ResolvedActor(actor_id, cached[0], cached[1])
         record = await self._runtime.storage.get_actor(actor_id)
         if record is None:
+            if actor_id in self._runtime.registry.definitions:
+                raise invalid_request(_name_for_id(actor_id))
             raise ActorNotFoundError(f"actor {actor_id} was not found (it may have been destroyed)")
         self._remember(actor_id, record.name, record.key)
         return ResolvedActor(actor_id, record.name, record.key)
+
+
+def _name_for_id(name: str) -> str:
+    """The error for ``/gateway/{name}/...`` with no ``rvt-*`` parameters: the direct
+    form reads the segment as an actor id, and this one is an actor name."""
+    return (
+        f"{name!r} is an actor name, but a gateway URL without rvt-* parameters is in the "
+        f"direct form, which takes an actor id (/gateway/ACTOR_ID/...); to address the "
+        f"actor by name and key, use the query form with rvt-method: "
+        f"/gateway/{name}/action/NAME?rvt-method=getOrCreate&rvt-key=KEY "
+        "(rvt-method=get never creates; rvt-key parts are joined with commas)"
+    )

@@ -35,8 +35,14 @@ from ..errors import ActionNotFoundError, ActorError
 from ._asgi import BodyTooLarge, HttpReply, Receive, RequestInfo, read_body
 from ._state import ServerState
 from .conn_params import PARAMS_HEADER, parse_params
-from .errors import error_reply, incoming_too_long, invalid_request, outgoing_too_long
-from .gateway import GatewayTarget, parse_target
+from .errors import (
+    check_storable,
+    error_reply,
+    incoming_too_long,
+    invalid_request,
+    outgoing_too_long,
+)
+from .gateway import GatewayTarget, route_target
 from .raw_routes import handle_request
 from .routing import Route
 
@@ -71,6 +77,12 @@ def not_found(what: str) -> ActorError:
         "request/, websocket/, health, metadata",
         code="route_not_found",
     )
+
+
+def _route_owner(route: Route) -> str:
+    if route.by_header:
+        return f"the actor {route.target} (named by x-rivet-actor)"
+    return f"/gateway/{route.target}"
 
 
 def _require(request: RequestInfo, *methods: str) -> None:
@@ -122,8 +134,8 @@ async def gateway_http(
     if sub in ("connect", "websocket"):
         raise invalid_request(f"{sub} needs a WebSocket upgrade request")
     if sub == "unknown":
-        raise not_found(f"{request.method} {route.path} under /gateway/{route.target}")
-    target = parse_target(route.target, request.query_string, max_input_size=state.max_incoming)
+        raise not_found(f"{request.method} {route.path} under {_route_owner(route)}")
+    target = route_target(route, request.query_string, max_input_size=state.max_incoming)
     if sub == "action":
         return await _action(state, request, route, target, receive)
     if sub == "queue":
@@ -181,6 +193,7 @@ async def _action(
     except BodyTooLarge:
         raise incoming_too_long("the request body", None, state.max_incoming) from None
     call = decode_http(body, encoding, HttpActionRequest)
+    check_storable(call.args, "args")
     _precheck_action(state, target, route.name)
     actor = await state.directory.resolve(target, durable=False)
     try:

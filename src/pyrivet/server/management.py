@@ -34,7 +34,7 @@ from ..errors import ActorNotFoundError, DuplicateKeyError
 from ..storage._base import ActorRecord
 from ._asgi import BodyTooLarge, HttpReply, Receive, RequestInfo, read_body
 from ._state import ServerState
-from .errors import incoming_too_long, invalid_request
+from .errors import check_storable, incoming_too_long, invalid_request
 from .http_routes import json_reply, method_not_allowed
 from .keys import actor_object, deserialize_key
 
@@ -63,9 +63,11 @@ def _input_of(value: str | None) -> Any:
     except (binascii.Error, UnicodeEncodeError, ValueError):
         raise invalid_request("input is not valid standard base64") from None
     try:
-        return cbor.decode(data)
+        value = cbor.decode(data)
     except ProtocolError as exc:
         raise invalid_request(f"input is not valid CBOR: {exc.message}") from None
+    check_storable(value, "input")
+    return value
 
 
 async def _record(state: ServerState, actor_id: str) -> ActorRecord:

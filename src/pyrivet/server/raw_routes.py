@@ -21,7 +21,7 @@ from ._state import ServerState
 from ._websocket import Outbox
 from .conn_params import PARAMS_HEADER, parse_params
 from .errors import CLOSE_ERROR, close_reason, incoming_too_long, to_wire
-from .gateway import GatewayTarget, ResolvedActor, parse_target
+from .gateway import GatewayTarget, ResolvedActor, route_target
 from .raw import Request, Response, WebSocket, WebSocketClosed
 from .routing import Route
 from .ws_connect import accept_subprotocol
@@ -189,11 +189,8 @@ async def handle_websocket(
     runtime = state.runtime
     try:
         try:
-            assert route.target is not None
             params = parse_params(request.header(PARAMS_HEADER), protocols)
-            target = parse_target(
-                route.target, request.query_string, max_input_size=state.max_incoming
-            )
+            target = route_target(route, request.query_string, max_input_size=state.max_incoming)
             actor = await state.directory.resolve(target)
             _require_hook(state, actor, "on_websocket")
             conn = await runtime.connect(actor.actor_id, params, session)

@@ -14,14 +14,25 @@ Top-level routes (the Rivet engine's public surface, protocol reference §1):
 Under ``/gateway/{target}`` (``sub``): ``action/{name}``, ``queue/{name}``,
 ``connect``, ``request/...``, ``websocket/...``, ``health``, ``metadata``. Methods are
 checked by the handlers, so they can answer ``405`` with a clear message.
+
+Routing by header (`header_route`), as the Rivet engine's gateway does it: a request
+whose path is not under ``/gateway/`` but that carries ``x-rivet-target: actor`` and
+``x-rivet-actor: {actor_id}`` (a WebSocket: subprotocols ``rivet_target.actor`` and
+``rivet_actor.{encodeURIComponent(actor_id)}``) goes to that actor with its whole path
+as the actor route: ``/request/a`` to ``on_request`` with path ``/a``, ``/action/x`` to
+action ``x``, ``/connect`` to the connect protocol. The path form wins when both are
+given; another ``x-rivet-target`` value leaves the request to the top-level routes.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import Final, Literal
+from urllib.parse import unquote
 
-__all__ = ["GatewaySub", "Route", "RouteKind", "parse_route"]
+from ._asgi import RequestInfo
+
+__all__ = ["GatewaySub", "Route", "RouteKind", "header_route", "parse_route"]
 
 RouteKind = Literal["root", "metadata", "health", "actors", "actor", "gateway", "not_found"]
 GatewaySub = Literal[
@@ -31,6 +42,11 @@ GatewaySub = Literal[
 _SINGLE: dict[str, GatewaySub] = {"connect": "connect", "health": "health", "metadata": "metadata"}
 _NAMED: dict[str, GatewaySub] = {"action": "action", "queue": "queue"}
 _RAW: dict[str, GatewaySub] = {"request": "request", "websocket": "websocket"}
+
+TARGET_HEADER: Final = "x-rivet-target"
+ACTOR_HEADER: Final = "x-rivet-actor"
+_TARGET_PROTOCOL: Final = "rivet_target."
+_ACTOR_PROTOCOL: Final = "rivet_actor."
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,6 +62,8 @@ class Route:
         path: for ``request``/``websocket``: the path after the route, decoded, starting
             with ``/`` (``/request/a/b`` -> ``/a/b``; ``/request`` -> ``/``).
         raw_path: the same, still percent-encoded.
+        by_header: the actor id (``target``) came from ``x-rivet-actor`` (or
+            ``rivet_actor.``), not from the path; the query string is the actor's.
     """
 
     kind: RouteKind
@@ -55,11 +73,14 @@ class Route:
     name: str | None = None
     path: str = "/"
     raw_path: str = "/"
+    by_header: bool = False
 
 
-def _gateway(target: str, rest: tuple[str, ...], raw_rest: tuple[str, ...]) -> Route:
+def _gateway(
+    target: str, rest: tuple[str, ...], raw_rest: tuple[str, ...], by_header: bool = False
+) -> Route:
     if not rest:
-        return Route("gateway", target=target, sub="unknown")
+        return Route("gateway", target=target, sub="unknown", by_header=by_header)
     head = rest[0]
     raw = _RAW.get(head)
     if raw is not None:
@@ -69,17 +90,20 @@ def _gateway(target: str, rest: tuple[str, ...], raw_rest: tuple[str, ...]) -> R
             sub=raw,
             path="/" + "/".join(rest[1:]),
             raw_path="/" + "/".join(raw_rest[1:]),
+            by_header=by_header,
         )
     tail = rest[1:]
     if tail and tail[-1] == "":
         tail = tail[:-1]
     named = _NAMED.get(head)
     if named is not None and len(tail) == 1 and tail[0]:
-        return Route("gateway", target=target, sub=named, name=tail[0])
+        return Route("gateway", target=target, sub=named, name=tail[0], by_header=by_header)
     single = _SINGLE.get(head)
     if single is not None and not tail:
-        return Route("gateway", target=target, sub=single)
-    return Route("gateway", target=target, sub="unknown", path="/" + "/".join(rest))
+        return Route("gateway", target=target, sub=single, by_header=by_header)
+    return Route(
+        "gateway", target=target, sub="unknown", path="/" + "/".join(rest), by_header=by_header
+    )
 
 
 def parse_route(segments: tuple[str, ...], raw_segments: tuple[str, ...]) -> Route:
@@ -98,3 +122,30 @@ def parse_route(segments: tuple[str, ...], raw_segments: tuple[str, ...]) -> Rou
     if len(parts) == 2 and parts[0] == "actors" and parts[1]:
         return Route("actor", actor_id=parts[1])
     return Route("not_found")
+
+
+def header_route(request: RequestInfo, *, websocket: bool) -> Route | None:
+    """The actor route a request addresses by header, or None when it does not.
+
+    Call it only for a path that is not under ``/gateway/`` (the path form wins). A
+    missing or empty actor id gives a route with an empty ``target``, which
+    `pyrivet.server.gateway.route_target` rejects with a message saying what to send.
+    """
+    if websocket:
+        protocols = request.subprotocols()
+        if _find_prefixed(protocols, _TARGET_PROTOCOL) != "actor":
+            return None
+        encoded = _find_prefixed(protocols, _ACTOR_PROTOCOL)
+        actor_id = unquote(encoded) if encoded is not None else ""
+    else:
+        if request.header(TARGET_HEADER) != "actor":
+            return None
+        actor_id = request.header(ACTOR_HEADER) or ""
+    return _gateway(actor_id, request.segments, request.raw_segments, by_header=True)
+
+
+def _find_prefixed(protocols: list[str], prefix: str) -> str | None:
+    for protocol in protocols:
+        if protocol.startswith(prefix):
+            return protocol[len(prefix) :]
+    return None

@@ -17,8 +17,11 @@ completion order. Events reach the socket only for subscribed names (broadcasts)
 when sent to this connection. All frames leave through one `Outbox`.
 
 Bad input closes only this socket: a frame over the incoming limit
-(``message/incoming_too_long``) or one that does not decode (``actor/invalid_request``)
-gets an ``Error`` frame and a 1011 close; nothing it asked for runs. A reply over the
+(``message/incoming_too_long``, its metadata giving the frame's ``size``) or one that
+does not decode (``actor/invalid_request``) stops the reading; the actions already in
+flight finish and send their replies, then come an ``Error`` frame and a 1011 close.
+Nothing the bad frame (or any later one) asked for runs, and the client's other calls
+get their own replies instead of the bad frame's error. A reply over the
 outgoing limit fails that action with ``message/outgoing_too_long``.
 
 Closing: when the client goes, in-flight actions finish (their changes are committed;
@@ -63,13 +66,14 @@ from .errors import (
     CLOSE_RESTART,
     CLOSE_UNSUPPORTED_DATA,
     GOING_AWAY_REASON,
+    check_storable,
     close_reason,
     error_frame,
     incoming_too_long,
     outgoing_too_long,
     to_wire,
 )
-from .gateway import parse_target
+from .gateway import route_target
 from .routing import Route
 
 __all__ = ["ENCODING_SUBPROTOCOL", "RIVET_SUBPROTOCOL", "accept_subprotocol", "handle_connect"]
@@ -115,6 +119,8 @@ class ConnectSession:
         self._early: list[str | bytes] | None = []
         self.conn: ConnImpl | None = None
         self.actor: ActorSpecifier | None = None
+        #: Why reading stopped on a bad frame: sent by `finish` after in-flight replies.
+        self._failure: ActorError | None = None
 
     def _wire(self, data: bytes) -> str | bytes:
         return data.decode() if self._text else data
@@ -197,12 +203,12 @@ class ConnectSession:
                 data = message.get("text") or ""
             size = frame_size(data)
             if size > limit:
-                self.fail(incoming_too_long("a message", size, limit))
+                self._failure = incoming_too_long("a message", size, limit)
                 return
             try:
                 request = decode_to_server(data, self._encoding)
             except ProtocolError as exc:
-                self.fail(exc)
+                self._failure = exc
                 return
             conn = self.conn
             assert conn is not None
@@ -214,6 +220,11 @@ class ConnectSession:
                 conn.unsubscribe(request.event_name)
 
     def _start_action(self, request: ActionRequest) -> None:
+        try:
+            check_storable(request.args, "args")
+        except ActorError as exc:
+            self._reply_error(exc, request.id)
+            return
         if len(self._in_flight) >= MAX_IN_FLIGHT:
             error = ActorError(
                 f"this connection already has {MAX_IN_FLIGHT} actions in flight; wait for "
@@ -245,9 +256,12 @@ class ConnectSession:
             self._outbox.frame(self._wire(data))
 
     async def finish(self) -> None:
-        """After reading stopped: let in-flight actions end, then disconnect."""
+        """After reading stopped: let in-flight actions end (their replies are sent),
+        fail the socket if a bad frame stopped the reading, then disconnect."""
         if self._in_flight:
             await asyncio.gather(*self._in_flight, return_exceptions=True)
+        if self._failure is not None:
+            self.fail(self._failure)
         conn = self.conn
         if conn is not None and conn.is_open:
             await conn.disconnect()
@@ -287,11 +301,8 @@ async def handle_connect(
                 session.go_away()
                 await outbox.done.wait()
                 return
-            assert route.target is not None
             params = parse_params(request.header(PARAMS_HEADER), protocols)
-            target = parse_target(
-                route.target, request.query_string, max_input_size=state.max_incoming
-            )
+            target = route_target(route, request.query_string, max_input_size=state.max_incoming)
             actor = await state.directory.resolve(target)
             session.actor = actor.specifier()
             conn = await state.runtime.connect(actor.actor_id, params, session, set())

@@ -151,6 +151,8 @@ class SQLiteDriver:
             return
         try:
             self.data_dir.mkdir(parents=True, exist_ok=True)
+        except (FileExistsError, NotADirectoryError):
+            raise StorageError(_file_in_the_way(self.data_dir)) from None
         except OSError as exc:
             raise StorageError(f"cannot create the data directory {self.data_dir}: {exc}") from exc
         self._lock_fd = lock_dir(self.data_dir)
@@ -405,3 +407,15 @@ def _settle(fut: asyncio.Future[Any], result: Any, exc: BaseException | None) ->
         fut.set_exception(exc)
     else:
         fut.set_result(result)
+
+
+def _file_in_the_way(data_dir: Path) -> str:
+    """Why ``data_dir`` cannot be made a directory: it, or a parent, is a file."""
+    for path in (data_dir, *data_dir.parents):
+        if path.exists() and not path.is_dir():
+            where = "" if path == data_dir else f" (in the data directory path {data_dir})"
+            return (
+                f"{path} is a file, but the data directory must be a directory{where}; "
+                "give a directory path (it is created if missing)"
+            )
+    return f"cannot create the data directory {data_dir}: a path component is not a directory"

@@ -4,7 +4,7 @@
 //   node scenarios.mjs SCENARIO ENCODING ENDPOINT
 //
 //   SCENARIO  actions-http | actions-conn | events | conn-params | user-error |
-//             lookup | input | raw-http | raw-ws | reconnect
+//             lookup | input | raw-http | raw-ws | reconnect | oversize
 //   ENCODING  json | cbor | bare
 //   ENDPOINT  http://127.0.0.1:PORT
 //
@@ -182,6 +182,28 @@ const SCENARIOS = {
 		checkEqual(await byId.increment(1), 6, "getForId handle increment(1)");
 		const missing = await rejection(handle.noSuchAction(), 10_000, "calling an unknown action");
 		return { actorId, unknownAction: errorInfo(missing) };
+	},
+
+	/**
+	 * An oversize call while another is in flight on the same connection: the server
+	 * lets the held action reply before it closes the socket, so only the oversize call
+	 * fails (message/incoming_too_long), and the connection comes back.
+	 */
+	async oversize(client) {
+		const handle = client.counter.getOrCreate([`oversize-${encoding}-${RUN_ID}`]);
+		const conn = await connect(handle);
+		const held = conn.hold();
+		// Frames are read in order: once this replies, `hold` runs on the server.
+		checkEqual(await conn.increment(1), 1, "increment while hold is in flight");
+		const big = conn.echo("x".repeat(70_000));
+		// Give the server a moment to read the big frame before the held action ends
+		// (had it not read it yet, the observations below would be the same).
+		await new Promise((resolve) => setTimeout(resolve, 100));
+		await handle.release();
+		const heldResult = await withTimeout(held, 10_000, "the held action");
+		const oversizeError = await rejection(big, 10_000, "the oversize call");
+		await dispose(conn);
+		return { held: heldResult, oversize: errorInfo(oversizeError) };
 	},
 
 	/** Actions over one WebSocket connection, several in flight at once. */
