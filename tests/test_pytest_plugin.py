@@ -127,6 +127,18 @@ def test_misuse_gets_a_message_that_says_what_to_do(pytester: pytest.Pytester) -
             pass
         """,
     )
+    write_user_tests(
+        pytester,
+        test_no_server_extra="""
+        import sys
+
+        sys.modules["uvicorn"] = None  # as if pyrivet[server] were not installed
+
+
+        async def test_served(pyrivet_server) -> None:
+            pass
+        """,
+    )
     # pytest-asyncio (strict mode) is loaded here, for the test marked for it.
     result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
     result.stdout.fnmatch_lines_random(
@@ -135,6 +147,7 @@ def test_misuse_gets_a_message_that_says_what_to_do(pytester: pytest.Pytester) -
             "*pyrivet_storage must be 'memory' or 'sqlite', got 'postgres'*",
             "*test_sync_test uses pyrivet fixtures that live on an event loop*async def*",
             "*test_marked is marked @pytest.mark.asyncio and uses pyrivet's fixtures*",
+            "*pyrivet_server needs pip install 'pyrivet?server?'*",  # ? for [ and ]
         ]
     )
-    result.assert_outcomes(errors=3, failed=1)
+    result.assert_outcomes(errors=4, failed=1)

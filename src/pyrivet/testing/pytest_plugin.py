@@ -146,7 +146,10 @@ async def pyrivet_server(pyrivet_runtime: Runtime) -> AsyncIterator[ServedApp]:
     The server stops before the runtime does. Needs ``pyrivet[server]`` (uvicorn).
     """
     # The server extra is optional: only tests that use this fixture need it.
-    from ..server.serve import PyrivetServer, serve
+    try:
+        from ..server.serve import PyrivetServer, serve
+    except ImportError as exc:
+        pytest.fail(f"pyrivet_server needs pip install 'pyrivet[server]' ({exc})", pytrace=False)
 
     started: asyncio.Future[PyrivetServer] = asyncio.get_running_loop().create_future()
     tasks = TaskSupervisor("pyrivet_server fixture")
