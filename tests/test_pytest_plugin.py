@@ -28,8 +28,8 @@ def documented_project() -> dict[str, str]:
 
 
 def write(pytester: pytest.Pytester, files: dict[str, str]) -> None:
-    for name, source in files.items():
-        (pytester.path / name).write_text(source)
+    """Write ``files`` (``name.py`` -> source) into the test project."""
+    pytester.makepyfile(**{name.removesuffix(".py"): source for name, source in files.items()})
 
 
 def test_the_documented_example_passes_with_plain_pytest(pytester: pytest.Pytester) -> None:
@@ -71,8 +71,7 @@ def pyrivet_registry():
 def write_user_tests(pytester: pytest.Pytester, **modules: str) -> None:
     """The documented app.py, and test modules that name its registry."""
     write(pytester, {"app.py": documented_project()["app.py"]})
-    for name, source in modules.items():
-        write(pytester, {f"{name}.py": REGISTRY_FIXTURE + textwrap.dedent(source)})
+    write(pytester, {f"{n}.py": REGISTRY_FIXTURE + textwrap.dedent(s) for n, s in modules.items()})
 
 
 def test_async_fixtures_of_the_user_run_on_the_same_loop(pytester: pytest.Pytester) -> None:
