@@ -27,10 +27,9 @@ import os
 import platform
 import sqlite3
 import statistics
-import sys
 import tempfile
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
 from pyrivet import ActorOptions, Client, Registry, Runtime, actor
@@ -223,8 +222,8 @@ def commit_floor(samples: int = 2_000) -> tuple[float, float]:
     return percentile(commits, 0.5), percentile(syncs, 0.5)
 
 
-def median_of(runs: int, fn: Callable[[], Awaitable[Any]]) -> Any:
-    results = [asyncio.run(fn()) for _ in range(runs)]
+def median_of(runs: int, fn: Callable[[], Coroutine[Any, Any, Any]]) -> Any:
+    results: list[Any] = [asyncio.run(fn()) for _ in range(runs)]
     if isinstance(results[0], tuple):
         return tuple(statistics.median(r[i] for r in results) for i in range(len(results[0])))
     return statistics.median(results)
@@ -314,4 +313,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()

@@ -358,6 +358,12 @@ async def py_latency(endpoint: str, mode: str, n: int, warmup: int, pid: int) ->
     }
 
 
+def increment_caller(target: Any) -> Callable[[], Awaitable[Any]]:
+    """A call of ``target.increment(1)`` that looks the action up on each call, as user
+    code does (``target`` is a handle or a connection)."""
+    return lambda: target.increment(1)
+
+
 async def py_throughput(
     endpoint: str, mode: str, actors: int, seconds: float, pid: int
 ) -> dict[str, Any]:
@@ -368,11 +374,11 @@ async def py_throughput(
         for i in range(actors):
             handle = client.get_or_create("counter", [f"py-tp-{mode}-{time.time_ns()}-{i}"])
             if mode == "handle":
-                callers.append(lambda h=handle: h.increment(1))
+                callers.append(increment_caller(handle))
             else:
                 conn: ActorConnection = await stack.enter_async_context(handle.connect())
                 conn.on("newCount", lambda count: None)
-                callers.append(lambda c=conn: c.increment(1))
+                callers.append(increment_caller(conn))
         await asyncio.gather(*(call() for call in callers))  # wake every actor first
         done = 0
         cpu0, _ = proc_reading(pid)

@@ -14,6 +14,7 @@ import subprocess
 import sys
 import textwrap
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -56,7 +57,7 @@ ledger = actor("ledger", state={"ops": []})
 
 
 @ledger.action
-def ops(c) -> list[str]:
+def ops(c: Any) -> list[str]:
     return list(c.state["ops"])
 
 

@@ -79,7 +79,7 @@ PUBLIC = {
         "SQLiteDriver",
         "StoredState",
     ],
-    "pyrivet.testing": ["MockClock", "run_actors"],
+    "pyrivet.testing": ["MockClock", "ServedApp", "run_actors"],
     "pyrivet.errors": [
         "PyrivetError",
         "DefinitionError",

@@ -159,7 +159,7 @@ def test_backoff_jitter_stays_in_range() -> None:
 
 def test_client_url_rejects_bad_encoding() -> None:
     with pytest.raises(ValueError, match="encoding"):
-        Client("http://127.0.0.1:1", encoding="xml")  # type: ignore[typeddict-item]
+        Client("http://127.0.0.1:1", encoding="xml")  # type: ignore[arg-type]  # the mistake under test
 
 
 def test_network_options_need_a_url() -> None:

@@ -4,7 +4,7 @@ actions) against a fake gateway, with the backoff waits on a mock clock."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import pytest
@@ -38,6 +38,11 @@ class SleepRecordingClock(MockClock):
     async def sleep(self, delay: float) -> None:
         self.sleeps.append(delay)
         await super().sleep(delay)
+
+
+def sleeps_reach(clock: SleepRecordingClock, count: int) -> Callable[[], bool]:
+    """A predicate for `until`: the client has slept ``count`` times."""
+    return lambda: len(clock.sleeps) == count
 
 
 def socket_of(conn: ActorConnection) -> ActorSocket:
@@ -144,7 +149,7 @@ async def test_reconnect_with_backoff_restores_subscriptions(
             assert clock.sleeps[-1] == expected
             count = len(clock.sleeps)
             await clock.advance(expected)
-            await until(lambda count=count: len(clock.sleeps) == count + 1)
+            await until(sleeps_reach(clock, count + 1))
         assert clock.sleeps == [0.25, 0.5, 1.0, 2.0, 4.0]
 
         # An action issued while disconnected waits for the next connection.
@@ -188,7 +193,7 @@ async def test_backoff_is_capped_at_30s(
         await until(lambda: len(clock.sleeps) == 1)
         for count in range(1, 11):
             await clock.advance(clock.sleeps[-1])
-            await until(lambda count=count: len(clock.sleeps) == count + 1)
+            await until(sleeps_reach(clock, count + 1))
         assert clock.sleeps[:8] == [0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 16.0, 30.0]
         assert set(clock.sleeps[8:]) == {30.0}
         assert sock.status == "connecting"

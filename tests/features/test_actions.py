@@ -326,7 +326,7 @@ async def test_typed_call_binds_keyword_arguments(env: Env) -> None:
     with pytest.raises(TypeError, match="keyword-only"):
         await handle.call(options, 2, scale=3)
     with pytest.raises(TypeError):
-        await handle.call(add, 1, c=2)
+        await handle.call(add, 1, c=2)  # type: ignore[call-arg, arg-type]
 
 
 @pytest.mark.parametrize(

@@ -280,12 +280,11 @@ async def test_conns_lists_open_connections(
         handle = client.get_or_create("room", ["r"])
         a = await handle.connect(params={"user": "ann"}).open()
         b = await handle.connect(params={"user": "bob", "x": 1}).open()
-        assert await a.who() == sorted(
-            [
-                [a.connection_id, {"user": "ann"}, "ann"],
-                [b.connection_id, {"user": "bob", "x": 1}, "bob"],
-            ]
-        )
+        both: list[list[Any]] = [
+            [a.connection_id, {"user": "ann"}, "ann"],
+            [b.connection_id, {"user": "bob", "x": 1}, "bob"],
+        ]
+        assert await a.who() == sorted(both)
         await b.close()
         assert not b.is_open
         assert await a.who() == [[a.connection_id, {"user": "ann"}, "ann"]]
@@ -374,7 +373,7 @@ async def test_concurrent_actions_over_one_connection(
             conn.on("message", rec)
             # An action waiting inside the actor does not block the next one on the same
             # connection: the second opens the gate the first waits on.
-            assert await asyncio.gather(conn.wait_gate(), conn.open_gate()) == [
+            assert list(await asyncio.gather(conn.wait_gate(), conn.open_gate())) == [
                 "through",
                 "opened",
             ]

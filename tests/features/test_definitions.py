@@ -42,7 +42,7 @@ def test_callable_passed_as_state_points_to_create_state() -> None:
 
 def test_factory_that_is_not_callable() -> None:
     with pytest.raises(DefinitionError, match="create_state= must be a function"):
-        actor("bad-factory", create_state={"n": 0})
+        actor("bad-factory", create_state={"n": 0})  # type: ignore[arg-type]
 
 
 def test_create_state_must_take_the_context() -> None:

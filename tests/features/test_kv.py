@@ -195,15 +195,16 @@ async def test_read_your_writes_before_durable(
             await asyncio.sleep(0)
         # Storage still has the old value; the actor already reads the new one, but
         # its answers wait for the write to be durable.
-        assert await store.inner.kv_get(actor_id, b"k") is not None
-        assert decode(await store.inner.kv_get(actor_id, b"k")) == "old"
+        stored = await store.inner.kv_get(actor_id, b"k")
+        assert stored is not None and decode(stored) == "old"
         assert not read.done() and not write.done()
         store.hold = False
         store.release.set()
         await write
         assert await read == "new"
         assert await listed == [["k", "new"]]
-        assert decode(await store.inner.kv_get(actor_id, b"k")) == "new"
+        stored = await store.inner.kv_get(actor_id, b"k")
+        assert stored is not None and decode(stored) == "new"
         assert runtime.is_awake(actor_id)
 
 

@@ -111,7 +111,8 @@ async def test_schedule_wakes_sleeping_actor(driver_factory: DriverFactory) -> N
         await clock.advance(94.5)
         entries = await runtime.history(actor_id)
         assert [e.state for e in entries if e.state_changed][-1] == {"fired": ["wake"]}
-        assert [e.by for e in entries if e.kind == "action"][-1].startswith("schedule:")
+        by = [e.by for e in entries if e.kind == "action"][-1]
+        assert by is not None and by.startswith("schedule:")
         # Woken by the schedule, it goes back to sleep when idle.
         await clock.advance(6)
         assert not runtime.is_awake(actor_id)

@@ -6,14 +6,14 @@ import asyncio
 from collections.abc import Callable
 from typing import Any
 
-from pyrivet import ActorOptions, Registry, actor
+from pyrivet import ActorDefinition, ActorOptions, Registry, actor
 from pyrivet.storage import ActorStore
 from pyrivet.testing import MockClock, run_actors
 
 DriverFactory = Callable[[], ActorStore]
 
 
-def sleeper_def(log: list[str], **options: Any) -> Any:
+def sleeper_def(log: list[str], **options: Any) -> ActorDefinition[Any]:
     options.setdefault("sleep_timeout", 10.0)
     vars_made: list[int] = []
 

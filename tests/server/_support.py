@@ -10,8 +10,10 @@ from __future__ import annotations
 import asyncio
 import base64
 from typing import Any
+from urllib.parse import quote
 
 from websockets.asyncio.client import ClientConnection
+from websockets.typing import Subprotocol
 
 from pyrivet import Registry, UserError, actor
 from pyrivet._codec import cbor
@@ -192,12 +194,13 @@ def cbor_input_b64url(value: Any) -> str:
 # -- WebSocket helpers ---------------------------------------------------------------
 
 
-def subprotocols(encoding: str, params: str | None = None) -> list[str]:
-    protocols = ["rivet", f"rivet_encoding.{encoding}"]
+def subprotocols(encoding: str | None, params: str | None = None) -> list[Subprotocol]:
+    """The WebSocket subprotocols a RivetKit client offers (no encoding: only ``rivet``)."""
+    protocols = [Subprotocol("rivet")]
+    if encoding is not None:
+        protocols.append(Subprotocol(f"rivet_encoding.{encoding}"))
     if params is not None:
-        from urllib.parse import quote
-
-        protocols.append(f"rivet_conn_params.{quote(params, safe='')}")
+        protocols.append(Subprotocol(f"rivet_conn_params.{quote(params, safe='')}"))
     return protocols
 
 

@@ -142,12 +142,12 @@ async def test_malformed_frame_closes_with_invalid_request(
     url = served.ws_url + query_url("counter", "/connect", key="malformed")
     async with connect(url, subprotocols=subprotocols(encoding)) as ws:
         assert isinstance(await recv_msg(ws, encoding), Init)
-        frame = {
+        frames: dict[Encoding, str | bytes] = {
             "json": '{"body":{"tag":"Nope","val":{}}}',
             "cbor": b"\xa1\x64body\xa2\x63tag\x64Nope\x63val\xa0",
             "bare": b"\x04\x00\x07",  # unknown union tag
-        }[encoding]
-        await ws.send(frame)
+        }
+        await ws.send(frames[encoding])
         error = await recv_msg(ws, encoding)
         assert isinstance(error, Error)
         assert (error.group, error.code) == ("actor", "invalid_request")
@@ -160,7 +160,7 @@ async def test_malformed_frame_closes_with_invalid_request(
 
 async def test_unknown_websocket_encoding_closes_1003(served: Served) -> None:
     url = served.ws_url + query_url("counter", "/connect", key="enc")
-    async with connect(url, subprotocols=["rivet", "rivet_encoding.xml"]) as ws:
+    async with connect(url, subprotocols=subprotocols("xml")) as ws:
         with pytest.raises(ConnectionClosed):
             await ws.recv()
         assert (ws.close_code, ws.close_reason) == (1003, "actor.unsupported_websocket_encoding")

@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import pytest
-import websockets
-from websockets.asyncio.client import connect
+from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
 from pyrivet._protocol.messages import (
@@ -21,7 +20,7 @@ from .conftest import Served
 
 async def open_conn(
     served: Served, encoding: Encoding, url: str, params: str | None = None
-) -> tuple[websockets.asyncio.client.ClientConnection, Init]:
+) -> tuple[ClientConnection, Init]:
     ws = await connect(served.ws_url + url, subprotocols=subprotocols(encoding, params))
     assert ws.subprotocol == "rivet"
     init = await recv_msg(ws, encoding)
@@ -148,7 +147,8 @@ async def test_direct_form_connect_and_not_found(served: Served) -> None:
 
 async def test_encoding_defaults_to_json_without_the_subprotocol(served: Served) -> None:
     ws = await connect(
-        served.ws_url + query_url("counter", "/connect", key="plain"), subprotocols=["rivet"]
+        served.ws_url + query_url("counter", "/connect", key="plain"),
+        subprotocols=subprotocols(None),
     )
     async with ws:
         assert isinstance(await recv_msg(ws, "json"), Init)

@@ -6,7 +6,7 @@ import pytest
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
-from ._support import make_registry, query_url
+from ._support import make_registry, query_url, subprotocols
 from .conftest import Served, Start
 
 
@@ -70,7 +70,7 @@ async def test_on_request_body_limit(start_server: Start) -> None:
 
 async def test_on_websocket_echoes_and_commits(served: Served) -> None:
     url = served.ws_url + query_url("web", "/websocket/chat", key="ws").replace("?", "?room=1&", 1)
-    async with connect(url, subprotocols=["rivet", "rivet_encoding.bare"]) as ws:
+    async with connect(url, subprotocols=subprotocols("bare")) as ws:
         assert ws.subprotocol == "rivet"
         assert await ws.recv() == "hello /chat?room=1"
         await ws.send("one")
@@ -91,7 +91,7 @@ async def test_on_websocket_echoes_and_commits(served: Served) -> None:
 
 async def test_on_websocket_failures_close_with_group_code(served: Served) -> None:
     url = served.ws_url + query_url("web", "/websocket/", key="wsfail")
-    async with connect(url, subprotocols=["rivet"]) as ws:
+    async with connect(url, subprotocols=subprotocols(None)) as ws:
         assert await ws.recv() == "hello /?"
         await ws.send("fail")
         with pytest.raises(ConnectionClosed):
@@ -99,7 +99,7 @@ async def test_on_websocket_failures_close_with_group_code(served: Served) -> No
         assert (ws.close_code, ws.close_reason) == (1011, "user.refused")
 
     no_hook = served.ws_url + query_url("counter", "/websocket/", key="wsfail")
-    async with connect(no_hook, subprotocols=["rivet"]) as ws:
+    async with connect(no_hook, subprotocols=subprotocols(None)) as ws:
         with pytest.raises(ConnectionClosed):
             await ws.recv()
         assert (ws.close_code, ws.close_reason) == (1011, "actor.handler_not_found")
@@ -108,7 +108,7 @@ async def test_on_websocket_failures_close_with_group_code(served: Served) -> No
 async def test_raw_websocket_is_closed_when_the_actor_sleeps(served: Served) -> None:
     assert served.runtime is not None
     url = served.ws_url + query_url("web", "/websocket/s", key="nap")
-    async with connect(url, subprotocols=["rivet"]) as ws:
+    async with connect(url, subprotocols=subprotocols(None)) as ws:
         await ws.recv()
         await ws.send("x")
         assert await ws.recv() == "echo x #1"

@@ -258,6 +258,7 @@ async def test_websocket_compression_is_off_unless_asked_for(
     url = f"ws://127.0.0.1:{server.port}" + query_url("counter", "/connect", key="a")
     async with connect(url, subprotocols=subprotocols("json")) as ws:  # offers deflate
         assert isinstance(await recv_msg(ws, "json"), Init)
+        assert ws.response is not None
         accepted = ws.response.headers.get("Sec-WebSocket-Extensions") or ""
         assert ("permessage-deflate" in accepted) is compression
         await call(ws, "json", 0, "get")
@@ -272,7 +273,12 @@ def test_pyrivet_serve_passes_ws_compression_through(monkeypatch: pytest.MonkeyP
     from pyrivet.cli import serve_command
 
     seen: list[dict[str, Any]] = []
-    monkeypatch.setattr(serve_command, "run_serve", lambda app, **kw: seen.append(kw) or 0)
+
+    def run_serve(app: str, **kw: Any) -> int:
+        seen.append(kw)
+        return 0
+
+    monkeypatch.setattr(serve_command, "run_serve", run_serve)
     assert cli.main(["serve", "app:registry"]) == 0
     assert cli.main(["serve", "app:registry", "--ws-compression"]) == 0
     assert [kw["ws_compression"] for kw in seen] == [False, True]

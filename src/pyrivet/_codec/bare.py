@@ -33,8 +33,8 @@ import struct
 from collections.abc import Callable, Iterable, Mapping
 from typing import Final, TypeVar
 
-from .._protocol.errors import InvalidMessageError
 from ..errors import EncodingError
+from .errors import InvalidMessageError
 
 __all__ = ["BareReader", "BareWriter"]
 

@@ -31,8 +31,8 @@ from typing import Any, Final
 
 import cbor2
 
-from .._protocol.errors import InvalidMessageError
 from ..errors import EncodingError
+from .errors import InvalidMessageError
 from .json_compat import (
     MAX_DEPTH,
     BadValue,

@@ -39,8 +39,8 @@ from typing import Any, Final
 
 import msgspec
 
-from .._protocol.errors import InvalidMessageError
 from ..errors import EncodingError
+from .errors import InvalidMessageError
 
 __all__ = [
     "MAX_DEPTH",

@@ -17,6 +17,7 @@ import sys
 from collections.abc import Sequence
 
 from .._version import __version__
+from . import serve_command
 
 __all__ = ["main"]
 
@@ -80,9 +81,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit status."""
     args = _parser().parse_args(argv)
     if args.command == "serve":
-        from .serve_command import run_serve
-
-        return run_serve(
+        return serve_command.run_serve(
             args.app,
             host=args.host,
             port=args.port,

@@ -21,10 +21,10 @@ from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 from .._protocol.query import ActorQuery
 from ..errors import ActorNotFoundError
 from ._calls import ActionCalls
+from ._connection import ActorConnection
 from ._extensions import RawResponse, RawTransport, RawWebSocket, WebSocketOpening
 
 if TYPE_CHECKING:
-    from ._connection import ActorConnection
     from ._transport import Transport
 
 __all__ = ["ActorHandle"]
@@ -137,8 +137,6 @@ class ActorHandle(ActionCalls):
 
     def connect(self, *, params: Any = None) -> ActorConnection:
         """A connection to this actor; open it with ``async with`` (or `open()`)."""
-        from ._connection import ActorConnection
-
         return ActorConnection(self, params if params is not None else self._params)
 
     def __repr__(self) -> str:

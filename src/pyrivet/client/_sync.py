@@ -22,7 +22,7 @@ from __future__ import annotations
 import asyncio
 import queue
 import threading
-from collections.abc import Callable, Coroutine, Iterator, Mapping, Sequence
+from collections.abc import Callable, Coroutine, Generator, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar, Unpack
 
 from .._util.tasks import TaskSupervisor
@@ -263,7 +263,7 @@ class SyncActorConnection(SyncActionCalls):
 
         return remove
 
-    def events(self, *names: str) -> Iterator[tuple[str, list[Any]]]:
+    def events(self, *names: str) -> Generator[tuple[str, list[Any]], None, None]:
         """Iterate ``(event, args)`` for the given names until the connection closes,
         blocking between events.
 
@@ -288,7 +288,7 @@ class SyncActorConnection(SyncActionCalls):
 
         task = self._thread.run(start())
 
-        def iterate() -> Iterator[tuple[str, list[Any]]]:
+        def iterate() -> Generator[tuple[str, list[Any]], None, None]:
             try:
                 while (item := items.get()) is not done:
                     yield item

@@ -10,5 +10,6 @@ async with run_actors(registry, clock=MockClock()) as (runtime, client):
 
 from .._util.clock import MockClock as MockClock
 from ._harness import run_actors as run_actors
+from ._served import ServedApp as ServedApp
 
-__all__ = ["MockClock", "run_actors"]
+__all__ = ["MockClock", "ServedApp", "run_actors"]
