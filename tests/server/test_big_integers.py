@@ -84,7 +84,7 @@ async def test_a_huge_argument_over_websocket_fails_that_action_only(
     served: Served, encoding: Encoding
 ) -> None:
     url = served.ws_url + query_url("counter", "/connect", key="big-ws")
-    async with connect(url, subprotocols=subprotocols(encoding)) as ws:  # type: ignore[arg-type]
+    async with connect(url, subprotocols=subprotocols(encoding)) as ws:
         assert isinstance(await recv_msg(ws, encoding), Init)
         await call(ws, encoding, 0, "increment", HUGE)
         error = await recv_msg(ws, encoding)
