@@ -19,7 +19,7 @@ registry = Registry([counter])
 import logging as _logging
 
 from ._runtime.history import HistoryRecord as HistoryRecord
-from ._runtime.instance import ActorStatus as ActorStatus
+from ._runtime.lifecycle import ActorStatus as ActorStatus
 from ._runtime.registry import Registry as Registry
 from ._runtime.runtime import Runtime as Runtime
 from ._version import __version__ as __version__
