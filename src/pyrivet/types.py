@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Literal, TypeAlias
 
-__all__ = ["ActorKey", "Durability", "KeyLike", "RequestInfo"]
+__all__ = ["ActorKey", "Durability", "KeyLike", "ConnRequest"]
 
 #: How an actor is addressed within its name: a tuple of strings; () is the singleton.
 ActorKey: TypeAlias = tuple[str, ...]
@@ -21,7 +21,7 @@ Durability: TypeAlias = Literal["strict", "relaxed"]
 
 
 @dataclass(frozen=True, slots=True)
-class RequestInfo:
+class ConnRequest:
     """The HTTP request that opened a connection, as ``c.request`` shows it (read only).
 
     ``headers`` keys are lower-case; a header sent several times is joined with ", ".
@@ -33,7 +33,7 @@ class RequestInfo:
     headers: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
 
     @classmethod
-    def of(cls, url: str, method: str, headers: Iterable[tuple[str, str]]) -> RequestInfo:
+    def of(cls, url: str, method: str, headers: Iterable[tuple[str, str]]) -> ConnRequest:
         """A record of ``(name, value)`` header pairs (names lower-cased, repeats joined)."""
         lowered: dict[str, str] = {}
         for name, value in headers:

@@ -21,7 +21,7 @@ from .._codec.values import encode
 from .._util.ids import new_id
 from ..actor._context import ActorContext, Conn
 from ..errors import ActorError, ActorStoppingError, EncodingError
-from ..types import RequestInfo
+from ..types import ConnRequest
 from .journal import Journal, JournalOwner
 from .lifecycle import ActorStatus
 from .writes import Outgoing
@@ -53,7 +53,7 @@ class ConnHost(JournalOwner, Protocol):
     status: ActorStatus
 
     def context(
-        self, conn: ConnImpl | None = None, request: RequestInfo | None = None
+        self, conn: ConnImpl | None = None, request: ConnRequest | None = None
     ) -> ActorContext[Any]:
         """A context for a hook (``c.conn`` is ``conn``, ``c.request`` is ``request``)."""
         ...
@@ -87,7 +87,7 @@ class ConnImpl(Conn):
         inst: ConnHost,
         params: Any,
         sink: EventSink | None,
-        request: RequestInfo | None = None,
+        request: ConnRequest | None = None,
     ) -> None:
         self._inst = inst
         self._id = new_id()
@@ -133,7 +133,7 @@ async def open_conn(
     params: Any,
     sink: EventSink | None,
     subscriptions: set[str] | None = None,
-    request: RequestInfo | None = None,
+    request: ConnRequest | None = None,
 ) -> ConnImpl:
     """Run the connection hooks and add a connection to ``c.conns``.
 

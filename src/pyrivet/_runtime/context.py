@@ -15,7 +15,7 @@ from typing import Any, Protocol, TypeVar
 
 from ..actor._context import AbortSignal, ActorContext
 from ..errors import ActorError, ActorStoppingError
-from ..types import RequestInfo
+from ..types import ConnRequest
 from .connections import ConnHost, ConnImpl, emit
 from .kv import KVImpl
 from .lifecycle import ActorStatus, Lifecycle
@@ -75,7 +75,7 @@ class ActorContextImpl(ActorContext[Any]):
         self,
         instance: ContextHost,
         conn: ConnImpl | None = None,
-        request: RequestInfo | None = None,
+        request: ConnRequest | None = None,
     ) -> None:
         self._inst = instance
         self._conn = conn
@@ -133,7 +133,7 @@ class ActorContextImpl(ActorContext[Any]):
         return self._conn
 
     @property
-    def request(self) -> RequestInfo | None:
+    def request(self) -> ConnRequest | None:
         if self._request is not None:
             return self._request
         conn = self._conn

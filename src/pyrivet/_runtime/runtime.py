@@ -32,7 +32,7 @@ from ..actor._definition import ActorDefinition
 from ..errors import ActorError, ActorNotFoundError, ActorStoppingError, DuplicateKeyError
 from ..storage._base import ActorRecord, ActorStore, AlarmRecord, HistoryEntry
 from ..storage._sqlite import SQLiteDriver
-from ..types import RequestInfo
+from ..types import ConnRequest
 from .alarms import AlarmScheduler
 from .catalog import ActorTypes
 from .committer import Committer, CommitTicket
@@ -361,7 +361,7 @@ class Runtime(LocalRuntime):
         *,
         params: Any = None,
         encoded_args: bytes | None = None,
-        request: RequestInfo | None = None,
+        request: ConnRequest | None = None,
     ) -> Any:
         """Run action ``name`` on ``actor_id`` and return its result.
 
@@ -399,7 +399,7 @@ class Runtime(LocalRuntime):
         args: Any,
         params: Any,
         encoded_args: bytes | None,
-        request: RequestInfo | None,
+        request: ConnRequest | None,
     ) -> Any:
         conn = await open_conn(inst, params, None, None, request)
         try:
@@ -420,7 +420,7 @@ class Runtime(LocalRuntime):
         params: Any,
         sink: EventSink,
         subscriptions: set[str] | None = None,
-        request: RequestInfo | None = None,
+        request: ConnRequest | None = None,
     ) -> ConnImpl:
         """Open a connection to ``actor_id`` whose events go to ``sink``.
 

@@ -16,7 +16,7 @@ import logging
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, Generic, Protocol, TypeVar
 
-from ..types import RequestInfo
+from ..types import ConnRequest
 
 __all__ = ["KV", "AbortSignal", "ActorContext", "Conn", "Schedule", "ScheduleEntry"]
 
@@ -195,7 +195,7 @@ class ActorContext(Protocol, Generic[S]):
         ...
 
     @property
-    def request(self) -> RequestInfo | None:
+    def request(self) -> ConnRequest | None:
         """The HTTP request behind this call's connection: its URL, method and headers.
 
         Set in the connection hooks (``on_before_connect``, ``create_conn_state``,

@@ -294,7 +294,9 @@ async def handle_connect(
             )
             actor = await state.directory.resolve(target)
             session.actor = actor.specifier()
-            conn = await state.runtime.connect(actor.actor_id, params, session, set())
+            conn = await state.runtime.connect(
+                actor.actor_id, params, session, set(), request.for_actor()
+            )
         except Exception as exc:
             session.fail(exc)
         else:
