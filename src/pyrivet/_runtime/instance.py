@@ -42,7 +42,7 @@ from ..errors import (
     InvalidArgumentsError,
 )
 from ..storage._base import ActorRecord, AlarmRecord
-from ..types import RequestInfo
+from ..types import ConnRequest
 from .alarms import next_cron_fire
 from .committer import CommitTicket
 from .connections import ConnImpl, deliver, disconnect
@@ -57,6 +57,9 @@ __all__ = ["ActorInstance", "ActorStatus", "Lifecycle"]
 
 log = logging.getLogger("pyrivet.actor")
 schedule_log = logging.getLogger("pyrivet.schedule")
+
+#: RivetKit's message for ``actor/action_timed_out`` (clients may compare it).
+ACTION_TIMED_OUT = "Action timed out"
 
 
 class ActorInstance(IdleLink, ContextHost):
@@ -155,7 +158,7 @@ class ActorInstance(IdleLink, ContextHost):
                 self.conns = None  # an actor with no connection keeps no dict
 
     def context(
-        self, conn: ConnImpl | None = None, request: RequestInfo | None = None
+        self, conn: ConnImpl | None = None, request: ConnRequest | None = None
     ) -> ActorContextImpl:
         return ActorContextImpl(self, conn, request)
 
@@ -318,7 +321,7 @@ class ActorInstance(IdleLink, ContextHost):
             raise
         except Exception as exc:
             log.error("actor %s (%s): %s failed", self.name, self.actor_id, what, exc_info=exc)
-            raise InternalError() from None
+            raise InternalError() from exc
         finally:
             self.busy -= 1
 
@@ -380,17 +383,24 @@ class ActorInstance(IdleLink, ContextHost):
             else:
                 result = spec.fn(ctx, *args)
         except TimeoutError:
-            raise ActionTimeoutError(
-                f"action {spec.name!r} of actor {self.name!r} timed out after "
-                f"{self.definition.options.action_timeout} s"
-            ) from None
+            # Clients compare RivetKit's wire message; the details go to the log.
+            log.warning(
+                "actor %s (%s): action %s timed out after %s s",
+                self.name,
+                self.actor_id,
+                spec.name,
+                self.definition.options.action_timeout,
+            )
+            raise ActionTimeoutError(ACTION_TIMED_OUT) from None
         except ActorError:
             raise
         except Exception as exc:
             log.error(
                 "actor %s (%s): action %s failed", self.name, self.actor_id, spec.name, exc_info=exc
             )
-            raise InternalError() from None
+            # The cause stays attached for in-process callers (their traceback shows it);
+            # the wire form of an InternalError carries no details.
+            raise InternalError() from exc
         finally:
             self.busy -= 1
             self.after_work(spec.name, encoded_args, by or (conn.id if conn else None))

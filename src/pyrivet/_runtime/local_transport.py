@@ -14,7 +14,7 @@ from typing import Any, Protocol, TypeVar
 
 from .._codec.values import decode, encode
 from .._protocol.query import ActorQuery
-from ..errors import ActorError, EncodingError, error_from_wire
+from ..errors import ActorError, EncodingError, InternalError, error_from_wire
 from .catalog import ActorTypes
 from .connections import ConnImpl, EventSink
 
@@ -58,15 +58,23 @@ class _Listener(Protocol):
 
 
 def _as_client_error(exc: ActorError) -> ActorError:
-    """The error a network client would raise for ``exc`` (rebuilt from its wire form)."""
-    return error_from_wire(exc.group, exc.code, exc.message, exc.metadata)
+    """The error a network client would raise for ``exc`` (rebuilt from its wire form).
+
+    An internal error keeps what caused it as ``__cause__``: in-process, the caller's
+    traceback shows why the action failed (a network client gets no details).
+    """
+    error = error_from_wire(exc.group, exc.code, exc.message, exc.metadata)
+    if isinstance(exc, InternalError):
+        error.__cause__ = exc.__cause__
+    error.__suppress_context__ = True
+    return error
 
 
 async def _rewrapping_errors(call: Callable[[], Awaitable[T]]) -> T:
     try:
         return await call()
     except ActorError as exc:
-        raise _as_client_error(exc) from None
+        raise _as_client_error(exc)  # noqa: B904 (the cause is set, the context suppressed)
 
 
 class LocalTransport:
@@ -123,7 +131,7 @@ class LocalTransport:
             )
             return target, self._copy_out(result)
         except ActorError as exc:
-            raise _as_client_error(exc) from None
+            raise _as_client_error(exc)  # noqa: B904 (the cause is set, the context suppressed)
 
     async def connect(
         self, actor_id: str, params: Any, subscriptions: set[str], listener: _Listener
