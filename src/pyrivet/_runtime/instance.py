@@ -410,8 +410,15 @@ class ActorInstance(IdleLink, ContextHost):
         return result
 
     def after_work(self, name: str, args: bytes | None, by: str | None) -> None:
-        """End of a unit of work: the journal commits it (strict) or schedules a save."""
-        self.journal.end_of_work("action", name, args, by)
+        """End of a unit of work: the journal commits it (strict) or schedules a save.
+
+        `Journal.end_of_work` written out: this runs once per action, and the extra
+        call measured 2% of a relaxed in-process action.
+        """
+        if self.definition.options.durability == "strict":
+            self.journal.checkpoint("action", name=name, args=args, by=by)
+        else:
+            self.journal.request_save()
         if self.busy == 0:
             self.became_idle()
 

@@ -472,10 +472,6 @@ class Journal(CommitListener):
         if self._writes is not None and self._writes.is_empty():
             self._writes = None
 
-    def drop_if_empty(self) -> None:
-        """Forget the pending-writes part if nothing is left in it (after a read-only use)."""
-        self._drop_writes_if_empty()
-
 
 def _move_staged(
     writes: PendingWrites, record: CommitRecord, ops: list[Any], seq: int
