@@ -196,7 +196,7 @@ class StateChangeContext(ActorContextImpl):
 
     @property
     def state(self) -> Any:
-        return ActorContextImpl.state.fget(self)  # type: ignore[attr-defined]
+        return super().state
 
     @state.setter
     def state(self, value: Any) -> None:
