@@ -16,12 +16,11 @@ registry = Registry([counter])
 ```
 """
 
-import logging as _logging
-
 from ._runtime.history import HistoryRecord as HistoryRecord
-from ._runtime.instance import ActorStatus as ActorStatus
+from ._runtime.lifecycle import ActorStatus as ActorStatus
 from ._runtime.registry import Registry as Registry
 from ._runtime.runtime import Runtime as Runtime
+from ._util.logs import install_fallback_handler as _install_fallback_handler
 from ._version import __version__ as __version__
 from .actor import (
     ActorContext as ActorContext,
@@ -48,7 +47,8 @@ from .errors import (
 )
 from .storage import MemoryDriver as MemoryDriver, SQLiteDriver as SQLiteDriver
 
-_logging.getLogger("pyrivet").addHandler(_logging.NullHandler())
+# Warnings and errors reach stderr until the application configures logging.
+_install_fallback_handler("pyrivet")
 
 __all__ = [
     "__version__",

@@ -108,5 +108,7 @@ async def test_an_idle_actor_keeps_no_commit_bookkeeping(
         handle = cl.get_or_create("counter", ["a"])
         assert [await handle.increment() for _ in range(3)] == [1, 2, 3]
         inst = rt._instances[await handle.resolve()]
-        assert inst.inflight is None and inst.writes is None and inst.life is None
-        assert inst.durable_seq == inst.seq and inst.durable_state == inst.saved_state
+        journal = inst.journal
+        assert journal.idle and journal.pending is None and inst.life is None
+        assert journal.durable_seq == journal.seq == 4  # the creation and three actions
+        assert journal.durable_state == journal.saved_state

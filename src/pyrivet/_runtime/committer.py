@@ -14,8 +14,12 @@ an idle runtime costs nothing.
 Failure isolation: if a batch of several records fails, each record is retried on its
 own so that one bad record fails only its actor. Once a record of an actor failed, the
 actor's later records (which build on the failed state) fail too, including those still
-pending. Listeners are called synchronously, before tickets resolve, so an actor rolls
-back before anything else observes the failure.
+pending.
+
+Each record is submitted with its `CommitListener` (the actor's `Journal`). The committer
+calls it directly when the record is durable or failed, synchronously and before the
+ticket resolves, so an actor advances (or rolls back) before anything awaiting the ticket
+observes the outcome.
 """
 
 from __future__ import annotations
@@ -24,17 +28,33 @@ import asyncio
 import functools
 import logging
 from collections.abc import Awaitable, Callable, Generator, Sequence
-from typing import Any
+from typing import Any, Protocol
 
+from .._util.tasks import TaskSupervisor
 from ..errors import CommitError, DuplicateKeyError, PyrivetError
 from ..storage._base import ActorStore, CommitRecord
 
-__all__ = ["CommitTicket", "Committer"]
+__all__ = ["CommitListener", "CommitTicket", "Committer"]
 
 log = logging.getLogger(__name__)
 
-CommittedListener = Callable[[CommitRecord], None]
-FailedListener = Callable[[CommitRecord, BaseException], None]
+
+class CommitListener(Protocol):
+    """Who hears the outcome of a submitted record (an actor's `Journal`).
+
+    Both methods run on the event loop, before the record's ticket resolves. An
+    exception they raise is logged; the ticket still resolves.
+    """
+
+    __slots__ = ()
+
+    def committed(self, record: CommitRecord) -> None:
+        """``record`` is durable."""
+        ...
+
+    def failed(self, record: CommitRecord, exc: BaseException) -> None:
+        """``record`` was not written (nor any later record of the same actor)."""
+        ...
 
 
 class CommitTicket:
@@ -44,12 +64,14 @@ class CommitTicket:
     that gave up) never disturbs the ticket or other waiters.
     """
 
-    __slots__ = ("_done", "_error", "_waiters")
+    __slots__ = ("_callbacks", "_done", "_error", "_waiters", "listener")
 
-    def __init__(self) -> None:
+    def __init__(self, listener: CommitListener) -> None:
+        self.listener = listener
         self._done = False
         self._error: BaseException | None = None
         self._waiters: list[asyncio.Future[None]] | None = None
+        self._callbacks: list[Callable[[CommitTicket], None]] | None = None
 
     def done(self) -> bool:
         return self._done
@@ -57,6 +79,15 @@ class CommitTicket:
     def exception(self) -> BaseException | None:
         """The failure, once done; None if it succeeded or is still pending."""
         return self._error
+
+    def add_done_callback(self, fn: Callable[[CommitTicket], None]) -> None:
+        """Call ``fn(ticket)`` when it resolves (at once if it has), before waiters wake."""
+        if self._done:
+            fn(self)
+        elif self._callbacks is None:
+            self._callbacks = [fn]
+        else:
+            self._callbacks.append(fn)
 
     def __await__(self) -> Generator[Any, None, None]:
         if not self._done:
@@ -71,6 +102,12 @@ class CommitTicket:
     def _resolve(self, error: BaseException | None = None) -> None:
         self._done = True
         self._error = error
+        callbacks, self._callbacks = self._callbacks, None
+        for fn in callbacks or ():
+            try:
+                fn(self)
+            except Exception:
+                log.exception("commit ticket callback failed")
         waiters, self._waiters = self._waiters, None
         for waiter in waiters or ():
             if not waiter.done():
@@ -80,17 +117,8 @@ class CommitTicket:
 class Committer:
     """Batches commit records of all actors into few storage transactions."""
 
-    def __init__(
-        self,
-        store: ActorStore,
-        *,
-        on_committed: CommittedListener,
-        on_failed: FailedListener,
-        max_batch: int = 512,
-    ) -> None:
+    def __init__(self, store: ActorStore, *, max_batch: int = 512) -> None:
         self._store = store
-        self._on_committed = on_committed
-        self._on_failed = on_failed
         self._max_batch = max_batch
         self._pending: list[tuple[CommitRecord, CommitTicket]] = []
         self._busy = False
@@ -98,14 +126,18 @@ class Committer:
         self._idle: asyncio.Future[None] | None = None
         self._closed = False
         self._retry_task: asyncio.Task[None] | None = None
+        #: Owns the one-by-one retry task (it logs a failure nobody awaits).
+        self._tasks = TaskSupervisor("pyrivet committer")
         #: The batch being written (a strong reference keeps its task alive).
         self._in_flight: asyncio.Future[None] | None = None
         #: Counters for benchmarks and the inspector.
         self.batches = 0
         self.records = 0
 
-    def submit(self, record: CommitRecord) -> CommitTicket:
+    def submit(self, record: CommitRecord, listener: CommitListener) -> CommitTicket:
         """Queue ``record``; the ticket resolves once it is durable.
+
+        ``listener`` hears the outcome first (see `CommitListener`).
 
         An idle committer writes at the start of the next event-loop iteration, so the
         records submitted in this one (an actor's creation and its first action, or the
@@ -118,7 +150,7 @@ class Committer:
         """
         if self._closed:
             raise RuntimeError("the runtime is closed; no more commits are accepted")
-        ticket = CommitTicket()
+        ticket = CommitTicket(listener)
         self._pending.append((record, ticket))
         if not self._busy and not self._kick_scheduled:
             self._kick_scheduled = True
@@ -147,6 +179,7 @@ class Committer:
         """Write what is pending, then refuse new records."""
         await self.drain()
         self._closed = True
+        await self._tasks.aclose()
 
     # -- the write loop, driven by completion callbacks -----------------------------
 
@@ -165,6 +198,7 @@ class Committer:
             try:
                 written = self._store.commit([record for record, _ in batch])
                 if not (isinstance(written, asyncio.Future) and written.done()):
+                    # Owned here: `_batch_done` reads its outcome, failure included.
                     self._in_flight = future = asyncio.ensure_future(written)
                     future.add_done_callback(functools.partial(self._batch_done, batch))
                     return
@@ -206,7 +240,7 @@ class Committer:
             self._flush()
             return
         log.warning("group commit of %d records failed (%s); retrying one by one", len(batch), exc)
-        self._retry_task = asyncio.get_running_loop().create_task(
+        self._retry_task = self._tasks.spawn(
             self._write_one_by_one(batch), name="pyrivet-commit-retry"
         )
 
@@ -235,7 +269,7 @@ class Committer:
     def _succeed(self, item: tuple[CommitRecord, CommitTicket]) -> None:
         record, ticket = item
         try:
-            self._on_committed(record)
+            ticket.listener.committed(record)
         except Exception:
             log.exception("commit listener failed for actor %s", record.actor_id)
         ticket._resolve()
@@ -249,7 +283,7 @@ class Committer:
             self._pending = [p for p in self._pending if p[0].actor_id != record.actor_id]
         for failed_record, failed_ticket in [item, *doomed]:
             try:
-                self._on_failed(failed_record, error)
+                failed_ticket.listener.failed(failed_record, error)
             except Exception:
                 log.exception("commit failure listener failed for actor %s", record.actor_id)
             failed_ticket._resolve(error)

@@ -2,26 +2,31 @@
 
 A transport (in-process, WebSocket, HTTP) opens a connection with `open_conn`, giving
 an `EventSink` that receives the connection's events. Events emitted by actor code go
-through the output gate (`emit`): in strict mode they are held until the commit that
-covers the change they report is durable, then `deliver`ed; in relaxed mode they are
-delivered at once.
+through the actor's journal (`emit`): in strict mode they are held until the commit
+that covers the change they report is durable, then `deliver`ed; in relaxed mode they
+are delivered at once.
+
+What connections need of their actor is the `ConnHost` Protocol (implemented by
+`ActorInstance`), so this module never imports the instance.
 """
 
 from __future__ import annotations
 
 import copy
 import logging
-from typing import TYPE_CHECKING, Any, Protocol
+from collections.abc import Callable
+from typing import Any, Protocol
 
 from .._codec.values import encode
 from .._util.ids import new_id
+from ..actor._context import ActorContext, Conn
 from ..errors import ActorError, ActorStoppingError, EncodingError
-from .writes import Outgoing, PendingWrites
+from ..types import ConnRequest
+from .journal import Journal, JournalOwner
+from .lifecycle import ActorStatus
+from .writes import Outgoing
 
-if TYPE_CHECKING:
-    from .instance import ActorInstance
-
-__all__ = ["ConnImpl", "EventSink", "deliver", "disconnect", "emit", "open_conn"]
+__all__ = ["ConnHost", "ConnImpl", "EventSink", "deliver", "disconnect", "emit", "open_conn"]
 
 log = logging.getLogger("pyrivet.actor")
 
@@ -38,19 +43,74 @@ class EventSink(Protocol):
         ...
 
 
-class ConnImpl:
+class ConnHost(JournalOwner, Protocol):
+    """What connections need of their actor."""
+
+    __slots__ = ()
+
+    journal: Journal
+    conns: dict[str, ConnImpl] | None
+    status: ActorStatus
+
+    def context(
+        self, conn: ConnImpl | None = None, request: ConnRequest | None = None
+    ) -> ActorContext[Any]:
+        """A context for a hook (``c.conn`` is ``conn``, ``c.request`` is ``request``)."""
+        ...
+
+    async def call_hook(
+        self, fn: Callable[..., Any], timeout: float | None, what: str, *args: Any
+    ) -> Any:
+        """Call a lifecycle hook with a time limit (see `ActorInstance.call_hook`)."""
+        ...
+
+    def became_idle(self) -> None:
+        """Work ended: start the sleep countdown if the actor is idle."""
+        ...
+
+    def add_conn(self, conn: ConnImpl) -> None:
+        """Add ``conn`` to ``conns``."""
+        ...
+
+    def remove_conn(self, conn: ConnImpl) -> None:
+        """Remove ``conn`` from ``conns`` (no-op if absent)."""
+        ...
+
+
+class ConnImpl(Conn):
     """A connection as actor code sees it (`pyrivet.actor.Conn`)."""
 
-    __slots__ = ("_inst", "id", "is_open", "params", "sink", "state", "subscriptions")
+    __slots__ = ("_id", "_inst", "_params", "is_open", "request", "sink", "state", "subscriptions")
 
-    def __init__(self, inst: ActorInstance, params: Any, sink: EventSink | None) -> None:
+    def __init__(
+        self,
+        inst: ConnHost,
+        params: Any,
+        sink: EventSink | None,
+        request: ConnRequest | None = None,
+    ) -> None:
         self._inst = inst
-        self.id = new_id()
-        self.params = params
+        self._id = new_id()
+        self._params = params
         self.state: Any = None
         self.sink = sink
+        #: The HTTP request that opened it (None in-process).
+        self.request = request
         self.subscriptions: set[str] = set()
         self.is_open = True
+
+    @property
+    def id(self) -> str:
+        return self._id
+
+    @property
+    def params(self) -> Any:
+        return self._params
+
+    @property
+    def owner(self) -> ConnHost:
+        """The actor instance the connection belongs to."""
+        return self._inst
 
     def send(self, event: str, *args: Any) -> None:
         emit(self._inst, self, event, args)
@@ -69,28 +129,28 @@ class ConnImpl:
 
 
 async def open_conn(
-    inst: ActorInstance,
+    inst: ConnHost,
     params: Any,
     sink: EventSink | None,
     subscriptions: set[str] | None = None,
+    request: ConnRequest | None = None,
 ) -> ConnImpl:
     """Run the connection hooks and add a connection to ``c.conns``.
 
     Order: on_before_connect(c, params) -> conn state -> added to c.conns ->
-    on_connect(c, conn). A hook that raises rejects the connection: the error reaches
-    the caller, and on_disconnect does not run when the preflight (the first two) failed.
+    on_connect(c, conn); ``c.request`` is ``request`` in each. A hook that raises
+    rejects the connection: the error reaches the caller, and on_disconnect does not
+    run when the preflight (the first two) failed.
     """
-    from .instance import ActorStatus
-
     if inst.status is not ActorStatus.RUNNING:
         raise ActorStoppingError(f"actor {inst.name!r} is {inst.status.value}")
     d = inst.definition
     opts = d.options
-    ctx = inst.context()
+    ctx = inst.context(None, request)
     hook = d.hooks.get("on_before_connect")
     if hook is not None:
         await inst.call_hook(hook, opts.on_before_connect_timeout, "on_before_connect", ctx, params)
-    conn = ConnImpl(inst, params, sink)
+    conn = ConnImpl(inst, params, sink, request)
     if subscriptions:
         conn.subscriptions.update(subscriptions)
     if d.create_conn_state is not None:
@@ -99,22 +159,18 @@ async def open_conn(
         )
     elif d.static_conn_state is not None:
         conn.state = copy.deepcopy(d.static_conn_state)
-    if inst.conns is None:
-        inst.conns = {}
-    inst.conns[conn.id] = conn
+    inst.add_conn(conn)
     hook = d.hooks.get("on_connect")
     if hook is not None:
         try:
             await inst.call_hook(
-                hook, opts.on_connect_timeout, "on_connect", inst.context(conn), conn
+                hook, opts.on_connect_timeout, "on_connect", inst.context(conn, request), conn
             )
         except ActorError:
             await disconnect(conn, "on_connect failed", notify_sink=False)
             raise
-        from .checkpoint import checkpoint_soon
-
         # State changed by on_connect is committed like any change outside an action.
-        checkpoint_soon(inst)
+        inst.journal.soon()
     return conn
 
 
@@ -124,10 +180,7 @@ async def disconnect(conn: ConnImpl, reason: str | None, *, notify_sink: bool = 
         return
     conn.is_open = False
     inst = conn._inst
-    if inst.conns is not None:
-        inst.conns.pop(conn.id, None)
-        if not inst.conns:
-            inst.conns = None
+    inst.remove_conn(conn)
     if notify_sink and conn.sink is not None:
         try:
             conn.sink.closed(reason)
@@ -145,39 +198,29 @@ async def disconnect(conn: ConnImpl, reason: str | None, *, notify_sink: bool = 
             )
         except ActorError as exc:
             log.error("actor %s (%s): %s", inst.name, inst.actor_id, exc.message)
-        from .checkpoint import checkpoint_soon
-
-        checkpoint_soon(inst)
+        inst.journal.soon()
     inst.became_idle()
 
 
-def emit(inst: ActorInstance, target: ConnImpl | None, event: str, args: tuple[Any, ...]) -> None:
-    """Queue an event for a broadcast (``target`` None) or one connection.
+def emit(inst: ConnHost, target: ConnImpl | None, event: str, args: tuple[Any, ...]) -> None:
+    """Send an event to every subscriber (``target`` None) or one connection, through
+    the journal's output gate.
 
     Raises:
         EncodingError: an argument cannot be encoded or the event is too large.
     """
     payload = encode_event_args(args, event, inst.svc.max_outgoing_message_size)
-    outgoing: Outgoing = (target, event, payload)
-    if inst.definition.options.durability != "strict":
-        deliver(inst, outgoing)
-        return
-    from .checkpoint import checkpoint_soon
-
-    if inst.writes is None:
-        inst.writes = PendingWrites()
-    inst.writes.outbox.append(outgoing)
-    checkpoint_soon(inst)
+    inst.journal.emit((target, event, payload))
 
 
-def deliver(inst: ActorInstance, outgoing: Outgoing) -> None:
-    """Hand a released event to its recipients' transports."""
+def deliver(conns: dict[str, ConnImpl] | None, outgoing: Outgoing) -> None:
+    """Hand a released event to its recipients' transports (``conns``: the actor's)."""
     target, event, payload = outgoing
     if target is not None:
         if target.is_open and target.sink is not None:
             target.sink.deliver(event, payload)
         return
-    for conn in list((inst.conns or {}).values()):
+    for conn in list((conns or {}).values()):
         if event in conn.subscriptions and conn.sink is not None:
             conn.sink.deliver(event, payload)
 

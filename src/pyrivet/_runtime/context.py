@@ -1,7 +1,9 @@
 """`ActorContextImpl`: the runtime's implementation of ``c`` (`pyrivet.actor.ActorContext`).
 
-A context is a two-field view (instance, connection) created per call; all state lives
-on the instance. It is cheap by design: one is made for every action.
+A context is a small view (instance, connection, request) created per call; all state
+lives on the instance. It is cheap by design: one is made for every action. What it
+needs of the instance is the `ContextHost` Protocol (implemented by `ActorInstance`), so
+this module never imports the instance.
 """
 
 from __future__ import annotations
@@ -9,23 +11,47 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Mapping
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
-from ..errors import ActorStoppingError
+from ..actor._context import AbortSignal, ActorContext
+from ..errors import ActorError, ActorStoppingError
+from ..types import ConnRequest
+from .connections import ConnHost, ConnImpl, emit
+from .kv import KVImpl
+from .lifecycle import ActorStatus, Lifecycle
+from .schedule import ScheduleImpl
 
-if TYPE_CHECKING:
-    from .alarms import ScheduleImpl
-    from .connections import ConnImpl
-    from .instance import ActorInstance
-    from .kv import KVImpl
-
-__all__ = ["AbortSignalImpl", "ActorContextImpl"]
+__all__ = ["AbortSignalImpl", "ActorContextImpl", "ContextHost", "StateChangeContext"]
 
 T = TypeVar("T")
 _logger = logging.getLogger("pyrivet.actor")
 
 
-class AbortSignalImpl:
+#: The statuses in which ``c.save_state()`` may commit.
+_SAVING = (ActorStatus.RUNNING, ActorStatus.STOPPING, ActorStatus.LOADING)
+
+
+class ContextHost(ConnHost, Protocol):
+    """What ``c`` needs of its actor, beyond what connections need."""
+
+    __slots__ = ()
+
+    vars: Any
+    life: Lifecycle | None
+
+    @property
+    def key(self) -> tuple[str, ...]: ...
+
+    def request_stop(self, kind: str) -> None:
+        """Start a sleep (``"sleep"``) or destroy (``"destroy"``) in the background."""
+        ...
+
+    def track(self, awaitable: Awaitable[Any], what: str) -> asyncio.Task[Any]:
+        """Run ``awaitable`` as a background task that shutdown waits for."""
+        ...
+
+
+class AbortSignalImpl(AbortSignal):
     """`AbortSignal` over the instance's lifecycle event."""
 
     __slots__ = ("_event",)
@@ -40,14 +66,20 @@ class AbortSignalImpl:
         return await self._event.wait()
 
 
-class ActorContextImpl:
+class ActorContextImpl(ActorContext[Any]):
     """What actor code receives as ``c``. See `pyrivet.actor.ActorContext`."""
 
-    __slots__ = ("_conn", "_inst")
+    __slots__ = ("_conn", "_inst", "_request")
 
-    def __init__(self, instance: ActorInstance, conn: ConnImpl | None = None) -> None:
+    def __init__(
+        self,
+        instance: ContextHost,
+        conn: ConnImpl | None = None,
+        request: ConnRequest | None = None,
+    ) -> None:
         self._inst = instance
         self._conn = conn
+        self._request = request
 
     @property
     def state(self) -> Any:
@@ -101,20 +133,23 @@ class ActorContextImpl:
         return self._conn
 
     @property
+    def request(self) -> ConnRequest | None:
+        if self._request is not None:
+            return self._request
+        conn = self._conn
+        return None if conn is None else conn.request
+
+    @property
     def conns(self) -> Mapping[str, ConnImpl]:
         return dict(self._inst.conns or {})
 
     @property
     def schedule(self) -> ScheduleImpl:
-        from .alarms import ScheduleImpl
-
-        return ScheduleImpl(self._inst)
+        return ScheduleImpl(self._inst.journal)
 
     @property
     def kv(self) -> KVImpl:
-        from .kv import KVImpl
-
-        return KVImpl(self._inst)
+        return KVImpl(self._inst.journal)
 
     @property
     def abort_signal(self) -> AbortSignalImpl:
@@ -126,8 +161,6 @@ class ActorContextImpl:
         return life is not None and life.abort.is_set()
 
     def broadcast(self, event: str, *args: Any) -> None:
-        from .connections import emit
-
         emit(self._inst, None, event, args)
 
     def sleep(self) -> None:
@@ -143,13 +176,11 @@ class ActorContextImpl:
         return _keep_awake(self._inst, awaitable)
 
     async def save_state(self) -> None:
-        from . import checkpoint
-
         inst = self._inst
-        if inst.status.value not in ("running", "stopping", "loading"):
+        if inst.status not in _SAVING:
             raise ActorStoppingError(f"actor {inst.name!r} is {inst.status.value}")
-        checkpoint.checkpoint(inst, "save")
-        last = inst.last_commit
+        inst.journal.checkpoint("save")
+        last = inst.journal.last_commit
         if last is not None and not last.done():
             await last
 
@@ -157,7 +188,29 @@ class ActorContextImpl:
         return f"<ActorContext {self._inst.name} {self._inst.key!r} {self._inst.actor_id}>"
 
 
-async def _keep_awake(inst: ActorInstance, awaitable: Awaitable[T]) -> T:
+class StateChangeContext(ActorContextImpl):
+    """The ``c`` of ``on_state_change``: assigning ``c.state`` there raises
+    ``actor/state_mutation_reentrant`` (the hook reports a change; it must not make one)."""
+
+    __slots__ = ()
+
+    @property
+    def state(self) -> Any:
+        return super().state
+
+    @state.setter
+    def state(self, value: Any) -> None:
+        raise state_mutation_reentrant()
+
+
+def state_mutation_reentrant() -> ActorError:
+    """RivetKit's error for a state change made inside ``on_state_change``."""
+    return ActorError(
+        "State mutations are not allowed inside onStateChange.", code="state_mutation_reentrant"
+    )
+
+
+async def _keep_awake(inst: ContextHost, awaitable: Awaitable[T]) -> T:
     life = inst.lifecycle()
     life.keep_awake += 1
     try:

@@ -19,12 +19,9 @@ from __future__ import annotations
 
 import heapq
 import math
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from .._util.clock import Clock, Timer
-
-if TYPE_CHECKING:
-    from .instance import ActorInstance
 
 __all__ = ["IdleLink", "IdleSweeper"]
 
@@ -33,13 +30,22 @@ _RESOLUTION = 16
 
 
 class IdleLink:
-    """The two links an instance needs to sit in a bucket of the wheel (None: not filed)."""
+    """What the wheel files: the two links an instance needs to sit in a bucket (None:
+    not filed), and the two questions the sweeper asks it (`ActorInstance` answers)."""
 
     __slots__ = ("idle_next", "idle_prev")
 
     def __init__(self) -> None:
         self.idle_next: Any = None
         self.idle_prev: Any = None
+
+    def is_idle(self) -> bool:
+        """Whether it may sleep now."""
+        return False
+
+    def request_stop(self, kind: str) -> None:
+        """Start a sleep (``"sleep"``) in the background."""
+        raise NotImplementedError
 
 
 class _Bucket(IdleLink):
@@ -74,9 +80,9 @@ class IdleSweeper:
     def bucket_count(self) -> int:
         return len(self._buckets)
 
-    def file(self, inst: ActorInstance) -> None:
-        """File an instance that just became idle under ``now + its sleep_timeout``."""
-        deadline = self._clock.monotonic() + inst.definition.options.sleep_timeout
+    def file(self, inst: IdleLink, sleep_timeout: float) -> None:
+        """File an instance that just became idle under ``now + sleep_timeout``."""
+        deadline = self._clock.monotonic() + sleep_timeout
         slot = math.ceil(deadline * _RESOLUTION)
         bucket = self._buckets.get(slot)
         if bucket is not None and inst.idle_next is bucket:
@@ -94,7 +100,7 @@ class IdleSweeper:
         self._filed += 1
         self._arm()
 
-    def discard(self, inst: ActorInstance) -> None:
+    def discard(self, inst: IdleLink) -> None:
         """Take out an instance that stopped, so the wheel holds no reference to it."""
         if inst.idle_next is not None:
             self._unlink(inst)
@@ -155,7 +161,7 @@ class IdleSweeper:
             node = bucket.idle_next
             bucket.idle_next = bucket.idle_prev = None
             while node is not bucket:
-                inst: ActorInstance = node
+                inst: IdleLink = node
                 node = inst.idle_next
                 inst.idle_prev = inst.idle_next = None
                 self._filed -= 1

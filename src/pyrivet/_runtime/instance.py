@@ -1,17 +1,20 @@
 """`ActorInstance`: one awake actor: its state, lifecycle and the calls running on it.
 
 The instance is a thin coordinator. It owns the lifecycle transitions (start, wake,
-shutdown), runs actions and hooks, and decides when a unit of work is checkpointed.
-What a checkpoint writes and releases is in ``checkpoint.py``; connections and events
-in ``connections.py``; idle detection in ``idle.py``.
+shutdown; `set_status` is the one place the status changes), runs actions and hooks,
+and says when a unit of work ends. Its `Journal` (``journal.py``) owns durability: what
+a commit writes, when it is durable and what it releases. Connections and events are in
+``connections.py``; idle detection in ``idle.py``. The modules below the instance see
+it only through the Protocols they define (`JournalOwner`, `ConnHost`, `ContextHost`,
+`IdleLink`), which it implements; none of them imports this module.
 
 Everything here runs on the runtime's event loop. Actions run inline in the caller's
 task (no task per call), so actions of one actor interleave at ``await`` points and
 code between awaits is atomic, as in RivetKit.
 
-Memory: an idle instance keeps only slot fields (160 bytes with its GC header); ``life``
-(abort signal, background tasks, shutdown future), ``writes`` (pending KV, schedule and
-event outputs), ``inflight`` (commits not durable yet) and ``conns`` exist only while
+Memory: an idle instance keeps only slot fields (136 bytes with its GC header) and its
+journal (72 bytes); ``life`` (abort signal, background tasks, shutdown future), the
+journal's pending writes and in-flight commits, and ``conns`` exist only while
 something needs them. What an awake idle actor costs in all (100,000 woken, see
 ``bench/bench_core.py``): this object, its state, its snapshot (the last submitted
 encoding, shared with the durable one), its key, and an entry in the runtime's table;
@@ -22,13 +25,12 @@ from __future__ import annotations
 
 import asyncio
 import copy
-import enum
 import inspect
 import logging
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from .._codec.values import encode
+from .._codec.values import decode, encode
 from .._util.timeouts import run_with_timeout
 from ..actor._definition import ActionSpec, ActorDefinition
 from ..errors import (
@@ -39,69 +41,28 @@ from ..errors import (
     InternalError,
     InvalidArgumentsError,
 )
-from ..storage._base import ActorRecord
-from . import checkpoint
-from .context import ActorContextImpl
+from ..storage._base import ActorRecord, AlarmRecord
+from ..types import ConnRequest
+from .alarms import next_cron_fire
+from .committer import CommitTicket
+from .connections import ConnImpl, deliver, disconnect
+from .context import ActorContextImpl, ContextHost, StateChangeContext, state_mutation_reentrant
 from .idle import IdleLink
-
-if TYPE_CHECKING:
-    from .checkpoint import InFlight
-    from .committer import CommitTicket
-    from .connections import ConnImpl
-    from .services import Services
-    from .writes import PendingWrites
+from .journal import Journal
+from .lifecycle import TRANSITIONS, ActorStatus, Lifecycle
+from .services import Services
+from .writes import Outgoing
 
 __all__ = ["ActorInstance", "ActorStatus", "Lifecycle"]
 
 log = logging.getLogger("pyrivet.actor")
+schedule_log = logging.getLogger("pyrivet.schedule")
+
+#: RivetKit's message for ``actor/action_timed_out`` (clients may compare it).
+ACTION_TIMED_OUT = "Action timed out"
 
 
-class ActorStatus(enum.Enum):
-    """Where an instance is in its life."""
-
-    #: Hooks of a start or wake are running; requests wait for them.
-    LOADING = "loading"
-    #: Serving requests.
-    RUNNING = "running"
-    #: Shutting down (sleep or destroy); new requests wait and then wake it again.
-    STOPPING = "stopping"
-    #: Asleep: saved and dropped from memory.
-    STOPPED = "stopped"
-    #: Destroyed: its data is deleted.
-    DESTROYED = "destroyed"
-
-
-class Lifecycle:
-    """The parts of an instance that exist only around starts, shutdowns and background work."""
-
-    __slots__ = (
-        "abort",
-        "keep_awake",
-        "last_save",
-        "ready",
-        "run_task",
-        "save_timer",
-        "stop_requested",
-        "stopped",
-        "tasks",
-        "waiters",
-    )
-
-    def __init__(self) -> None:
-        self.abort = asyncio.Event()
-        self.ready: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self.stopped: asyncio.Future[None] | None = None
-        self.run_task: asyncio.Task[Any] | None = None
-        self.tasks: set[asyncio.Task[Any]] = set()
-        self.keep_awake = 0
-        self.waiters: list[asyncio.Future[None]] = []
-        self.save_timer: Any = None
-        #: Monotonic time of the last relaxed-mode save (-inf: none since the start).
-        self.last_save = float("-inf")
-        self.stop_requested: str | None = None
-
-
-class ActorInstance(IdleLink):
+class ActorInstance(IdleLink, ContextHost):
     """One awake actor."""
 
     __slots__ = (
@@ -110,15 +71,12 @@ class ActorInstance(IdleLink):
         "busy",
         "conns",
         "definition",
-        "inflight",
+        "journal",
         "life",
-        "saved_state",
-        "seq",
         "state",
         "status",
         "svc",
         "vars",
-        "writes",
     )
 
     def __init__(
@@ -130,19 +88,15 @@ class ActorInstance(IdleLink):
         # A one-part key (the usual case) is kept as its string: a tuple would cost
         # each awake actor another 48 bytes.
         self._key: str | tuple[str, ...] = key[0] if len(key) == 1 else key
+        #: Changed only by `set_status`.
         self.status = ActorStatus.LOADING
         self.state: Any = None
         self.vars: Any = None
-        self.seq = 0
-        #: The snapshot of the latest submitted commit (what change detection compares to).
-        self.saved_state: bytes | None = None
-        #: Commits not durable yet; None once everything submitted is durable, so an
-        #: idle actor keeps no ticket and no second snapshot.
-        self.inflight: InFlight | None = None
+        #: Owns durability: seq, snapshots, commits in flight, pending writes.
+        self.journal = Journal(self)
         #: Actions, hooks and scheduled work in flight.
         self.busy = 0
         self.conns: dict[str, ConnImpl] | None = None
-        self.writes: PendingWrites | None = None
         self.life: Lifecycle | None = Lifecycle()
         IdleLink.__init__(self)  # the idle sweeper's links; None while not filed
 
@@ -156,24 +110,6 @@ class ActorInstance(IdleLink):
         return (key,) if isinstance(key, str) else key
 
     @property
-    def last_commit(self) -> CommitTicket | None:
-        """The ticket of the latest submitted commit while any commit is not durable."""
-        inflight = self.inflight
-        return None if inflight is None else inflight.ticket
-
-    @property
-    def durable_seq(self) -> int:
-        """The seq of the latest durable commit."""
-        inflight = self.inflight
-        return self.seq if inflight is None else inflight.durable_seq
-
-    @property
-    def durable_state(self) -> bytes | None:
-        """The snapshot of the latest durable commit (what a rollback restores)."""
-        inflight = self.inflight
-        return self.saved_state if inflight is None else inflight.durable_state
-
-    @property
     def serving(self) -> bool:
         """Running with no sleep or destroy requested: new requests may start here.
 
@@ -184,8 +120,85 @@ class ActorInstance(IdleLink):
         life = self.life
         return self.status is ActorStatus.RUNNING and (life is None or life.stop_requested is None)
 
-    def context(self, conn: ConnImpl | None = None) -> ActorContextImpl:
-        return ActorContextImpl(self, conn)
+    def set_status(self, status: ActorStatus) -> None:
+        """Move to ``status``: the one place the status changes (see `TRANSITIONS`).
+
+        Raises:
+            RuntimeError: the move is not allowed from the current status (a bug).
+        """
+        if status not in TRANSITIONS[self.status]:
+            raise RuntimeError(
+                f"actor {self.name!r} ({self.actor_id}) cannot go from {self.status.value} "
+                f"to {status.value}"
+            )
+        self.status = status
+
+    def stop_unless_stopped(self) -> None:
+        """Go to STOPPED from wherever it is, unless already stopped or destroyed (a start
+        that failed, a creation commit that failed)."""
+        if self.status not in (ActorStatus.STOPPED, ActorStatus.DESTROYED):
+            self.set_status(ActorStatus.STOPPED)
+
+    def finish_stopping(self, destroy: bool) -> None:
+        """The end of a shutdown: STOPPING -> DESTROYED or STOPPED (no-op if not stopping)."""
+        if self.status is ActorStatus.STOPPING:
+            self.set_status(ActorStatus.DESTROYED if destroy else ActorStatus.STOPPED)
+
+    def add_conn(self, conn: ConnImpl) -> None:
+        conns = self.conns
+        if conns is None:
+            conns = self.conns = {}
+        conns[conn.id] = conn
+
+    def remove_conn(self, conn: ConnImpl) -> None:
+        conns = self.conns
+        if conns is not None:
+            conns.pop(conn.id, None)
+            if not conns:
+                self.conns = None  # an actor with no connection keeps no dict
+
+    def context(
+        self, conn: ConnImpl | None = None, request: ConnRequest | None = None
+    ) -> ActorContextImpl:
+        return ActorContextImpl(self, conn, request)
+
+    # -- what the journal asks (JournalOwner) --------------------------------------
+
+    def accepts_saves(self) -> bool:
+        return self.status is ActorStatus.RUNNING or self.status is ActorStatus.STOPPING
+
+    def deliver(self, outgoing: Outgoing) -> None:
+        deliver(self.conns, outgoing)
+
+    def state_changed(self, snapshot: bytes) -> None:
+        """Run ``on_state_change`` (if defined) after a commit carrying a new snapshot.
+
+        Assigning ``c.state`` in the hook raises ``actor/state_mutation_reentrant`` there;
+        a change made in place is undone (the committed snapshot is restored) and logged
+        with the same error.
+        """
+        hook = self.definition.hooks.get("on_state_change")
+        if hook is None:
+            return
+        try:
+            result = hook(StateChangeContext(self), self.state)
+            if inspect.iscoroutine(result):
+                result.close()
+                log.error(
+                    "actor %s: on_state_change must be a plain function; its coroutine was not run",
+                    self.name,
+                )
+        except Exception:
+            log.exception("actor %s (%s): on_state_change failed", self.name, self.actor_id)
+        codec = self.definition.state_codec
+        if codec.encode(self.state) != snapshot:
+            log.error(
+                "actor %s (%s): %s The change was undone; change state in actions.",
+                self.name,
+                self.actor_id,
+                state_mutation_reentrant().message,
+            )
+            self.state = codec.decode(snapshot)
 
     def lifecycle(self) -> Lifecycle:
         if self.life is None:
@@ -195,8 +208,16 @@ class ActorInstance(IdleLink):
 
     # -- starting ------------------------------------------------------------------
 
-    async def first_start(self, record: ActorRecord, input_value: Any) -> None:
+    async def first_start(
+        self,
+        record: ActorRecord,
+        input_value: Any,
+        on_created: Callable[[CommitTicket], None] | None = None,
+    ) -> None:
         """create_state -> on_create -> (creation commit) -> create_vars -> on_wake -> run.
+
+        ``on_created(ticket)`` is called when the creation commit is durable or failed
+        (before anything awaiting it resumes).
 
         Raises whatever a hook raised (the caller that triggered creation receives it);
         nothing is persisted if create_state or on_create fails.
@@ -215,14 +236,15 @@ class ActorInstance(IdleLink):
             await self.call_hook(hook, opts.on_create_timeout, "on_create", ctx, input_value)
         # The committer writes at the end of the loop iteration: the caller's first
         # action usually follows at once and shares this transaction (one fsync).
-        checkpoint.checkpoint(self, "create", create=record)
+        ticket = self.journal.checkpoint("create", create=record)
+        if ticket is not None and on_created is not None:
+            ticket.add_done_callback(on_created)
         await self._wake_hooks(ctx)
 
     async def wake(self, seq: int, snapshot: bytes | None) -> None:
         """Restore the committed state, then create_vars -> on_wake -> run."""
         d = self.definition
-        self.seq = seq
-        self.saved_state = snapshot
+        self.journal.restore(seq, snapshot)
         if snapshot is not None:
             self.state = d.state_codec.decode(snapshot)
         elif d.initial_state is not None:
@@ -241,8 +263,11 @@ class ActorInstance(IdleLink):
         if hook is not None:
             await self.call_hook(hook, d.options.on_wake_timeout, "on_wake", ctx)
             # State changed by on_wake is committed like any change outside an action.
-            checkpoint.checkpoint_soon(self)
-        self.status = ActorStatus.RUNNING
+            self.journal.soon()
+        if self.status is not ActorStatus.LOADING:
+            # Its creation commit failed while the wake hooks ran.
+            raise ActorStoppingError(f"actor {self.name!r} is {self.status.value}")
+        self.set_status(ActorStatus.RUNNING)
         run = d.hooks.get("run")
         life = self.life
         assert life is not None
@@ -267,7 +292,7 @@ class ActorInstance(IdleLink):
             if self.status is ActorStatus.RUNNING:
                 self.request_stop("sleep")
         finally:
-            checkpoint.checkpoint_soon(self)
+            self.journal.soon()
             self.notify()
 
     # -- hooks and actions ---------------------------------------------------------
@@ -296,7 +321,7 @@ class ActorInstance(IdleLink):
             raise
         except Exception as exc:
             log.error("actor %s (%s): %s failed", self.name, self.actor_id, what, exc_info=exc)
-            raise InternalError() from None
+            raise InternalError() from exc
         finally:
             self.busy -= 1
 
@@ -358,45 +383,48 @@ class ActorInstance(IdleLink):
             else:
                 result = spec.fn(ctx, *args)
         except TimeoutError:
-            raise ActionTimeoutError(
-                f"action {spec.name!r} of actor {self.name!r} timed out after "
-                f"{self.definition.options.action_timeout} s"
-            ) from None
+            # Clients compare RivetKit's wire message; the details go to the log.
+            log.warning(
+                "actor %s (%s): action %s timed out after %s s",
+                self.name,
+                self.actor_id,
+                spec.name,
+                self.definition.options.action_timeout,
+            )
+            raise ActionTimeoutError(ACTION_TIMED_OUT) from None
         except ActorError:
             raise
         except Exception as exc:
             log.error(
                 "actor %s (%s): action %s failed", self.name, self.actor_id, spec.name, exc_info=exc
             )
-            raise InternalError() from None
+            # The cause stays attached for in-process callers (their traceback shows it);
+            # the wire form of an InternalError carries no details.
+            raise InternalError() from exc
         finally:
             self.busy -= 1
             self.after_work(spec.name, encoded_args, by or (conn.id if conn else None))
-        gate = self.gate_ticket()  # `output_gate` without its coroutine: once per action
+        gate = self.journal.gate_ticket()  # `output_gate` without its coroutine
         if gate is not None:
             await gate
         return result
 
     def after_work(self, name: str, args: bytes | None, by: str | None) -> None:
-        """End of a unit of work: checkpoint it (strict) or schedule a save (relaxed)."""
+        """End of a unit of work: the journal commits it (strict) or schedules a save.
+
+        `Journal.end_of_work` written out: this runs once per action, and the extra
+        call measured 2% of a relaxed in-process action.
+        """
         if self.definition.options.durability == "strict":
-            checkpoint.checkpoint(self, "action", name=name, args=args, by=by)
+            self.journal.checkpoint("action", name=name, args=args, by=by)
         else:
-            checkpoint.request_save(self)
+            self.journal.request_save()
         if self.busy == 0:
             self.became_idle()
 
-    def gate_ticket(self) -> CommitTicket | None:
-        """What the output gate waits for: the latest commit while it is not durable, in
-        strict mode; None when replies may go out now."""
-        last = self.last_commit
-        if last is None or last.done() or self.definition.options.durability != "strict":
-            return None
-        return last
-
     async def output_gate(self) -> None:
         """Wait until every change of this actor submitted so far is durable (strict)."""
-        gate = self.gate_ticket()
+        gate = self.journal.gate_ticket()
         if gate is not None:
             await gate
 
@@ -418,7 +446,7 @@ class ActorInstance(IdleLink):
         if self.life is not None and self.life.waiters:
             self.notify()
         if self.is_idle():
-            self.svc.idle.file(self)
+            self.svc.idle.file(self, self.definition.options.sleep_timeout)
 
     def notify(self) -> None:
         """Wake shutdown waiting for in-flight work to end."""
@@ -480,7 +508,7 @@ class ActorInstance(IdleLink):
             return
         life = self.lifecycle()
         life.stopped = asyncio.get_running_loop().create_future()
-        self.status = ActorStatus.STOPPING
+        self.set_status(ActorStatus.STOPPING)
         life.abort.set()
         if life.save_timer is not None:
             life.save_timer.cancel()
@@ -501,22 +529,22 @@ class ActorInstance(IdleLink):
         for task in [*life.tasks, *([life.run_task] if life.run_task else [])]:
             task.cancel()
         try:
-            checkpoint.checkpoint(self, "destroy" if destroy else "sleep")
-            if self.last_commit is not None:
-                await self.last_commit
+            self.journal.checkpoint("destroy" if destroy else "sleep")
+            last = self.journal.last_commit
+            if last is not None:
+                await last
             if destroy:
                 await self.svc.store.destroy_actor(self.actor_id, self.svc.now_ms())
                 self.svc.alarms.forget_actor(self.actor_id)
         except Exception:
             log.exception("actor %s (%s): final save failed", self.name, self.actor_id)
         finally:
-            self.status = ActorStatus.DESTROYED if destroy else ActorStatus.STOPPED
-            self.svc.forget(self)
+            # Unless a failed creation commit stopped it meanwhile.
+            self.finish_stopping(destroy)
+            self.svc.forget(self.actor_id, self)
             life.stopped.set_result(None)
 
     async def _graceful(self, ctx: ActorContextImpl, destroy: bool) -> None:
-        from .connections import disconnect
-
         hook = self.definition.hooks.get("on_destroy" if destroy else "on_sleep")
         if hook is not None:
             try:
@@ -532,6 +560,67 @@ class ActorInstance(IdleLink):
             await disconnect(conn, "actor destroyed" if destroy else "actor sleeping")
         await self._drained()
 
+    # -- schedules -----------------------------------------------------------------
+
+    async def fire_alarm(self, alarm: AlarmRecord) -> None:
+        """Claim a due alarm durably, then run its action with no connection.
+
+        A one-off alarm is deleted, a cron alarm moved to its next tick from now, in a
+        commit that is durable before the action runs (so it fires at most once per
+        tick). Errors of the action are logged (there is no caller to receive them).
+        """
+        journal = self.journal
+        if alarm.kind == "cron" and alarm.cron is not None:
+            next_at = next_cron_fire(alarm.cron, alarm.timezone or "UTC", self.svc.clock.now())
+            journal.stage_alarm_put(
+                AlarmRecord(
+                    alarm.actor_id,
+                    alarm.alarm_id,
+                    int(next_at * 1000),
+                    alarm.kind,
+                    alarm.action,
+                    alarm.args,
+                    alarm.created_at_ms,
+                    alarm.cron,
+                    alarm.timezone,
+                )
+            )
+        else:
+            journal.stage_alarm_delete(alarm.alarm_id)
+        by = f"schedule:{alarm.alarm_id}"
+        self.busy += 1
+        try:
+            claim = journal.checkpoint("schedule", name=alarm.action, by=by)
+            if claim is not None:
+                await claim
+            spec = self.definition.actions.get(alarm.action)
+            if spec is None:
+                schedule_log.error(
+                    "actor %s (%s): scheduled action %r no longer exists; schedule %s dropped",
+                    self.name,
+                    self.actor_id,
+                    alarm.action,
+                    alarm.alarm_id,
+                )
+                return
+            args = decode(alarm.args)
+            # The schedule is claimed: run it even if a shutdown began meanwhile
+            # (shutdown waits for it, as for any work in flight).
+            await self.invoke(
+                spec, args, None, encoded_args=alarm.args, by=by, during_shutdown=True
+            )
+        except ActorError as exc:
+            schedule_log.error(
+                "actor %s (%s): scheduled action %r failed: %s",
+                self.name,
+                self.actor_id,
+                alarm.action,
+                exc.message,
+            )
+        finally:
+            self.busy -= 1
+            self.became_idle()
+
     # -- background work -----------------------------------------------------------
 
     def track(self, awaitable: Awaitable[Any], what: str) -> asyncio.Task[Any]:
@@ -542,7 +631,7 @@ class ActorInstance(IdleLink):
             try:
                 return await awaitable
             finally:
-                checkpoint.checkpoint_soon(self)
+                self.journal.soon()
 
         task: asyncio.Task[Any] = self.svc.spawn(runner(), f"{what}:{self.actor_id}")
         life.tasks.add(task)

@@ -1,21 +1,19 @@
 """`KVImpl`: ``c.kv``, the per-actor key/value space, committed with the actor's state.
 
-Writes go into the instance's pending writes and the KV overlay, so the actor reads
-them at once; they become durable with the next checkpoint (the end of the current
-action in strict mode). Reads consult the overlay first, then storage.
+Writes are staged in the actor's journal, whose KV overlay lets the actor read them at
+once; they become durable with the next checkpoint (the end of the current action in
+strict mode). Reads consult the overlay first, then storage.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from .._codec.values import decode, encode
+from ..actor._context import KV
 from ..errors import KVError
-from .checkpoint import checkpoint_soon, kv_overlay_get
-from .writes import TOMBSTONE, PendingWrites
-
-if TYPE_CHECKING:
-    from .instance import ActorInstance
+from .journal import Journal
+from .writes import TOMBSTONE
 
 __all__ = ["MAX_KEY_SIZE", "MAX_VALUE_SIZE", "KVImpl"]
 
@@ -47,25 +45,20 @@ def _text_key(key: bytes) -> str:
         ) from None
 
 
-class KVImpl:
+class KVImpl(KV):
     """See `pyrivet.actor.KV`."""
 
-    __slots__ = ("_inst",)
+    __slots__ = ("_journal",)
 
-    def __init__(self, inst: ActorInstance) -> None:
-        self._inst = inst
-
-    def _writes(self) -> PendingWrites:
-        inst = self._inst
-        if inst.writes is None:
-            inst.writes = PendingWrites()
-        return inst.writes
+    def __init__(self, journal: Journal) -> None:
+        self._journal = journal
 
     async def get(self, key: str | bytes) -> Any:
         raw = _key_bytes(key)
-        found, value = kv_overlay_get(self._inst, raw)
+        found, value = self._journal.kv_lookup(raw)
         if not found:
-            value = await self._inst.svc.store.kv_get(self._inst.actor_id, raw)
+            owner = self._journal.owner
+            value = await owner.svc.store.kv_get(owner.actor_id, raw)
         return None if value is None else decode(value)
 
     async def put(self, key: str | bytes, value: Any) -> None:
@@ -76,28 +69,23 @@ class KVImpl:
                 f"KV value of {key!r} is {len(data)} bytes; the limit is {MAX_VALUE_SIZE}",
                 code="value_too_large",
             )
-        writes = self._writes()
-        writes.kv_ops.append((raw, data))
-        writes.kv_overlay[raw] = (None, data)
-        checkpoint_soon(self._inst)
+        self._journal.stage_kv(raw, data)
 
     async def delete(self, key: str | bytes) -> None:
         raw = _key_bytes(key)
-        writes = self._writes()
-        writes.kv_ops.append((raw, None))
-        writes.kv_overlay[raw] = (None, TOMBSTONE)
-        checkpoint_soon(self._inst)
+        self._journal.stage_kv(raw, None)
 
     async def list(
         self, prefix: str | bytes = b"", *, limit: int | None = None
     ) -> list[tuple[Any, Any]]:
         as_text = isinstance(prefix, str)
         raw_prefix = _key_bytes(prefix)
-        inst = self._inst
-        stored = await inst.svc.store.kv_list(inst.actor_id, raw_prefix)
+        owner = self._journal.owner
+        stored = await owner.svc.store.kv_list(owner.actor_id, raw_prefix)
         merged: dict[bytes, bytes] = dict(stored)
-        if inst.writes is not None:
-            for key, (_, value) in inst.writes.kv_overlay.items():
+        writes = self._journal.pending
+        if writes is not None:
+            for key, (_, value) in writes.kv_overlay.items():
                 if not key.startswith(raw_prefix):
                     continue
                 if value is TOMBSTONE:

@@ -10,19 +10,45 @@ from ``(group, code, message, metadata)`` as they would arrive over the wire.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any, Protocol, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from .._codec.values import decode, encode
 from .._protocol.query import ActorQuery
-from ..errors import ActorError, EncodingError, error_from_wire
+from ..errors import ActorError, EncodingError, InternalError, error_from_wire
+from .catalog import ActorTypes
+from .connections import ConnImpl, EventSink
 
-if TYPE_CHECKING:
-    from .connections import ConnImpl
-    from .runtime import Runtime
-
-__all__ = ["LocalTransport"]
+__all__ = ["LocalConnection", "LocalRuntime", "LocalTransport"]
 
 T = TypeVar("T")
+
+
+class LocalRuntime(Protocol):
+    """What the in-process transport calls (`Runtime` implements it)."""
+
+    __slots__ = ()
+
+    registry: ActorTypes
+
+    async def resolve(self, query: ActorQuery, *, durable: bool = True) -> str: ...
+
+    async def call_action(
+        self,
+        actor_id: str,
+        name: str,
+        args: list[Any] | tuple[Any, ...],
+        *,
+        params: Any = None,
+        encoded_args: bytes | None = None,
+    ) -> Any: ...
+
+    async def connect(
+        self, actor_id: str, params: Any, sink: EventSink, subscriptions: set[str] | None = None
+    ) -> ConnImpl: ...
+
+    async def call_on_conn(
+        self, conn: ConnImpl, name: str, args: list[Any], encoded_args: bytes | None = None
+    ) -> Any: ...
 
 
 class _Listener(Protocol):
@@ -32,21 +58,29 @@ class _Listener(Protocol):
 
 
 def _as_client_error(exc: ActorError) -> ActorError:
-    """The error a network client would raise for ``exc`` (rebuilt from its wire form)."""
-    return error_from_wire(exc.group, exc.code, exc.message, exc.metadata)
+    """The error a network client would raise for ``exc`` (rebuilt from its wire form).
+
+    An internal error keeps what caused it as ``__cause__``: in-process, the caller's
+    traceback shows why the action failed (a network client gets no details).
+    """
+    error = error_from_wire(exc.group, exc.code, exc.message, exc.metadata)
+    if isinstance(exc, InternalError):
+        error.__cause__ = exc.__cause__
+    error.__suppress_context__ = True
+    return error
 
 
 async def _rewrapping_errors(call: Callable[[], Awaitable[T]]) -> T:
     try:
         return await call()
     except ActorError as exc:
-        raise _as_client_error(exc) from None
+        raise _as_client_error(exc)  # noqa: B904 (the cause is set, the context suppressed)
 
 
 class LocalTransport:
     """Calls a `Runtime` in the same process."""
 
-    def __init__(self, runtime: Runtime) -> None:
+    def __init__(self, runtime: LocalRuntime) -> None:
         self._runtime = runtime
         self._max_in = runtime.registry.max_incoming_message_size
         self._max_out = runtime.registry.max_outgoing_message_size
@@ -97,7 +131,7 @@ class LocalTransport:
             )
             return target, self._copy_out(result)
         except ActorError as exc:
-            raise _as_client_error(exc) from None
+            raise _as_client_error(exc)  # noqa: B904 (the cause is set, the context suppressed)
 
     async def connect(
         self, actor_id: str, params: Any, subscriptions: set[str], listener: _Listener
@@ -129,7 +163,7 @@ class LocalConnection:
 
     @property
     def actor_id(self) -> str:
-        return self._open_conn()._inst.actor_id
+        return self._open_conn().owner.actor_id
 
     @property
     def connection_id(self) -> str:

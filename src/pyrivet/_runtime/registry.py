@@ -10,12 +10,13 @@ from .._util.clock import Clock
 from ..actor._definition import ActorDefinition
 from ..errors import DefinitionError
 from ..storage._base import ActorStore
+from .catalog import ActorTypes
 from .runtime import Runtime
 
 __all__ = ["Registry"]
 
 
-class Registry:
+class Registry(ActorTypes):
     """The actor types of an application and its message limits.
 
     ```python

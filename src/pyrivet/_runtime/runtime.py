@@ -21,7 +21,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-from typing import TYPE_CHECKING, Any
+from typing import Any, cast
 
 from .._codec.values import encode
 from .._protocol.query import ActorQuery
@@ -30,19 +30,19 @@ from .._util.ids import new_id
 from .._util.tasks import TaskSupervisor
 from ..actor._definition import ActorDefinition
 from ..errors import ActorError, ActorNotFoundError, ActorStoppingError, DuplicateKeyError
-from ..storage._base import ActorRecord, ActorStore, AlarmRecord, CommitRecord, HistoryEntry
-from . import alarms as alarms_mod, checkpoint
+from ..storage._base import ActorRecord, ActorStore, AlarmRecord, HistoryEntry
+from ..storage._sqlite import SQLiteDriver
+from ..types import ConnRequest
 from .alarms import AlarmScheduler
-from .committer import Committer
-from .connections import ConnImpl, EventSink, open_conn
+from .catalog import ActorTypes
+from .committer import Committer, CommitTicket
+from .connections import ConnImpl, EventSink, disconnect, open_conn
 from .history import HistoryRecord, to_record
-from .idle import IdleSweeper
-from .instance import ActorInstance, ActorStatus
-from .local_transport import LocalTransport
+from .idle import IdleLink, IdleSweeper
+from .instance import ActorInstance
+from .lifecycle import ActorStatus
+from .local_transport import LocalRuntime, LocalTransport
 from .services import Services
-
-if TYPE_CHECKING:
-    from .registry import Registry
 
 __all__ = ["Runtime"]
 
@@ -52,12 +52,12 @@ log = logging.getLogger("pyrivet.runtime")
 _SHRINK_MIN = 1024
 
 
-class Runtime:
+class Runtime(LocalRuntime):
     """Runs the actors of a registry; an async context manager."""
 
     def __init__(
         self,
-        registry: Registry,
+        registry: ActorTypes,
         *,
         storage: ActorStore | None = None,
         data_dir: str | os.PathLike[str] | None = None,
@@ -66,8 +66,6 @@ class Runtime:
     ) -> None:
         self.registry = registry
         if storage is None:
-            from ..storage._sqlite import SQLiteDriver
-
             strict = any(d.options.durability == "strict" for d in registry.definitions.values())
             storage = SQLiteDriver(
                 data_dir if data_dir is not None else ".pyrivet",
@@ -101,9 +99,7 @@ class Runtime:
             raise RuntimeError("this runtime was already started")
         self._started = True
         await self.storage.open()
-        committer = Committer(
-            self.storage, on_committed=self._on_committed, on_failed=self._on_failed
-        )
+        committer = Committer(self.storage)
         scheduler = AlarmScheduler(self.clock, self._on_alarm_due)
         self._svc = Services(
             store=self.storage,
@@ -157,28 +153,7 @@ class Runtime:
             raise ActorStoppingError("the runtime is shutting down", code="stopping")
         return self._svc
 
-    # -- committer and scheduler callbacks -----------------------------------------
-
-    def _on_committed(self, record: CommitRecord) -> None:
-        if record.create is not None:
-            self._fresh.pop((record.create.name, record.create.key), None)
-        svc = self._svc
-        assert svc is not None
-        svc.alarms.apply(record)
-        inst = self._instances.get(record.actor_id)
-        if inst is not None:
-            checkpoint.committed(inst, record)
-
-    def _on_failed(self, record: CommitRecord, exc: BaseException) -> None:
-        inst = self._instances.get(record.actor_id)
-        if record.create is not None:
-            self._fresh.pop((record.create.name, record.create.key), None)
-            # The actor never existed: drop the instance so the next request creates it.
-            if inst is not None:
-                self._forget(inst)
-                inst.status = ActorStatus.STOPPED
-        if inst is not None:
-            checkpoint.failed(inst, record, exc)
+    # -- scheduler callbacks -------------------------------------------------------
 
     def _on_alarm_due(self, alarm: AlarmRecord) -> None:
         self._services.spawn(self._dispatch_alarm(alarm), f"alarm:{alarm.alarm_id}")
@@ -187,7 +162,7 @@ class Runtime:
         svc = self._services
         try:
             inst = await self._instance(alarm.actor_id)
-            await alarms_mod.fire(inst, alarm)
+            await inst.fire_alarm(alarm)
         except ActorNotFoundError:
             svc.alarms.forget_actor(alarm.actor_id)
         except Exception:
@@ -201,10 +176,10 @@ class Runtime:
         if len(instances) > self._instances_peak:
             self._instances_peak = len(instances)
 
-    def _forget(self, inst: ActorInstance) -> None:
+    def _forget(self, actor_id: str, inst: IdleLink) -> None:
         instances = self._instances
-        if instances.get(inst.actor_id) is inst:
-            del instances[inst.actor_id]
+        if instances.get(actor_id) is inst:
+            del instances[actor_id]
             # A dict never shrinks when items are deleted: after most actors went to
             # sleep (e.g. 100,000 woken, then idle), copy what is left into a dict sized
             # for it, so the table's memory is given back. Amortised O(1): a rebuild of
@@ -299,25 +274,35 @@ class Runtime:
         record = ActorRecord(actor_id, query.name, query.key, svc.now_ms(), input_bytes, True)
         inst = ActorInstance(svc, definition, actor_id, query.key)
         self._add_instance(inst)
-        self._fresh[(query.name, query.key)] = actor_id
+        slot = (query.name, query.key)
+        self._fresh[slot] = actor_id
+
+        def created(ticket: CommitTicket) -> None:
+            self._fresh.pop(slot, None)
+            if ticket.exception() is not None:
+                # The actor never existed: drop the instance so the next request creates it.
+                self._forget(actor_id, inst)
+                inst.stop_unless_stopped()
+
         try:
-            await inst.first_start(record, query.input)
+            await inst.first_start(record, query.input, created)
         except BaseException as exc:
             self._fail_activation(inst, exc)
-            if inst.seq == 0:
-                self._fresh.pop((query.name, query.key), None)
-            elif isinstance(exc, Exception) and inst.last_commit is not None:
+            last = inst.journal.last_commit
+            if inst.journal.seq == 0:
+                self._fresh.pop(slot, None)
+            elif isinstance(exc, Exception) and last is not None:
                 # create_vars/on_wake failed after the creation commit was submitted: let
                 # it land first, so a retry after this error finds (and wakes) the actor.
-                await asyncio.gather(asyncio.shield(inst.last_commit), return_exceptions=True)
+                await asyncio.gather(asyncio.shield(last), return_exceptions=True)
             raise
         if durable:
             await inst.output_gate()
         return actor_id
 
     def _fail_activation(self, inst: ActorInstance, exc: BaseException) -> None:
-        self._forget(inst)
-        inst.status = ActorStatus.STOPPED
+        self._forget(inst.actor_id, inst)
+        inst.stop_unless_stopped()
         life = inst.life
         if life is not None and not life.ready.done():
             life.ready.set_exception(exc)
@@ -376,11 +361,13 @@ class Runtime:
         *,
         params: Any = None,
         encoded_args: bytes | None = None,
+        request: ConnRequest | None = None,
     ) -> Any:
         """Run action ``name`` on ``actor_id`` and return its result.
 
         The call runs with a transient connection (its hooks run) when the actor type
-        defines connection hooks or connection state, or when ``params`` are given.
+        defines connection hooks or connection state, or when ``params`` are given;
+        ``request`` (the HTTP request of the call, if any) is ``c.request`` in its hooks.
 
         Raises:
             ActorNotFoundError, ActionNotFoundError, InvalidArgumentsError: bad address
@@ -401,14 +388,20 @@ class Runtime:
                         raise  # raised by the action itself, not by a shutdown
                     await self._wait_stopped(inst)
                     continue
-            return await self._call_with_transient_conn(inst, spec.name, args, params, encoded_args)
+            return await self._call_with_transient_conn(
+                inst, spec.name, args, params, encoded_args, request
+            )
 
     async def _call_with_transient_conn(
-        self, inst: ActorInstance, name: str, args: Any, params: Any, encoded_args: bytes | None
+        self,
+        inst: ActorInstance,
+        name: str,
+        args: Any,
+        params: Any,
+        encoded_args: bytes | None,
+        request: ConnRequest | None,
     ) -> Any:
-        from .connections import disconnect
-
-        conn = await open_conn(inst, params, None)
+        conn = await open_conn(inst, params, None, None, request)
         try:
             return await inst.invoke(inst.check_call(name, args), args, conn, encoded_args)
         finally:
@@ -427,11 +420,12 @@ class Runtime:
         params: Any,
         sink: EventSink,
         subscriptions: set[str] | None = None,
+        request: ConnRequest | None = None,
     ) -> ConnImpl:
         """Open a connection to ``actor_id`` whose events go to ``sink``.
 
         ``subscriptions`` are in place before on_connect runs, so events it sends reach
-        them.
+        them. ``request`` (the HTTP request that opened it, if any) is ``c.request``.
 
         Raises:
             ActorNotFoundError: no such actor.
@@ -440,7 +434,7 @@ class Runtime:
         while True:
             inst = await self._instance(actor_id)
             try:
-                return await open_conn(inst, params, sink, subscriptions)
+                return await open_conn(inst, params, sink, subscriptions, request)
             except ActorStoppingError:
                 if inst.status is ActorStatus.RUNNING:
                     raise  # raised by a connection hook, not by a shutdown
@@ -452,7 +446,7 @@ class Runtime:
         """Run an action over an open connection (see `call_action` for errors)."""
         if not conn.is_open:
             raise ActorError("the connection is closed", group="connection", code="closed")
-        inst = conn._inst
+        inst = _instance_of(conn)
         return await inst.invoke(inst.check_call(name, args), args, conn, encoded_args)
 
     async def call_hook_on_conn(
@@ -473,7 +467,7 @@ class Runtime:
         """
         if not conn.is_open:
             raise ActorError("the connection is closed", group="connection", code="closed")
-        inst = conn._inst
+        inst = _instance_of(conn)
         fn = inst.definition.hooks.get(hook)
         if fn is None:
             raise ActorError(
@@ -498,7 +492,7 @@ class Runtime:
         """
         if not conn.is_open:
             raise ActorError("the connection is closed", group="connection", code="closed")
-        inst = conn._inst
+        inst = _instance_of(conn)
         inst.after_work(what, None, conn.id)
         await inst.output_gate()
 
@@ -576,6 +570,11 @@ class Runtime:
 
 
 _NO_STATE: Any = object()
+
+
+def _instance_of(conn: ConnImpl) -> ActorInstance:
+    # Connections are opened only by `open_conn` on an ActorInstance (their ConnHost).
+    return cast(ActorInstance, conn.owner)
 
 
 def _duplicate(query: ActorQuery) -> DuplicateKeyError:

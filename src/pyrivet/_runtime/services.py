@@ -7,17 +7,14 @@ an idle actor stays small. The runtime fills it in at start.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from .._util.clock import Clock
 from .._util.tasks import TaskSupervisor
 from ..storage._base import ActorStore
-
-if TYPE_CHECKING:
-    from .alarms import AlarmScheduler
-    from .committer import Committer
-    from .idle import IdleSweeper
-    from .instance import ActorInstance
+from .alarms import AlarmScheduler
+from .committer import Committer
+from .idle import IdleLink, IdleSweeper
 
 __all__ = ["Services"]
 
@@ -46,7 +43,7 @@ class Services:
         alarms: AlarmScheduler,
         idle: IdleSweeper,
         tasks: TaskSupervisor,
-        forget: Callable[[ActorInstance], None],
+        forget: Callable[[str, IdleLink], None],
         region: str,
         max_outgoing_message_size: int,
     ) -> None:
@@ -56,7 +53,8 @@ class Services:
         self.alarms = alarms
         self.idle = idle
         self.tasks = tasks
-        #: Called when an instance has stopped, to drop it from the runtime's tables.
+        #: Called with (actor_id, instance) when an instance has stopped, to drop it from
+        #: the runtime's tables.
         self.forget = forget
         self.region = region
         self.max_outgoing_message_size = max_outgoing_message_size

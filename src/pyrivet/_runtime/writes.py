@@ -6,18 +6,19 @@ everything is durable, so an idle actor carries none of this):
 * KV operations and schedule changes made since the last checkpoint;
 * the KV overlay, so the actor reads its own writes before they are durable;
 * the outbox: events emitted since the last checkpoint;
-* gated outputs: events and alarm changes of submitted commits, released in seq order
-  once the commit that covers them is durable (the output gate).
+* contributions: writes other components (workflow history) add to the next commit;
+* gated outputs: events, alarm changes and contributions of submitted commits, released
+  in seq order once the commit that covers them is durable (the output gate).
 """
 
 from __future__ import annotations
 
 from collections import deque
-from typing import Any
+from typing import Any, Protocol
 
-from ..storage._base import AlarmRecord
+from ..storage._base import AlarmRecord, CommitRecord
 
-__all__ = ["Gated", "Outgoing", "PendingWrites", "TOMBSTONE"]
+__all__ = ["TOMBSTONE", "Contribution", "Gated", "Outgoing", "PendingWrites"]
 
 #: Overlay value meaning "deleted, not durable yet".
 TOMBSTONE: Any = object()
@@ -26,10 +27,34 @@ TOMBSTONE: Any = object()
 Outgoing = tuple[Any, str, bytes]
 
 
+class Contribution(Protocol):
+    """Writes another component adds to an actor's next commit (see `Journal.contribute`).
+
+    Workflow history is the first user: its records must land in the same transaction
+    as the state change of the step that produced them. Both methods run on the event
+    loop and must not await or raise (an exception is logged and ignored).
+    """
+
+    __slots__ = ()
+
+    def write(self, record: CommitRecord, ops: list[Any]) -> None:
+        """Add this contribution's writes to ``record``, the commit being built.
+
+        Append a description of each write to ``ops`` for the history entry (e.g.
+        ``("workflow.put", key)``). Called once, when the journal builds the commit.
+        """
+        ...
+
+    def settled(self, error: BaseException | None) -> None:
+        """The commit carrying it is durable (``error`` None), or it will never be: the
+        commit failed, or the writes were dropped before submission (a rollback)."""
+        ...
+
+
 class Gated:
     """Outputs of one submitted commit, released when ``seq`` is durable."""
 
-    __slots__ = ("alarm_deletes", "alarm_puts", "events", "seq")
+    __slots__ = ("alarm_deletes", "alarm_puts", "contributions", "events", "seq")
 
     def __init__(
         self,
@@ -37,17 +62,28 @@ class Gated:
         events: list[Outgoing],
         alarm_puts: list[AlarmRecord],
         alarm_deletes: list[str],
+        contributions: list[Contribution] | None = None,
     ) -> None:
         self.seq = seq
         self.events = events
         self.alarm_puts = alarm_puts
         self.alarm_deletes = alarm_deletes
+        self.contributions = contributions
 
 
 class PendingWrites:
     """Per-actor pending writes; see the module docstring."""
 
-    __slots__ = ("alarm_deletes", "alarm_puts", "gated", "kv_ops", "kv_overlay", "outbox", "soon")
+    __slots__ = (
+        "alarm_deletes",
+        "alarm_puts",
+        "contributions",
+        "gated",
+        "kv_ops",
+        "kv_overlay",
+        "outbox",
+        "soon",
+    )
 
     def __init__(self) -> None:
         self.kv_ops: list[tuple[bytes, bytes | None]] = []
@@ -56,12 +92,13 @@ class PendingWrites:
         self.alarm_puts: dict[str, AlarmRecord] = {}
         self.alarm_deletes: set[str] = set()
         self.outbox: list[Outgoing] = []
+        self.contributions: list[Contribution] = []
         self.gated: deque[Gated] = deque()
         #: The scheduled soon-checkpoint, if any (an asyncio.Handle).
         self.soon: Any = None
 
     def has_unsubmitted(self) -> bool:
-        return bool(self.kv_ops or self.alarm_puts or self.alarm_deletes)
+        return bool(self.kv_ops or self.alarm_puts or self.alarm_deletes or self.contributions)
 
     def is_empty(self) -> bool:
         return not (
@@ -70,6 +107,7 @@ class PendingWrites:
             or self.alarm_puts
             or self.alarm_deletes
             or self.outbox
+            or self.contributions
             or self.gated
             or self.soon
         )

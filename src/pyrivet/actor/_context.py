@@ -1,7 +1,9 @@
 """The interfaces actor code sees: `ActorContext` (``c``), `Conn`, `Schedule`, `KV`.
 
-They are Protocols: ``pyrivet._runtime`` implements them, so the definition API never
-imports the runtime and actor code can be unit-tested against a fake context.
+They are Protocols: ``pyrivet._runtime`` implements them (its classes subclass these, so
+mypy checks they agree), the definition API never imports the runtime, and actor code
+can be unit-tested against a fake context. Each declares ``__slots__ = ()`` so that its
+implementations stay slotted.
 
 Every hook and action receives a context as its first argument. It is valid for the
 duration of that call; background work that outlives the call (``run``, tasks passed to
@@ -14,6 +16,8 @@ import logging
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, Generic, Protocol, TypeVar
 
+from ..types import ConnRequest
+
 __all__ = ["KV", "AbortSignal", "ActorContext", "Conn", "Schedule", "ScheduleEntry"]
 
 S = TypeVar("S")
@@ -22,6 +26,8 @@ T = TypeVar("T")
 
 class AbortSignal(Protocol):
     """Set when the actor starts shutting down (sleep or destroy)."""
+
+    __slots__ = ()
 
     def is_set(self) -> bool:
         """Whether shutdown has begun."""
@@ -34,6 +40,8 @@ class AbortSignal(Protocol):
 
 class Conn(Protocol):
     """A client connection to the actor (a `connect()` socket or a transient HTTP call)."""
+
+    __slots__ = ()
 
     @property
     def id(self) -> str: ...
@@ -58,6 +66,8 @@ class Conn(Protocol):
 class ScheduleEntry(Protocol):
     """A pending schedule as listed by `Schedule.list`."""
 
+    __slots__ = ()
+
     @property
     def id(self) -> str: ...
     @property
@@ -80,6 +90,8 @@ class Schedule(Protocol):
     change of the action that scheduled it (and is released to the caller only then).
     ``action`` is an action name or the action function itself.
     """
+
+    __slots__ = ()
 
     def after(self, delay: float, action: str | Callable[..., Any], *args: Any) -> str:
         """Call ``action(*args)`` once, ``delay`` seconds from now; returns the id."""
@@ -121,6 +133,8 @@ class KV(Protocol):
     visible to this actor at once and become durable with the current unit of work.
     """
 
+    __slots__ = ()
+
     async def get(self, key: str | bytes) -> Any:
         """The value of ``key``, or None."""
         ...
@@ -145,6 +159,8 @@ class KV(Protocol):
 
 class ActorContext(Protocol, Generic[S]):
     """What ``c`` offers to hooks and actions."""
+
+    __slots__ = ()
 
     @property
     def state(self) -> S:
@@ -176,6 +192,17 @@ class ActorContext(Protocol, Generic[S]):
     @property
     def conn(self) -> Conn | None:
         """The connection that made this call; None for schedules and lifecycle hooks."""
+        ...
+
+    @property
+    def request(self) -> ConnRequest | None:
+        """The HTTP request behind this call's connection: its URL, method and headers.
+
+        Set in the connection hooks (``on_before_connect``, ``create_conn_state``,
+        ``on_connect``) and actions of a connection opened over the network, including
+        the transient connection of an HTTP action call; None in-process and in
+        lifecycle hooks and schedules.
+        """
         ...
 
     @property

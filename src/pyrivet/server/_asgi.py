@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from typing import Any, TypeAlias
 from urllib.parse import unquote
 
+from ..types import ConnRequest
+
 __all__ = [
     "Receive",
     "RequestInfo",
@@ -56,12 +58,16 @@ class RequestInfo:
     raw_segments: tuple[str, ...]
     query_string: str
     headers: tuple[tuple[str, str], ...]
+    #: "http", "https", "ws" or "wss".
+    scheme: str = "http"
+    #: The path as the client sent it (mount point included, still encoded).
+    full_path: str = "/"
 
     @classmethod
     def from_scope(cls, scope: Scope) -> RequestInfo:
         raw_path: bytes | None = scope.get("raw_path")
         path = raw_path.decode("latin-1") if raw_path else str(scope.get("path", "/"))
-        path = path.partition("?")[0]
+        path = full_path = path.partition("?")[0]
         root = str(scope.get("root_path") or "")
         if root and path.startswith(root):
             path = path[len(root) :]
@@ -76,7 +82,21 @@ class RequestInfo:
             raw_segments=raw,
             query_string=bytes(scope.get("query_string", b"")).decode("latin-1"),
             headers=headers,
+            scheme=str(
+                scope.get("scheme") or ("ws" if scope.get("type") == "websocket" else "http")
+            ),
+            full_path=full_path,
         )
+
+    def url(self) -> str:
+        """The absolute URL of the request (host from the Host header)."""
+        host = self.header("host") or "localhost"
+        query = f"?{self.query_string}" if self.query_string else ""
+        return f"{self.scheme}://{host}{self.full_path}{query}"
+
+    def for_actor(self) -> ConnRequest:
+        """The request as actor code sees it (``c.request``)."""
+        return ConnRequest.of(self.url(), self.method, self.headers)
 
     def header(self, name: str) -> str | None:
         """The first value of header ``name`` (lower case), or None."""

@@ -198,7 +198,7 @@ async def _action(
     actor = await state.directory.resolve(target, durable=False)
     try:
         output = await state.runtime.call_action(
-            actor.actor_id, route.name, call.args, params=params
+            actor.actor_id, route.name, call.args, params=params, request=request.for_actor()
         )
         data = encode_http(HttpActionResponse(output), encoding)
         if len(data) > state.max_outgoing:

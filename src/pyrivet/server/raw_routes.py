@@ -90,7 +90,7 @@ async def handle_request(
     actor = await state.directory.resolve(target)
     runtime = state.runtime
     timeout = _require_hook(state, actor, "on_request").options.action_timeout
-    conn = await runtime.connect(actor.actor_id, params, _NoEvents())
+    conn = await runtime.connect(actor.actor_id, params, _NoEvents(), None, request.for_actor())
     try:
         result: Any = await runtime.call_hook_on_conn(
             conn, "on_request", _request(request, route, target, body), timeout=timeout
@@ -193,7 +193,7 @@ async def handle_websocket(
             target = route_target(route, request.query_string, max_input_size=state.max_incoming)
             actor = await state.directory.resolve(target)
             _require_hook(state, actor, "on_websocket")
-            conn = await runtime.connect(actor.actor_id, params, session)
+            conn = await runtime.connect(actor.actor_id, params, session, None, request.for_actor())
         except Exception as exc:
             outbox.close(CLOSE_ERROR, close_reason(to_wire(exc)))
         else:

@@ -305,7 +305,9 @@ async def handle_connect(
             target = route_target(route, request.query_string, max_input_size=state.max_incoming)
             actor = await state.directory.resolve(target)
             session.actor = actor.specifier()
-            conn = await state.runtime.connect(actor.actor_id, params, session, set())
+            conn = await state.runtime.connect(
+                actor.actor_id, params, session, set(), request.for_actor()
+            )
         except Exception as exc:
             session.fail(exc)
         else:

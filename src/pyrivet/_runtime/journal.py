@@ -1,0 +1,522 @@
+"""`Journal`: one actor's durability pipeline, from a change to its release.
+
+Every awake actor has one journal (``ActorInstance.journal``). It is the only owner of:
+
+* the seq and the snapshot of the latest *submitted* commit (what change detection
+  compares with);
+* the commits not durable yet (`InFlight`: their latest ticket, and the latest durable
+  seq and snapshot a failure rolls back to);
+* the pending writes (`PendingWrites`): KV operations, schedule changes and
+  contributions of other components not submitted yet, the events emitted since the
+  last commit, and the gated outputs of submitted commits.
+
+The flow, all on the event loop and never awaiting:
+
+1. Actor code stages writes (`stage_kv`, `stage_alarm_put`, `emit`, `contribute`, ...).
+2. `checkpoint` (end of an action in strict mode, `soon` for changes outside actions,
+   the relaxed save timer) encodes the state, builds one `CommitRecord` of the state
+   and everything staged, and submits it to the committer with this journal as its
+   `CommitListener`.
+3. The committer calls `committed` (release the gated events, mirror the alarms,
+   forget what is durable) or `failed` (roll back to the last durable state and drop
+   everything pending) directly, before the ticket resolves.
+
+Another component adds its own records to the next commit with `contribute`: a
+`Contribution` writes into the record when the commit is built and hears whether it
+became durable. That is how workflow history will commit in the same transaction as
+the state it explains.
+
+Memory: the journal is always present, so it is kept to five slots (the owner, seq,
+snapshot, and two pointers that are None while nothing is pending): 72 bytes per awake
+actor, of which the instance gave back 24 (it no longer holds seq, snapshot, in-flight
+and pending-writes slots of its own). `InFlight` exists only while a commit is not durable and
+`PendingWrites` only while something is staged or gated, so an idle actor carries
+neither.
+
+What the journal needs of its actor is the `JournalOwner` Protocol (implemented by
+`ActorInstance`): the journal never imports the instance.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any, Protocol
+
+from .._codec.values import encode
+from ..actor._definition import ActorDefinition
+from ..errors import EncodingError
+from ..storage._base import ActorRecord, AlarmRecord, CommitRecord, HistoryEntry
+from .committer import CommitListener, CommitTicket
+from .lifecycle import Lifecycle
+from .services import Services
+from .writes import TOMBSTONE, Contribution, Gated, Outgoing, PendingWrites
+
+__all__ = ["InFlight", "Journal", "JournalOwner", "prune_history_before"]
+
+log = logging.getLogger("pyrivet.actor")
+
+#: Prune history every this many commits per actor.
+_PRUNE_EVERY = 64
+
+
+def prune_history_before(seq: int, history_limit: int | None) -> int | None:
+    """The ``CommitRecord.prune_history_before`` of commit ``seq``: None to prune nothing.
+
+    History is pruned every `_PRUNE_EVERY` commits, keeping the last ``history_limit``
+    entries; between prunes it may hold up to `_PRUNE_EVERY` - 1 more.
+    """
+    if history_limit is not None and seq % _PRUNE_EVERY == 0 and seq > history_limit:
+        return seq - history_limit + 1
+    return None
+
+
+class JournalOwner(Protocol):
+    """What a journal needs of its actor."""
+
+    __slots__ = ()
+
+    actor_id: str
+    definition: ActorDefinition[Any]
+    svc: Services
+    state: Any
+
+    @property
+    def name(self) -> str: ...
+
+    def accepts_saves(self) -> bool:
+        """Whether a deferred checkpoint may still run (running or stopping)."""
+        ...
+
+    def lifecycle(self) -> Lifecycle:
+        """The lifecycle part (created on demand): holds the relaxed save timer."""
+        ...
+
+    def deliver(self, outgoing: Outgoing) -> None:
+        """Hand a released event to its recipients."""
+        ...
+
+    def state_changed(self, snapshot: bytes) -> None:
+        """A commit carrying a new snapshot was submitted: run ``on_state_change``."""
+        ...
+
+
+class InFlight:
+    """A journal's commits that are not durable yet."""
+
+    __slots__ = ("durable_seq", "durable_state", "ticket")
+
+    def __init__(self, durable_seq: int, durable_state: bytes | None) -> None:
+        #: The latest durable commit: what a failed commit rolls back to.
+        self.durable_seq = durable_seq
+        self.durable_state = durable_state
+        #: The ticket of the latest submitted commit (the output gate waits for it).
+        self.ticket: CommitTicket | None = None
+
+
+class Journal(CommitListener):
+    """One actor's durability pipeline; see the module docstring."""
+
+    __slots__ = ("_inflight", "_owner", "_writes", "saved_state", "seq")
+
+    def __init__(self, owner: JournalOwner) -> None:
+        self._owner = owner
+        #: The seq of the latest submitted commit.
+        self.seq = 0
+        #: The snapshot of the latest submitted commit.
+        self.saved_state: bytes | None = None
+        self._inflight: InFlight | None = None
+        self._writes: PendingWrites | None = None
+
+    def restore(self, seq: int, snapshot: bytes | None) -> None:
+        """Start from a durable ``(seq, snapshot)`` read from storage (a wake)."""
+        self.seq = seq
+        self.saved_state = snapshot
+
+    # -- reading -------------------------------------------------------------------
+
+    @property
+    def owner(self) -> JournalOwner:
+        return self._owner
+
+    @property
+    def last_commit(self) -> CommitTicket | None:
+        """The ticket of the latest submitted commit while any commit is not durable."""
+        inflight = self._inflight
+        return None if inflight is None else inflight.ticket
+
+    @property
+    def durable_seq(self) -> int:
+        """The seq of the latest durable commit."""
+        inflight = self._inflight
+        return self.seq if inflight is None else inflight.durable_seq
+
+    @property
+    def durable_state(self) -> bytes | None:
+        """The snapshot of the latest durable commit (what a rollback restores)."""
+        inflight = self._inflight
+        return self.saved_state if inflight is None else inflight.durable_state
+
+    @property
+    def idle(self) -> bool:
+        """Nothing is staged, gated or in flight."""
+        return self._inflight is None and self._writes is None
+
+    @property
+    def pending(self) -> PendingWrites | None:
+        """The pending writes, or None when nothing is staged or gated (read only)."""
+        return self._writes
+
+    def gate_ticket(self) -> CommitTicket | None:
+        """What the output gate waits for: the latest commit while it is not durable, in
+        strict mode; None when replies may go out now."""
+        inflight = self._inflight
+        if inflight is None:
+            return None
+        last = inflight.ticket
+        if last is None or last.done() or self._owner.definition.options.durability != "strict":
+            return None
+        return last
+
+    def kv_lookup(self, key: bytes) -> tuple[bool, Any]:
+        """(found, value) from the not-yet-durable KV writes; value None if deleted."""
+        writes = self._writes
+        if writes is None:
+            return (False, None)
+        entry = writes.kv_overlay.get(key)
+        if entry is None:
+            return (False, None)
+        value = entry[1]
+        return (True, None if value is TOMBSTONE else value)
+
+    # -- staging -------------------------------------------------------------------
+
+    def _staging(self) -> PendingWrites:
+        writes = self._writes
+        if writes is None:
+            writes = self._writes = PendingWrites()
+        return writes
+
+    def stage_kv(self, key: bytes, value: bytes | None) -> None:
+        """Put (``value`` bytes) or delete (None) a KV key in the next commit."""
+        writes = self._staging()
+        writes.kv_ops.append((key, value))
+        writes.kv_overlay[key] = (None, TOMBSTONE if value is None else value)
+        self.soon()
+
+    def stage_alarm_put(self, alarm: AlarmRecord) -> None:
+        """Store (or replace) a schedule in the next commit."""
+        writes = self._staging()
+        writes.alarm_deletes.discard(alarm.alarm_id)
+        writes.alarm_puts[alarm.alarm_id] = alarm
+        self.soon()
+
+    def stage_alarm_delete(self, alarm_id: str) -> None:
+        """Delete a schedule in the next commit."""
+        writes = self._staging()
+        writes.alarm_puts.pop(alarm_id, None)
+        writes.alarm_deletes.add(alarm_id)
+        self.soon()
+
+    def contribute(self, contribution: Contribution) -> None:
+        """Add another component's writes to this actor's next commit.
+
+        ``contribution.write`` runs when that commit is built (at the end of the current
+        action in strict mode, else at the next save), ``contribution.settled`` once it
+        is durable or failed. The commit is made even if nothing else changed.
+        """
+        self._staging().contributions.append(contribution)
+        self.soon()
+
+    def emit(self, outgoing: Outgoing) -> None:
+        """Send an event: at once in relaxed mode; in strict mode behind the commit that
+        covers the changes made so far (the output gate)."""
+        owner = self._owner
+        if owner.definition.options.durability != "strict":
+            owner.deliver(outgoing)
+            return
+        self._staging().outbox.append(outgoing)
+        self.soon()
+
+    def soon(self) -> None:
+        """Checkpoint at the next loop iteration (for changes made outside actions)."""
+        writes = self._staging()
+        if writes.soon is None:
+            writes.soon = asyncio.get_running_loop().call_soon(self._soon)
+
+    def _soon(self) -> None:
+        writes = self._writes
+        if writes is not None:
+            writes.soon = None
+        if not self._owner.accepts_saves():
+            return
+        try:
+            self.end_of_work("save")
+        except EncodingError as exc:
+            log.error("actor %s (%s): %s", self._owner.name, self._owner.actor_id, exc.message)
+        self._drop_writes_if_empty()
+
+    def end_of_work(
+        self, kind: str, name: str | None = None, args: bytes | None = None, by: str | None = None
+    ) -> None:
+        """A unit of work ended: checkpoint it (strict) or schedule a save (relaxed).
+
+        Raises:
+            EncodingError: strict mode, and the state cannot be saved (it is rolled back).
+        """
+        if self._owner.definition.options.durability == "strict":
+            self.checkpoint(kind, name=name, args=args, by=by)
+        else:
+            self.request_save()
+
+    def request_save(self) -> None:
+        """Relaxed durability: save at most once per ``state_save_interval``."""
+        owner = self._owner
+        life = owner.lifecycle()
+        if life.save_timer is not None:
+            return
+        clock = owner.svc.clock
+        interval = owner.definition.options.state_save_interval
+        if life.last_save == float("-inf"):
+            # The first save after a start waits a full interval (the start was a save).
+            delay = interval
+        else:
+            delay = max(0.0, life.last_save + interval - clock.monotonic())
+
+        def fire() -> None:
+            life.save_timer = None
+            life.last_save = clock.monotonic()
+            try:
+                self.checkpoint("save")
+            except EncodingError as exc:
+                log.error("actor %s (%s): %s", owner.name, owner.actor_id, exc.message)
+
+        life.save_timer = clock.call_later(delay, fire)
+
+    # -- building and submitting a commit ------------------------------------------
+
+    def _encode_state(self) -> bytes | None:
+        owner = self._owner
+        d = owner.definition
+        if not d.has_state:
+            return None
+        try:
+            snapshot = d.state_codec.encode(owner.state, "the state")
+        except EncodingError as exc:
+            self.rollback(to_durable=False, reason=exc)
+            raise
+        if len(snapshot) > d.options.max_state_size:
+            error = EncodingError(
+                f"actor {d.name!r}: the state is {len(snapshot)} bytes, above max_state_size "
+                f"({d.options.max_state_size}); the change was rolled back. Keep large data "
+                "in c.kv or raise ActorOptions.max_state_size"
+            )
+            self.rollback(to_durable=False, reason=error)
+            raise error
+        return snapshot
+
+    def checkpoint(
+        self,
+        kind: str,
+        *,
+        name: str | None = None,
+        args: bytes | None = None,
+        by: str | None = None,
+        create: ActorRecord | None = None,
+    ) -> CommitTicket | None:
+        """Submit the actor's changes since the last checkpoint; None if there were none.
+
+        Raises:
+            EncodingError: the state cannot be encoded or is too large; the in-memory
+                state is rolled back to the last submitted snapshot.
+        """
+        writes = self._writes
+        if writes is not None and writes.soon is not None:
+            writes.soon.cancel()
+            writes.soon = None
+        snapshot = self._encode_state()
+        changed = snapshot is not None and snapshot != self.saved_state
+        has_ops = writes is not None and writes.has_unsubmitted()
+        if not changed and not has_ops and create is None:
+            if writes is not None and writes.outbox:
+                self._gate_events_behind_last_commit(writes)
+            return None
+
+        owner = self._owner
+        inflight = self._inflight
+        if inflight is None:
+            # Everything submitted so far is durable: that is the point to roll back to.
+            inflight = self._inflight = InFlight(self.seq, self.saved_state)
+        self.seq += 1
+        seq = self.seq
+        record = CommitRecord(owner.actor_id, seq, create=create, initialized=create is not None)
+        if changed:
+            record.state = snapshot
+            self.saved_state = snapshot
+        ops: list[Any] = []
+        gated: Gated | None = None
+        if writes is not None:
+            gated = _move_staged(writes, record, ops, seq)
+        record.event = HistoryEntry(
+            owner.actor_id,
+            seq,
+            owner.svc.now_ms(),
+            kind,
+            name,
+            by,
+            args,
+            record.state,
+            encode(ops) if ops else None,
+        )
+        record.prune_history_before = prune_history_before(
+            seq, owner.definition.options.history_limit
+        )
+        ticket = owner.svc.committer.submit(record, self)
+        inflight.ticket = ticket
+        if gated is not None:
+            # `gated` is only made when `writes` exists.
+            assert writes is not None
+            writes.gated.append(gated)
+        if changed:
+            assert snapshot is not None
+            owner.state_changed(snapshot)
+        return ticket
+
+    def _gate_events_behind_last_commit(self, writes: PendingWrites) -> None:
+        """Events with no change of their own still wait for earlier changes to be durable."""
+        events, writes.outbox = writes.outbox, []
+        last = self.last_commit
+        if last is None or last.done():
+            for event in events:
+                self._owner.deliver(event)
+            self._drop_writes_if_empty()
+            return
+        writes.gated.append(Gated(self.seq, events, [], []))
+
+    # -- the committer's side (CommitListener) -------------------------------------
+
+    def committed(self, record: CommitRecord) -> None:
+        """``record`` is durable: advance, mirror its alarms, release its gated outputs."""
+        self._owner.svc.alarms.apply(record)
+        inflight = self._inflight
+        if inflight is not None:
+            if record.seq == self.seq:
+                # Everything submitted is durable: an idle actor keeps no ticket (its
+                # waiters hold their own references) and no second snapshot.
+                self._inflight = None
+            else:
+                inflight.durable_seq = record.seq
+                if record.state is not None:
+                    inflight.durable_state = record.state
+        writes = self._writes
+        if writes is None:
+            return
+        writes.forget_durable(record.seq)
+        while writes.gated and writes.gated[0].seq <= record.seq:
+            gated = writes.gated.popleft()
+            for event in gated.events:
+                self._owner.deliver(event)
+            if gated.contributions:
+                _settle(gated.contributions, None)
+        self._drop_writes_if_empty()
+
+    def failed(self, record: CommitRecord, exc: BaseException) -> None:
+        """The write of ``record`` failed: roll back to the last durable state."""
+        owner = self._owner
+        log.error(
+            "actor %s (%s): commit %d failed: %s", owner.name, owner.actor_id, record.seq, exc
+        )
+        self.rollback(to_durable=True, reason=exc)
+
+    def rollback(self, *, to_durable: bool, reason: BaseException) -> None:
+        """Undo changes that cannot be saved.
+
+        ``to_durable=False`` (the state could not be encoded): restore the last
+        *submitted* snapshot and drop the writes not submitted yet; commits in flight stay.
+        ``to_durable=True`` (a commit failed; later ones of this actor failed with it):
+        restore the last *durable* snapshot and drop everything pending and gated.
+        Dropped contributions hear ``reason``.
+        """
+        owner = self._owner
+        d = owner.definition
+        snapshot = self.durable_state if to_durable else self.saved_state
+        if snapshot is not None:
+            owner.state = d.state_codec.decode(snapshot)
+        elif d.initial_state is not None and self.durable_seq == 0:
+            owner.state = d.state_codec.decode(d.initial_state)
+        writes = self._writes
+        if to_durable:
+            self.seq = self.durable_seq
+            self.saved_state = self.durable_state
+            self._inflight = None
+            if writes is not None:
+                dropped = list(writes.contributions)
+                for gated in writes.gated:
+                    dropped.extend(gated.contributions or ())
+                soon = writes.soon
+                writes = self._writes = PendingWrites()
+                writes.soon = soon
+                _settle(dropped, reason)
+        elif writes is not None:
+            dropped = writes.contributions
+            writes.kv_ops = []
+            writes.kv_overlay = {k: v for k, v in writes.kv_overlay.items() if v[0] is not None}
+            writes.alarm_puts = {}
+            writes.alarm_deletes = set()
+            writes.outbox = []
+            writes.contributions = []
+            _settle(dropped, reason)
+        self._drop_writes_if_empty()
+
+    def _drop_writes_if_empty(self) -> None:
+        if self._writes is not None and self._writes.is_empty():
+            self._writes = None
+
+
+def _move_staged(
+    writes: PendingWrites, record: CommitRecord, ops: list[Any], seq: int
+) -> Gated | None:
+    """Move the staged writes into ``record`` (describing each in ``ops``); return the
+    outputs to release once it is durable, or None if there are none."""
+    if writes.kv_ops:
+        for key, value in writes.kv_ops:
+            if value is None:
+                record.kv_deletes.append(key)
+                ops.append(("kv.delete", key))
+            else:
+                record.kv_puts.append((key, value))
+                ops.append(("kv.put", key, value))
+        writes.kv_ops = []
+        writes.mark_submitted(seq)
+    alarm_puts: list[AlarmRecord] = []
+    alarm_deletes: list[str] = []
+    if writes.alarm_puts:
+        alarm_puts = list(writes.alarm_puts.values())
+        record.alarm_puts = alarm_puts
+        ops.extend(("alarm.put", a.alarm_id, a.fire_at_ms, a.action) for a in alarm_puts)
+        writes.alarm_puts = {}
+    if writes.alarm_deletes:
+        alarm_deletes = sorted(writes.alarm_deletes)
+        record.alarm_deletes = alarm_deletes
+        ops.extend(("alarm.delete", alarm_id) for alarm_id in alarm_deletes)
+        writes.alarm_deletes = set()
+    contributions: list[Contribution] | None = None
+    if writes.contributions:
+        contributions, writes.contributions = writes.contributions, []
+        for contribution in contributions:
+            try:
+                contribution.write(record, ops)
+            except Exception:
+                log.exception("commit contribution %r failed to write", contribution)
+    events, writes.outbox = writes.outbox, []
+    if events or alarm_puts or alarm_deletes or contributions:
+        return Gated(seq, events, alarm_puts, alarm_deletes, contributions)
+    return None
+
+
+def _settle(contributions: list[Contribution], error: BaseException | None) -> None:
+    for contribution in contributions:
+        try:
+            contribution.settled(error)
+        except Exception:
+            log.exception("commit contribution %r failed to settle", contribution)
