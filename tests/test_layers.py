@@ -6,9 +6,9 @@ is imported):
 - **Layers.** A module imports only packages of a lower layer of DESIGN.md's table, or
   modules of its own package; nothing imports the facade ``pyrivet``. Imports under
   ``TYPE_CHECKING`` and inside functions obey the same table.
-- **No cycles.** The graph of the imports that run (at module level or inside a
-  function) has no cycle. Imports under ``TYPE_CHECKING`` never run and are left out:
-  two modules may name each other's types.
+- **No cycles.** The graph of every import (at module level, inside a function, or
+  under ``TYPE_CHECKING``) has no cycle: two modules that name each other cannot be
+  read one after the other. A lower module sees a higher one through a Protocol.
 - **Imports at the top.** A module imports at module level; only an optional dependency
   (one that may be missing at run time) is imported inside a function.
 
@@ -78,44 +78,6 @@ OPTIONAL_IMPORTS: dict[str, str] = {
     "pyrivet.client._http": "needs httpx and websockets, the `client` extra",
     "pyrivet.server.serve": "needs uvicorn, the `server` extra",
 }
-
-# Known offenders inside `_runtime`, allowed here only until the `journal` branch lands:
-# it removes these import cycles and function-level imports, and the merge empties both
-# sets. An entry that no longer exists fails the test, so the sets only shrink.
-_R = "pyrivet._runtime."
-# (importer, imported): every import edge that lies on a cycle today.
-RUNTIME_CYCLE_EDGES_TO_REMOVE: frozenset[tuple[str, str]] = frozenset(
-    (_R + a, _R + b)
-    for a, b in [
-        ("alarms", "checkpoint"),
-        ("checkpoint", "connections"),
-        ("connections", "checkpoint"),
-        ("connections", "instance"),
-        ("context", "alarms"),
-        ("context", "checkpoint"),
-        ("context", "connections"),
-        ("context", "kv"),
-        ("instance", "checkpoint"),
-        ("instance", "connections"),
-        ("instance", "context"),
-        ("kv", "checkpoint"),
-    ]
-)
-# (importer, imported): imports made inside a function today.
-RUNTIME_FUNCTION_IMPORTS_TO_REMOVE: frozenset[tuple[str, str]] = frozenset(
-    [
-        (_R + "checkpoint", _R + "connections"),
-        (_R + "connections", _R + "instance"),
-        (_R + "connections", _R + "checkpoint"),
-        (_R + "context", _R + "alarms"),
-        (_R + "context", _R + "kv"),
-        (_R + "context", _R + "connections"),
-        (_R + "context", _R + "checkpoint"),
-        (_R + "instance", _R + "connections"),
-        (_R + "runtime", "pyrivet.storage._sqlite"),
-        (_R + "runtime", _R + "connections"),
-    ]
-)
 
 
 def unit_of(module: str) -> Unit | None:
@@ -349,10 +311,9 @@ IMPORTS: dict[str, list[Import]] = {
 
 
 def import_graph(imports: Mapping[str, Iterable[Import]]) -> dict[str, set[str]]:
-    """Module -> the modules of the package it imports when it runs (not for types only)."""
+    """Module -> the modules of the package it imports (for types only, too)."""
     return {
-        module: {i.target for i in imps if i.target in imports and not i.type_only}
-        for module, imps in imports.items()
+        module: {i.target for i in imps if i.target in imports} for module, imps in imports.items()
     }
 
 
@@ -367,25 +328,14 @@ def test_imports_go_down_the_layers(module: str) -> None:
 
 
 def test_no_import_cycles() -> None:
-    graph = import_graph(IMPORTS)
-    for a, b in RUNTIME_CYCLE_EDGES_TO_REMOVE:
-        assert b in graph[a], f"{a} no longer imports {b}: drop it from the allowlist"
-        graph[a].discard(b)
-    assert find_cycles(graph) == []
+    assert find_cycles(import_graph(IMPORTS)) == []
 
 
 def test_imports_are_at_module_level() -> None:
-    found = {
-        (module, imp.target): imp.line
+    offenders = sorted(
+        f"{module} line {imp.line}: imports {imp.target} inside a function"
         for module, imps in IMPORTS.items()
         for imp in function_level_imports(imps)
-    }
-    stale = RUNTIME_FUNCTION_IMPORTS_TO_REMOVE - found.keys()
-    assert stale == set(), "no longer imported inside a function: drop from the allowlist"
-    offenders = sorted(
-        f"{module} line {line}: imports {target} inside a function"
-        for (module, target), line in found.items()
-        if (module, target) not in RUNTIME_FUNCTION_IMPORTS_TO_REMOVE
     )
     assert offenders == [], "import at module level (or list a real optional dependency)"
 
@@ -454,7 +404,7 @@ def test_cycle_checker_reports_each_cycle_as_its_modules() -> None:
     assert find_cycles({"a": {"b"}, "b": {"c"}, "c": set()}) == []
 
 
-def test_cycle_checker_sees_function_level_imports_but_not_type_only_ones() -> None:
+def test_cycle_checker_sees_function_level_and_type_only_imports() -> None:
     modules = {"pyrivet.p.x", "pyrivet.p.y"}
 
     def graph(x_source: str, y_source: str) -> dict[str, set[str]]:
@@ -468,7 +418,8 @@ def test_cycle_checker_sees_function_level_imports_but_not_type_only_ones() -> N
     in_function = graph("from .y import Y", "def f():\n    from .x import X")
     assert find_cycles(in_function) == [["pyrivet.p.x", "pyrivet.p.y", "pyrivet.p.x"]]
     type_only = graph("from .y import Y", "if TYPE_CHECKING:\n    from .x import X")
-    assert find_cycles(type_only) == []
+    assert find_cycles(type_only) == [["pyrivet.p.x", "pyrivet.p.y", "pyrivet.p.x"]]
+    assert find_cycles(graph("from .y import Y", "")) == []
 
 
 def test_function_level_import_checker() -> None:

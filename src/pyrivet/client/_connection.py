@@ -19,32 +19,48 @@ import asyncio
 import logging
 import weakref
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, Any, ParamSpec, Protocol, TypeVar
 
+from .._protocol.query import ActorQuery
 from .._util.callbacks import Callbacks
 from .._util.tasks import TaskSupervisor
 from ._calls import ActionCalls
 from ._extensions import QueryConnectTransport
 
 if TYPE_CHECKING:
-    from ._handle import ActorHandle
-    from ._transport import TransportConnection
+    from ._transport import Transport, TransportConnection
 
-__all__ = ["ActorConnection", "EventStream"]
+__all__ = ["ActorConnection", "ConnectTarget", "EventStream"]
 
 P = ParamSpec("P")
 R = TypeVar("R")
 log = logging.getLogger("pyrivet.client")
 
 EventCallback = Callable[..., Any]
+
+
+class ConnectTarget(Protocol):
+    """What a connection needs of the handle that opens it (`ActorHandle`)."""
+
+    @property
+    def query(self) -> ActorQuery:
+        """How the handle finds its actor (reconnects re-resolve it)."""
+        ...
+
+    async def resolve(self) -> str:
+        """The actor's id (creating the actor if the query says so)."""
+        ...
+
+
 _CLOSED: Any = object()
 
 
 class ActorConnection(ActionCalls):
     """A connection to one actor; an async context manager."""
 
-    def __init__(self, handle: ActorHandle, params: Any) -> None:
-        self._handle = handle
+    def __init__(self, transport: Transport, target: ConnectTarget, params: Any) -> None:
+        self._transport = transport
+        self._target = target
         self._params = params
         self._conn: TransportConnection | None = None
         self._listeners: dict[str, list[EventCallback]] = {}
@@ -66,15 +82,15 @@ class ActorConnection(ActionCalls):
         """
         if self._conn is not None:
             return self
-        transport = self._handle._transport
+        transport = self._transport
         subscriptions = set(self._listeners) | set(self._queues)
         if isinstance(transport, QueryConnectTransport):
             # Reconnects re-resolve the handle's key (a destroyed actor is replaced).
             conn = await transport.connect_query(
-                self._handle.query, self._params, subscriptions, self
+                self._target.query, self._params, subscriptions, self
             )
         else:
-            actor_id = await self._handle.resolve()
+            actor_id = await self._target.resolve()
             conn = await transport.connect(actor_id, self._params, subscriptions, self)
         self._conn = conn
         watch = getattr(conn, "on_status_change", None)

@@ -137,7 +137,9 @@ class ActorHandle(ActionCalls):
 
     def connect(self, *, params: Any = None) -> ActorConnection:
         """A connection to this actor; open it with ``async with`` (or `open()`)."""
-        return ActorConnection(self, params if params is not None else self._params)
+        return ActorConnection(
+            self._transport, self, params if params is not None else self._params
+        )
 
     def __repr__(self) -> str:
         q = self._query
