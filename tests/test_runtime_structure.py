@@ -10,7 +10,7 @@ import re
 from pathlib import Path
 
 SRC = Path(__file__).resolve().parents[1] / "src"
-STRING_COMPARISON = re.compile(r"status\.value\s*(==|!=|not in|in)\b")
+STRING_COMPARISON = re.compile(r"status\.value\s*(==|!=|\bnot\s+in\b|\bin\b)")
 
 
 def test_no_status_is_compared_as_a_string() -> None:
