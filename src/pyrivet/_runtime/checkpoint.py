@@ -30,9 +30,6 @@ __all__ = ["InFlight", "checkpoint", "checkpoint_soon", "committed", "failed", "
 
 log = logging.getLogger("pyrivet.actor")
 
-#: Prune history every this many commits per actor.
-_PRUNE_EVERY = 64
-
 
 class InFlight:
     """An instance's commits that are not durable yet (``ActorInstance.inflight``)."""
@@ -141,7 +138,7 @@ def checkpoint(
         encode(ops) if ops else None,
     )
     limit = inst.definition.options.history_limit
-    if limit is not None and seq % _PRUNE_EVERY == 0 and seq > limit:
+    if limit is not None and seq > limit:
         record.prune_history_before = seq - limit + 1
     future = inst.svc.committer.submit(record)
     inflight.ticket = future

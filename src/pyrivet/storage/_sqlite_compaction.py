@@ -209,21 +209,40 @@ class CommitLog:
     def stage(self, batch: Sequence[CommitRecord]) -> StagedLog:
         """One log row per record, with consecutive rowids after `tail`; no I/O.
 
-        Prune requests are merged per actor (the highest wins, as if applied after the
-        batch), capped at the actor's last seq in the batch + 1 so that compaction,
-        which runs later, deletes exactly what a prune at commit time would have, and
-        stored on the actor's last row of the batch.
+        A prune request deletes what a prune at commit time would have, once the batch
+        is compacted: the actor's history below the highest bound of the batch, but
+        never an entry of a later commit. A bound at most one past its own record's seq
+        (what the runtime sends, on every commit past its ``history_limit``) already
+        says exactly that and is stored on its own row, with no extra work. Any other
+        bound sends the batch to `_prunes`: the bounds are merged per actor, capped at
+        the actor's last seq in the batch + 1 and stored on its last row.
         """
-        prune_at = _prunes(batch) if any(r.prune_history_before is not None for r in batch) else {}
+        staged = self._stage(batch, None)
+        if staged is None:
+            staged = self._stage(batch, _prunes(batch))
+            assert staged is not None
+        return staged
+
+    def _stage(
+        self, batch: Sequence[CommitRecord], prune_at: dict[int, int] | None
+    ) -> StagedLog | None:
+        """`stage` with the bounds of `_prunes` (or, if None, the records' own bounds:
+        then None if a bound is more than one past its record's seq)."""
         rows: list[tuple[Any, ...]] = []
         staged: dict[str, Pending] = {}
+        latest = self.latest
         rowid = self.tail
         for i, rec in enumerate(batch):
             rowid += 1
             actor_id = rec.actor_id
-            prune = prune_at.get(i)
+            if prune_at is None:
+                prune = rec.prune_history_before
+                if prune is not None and prune > rec.seq + 1:
+                    return None
+            else:
+                prune = prune_at.get(i)
             rows.append(_log_row(rowid, rec, prune))
-            prev = staged.get(actor_id) or self.latest.get(actor_id)
+            prev = staged.get(actor_id) or latest.get(actor_id)
             staged[actor_id] = _merge(prev, rowid, rec.seq, rec.state, prune)
         return StagedLog(rows, staged, rowid)
 
