@@ -25,13 +25,16 @@ until the round's last step, which deletes the whole prefix ``rowid <= upto`` at
 (whole pages: deleting a slice's rows, spread over every page, would rewrite them all).
 A commit queued behind a step waits for a fraction of a round. Steps run:
 
-* while a round is in progress: after each job, and back to back while the writer queue
-  is empty;
+* while a round is in progress: after each job, and every `COMPACT_ROUND_PAUSE` while
+  the writer queue is empty; each step is sized to take about `COMPACT_STEP_SECONDS`
+  (by the cost per row of the steps before it), since a commit arriving during a step
+  waits for it, and a row costs more as the database grows;
 * a round starts after a job when the log holds `COMPACT_AFTER_ROWS` rows, or when the
   writer queue is empty and `COMPACT_IDLE_SECONDS` passed since the last step;
 * before ``read_history`` of an actor with rows in the log (unless no entry can be newer
   than the seq asked for): a step of that actor alone, which also deletes its rows;
-* before close and at open: rounds until the log is empty.
+* before close and at open: rounds until the log is empty, in steps of
+  `COMPACT_STEP_ROWS` rows (nothing waits for them).
 
 **Crash recovery** (`CommitLog.recover`, at open) rebuilds the index from the log and
 compacts it all. Rows a step moved before the crash are moved again with the same
@@ -66,7 +69,10 @@ __all__ = [
     "COMPACT_AFTER_ROWS",
     "COMPACT_IDLE_SECONDS",
     "COMPACT_MAX_ROWS",
+    "COMPACT_MIN_STEP_ROWS",
+    "COMPACT_ROUND_PAUSE",
     "COMPACT_STEP_ROWS",
+    "COMPACT_STEP_SECONDS",
     "Checkpointer",
     "CommitLog",
     "Pending",
@@ -79,12 +85,28 @@ log = logging.getLogger("pyrivet.storage")
 COMPACT_AFTER_ROWS = 8192
 #: A round covers at most this many log rows, so a step never moves more.
 COMPACT_MAX_ROWS = 8192
-#: A step covers a slice of the round's actors holding about this many rows (more if
-#: the log holds several times `COMPACT_AFTER_ROWS`: compaction is falling behind).
+#: A step covers a slice of the round's actors holding at most about this many rows
+#: (more if the log holds several times `COMPACT_AFTER_ROWS`: compaction is falling
+#: behind) ...
 COMPACT_STEP_ROWS = 512
+#: ... and, within that, about as many as take this long by the cost per row of the
+#: steps before it. A commit or read that arrives during a step waits for it, so this
+#: bounds that wait. A row's cost grows with the database: each moved row dirties a
+#: page of ``actor_events`` (its actor's), written to the WAL and fsynced with the
+#: step; on a 36,000-actor database with 1 M history rows a 512-row step took ~30 ms
+#: against ~13 ms when fresh (``bench/bench_grown.py``).
+COMPACT_STEP_SECONDS = 0.005
+#: The smallest step, in rows (a step has a fixed cost: its transaction and fsync).
+COMPACT_MIN_STEP_ROWS = 32
 #: Start a round when idle if the last step is at least this old; also the pause before
 #: background compaction is retried after a failure.
 COMPACT_IDLE_SECONDS = 1.0
+#: While a round is in progress the writer thread, when idle, runs its next step this
+#: long after the last one (and one after each job it runs). Back-to-back steps would
+#: hold the connection nearly all the time: every commit or read arriving meanwhile
+#: would miss the driver's inline fast path and go to the thread, and so would the
+#: jobs after it until the thread's queue drains.
+COMPACT_ROUND_PAUSE = 0.02
 #: The checkpointer pauses this long after each checkpoint.
 CHECKPOINT_PAUSE_SECONDS = 0.005
 
@@ -150,12 +172,12 @@ class StagedLog:
 class _Round:
     """A compaction round in progress: its rows and the actors left to move."""
 
-    __slots__ = ("actors", "next", "per_step", "upto")
+    __slots__ = ("actors", "next", "rows_per_actor", "upto")
 
-    def __init__(self, upto: int, actors: list[str], per_step: int) -> None:
+    def __init__(self, upto: int, actors: list[str], rows_per_actor: float) -> None:
         self.upto = upto
         self.actors = actors
-        self.per_step = per_step
+        self.rows_per_actor = rows_per_actor
         self.next = 0
 
 
@@ -172,6 +194,8 @@ class CommitLog:
         #: The highest rowid given out; the next batch continues after it.
         self.tail = 0
         self._round: _Round | None = None
+        #: Seconds per row of the recent background steps (0: none measured yet).
+        self._row_seconds = 0.0
         self._last_step = time.monotonic()
         #: Background compaction pauses until then after a failure.
         self._retry_at = 0.0
@@ -276,9 +300,10 @@ class CommitLog:
 
     # -- compaction -----------------------------------------------------------------
 
-    def compact_step(self, conn: sqlite3.Cursor) -> bool:
+    def compact_step(self, conn: sqlite3.Cursor, *, paced: bool = True) -> bool:
         """Run the next step of the current round, starting a round if there is none.
 
+        ``paced``: size the step by `COMPACT_STEP_SECONDS` (else `COMPACT_STEP_ROWS`).
         Returns False if the log was empty.
 
         Raises:
@@ -290,13 +315,27 @@ class CommitLog:
             rnd = self._round = self._start_round(conn)
             if rnd is None:
                 return False
-        end = rnd.next + rnd.per_step
+        per_step = max(1, int(self._step_rows(paced) / rnd.rows_per_actor))
+        end = rnd.next + per_step
         last = end >= len(rnd.actors)
+        started = time.perf_counter()
         self._step(conn, 0, rnd.upto, rnd.actors[rnd.next : end], "prefix" if last else None)
+        rows = min(per_step, len(rnd.actors) - rnd.next) * rnd.rows_per_actor
+        cost = (time.perf_counter() - started) / rows
+        # A moving average: one slow step (another process's fsync) does not halve the next.
+        self._row_seconds = cost if not self._row_seconds else (self._row_seconds + cost) / 2
         rnd.next = end
         if last:
             self._round = None
         return True
+
+    def _step_rows(self, paced: bool) -> float:
+        """How many rows the next step should move (see `COMPACT_STEP_SECONDS`)."""
+        rows = float(COMPACT_STEP_ROWS)
+        if paced and self._row_seconds:
+            rows = min(rows, max(COMPACT_MIN_STEP_ROWS, COMPACT_STEP_SECONDS / self._row_seconds))
+        # Bigger steps when commits outpace compaction (one step a job), to catch up.
+        return rows * max(1, self.rows // max(1, COMPACT_AFTER_ROWS))
 
     def compact_all(self, conn: sqlite3.Cursor) -> None:
         """Run steps until the log is empty.
@@ -304,7 +343,7 @@ class CommitLog:
         Raises:
             sqlite3.Error: a step failed; the earlier ones stay committed.
         """
-        while self.compact_step(conn):
+        while self.compact_step(conn, paced=False):
             pass
 
     def compact_actor(self, conn: sqlite3.Cursor, actor_id: str) -> None:
@@ -329,9 +368,8 @@ class CommitLog:
         """Seconds until a background step is due (0: now); None if the log is empty."""
         if not self.rows and self._round is None:
             return None
-        due = self._retry_at
-        if self._round is None:
-            due = max(due, self._last_step + COMPACT_IDLE_SECONDS)
+        pause = COMPACT_IDLE_SECONDS if self._round is None else COMPACT_ROUND_PAUSE
+        due = max(self._retry_at, self._last_step + pause)
         return max(0.0, due - time.monotonic())
 
     def due(self, idle: bool) -> bool:
@@ -379,10 +417,7 @@ class CommitLog:
             self._load(conn)
             actors = sorted(a for a, pending in self.latest.items() if pending.first <= upto)
         rows = max(1, min(self.rows, upto - first + 1))
-        # Bigger steps when commits outpace compaction (one step a job), to catch up.
-        step_rows = COMPACT_STEP_ROWS * max(1, self.rows // max(1, COMPACT_AFTER_ROWS))
-        per_step = max(1, len(actors) * step_rows // rows)
-        return _Round(upto, actors, per_step)
+        return _Round(upto, actors, rows / len(actors))
 
     def _step(
         self,
