@@ -40,7 +40,7 @@ from pyrivet.storage import ActorRecord, CommitRecord, HistoryEntry, SQLiteDrive
 #: Actors written round-robin (default of ``--actors``).
 ACTORS = 1_000
 #: Like the runtime's default: keep 1,000 history entries (every commit carries the bound).
-HISTORY_LIMIT = 1_000
+HISTORY_LIMIT = 100
 
 _encode = msgspec.msgpack.encode
 

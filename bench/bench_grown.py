@@ -174,7 +174,7 @@ async def main() -> None:
     parser.add_argument("--warmup", type=float, default=2.0, help="uncounted seconds first")
     parser.add_argument("--runs", type=int, default=2, help="runs per directory, alternating")
     parser.add_argument(
-        "--history-limit", type=int, default=1000, help="the actors' history_limit (0: None)"
+        "--history-limit", type=int, default=100, help="the actors' history_limit (0: None)"
     )
     parser.add_argument("--profile", type=Path, help="write a cProfile of the grown runs here")
     parser.add_argument("--keep", type=Path, help="grow the directories here and keep them")
