@@ -455,24 +455,9 @@ class CommitLog:
         if not moved and delete is None:
             return
         if self.unsynced_steps:
-            conn.execute("PRAGMA synchronous = NORMAL")
+            conn.execute("PRAGMA synchronous = NORMAL")  # see "Steps are not fsynced"
         try:
-            self._step_transaction(conn, low, upto, actors, delete, moved)
-        finally:
-            if self.unsynced_steps:
-                conn.execute("PRAGMA synchronous = FULL")
-
-    def _step_transaction(
-        self,
-        conn: sqlite3.Cursor,
-        low: int,
-        upto: int,
-        actors: list[str],
-        delete: Literal["prefix", "actor"] | None,
-        moved: list[tuple[str, Pending]],
-    ) -> None:
-        conn.execute("BEGIN IMMEDIATE")
-        try:
+            conn.execute("BEGIN IMMEDIATE")
             if moved:
                 conn.execute(_MOVE_EVENTS, (low, upto, actors[0], actors[-1]))
                 prunes = [(a, p.prune) for a, p in moved if p.prune is not None]
@@ -490,6 +475,9 @@ class CommitLog:
         except BaseException:
             rollback(conn)
             raise
+        finally:
+            if self.unsynced_steps:
+                conn.execute("PRAGMA synchronous = FULL")
         for actor_id, pending in moved:
             if pending.last <= upto:
                 del self.latest[actor_id]
