@@ -39,9 +39,8 @@ from pyrivet.storage import ActorRecord, CommitRecord, HistoryEntry, SQLiteDrive
 
 #: Actors written round-robin (default of ``--actors``).
 ACTORS = 1_000
-#: Like the runtime's defaults: keep 1,000 history entries, prune every 64 commits.
-HISTORY_LIMIT = 1_000
-PRUNE_EVERY = 64
+#: Like the runtime's default: keep 1,000 history entries (every commit carries the bound).
+HISTORY_LIMIT = 100
 
 _encode = msgspec.msgpack.encode
 
@@ -75,7 +74,7 @@ def action_record(actor_id: str, seq: int, count: int, now_ms: int) -> CommitRec
     record.event = HistoryEntry(
         actor_id, seq, now_ms, "action", "increment", f"conn-{seq % 64}", _encode([1]), snapshot
     )
-    if seq % PRUNE_EVERY == 0 and seq > HISTORY_LIMIT:
+    if seq > HISTORY_LIMIT:
         record.prune_history_before = seq - HISTORY_LIMIT + 1
     return record
 

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 from collections.abc import Callable, Sequence
+from contextlib import closing
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +13,7 @@ import pytest
 
 from pyrivet import ActorOptions, CommitError, Registry, actor
 from pyrivet.storage import ActorStore, CommitRecord, MemoryDriver, SQLiteDriver
+from pyrivet.storage._sqlite import DB_FILE
 from pyrivet.testing import MockClock, run_actors
 
 DriverFactory = Callable[[], ActorStore]
@@ -281,19 +284,52 @@ async def test_history_retention_prunes_old_entries(
         client,
     ):
         handle = client.get_or_create("counter", ["a"])
-        for _ in range(62):
+        for _ in range(9):
             await handle.increment()
         actor_id = await handle.resolve()
-        # seq 63 so far: pruning runs every 64 commits, so nothing was dropped yet.
-        assert len(await runtime.history(actor_id)) == 63
-        for _ in range(8):
+        # seq 10 so far (the create and 9 actions): nothing to drop yet.
+        assert [e.seq for e in await runtime.history(actor_id)] == list(range(1, 11))
+        for _ in range(60):
             await handle.increment()
-        entries = await runtime.history(actor_id)
-        # At seq 64 everything before 55 was pruned; seqs 65..71 were added since.
-        assert [e.seq for e in entries] == list(range(55, 72))
-        assert await runtime.state_at(actor_id, 55) == {"count": 54}
+        # Every commit past the limit prunes: the last 10 entries, no more.
+        assert [e.seq for e in await runtime.history(actor_id)] == list(range(61, 71))
+        assert await runtime.state_at(actor_id, 61) == {"count": 60}
         with pytest.raises(LookupError):
-            await runtime.state_at(actor_id, 54)
+            await runtime.state_at(actor_id, 60)
+
+
+async def test_history_limit_is_exact_as_seen_and_as_stored(
+    driver_factory: DriverFactory, clock: MockClock
+) -> None:
+    counter = counter_def(history_limit=3)
+    async with run_actors(Registry([counter]), storage=driver_factory(), clock=clock) as (
+        runtime,
+        client,
+    ):
+        handle = client.get_or_create("counter", ["a"])
+        other = client.get_or_create("counter", ["b"])
+        actor_id = await handle.resolve()
+        seen: list[list[int]] = []
+        for _ in range(40):
+            await asyncio.gather(handle.increment(), other.increment())
+            seen.append([e.seq for e in await runtime.history(actor_id)])
+        # After each action, exactly the last three entries (fewer only at the start).
+        assert seen == [list(range(max(1, n - 1), n + 2)) for n in range(1, 41)]
+        other_id = await other.resolve()
+        assert [e.seq for e in await runtime.history(other_id)] == [39, 40, 41]
+    # What the driver keeps after a restart is exactly that, too.
+    store = driver_factory()
+    await store.open()
+    try:
+        assert [e.seq for e in await store.read_history(actor_id)] == [39, 40, 41]
+        assert [e.seq for e in await store.read_history(other_id)] == [39, 40, 41]
+    finally:
+        await store.close()
+    if isinstance(store, SQLiteDriver):
+        with closing(sqlite3.connect(store.data_dir / DB_FILE)) as db:
+            rows = db.execute("SELECT count(*) FROM actor_events").fetchone()[0]
+            logged = db.execute("SELECT count(*) FROM actor_log").fetchone()[0]
+        assert (rows, logged) == (6, 0)
 
 
 # -- failed commits --------------------------------------------------------------------

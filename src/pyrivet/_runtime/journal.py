@@ -56,17 +56,15 @@ __all__ = ["InFlight", "Journal", "JournalOwner", "prune_history_before"]
 
 log = logging.getLogger("pyrivet.actor")
 
-#: Prune history every this many commits per actor.
-_PRUNE_EVERY = 64
-
 
 def prune_history_before(seq: int, history_limit: int | None) -> int | None:
     """The ``CommitRecord.prune_history_before`` of commit ``seq``: None to prune nothing.
 
-    History is pruned every `_PRUNE_EVERY` commits, keeping the last ``history_limit``
-    entries; between prunes it may hold up to `_PRUNE_EVERY` - 1 more.
+    Every commit past the limit carries the bound, so the log never holds more than
+    ``history_limit`` entries; drivers make that cheap (the SQLite log stores the bound
+    on the log row it writes anyway, see ``storage/_sqlite_compaction.py``).
     """
-    if history_limit is not None and seq % _PRUNE_EVERY == 0 and seq > history_limit:
+    if history_limit is not None and seq > history_limit:
         return seq - history_limit + 1
     return None
 

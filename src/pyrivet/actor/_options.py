@@ -49,7 +49,7 @@ class ActorOptions:
     #: Largest encoded state; a change past it fails with EncodingError.
     max_state_size: int = 16 * 1024 * 1024
     #: History entries kept per actor; None keeps all of them.
-    history_limit: int | None = 1000
+    history_limit: int | None = 100
 
     def __post_init__(self) -> None:
         for field in dataclasses.fields(self):

@@ -25,13 +25,16 @@ until the round's last step, which deletes the whole prefix ``rowid <= upto`` at
 (whole pages: deleting a slice's rows, spread over every page, would rewrite them all).
 A commit queued behind a step waits for a fraction of a round. Steps run:
 
-* while a round is in progress: after each job, and back to back while the writer queue
-  is empty;
+* while a round is in progress: after each job, and every `COMPACT_ROUND_PAUSE` while
+  the writer queue is empty; each step is sized to take about `COMPACT_STEP_SECONDS`
+  (by the cost per row of the steps before it), since a commit arriving during a step
+  waits for it, and a row costs more as the database grows;
 * a round starts after a job when the log holds `COMPACT_AFTER_ROWS` rows, or when the
   writer queue is empty and `COMPACT_IDLE_SECONDS` passed since the last step;
 * before ``read_history`` of an actor with rows in the log (unless no entry can be newer
   than the seq asked for): a step of that actor alone, which also deletes its rows;
-* before close and at open: rounds until the log is empty.
+* before close and at open: rounds until the log is empty, in steps of
+  `COMPACT_STEP_ROWS` rows (nothing waits for them).
 
 **Crash recovery** (`CommitLog.recover`, at open) rebuilds the index from the log and
 compacts it all. Rows a step moved before the crash are moved again with the same
@@ -39,6 +42,16 @@ result: their events are inserted as they were and the prunes stored in the acto
 rows are applied again. No moved row can outlive a prune or a destroy that is gone
 from the log: a step of one actor (``read_history``) deletes the actor's moved rows
 with the rows it moves, and ``destroy_actor`` deletes moved and unmoved rows alike.
+
+**Steps are not fsynced.** A step moves rows that are durable already (in the log), so
+at ``synchronous=FULL`` its transaction commits at ``NORMAL``: its WAL frames are
+written, not synced. The fsync of a step's scattered pages was two thirds of its time
+on a grown database, with the connection held; the checkpointer, woken after the step,
+syncs the WAL on its own thread instead (a checkpoint syncs the WAL before copying it),
+and the next durable commit's fsync covers whatever is left. A power loss can lose the
+last steps, never a commit: WAL frames are checksummed in a chain, so a step survives
+only with every frame before it, and a lost step leaves its rows in the log to be moved
+again (see above).
 
 **Checkpoints.** `Checkpointer` copies the WAL back into the database file on its own
 thread and connection (a passive checkpoint runs alongside the writer). The writer's
@@ -66,7 +79,10 @@ __all__ = [
     "COMPACT_AFTER_ROWS",
     "COMPACT_IDLE_SECONDS",
     "COMPACT_MAX_ROWS",
+    "COMPACT_MIN_STEP_ROWS",
+    "COMPACT_ROUND_PAUSE",
     "COMPACT_STEP_ROWS",
+    "COMPACT_STEP_SECONDS",
     "Checkpointer",
     "CommitLog",
     "Pending",
@@ -79,12 +95,28 @@ log = logging.getLogger("pyrivet.storage")
 COMPACT_AFTER_ROWS = 8192
 #: A round covers at most this many log rows, so a step never moves more.
 COMPACT_MAX_ROWS = 8192
-#: A step covers a slice of the round's actors holding about this many rows (more if
-#: the log holds several times `COMPACT_AFTER_ROWS`: compaction is falling behind).
+#: A step covers a slice of the round's actors holding at most about this many rows
+#: (more if the log holds several times `COMPACT_AFTER_ROWS`: compaction is falling
+#: behind) ...
 COMPACT_STEP_ROWS = 512
+#: ... and, within that, about as many as take this long by the cost per row of the
+#: steps before it. A commit or read that arrives during a step waits for it, so this
+#: bounds that wait. A row's cost grows with the database: each moved row dirties a
+#: page of ``actor_events`` (its actor's), written to the WAL and fsynced with the
+#: step; on a 36,000-actor database with 1 M history rows a 512-row step took ~30 ms
+#: against ~13 ms when fresh (``bench/bench_grown.py``).
+COMPACT_STEP_SECONDS = 0.005
+#: The smallest step, in rows (a step has a fixed cost: its transaction and fsync).
+COMPACT_MIN_STEP_ROWS = 32
 #: Start a round when idle if the last step is at least this old; also the pause before
 #: background compaction is retried after a failure.
 COMPACT_IDLE_SECONDS = 1.0
+#: While a round is in progress the writer thread, when idle, runs its next step this
+#: long after the last one (and one after each job it runs). Back-to-back steps would
+#: hold the connection nearly all the time: every commit or read arriving meanwhile
+#: would miss the driver's inline fast path and go to the thread, and so would the
+#: jobs after it until the thread's queue drains.
+COMPACT_ROUND_PAUSE = 0.02
 #: The checkpointer pauses this long after each checkpoint.
 CHECKPOINT_PAUSE_SECONDS = 0.005
 
@@ -150,12 +182,12 @@ class StagedLog:
 class _Round:
     """A compaction round in progress: its rows and the actors left to move."""
 
-    __slots__ = ("actors", "next", "per_step", "upto")
+    __slots__ = ("actors", "next", "rows_per_actor", "upto")
 
-    def __init__(self, upto: int, actors: list[str], per_step: int) -> None:
+    def __init__(self, upto: int, actors: list[str], rows_per_actor: float) -> None:
         self.upto = upto
         self.actors = actors
-        self.per_step = per_step
+        self.rows_per_actor = rows_per_actor
         self.next = 0
 
 
@@ -172,6 +204,11 @@ class CommitLog:
         #: The highest rowid given out; the next batch continues after it.
         self.tail = 0
         self._round: _Round | None = None
+        #: Commit compaction steps without an fsync (set by the driver when it runs at
+        #: ``synchronous=FULL``); see `Checkpointer`.
+        self.unsynced_steps = False
+        #: Seconds per row of the recent background steps (0: none measured yet).
+        self._row_seconds = 0.0
         self._last_step = time.monotonic()
         #: Background compaction pauses until then after a failure.
         self._retry_at = 0.0
@@ -209,21 +246,40 @@ class CommitLog:
     def stage(self, batch: Sequence[CommitRecord]) -> StagedLog:
         """One log row per record, with consecutive rowids after `tail`; no I/O.
 
-        Prune requests are merged per actor (the highest wins, as if applied after the
-        batch), capped at the actor's last seq in the batch + 1 so that compaction,
-        which runs later, deletes exactly what a prune at commit time would have, and
-        stored on the actor's last row of the batch.
+        A prune request deletes what a prune at commit time would have, once the batch
+        is compacted: the actor's history below the highest bound of the batch, but
+        never an entry of a later commit. A bound at most one past its own record's seq
+        (what the runtime sends, on every commit past its ``history_limit``) already
+        says exactly that and is stored on its own row, with no extra work. Any other
+        bound sends the batch to `_prunes`: the bounds are merged per actor, capped at
+        the actor's last seq in the batch + 1 and stored on its last row.
         """
-        prune_at = _prunes(batch) if any(r.prune_history_before is not None for r in batch) else {}
+        staged = self._stage(batch, None)
+        if staged is None:
+            staged = self._stage(batch, _prunes(batch))
+            assert staged is not None
+        return staged
+
+    def _stage(
+        self, batch: Sequence[CommitRecord], prune_at: dict[int, int] | None
+    ) -> StagedLog | None:
+        """`stage` with the bounds of `_prunes` (or, if None, the records' own bounds:
+        then None if a bound is more than one past its record's seq)."""
         rows: list[tuple[Any, ...]] = []
         staged: dict[str, Pending] = {}
+        latest = self.latest
         rowid = self.tail
         for i, rec in enumerate(batch):
             rowid += 1
             actor_id = rec.actor_id
-            prune = prune_at.get(i)
+            if prune_at is None:
+                prune = rec.prune_history_before
+                if prune is not None and prune > rec.seq + 1:
+                    return None
+            else:
+                prune = prune_at.get(i)
             rows.append(_log_row(rowid, rec, prune))
-            prev = staged.get(actor_id) or self.latest.get(actor_id)
+            prev = staged.get(actor_id) or latest.get(actor_id)
             staged[actor_id] = _merge(prev, rowid, rec.seq, rec.state, prune)
         return StagedLog(rows, staged, rowid)
 
@@ -257,9 +313,10 @@ class CommitLog:
 
     # -- compaction -----------------------------------------------------------------
 
-    def compact_step(self, conn: sqlite3.Cursor) -> bool:
+    def compact_step(self, conn: sqlite3.Cursor, *, paced: bool = True) -> bool:
         """Run the next step of the current round, starting a round if there is none.
 
+        ``paced``: size the step by `COMPACT_STEP_SECONDS` (else `COMPACT_STEP_ROWS`).
         Returns False if the log was empty.
 
         Raises:
@@ -271,13 +328,27 @@ class CommitLog:
             rnd = self._round = self._start_round(conn)
             if rnd is None:
                 return False
-        end = rnd.next + rnd.per_step
+        per_step = max(1, int(self._step_rows(paced) / rnd.rows_per_actor))
+        end = rnd.next + per_step
         last = end >= len(rnd.actors)
+        started = time.perf_counter()
         self._step(conn, 0, rnd.upto, rnd.actors[rnd.next : end], "prefix" if last else None)
+        rows = min(per_step, len(rnd.actors) - rnd.next) * rnd.rows_per_actor
+        cost = (time.perf_counter() - started) / rows
+        # A moving average: one slow step (another process's fsync) does not halve the next.
+        self._row_seconds = cost if not self._row_seconds else (self._row_seconds + cost) / 2
         rnd.next = end
         if last:
             self._round = None
         return True
+
+    def _step_rows(self, paced: bool) -> float:
+        """How many rows the next step should move (see `COMPACT_STEP_SECONDS`)."""
+        rows = float(COMPACT_STEP_ROWS)
+        if paced and self._row_seconds:
+            rows = min(rows, max(COMPACT_MIN_STEP_ROWS, COMPACT_STEP_SECONDS / self._row_seconds))
+        # Bigger steps when commits outpace compaction (one step a job), to catch up.
+        return rows * max(1, self.rows // max(1, COMPACT_AFTER_ROWS))
 
     def compact_all(self, conn: sqlite3.Cursor) -> None:
         """Run steps until the log is empty.
@@ -285,7 +356,7 @@ class CommitLog:
         Raises:
             sqlite3.Error: a step failed; the earlier ones stay committed.
         """
-        while self.compact_step(conn):
+        while self.compact_step(conn, paced=False):
             pass
 
     def compact_actor(self, conn: sqlite3.Cursor, actor_id: str) -> None:
@@ -310,9 +381,8 @@ class CommitLog:
         """Seconds until a background step is due (0: now); None if the log is empty."""
         if not self.rows and self._round is None:
             return None
-        due = self._retry_at
-        if self._round is None:
-            due = max(due, self._last_step + COMPACT_IDLE_SECONDS)
+        pause = COMPACT_IDLE_SECONDS if self._round is None else COMPACT_ROUND_PAUSE
+        due = max(self._retry_at, self._last_step + pause)
         return max(0.0, due - time.monotonic())
 
     def due(self, idle: bool) -> bool:
@@ -360,10 +430,7 @@ class CommitLog:
             self._load(conn)
             actors = sorted(a for a, pending in self.latest.items() if pending.first <= upto)
         rows = max(1, min(self.rows, upto - first + 1))
-        # Bigger steps when commits outpace compaction (one step a job), to catch up.
-        step_rows = COMPACT_STEP_ROWS * max(1, self.rows // max(1, COMPACT_AFTER_ROWS))
-        per_step = max(1, len(actors) * step_rows // rows)
-        return _Round(upto, actors, per_step)
+        return _Round(upto, actors, rows / len(actors))
 
     def _step(
         self,
@@ -387,8 +454,10 @@ class CommitLog:
         ]
         if not moved and delete is None:
             return
-        conn.execute("BEGIN IMMEDIATE")
+        if self.unsynced_steps:
+            conn.execute("PRAGMA synchronous = NORMAL")  # see "Steps are not fsynced"
         try:
+            conn.execute("BEGIN IMMEDIATE")
             if moved:
                 conn.execute(_MOVE_EVENTS, (low, upto, actors[0], actors[-1]))
                 prunes = [(a, p.prune) for a, p in moved if p.prune is not None]
@@ -406,6 +475,9 @@ class CommitLog:
         except BaseException:
             rollback(conn)
             raise
+        finally:
+            if self.unsynced_steps:
+                conn.execute("PRAGMA synchronous = FULL")
         for actor_id, pending in moved:
             if pending.last <= upto:
                 del self.latest[actor_id]

@@ -117,6 +117,7 @@ class Writer:
             cur = conn.cursor()
             self.log = CommitLog()
             self.log.recover(cur)
+            self.log.unsynced_steps = self._synchronous == "FULL"
         except BaseException:
             conn.close()
             raise
