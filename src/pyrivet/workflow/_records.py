@@ -16,7 +16,6 @@ by a newer pyrivet fails to load with a message saying so.
 
 from __future__ import annotations
 
-import json
 from typing import Final, Literal
 
 import msgspec
@@ -124,13 +123,14 @@ class MetaRecord(msgspec.Struct, kw_only=True, omit_defaults=True):
 
 
 _encoder = msgspec.msgpack.Encoder()
+_json = msgspec.json.Encoder()
 _entry_decoder = msgspec.msgpack.Decoder(EntryRecord)
 _meta_decoder = msgspec.msgpack.Decoder(MetaRecord)
 
 
 def entry_key(location: Location) -> str:
     """The storage key of the entry at ``location`` (readable: ``e["main",3,"charge"]``)."""
-    return _ENTRY_PREFIX + json.dumps(location, separators=(",", ":"))
+    return _ENTRY_PREFIX + _json.encode(location).decode()
 
 
 def is_entry_key(key: str) -> bool:
