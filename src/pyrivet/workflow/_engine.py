@@ -187,9 +187,12 @@ class WorkflowEngine(Generic[S]):
         return values.decode(output)
 
     def evict(self) -> None:
-        """Stop the current run at its next wait; it raises `WorkflowEvicted`.
+        """Stop the current run at its next await; it raises `WorkflowEvicted`.
 
-        What was flushed stays; a later `run` (of this or a new engine) resumes.
+        What was flushed stays; a later `run` (of this or a new engine) resumes. A step
+        body in progress is interrupted too and runs again on the next run, so a host
+        that saves its working state on shutdown must first wait until
+        `step_in_progress` is False (else it would save half a step without its entry).
         """
         if self._task is not None and self._core is not None:
             self._core.evicting = True
