@@ -29,6 +29,7 @@ PyrivetError                      base of everything pyrivet raises
     ├── HistoryDivergedError      the recorded history does not match the workflow code
     ├── EntryInProgressError      a step is running: the history cannot be reset now
     ├── RollbackCheckpointError   a step with a rollback ran before any rollback checkpoint
+    ├── WorkflowCancelledError    the workflow was cancelled
     └── WorkflowUsageError        the workflow API was misused (duplicate name, step-only API)
 
 ActorAborted (BaseException)      control flow: the actor is shutting down
@@ -74,6 +75,7 @@ __all__ = [
     "HistoryDivergedError",
     "EntryInProgressError",
     "RollbackCheckpointError",
+    "WorkflowCancelledError",
     "WorkflowUsageError",
     "WorkflowEvicted",
     "error_from_wire",
@@ -318,6 +320,10 @@ class EntryInProgressError(WorkflowError):
 
 class RollbackCheckpointError(WorkflowError):
     """A step with a ``rollback`` ran before any ``ctx.rollback_checkpoint(...)``."""
+
+
+class WorkflowCancelledError(WorkflowError):
+    """The workflow was cancelled; it does not run again until its history is reset."""
 
 
 class WorkflowUsageError(WorkflowError):

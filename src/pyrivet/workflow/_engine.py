@@ -29,6 +29,7 @@ from ..errors import (
     EntryInProgressError,
     HistoryDivergedError,
     RollbackError,
+    WorkflowCancelledError,
     WorkflowEvicted,
     WorkflowUsageError,
 )
@@ -93,6 +94,7 @@ class WorkflowEngine(Generic[S]):
         self._task: asyncio.Task[Any] | None = None
         self._restart = False
         self._evict = False
+        self._cancel = False
         self._reload = False
 
     @property
@@ -140,6 +142,8 @@ class WorkflowEngine(Generic[S]):
                 meta = core.history.meta
                 if meta.state == "completed" and meta.output is not None:
                     return values.decode(meta.output)
+                if meta.state == "cancelled":
+                    raise _cancelled()
                 try:
                     return await self._run_once(core)
                 except asyncio.CancelledError:
@@ -147,6 +151,10 @@ class WorkflowEngine(Generic[S]):
                         self._restart = False
                         task.uncancel()
                         continue
+                    if self._cancel:
+                        self._cancel = False
+                        task.uncancel()
+                        raise _cancelled() from None
                     if self._evict:
                         self._evict = False
                         task.uncancel()
@@ -197,6 +205,30 @@ class WorkflowEngine(Generic[S]):
         if self._task is not None and self._core is not None:
             self._core.evicting = True
             self._evict = True
+            self._task.cancel()
+
+    async def cancel(self) -> None:
+        """Cancel the workflow for good: record ``cancelled`` and stop a run in progress.
+
+        The run raises `WorkflowCancelledError`, and so does every later `run` until
+        `replay_from` resets the history.
+
+        Raises:
+            EntryInProgressError: a step is running; try again when it finished.
+        """
+        if self._core is None or self._core.broken is not None or self._reload:
+            await self.load()
+        core = self._core
+        assert core is not None
+        if core.running_steps:
+            raise EntryInProgressError(
+                "a step of this workflow is running, so it cannot be cancelled now; retry "
+                "once it finished"
+            )
+        core.history.set_state("cancelled")
+        await core.flush()
+        if self._task is not None:
+            self._cancel = True
             self._task.cancel()
 
     async def replay_from(self, key: str | None = None) -> None:
@@ -261,6 +293,12 @@ class WorkflowEngine(Generic[S]):
                     f"{loop.iteration}: replay from the loop itself, or from an entry of its "
                     "current iteration"
                 )
+
+
+def _cancelled() -> WorkflowCancelledError:
+    return WorkflowCancelledError(
+        "this workflow was cancelled; reset its history with replay_from() to run it again"
+    )
 
 
 def _reopen(record: EntryRecord) -> None:
