@@ -135,10 +135,7 @@ class WorkflowEngine(Generic[S]):
         self._task = task
         try:
             while True:
-                if self._core is None or self._core.broken is not None or self._reload:
-                    await self.load()
-                core = self._core
-                assert core is not None
+                core = await self._loaded_core()
                 meta = core.history.meta
                 if meta.state == "completed" and meta.output is not None:
                     return values.decode(meta.output)
@@ -207,6 +204,23 @@ class WorkflowEngine(Generic[S]):
             self._evict = True
             self._task.cancel()
 
+    async def _loaded_core(self) -> Core[S]:
+        """The core, (re)loaded from the host if there is none or it may be stale."""
+        if self._core is None or self._core.broken is not None or self._reload:
+            await self.load()
+        assert self._core is not None
+        return self._core
+
+    async def _idle_core(self, what: str) -> Core[S]:
+        """The loaded core, checking no step runs (the workflow is about to be ``what``)."""
+        core = await self._loaded_core()
+        if core.running_steps:
+            raise EntryInProgressError(
+                f"a step of this workflow is running, so it cannot be {what} now; retry "
+                "once it finished"
+            )
+        return core
+
     async def cancel(self) -> None:
         """Cancel the workflow for good: record ``cancelled`` and stop a run in progress.
 
@@ -216,15 +230,7 @@ class WorkflowEngine(Generic[S]):
         Raises:
             EntryInProgressError: a step is running; try again when it finished.
         """
-        if self._core is None or self._core.broken is not None or self._reload:
-            await self.load()
-        core = self._core
-        assert core is not None
-        if core.running_steps:
-            raise EntryInProgressError(
-                "a step of this workflow is running, so it cannot be cancelled now; retry "
-                "once it finished"
-            )
+        core = await self._idle_core("cancelled")
         core.history.set_state("cancelled")
         await core.flush()
         if self._task is not None:
@@ -243,15 +249,7 @@ class WorkflowEngine(Generic[S]):
             WorkflowUsageError: no entry has that key, or it lies in a loop iteration
                 the loop has moved past (replay from the loop itself instead).
         """
-        if self._core is None or self._core.broken is not None or self._reload:
-            await self.load()
-        core = self._core
-        assert core is not None
-        if core.running_steps:
-            raise EntryInProgressError(
-                "a step of this workflow is running, so its history cannot be reset now; "
-                "retry once it finished"
-            )
+        core = await self._idle_core("reset")
         history = core.history
         records = sorted(history.by_location.values(), key=lambda r: r.seq)
         cut = 0
