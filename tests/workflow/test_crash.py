@@ -109,3 +109,49 @@ async def test_crash_at_every_await_point_loses_nothing_and_repeats_nothing(
             else:
                 assert reran <= 1
         crash_at += 1
+
+
+def build_queue_race(calls: Counter[str]) -> Workflow:
+    async def handle(s: MemoryStepContext, body: Any) -> Any:
+        calls[f"handle-{body}"] += 1
+        s.state.setdefault("handled", []).append(body)
+        await s.point()
+        return body
+
+    async def wait_message(ctx: Ctx) -> Any:
+        message = await ctx.queue.next("m")
+        assert message is not None
+        return await ctx.step("handle", lambda s: handle(s, message.body))
+
+    async def time_out(ctx: Ctx) -> str:
+        await ctx.sleep("t", 1000)
+        return "timeout"
+
+    @workflow
+    async def wf(ctx: Ctx) -> list[Any]:
+        first = await ctx.race("first", {"timeout": time_out, "message": wait_message})
+        second = await ctx.try_step("after", lambda s: calls.update(["after"]) or "done")
+        return [first.winner, first.value, second.ok]
+
+    return wf
+
+
+async def test_crash_with_queue_and_race_handles_each_message_once(clock: MockClock) -> None:
+    crash_at = 0
+    while True:
+        calls: Counter[str] = Counter()
+        wf = build_queue_race(calls)
+        store = MemoryWorkflowStore()
+        store.send("m", "hello")
+        engine, _ = engine_for(wf, clock, store, crash_at=crash_at)
+        try:
+            assert await engine.run() == ["message", "hello", True]
+            assert crash_at > 5
+            return
+        except SimulatedCrash:
+            pass
+        engine, _ = engine_for(wf, clock, store)
+        assert await engine.run() == ["message", "hello", True], f"crash at {crash_at}"
+        assert store.state == {"handled": ["hello"]}, f"crash at {crash_at}"
+        assert store.queue == []
+        crash_at += 1

@@ -397,3 +397,33 @@ async def test_stored_record_from_newer_format_is_refused(
 
     with pytest.raises(Exception, match="format version 99, newer than this pyrivet reads"):
         await engine_for(wf, clock, store)[0].run()
+
+
+async def test_ephemeral_step_is_written_with_the_next_flush(
+    clock: MockClock, store: MemoryWorkflowStore
+) -> None:
+    calls: Counter[str] = Counter()
+
+    def count(name: str) -> Any:
+        def run(s: MemoryStepContext) -> str:
+            calls[name] += 1
+            return name
+
+        return run
+
+    @workflow
+    async def wf(ctx: Ctx) -> str:
+        await ctx.step("cheap", count("cheap"), ephemeral=True)
+        await ctx.sleep("nap", 5)
+        return await ctx.step("last", count("last"))
+
+    engine, _ = engine_for(wf, clock, store, evict_sleeps=True)
+    flushes_before = store.flushes
+    with pytest.raises(WorkflowEvicted):
+        await engine.run()
+    # One flush carried both the ephemeral step and the sleep's deadline.
+    assert store.flushes - flushes_before == 1
+    assert [e.name for e in read_history(store.records).entries] == ["cheap", "nap"]
+    await clock.advance(5)
+    assert await engine_for(wf, clock, store)[0].run() == "last"
+    assert calls == {"cheap": 1, "last": 1}

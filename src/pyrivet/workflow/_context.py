@@ -146,7 +146,7 @@ class WorkflowQueue(Generic[S]):
                 core.history.write(record)
         if record.status != "completed":
             core.history.set_state("sleeping")
-            await core.flush()
+            await core.flush(ctx._scope.shielded)
             wanted = list(names) if names is not None else None
             messages = await core.host.receive(wanted, count, record.deadline, completable)
             core.history.set_state("running")
@@ -472,7 +472,7 @@ class WorkflowContext(Generic[S]):
             core.history.write(record)
         if record.status != "completed":
             assert record.deadline is not None
-            await core.wait_until(record.deadline)
+            await core.wait_until(record.deadline, self._scope.shielded)
             record.status = "completed"
             core.history.write(record)
 
@@ -649,14 +649,20 @@ class WorkflowContext(Generic[S]):
 def _first_error(
     group: BaseExceptionGroup[BaseException], fatal: list[BaseException]
 ) -> BaseException:
-    """What a failed branch group raises: the first fatal error, else the first leaf
-    (a `WorkflowEvicted` or a crash of the host, which must pass through unwrapped)."""
-    if fatal:
-        return fatal[0]
-    leaf: BaseException = group
-    while isinstance(leaf, BaseExceptionGroup):
-        leaf = leaf.exceptions[0]
-    return leaf
+    """What a failed group of branches raises, unwrapped: a control-flow exception
+    (`WorkflowEvicted`, a crash of the host) first, then the first fatal error."""
+    leaves: list[BaseException] = []
+    pending: list[BaseException] = [group]
+    while pending:
+        exc = pending.pop(0)
+        if isinstance(exc, BaseExceptionGroup):
+            pending.extend(exc.exceptions)
+        else:
+            leaves.append(exc)
+    for leaf in leaves:
+        if not isinstance(leaf, Exception):
+            return leaf
+    return fatal[0] if fatal else leaves[0]
 
 
 def _join_error(record: EntryRecord) -> JoinError:

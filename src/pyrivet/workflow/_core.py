@@ -282,12 +282,12 @@ class Core(Generic[S]):
         elif task.exception() is not None:
             self.broken = task.exception()
 
-    async def wait_until(self, deadline: float) -> None:
+    async def wait_until(self, deadline: float, shielded: bool = False) -> None:
         """Wait durably until ``deadline`` (flushing first, so the wait survives)."""
         if self.clock.now() >= deadline:
             return
         self.history.set_state("sleeping")
-        await self.flush()
+        await self.flush(shielded)
         await self.host.sleep_until(deadline)
         self.history.set_state("running")
 
@@ -321,7 +321,8 @@ class Core(Generic[S]):
         name = record.name
         while True:
             if record.attempts and record.last_attempt_at is not None:
-                await self.wait_until(record.last_attempt_at + options.backoff(record.attempts))
+                retry_at = record.last_attempt_at + options.backoff(record.attempts)
+                await self.wait_until(retry_at, shielded)
             attempt = record.attempts + 1
             # One step body (with the flush that completes it) at a time: a flush commits
             # the host's whole working state, which must not hold half of another step's

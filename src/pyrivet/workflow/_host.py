@@ -133,11 +133,14 @@ class WorkflowHost(Protocol[S_co]):
 
         Returns as soon as at least one message is available (the lowest ids first),
         or an empty sequence at ``deadline`` (None: wait forever). A non-completable
-        receive consumes the messages; a host that can should delete them in the same
-        commit as the engine's next `flush` (which records them), so a crash in between
-        loses nothing. A completable receive leaves them queued until
-        `complete_message`. May raise `pyrivet.errors.WorkflowEvicted` like
-        `sleep_until`.
+        receive consumes the messages: the host should delete them in the commit of
+        the first `flush` *called* after `receive` returned. The engine puts the
+        record of the messages into that very flush (it queues the record before it
+        awaits anything), so the deletion and the record are durable together and a
+        crash loses no message. (A flush called earlier, e.g. by a concurrent branch,
+        must not carry the deletion even if it commits later.) A completable receive
+        leaves them queued until `complete_message`. May raise
+        `pyrivet.errors.WorkflowEvicted` like `sleep_until`.
         """
         ...
 

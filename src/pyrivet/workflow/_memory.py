@@ -127,6 +127,9 @@ class MemoryWorkflowHost(WorkflowHost[MemoryStepContext]):
         return MemoryStepContext(self.state, StepInfo("on_error", (), 0, "on_error"), self)
 
     async def flush(self, writes: Writes) -> None:
+        # The messages received before this call: the engine recorded them in ``writes``.
+        consumed = set(self._consumed)
+        self._consumed.clear()
         await self.point("before flush")
         # One atomic step: history writes, the working state, consumed messages.
         for key, data in writes.items():
@@ -135,9 +138,7 @@ class MemoryWorkflowHost(WorkflowHost[MemoryStepContext]):
             else:
                 self.store.records[key] = data
         self.store.state = copy.deepcopy(self.state)
-        consumed = set(self._consumed)
         self.store.queue = [m for m in self.store.queue if m.id not in consumed]
-        self._consumed.clear()
         self.store.flushes += 1
         await self.point("after flush")
 
