@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -31,6 +32,19 @@ from pyrivet.workflow import (
 from .conftest import engine_for
 
 Ctx = WorkflowContext[MemoryStepContext]
+
+
+def counting(calls: Counter[str]) -> Callable[[str], Callable[[MemoryStepContext], str]]:
+    """``count(name)``: a step callback that counts its runs in ``calls``, returns name."""
+
+    def count(name: str) -> Callable[[MemoryStepContext], str]:
+        def run(s: MemoryStepContext) -> str:
+            calls[name] += 1
+            return name
+
+        return run
+
+    return count
 
 
 async def test_steps_run_once_and_replay_returns_recorded_outputs(
@@ -68,12 +82,7 @@ async def test_replay_after_eviction_does_not_rerun_completed_steps(
 ) -> None:
     calls: Counter[str] = Counter()
 
-    def count(name: str) -> Any:
-        def run(s: MemoryStepContext) -> str:
-            calls[name] += 1
-            return name
-
-        return run
+    count = counting(calls)
 
     @workflow
     async def wf(ctx: Ctx) -> str:
@@ -404,12 +413,7 @@ async def test_ephemeral_step_is_written_with_the_next_flush(
 ) -> None:
     calls: Counter[str] = Counter()
 
-    def count(name: str) -> Any:
-        def run(s: MemoryStepContext) -> str:
-            calls[name] += 1
-            return name
-
-        return run
+    count = counting(calls)
 
     @workflow
     async def wf(ctx: Ctx) -> str:
