@@ -58,6 +58,9 @@ class NoopHost(WorkflowHost[None]):
     def step_context(self, step: StepInfo) -> None:
         return None
 
+    def step_finished(self, step: StepInfo) -> None:
+        return None
+
     def error_context(self) -> object:
         return None
 

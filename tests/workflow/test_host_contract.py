@@ -119,3 +119,40 @@ async def test_cancel_stops_the_run_and_sticks_until_reset(
     task = asyncio.ensure_future(again.run())
     await clock.advance(100)
     assert await task == "end"
+
+
+async def test_step_windows_enclose_each_attempt_and_its_flush(
+    clock: MockClock, store: MemoryWorkflowStore
+) -> None:
+    tries: Counter[str] = Counter()
+
+    def flaky(s: MemoryStepContext) -> str:
+        tries["flaky"] += 1
+        if tries["flaky"] == 1:
+            raise ValueError("again")
+        return "ok"
+
+    async def branch(ctx: Ctx, name: str) -> str:
+        return await ctx.step(name, lambda s: name)
+
+    @workflow
+    async def wf(ctx: Ctx) -> None:
+        await ctx.step("flaky", flaky, retry_backoff_base=0)
+        await ctx.join("j", {"x": lambda c: branch(c, "x"), "y": lambda c: branch(c, "y")})
+
+    engine, host = engine_for(wf, clock, store)
+    await engine.run()
+    windows = host.step_windows
+    # Windows never overlap, and each attempt's outcome was flushed inside its window.
+    assert [(kind, name) for kind, name, _ in windows] == [
+        ("started", "flaky"),
+        ("finished", "flaky"),
+        ("started", "flaky"),
+        ("finished", "flaky"),
+        ("started", "x"),
+        ("finished", "x"),
+        ("started", "y"),
+        ("finished", "y"),
+    ]
+    for start, end in zip(windows[::2], windows[1::2], strict=True):
+        assert end[2] == start[2] + 1

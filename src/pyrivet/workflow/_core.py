@@ -329,8 +329,9 @@ class Core(Generic[S]):
             # changes, or a crash would make that step run, and apply, twice.
             await self.step_lock.acquire()
             self.running_steps += 1
+            info = StepInfo(name, record.location, attempt)
             try:
-                outcome = await self._attempt(record, run, options, attempt)
+                outcome = await self._attempt(record, info, run, options)
                 if outcome is None:
                     self.history.write(record)
                     if rollback is not None:
@@ -355,6 +356,7 @@ class Core(Generic[S]):
             finally:
                 self.running_steps -= 1
                 self.step_lock.release()
+                self.host.step_finished(info)
             if kind is not None:
                 await self.report(
                     StepErrorEvent(name, record.location, attempt, exc, False, None, None)
@@ -368,12 +370,12 @@ class Core(Generic[S]):
             )
 
     async def _attempt(
-        self, record: EntryRecord, run: Callable[[S], Any], options: StepOptions, attempt: int
+        self, record: EntryRecord, info: StepInfo, run: Callable[[S], Any], options: StepOptions
     ) -> tuple[Exception, str | None] | None:
         """Run one attempt. None when it succeeded (``record`` then holds the output);
         else the error and its terminal kind (None: it may be retried)."""
         name = record.name
-        step_ctx = self.host.step_context(StepInfo(name, record.location, attempt))
+        step_ctx = self.host.step_context(info)
         timeout = options.timeout
         token = _in_step.set(name)
         started = self.clock.monotonic()
@@ -399,7 +401,7 @@ class Core(Generic[S]):
         finally:
             _in_step.reset(token)
         record.status = "completed"
-        record.attempts = attempt
+        record.attempts = info.attempt
         record.output = output
         record.error = None
         return None
@@ -419,8 +421,9 @@ class Core(Generic[S]):
                 result = callback(step_ctx, values.decode(record.output))
                 if inspect.isawaitable(result):
                     await result
+                record.rolled_back = True
+                self.history.write(record)
+                await self.flush()
             finally:
                 _in_step.reset(token)
-            record.rolled_back = True
-            self.history.write(record)
-            await self.flush()
+                self.host.step_finished(info)

@@ -11,6 +11,13 @@ The contract, in the order things happen:
    first run, and again after a `flush` failed.
 2. **Step bodies.** Each attempt of a step calls ``fn(host.step_context(info))``; the
    object is opaque to the engine (in an actor it exposes state, KV, broadcast...).
+   `step_finished(info)` follows once the attempt is over, after the flush recording
+   its outcome (or after the attempt alone if it was interrupted, or for an ephemeral
+   step, which flushes later). Between the two the host's working state may hold half
+   a step: a host that commits that state for other reasons (an actor's actions) must
+   hold such commits until `step_finished`, or a crash could keep half a step whose
+   re-run then applies it again. Step attempts never overlap (join and race branches
+   take turns for their step bodies).
 3. **Flush.** When a step completes, fails an attempt, or the workflow records anything
    that must outlive a crash (a sleep's deadline, a received message, a race's winner,
    the end state), the engine calls `flush(writes)` and waits for it **before** it
@@ -102,6 +109,13 @@ class WorkflowHost(Protocol[S_co]):
 
         Called once per attempt, just before it runs. In actor mode it gives the step
         the actor's state and side effects; the orchestration context never does.
+        """
+        ...
+
+    def step_finished(self, step: StepInfo) -> None:
+        """The attempt `step_context` was called for is over (see the module docstring).
+
+        Called exactly once per `step_context` call; must not raise.
         """
         ...
 

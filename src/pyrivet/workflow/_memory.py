@@ -101,6 +101,8 @@ class MemoryWorkflowHost(WorkflowHost[MemoryStepContext]):
         self.point_labels: list[str] = []
         self.wake_at: float | None = None
         self.error_contexts = 0
+        #: ("started" | "finished", step name, store.flushes at that moment), in order.
+        self.step_windows: list[tuple[str, str, int]] = []
         self._consumed: list[int] = []
 
     @property
@@ -120,7 +122,11 @@ class MemoryWorkflowHost(WorkflowHost[MemoryStepContext]):
         return dict(self.store.records)
 
     def step_context(self, step: StepInfo) -> MemoryStepContext:
+        self.step_windows.append(("started", step.name, self.store.flushes))
         return MemoryStepContext(self.state, step, self)
+
+    def step_finished(self, step: StepInfo) -> None:
+        self.step_windows.append(("finished", step.name, self.store.flushes))
 
     def error_context(self) -> MemoryStepContext:
         self.error_contexts += 1
