@@ -8,7 +8,7 @@ from collections.abc import Callable
 
 import pytest
 
-from pyrivet.errors import CommitError, WorkflowCancelledError, WorkflowError
+from pyrivet.errors import CommitError, WorkflowCancelledError, WorkflowError, WorkflowEvicted
 from pyrivet.testing import MockClock
 from pyrivet.workflow import (
     MemoryStepContext,
@@ -156,3 +156,33 @@ async def test_step_windows_enclose_each_attempt_and_its_flush(
     ]
     for start, end in zip(windows[::2], windows[1::2], strict=True):
         assert end[2] == start[2] + 1
+
+
+async def test_one_run_at_a_time_and_is_evicted(
+    clock: MockClock, store: MemoryWorkflowStore
+) -> None:
+    seen: list[bool] = []
+
+    async def watcher(ctx: Ctx) -> None:
+        await ctx.sleep("w", 10)
+
+    async def observer(ctx: Ctx) -> None:
+        try:
+            await ctx.sleep("o", 10)
+        finally:
+            seen.append(ctx.is_evicted())
+
+    @workflow
+    async def wf(ctx: Ctx) -> None:
+        seen.append(ctx.is_evicted())
+        await ctx.join("j", {"w": watcher, "o": observer})
+
+    engine, _ = engine_for(wf, clock, store)
+    task = asyncio.ensure_future(engine.run())
+    await clock.advance(1)
+    with pytest.raises(WorkflowError, match="already running"):
+        await engine.run()
+    engine.evict()
+    with pytest.raises(WorkflowEvicted):
+        await task
+    assert seen == [False, True]
