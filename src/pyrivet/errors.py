@@ -18,8 +18,22 @@ PyrivetError                      base of everything pyrivet raises
     ├── ScheduleError             schedule/*
     ├── KVError                   kv/*
     └── InternalError             core/internal_error (details stay in the server log)
+└── WorkflowError                 raised by the durable workflow engine (pyrivet.workflow)
+    ├── CriticalError             raised by a step on purpose: fail it now, no retry
+    ├── RollbackError             raised by a step: fail the workflow and run step rollbacks
+    ├── StepFailedError           a step failed for good (base of the next two)
+    │   ├── StepExhaustedError    every retry of a step failed
+    │   └── StepTimeoutError      a step ran past its timeout
+    ├── JoinError                 one or more branches of a join failed
+    ├── RaceError                 every branch of a race failed
+    ├── HistoryDivergedError      the recorded history does not match the workflow code
+    ├── EntryInProgressError      a step is running: the history cannot be reset now
+    ├── RollbackCheckpointError   a step with a rollback ran before any rollback checkpoint
+    ├── WorkflowCancelledError    the workflow was cancelled
+    └── WorkflowUsageError        the workflow API was misused (duplicate name, step-only API)
 
 ActorAborted (BaseException)      control flow: the actor is shutting down
+WorkflowEvicted (BaseException)   control flow: the host stopped a workflow run to resume later
 ```
 
 On the wire an `ActorError` is `{group, code, message, metadata}`. Only errors whose
@@ -50,6 +64,20 @@ __all__ = [
     "KVError",
     "InternalError",
     "ActorAborted",
+    "WorkflowError",
+    "CriticalError",
+    "RollbackError",
+    "StepFailedError",
+    "StepExhaustedError",
+    "StepTimeoutError",
+    "JoinError",
+    "RaceError",
+    "HistoryDivergedError",
+    "EntryInProgressError",
+    "RollbackCheckpointError",
+    "WorkflowCancelledError",
+    "WorkflowUsageError",
+    "WorkflowEvicted",
     "error_from_wire",
 ]
 
@@ -194,6 +222,121 @@ class ActorAborted(BaseException):
 
     It derives from `BaseException` so that ``except Exception`` in user code does not
     swallow it. User code never constructs it.
+    """
+
+
+class WorkflowError(PyrivetError):
+    """Base class of the errors of the durable workflow engine (`pyrivet.workflow`)."""
+
+
+class _StepRaisedError(WorkflowError):
+    """An error a step raises on purpose; the engine re-raises it naming the step."""
+
+    def __init__(self, message: str, *, step: str | None = None, attempts: int = 0) -> None:
+        super().__init__(message)
+        #: The step that failed (None on the instance the step body raised).
+        self.step = step
+        self.attempts = attempts
+
+
+class CriticalError(_StepRaisedError):
+    """Raise inside a workflow step to fail it at once, without retrying.
+
+    ```python
+    if not order["items"]:
+        raise CriticalError("order has no items; nothing to ship")
+    ```
+    """
+
+
+class RollbackError(_StepRaisedError):
+    """Raise inside a workflow step to fail the workflow and undo what it did.
+
+    The step is not retried; the ``rollback`` callbacks of the steps completed since
+    the last ``rollback_checkpoint`` run in reverse order, then the workflow fails.
+    """
+
+
+class StepFailedError(WorkflowError):
+    """A workflow step failed for good.
+
+    Attributes:
+        step: the step's name.
+        attempts: how many attempts ran.
+        error: the last attempt's error, as text (``"ValueError: bad input"``).
+    """
+
+    def __init__(self, message: str, *, step: str, attempts: int, error: str) -> None:
+        super().__init__(message)
+        self.step = step
+        self.attempts = attempts
+        self.error = error
+
+
+class StepExhaustedError(StepFailedError):
+    """Every attempt of a workflow step failed (``max_retries`` retries ran)."""
+
+
+class StepTimeoutError(StepFailedError):
+    """A workflow step ran longer than its ``timeout`` (and ``retry_on_timeout`` is off)."""
+
+
+class JoinError(WorkflowError):
+    """One or more branches of ``ctx.join`` failed; ``errors`` maps branch -> error text."""
+
+    def __init__(self, message: str, *, errors: dict[str, str]) -> None:
+        super().__init__(message)
+        self.errors = errors
+
+
+class RaceError(WorkflowError):
+    """Every branch of ``ctx.race`` failed; ``errors`` maps branch -> error text."""
+
+    def __init__(self, message: str, *, errors: dict[str, str]) -> None:
+        super().__init__(message)
+        self.errors = errors
+
+
+class HistoryDivergedError(WorkflowError):
+    """The workflow's recorded history does not match what its code does now.
+
+    Raised when the code reaches an entry whose recorded type differs, runs a new entry
+    where the history recorded another one, or no longer runs a recorded entry. Nothing
+    in the history is changed; deploy code that matches it, mark deleted entries with
+    ``ctx.removed(name, kind)``, or reset the history with ``replay_from``.
+
+    Attributes:
+        entry: the name of the entry where the divergence was found.
+    """
+
+    def __init__(self, message: str, *, entry: str) -> None:
+        super().__init__(message)
+        self.entry = entry
+
+
+class EntryInProgressError(WorkflowError):
+    """A step of the workflow is running, so its history cannot be reset now; retry later."""
+
+
+class RollbackCheckpointError(WorkflowError):
+    """A step with a ``rollback`` ran before any ``ctx.rollback_checkpoint(...)``."""
+
+
+class WorkflowCancelledError(WorkflowError):
+    """The workflow was cancelled; it does not run again until its history is reset."""
+
+
+class WorkflowUsageError(WorkflowError):
+    """The workflow API was used in a way it does not allow; the message says the fix."""
+
+
+class WorkflowEvicted(BaseException):
+    """Control flow: the workflow's host stopped the run; a later run resumes from history.
+
+    Raised by a host from ``sleep_until`` or ``receive`` when it would rather unload the
+    workflow than wait (the actor goes to sleep and a durable alarm wakes it), and out of
+    ``WorkflowEngine.run`` after ``evict()``. It derives from `BaseException` so that
+    ``except Exception`` in workflow code does not swallow it.
     """
 
 
