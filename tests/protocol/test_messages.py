@@ -37,6 +37,8 @@ from pyrivet._protocol.messages import (
     HttpResponseError,
     Init,
     InvalidMessageError,
+    ProtocolError,
+    QueueSendStatus,
     SubscriptionRequest,
     ToClient,
     ToServer,
@@ -230,40 +232,81 @@ def test_http_action_response_bodies(encoding: Encoding, data: bytes) -> None:
 
 QUEUE_NO_WAIT = HttpQueueSendRequest(body={"job": 1}, name="jobs", wait=False)
 QUEUE_WAIT = HttpQueueSendRequest(body={"t": 7}, name="tasks", wait=True, timeout_ms=4000)
+QUEUE_WAIT_NO_TIMEOUT = HttpQueueSendRequest(body={"t": 7}, name="tasks", wait=True)
+QUEUE_NO_BODY = HttpQueueSendRequest(name="jobs", wait=False)
 
 
-@pytest.mark.parametrize(
-    ("encoding", "data", "expected"),
-    [
-        (
-            "bare",
-            h("0400 08 b90001636a6f6201 01") + s("jobs") + h("01 00 00"),
-            QUEUE_NO_WAIT,
+def cbor_map(*items: tuple[str, bytes]) -> bytes:
+    """A map as cbor-x writes it (``b9`` + 16-bit length) with short text keys."""
+    out = h("b9") + len(items).to_bytes(2, "big")
+    for key, value in items:
+        out += bytes([0x60 + len(key)]) + key.encode() + value
+    return out
+
+
+# What rivetkit@2.3.19 sent for handle.send("jobs", {job: 1}),
+# send("tasks", {t: 7}, {wait: true, timeout: 4000}), send("tasks", {t: 7}, {wait: true})
+# and send("jobs") (no body), recorded on a loopback HTTP server.
+CBOR_JOB = cbor_map(("job", h("01")))
+CBOR_T7 = cbor_map(("t", h("07")))
+QUEUE_REQUESTS_CAPTURED: list[tuple[Encoding, bytes, HttpQueueSendRequest]] = [
+    ("json", b'{"body":{"job":1},"name":"jobs","wait":false}', QUEUE_NO_WAIT),
+    ("json", b'{"body":{"t":7},"name":"tasks","wait":true,"timeout":4000}', QUEUE_WAIT),
+    ("json", b'{"body":{"t":7},"name":"tasks","wait":true}', QUEUE_WAIT_NO_TIMEOUT),
+    ("json", b'{"name":"jobs","wait":false}', QUEUE_NO_BODY),
+    (
+        "cbor",
+        cbor_map(
+            ("body", CBOR_JOB), ("name", h("64") + b"jobs"), ("wait", h("f4")), ("timeout", h("f7"))
         ),
-        (
-            "bare",
-            h("0400 06 b90001 6174 07 01") + s("tasks") + h("01 01 01 a00f000000000000"),
-            QUEUE_WAIT,
+        QUEUE_NO_WAIT,
+    ),
+    (
+        "cbor",
+        cbor_map(
+            ("body", CBOR_T7),
+            ("name", h("65") + b"tasks"),
+            ("wait", h("f5")),
+            ("timeout", h("19 0fa0")),
         ),
-        ("json", b'{"body":{"job":1},"name":"jobs","wait":false}', QUEUE_NO_WAIT),
-        ("json", b'{"body":{"t":7},"name":"tasks","wait":true,"timeout":4000}', QUEUE_WAIT),
-        (
-            "cbor",
-            h("b9 0004 64")
-            + b"body"
-            + h("b9 0001 6174 07 64")
-            + b"name"
-            + h("65")
-            + b"tasks"
-            + h("64")
-            + b"wait"
-            + h("f5 67")
-            + b"timeout"
-            + h("f7"),
-            HttpQueueSendRequest({"t": 7}, "tasks", True, None),
+        QUEUE_WAIT,
+    ),
+    (
+        "cbor",
+        cbor_map(
+            ("body", CBOR_T7), ("name", h("65") + b"tasks"), ("wait", h("f5")), ("timeout", h("f7"))
         ),
-    ],
-)
+        QUEUE_WAIT_NO_TIMEOUT,
+    ),
+    (
+        "cbor",
+        cbor_map(
+            ("body", h("f7")), ("name", h("64") + b"jobs"), ("wait", h("f4")), ("timeout", h("f7"))
+        ),
+        QUEUE_NO_BODY,
+    ),
+    ("bare", h("0400 08") + CBOR_JOB + h("01") + s("jobs") + h("01 00 00"), QUEUE_NO_WAIT),
+    (
+        "bare",
+        h("0400 06") + CBOR_T7 + h("01") + s("tasks") + h("01 01 01 a00f000000000000"),
+        QUEUE_WAIT,
+    ),
+    ("bare", h("0400 06") + CBOR_T7 + h("01") + s("tasks") + h("01 01 00"), QUEUE_WAIT_NO_TIMEOUT),
+    # undefined as the compat layer writes it: CBOR ["$Undefined", 0]
+    (
+        "bare",
+        h("0400 0d 82 6a") + b"$Undefined" + h("00 01") + s("jobs") + h("01 00 00"),
+        QUEUE_NO_BODY,
+    ),
+]
+
+
+def test_captured_queue_bodies_match_the_reference() -> None:
+    # The reference (§7) lists the bare no-wait frame byte for byte.
+    assert QUEUE_REQUESTS_CAPTURED[8][1] == h("0400 08 b90001636a6f6201 01 046a6f6273 01 00 00")
+
+
+@pytest.mark.parametrize(("encoding", "data", "expected"), QUEUE_REQUESTS_CAPTURED)
 def test_http_queue_send_request_bodies(
     encoding: Encoding, data: bytes, expected: HttpQueueSendRequest
 ) -> None:
@@ -271,37 +314,84 @@ def test_http_queue_send_request_bodies(
 
 
 def test_http_queue_send_request_json_is_written_like_the_client() -> None:
-    assert encode_http(QUEUE_NO_WAIT, "json") == b'{"body":{"job":1},"name":"jobs","wait":false}'
-    assert (
-        encode_http(QUEUE_WAIT, "json")
-        == b'{"body":{"t":7},"name":"tasks","wait":true,"timeout":4000}'
-    )
+    # Except send(name) without a body: JavaScript drops the undefined key, Python has
+    # no undefined and writes "body":null, which reads back the same.
+    for encoding, data, msg in QUEUE_REQUESTS_CAPTURED:
+        if encoding == "json" and msg.body is not None:
+            assert encode_http(msg, "json") == data
+    assert encode_http(QUEUE_NO_BODY, "json") == b'{"body":null,"name":"jobs","wait":false}'
 
 
-@pytest.mark.parametrize(
-    ("encoding", "msg", "data"),
-    [
-        ("bare", HttpQueueSendResponse(QUEUE_COMPLETED), h("0400") + s("completed") + h("00")),
-        ("json", HttpQueueSendResponse(QUEUE_COMPLETED), b'{"status":"completed"}'),
-        (
-            "json",
-            HttpQueueSendResponse(QUEUE_COMPLETED, {"done": {"t": 7}}),
-            b'{"response":{"done":{"t":7}},"status":"completed"}',
-        ),
-    ],
-)
+def test_queue_values_from_the_javascript_client() -> None:
+    # cbor bodies are raw cbor-x (no compat layer); bare bodies carry the compat layer.
+    raw = cbor_map(("body", h("82 d840 42 0102 1b 0000000000000001")))
+    assert decode_http(raw, "cbor", HttpQueueSendRequest).body == [b"\x01\x02", 1]
+    compat = cbor2.dumps([["$Uint8Array", "AQI="], ["$$x", 1]])
+    bare = h("0400") + bytes([len(compat)]) + compat + h("00 00 00")
+    assert decode_http(bare, "bare", HttpQueueSendRequest).body == [b"\x01\x02", ["$x", 1]]
+
+
+DONE = {"done": {"t": 7}}
+CBOR_DONE = h("a1 64") + b"done" + h("a1 61 74 07")
+QUEUE_RESPONSES: list[tuple[Encoding, HttpQueueSendResponse, bytes]] = [
+    ("bare", HttpQueueSendResponse(QUEUE_COMPLETED), h("0400") + s("completed") + h("00")),
+    (
+        "bare",
+        HttpQueueSendResponse(QUEUE_COMPLETED, DONE),
+        h("0400") + s("completed") + h("01 0a") + CBOR_DONE,
+    ),
+    ("bare", HttpQueueSendResponse(QUEUE_TIMED_OUT), h("0400") + s("timedOut") + h("00")),
+    ("json", HttpQueueSendResponse(QUEUE_COMPLETED), b'{"status":"completed"}'),
+    (
+        "json",
+        HttpQueueSendResponse(QUEUE_COMPLETED, DONE),
+        b'{"response":{"done":{"t":7}},"status":"completed"}',
+    ),
+    ("json", HttpQueueSendResponse(QUEUE_TIMED_OUT), b'{"status":"timedOut"}'),
+    (
+        "cbor",
+        HttpQueueSendResponse(QUEUE_COMPLETED),
+        h("a1 66") + b"status" + h("69") + b"completed",
+    ),
+    (
+        "cbor",
+        HttpQueueSendResponse(QUEUE_COMPLETED, DONE),
+        h("a2 68") + b"response" + CBOR_DONE + h("66") + b"status" + h("69") + b"completed",
+    ),
+    (
+        "cbor",
+        HttpQueueSendResponse(QUEUE_TIMED_OUT),
+        h("a1 66") + b"status" + h("68") + b"timedOut",
+    ),
+]
+
+
+@pytest.mark.parametrize(("encoding", "msg", "data"), QUEUE_RESPONSES)
 def test_http_queue_send_response_bodies(
     encoding: Encoding, msg: HttpQueueSendResponse, data: bytes
 ) -> None:
     assert encode_http(msg, encoding) == data
-    assert decode_http(data, encoding, HttpQueueSendResponse) == msg
+    decoded = decode_http(data, encoding, HttpQueueSendResponse)
+    assert decoded == msg
+    assert type(decoded.status) is QueueSendStatus
 
 
 def test_http_queue_send_response_with_cbor_x_payload() -> None:
-    payload = h("b90001 64") + b"done" + h("b90001 6174 07")
+    # The engine's reply in the reference (§7): the response as cbor-x writes maps.
+    payload = cbor_map(("done", CBOR_T7))
     data = h("0400") + s("completed") + h("01 0e") + payload
-    expected = HttpQueueSendResponse(QUEUE_COMPLETED, {"done": {"t": 7}})
-    assert decode_http(data, "bare", HttpQueueSendResponse) == expected
+    assert decode_http(data, "bare", HttpQueueSendResponse) == HttpQueueSendResponse(
+        QUEUE_COMPLETED, DONE
+    )
+
+
+def test_queue_send_statuses_are_the_wire_strings() -> None:
+    assert [status.value for status in QueueSendStatus] == ["completed", "timedOut"]
+    assert QUEUE_COMPLETED is QueueSendStatus.COMPLETED
+    assert QUEUE_TIMED_OUT.value == "timedOut"
+    assert encode_http(HttpQueueSendResponse(QUEUE_TIMED_OUT), "json") == b'{"status":"timedOut"}'
+    assert QueueSendStatus.from_wire("timedOut") is QueueSendStatus.TIMED_OUT
+    assert QueueSendStatus.from_wire("TimedOut") is None
 
 
 HTTP_ERROR = HttpResponseError(
@@ -712,23 +802,6 @@ def test_malformed_cbor_frames(data: bytes | str, fragment: str) -> None:
     ("data", "kind", "fragment"),
     [
         (
-            b'{"body":1,"timeout":-5}',
-            HttpQueueSendRequest,
-            "HttpQueueSendRequest.timeout must be between",
-        ),
-        (b'{"body":1,"timeout":1.5}', HttpQueueSendRequest, "timeout must be an unsigned integer"),
-        (
-            b'{"body":1,"wait":"x"}',
-            HttpQueueSendRequest,
-            "HttpQueueSendRequest.wait must be a boolean",
-        ),
-        (
-            b'{"body":1,"name":5}',
-            HttpQueueSendRequest,
-            "HttpQueueSendRequest.name must be a string",
-        ),
-        (b'{"status":5}', HttpQueueSendResponse, "HttpQueueSendResponse.status must be a string"),
-        (
             b'{"group":"g","message":"m"}',
             HttpResponseError,
             "HttpResponseError is missing the field 'code'",
@@ -752,6 +825,145 @@ def test_json_queue_timeout_accepts_integral_floats() -> None:
     assert decode_http(data, "json", HttpQueueSendRequest) == HttpQueueSendRequest(timeout_ms=4000)
 
 
+QUEUE_BARE_FRAMES: list[tuple[bytes, type[HttpBody]]] = [
+    *((data, HttpQueueSendRequest) for enc, data, _ in QUEUE_REQUESTS_CAPTURED if enc == "bare"),
+    *((data, HttpQueueSendResponse) for enc, _, data in QUEUE_RESPONSES if enc == "bare"),
+]
+
+
+@pytest.mark.parametrize(("frame", "kind"), QUEUE_BARE_FRAMES)
+def test_every_truncation_of_a_bare_queue_body_is_rejected(
+    frame: bytes, kind: type[HttpBody]
+) -> None:
+    decode_http(frame, "bare", kind)
+    for cut in range(len(frame)):
+        with pytest.raises(InvalidMessageError, match=f"invalid {kind.__name__}: |truncated"):
+            decode_http(frame[:cut], "bare", kind)
+
+
+BARE_JOBS_TAIL = h("01") + s("jobs")
+
+
+@pytest.mark.parametrize(
+    ("data", "kind", "fragment"),
+    [
+        (b"", HttpQueueSendRequest, "too short for the 2-byte schema version prefix"),
+        (h("0400 01 f6 00 01 02 00"), HttpQueueSendRequest, "invalid bool byte 0x02"),
+        (
+            h("0400 01 f6 00 01 01 02"),
+            HttpQueueSendRequest,
+            "invalid HttpQueueSendRequest: invalid optional flag 0x02 (at byte 7)",
+        ),
+        (h("0400 01 ff 00 00 00"), HttpQueueSendRequest, "HttpQueueSendRequest.body: invalid CBOR"),
+        (
+            h("0400 08") + CBOR_JOB + BARE_JOBS_TAIL + h("01 00 00 00"),
+            HttpQueueSendRequest,
+            "1 unexpected bytes after the end",
+        ),
+        (h("0500 01 f6 00 00 00"), HttpQueueSendRequest, "unsupported client protocol version 5"),
+        ("text", HttpQueueSendRequest, "bare messages are binary"),
+        (
+            h("0400") + s("done") + h("00"),
+            HttpQueueSendResponse,
+            "invalid HttpQueueSendResponse: status must be 'completed' or 'timedOut', got 'done' "
+            "(at byte 2)",
+        ),
+        (
+            h("0400") + s("completed") + h("01 01 ff"),
+            HttpQueueSendResponse,
+            "HttpQueueSendResponse.response: invalid CBOR",
+        ),
+    ],
+)
+def test_malformed_bare_queue_bodies(
+    data: bytes | str, kind: type[HttpBody], fragment: str
+) -> None:
+    with pytest.raises(InvalidMessageError) as info:
+        decode_http(data, "bare", kind)
+    assert fragment in info.value.message
+
+
+@pytest.mark.parametrize("encoding", ["json", "cbor"])
+@pytest.mark.parametrize(
+    ("fields", "kind", "fragment"),
+    [
+        ([1], HttpQueueSendRequest, "HttpQueueSendRequest must be an object, got an array"),
+        (
+            {"body": 1, "timeout": -1},
+            HttpQueueSendRequest,
+            "timeout must be between 0 and 2**64 - 1",
+        ),
+        ({"body": 1, "timeout": 2**64}, HttpQueueSendRequest, "timeout must be between 0 and"),
+        (
+            {"body": 1, "timeout": "4000"},
+            HttpQueueSendRequest,
+            "timeout must be an unsigned integer, got a string",
+        ),
+        (
+            {"body": 1, "timeout": True},
+            HttpQueueSendRequest,
+            "timeout must be an unsigned integer, got a boolean",
+        ),
+        (
+            {"body": 1, "timeout": 0.5},
+            HttpQueueSendRequest,
+            "timeout must be an unsigned integer, got a number",
+        ),
+        (
+            {"body": 1, "wait": 1},
+            HttpQueueSendRequest,
+            "HttpQueueSendRequest.wait must be a boolean, got a number",
+        ),
+        (
+            {"body": 1, "name": ["jobs"]},
+            HttpQueueSendRequest,
+            "HttpQueueSendRequest.name must be a string, got an array",
+        ),
+        (
+            {"response": 1},
+            HttpQueueSendResponse,
+            "HttpQueueSendResponse is missing the field 'status'",
+        ),
+        (
+            {"status": 5},
+            HttpQueueSendResponse,
+            "HttpQueueSendResponse.status must be a string, got a number",
+        ),
+        (
+            {"status": "failed"},
+            HttpQueueSendResponse,
+            "HttpQueueSendResponse.status must be 'completed' or 'timedOut', got 'failed'",
+        ),
+    ],
+)
+def test_malformed_mapped_queue_bodies(
+    encoding: Encoding, fields: Any, kind: type[HttpBody], fragment: str
+) -> None:
+    data = json.dumps(fields).encode() if encoding == "json" else cbor2.dumps(fields)
+    with pytest.raises(InvalidMessageError) as info:
+        decode_http(data, encoding, kind)
+    assert fragment in info.value.message
+    assert isinstance(info.value, ProtocolError)
+    assert (info.value.group, info.value.code) == ("protocol", "invalid_message")
+
+
+@pytest.mark.parametrize(
+    ("encoding", "fragment"),
+    [
+        ("json", "invalid JSON: the message is empty"),
+        ("cbor", "invalid CBOR: the message is empty"),
+        ("bare", "too short for the 2-byte schema version prefix"),
+    ],
+)
+@pytest.mark.parametrize("kind", [HttpQueueSendRequest, HttpQueueSendResponse])
+def test_an_empty_queue_body_is_rejected(
+    encoding: Encoding, fragment: str, kind: type[HttpBody]
+) -> None:
+    with pytest.raises(InvalidMessageError) as info:
+        decode_http(b"", encoding, kind)
+    assert fragment in info.value.message
+
+
 def _mutations(rng: random.Random, frame: bytes) -> bytes:
     data = bytearray(frame)
     for _ in range(rng.randint(1, 4)):
@@ -766,7 +978,8 @@ def _mutations(rng: random.Random, frame: bytes) -> bytes:
 
 
 FUZZ_SEEDS: dict[Encoding, list[bytes]] = {
-    "bare": [BARE_INIT, BARE_ERROR, BARE_INCREMENT, BARE_EVENT, BARE_SUBSCRIBE],
+    "bare": [BARE_INIT, BARE_ERROR, BARE_INCREMENT, BARE_EVENT, BARE_SUBSCRIBE]
+    + [frame for frame, _ in QUEUE_BARE_FRAMES],
     "json": [JSON_INIT, JSON_ERROR, JSON_INCREMENT, JSON_EVENT, JSON_SUBSCRIBE],
     "cbor": [
         CBOR_ACTION_RESPONSE,
@@ -782,7 +995,12 @@ class TestGarbageNeverEscapesAsAnotherError:
         decode_to_client,
         *(
             (lambda data, encoding, kind=kind: decode_http(data, encoding, kind))
-            for kind in (HttpActionRequest, HttpQueueSendRequest, HttpResponseError)
+            for kind in (
+                HttpActionRequest,
+                HttpQueueSendRequest,
+                HttpQueueSendResponse,
+                HttpResponseError,
+            )
         ),
     ]
 

@@ -34,6 +34,7 @@ from .records import (
     HttpResolveResponse,
     HttpResponseError,
     Init,
+    QueueSendStatus,
     SubscriptionRequest,
     ToClient,
     ToServer,
@@ -300,7 +301,11 @@ def _http_queue_send_request(reader: BareReader, version: int) -> HttpQueueSendR
 
 def _http_queue_send_response(reader: BareReader, version: int) -> HttpQueueSendResponse:
     _require_v3(reader, version)
-    status = reader.read_str()
+    start = reader.offset
+    value = reader.read_str()
+    status = QueueSendStatus.from_wire(value)
+    if status is None:
+        raise reader.error(f"status must be 'completed' or 'timedOut', got {value!r:.60}", start)
     return HttpQueueSendResponse(
         status, _optional_payload(reader, "HttpQueueSendResponse.response")
     )

@@ -46,6 +46,7 @@ from .records import (
     HttpResolveResponse,
     HttpResponseError,
     Init,
+    QueueSendStatus,
     SubscriptionRequest,
     ToClient,
     ToServer,
@@ -452,8 +453,14 @@ def _http_queue_send_request(reader: _Reader, body: _Fields) -> HttpQueueSendReq
 
 
 def _http_queue_send_response(reader: _Reader, body: _Fields) -> HttpQueueSendResponse:
+    value = body.string("status")
+    status = QueueSendStatus.from_wire(value)
+    if status is None:
+        raise InvalidMessageError(
+            f"{body.at('status')} must be 'completed' or 'timedOut', got {value!r:.60}"
+        )
     return HttpQueueSendResponse(
-        body.string("status"), reader.value(body.optional("response"), body.at("response"))
+        status, reader.value(body.optional("response"), body.at("response"))
     )
 
 

@@ -46,6 +46,7 @@ from .records import (
     HttpResolveResponse,
     HttpResponseError,
     Init,
+    QueueSendStatus,
     SubscriptionRequest,
     ToClient,
     ToServer,
@@ -71,6 +72,7 @@ __all__ = [
     "ToServer",
     "QUEUE_COMPLETED",
     "QUEUE_TIMED_OUT",
+    "QueueSendStatus",
     # encodings
     "DEFAULT_ENCODING",
     "ENCODINGS",

@@ -12,7 +12,8 @@ queue reply without response. Protocol integers (``id``, ``action_id``,
 
 from __future__ import annotations
 
-from typing import Any, TypeAlias
+from enum import StrEnum
+from typing import Any, Final, TypeAlias
 
 import msgspec
 
@@ -34,16 +35,37 @@ __all__ = [
     "Init",
     "QUEUE_COMPLETED",
     "QUEUE_TIMED_OUT",
+    "QueueSendStatus",
     "SubscriptionRequest",
     "ToClient",
     "ToServer",
 ]
 
-#: `HttpQueueSendResponse.status` when the message was enqueued (and, with ``wait``,
-#: completed).
-QUEUE_COMPLETED = "completed"
-#: `HttpQueueSendResponse.status` when ``wait`` ran out of time.
-QUEUE_TIMED_OUT = "timedOut"
+
+class QueueSendStatus(StrEnum):
+    """The outcome of a queue send, as `HttpQueueSendResponse.status` carries it.
+
+    The JavaScript client accepts exactly these two values; the decoders reject any
+    other. Members compare equal to their wire strings.
+    """
+
+    #: The message was enqueued (and, when the sender waited, completed).
+    COMPLETED = "completed"
+    #: The sender waited and ``timeout`` ran out before the message was completed.
+    TIMED_OUT = "timedOut"
+
+    @classmethod
+    def from_wire(cls, value: str) -> QueueSendStatus | None:
+        """Return the member whose wire string is ``value``, or None if there is none."""
+        return _STATUSES.get(value)
+
+
+_STATUSES: Final[dict[str, QueueSendStatus]] = {status.value: status for status in QueueSendStatus}
+
+#: `QueueSendStatus.COMPLETED`, under the name the protocol layer has always exported.
+QUEUE_COMPLETED: Final = QueueSendStatus.COMPLETED
+#: `QueueSendStatus.TIMED_OUT`.
+QUEUE_TIMED_OUT: Final = QueueSendStatus.TIMED_OUT
 
 
 def _wire_fields(exc: BaseException) -> tuple[str, str, str, Any]:
@@ -162,7 +184,10 @@ class HttpQueueSendRequest(msgspec.Struct, frozen=True):
     """Body of ``POST .../queue/{name}`` (schema v3+).
 
     ``wait`` asks the server to hold the response until the message is completed or
-    ``timeout_ms`` milliseconds pass.
+    ``timeout_ms`` milliseconds pass (wire name ``timeout``). The JavaScript client
+    always sends ``name`` and ``wait`` (``False`` by default) and sends ``timeout``
+    only when given; ``body`` is None for ``send(name)`` with no body (json omits
+    the key, cbor writes ``undefined``, bare the compat form of ``undefined``).
     """
 
     body: Any = None
@@ -172,10 +197,10 @@ class HttpQueueSendRequest(msgspec.Struct, frozen=True):
 
 
 class HttpQueueSendResponse(msgspec.Struct, frozen=True):
-    """Reply to a queue send: `QUEUE_COMPLETED` or `QUEUE_TIMED_OUT`, with the
-    completion's response when waiting (schema v3+)."""
+    """Reply to a queue send (schema v3+): its `QueueSendStatus`, and the
+    completion's response when the sender waited and the receiver gave one."""
 
-    status: str
+    status: QueueSendStatus
     response: Any = None
 
 
