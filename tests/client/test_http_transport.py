@@ -179,6 +179,23 @@ async def test_connection_close_responses_close_the_connection(
     assert raw.connections == 2
 
 
+async def test_redirects_are_returned_not_followed(
+    serve: Callable[[Handler], Awaitable[RawServer]],
+) -> None:
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        while await raw.read_request(reader):
+            writer.write(b"HTTP/1.1 302 Found\r\nLocation: /elsewhere\r\nContent-Length: 0\r\n\r\n")
+
+    raw = await serve(handler)
+    transport = transport_for(raw.port)
+    try:
+        response = await transport.fetch(BY_ID, None, "/old")
+    finally:
+        await transport.aclose()
+    assert (response.status, response.headers["location"]) == (302, "/elsewhere")
+    assert len(raw.requests) == 1
+
+
 async def test_broken_servers_raise_network_error(
     serve: Callable[[Handler], Awaitable[RawServer]],
 ) -> None:

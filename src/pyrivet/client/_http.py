@@ -290,7 +290,11 @@ class HttpTransport:
         session = self._session or self._open_session()
         try:
             async with session.request(
-                method, URL(target, encoded=True), data=content, headers=headers
+                method,
+                URL(target, encoded=True),
+                data=content,
+                headers=headers,
+                allow_redirects=False,  # a redirect is the caller's to see, as with fetch
             ) as response:
                 body = await response.read()
         except TimeoutError as exc:
