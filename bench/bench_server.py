@@ -23,7 +23,7 @@ uses underneath:
   ``tests/conformance/js/node_modules``): ``bench/js/client.mjs``; floor
   ``bench/js/floor.mjs`` (``ws`` 8.23 and Node's ``fetch``, what that client uses);
 * pyrivet's network client (``pyrivet.client.Client(url)``); floor with ``websockets``
-  and ``httpx``, what it uses.
+  and ``aiohttp``, what it uses.
 
 Figures: sequential ``increment(1)`` on one actor over a WebSocket (subscribed to
 ``newCount``) and over HTTP, p50/p99; calls/s with 64 callers over 64 actors (one loop
@@ -299,12 +299,14 @@ async def py_floor_ws(url: str, n: int, warmup: int) -> dict[str, Any]:
 
 
 async def py_floor_http(url: str, n: int, warmup: int) -> dict[str, Any]:
-    import httpx
+    import aiohttp
 
-    async with httpx.AsyncClient() as http:
+    async with aiohttp.ClientSession() as http:
 
         async def echo() -> None:
-            (await http.post(url, content=PAYLOAD)).raise_for_status()
+            async with http.post(url, data=PAYLOAD) as response:
+                response.raise_for_status()
+                await response.read()
 
         samples = await timed_loop(echo, n, warmup)
     return {"latency_us": percentiles(samples)}
@@ -466,6 +468,12 @@ class Results:
         return self.values.get((client, name), [])
 
 
+def cpu_per_call_us(throughput: dict[str, Any]) -> float | None:
+    """Client CPU per call in µs, from a throughput result (None if no call finished)."""
+    calls = throughput["calls_per_s"]
+    return 1e4 * throughput["client_cpu_percent_of_core"] / calls if calls else None
+
+
 def log(message: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
 
@@ -526,12 +534,14 @@ def one_run(sizes: Sizes, work: Path, durability: str, results: Results) -> None
             results.add("js", f"tp_{key}", r["calls_per_s"])
             results.add("js", f"tp_{key}_server_cpu", r["server_cpu_percent_of_core"])
             results.add("js", f"tp_{key}_client_cpu", r["client_cpu_percent_of_core"])
+            results.add("js", f"tp_{key}_client_us", cpu_per_call_us(r))
             r = run_async(
                 py_throughput(endpoint, mode, sizes.actors, sizes.seconds, pid), sizes.seconds + 90
             )
             results.add("py", f"tp_{key}", r["calls_per_s"])
             results.add("py", f"tp_{key}_server_cpu", r["server_cpu_percent_of_core"])
             results.add("py", f"tp_{key}_client_cpu", r["client_cpu_percent_of_core"])
+            results.add("py", f"tp_{key}_client_us", cpu_per_call_us(r))
 
     log(f"pyrivet serve: {sizes.conns:,} idle connections per client (a fresh server each)")
     with pyrivet_server(work, durability) as server:
@@ -625,7 +635,7 @@ ROWS = [
 
 CLIENTS = {
     "js": "official RivetKit client 2.3.19 (Node; floor: ws 8.23 / fetch)",
-    "py": "pyrivet client (Python; floor: websockets / httpx)",
+    "py": "pyrivet client (Python; floor: websockets / aiohttp)",
 }
 
 
@@ -695,7 +705,9 @@ def print_table(
             if results.get(client, k)
         ]
         client_cpu = [
-            f"client CPU {statistics.median(results.get(client, k)):.0f} % ({what})"
+            f"client CPU {statistics.median(results.get(client, k)):.0f} % "
+            f"= {statistics.median(results.get(client, f'{k[:-4]}_us') or [0]):.0f} µs per call"
+            f" ({what})"
             for k, what in (("tp_ws_client_cpu", "64 x WebSocket"), ("tp_http_client_cpu", "HTTP"))
             if results.get(client, k)
         ]

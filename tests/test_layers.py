@@ -75,7 +75,7 @@ WITHIN_LAYER: frozenset[tuple[str, str]] = frozenset({("_protocol", "_codec")})
 OPTIONAL_IMPORTS: dict[str, str] = {
     "fcntl": "POSIX only",
     "uvloop": "the `server` extra; not on Windows",
-    "pyrivet.client._http": "needs httpx and websockets, the `client` extra",
+    "pyrivet.client._http": "needs aiohttp and websockets, the `client` extra",
     "pyrivet.server.serve": "needs uvicorn, the `server` extra",
 }
 

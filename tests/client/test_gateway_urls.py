@@ -174,9 +174,9 @@ def test_client_url_without_the_extra_says_how_to_install(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     for name in list(sys.modules):
-        if name == "httpx" or name.startswith(("httpx.", "pyrivet.client._http")):
+        if name == "aiohttp" or name.startswith(("aiohttp.", "pyrivet.client._http")):
             monkeypatch.delitem(sys.modules, name)
-    monkeypatch.setitem(sys.modules, "httpx", None)
+    monkeypatch.setitem(sys.modules, "aiohttp", None)
     with pytest.raises(ImportError, match=r"pip install 'pyrivet\[client\]'"):
         Client("http://127.0.0.1:6420")
 

@@ -46,7 +46,7 @@ class Client:
         self, target: TransportSource | Transport | str, **network: Unpack[NetworkOptions]
     ) -> None:
         if isinstance(target, str):
-            from ._http import HttpTransport  # needs httpx/websockets: import on use
+            from ._http import HttpTransport  # needs aiohttp/websockets: import on use
 
             self._transport: Transport = HttpTransport(target, **network)
             return

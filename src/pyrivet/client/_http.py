@@ -19,30 +19,36 @@ Keys the query URL cannot carry (a part with ``,`` or empty) and inputs above
 Requests whose actor is starting or stopping (``actor/starting|stopping|…``) are retried
 every 100 ms (60 times for get_or_create handles, 24 otherwise), on the injected clock.
 
-httpx and websockets are the ``client`` extra; importing this module without them
+Every HTTP request goes through one `aiohttp.ClientSession` per transport: keep-alive
+connections, no cap on how many are open at once (many callers may each wait on a long
+action), opened on the first request on the caller's event loop and closed by
+`HttpTransport.aclose`. Connection failures, timeouts and responses that are not valid
+HTTP raise `NetworkError`; error responses are decoded here (never raised by aiohttp).
+
+aiohttp and websockets are the ``client`` extra; importing this module without them
 raises an `ImportError` that says how to install them.
 """
 
 from __future__ import annotations
 
 import inspect
+import json
 import logging
 import random
 import weakref
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Final, TypeVar
-from urllib.parse import urlsplit
+from urllib.parse import urlencode
 
 try:
-    import httptools  # noqa: F401  (used by ._http1; checked here for the message below)
-    import httpx
+    import aiohttp
     from websockets.asyncio.client import connect as ws_connect
     from websockets.exceptions import InvalidHandshake, InvalidStatus, InvalidURI
     from websockets.typing import Subprotocol
+    from yarl import URL  # aiohttp's URL type, installed with it
 except ImportError as exc:  # pragma: no cover - exercised by a test that hides the libs
     raise ImportError(
-        "Client(url) needs the network client's dependencies (httpx, httptools, "
-        "websockets): "
+        "Client(url) needs the network client's dependencies (aiohttp, websockets): "
         "pip install 'pyrivet[client]'"
     ) from exc
 
@@ -79,7 +85,6 @@ from ._gateway import (
     serialize_key,
     split_user_path,
 )
-from ._http1 import Http1Pool, Http1Response
 from ._ws import ActorSocket, NetRawWebSocket, is_transient
 
 if TYPE_CHECKING:
@@ -97,6 +102,9 @@ USER_AGENT: Final = f"pyrivet-client/{__version__}"
 LIFECYCLE_RETRY_DELAY: Final = 0.1
 #: The largest WebSocket message accepted from the server.
 MAX_WS_MESSAGE: Final = 32 * 1024 * 1024
+#: Seconds an idle keep-alive connection is kept: below uvicorn's 5 s, so the server
+#: rarely closes one as it is being reused (Node's fetch uses 4 s too).
+KEEPALIVE_EXPIRY: Final = 4.0
 
 
 async def resolve_params(params: Any) -> Any:
@@ -119,6 +127,42 @@ async def resolve_params(params: Any) -> Any:
             code="get_params_failed",
         ) from exc
     return value
+
+
+class _Reply:
+    """A complete HTTP response: status, reason, headers (aiohttp's case-insensitive
+    multidict), body."""
+
+    __slots__ = ("content", "headers", "reason_phrase", "status_code")
+
+    def __init__(
+        self,
+        status_code: int,
+        reason_phrase: str,
+        headers: Mapping[str, str],
+        content: bytes,
+    ) -> None:
+        self.status_code = status_code
+        self.reason_phrase = reason_phrase
+        self.headers = headers
+        self.content = content
+
+    @property
+    def is_success(self) -> bool:
+        return 200 <= self.status_code < 300
+
+    @property
+    def text(self) -> str:
+        return self.content.decode("utf-8", errors="replace")
+
+    def header_dict(self) -> dict[str, str]:
+        """The headers with lower-case names; a repeated header's values joined by ``, ``."""
+        merged: dict[str, str] = {}
+        for name, value in self.headers.items():
+            key = name.lower()
+            old = merged.get(key)
+            merged[key] = value if old is None else f"{old}, {value}"
+        return merged
 
 
 def _error_from_body(
@@ -193,16 +237,10 @@ class HttpTransport:
         self._timeout = timeout
         self._metadata_pending = metadata_lookup
         self._rng = rng
-        self._http = httpx.AsyncClient(
-            headers={"user-agent": USER_AGENT, **self._headers},
-            timeout=httpx.Timeout(timeout, connect=min(timeout, 10.0)),
-            follow_redirects=False,
-        )
+        #: Opened by the first request, on the caller's loop (see `_open_session`).
+        self._session: aiohttp.ClientSession | None = None
         self._sockets: weakref.WeakSet[ActorSocket] = weakref.WeakSet()
         self._closed = False
-        #: The lean pool of action calls (see `_post_action`): (endpoint base, pool,
-        #: path prefix), or None until the first call (or if it cannot be used).
-        self._lean: tuple[str, Http1Pool | None, str] | None = None
 
     @property
     def endpoint(self) -> str:
@@ -210,6 +248,24 @@ class HttpTransport:
         return self._endpoint.base
 
     # -- plumbing -------------------------------------------------------------------
+
+    def _open_session(self) -> aiohttp.ClientSession:
+        """The HTTP session, bound to the running loop; our user agent unless the
+        caller's headers name one. No ``Content-Type`` is added to a body that has none."""
+        headers = dict(self._headers)
+        if not any(name.lower() == "user-agent" for name in headers):
+            headers["user-agent"] = USER_AGENT
+        self._session = aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(limit=0, keepalive_timeout=KEEPALIVE_EXPIRY),
+            headers=headers,
+            skip_auto_headers=("Content-Type",),
+            timeout=aiohttp.ClientTimeout(
+                total=self._timeout, sock_connect=min(self._timeout, 10.0)
+            ),
+            raise_for_status=False,
+            auto_decompress=True,
+        )
+        return self._session
 
     async def _request(
         self,
@@ -219,18 +275,33 @@ class HttpTransport:
         content: bytes | str | None = None,
         headers: Mapping[str, str] | None = None,
         params: Mapping[str, str] | None = None,
-        json_body: Any = None,
-    ) -> httpx.Response:
+    ) -> _Reply:
+        """Send one request and read its whole response (whatever its status).
+
+        ``url`` is sent as it is (already percent-encoded); ``params`` are appended.
+
+        Raises:
+            NetworkError: no connection, a timeout, or a response that is not HTTP.
+            RuntimeError: the transport is closed.
+        """
         if self._closed:
             raise RuntimeError("the client is closed")
+        target = url if not params else f"{url}{'&' if '?' in url else '?'}{urlencode(params)}"
+        session = self._session or self._open_session()
         try:
-            return await self._http.request(
-                method, url, content=content, headers=headers, params=params, json=json_body
-            )
-        except httpx.TimeoutException as exc:
+            async with session.request(
+                method,
+                URL(target, encoded=True),
+                data=content,
+                headers=headers,
+                allow_redirects=False,  # a redirect is the caller's to see, as with fetch
+            ) as response:
+                body = await response.read()
+        except TimeoutError as exc:
             raise NetworkError(f"{method} {url} timed out ({type(exc).__name__})") from exc
-        except httpx.TransportError as exc:
+        except aiohttp.ClientError as exc:
             raise NetworkError(f"cannot reach {url}: {exc or type(exc).__name__}") from exc
+        return _Reply(response.status, response.reason or "", response.headers, body)
 
     async def _ready(self) -> None:
         """Do the one-time ``GET /metadata`` lookup (retried on the next call if the
@@ -246,7 +317,7 @@ class HttpTransport:
         if response.status_code != 200:
             return
         try:
-            meta = response.json()
+            meta = json.loads(response.content)
         except ValueError:
             return
         if not isinstance(meta, dict):
@@ -261,52 +332,7 @@ class HttpTransport:
                 self._explicit_token or (token if isinstance(token, str) else None),
             )
 
-    async def _post_action(
-        self, path: str, body: bytes, headers: dict[str, str]
-    ) -> httpx.Response | Http1Response:
-        """POST an action call: through `Http1Pool` for ``http://`` endpoints (a fraction
-        of httpx's CPU per call), else, or if the headers do not fit it, through httpx."""
-        pool, prefix = self._lean_pool()
-        if pool is None or not pool.can_send(headers):
-            return await self._request(
-                "POST", self._endpoint.http_url(path), content=body, headers=headers
-            )
-        if self._closed:
-            raise RuntimeError("the client is closed")
-        try:
-            return await pool.request("POST", prefix + path, headers, body)
-        except TimeoutError as exc:
-            url = self._endpoint.http_url(path)
-            raise NetworkError(f"POST {url} timed out ({type(exc).__name__})") from exc
-        except OSError as exc:
-            url = self._endpoint.http_url(path)
-            raise NetworkError(f"cannot reach {url}: {exc or type(exc).__name__}") from exc
-
-    def _lean_pool(self) -> tuple[Http1Pool | None, str]:
-        """The lean pool for the current endpoint and the endpoint's path prefix."""
-        base = self._endpoint.base
-        lean = self._lean
-        if lean is not None and lean[0] == base:
-            return lean[1], lean[2]
-        if lean is not None and lean[1] is not None:
-            lean[1].close()  # the metadata lookup moved the endpoint
-        parts = urlsplit(base)
-        pool: Http1Pool | None = None
-        common = {"user-agent": USER_AGENT, **self._headers}
-        if parts.scheme == "http" and parts.hostname and Http1Pool.can_send(common):
-            pool = Http1Pool(
-                parts.hostname,
-                parts.port or 80,
-                headers=common,
-                timeout=self._timeout,
-                connect_timeout=min(self._timeout, 10.0),
-            )
-        self._lean = (base, pool, parts.path)
-        return pool, parts.path
-
-    def _response_error(
-        self, response: httpx.Response | Http1Response, encoding: Encoding
-    ) -> ActorError:
+    def _response_error(self, response: _Reply, encoding: Encoding) -> ActorError:
         return _error_from_body(
             response.status_code,
             response.reason_phrase,
@@ -416,13 +442,18 @@ class HttpTransport:
             if query.input is not None:
                 body["input"] = management_input(query.input)
             method = "PUT" if query.mode == "get_or_create" else "POST"
+            headers["content-type"] = "application/json"
             response = await self._request(
-                method, url, params=namespace, headers=headers, json_body=body
+                method,
+                url,
+                params=namespace,
+                headers=headers,
+                content=json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode(),
             )
         if not response.is_success:
             raise self._response_error(response, "json")
         try:
-            payload = response.json()
+            payload = json.loads(response.content)
             actor = payload["actors"][0] if query.mode == "get" else payload["actor"]
             actor_id = actor["actor_id"]
         except IndexError:
@@ -450,7 +481,9 @@ class HttpTransport:
                 query, actor_id, f"/action/{encode_uri_component(name)}"
             )
             headers = self._framework_headers(await resolve_params(params))
-            response = await self._post_action(path, body, headers)
+            response = await self._request(
+                "POST", self._endpoint.http_url(path), content=body, headers=headers
+            )
             if not response.is_success:
                 raise self._response_error(response, self.encoding)
             output = decode_http(response.content, self.encoding, HttpActionResponse).output
@@ -540,7 +573,7 @@ class HttpTransport:
                     raise error
             return RawResponse(
                 status=response.status_code,
-                headers={k.lower(): v for k, v in response.headers.items()},
+                headers=response.header_dict(),
                 content=response.content,
             )
 
@@ -569,12 +602,11 @@ class HttpTransport:
         return await self._with_lifecycle_retry(query, once)
 
     async def aclose(self) -> None:
-        """Close every connection opened through this transport, then the HTTP pool."""
+        """Close every connection opened through this transport, then the HTTP session."""
         if self._closed:
             return
         self._closed = True
         for socket in list(self._sockets):
             await socket.close()
-        if self._lean is not None and self._lean[1] is not None:
-            self._lean[1].close()
-        await self._http.aclose()
+        if self._session is not None:
+            await self._session.close()

@@ -139,7 +139,7 @@ class SyncClient:
         return SyncActorHandle(self._thread, self._client.get_for_id(name, actor_id, params=params))
 
     def close(self) -> None:
-        """Close the connections and the HTTP pool, then stop the background thread."""
+        """Close the connections and the HTTP session, then stop the background thread."""
         if self._closed:
             return
         self._closed = True
