@@ -390,10 +390,13 @@ async def test_prune_is_honoured_across_compaction_and_reopen(
 
 
 async def test_history_keeps_the_entry_as_committed(store: ActorStore) -> None:
-    # The entry's own state is kept even where it differs from the record's snapshot.
+    # The entry's own state is kept even where it differs from the record's snapshot;
+    # every column comes back as committed, set or None (the SQLite driver binds None as 0).
     records = [
         CommitRecord("a1", 1, state=b"snap", event=event("a1", 1, state=b"snap")),
-        CommitRecord("a1", 2, state=b"snap2", event=event("a1", 2)),
+        CommitRecord(
+            "a1", 2, state=b"snap2", event=event("a1", 2, name="add", by="conn-1", args=b"\x81")
+        ),
         CommitRecord("a1", 3, event=event("a1", 3, state=b"only-in-history")),
         CommitRecord("a1", 4, state=b"snap4", event=event("a1", 4, state=b"other", ops=b"o")),
         CommitRecord("a1", 5, state=b"snap5"),  # no history entry
