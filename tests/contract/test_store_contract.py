@@ -442,6 +442,29 @@ async def test_failed_commit_changes_nothing(driver: str, make_store: StoreFacto
         await store.close()
 
 
+async def test_failed_single_record_commit_changes_nothing(
+    driver: str, make_store: StoreFactory
+) -> None:
+    # A batch of one state-only record is a single INSERT in SQLite (no BEGIN/COMMIT).
+    sqlite = driver != "memory"
+    store = make_store(pragmas={"max_page_count": 1}) if sqlite else make_store()
+    await store.open()
+    try:
+        await store.commit([state_commit("a1", 1, b"old")])
+        if isinstance(store, MemoryDriver):
+            store.fail_next_commit(OSError("No space left on device"))
+        with pytest.raises(StorageError, match=r"No space left|disk is full"):
+            await store.commit([state_commit("a1", 2, os.urandom(1 << 20))])
+        assert await store.load_state("a1") == StoredState(1, b"old", False)
+        assert [e.seq for e in await store.read_history("a1")] == [1]
+
+        await store.commit([state_commit("a1", 2, b"after")])
+        assert await store.load_state("a1") == StoredState(2, b"after", False)
+        assert [e.seq for e in await store.read_history("a1")] == [1, 2]
+    finally:
+        await store.close()
+
+
 # -- destroy, alarms ---------------------------------------------------------------------
 
 
