@@ -78,8 +78,9 @@ class ActionCalls:
         if name.startswith("_"):
             raise AttributeError(name)
         # Reached only after a failed lookup, which formats an AttributeError message
-        # (~6% of a relaxed in-process call). A descriptor on the class answers the next
-        # ``obj.name`` of every instance directly; the instances hold nothing more.
+        # (~6% of an in-process call on the memory driver). A descriptor on the class
+        # answers the next ``obj.name`` of every instance directly; the instances hold
+        # nothing more.
         setattr(type(self), name, _CallByName(name))
         return functools.partial(self.action, name)
 

@@ -511,7 +511,7 @@ def _prunes(batch: Sequence[CommitRecord]) -> dict[int, int]:
 def _log_row(rowid: int, rec: CommitRecord, prune_before: int | None) -> tuple[Any, ...]:
     """The parameters of `_INSERT_LOG` for one record (see the schema's version 2 for
     the columns): 0 stands for NULL, and BLOBs are bound as bytearrays, which the
-    sqlite3 module binds without its adapter lookup (a copy is ~15 times cheaper)."""
+    sqlite3 module binds without its adapter lookup (a copy costs far less)."""
     state = rec.state
     flags = 0 if state is None else _SNAPSHOT
     e = rec.event
