@@ -292,7 +292,8 @@ class Writer:
         return StoredState(seq=seq, snapshot=snapshot, initialized=bool(flag and flag[0]))
 
     def commit(self, batch: Sequence[CommitRecord]) -> None:
-        """Apply ``batch`` in one ``BEGIN IMMEDIATE`` transaction, log-first.
+        """Apply ``batch`` in one ``BEGIN IMMEDIATE`` transaction, log-first (a lone
+        record with nothing but its log row: in that row's autocommitted ``INSERT``).
 
         Writes the created actor rows, the ``initialized`` flags, KV and alarm changes
         (coalesced: the last op per KV key and per alarm id wins, in record order) and
