@@ -270,7 +270,8 @@ def main() -> None:
         row(
             "sequential action, one actor, strict: p50 / p99",
             f"{p50 * 1e6:.0f} / {p99 * 1e6:.0f} µs",
-            "p50 ≤ 150 µs",
+            f"p50 ≤ floor + 40 = {(sqlite_floor * 1e6) + 40:.0f} µs "
+            f"(floor + {(p50 - sqlite_floor) * 1e6:.0f})",
         )
         p50, p99 = median_of(runs, lambda: sequential_latency("relaxed_counter", calls))
         row(
@@ -279,14 +280,22 @@ def main() -> None:
             "p50 ≤ 20 µs",
         )
     if "throughput" in wanted:
-        rate, per_batch = median_of(runs, lambda: throughput(64, 64, 2.0 if args.quick else 5.0))
-        row("throughput, 64 actors x 64 callers, strict", f"{rate:,.0f} actions/s", "≥ 60,000/s")
-        row("  records per group commit (mean)", f"{per_batch:.1f}", "-")
-        # The same load with storage taken out: what the client and runtime cost alone.
-        rate, _ = median_of(
-            runs, lambda: throughput(64, 64, 2.0 if args.quick else 5.0, memory_driver=True)
+        seconds = 2.0 if args.quick else 5.0
+        # The same load with storage taken out (what the client and runtime cost alone)
+        # is the yardstick, measured first and printed after.
+        memory_rate, _ = median_of(runs, lambda: throughput(64, 64, seconds, memory_driver=True))
+        rate, per_batch = median_of(runs, lambda: throughput(64, 64, seconds))
+        row(
+            "throughput, 64 actors x 64 callers, strict",
+            f"{rate:,.0f} actions/s",
+            f"≥ 0.7 x memory driver ({rate / memory_rate:.2f} x)",
         )
-        row("  the same on the memory driver (no disk, no SQL)", f"{rate:,.0f} actions/s", "-")
+        row("  records per group commit (mean)", f"{per_batch:.1f}", "-")
+        row(
+            "  the same on the memory driver (no disk, no SQL)",
+            f"{memory_rate:,.0f} actions/s",
+            "-",
+        )
     if "create" in wanted:
         per = median_of(runs, lambda: create_and_first_call(new_actors, 1))
         row(

@@ -390,10 +390,13 @@ async def test_prune_is_honoured_across_compaction_and_reopen(
 
 
 async def test_history_keeps_the_entry_as_committed(store: ActorStore) -> None:
-    # The entry's own state is kept even where it differs from the record's snapshot.
+    # The entry's own state is kept even where it differs from the record's snapshot;
+    # every column comes back as committed, set or None (the SQLite driver binds None as 0).
     records = [
         CommitRecord("a1", 1, state=b"snap", event=event("a1", 1, state=b"snap")),
-        CommitRecord("a1", 2, state=b"snap2", event=event("a1", 2)),
+        CommitRecord(
+            "a1", 2, state=b"snap2", event=event("a1", 2, name="add", by="conn-1", args=b"\x81")
+        ),
         CommitRecord("a1", 3, event=event("a1", 3, state=b"only-in-history")),
         CommitRecord("a1", 4, state=b"snap4", event=event("a1", 4, state=b"other", ops=b"o")),
         CommitRecord("a1", 5, state=b"snap5"),  # no history entry
@@ -435,6 +438,29 @@ async def test_failed_commit_changes_nothing(driver: str, make_store: StoreFacto
         await store.commit([state_commit("a1", 2, b"after", kv_puts=[(b"k", b"after")])])
         assert await store.load_state("a1") == StoredState(2, b"after", False)
         assert await store.kv_get("a1", b"k") == b"after"
+    finally:
+        await store.close()
+
+
+async def test_failed_single_record_commit_changes_nothing(
+    driver: str, make_store: StoreFactory
+) -> None:
+    # A batch of one state-only record is a single INSERT in SQLite (no BEGIN/COMMIT).
+    sqlite = driver != "memory"
+    store = make_store(pragmas={"max_page_count": 1}) if sqlite else make_store()
+    await store.open()
+    try:
+        await store.commit([state_commit("a1", 1, b"old")])
+        if isinstance(store, MemoryDriver):
+            store.fail_next_commit(OSError("No space left on device"))
+        with pytest.raises(StorageError, match=r"No space left|disk is full"):
+            await store.commit([state_commit("a1", 2, os.urandom(1 << 20))])
+        assert await store.load_state("a1") == StoredState(1, b"old", False)
+        assert [e.seq for e in await store.read_history("a1")] == [1]
+
+        await store.commit([state_commit("a1", 2, b"after")])
+        assert await store.load_state("a1") == StoredState(2, b"after", False)
+        assert [e.seq for e in await store.read_history("a1")] == [1, 2]
     finally:
         await store.close()
 

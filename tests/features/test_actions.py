@@ -336,6 +336,21 @@ async def test_typed_call_binds_keyword_arguments(env: Env) -> None:
         await handle.call(add, 1, c=2)  # type: ignore[call-arg, arg-type]
 
 
+async def test_calls_by_attribute_reach_each_handles_own_actor(env: Env) -> None:
+    # The first ``handle.add`` leaves a descriptor on the handle class: later lookups on
+    # any handle (or connection) must still bind to that object's own actor.
+    _, client = env
+    first, second = client.get_or_create("acts", ["one"]), client.get_or_create("acts", ["two"])
+    assert await first.add(1) == 1
+    assert await second.add(10) == 10
+    assert await first.add(2) == 3
+    assert first.add is not second.add
+    async with second.connect() as conn:
+        assert await conn.add(5) == 15
+    with pytest.raises(AttributeError):
+        first._private  # noqa: B018 (underscore names are never actions)
+
+
 @pytest.mark.parametrize(
     "bad_call",
     [

@@ -157,6 +157,12 @@ class Committer:
             asyncio.get_running_loop().call_soon(self._kick)
         return ticket
 
+    @property
+    def flush_scheduled(self) -> bool:
+        """Whether the pending records will be written at the start of the next
+        event-loop iteration (the committer is idle and its flush is queued)."""
+        return self._kick_scheduled
+
     def _kick(self) -> None:
         self._kick_scheduled = False
         if not self._busy:

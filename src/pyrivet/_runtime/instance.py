@@ -406,6 +406,11 @@ class ActorInstance(IdleLink, ContextHost):
             self.after_work(spec.name, encoded_args, by or (conn.id if conn else None))
         gate = self.journal.gate_ticket()  # `output_gate` without its coroutine
         if gate is not None:
+            if self.svc.committer.flush_scheduled:
+                # The flush was queued before this task's wake-up: after one bare yield
+                # a batch written inline (the usual case) is durable, and the reply
+                # goes out in that iteration instead of the next (no future, no wake-up).
+                await asyncio.sleep(0)
             await gate
         return result
 

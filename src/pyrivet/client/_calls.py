@@ -77,8 +77,29 @@ class ActionCalls:
     def __getattr__(self, name: str) -> Callable[..., Awaitable[Any]]:
         if name.startswith("_"):
             raise AttributeError(name)
-        # A partial, not a wrapper coroutine: one coroutine less on every call.
+        # Reached only after a failed lookup, which formats an AttributeError message
+        # (~6% of an in-process call on the memory driver). A descriptor on the class
+        # answers the next ``obj.name`` of every instance directly; the instances hold
+        # nothing more.
+        setattr(type(self), name, _CallByName(name))
         return functools.partial(self.action, name)
+
+
+class _CallByName:
+    """``obj.<name>`` on an `ActionCalls` class: ``partial(obj.action, name)``.
+
+    A partial, not a wrapper coroutine: one coroutine less on every call.
+    """
+
+    __slots__ = ("name",)
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def __get__(self, obj: ActionCalls | None, owner: type | None = None) -> Any:
+        if obj is None:
+            return self
+        return functools.partial(obj.action, self.name)
 
 
 class SyncActionCalls:

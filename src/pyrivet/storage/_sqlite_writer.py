@@ -293,7 +293,8 @@ class Writer:
         return StoredState(seq=seq, snapshot=snapshot, initialized=bool(flag and flag[0]))
 
     def commit(self, batch: Sequence[CommitRecord]) -> None:
-        """Apply ``batch`` in one ``BEGIN IMMEDIATE`` transaction, log-first.
+        """Apply ``batch`` in one ``BEGIN IMMEDIATE`` transaction, log-first (a lone
+        record with nothing but its log row: in that row's autocommitted ``INSERT``).
 
         Writes the created actor rows, the ``initialized`` flags, KV and alarm changes
         (coalesced: the last op per KV key and per alarm id wins, in record order) and
@@ -327,6 +328,17 @@ class Writer:
             raise StorageError(f"commit rejected, nothing was written: {exc!r}") from exc
 
         conn = self.cur
+        if len(batch) == 1 and not (creates or initialized or kv or alarms):
+            # One log row and nothing else: its INSERT is a transaction by itself (the
+            # connection autocommits), which saves the BEGIN and COMMIT statements of a
+            # sequential caller's every commit. Durable alike: the WAL is synced at the
+            # end of every write transaction.
+            try:
+                self.log.append(conn, staged)
+            except sqlite3.Error as exc:
+                raise _commit_error(exc, 1, self.path) from exc
+            self.log.committed(staged)
+            return
         conn.execute("BEGIN IMMEDIATE")
         try:
             for record in creates:
