@@ -3,7 +3,9 @@
 ASGI allows one ``send`` at a time per socket, while replies, events and closes come
 from many tasks (action tasks, the actor's event delivery, the runtime closing the
 connection). They all go through an `Outbox`: callers enqueue without blocking and
-one writer task sends in order. A close is the last thing sent; frames enqueued after
+one writer task sends in order. Frames found queued together are handed to the server
+with a hint that more follow (`MORE_KEY`), so `pyrivet serve` writes them to the socket
+at once (see `BatchingWebSocketProtocol`). A close is the last thing sent; frames enqueued after
 it are dropped. A client that does not read cannot make the server buffer without
 bound: past ``limit`` queued frames the socket is closed with 1011
 ``connection.overloaded``.
@@ -17,6 +19,7 @@ from collections import deque
 from typing import Final
 
 from ._asgi import Send
+from ._uvicorn_ws import MORE_KEY
 
 __all__ = ["Outbox"]
 
@@ -94,22 +97,22 @@ class Outbox:
 
     async def run(self) -> None:
         """Send queued frames until the close is sent or the client is gone."""
+        queue = self._queue
         try:
             while True:
-                while not self._queue:
+                while not queue:
                     self._wakeup.clear()
                     await self._wakeup.wait()
-                item, future = self._queue.popleft()
+                item, future = queue.popleft()
                 try:
                     if isinstance(item, _Close):
                         await self._send(
                             {"type": "websocket.close", "code": item.code, "reason": item.reason}
                         )
                         return
-                    if isinstance(item, str):
-                        await self._send({"type": "websocket.send", "text": item})
-                    else:
-                        await self._send({"type": "websocket.send", "bytes": item})
+                    # More queued: let the server write this frame with the next one.
+                    key = "text" if isinstance(item, str) else "bytes"
+                    await self._send({"type": "websocket.send", key: item, MORE_KEY: bool(queue)})
                 except Exception:
                     # The client is gone (ASGI servers raise on send after disconnect).
                     if future is not None and not future.done():
