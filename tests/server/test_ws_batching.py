@@ -55,6 +55,30 @@ async def test_outbox_marks_every_frame_with_more_queued_behind_it() -> None:
     ]
 
 
+async def test_an_event_queued_with_wake_soon_waits_for_a_reply_already_scheduled() -> None:
+    sent: list[dict[str, Any]] = []
+
+    async def send(message: Any) -> None:
+        sent.append(dict(message))
+
+    outbox = Outbox(send, 100)
+    writer = asyncio.get_running_loop().create_task(outbox.run())
+    await asyncio.sleep(0)  # the writer waits for frames
+    # As a commit does: the event is released, then the action waiting for the same
+    # commit is scheduled to resume (here: a callback queueing the reply).
+    outbox.frame(b"event", wake_soon=True)
+    asyncio.get_running_loop().call_soon(outbox.frame, b"reply")
+    await asyncio.sleep(0)
+    await asyncio.sleep(0)
+    outbox.close(1000)
+    await writer
+
+    assert sent[:2] == [
+        {"type": "websocket.send", "bytes": b"event", MORE_KEY: True},
+        {"type": "websocket.send", "bytes": b"reply", MORE_KEY: False},
+    ]
+
+
 class RawSocket:
     """A WebSocket client on a plain TCP stream, to see what arrives in one read."""
 

@@ -53,8 +53,14 @@ class Outbox:
         """Whether a close was enqueued (or the writer stopped): frames are dropped."""
         return self._closing or self.done.is_set()
 
-    def frame(self, data: str | bytes) -> None:
-        """Enqueue a frame (``str``: text, ``bytes``: binary); dropped if closing."""
+    def frame(self, data: str | bytes, *, wake_soon: bool = False) -> None:
+        """Enqueue a frame (``str``: text, ``bytes``: binary); dropped if closing.
+
+        ``wake_soon`` wakes the writer only after the callbacks already scheduled
+        have run. An event released by a commit is queued just before the action
+        that waited for the same commit resumes: that action's reply then joins the
+        event in one write instead of following it in a second one.
+        """
         if self.closing:
             return
         if len(self._queue) >= self._limit:
@@ -66,7 +72,10 @@ class Outbox:
             self.close(1011, _OVERLOADED)
             return
         self._queue.append((data, None))
-        self._wakeup.set()
+        if wake_soon:
+            asyncio.get_running_loop().call_soon(self._wakeup.set)
+        else:
+            self._wakeup.set()
 
     async def send(self, data: str | bytes) -> bool:
         """Enqueue a frame and wait until it was handed to the server; False if closing."""
