@@ -14,6 +14,7 @@ import uvicorn
 
 from pyrivet import MemoryDriver, Registry, Runtime
 from pyrivet.server import PyrivetApp, create_app
+from pyrivet.server._uvicorn_ws import BatchingWebSocketProtocol
 from pyrivet.server.serve import PyrivetServer
 
 from ._support import make_registry
@@ -58,6 +59,7 @@ async def start_server() -> AsyncIterator[Start]:
                 lifespan="on" if owned else "off",
                 log_config=None,
                 log_level="warning",
+                ws=BatchingWebSocketProtocol,  # as `pyrivet serve`
                 ws_ping_interval=None,
                 timeout_graceful_shutdown=5,
             )

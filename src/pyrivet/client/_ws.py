@@ -192,6 +192,7 @@ class ActorSocket:
     ) -> None:
         self._opener = opener
         self._encoding: Encoding = encoding
+        self._binary = is_binary(encoding)
         self._listener = listener
         self._clock = clock
         self._backoff = backoff
@@ -257,12 +258,18 @@ class ActorSocket:
         frame = encode_to_server(ActionRequest(action_id, name, list(args)), self._encoding)
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         self._frame_sizes[action_id] = len(frame)
-        if self._status == "connected" and self._outbox is not None:
-            self._in_flight[action_id] = future
-            self._outbox.put_nowait(frame)
-        else:
-            self._queued[action_id] = (frame, future)
+        outbox, ws = self._outbox, self._ws
         try:
+            if self._status == "connected" and outbox is not None and ws is not None:
+                self._in_flight[action_id] = future
+                if outbox.empty():
+                    # Nothing waits to be written before it: send from this task, which
+                    # saves the writer task's wake-up on every sequential call.
+                    await self._send_frame(ws, frame)
+                else:
+                    outbox.put_nowait(frame)
+            else:
+                self._queued[action_id] = (frame, future)
             return await future
         finally:
             self._in_flight.pop(action_id, None)
@@ -426,13 +433,17 @@ class ActorSocket:
             return _close_info(exc)
 
     async def _write(self, ws: ClientConnection, outbox: asyncio.Queue[bytes]) -> None:
-        binary = is_binary(self._encoding)
-        while True:
-            frame = await outbox.get()
-            try:
-                await ws.send(frame if binary else frame.decode("utf-8"))
-            except ConnectionClosed:
-                return  # the reader sees the close and handles it
+        while await self._send_frame(ws, await outbox.get()):
+            pass
+
+    async def _send_frame(self, ws: ClientConnection, frame: bytes) -> bool:
+        """Send one frame; False once the socket is closed (the reader sees the close
+        and fails the actions in flight)."""
+        try:
+            await ws.send(frame if self._binary else frame.decode("utf-8"))
+        except ConnectionClosed:
+            return False
+        return True
 
     def _handle(self, data: str | bytes) -> None:
         try:

@@ -3,7 +3,9 @@
 ASGI allows one ``send`` at a time per socket, while replies, events and closes come
 from many tasks (action tasks, the actor's event delivery, the runtime closing the
 connection). They all go through an `Outbox`: callers enqueue without blocking and
-one writer task sends in order. A close is the last thing sent; frames enqueued after
+one writer task sends in order. Frames found queued together are handed to the server
+with a hint that more follow (`MORE_KEY`), so `pyrivet serve` writes them to the socket
+at once (see `BatchingWebSocketProtocol`). A close is the last thing sent; frames enqueued after
 it are dropped. A client that does not read cannot make the server buffer without
 bound: past ``limit`` queued frames the socket is closed with 1011
 ``connection.overloaded``.
@@ -17,6 +19,7 @@ from collections import deque
 from typing import Final
 
 from ._asgi import Send
+from ._uvicorn_ws import MORE_KEY
 
 __all__ = ["Outbox"]
 
@@ -50,8 +53,14 @@ class Outbox:
         """Whether a close was enqueued (or the writer stopped): frames are dropped."""
         return self._closing or self.done.is_set()
 
-    def frame(self, data: str | bytes) -> None:
-        """Enqueue a frame (``str``: text, ``bytes``: binary); dropped if closing."""
+    def frame(self, data: str | bytes, *, wake_soon: bool = False) -> None:
+        """Enqueue a frame (``str``: text, ``bytes``: binary); dropped if closing.
+
+        ``wake_soon`` wakes the writer only after the callbacks already scheduled
+        have run. An event released by a commit is queued just before the action
+        that waited for the same commit resumes: that action's reply then joins the
+        event in one write instead of following it in a second one.
+        """
         if self.closing:
             return
         if len(self._queue) >= self._limit:
@@ -63,7 +72,10 @@ class Outbox:
             self.close(1011, _OVERLOADED)
             return
         self._queue.append((data, None))
-        self._wakeup.set()
+        if wake_soon:
+            asyncio.get_running_loop().call_soon(self._wakeup.set)
+        else:
+            self._wakeup.set()
 
     async def send(self, data: str | bytes) -> bool:
         """Enqueue a frame and wait until it was handed to the server; False if closing."""
@@ -94,22 +106,22 @@ class Outbox:
 
     async def run(self) -> None:
         """Send queued frames until the close is sent or the client is gone."""
+        queue = self._queue
         try:
             while True:
-                while not self._queue:
+                while not queue:
                     self._wakeup.clear()
                     await self._wakeup.wait()
-                item, future = self._queue.popleft()
+                item, future = queue.popleft()
                 try:
                     if isinstance(item, _Close):
                         await self._send(
                             {"type": "websocket.close", "code": item.code, "reason": item.reason}
                         )
                         return
-                    if isinstance(item, str):
-                        await self._send({"type": "websocket.send", "text": item})
-                    else:
-                        await self._send({"type": "websocket.send", "bytes": item})
+                    # More queued: let the server write this frame with the next one.
+                    key = "text" if isinstance(item, str) else "bytes"
+                    await self._send({"type": "websocket.send", key: item, MORE_KEY: bool(queue)})
                 except Exception:
                     # The client is gone (ASGI servers raise on send after disconnect).
                     if future is not None and not future.done():

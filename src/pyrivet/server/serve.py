@@ -30,6 +30,11 @@ actor messages are small, and each compressed connection costs a zlib context on
 sides (~60 KiB of server memory per idle connection) and CPU on every frame. A client
 that offers it (the official and the pyrivet clients do) simply gets uncompressed
 frames.
+
+WebSockets are served by uvicorn's websockets-sansio protocol (what its ``auto`` picks
+when ``websockets`` is installed) extended to write the frames a connection has queued
+together (an action's event and reply) in one system call: see
+`pyrivet.server._uvicorn_ws`.
 """
 
 from __future__ import annotations
@@ -50,6 +55,7 @@ import uvicorn
 
 from .._runtime.registry import Registry
 from .._runtime.runtime import Runtime
+from ._uvicorn_ws import BatchingWebSocketProtocol
 from .app import PyrivetApp, create_app
 
 __all__ = ["PyrivetServer", "ServeError", "ServeResult", "serve"]
@@ -206,6 +212,8 @@ async def serve(
             log_level=log_level,
             log_config=uvicorn.config.LOGGING_CONFIG if configure_logging else None,
             lifespan="off",
+            # uvicorn's websockets-sansio protocol, writing frames queued together at once.
+            ws=BatchingWebSocketProtocol,
             ws_ping_interval=ws_ping_interval,
             ws_ping_timeout=ws_ping_timeout,
             ws_per_message_deflate=ws_compression,

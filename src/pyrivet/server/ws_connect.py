@@ -163,7 +163,7 @@ class ConnectSession:
         if self._early is not None:
             self._early.append(frame)
         else:
-            self._outbox.frame(frame)
+            self._outbox.frame(frame, wake_soon=True)
 
     def closed(self, reason: str | None) -> None:
         self._close_after_in_flight(1000, reason or "")

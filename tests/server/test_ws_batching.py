@@ -1,0 +1,154 @@
+"""Frames queued together leave in one write: the `Outbox` hint and the uvicorn protocol."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+from websockets.client import ClientProtocol
+from websockets.frames import Frame, Opcode
+from websockets.http11 import Response
+from websockets.uri import parse_uri
+
+from pyrivet._protocol.messages import (
+    ActionRequest,
+    ActionResponse,
+    Encoding,
+    Event,
+    Init,
+    SubscriptionRequest,
+    decode_to_client,
+    encode_to_server,
+)
+from pyrivet.server._uvicorn_ws import MORE_KEY
+from pyrivet.server._websocket import Outbox
+
+from ._support import ENCODINGS, query_url, subprotocols
+from .conftest import Served
+
+
+async def test_outbox_marks_every_frame_with_more_queued_behind_it() -> None:
+    sent: list[dict[str, Any]] = []
+
+    async def send(message: Any) -> None:
+        sent.append(dict(message))
+
+    outbox = Outbox(send, 100)
+    outbox.frame(b"event")
+    outbox.frame("reply")
+    outbox.close(1000)
+    await outbox.run()
+    outbox2 = Outbox(send, 100)
+    writer = asyncio.get_running_loop().create_task(outbox2.run())
+    outbox2.frame(b"alone")
+    await asyncio.sleep(0)
+    outbox2.close(1000)
+    await writer
+
+    assert sent == [
+        {"type": "websocket.send", "bytes": b"event", MORE_KEY: True},
+        {"type": "websocket.send", "text": "reply", MORE_KEY: True},
+        {"type": "websocket.close", "code": 1000, "reason": ""},
+        {"type": "websocket.send", "bytes": b"alone", MORE_KEY: False},
+        {"type": "websocket.close", "code": 1000, "reason": ""},
+    ]
+
+
+async def test_an_event_queued_with_wake_soon_waits_for_a_reply_already_scheduled() -> None:
+    sent: list[dict[str, Any]] = []
+
+    async def send(message: Any) -> None:
+        sent.append(dict(message))
+
+    outbox = Outbox(send, 100)
+    writer = asyncio.get_running_loop().create_task(outbox.run())
+    await asyncio.sleep(0)  # the writer waits for frames
+    # As a commit does: the event is released, then the action waiting for the same
+    # commit is scheduled to resume (here: a callback queueing the reply).
+    outbox.frame(b"event", wake_soon=True)
+    asyncio.get_running_loop().call_soon(outbox.frame, b"reply")
+    await asyncio.sleep(0)
+    await asyncio.sleep(0)
+    outbox.close(1000)
+    await writer
+
+    assert sent[:2] == [
+        {"type": "websocket.send", "bytes": b"event", MORE_KEY: True},
+        {"type": "websocket.send", "bytes": b"reply", MORE_KEY: False},
+    ]
+
+
+class RawSocket:
+    """A WebSocket client on a plain TCP stream, to see what arrives in one read."""
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.reader = reader
+        self.writer = writer
+        self.protocol: ClientProtocol | None = None
+
+    async def open(self, url: str, encoding: Encoding) -> Init:
+        self.protocol = ClientProtocol(parse_uri(url), subprotocols=subprotocols(encoding))
+        self.protocol.send_request(self.protocol.connect())
+        self._flush()
+        events = await self.read_once()
+        while len(events) < 2:  # the 101 response, then Init
+            events += await self.read_once()
+        assert isinstance(events[0], Response) and events[0].status_code == 101
+        init = self.decode(events[1], encoding)
+        assert isinstance(init, Init), init
+        return init
+
+    def send(self, msg: Any, encoding: Encoding) -> None:
+        assert self.protocol is not None
+        data = encode_to_server(msg, encoding)
+        if encoding == "json":
+            self.protocol.send_text(data)
+        else:
+            self.protocol.send_binary(data)
+        self._flush()
+
+    async def read_once(self) -> list[Any]:
+        """What one read of the socket brings (the 101 response, frames)."""
+        assert self.protocol is not None
+        data = await self.reader.read(65536)
+        assert data, "the server closed the connection"
+        self.protocol.receive_data(data)
+        return list(self.protocol.events_received())
+
+    @staticmethod
+    def decode(event: Any, encoding: Encoding) -> Any:
+        assert isinstance(event, Frame), event
+        assert event.opcode == (Opcode.TEXT if encoding == "json" else Opcode.BINARY)
+        return decode_to_client(bytes(event.data), encoding)
+
+    def _flush(self) -> None:
+        assert self.protocol is not None
+        for chunk in self.protocol.data_to_send():
+            self.writer.write(chunk)
+
+
+@pytest.mark.parametrize("encoding", ENCODINGS)
+async def test_an_actions_event_frame_held_back_goes_out_before_its_reply(
+    served: Served, encoding: Encoding
+) -> None:
+    port = int(served.url.rsplit(":", 1)[1])
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    try:
+        raw = RawSocket(reader, writer)
+        await raw.open(served.ws_url + query_url("counter", "/connect", key="batch"), encoding)
+        raw.send(SubscriptionRequest("count", True), encoding)
+        for action_id in range(3):
+            raw.send(ActionRequest(action_id, "increment", [1]), encoding)
+            events = await raw.read_once()
+            while len(events) < 2:
+                events += await raw.read_once()
+            frames = [raw.decode(event, encoding) for event in events]
+            # The event frame was held back for the reply: both go out, in order.
+            assert frames == [
+                Event("count", [action_id + 1]),
+                ActionResponse(action_id, action_id + 1),
+            ]
+    finally:
+        writer.close()
+        await writer.wait_closed()
