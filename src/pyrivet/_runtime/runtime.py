@@ -33,6 +33,7 @@ from ..errors import ActorError, ActorNotFoundError, ActorStoppingError, Duplica
 from ..storage._base import ActorRecord, ActorStore, AlarmRecord, HistoryEntry
 from ..storage._sqlite import SQLiteDriver
 from ..types import ConnRequest
+from .actor_client import new_actor_client
 from .alarms import AlarmScheduler
 from .catalog import ActorTypes
 from .committer import Committer, CommitTicket
@@ -111,6 +112,7 @@ class Runtime(LocalRuntime):
             forget=self._forget,
             region=self._region,
             max_outgoing_message_size=self.registry.max_outgoing_message_size,
+            client=new_actor_client(self.client_transport()),
         )
         add_settler = getattr(self.clock, "add_settler", None)
         if add_settler is not None:
