@@ -204,8 +204,48 @@ async def listener_sleeps(c: Ctx) -> None:
         await conn.close()
 
 
+#: Actors whose start or shutdown hooks call back into themselves (directly or
+#: through a shard); each records the error code it got.
+async def code_of(call: Any) -> str:
+    try:
+        await call
+    except ActorError as exc:
+        return exc.code
+    return "no error"
+
+
+async def loopback_state(c: Ctx, input: Any) -> dict[str, Any]:
+    me = c.client().get_or_create("loopback", list(c.key))
+    return {"codes": [await code_of(me.codes())]}
+
+
+loopback = actor("loopback", create_state=loopback_state)
+
+
+@loopback.on_wake
+async def loopback_wakes(c: Ctx) -> None:
+    c.state["codes"].append(await code_of(c.client().get_for_id("loopback", c.actor_id).codes()))
+    through_shard = c.client().get_or_create("shard", ["loop"]).call_loopback(c.key[0])
+    c.state["codes"].append(await code_of(through_shard))
+
+
+@loopback.on_sleep
+async def loopback_sleeps(c: Ctx) -> None:
+    c.state["codes"].append(await code_of(c.client().get_for_id("loopback", c.actor_id).codes()))
+
+
+@loopback.action
+def codes(c: Ctx) -> list[str]:
+    return list(c.state["codes"])
+
+
+@shard.action
+async def call_loopback(c: Ctx, key: str) -> list[str]:
+    return list(await c.client().get("loopback", [key]).codes())
+
+
 def registry() -> Registry:
-    return Registry([shard, coord, waker, runner, listener])
+    return Registry([shard, coord, waker, runner, listener, loopback])
 
 
 async def guarded(awaitable: Any) -> Any:
@@ -294,6 +334,19 @@ async def test_an_actor_connects_to_another_and_receives_its_events(
         # Actions over the actor's own connection; their events come back on it.
         assert await ear.add_over_conn(2) == 5
         assert await guarded(ear.heard(2)) == [3, 5]
+
+
+async def test_a_call_back_into_an_actor_from_its_own_start_or_shutdown_hooks_fails_at_once(
+    driver_factory: DriverFactory, clock: MockClock
+) -> None:
+    async with run_actors(registry(), storage=driver_factory(), clock=clock) as (runtime, client):
+        loop = client.get_or_create("loopback", ["l1"])
+        # create_state (by key), on_wake (by id, and through the shard): each call would
+        # wait for the start that made it; it fails with actor/call_cycle instead.
+        assert await guarded(loop.codes()) == ["call_cycle"] * 3
+        await guarded(runtime.sleep(await loop.resolve()))
+        # on_sleep's call failed the same way; the state it saved says so.
+        assert (await guarded(loop.codes()))[:4] == ["call_cycle"] * 4
 
 
 # -- errors ----------------------------------------------------------------------------
