@@ -277,6 +277,7 @@ class ActorInstance(IdleLink, ContextHost):
             life.run_task = self.svc.spawn(self._run(run), f"run:{d.name}:{self.actor_id}")
             # A run that ended leaves the actor to the idle timeout (from that moment).
             life.run_task.add_done_callback(lambda _task: self.became_idle())
+        life.driver = None  # started: do not keep the requester's task alive
         life.ready.set_result(None)
         if run is None and not life.tasks:
             self.life = None
