@@ -36,7 +36,13 @@ def install_client_factory(factory: ClientFactory) -> None:
     _factory = factory
 
 
-def new_actor_client(transport: LocalTransport) -> ActorClient | None:
-    """The client for a runtime's actors, or None if no factory was installed (only
-    possible if the package was imported without its facade, which Python never does)."""
-    return None if _factory is None else _factory(transport)
+def new_actor_client(transport: LocalTransport) -> ActorClient:
+    """The client for a runtime's actors, over ``transport``.
+
+    Raises:
+        RuntimeError: no factory is installed (only if the package was imported
+            without running its facade, which Python never does).
+    """
+    if _factory is None:
+        raise RuntimeError("pyrivet's facade did not install the actor client; import pyrivet")
+    return _factory(transport)

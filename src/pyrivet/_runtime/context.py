@@ -186,10 +186,7 @@ class ActorContextImpl(ActorContext[Any]):
             await last
 
     def client(self) -> ActorClient:
-        client = self._inst.svc.client
-        if client is None:
-            raise RuntimeError("no client factory is installed; import pyrivet first")
-        return client
+        return self._inst.svc.client
 
     def __repr__(self) -> str:
         return f"<ActorContext {self._inst.name} {self._inst.key!r} {self._inst.actor_id}>"

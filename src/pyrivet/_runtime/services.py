@@ -48,7 +48,7 @@ class Services:
         forget: Callable[[str, IdleLink], None],
         region: str,
         max_outgoing_message_size: int,
-        client: ActorClient | None = None,
+        client: ActorClient,
     ) -> None:
         self.store = store
         self.clock = clock
