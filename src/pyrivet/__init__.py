@@ -16,6 +16,7 @@ registry = Registry([counter])
 ```
 """
 
+from ._runtime.actor_client import install_client_factory as _install_client_factory
 from ._runtime.history import HistoryRecord as HistoryRecord
 from ._runtime.lifecycle import ActorStatus as ActorStatus
 from ._runtime.registry import Registry as Registry
@@ -46,6 +47,10 @@ from .errors import (
     UserError as UserError,
 )
 from .storage import MemoryDriver as MemoryDriver, SQLiteDriver as SQLiteDriver
+
+# `c.client()` is this client over the runtime's in-process transport: the runtime may
+# not import the client package, so its composition root plugs it in.
+_install_client_factory(Client)
 
 # Warnings and errors reach stderr until the application configures logging.
 _install_fallback_handler("pyrivet")

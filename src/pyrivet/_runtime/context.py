@@ -13,6 +13,7 @@ import logging
 from collections.abc import Awaitable, Mapping
 from typing import Any, Protocol, TypeVar
 
+from ..actor._client import ActorClient
 from ..actor._context import AbortSignal, ActorContext
 from ..errors import ActorError, ActorStoppingError
 from ..types import ConnRequest
@@ -183,6 +184,9 @@ class ActorContextImpl(ActorContext[Any]):
         last = inst.journal.last_commit
         if last is not None and not last.done():
             await last
+
+    def client(self) -> ActorClient:
+        return self._inst.svc.client
 
     def __repr__(self) -> str:
         return f"<ActorContext {self._inst.name} {self._inst.key!r} {self._inst.actor_id}>"

@@ -222,6 +222,7 @@ class ActorInstance(IdleLink, ContextHost):
         Raises whatever a hook raised (the caller that triggered creation receives it);
         nothing is persisted if create_state or on_create fails.
         """
+        self.lifecycle().driver = asyncio.current_task()
         d = self.definition
         ctx = self.context()
         opts = d.options
@@ -243,6 +244,7 @@ class ActorInstance(IdleLink, ContextHost):
 
     async def wake(self, seq: int, snapshot: bytes | None) -> None:
         """Restore the committed state, then create_vars -> on_wake -> run."""
+        self.lifecycle().driver = asyncio.current_task()
         d = self.definition
         self.journal.restore(seq, snapshot)
         if snapshot is not None:
@@ -275,6 +277,7 @@ class ActorInstance(IdleLink, ContextHost):
             life.run_task = self.svc.spawn(self._run(run), f"run:{d.name}:{self.actor_id}")
             # A run that ended leaves the actor to the idle timeout (from that moment).
             life.run_task.add_done_callback(lambda _task: self.became_idle())
+        life.driver = None  # started: do not keep the requester's task alive
         life.ready.set_result(None)
         if run is None and not life.tasks:
             self.life = None
@@ -512,6 +515,7 @@ class ActorInstance(IdleLink, ContextHost):
                 await asyncio.shield(life.stopped)
             return
         life = self.lifecycle()
+        life.driver = asyncio.current_task()
         life.stopped = asyncio.get_running_loop().create_future()
         self.set_status(ActorStatus.STOPPING)
         life.abort.set()

@@ -46,6 +46,7 @@ class Lifecycle:
 
     __slots__ = (
         "abort",
+        "driver",
         "keep_awake",
         "last_save",
         "ready",
@@ -70,3 +71,7 @@ class Lifecycle:
         #: Monotonic time of the last relaxed-mode save (-inf: none since the start).
         self.last_save = float("-inf")
         self.stop_requested: str | None = None
+        #: The task running the current start or shutdown. Its hooks run inline in it,
+        #: and so does any call they make (in-process calls run in the caller's task):
+        #: a call from it back into this actor must not wait for the start or shutdown.
+        self.driver: asyncio.Task[Any] | None = None

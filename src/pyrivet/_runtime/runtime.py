@@ -33,6 +33,7 @@ from ..errors import ActorError, ActorNotFoundError, ActorStoppingError, Duplica
 from ..storage._base import ActorRecord, ActorStore, AlarmRecord, HistoryEntry
 from ..storage._sqlite import SQLiteDriver
 from ..types import ConnRequest
+from .actor_client import new_actor_client
 from .alarms import AlarmScheduler
 from .catalog import ActorTypes
 from .committer import Committer, CommitTicket
@@ -40,7 +41,7 @@ from .connections import ConnImpl, EventSink, disconnect, open_conn
 from .history import HistoryRecord, to_record
 from .idle import IdleLink, IdleSweeper
 from .instance import ActorInstance
-from .lifecycle import ActorStatus
+from .lifecycle import ActorStatus, Lifecycle
 from .local_transport import LocalRuntime, LocalTransport
 from .services import Services
 
@@ -111,6 +112,7 @@ class Runtime(LocalRuntime):
             forget=self._forget,
             region=self._region,
             max_outgoing_message_size=self.registry.max_outgoing_message_size,
+            client=new_actor_client(self.client_transport()),
         )
         add_settler = getattr(self.clock, "add_settler", None)
         if add_settler is not None:
@@ -226,6 +228,7 @@ class Runtime(LocalRuntime):
             return query.actor_id
         slot = (query.name, query.key)
         while (pending := self._resolving.get(slot)) is not None:
+            self._refuse_resolving_from_own_start(slot)
             try:
                 actor_id = await asyncio.shield(pending)
             except Exception:
@@ -246,6 +249,14 @@ class Runtime(LocalRuntime):
             return actor_id
         finally:
             del self._resolving[slot]
+
+    def _refuse_resolving_from_own_start(self, slot: tuple[str, tuple[str, ...]]) -> None:
+        """The creation of ``slot``'s actor is under way: refuse to wait for it from
+        its own start hooks (see `_refuse_waiting_on_itself`)."""
+        actor_id = self._fresh.get(slot)
+        inst = None if actor_id is None else self._instances.get(actor_id)
+        if inst is not None and inst.life is not None and inst.status is ActorStatus.LOADING:
+            _refuse_waiting_on_itself(inst, inst.life, "starting")
 
     async def _resolve_slot(
         self, definition: ActorDefinition[Any], query: ActorQuery, durable: bool
@@ -321,8 +332,10 @@ class Runtime(LocalRuntime):
                 return inst
             life = inst.lifecycle()
             if status is ActorStatus.LOADING:
+                _refuse_waiting_on_itself(inst, life, "starting")
                 await asyncio.shield(life.ready)
             elif life.stopped is not None:
+                _refuse_waiting_on_itself(inst, life, "stopping")
                 await asyncio.shield(life.stopped)
             else:
                 await asyncio.sleep(0)
@@ -575,6 +588,25 @@ _NO_STATE: Any = object()
 def _instance_of(conn: ConnImpl) -> ActorInstance:
     # Connections are opened only by `open_conn` on an ActorInstance (their ConnHost).
     return cast(ActorInstance, conn.owner)
+
+
+def _refuse_waiting_on_itself(inst: ActorInstance, life: Lifecycle, doing: str) -> None:
+    """Raise if this task is the one running ``inst``'s start or shutdown.
+
+    A call made (directly, or through other actors) from an actor's own start hooks
+    (create_state, on_create, create_vars, on_wake) or shutdown hooks (on_sleep,
+    on_destroy) would wait for the very hook that made it: fail it at once instead.
+
+    Raises:
+        ActorError: ``actor/call_cycle``.
+    """
+    if life.driver is not None and life.driver is asyncio.current_task():
+        raise ActorError(
+            f"actor {inst.name!r} ({inst.actor_id}) is {doing}, and this call comes from "
+            f"its own {doing} hooks (directly or through other actors); it would wait for "
+            "itself. Make the call from an action or from run instead",
+            code="call_cycle",
+        )
 
 
 def _duplicate(query: ActorQuery) -> DuplicateKeyError:

@@ -11,6 +11,7 @@ from typing import Any
 
 from .._util.clock import Clock
 from .._util.tasks import TaskSupervisor
+from ..actor._client import ActorClient
 from ..storage._base import ActorStore
 from .alarms import AlarmScheduler
 from .committer import Committer
@@ -24,6 +25,7 @@ class Services:
 
     __slots__ = (
         "alarms",
+        "client",
         "clock",
         "committer",
         "forget",
@@ -46,6 +48,7 @@ class Services:
         forget: Callable[[str, IdleLink], None],
         region: str,
         max_outgoing_message_size: int,
+        client: ActorClient,
     ) -> None:
         self.store = store
         self.clock = clock
@@ -58,6 +61,8 @@ class Services:
         self.forget = forget
         self.region = region
         self.max_outgoing_message_size = max_outgoing_message_size
+        #: What ``c.client()`` returns: one client per runtime (see ``actor_client.py``).
+        self.client = client
 
     def now_ms(self) -> int:
         return int(self.clock.now() * 1000)

@@ -3,6 +3,12 @@
 Nothing here runs actors; ``pyrivet._runtime`` does.
 """
 
+from ._client import (
+    ActionCaller as ActionCaller,
+    ActorClient as ActorClient,
+    ActorConnectionRef as ActorConnectionRef,
+    ActorRef as ActorRef,
+)
 from ._context import (
     KV as KV,
     AbortSignal as AbortSignal,
@@ -21,10 +27,14 @@ from ._options import ActorOptions as ActorOptions
 __all__ = [
     "KV",
     "AbortSignal",
+    "ActionCaller",
     "ActionSpec",
+    "ActorClient",
+    "ActorConnectionRef",
     "ActorContext",
     "ActorDefinition",
     "ActorOptions",
+    "ActorRef",
     "Conn",
     "Schedule",
     "ScheduleEntry",

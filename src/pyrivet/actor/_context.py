@@ -17,6 +17,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, Generic, Protocol, TypeVar
 
 from ..types import ConnRequest
+from ._client import ActorClient
 
 __all__ = ["KV", "AbortSignal", "ActorContext", "Conn", "Schedule", "ScheduleEntry"]
 
@@ -245,4 +246,16 @@ class ActorContext(Protocol, Generic[S]):
 
     async def save_state(self) -> None:
         """Commit the current state now and wait until it is durable."""
+        ...
+
+    def client(self) -> ActorClient:
+        """A client for calling actors from here: other actors, or this one.
+
+        The same API as ``pyrivet.client.Client`` (get / get_or_create / create /
+        get_for_id, actions, connect), in-process, one per runtime (cheap to call).
+        A call made from an action interleaves with this actor's other actions at its
+        ``await``, so a cycle (A calls B, which calls A) completes. The reply of the
+        called actor is released only once its changes are durable (strict mode), so a
+        reply that depends on it is too. See docs/actor-to-actor.md.
+        """
         ...
