@@ -15,6 +15,7 @@ from ..storage._base import ActorStore
 from .alarms import AlarmScheduler
 from .committer import Committer
 from .idle import IdleLink, IdleSweeper
+from .queue_waiters import CompletionWaiters
 
 __all__ = ["Services"]
 
@@ -29,6 +30,7 @@ class Services:
         "forget",
         "idle",
         "max_outgoing_message_size",
+        "queue_waiters",
         "region",
         "store",
         "tasks",
@@ -58,6 +60,8 @@ class Services:
         self.forget = forget
         self.region = region
         self.max_outgoing_message_size = max_outgoing_message_size
+        #: Senders waiting for queue completions; they outlive an actor's sleep.
+        self.queue_waiters = CompletionWaiters()
 
     def now_ms(self) -> int:
         return int(self.clock.now() * 1000)

@@ -17,6 +17,12 @@ from ._definition import (
     actor as actor,
 )
 from ._options import ActorOptions as ActorOptions
+from ._queue import (
+    ActorQueue as ActorQueue,
+    Queue as Queue,
+    QueueMessage as QueueMessage,
+    SendResult as SendResult,
+)
 
 __all__ = [
     "KV",
@@ -25,8 +31,12 @@ __all__ = [
     "ActorContext",
     "ActorDefinition",
     "ActorOptions",
+    "ActorQueue",
     "Conn",
+    "Queue",
+    "QueueMessage",
     "Schedule",
     "ScheduleEntry",
+    "SendResult",
     "actor",
 ]

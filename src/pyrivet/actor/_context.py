@@ -17,6 +17,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, Generic, Protocol, TypeVar
 
 from ..types import ConnRequest
+from ._queue import ActorQueue
 
 __all__ = ["KV", "AbortSignal", "ActorContext", "Conn", "Schedule", "ScheduleEntry"]
 
@@ -214,6 +215,10 @@ class ActorContext(Protocol, Generic[S]):
     def schedule(self) -> Schedule: ...
     @property
     def kv(self) -> KV: ...
+    @property
+    def queue(self) -> ActorQueue:
+        """This actor's durable queues (see `ActorQueue`)."""
+        ...
 
     @property
     def abort_signal(self) -> AbortSignal: ...
