@@ -1,0 +1,109 @@
+"""Acknowledged queue sends survive SIGKILL (strict durability, embedded SQLite).
+
+A child process sends messages to 4 actors from 16 concurrent callers, printing one
+line per acknowledged send, while each actor's ``run`` loop receives them (completable),
+records each body in its state and completes it. We kill the child with SIGKILL in the
+middle of it all (so sends, receives and completions are all in flight), reopen its
+data directory with a definition that has no consumer, and check every actor: each
+acknowledged message is either still queued or recorded as processed, never both and
+never twice (the record and the delete land in one commit).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from pyrivet import Client, Queue, Registry, actor
+
+pytestmark = pytest.mark.slow
+
+CHILD = textwrap.dedent(
+    """
+    import asyncio, sys
+    from pyrivet import Client, Queue, Registry, actor
+
+    inbox = actor("inbox", state={"done": []}, queues={"jobs": Queue()})
+
+    @inbox.run
+    async def run(c):
+        async for message in c.queue.iter(completable=True):
+            c.state["done"].append(message.body)
+            await message.complete()
+
+    async def sender(client, worker):
+        room = client.get_or_create("inbox", [f"room-{worker % 4}"])
+        n = 0
+        while True:
+            op = f"{worker}:{n}"
+            await room.send("jobs", op)
+            sys.stdout.write(f"ack {worker % 4} {op}\\n")
+            sys.stdout.flush()
+            n += 1
+
+    async def main():
+        async with Registry([inbox]).runtime(data_dir=sys.argv[1]) as runtime:
+            client = Client(runtime)
+            await asyncio.gather(*(sender(client, w) for w in range(16)))
+
+    asyncio.run(main())
+    """
+)
+
+#: The same actor type without a consumer, to read what was stored.
+inbox = actor("inbox", state={"done": []}, queues={"jobs": Queue()})
+
+
+@inbox.action
+def stored(c: Any) -> dict[str, list[str]]:
+    queued = [m.body for m in c.queue.try_next_batch(count=100_000, completable=True)]
+    return {"queued": queued, "done": list(c.state["done"])}
+
+
+def run_child_and_kill(data_dir: Path, acks_before_kill: int) -> dict[int, set[str]]:
+    child = subprocess.Popen(
+        [sys.executable, "-c", CHILD, str(data_dir)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    acked: dict[int, set[str]] = {}
+    count = 0
+    assert child.stdout is not None
+    try:
+        for line in child.stdout:
+            _, room, op = line.split()
+            acked.setdefault(int(room), set()).add(op)
+            count += 1
+            if count == acks_before_kill:
+                os.kill(child.pid, signal.SIGKILL)
+                break
+    finally:
+        child.kill()
+        _, stderr = child.communicate(timeout=30)
+    assert count == acks_before_kill, f"child stopped early: {stderr}"
+    return acked
+
+
+async def test_acknowledged_sends_survive_sigkill(tmp_path: Path) -> None:
+    acked = run_child_and_kill(tmp_path, acks_before_kill=1500)
+    async with Registry([inbox]).runtime(data_dir=tmp_path) as runtime:
+        client = Client(runtime)
+        processed = 0
+        for room, acked_ops in sorted(acked.items()):
+            found = await client.get_or_create("inbox", [f"room-{room}"]).stored()
+            queued, done = found["queued"], found["done"]
+            assert len(done) == len(set(done)), f"room {room}: a message was processed twice"
+            assert not set(queued) & set(done), f"room {room}: processed and still queued"
+            missing = acked_ops - set(queued) - set(done)
+            assert not missing, f"room {room}: acknowledged messages lost: {sorted(missing)[:5]}"
+            processed += len(done)
+        # The consumers were running when the child died.
+        assert processed > 0
