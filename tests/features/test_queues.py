@@ -9,8 +9,18 @@ from typing import Any
 
 import pytest
 
-from pyrivet import ActorOptions, ForbiddenError, Queue, QueueError, Registry, actor
-from pyrivet.storage import ActorStore
+from pyrivet import (
+    ActorDefinition,
+    ActorOptions,
+    CommitError,
+    DefinitionError,
+    ForbiddenError,
+    Queue,
+    QueueError,
+    Registry,
+    actor,
+)
+from pyrivet.storage import ActorStore, MemoryDriver
 from pyrivet.testing import MockClock, run_actors
 
 DriverFactory = Callable[[], ActorStore]
@@ -22,7 +32,7 @@ class Job:
     size: int = 1
 
 
-def worker_def(**options: Any) -> Any:
+def worker_def(**options: Any) -> ActorDefinition[Any]:
     """An actor with a typed completable queue, a plain queue, and actions that receive."""
     worker = actor(
         "worker",
@@ -329,3 +339,61 @@ async def test_wait_for_names_and_enqueue_and_wait(
         with pytest.raises(QueueError) as caught:
             await waiting
         assert caught.value.code == "timed_out"
+
+
+async def test_sends_in_on_sleep_are_kept(driver_factory: DriverFactory, clock: MockClock) -> None:
+    worker = worker_def()
+
+    @worker.on_sleep
+    async def on_sleep(c: Any) -> None:
+        await c.queue.send("notes", "from on_sleep")
+
+    async with run_actors(Registry([worker]), storage=driver_factory(), clock=clock) as (
+        runtime,
+        client,
+    ):
+        handle = client.get_or_create("worker", ["a"])
+        await runtime.sleep(await handle.resolve())
+        assert await handle.take() == [[1, "notes", "from on_sleep"]]
+
+
+async def test_a_failed_commit_undoes_the_send(clock: MockClock) -> None:
+    store = MemoryDriver()
+    async with run_actors(Registry([worker_def()]), storage=store, clock=clock) as (_, client):
+        handle = client.get_or_create("worker", ["a"])
+        await handle.send("notes", "kept")
+        store.fail_next_commit(OSError("disk full"))
+        with pytest.raises(CommitError):
+            await handle.send("notes", "lost")
+        await handle.send("notes", "after")
+        assert [m[2] for m in await handle.take(None, 5)] == ["kept", "after"]
+
+
+async def test_queue_misuse_inside_the_actor(clock: MockClock) -> None:
+    plain = actor("plain")
+    worker = worker_def()
+
+    @plain.action
+    async def send(c: Any) -> None:
+        await c.queue.send("jobs", 1)
+
+    async with run_actors(Registry([plain, worker]), clock=clock) as (_, client):
+        with pytest.raises(QueueError) as caught:
+            await client.get_or_create("plain", ["a"]).action("send")
+        assert caught.value.code == "unknown_queue"
+        with pytest.raises(QueueError) as caught:
+            await client.get_or_create("worker", ["a"]).send_inside("nope", 1)
+        assert caught.value.code == "unknown_queue"
+        with pytest.raises(QueueError) as caught:
+            await client.get_or_create("worker", ["a"]).take(None, 0)
+        assert "count" in caught.value.message
+
+
+def test_queue_declarations_are_checked() -> None:
+    with pytest.raises(DefinitionError, match="list of names"):
+        actor("x", queues="jobs")
+    with pytest.raises(DefinitionError, match="Queue"):
+        actor("x", queues={"jobs": int})
+    with pytest.raises(DefinitionError, match="non-empty"):
+        actor("x", queues=[""])
+    assert set(actor("x", queues=["a", "b"]).queues) == {"a", "b"}

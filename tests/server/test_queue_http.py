@@ -25,6 +25,10 @@ from ._support import ENCODINGS, http_error, query_url
 from .conftest import Served, Start
 
 
+async def is_admin(c: Any) -> bool:
+    return c.request is not None and c.request.headers.get("x-role") == "admin"
+
+
 def queue_registry() -> Registry:
     """``echo``: a run loop completes each ``tasks`` message with ``{"done": body}``;
     ``jobs`` is never received (messages stay queued)."""
@@ -34,6 +38,7 @@ def queue_registry() -> Registry:
             "tasks": Queue(),
             "jobs": Queue(dict),
             "closed": Queue(can_publish=lambda c: False),
+            "admin": Queue(can_publish=is_admin),
         },
         options=ActorOptions(max_queue_message_size=1000),
     )
@@ -115,6 +120,17 @@ async def test_queue_route_errors_change_nothing(echo_server: Served, encoding: 
     assert (status, reply) == (200, HttpQueueSendResponse(QueueSendStatus.COMPLETED))
     async with Client(echo_server.url, encoding=encoding) as client:
         assert await client.get_or_create("echo", ["q"]).pending() == []
+
+
+async def test_can_publish_sees_the_http_request(echo_server: Served) -> None:
+    url = query_url("echo", "/queue/admin", key="q")
+    body = b'{"body":1,"name":"admin","wait":false}'
+    refused = await echo_server.http.post(url, content=body, headers={"x-rivet-encoding": "json"})
+    assert (refused.status_code, refused.json()["code"]) == (403, "forbidden")
+    allowed = await echo_server.http.post(
+        url, content=body, headers={"x-rivet-encoding": "json", "x-role": "admin"}
+    )
+    assert (allowed.status_code, allowed.json()) == (200, {"status": "completed"})
 
 
 @pytest.mark.parametrize("encoding", ENCODINGS)
