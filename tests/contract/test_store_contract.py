@@ -1166,13 +1166,31 @@ async def test_queue_puts_and_deletes_keep_id_order_and_the_high_water_mark(
     await store.create_actor(actor("a1"))
     await store.commit(
         [
-            CommitRecord("a1", 1, queue_puts=[message(1), message(2, "other")]),
-            CommitRecord("a1", 2, queue_puts=[message(3)], queue_deletes=[1]),
+            CommitRecord(
+                "a1",
+                1,
+                queue_puts=(
+                    message(1),
+                    message(2, "other"),
+                ),
+            ),
+            CommitRecord("a1", 2, queue_puts=(message(3),), queue_deletes=(1,)),
         ]
     )
     assert await store.load_queue("a1") == StoredQueue(3, [message(2, "other"), message(3)])
     # Deleting every message keeps the highest id: a later message never reuses one.
-    await store.commit([CommitRecord("a1", 3, queue_deletes=[2, 3])])
+    await store.commit(
+        [
+            CommitRecord(
+                "a1",
+                3,
+                queue_deletes=(
+                    2,
+                    3,
+                ),
+            )
+        ]
+    )
     assert await store.load_queue("a1") == StoredQueue(3, [])
     store = await reopened(store, driver, make_store)
     try:
@@ -1186,8 +1204,8 @@ async def test_queue_put_and_delete_in_one_batch_leaves_nothing(store: ActorStor
     await store.create_actor(actor("a1"))
     await store.commit(
         [
-            CommitRecord("a1", 1, queue_puts=[message(1)]),
-            CommitRecord("a1", 2, queue_deletes=[1]),
+            CommitRecord("a1", 1, queue_puts=(message(1),)),
+            CommitRecord("a1", 2, queue_deletes=(1,)),
         ]
     )
     assert await store.load_queue("a1") == StoredQueue(1, [])
@@ -1195,12 +1213,12 @@ async def test_queue_put_and_delete_in_one_batch_leaves_nothing(store: ActorStor
 
 async def test_failed_commit_writes_no_queue_change(store: ActorStore) -> None:
     await store.create_actor(actor("a1"))
-    await store.commit([CommitRecord("a1", 1, queue_puts=[message(1)])])
+    await store.commit([CommitRecord("a1", 1, queue_puts=(message(1),))])
     await store.create_actor(actor("b1", key=("b",)))
     with pytest.raises(DuplicateKeyError):
         await store.commit(
             [
-                CommitRecord("a1", 2, queue_puts=[message(2)], queue_deletes=[1]),
+                CommitRecord("a1", 2, queue_puts=(message(2),), queue_deletes=(1,)),
                 CommitRecord("c1", 1, create=actor("c1", key=("b",))),
             ]
         )
@@ -1209,6 +1227,6 @@ async def test_failed_commit_writes_no_queue_change(store: ActorStore) -> None:
 
 async def test_destroy_deletes_the_queue(store: ActorStore) -> None:
     await store.create_actor(actor("a1"))
-    await store.commit([CommitRecord("a1", 1, queue_puts=[message(1)])])
+    await store.commit([CommitRecord("a1", 1, queue_puts=(message(1),))])
     await store.destroy_actor("a1", 5)
     assert await store.load_queue("a1") == StoredQueue(0, [])

@@ -99,8 +99,10 @@ class _QueueOps(Contribution):
         self.sealed = True
         if self.box.staged is self:
             self.box.staged = None
-        record.queue_puts.extend(self.puts)
-        record.queue_deletes.extend(self.deletes)
+        if self.puts:
+            record.queue_puts = (*record.queue_puts, *self.puts)
+        if self.deletes:
+            record.queue_deletes = (*record.queue_deletes, *self.deletes)
         ops.extend(("queue.put", m.id, m.name) for m in self.puts)
         ops.extend(("queue.delete", i) for i in self.deletes)
 

@@ -169,10 +169,11 @@ class CommitRecord(msgspec.Struct):
     kv_deletes: list[bytes] = msgspec.field(default_factory=list)
     alarm_puts: list[AlarmRecord] = msgspec.field(default_factory=list)
     alarm_deletes: list[str] = msgspec.field(default_factory=list)
-    #: Messages to add to the actor's queue (their ids are new).
-    queue_puts: list[QueueMessageRecord] = msgspec.field(default_factory=list)
+    #: Messages to add to the actor's queue (their ids are new). Tuples, so that the
+    #: commit of an actor without queues allocates nothing for them.
+    queue_puts: tuple[QueueMessageRecord, ...] = ()
     #: Ids of the actor's queued messages to delete (received or completed).
-    queue_deletes: list[int] = msgspec.field(default_factory=list)
+    queue_deletes: tuple[int, ...] = ()
     #: The history entry to append (its seq equals ``seq``), or None.
     event: HistoryEntry | None = None
     #: Delete history entries of this actor with ``seq < prune_history_before``.
