@@ -204,8 +204,12 @@ async def test_send_wait_gets_the_completion_or_times_out(
         handle = client.get_or_create("worker", ["a"])
         waiting = asyncio.ensure_future(handle.send("jobs", {"id": "j1"}, wait=True, timeout=30))
         # The send is in flight in another task: poll until its message is there.
-        completed = [await handle.complete_one(42) for _ in range(20)]
-        assert [i for i in completed if i is not None] == [1]
+        for _ in range(20):
+            if await handle.complete_one(42) == 1:
+                break
+            await asyncio.sleep(0)
+        else:
+            raise AssertionError("the waiting send's message never arrived")
         result = await waiting
         assert (result.status, result.response) == ("completed", 42)
 
@@ -397,3 +401,65 @@ def test_queue_declarations_are_checked() -> None:
     with pytest.raises(DefinitionError, match="non-empty"):
         actor("x", queues=[""])
     assert set(actor("x", queues=["a", "b"]).queues) == {"a", "b"}
+
+
+async def test_message_received_but_not_completed_before_sleep_reaches_its_waiting_sender(
+    driver_factory: DriverFactory, clock: MockClock
+) -> None:
+    holder = actor("holder", state={"mode": "hold", "received": 0}, queues=["jobs"])
+
+    @holder.run
+    async def run(c: Any) -> None:
+        message = await c.queue.next(completable=True)
+        if message is None:
+            return
+        c.state["received"] += 1
+        if c.state["mode"] == "hold":
+            await c.abort_signal.wait()  # slept with the message held, not completed
+            return
+        await message.complete(f"done after {c.state['received']} receives")
+
+    @holder.action
+    def set_mode(c: Any, mode: str) -> int:
+        c.state["mode"] = mode
+        return int(c.state["received"])
+
+    async with run_actors(Registry([holder]), storage=driver_factory(), clock=clock) as (
+        runtime,
+        client,
+    ):
+        handle = client.get_or_create("holder", ["a"])
+        actor_id = await handle.resolve()
+        waiting = asyncio.ensure_future(handle.send("jobs", "job", wait=True, timeout=60))
+        for _ in range(20):
+            if await handle.set_mode("hold") == 1:
+                break
+            await asyncio.sleep(0)  # let the run loop take the message
+        assert await handle.set_mode("hold") == 1
+        await handle.set_mode("complete")
+        await runtime.sleep(actor_id)
+        assert not waiting.done()
+        await handle.set_mode("complete")  # wakes it: the run loop gets the message again
+        result = await waiting
+        assert (result.status, result.response) == ("completed", "done after 2 receives")
+
+
+async def test_relaxed_actor_acknowledges_sends_with_its_throttled_save(
+    driver_factory: DriverFactory, clock: MockClock
+) -> None:
+    worker = worker_def(durability="relaxed", state_save_interval=2.0)
+    async with run_actors(Registry([worker]), storage=driver_factory(), clock=clock) as (
+        runtime,
+        client,
+    ):
+        handle = client.get_or_create("worker", ["a"])
+        await handle.take()  # started, and its first save interval begun
+        sending = asyncio.ensure_future(handle.send("notes", "n"))
+        for _ in range(5):
+            await asyncio.sleep(0)
+        assert not sending.done()
+        while not sending.done():
+            await clock.advance(0.5)
+        await sending
+        stored = await runtime._services.store.load_queue(await handle.resolve())
+        assert [m.name for m in stored.messages] == ["notes"]
