@@ -1148,6 +1148,9 @@ async def test_sqlite_upgrades_a_version_1_database(tmp_path: Path) -> None:
         await store.commit([CommitRecord("a1", 5, event=event("a1", 5))])
         assert await store.load_state("a1") == StoredState(5, b"\x01", False)
         assert [e.seq for e in await store.read_history("a1")] == [4, 5]
+        # The upgrade added the queue tables (version 3).
+        await store.commit([CommitRecord("a1", 6, queue_puts=(message(1),))])
+        assert await store.load_queue("a1") == StoredQueue(1, [message(1)])
     finally:
         await store.close()
 

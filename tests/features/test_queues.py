@@ -463,3 +463,13 @@ async def test_relaxed_actor_acknowledges_sends_with_its_throttled_save(
         await sending
         stored = await runtime._services.store.load_queue(await handle.resolve())
         assert [m.name for m in stored.messages] == ["notes"]
+
+
+async def test_history_records_queue_operations(clock: MockClock) -> None:
+    async with run_actors(Registry([worker_def()]), clock=clock) as (runtime, client):
+        handle = client.get_or_create("worker", ["a"])
+        await handle.send("notes", "n")
+        await handle.take()
+        ops = [op for entry in await runtime.history(await handle.resolve()) for op in entry.ops]
+        assert ("queue.put", 1, "notes") in ops
+        assert ("queue.delete", 1) in ops
