@@ -81,12 +81,8 @@ class ActorHandle(ActionCalls):
                     self._query, self._actor_id, name, arg_list, self._params
                 )
             except ActorNotFoundError:
-                # A get_or_create key may have resolved (inside the transport) to an
-                # actor being destroyed right then: retry it even on a first call.
-                if not stale_retry or (self._actor_id is None and self._query.mode == "get"):
+                if not self._forget_stale(stale_retry):
                     raise
-                # The actor we knew was destroyed: resolve the key again, once.
-                self._actor_id = None
                 stale_retry = False
                 continue
             if self._query.mode != "get_for_id" and actor_id:
@@ -127,14 +123,25 @@ class ActorHandle(ActionCalls):
                         self._query, self._actor_id, name, body, wait, timeout
                     )
                 except ActorNotFoundError:
-                    if not stale_retry or (self._actor_id is None and self._query.mode == "get"):
+                    if not self._forget_stale(stale_retry):
                         raise
-                    self._actor_id = None
                     stale_retry = False
                     continue
                 if self._query.mode != "get_for_id" and actor_id:
                     self._actor_id = actor_id
                 return SendResult(status, response) if wait else None
+
+    def _forget_stale(self, may_retry: bool) -> bool:
+        """After ``actor/not_found``: whether to retry (then the id is forgotten, so the
+        key resolves again). Only once, and only for handles made by key.
+
+        A get_or_create key may have resolved (inside the transport) to an actor being
+        destroyed right then: it is retried even on a first call.
+        """
+        if not may_retry or (self._actor_id is None and self._query.mode == "get"):
+            return False
+        self._actor_id = None
+        return True
 
     def _raw_transport(self) -> RawTransport:
         if not isinstance(self._transport, RawTransport):
