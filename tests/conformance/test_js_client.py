@@ -388,8 +388,9 @@ def test_queue_send_with_and_without_wait(node: str, server: ServeProcess, encod
     assert result["unknown"] is None
     assert _error(result["invalid"]) == ("queue", "invalid_payload")
     assert _error(result["forbidden"]) == ("auth", "forbidden")
+    assert result["direct"] == {"status": "completed", "response": {"done": "direct"}}
     # The sends that were accepted are queued, in order; the refused ones are not.
-    assert result["pending"] == [{"job": 1}, {"job": 2}]
+    assert result["pending"] == [{"job": 1}, {"job": 2}, {"job": 3}]
 
 
 @encodings

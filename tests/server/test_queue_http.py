@@ -145,7 +145,9 @@ async def test_network_client_send(echo_server: Served, encoding: Encoding) -> N
         assert (await handle.send("jobs", {"n": 2}, wait=True, timeout=0.01)).timed_out
         with pytest.raises(ForbiddenError):
             await handle.send("closed", 1)
-        assert await handle.pending() == [{"n": 1}, {"n": 2}]
+        by_id = client.get_for_id("echo", await handle.resolve())
+        await by_id.send("jobs", {"n": 3})
+        assert await handle.pending() == [{"n": 1}, {"n": 2}, {"n": 3}]
 
 
 def sync_scenario(url: str) -> list[Any]:

@@ -216,6 +216,10 @@ const SCENARIOS = {
 		const unknown = await handle.send("nope", { x: 1 });
 		const invalid = await rejection(handle.send("jobs", "not a dict"), 10_000, "an invalid body");
 		const forbidden = await rejection(handle.send("closed", 1), 10_000, "a refused publisher");
+		// The direct form (`/gateway/{actorId}/queue/{name}`) of a getForId handle.
+		const byId = client.mailbox.getForId(await handle.resolve());
+		const direct = await byId.send("tasks", "direct", { wait: true, timeout: 5_000 });
+		await byId.send("jobs", { job: 3 });
 		const pending = await handle.pending();
 		return {
 			plain: plain ?? null,
@@ -225,6 +229,7 @@ const SCENARIOS = {
 			unknown: unknown ?? null,
 			invalid: errorInfo(invalid),
 			forbidden: errorInfo(forbidden),
+			direct,
 			pending,
 		};
 	},
