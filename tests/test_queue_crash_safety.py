@@ -1,5 +1,8 @@
 """Acknowledged queue sends survive SIGKILL (strict durability, embedded SQLite).
 
+Two children: a process running the runtime in-process, and ``pyrivet serve`` taking
+sends over HTTP from the network client.
+
 A child process sends messages to 4 actors from 16 concurrent callers, printing one
 line per acknowledged send, while each actor's ``run`` loop receives them (completable),
 records each body in its state and completes it. We kill the child with SIGKILL in the
@@ -11,6 +14,7 @@ never twice (the record and the delete land in one commit).
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import subprocess
@@ -22,6 +26,7 @@ from typing import Any
 import pytest
 
 from pyrivet import Client, Queue, Registry, actor
+from serve_process import ServeProcess
 
 pytestmark = pytest.mark.slow
 
@@ -107,3 +112,60 @@ async def test_acknowledged_sends_survive_sigkill(tmp_path: Path) -> None:
             processed += len(done)
         # The consumers were running when the child died.
         assert processed > 0
+
+
+#: The app ``pyrivet serve`` runs: the child's actor, with the reading action.
+SERVED_APP = CHILD.split("async def sender")[0] + textwrap.dedent(
+    """
+    @inbox.action
+    def stored(c):
+        queued = [m.body for m in c.queue.try_next_batch(count=100_000, completable=True)]
+        return {"queued": queued, "done": list(c.state["done"])}
+
+    registry = Registry([inbox])
+    """
+)
+
+
+async def test_acknowledged_http_sends_survive_sigkill_of_pyrivet_serve(tmp_path: Path) -> None:
+    (tmp_path / "app.py").write_text(SERVED_APP)
+    args = ["--port", "0", "--data-dir", str(tmp_path / "data"), "--log-level", "warning"]
+    acked: set[str] = set()
+    enough = asyncio.Event()
+
+    async def sender(client: Client, worker: int) -> None:
+        # One handle per sender: a handle sends one message at a time.
+        room = client.get_or_create("inbox", ["room"])
+        n = 0
+        while True:
+            op = f"{worker}:{n}"
+            await room.send("jobs", op)
+            acked.add(op)
+            n += 1
+            if len(acked) >= 300:
+                enough.set()
+
+    server = ServeProcess(tmp_path, args)
+    try:
+        port = await asyncio.to_thread(server.wait_serving)
+        async with Client(f"http://127.0.0.1:{port}", encoding="cbor") as client:
+            senders = [asyncio.ensure_future(sender(client, w)) for w in range(8)]
+            await asyncio.wait_for(enough.wait(), 60)
+            server.process.kill()  # SIGKILL, with sends in flight
+            for task in senders:
+                task.cancel()
+            await asyncio.gather(*senders, return_exceptions=True)
+        server.close()
+        known = set(acked)
+        assert len(known) >= 300
+        server = ServeProcess(tmp_path, args)
+        port = await asyncio.to_thread(server.wait_serving)
+        async with Client(f"http://127.0.0.1:{port}", encoding="cbor") as client:
+            found = await client.get_or_create("inbox", ["room"]).stored()
+        queued, done = found["queued"], found["done"]
+        assert len(done) == len(set(done)), "a message was processed twice"
+        assert not set(queued) & set(done), "a message is processed and still queued"
+        missing = known - set(queued) - set(done)
+        assert not missing, f"acknowledged messages lost: {sorted(missing)[:5]}"
+    finally:
+        server.close()
