@@ -473,3 +473,25 @@ async def test_history_records_queue_operations(clock: MockClock) -> None:
         ops = [op for entry in await runtime.history(await handle.resolve()) for op in entry.ops]
         assert ("queue.put", 1, "notes") in ops
         assert ("queue.delete", 1) in ops
+
+
+async def test_destroy_ends_the_wait_of_senders(clock: MockClock) -> None:
+    worker = worker_def()
+
+    @worker.action
+    def destroy(c: Any) -> None:
+        c.destroy()
+
+    async with run_actors(Registry([worker]), clock=clock) as (runtime, client):
+        handle = client.get_or_create("worker", ["a"])
+        actor_id = await handle.resolve()
+        waiting = asyncio.ensure_future(handle.send("notes", 1, wait=True))
+        store = runtime._services.store
+        for _ in range(20):
+            if (await store.load_queue(actor_id)).messages:
+                break
+            await asyncio.sleep(0)
+        await handle.destroy()
+        with pytest.raises(QueueError) as caught:
+            await asyncio.wait_for(waiting, 10)
+        assert caught.value.code == "completion_waiter_dropped"

@@ -40,6 +40,7 @@ from ..errors import (
     ActorStoppingError,
     InternalError,
     InvalidArgumentsError,
+    QueueError,
 )
 from ..storage._base import ActorRecord, AlarmRecord, StoredQueue
 from ..types import ConnRequest
@@ -559,6 +560,13 @@ class ActorInstance(IdleLink, ContextHost):
             if destroy:
                 await self.svc.store.destroy_actor(self.actor_id, self.svc.now_ms())
                 self.svc.alarms.forget_actor(self.actor_id)
+                self.svc.queue_waiters.actor_destroyed(
+                    self.actor_id,
+                    QueueError(
+                        f"actor {self.name!r} was destroyed before the message was completed",
+                        code="completion_waiter_dropped",
+                    ),
+                )
         except Exception:
             log.exception("actor %s (%s): final save failed", self.name, self.actor_id)
         finally:

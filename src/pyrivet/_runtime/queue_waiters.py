@@ -34,6 +34,13 @@ class CompletionWaiters:
     def forget(self, actor_id: str, message_id: int) -> None:
         self.waiters.pop((actor_id, message_id), None)
 
+    def actor_destroyed(self, actor_id: str, error: BaseException) -> None:
+        """The actor is gone with its queue: its waiting senders get ``error``."""
+        for key in [k for k in self.waiters if k[0] == actor_id]:
+            fut = self.waiters.pop(key)
+            if not fut.done():
+                fut.set_exception(error)
+
     def completed(self, actor_id: str, message_id: int, response: Any) -> None:
         fut = self.waiters.pop((actor_id, message_id), None)
         if fut is not None and not fut.done():
