@@ -7,6 +7,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+import msgspec
+import pydantic
 import pytest
 
 from pyrivet import (
@@ -18,6 +20,7 @@ from pyrivet import (
     Queue,
     QueueError,
     Registry,
+    Runtime,
     actor,
 )
 from pyrivet.storage import ActorStore, MemoryDriver
@@ -85,6 +88,16 @@ def worker_def(**options: Any) -> ActorDefinition[Any]:
         await message.complete(2)
 
     return worker
+
+
+async def wait_stored(runtime: Runtime, actor_id: str, count: int) -> None:
+    """Let sends running in other tasks reach storage (each step yields to them)."""
+    store = runtime._services.store
+    for _ in range(50):
+        if len((await store.load_queue(actor_id)).messages) >= count:
+            return
+        await asyncio.sleep(0)
+    raise AssertionError(f"{count} message(s) never reached the store")
 
 
 def _plain(body: Any) -> Any:
@@ -232,12 +245,7 @@ async def test_waiting_sender_gets_completion_after_the_actor_slept(
         handle = client.get_or_create("worker", ["a"])
         actor_id = await handle.resolve()
         waiting = asyncio.ensure_future(handle.send("jobs", {"id": "j1"}, wait=True, timeout=60))
-        store = runtime._services.store
-        for _ in range(20):
-            if (await store.load_queue(actor_id)).messages:
-                break
-            await asyncio.sleep(0)
-        assert (await store.load_queue(actor_id)).messages
+        await wait_stored(runtime, actor_id, 1)
         await runtime.sleep(actor_id)
         assert not waiting.done()
         assert await handle.complete_one(99) == 1
@@ -486,12 +494,47 @@ async def test_destroy_ends_the_wait_of_senders(clock: MockClock) -> None:
         handle = client.get_or_create("worker", ["a"])
         actor_id = await handle.resolve()
         waiting = asyncio.ensure_future(handle.send("notes", 1, wait=True))
-        store = runtime._services.store
-        for _ in range(20):
-            if (await store.load_queue(actor_id)).messages:
-                break
-            await asyncio.sleep(0)
+        await wait_stored(runtime, actor_id, 1)
         await handle.destroy()
         with pytest.raises(QueueError) as caught:
             await asyncio.wait_for(waiting, 10)
         assert caught.value.code == "completion_waiter_dropped"
+
+
+class Point(msgspec.Struct):
+    x: int
+    y: int
+
+
+class Order(pydantic.BaseModel):
+    item: str
+    qty: int = 1
+
+
+async def test_msgspec_and_pydantic_message_types(clock: MockClock) -> None:
+    typed = actor("typed", queues={"points": Queue(Point), "orders": Queue(Order, Order)})
+
+    @typed.action
+    async def take(c: Any) -> list[Any]:
+        point = c.queue.try_next(["points"])
+        order = c.queue.try_next(["orders"], completable=True)
+        assert isinstance(point.body, Point) and isinstance(order.body, Order)
+        with pytest.raises(QueueError) as caught:
+            await order.complete({"item": 5})
+        assert caught.value.code == "invalid_completion_payload"
+        await order.complete(Order(item="done"))
+        return [point.body.x + point.body.y, order.body.item, order.body.qty]
+
+    async with run_actors(Registry([typed]), clock=clock) as (runtime, client):
+        handle = client.get_or_create("typed", ["a"])
+        await handle.send("points", {"x": 1, "y": 2})
+        waiting = asyncio.ensure_future(handle.send("orders", {"item": "tea"}, wait=True))
+        await wait_stored(runtime, await handle.resolve(), 2)
+        # Another handle: this one's sends wait behind its waiting send.
+        other = client.get_or_create("typed", ["a"])
+        with pytest.raises(QueueError):
+            await other.send("points", {"x": "one", "y": 2})
+        with pytest.raises(QueueError):
+            await other.send("orders", {"qty": 2})
+        assert await handle.take() == [3, "tea", 1]
+        assert (await waiting).response == {"item": "done", "qty": 1}

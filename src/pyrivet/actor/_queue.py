@@ -91,7 +91,11 @@ class Queue:
 
 
 def _checked(codec: ValueCodec, value: Any, what: str, code: str = "invalid_payload") -> bytes:
+    tp = codec.type
     try:
+        if _is_model_class(tp) and not isinstance(value, tp):
+            # A pydantic model type and plain data (as a client sends it): validate it.
+            value = tp.model_validate(value)
         data = codec.encode(value, what)
         if codec.type is not None:
             codec.decode(data)
@@ -101,6 +105,10 @@ def _checked(codec: ValueCodec, value: Any, what: str, code: str = "invalid_payl
         expected = getattr(codec.type, "__name__", repr(codec.type))
         raise QueueError(f"{what} is not a valid {expected}: {exc}", code=code) from None
     return data
+
+
+def _is_model_class(tp: Any) -> bool:
+    return isinstance(tp, type) and hasattr(tp, "model_validate") and hasattr(tp, "model_dump")
 
 
 def check_queues(

@@ -107,7 +107,7 @@ class ActorHandle(ActionCalls):
         With ``wait=True``, waits (at most ``timeout`` seconds) until a receiver
         completes the message and returns its `SendResult`; if the time runs out the
         status is "timedOut" and the message stays queued. Sends of one handle go out
-        in order.
+        one at a time, in order (a waiting send holds the handle until it returns).
 
         Raises:
             QueueError: the queue is full, the message too large or the body invalid.
