@@ -15,10 +15,6 @@ never twice (the record and the delete land in one commit).
 from __future__ import annotations
 
 import asyncio
-import os
-import signal
-import subprocess
-import sys
 import textwrap
 from pathlib import Path
 from typing import Any
@@ -26,7 +22,7 @@ from typing import Any
 import pytest
 
 from pyrivet import Client, Queue, Registry, actor
-from serve_process import ServeProcess
+from serve_process import ServeProcess, run_child_and_kill
 
 pytestmark = pytest.mark.slow
 
@@ -72,33 +68,8 @@ def stored(c: Any) -> dict[str, list[str]]:
     return {"queued": queued, "done": list(c.state["done"])}
 
 
-def run_child_and_kill(data_dir: Path, acks_before_kill: int) -> dict[int, set[str]]:
-    child = subprocess.Popen(
-        [sys.executable, "-c", CHILD, str(data_dir)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    acked: dict[int, set[str]] = {}
-    count = 0
-    assert child.stdout is not None
-    try:
-        for line in child.stdout:
-            _, room, op = line.split()
-            acked.setdefault(int(room), set()).add(op)
-            count += 1
-            if count == acks_before_kill:
-                os.kill(child.pid, signal.SIGKILL)
-                break
-    finally:
-        child.kill()
-        _, stderr = child.communicate(timeout=30)
-    assert count == acks_before_kill, f"child stopped early: {stderr}"
-    return acked
-
-
 async def test_acknowledged_sends_survive_sigkill(tmp_path: Path) -> None:
-    acked = run_child_and_kill(tmp_path, acks_before_kill=1500)
+    acked = run_child_and_kill(CHILD, tmp_path, acks_before_kill=1500)
     async with Registry([inbox]).runtime(data_dir=tmp_path) as runtime:
         client = Client(runtime)
         processed = 0
