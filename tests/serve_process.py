@@ -1,5 +1,6 @@
-"""``pyrivet serve`` in a subprocess, with bounded waits on what it prints (tests/ is on
-``sys.path``: `from serve_process import ServeProcess`)."""
+"""``pyrivet serve`` in a subprocess, with bounded waits on what it prints, and
+`run_child_and_kill` for the SIGKILL tests (tests/ is on ``sys.path``:
+`from serve_process import ServeProcess`)."""
 
 from __future__ import annotations
 
@@ -128,3 +129,33 @@ class ServeProcess:
         self._reader.join(5)
         if self.process.stderr is not None:
             self.process.stderr.close()
+
+
+def run_child_and_kill(code: str, data_dir: Path, acks_before_kill: int) -> dict[int, set[str]]:
+    """Run ``python -c code data_dir`` and SIGKILL it after ``acks_before_kill`` lines.
+
+    The child prints ``ack ROOM OP`` once each write is acknowledged; returns the
+    acknowledged ops by room.
+    """
+    child = subprocess.Popen(
+        [sys.executable, "-c", code, str(data_dir)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    acked: dict[int, set[str]] = {}
+    count = 0
+    assert child.stdout is not None
+    try:
+        for line in child.stdout:
+            _, room, op = line.split()
+            acked.setdefault(int(room), set()).add(op)
+            count += 1
+            if count == acks_before_kill:
+                os.kill(child.pid, signal.SIGKILL)
+                break
+    finally:
+        child.kill()
+        _, stderr = child.communicate(timeout=30)
+    assert count == acks_before_kill, f"child stopped early: {stderr}"
+    return acked

@@ -8,10 +8,6 @@ operation is there, and none is there twice.
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-import sys
 import textwrap
 from pathlib import Path
 from typing import Any
@@ -19,6 +15,7 @@ from typing import Any
 import pytest
 
 from pyrivet import Client, Registry, actor
+from serve_process import run_child_and_kill
 
 pytestmark = pytest.mark.slow
 
@@ -61,33 +58,8 @@ def ops(c: Any) -> list[str]:
     return list(c.state["ops"])
 
 
-def run_child_and_kill(data_dir: Path, acks_before_kill: int) -> dict[int, set[str]]:
-    child = subprocess.Popen(
-        [sys.executable, "-c", CHILD, str(data_dir)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    acked: dict[int, set[str]] = {}
-    count = 0
-    assert child.stdout is not None
-    try:
-        for line in child.stdout:
-            _, room, op = line.split()
-            acked.setdefault(int(room), set()).add(op)
-            count += 1
-            if count == acks_before_kill:
-                os.kill(child.pid, signal.SIGKILL)
-                break
-    finally:
-        child.kill()
-        _, stderr = child.communicate(timeout=30)
-    assert count == acks_before_kill, f"child stopped early: {stderr}"
-    return acked
-
-
 async def test_acknowledged_increments_survive_sigkill(tmp_path: Path) -> None:
-    acked = run_child_and_kill(tmp_path, acks_before_kill=3000)
+    acked = run_child_and_kill(CHILD, tmp_path, acks_before_kill=3000)
     async with Registry([ledger]).runtime(data_dir=tmp_path) as runtime:
         client = Client(runtime)
         for room, acked_ops in sorted(acked.items()):

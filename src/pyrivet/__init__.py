@@ -28,6 +28,7 @@ from .actor import (
     ActorDefinition as ActorDefinition,
     ActorOptions as ActorOptions,
     Conn as Conn,
+    Queue as Queue,
     actor as actor,
 )
 from .client import Client as Client
@@ -41,9 +42,11 @@ from .errors import (
     DefinitionError as DefinitionError,
     DuplicateKeyError as DuplicateKeyError,
     EncodingError as EncodingError,
+    ForbiddenError as ForbiddenError,
     InternalError as InternalError,
     InvalidArgumentsError as InvalidArgumentsError,
     PyrivetError as PyrivetError,
+    QueueError as QueueError,
     UserError as UserError,
 )
 from .storage import MemoryDriver as MemoryDriver, SQLiteDriver as SQLiteDriver
@@ -63,6 +66,7 @@ __all__ = [
     "ActorOptions",
     "ActorContext",
     "Conn",
+    "Queue",
     # running them
     "Registry",
     "Runtime",
@@ -83,6 +87,8 @@ __all__ = [
     "DataDirLockedError",
     "DefinitionError",
     "DuplicateKeyError",
+    "ForbiddenError",
+    "QueueError",
     "EncodingError",
     "InternalError",
     "InvalidArgumentsError",

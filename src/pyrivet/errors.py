@@ -17,6 +17,8 @@ PyrivetError                      base of everything pyrivet raises
     ├── CommitError               storage/commit_failed
     ├── ScheduleError             schedule/*
     ├── KVError                   kv/*
+    ├── QueueError                queue/* (full, message_too_large, invalid_payload, ...)
+    ├── ForbiddenError            auth/forbidden (e.g. a queue's can_publish said no)
     └── InternalError             core/internal_error (details stay in the server log)
 └── WorkflowError                 raised by the durable workflow engine (pyrivet.workflow)
     ├── CriticalError             raised by a step on purpose: fail it now, no retry
@@ -62,6 +64,8 @@ __all__ = [
     "CommitError",
     "ScheduleError",
     "KVError",
+    "QueueError",
+    "ForbiddenError",
     "InternalError",
     "ActorAborted",
     "WorkflowError",
@@ -205,6 +209,22 @@ class KVError(ActorError):
 
     default_group = "kv"
     default_code = "invalid"
+
+
+class QueueError(ActorError):
+    """Raised for a queue send or receive that cannot be done: queue full, message too
+    large, a body or completion of the wrong type, a wait that timed out, completing a
+    message twice."""
+
+    default_group = "queue"
+    default_code = "invalid"
+
+
+class ForbiddenError(ActorError):
+    """Raised when an access hook (such as a queue's ``can_publish``) refused a request."""
+
+    default_group = "auth"
+    default_code = "forbidden"
 
 
 class InternalError(ActorError):
@@ -363,5 +383,9 @@ def error_from_wire(group: str, code: str, message: str, metadata: Any = None) -
         return ScheduleError(message, code=code, metadata=metadata)
     if group == "kv":
         return KVError(message, code=code, metadata=metadata)
+    if group == "queue":
+        return QueueError(message, code=code, metadata=metadata)
+    if group == "auth" and code == "forbidden":
+        return ForbiddenError(message, metadata=metadata)
     cls = _BY_CODE.get((group, code), ActorError)
     return cls(message, group=group, code=code, metadata=metadata)

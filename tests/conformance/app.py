@@ -8,6 +8,9 @@ Served by ``pyrivet serve app:registry`` from this directory (see ``test_js_clie
 * ``guarded``: ``on_before_connect`` rejects connections whose params lack the right
   token (``user/forbidden`` with metadata); ``whoami`` echoes the params.
 * ``web``: raw ``on_request`` / ``on_websocket`` hooks.
+* ``mailbox``: queues. Its run loop completes every ``tasks`` message with
+  ``{"done": body}``; ``jobs`` (dict bodies) is only drained by ``pending``;
+  ``closed`` refuses every publisher.
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from pyrivet import Registry, UserError, actor
+from pyrivet import Queue, Registry, UserError, actor
 from pyrivet.server import Request, Response, WebSocket
 
 counter = actor(
@@ -125,4 +128,25 @@ def stats(c: Any) -> dict[str, int]:
     return dict(c.state)
 
 
-registry = Registry([counter, guarded, web])
+mailbox = actor(
+    "mailbox",
+    queues={
+        "tasks": Queue(),
+        "jobs": Queue(dict),
+        "closed": Queue(can_publish=lambda c: False),
+    },
+)
+
+
+@mailbox.run
+async def run_mailbox(c: Any) -> None:
+    async for message in c.queue.iter(["tasks"], completable=True):
+        await message.complete({"done": message.body})
+
+
+@mailbox.action
+def pending(c: Any) -> list[Any]:
+    return [m.body for m in c.queue.try_next_batch(["jobs"], count=100)]
+
+
+registry = Registry([counter, guarded, web, mailbox])

@@ -143,7 +143,7 @@ class ServeProcess:
         # It listens once it printed the line; /metadata must answer before any client.
         reply = httpx.get(f"{self.url}/metadata", timeout=10)
         assert reply.status_code == 200, reply.text
-        assert set(reply.json()["actorNames"]) == {"counter", "guarded", "web"}
+        assert set(reply.json()["actorNames"]) == {"counter", "guarded", "web", "mailbox"}
 
     def restart_in_place(self) -> None:
         """SIGHUP: the same process (PID) serves again, the port never closed."""
@@ -376,6 +376,21 @@ def test_creation_input(node: str, server: ServeProcess, encoding: str) -> None:
     assert result["viaGetOrCreate"] == {"from": "getOrCreate"}
     assert result["viaConn"] == "over ws"
     assert result["withoutInput"] is None
+
+
+@encodings
+def test_queue_send_with_and_without_wait(node: str, server: ServeProcess, encoding: str) -> None:
+    result = run_scenario(node, server, "queue", encoding)
+    assert result["plain"] is None
+    assert result["waited"] == {"status": "completed", "response": {"done": {"t": 7}}}
+    assert result["noBody"] == {"status": "completed", "response": {"done": None}}
+    assert result["timedOut"] == {"status": "timedOut"}
+    assert result["unknown"] is None
+    assert _error(result["invalid"]) == ("queue", "invalid_payload")
+    assert _error(result["forbidden"]) == ("auth", "forbidden")
+    assert result["direct"] == {"status": "completed", "response": {"done": "direct"}}
+    # The sends that were accepted are queued, in order; the refused ones are not.
+    assert result["pending"] == [{"job": 1}, {"job": 2}, {"job": 3}]
 
 
 @encodings

@@ -25,7 +25,9 @@ from pyrivet.storage import (
     CommitRecord,
     HistoryEntry,
     MemoryDriver,
+    QueueMessageRecord,
     SQLiteDriver,
+    StoredQueue,
     StoredState,
     _sqlite_compaction as compaction,
 )
@@ -1172,5 +1174,88 @@ async def test_sqlite_upgrades_a_version_1_database(tmp_path: Path) -> None:
         await store.commit([CommitRecord("a1", 5, event=event("a1", 5))])
         assert await store.load_state("a1") == StoredState(5, b"\x01", False)
         assert [e.seq for e in await store.read_history("a1")] == [4, 5]
+        # The upgrade added the queue tables (version 3).
+        await store.commit([CommitRecord("a1", 6, queue_puts=(message(1),))])
+        assert await store.load_queue("a1") == StoredQueue(1, [message(1)])
     finally:
         await store.close()
+
+
+# -- queues ------------------------------------------------------------------------------
+
+
+def message(message_id: int, name: str = "jobs", body: bytes = b"b") -> QueueMessageRecord:
+    return QueueMessageRecord(message_id, name, body, 1000 + message_id)
+
+
+async def test_queue_puts_and_deletes_keep_id_order_and_the_high_water_mark(
+    store: ActorStore, driver: str, make_store: StoreFactory
+) -> None:
+    assert await store.load_queue("a1") == StoredQueue(0, [])
+    await store.create_actor(actor("a1"))
+    await store.commit(
+        [
+            CommitRecord(
+                "a1",
+                1,
+                queue_puts=(
+                    message(1),
+                    message(2, "other"),
+                ),
+            ),
+            CommitRecord("a1", 2, queue_puts=(message(3),), queue_deletes=(1,)),
+        ]
+    )
+    assert await store.load_queue("a1") == StoredQueue(3, [message(2, "other"), message(3)])
+    # Deleting every message keeps the highest id: a later message never reuses one.
+    await store.commit(
+        [
+            CommitRecord(
+                "a1",
+                3,
+                queue_deletes=(
+                    2,
+                    3,
+                ),
+            )
+        ]
+    )
+    assert await store.load_queue("a1") == StoredQueue(3, [])
+    store = await reopened(store, driver, make_store)
+    try:
+        assert await store.load_queue("a1") == StoredQueue(3, [])
+        assert await store.load_queue("other") == StoredQueue(0, [])
+    finally:
+        await store.close()
+
+
+async def test_queue_put_and_delete_in_one_batch_leaves_nothing(store: ActorStore) -> None:
+    await store.create_actor(actor("a1"))
+    await store.commit(
+        [
+            CommitRecord("a1", 1, queue_puts=(message(1),)),
+            CommitRecord("a1", 2, queue_deletes=(1,)),
+        ]
+    )
+    assert await store.load_queue("a1") == StoredQueue(1, [])
+
+
+async def test_failed_commit_writes_no_queue_change(store: ActorStore) -> None:
+    await store.create_actor(actor("a1"))
+    await store.commit([CommitRecord("a1", 1, queue_puts=(message(1),))])
+    await store.create_actor(actor("b1", key=("b",)))
+    with pytest.raises(DuplicateKeyError):
+        await store.commit(
+            [
+                CommitRecord("a1", 2, queue_puts=(message(2),), queue_deletes=(1,)),
+                CommitRecord("c1", 1, create=actor("c1", key=("b",))),
+            ]
+        )
+    assert await store.load_queue("a1") == StoredQueue(1, [message(1)])
+
+
+async def test_destroy_deletes_the_queue(store: ActorStore) -> None:
+    await store.create_actor(actor("a1"))
+    await store.commit([CommitRecord("a1", 1, queue_puts=(message(1),))])
+    await store.destroy_actor("a1", 5)
+    assert await store.load_queue("a1") == StoredQueue(0, [])

@@ -330,5 +330,8 @@ class _NoTransport:
     async def connect(self, *args: Any) -> Any:
         raise AssertionError("no I/O expected")
 
+    async def send(self, *args: Any) -> Any:
+        raise AssertionError("no I/O expected")
+
     async def aclose(self) -> None:
         pass

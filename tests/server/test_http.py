@@ -296,16 +296,24 @@ async def test_action_route_only_takes_post(served: Served) -> None:
     assert response.json()["code"] == "method_not_allowed"
 
 
-async def test_queue_route_says_queues_are_not_available(served: Served) -> None:
+async def test_queue_route_only_takes_post(served: Served) -> None:
+    response = await served.http.get(query_url("counter", "/queue/jobs", key="q"))
+    assert response.status_code == 405
+    assert response.json()["code"] == "method_not_allowed"
+
+
+async def test_queue_send_to_an_actor_without_queues_is_accepted_and_dropped(
+    served: Served,
+) -> None:
+    # RivetKit accepts sends to undeclared queues; pyrivet logs and counts them.
     response = await served.http.post(
         query_url("counter", "/queue/jobs", key="q"),
         content=b'{"body":{"job":1},"name":"jobs","wait":false}',
         headers={"x-rivet-encoding": "json"},
     )
-    assert response.status_code == 400
-    body = response.json()
-    assert (body["group"], body["code"]) == ("queue", "not_available")
-    assert "not available yet" in body["message"]
+    assert (response.status_code, response.json()) == (200, {"status": "completed"})
+    assert served.runtime is not None
+    assert served.runtime._services.queue_waiters.dropped_unknown == 1
 
 
 async def test_gateway_health_and_metadata(served: Served) -> None:

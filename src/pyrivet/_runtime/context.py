@@ -15,11 +15,12 @@ from typing import Any, Protocol, TypeVar
 
 from ..actor._client import ActorClient
 from ..actor._context import AbortSignal, ActorContext
-from ..errors import ActorError, ActorStoppingError
+from ..errors import ActorError, ActorStoppingError, QueueError
 from ..types import ConnRequest
 from .connections import ConnHost, ConnImpl, emit
 from .kv import KVImpl
 from .lifecycle import ActorStatus, Lifecycle
+from .queue import Mailbox, QueueImpl
 from .schedule import ScheduleImpl
 
 __all__ = ["AbortSignalImpl", "ActorContextImpl", "ContextHost", "StateChangeContext"]
@@ -39,6 +40,7 @@ class ContextHost(ConnHost, Protocol):
 
     vars: Any
     life: Lifecycle | None
+    mailbox: Mailbox | None
 
     @property
     def key(self) -> tuple[str, ...]: ...
@@ -151,6 +153,17 @@ class ActorContextImpl(ActorContext[Any]):
     @property
     def kv(self) -> KVImpl:
         return KVImpl(self._inst.journal)
+
+    @property
+    def queue(self) -> QueueImpl:
+        mailbox = self._inst.mailbox
+        if mailbox is None:
+            raise QueueError(
+                f"actor {self._inst.name!r} declares no queues; pass "
+                "queues={'name': Queue(...)} to actor()",
+                code="unknown_queue",
+            )
+        return QueueImpl(mailbox, self)
 
     @property
     def abort_signal(self) -> AbortSignalImpl:

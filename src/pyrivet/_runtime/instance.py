@@ -40,8 +40,9 @@ from ..errors import (
     ActorStoppingError,
     InternalError,
     InvalidArgumentsError,
+    QueueError,
 )
-from ..storage._base import ActorRecord, AlarmRecord
+from ..storage._base import ActorRecord, AlarmRecord, StoredQueue
 from ..types import ConnRequest
 from .alarms import next_cron_fire
 from .committer import CommitTicket
@@ -50,6 +51,7 @@ from .context import ActorContextImpl, ContextHost, StateChangeContext, state_mu
 from .idle import IdleLink
 from .journal import Journal
 from .lifecycle import TRANSITIONS, ActorStatus, Lifecycle
+from .queue import Mailbox
 from .services import Services
 from .writes import Outgoing
 
@@ -73,6 +75,7 @@ class ActorInstance(IdleLink, ContextHost):
         "definition",
         "journal",
         "life",
+        "mailbox",
         "state",
         "status",
         "svc",
@@ -98,6 +101,8 @@ class ActorInstance(IdleLink, ContextHost):
         self.busy = 0
         self.conns: dict[str, ConnImpl] | None = None
         self.life: Lifecycle | None = Lifecycle()
+        #: The durable queue, for actor types that declare queues (None otherwise).
+        self.mailbox: Mailbox | None = None
         IdleLink.__init__(self)  # the idle sweeper's links; None while not filed
 
     @property
@@ -226,6 +231,8 @@ class ActorInstance(IdleLink, ContextHost):
         d = self.definition
         ctx = self.context()
         opts = d.options
+        if d.queues:
+            self.mailbox = Mailbox(self, StoredQueue(0, []))
         if d.create_state is not None:
             self.state = await self.call_hook(
                 d.create_state, opts.create_state_timeout, "create_state", ctx, input_value
@@ -247,6 +254,8 @@ class ActorInstance(IdleLink, ContextHost):
         self.lifecycle().driver = asyncio.current_task()
         d = self.definition
         self.journal.restore(seq, snapshot)
+        if d.queues:
+            self.mailbox = Mailbox(self, await self.svc.store.load_queue(self.actor_id))
         if snapshot is not None:
             self.state = d.state_codec.decode(snapshot)
         elif d.initial_state is not None:
@@ -284,8 +293,9 @@ class ActorInstance(IdleLink, ContextHost):
         self.became_idle()
 
     async def _run(self, run: Callable[..., Any]) -> None:
+        ctx = self.context()
         try:
-            result = run(self.context())
+            result = run(ctx)
             if inspect.isawaitable(result):
                 await result
         except Exception:
@@ -295,6 +305,8 @@ class ActorInstance(IdleLink, ContextHost):
             if self.status is ActorStatus.RUNNING:
                 self.request_stop("sleep")
         finally:
+            if self.mailbox is not None:
+                self.mailbox.release(ctx)
             self.journal.soon()
             self.notify()
 
@@ -406,6 +418,10 @@ class ActorInstance(IdleLink, ContextHost):
             raise InternalError() from exc
         finally:
             self.busy -= 1
+            mailbox = self.mailbox
+            if mailbox is not None and mailbox.held_by:
+                # Completable messages this call received and did not complete.
+                mailbox.release(ctx)
             self.after_work(spec.name, encoded_args, by or (conn.id if conn else None))
         gate = self.journal.gate_ticket()  # `output_gate` without its coroutine
         if gate is not None:
@@ -444,7 +460,13 @@ class ActorInstance(IdleLink, ContextHost):
             return False
         life = self.life
         if life is not None and (
-            life.keep_awake or (life.run_task is not None and not life.run_task.done())
+            life.keep_awake
+            or (
+                life.run_task is not None
+                and not life.run_task.done()
+                # A run loop waiting on its queue may sleep (a send wakes the actor).
+                and not (self.mailbox is not None and self.mailbox.parked)
+            )
         ):
             return False
         return not self.definition.options.no_sleep
@@ -519,6 +541,8 @@ class ActorInstance(IdleLink, ContextHost):
         life.stopped = asyncio.get_running_loop().create_future()
         self.set_status(ActorStatus.STOPPING)
         life.abort.set()
+        if self.mailbox is not None:
+            self.mailbox.close()
         if life.save_timer is not None:
             life.save_timer.cancel()
             life.save_timer = None
@@ -545,6 +569,13 @@ class ActorInstance(IdleLink, ContextHost):
             if destroy:
                 await self.svc.store.destroy_actor(self.actor_id, self.svc.now_ms())
                 self.svc.alarms.forget_actor(self.actor_id)
+                self.svc.queue_waiters.actor_destroyed(
+                    self.actor_id,
+                    QueueError(
+                        f"actor {self.name!r} was destroyed before the message was completed",
+                        code="completion_waiter_dropped",
+                    ),
+                )
         except Exception:
             log.exception("actor %s (%s): final save failed", self.name, self.actor_id)
         finally:

@@ -14,6 +14,7 @@ from typing import Any, Protocol, TypeVar
 
 from .._codec.values import decode, encode
 from .._protocol.query import ActorQuery
+from ..actor._queue import SendResult
 from ..errors import ActorError, EncodingError, InternalError, error_from_wire
 from .catalog import ActorTypes
 from .connections import ConnImpl, EventSink
@@ -45,6 +46,10 @@ class LocalRuntime(Protocol):
     async def connect(
         self, actor_id: str, params: Any, sink: EventSink, subscriptions: set[str] | None = None
     ) -> ConnImpl: ...
+
+    async def send_queue(
+        self, actor_id: str, name: str, body: Any, *, wait: bool, timeout: float | None
+    ) -> SendResult: ...
 
     async def call_on_conn(
         self, conn: ConnImpl, name: str, args: list[Any], encoded_args: bytes | None = None
@@ -130,6 +135,28 @@ class LocalTransport:
                 target, name, copied, params=params, encoded_args=data
             )
             return target, self._copy_out(result)
+        except ActorError as exc:
+            raise _as_client_error(exc)  # noqa: B904 (the cause is set, the context suppressed)
+
+    async def send(
+        self,
+        query: ActorQuery,
+        actor_id: str | None,
+        name: str,
+        body: Any,
+        wait: bool,
+        timeout: float | None,
+    ) -> tuple[str, str, Any]:
+        """Send to queue ``name``: (actor id, status, response); see `Runtime.send_queue`."""
+        try:
+            _, copied = self._copy_in(body, "the queue message body")
+            target = actor_id
+            if target is None or query.mode == "get_for_id":
+                target = await self._runtime.resolve(query, durable=False)
+            outcome = await self._runtime.send_queue(
+                target, name, copied, wait=wait, timeout=timeout
+            )
+            return target, outcome.status, self._copy_out(outcome.response)
         except ActorError as exc:
             raise _as_client_error(exc)  # noqa: B904 (the cause is set, the context suppressed)
 

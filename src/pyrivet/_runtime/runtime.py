@@ -43,6 +43,7 @@ from .idle import IdleLink, IdleSweeper
 from .instance import ActorInstance
 from .lifecycle import ActorStatus, Lifecycle
 from .local_transport import LocalRuntime, LocalTransport
+from .queue import SendOutcome, publish
 from .services import Services
 
 __all__ = ["Runtime"]
@@ -404,6 +405,32 @@ class Runtime(LocalRuntime):
             return await self._call_with_transient_conn(
                 inst, spec.name, args, params, encoded_args, request
             )
+
+    async def send_queue(
+        self,
+        actor_id: str,
+        name: str,
+        body: Any,
+        *,
+        wait: bool = False,
+        timeout: float | None = None,
+        request: ConnRequest | None = None,
+    ) -> SendOutcome:
+        """Send a message to queue ``name`` of ``actor_id``, waking the actor if needed.
+
+        See `pyrivet._runtime.queue.publish` for what it returns and raises.
+        """
+        while True:
+            inst = self._instances.get(actor_id)
+            if inst is None or not inst.serving:
+                inst = await self._instance(actor_id)
+            ctx = inst.context(None, request)
+            try:
+                return await publish(inst, inst.mailbox, ctx, name, body, wait, timeout)
+            except ActorStoppingError:
+                if inst.status is ActorStatus.RUNNING:
+                    raise
+                await self._wait_stopped(inst)
 
     async def _call_with_transient_conn(
         self,

@@ -16,6 +16,7 @@ from ..storage._base import ActorStore
 from .alarms import AlarmScheduler
 from .committer import Committer
 from .idle import IdleLink, IdleSweeper
+from .queue_waiters import CompletionWaiters
 
 __all__ = ["Services"]
 
@@ -31,6 +32,7 @@ class Services:
         "forget",
         "idle",
         "max_outgoing_message_size",
+        "queue_waiters",
         "region",
         "store",
         "tasks",
@@ -63,6 +65,8 @@ class Services:
         self.max_outgoing_message_size = max_outgoing_message_size
         #: What ``c.client()`` returns: one client per runtime (see ``actor_client.py``).
         self.client = client
+        #: Senders waiting for queue completions; they outlive an actor's sleep.
+        self.queue_waiters = CompletionWaiters()
 
     def now_ms(self) -> int:
         return int(self.clock.now() * 1000)

@@ -23,6 +23,12 @@ from ._definition import (
     actor as actor,
 )
 from ._options import ActorOptions as ActorOptions
+from ._queue import (
+    ActorQueue as ActorQueue,
+    Queue as Queue,
+    QueueMessage as QueueMessage,
+    SendResult as SendResult,
+)
 
 __all__ = [
     "KV",
@@ -35,8 +41,12 @@ __all__ = [
     "ActorDefinition",
     "ActorOptions",
     "ActorRef",
+    "ActorQueue",
     "Conn",
+    "Queue",
+    "QueueMessage",
     "Schedule",
     "ScheduleEntry",
+    "SendResult",
     "actor",
 ]

@@ -22,9 +22,10 @@ Attribute calls (``handle.increment(5)``) are typed loosely, as ``Callable[..., 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Coroutine
-from typing import Any, Concatenate, ParamSpec, Protocol, TypeVar, overload
+from typing import Any, Concatenate, Literal, ParamSpec, Protocol, TypeVar, overload
 
 from ..types import KeyLike
+from ._queue import SendResult
 
 __all__ = ["ActionCaller", "ActorClient", "ActorConnectionRef", "ActorRef"]
 
@@ -95,6 +96,22 @@ class ActorRef(ActionCaller, Protocol):
 
     def connect(self, *, params: Any = None) -> ActorConnectionRef:
         """A connection to this actor; open it with ``async with``."""
+        ...
+
+    @overload
+    async def send(self, name: str, body: Any = None) -> None: ...
+    @overload
+    async def send(
+        self, name: str, body: Any = None, *, wait: Literal[True], timeout: float | None = None
+    ) -> SendResult: ...
+    @overload
+    async def send(
+        self, name: str, body: Any = None, *, wait: bool, timeout: float | None = None
+    ) -> SendResult | None: ...
+    async def send(
+        self, name: str, body: Any = None, *, wait: bool = False, timeout: float | None = None
+    ) -> SendResult | None:
+        """Send ``body`` to the actor's queue ``name`` (see `pyrivet.client.ActorHandle.send`)."""
         ...
 
 

@@ -18,6 +18,7 @@ from typing import Any, Generic, Protocol, TypeVar
 
 from ..types import ConnRequest
 from ._client import ActorClient
+from ._queue import ActorQueue
 
 __all__ = ["KV", "AbortSignal", "ActorContext", "Conn", "Schedule", "ScheduleEntry"]
 
@@ -215,6 +216,10 @@ class ActorContext(Protocol, Generic[S]):
     def schedule(self) -> Schedule: ...
     @property
     def kv(self) -> KV: ...
+    @property
+    def queue(self) -> ActorQueue:
+        """This actor's durable queues (see `ActorQueue`)."""
+        ...
 
     @property
     def abort_signal(self) -> AbortSignal: ...

@@ -19,13 +19,14 @@ from __future__ import annotations
 import contextlib
 import inspect
 import typing
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar, overload
 
 from .._codec.values import ValueCodec, is_plain
 from ..errors import DefinitionError, EncodingError
 from ._options import ActorOptions
+from ._queue import Queue, check_queues
 
 __all__ = ["ActionSpec", "ActorDefinition", "actor"]
 
@@ -169,6 +170,7 @@ class ActorDefinition(Generic[S]):
         conn_state: Any = _MISSING,
         create_conn_state: Callable[..., Any] | None = None,
         options: ActorOptions | None = None,
+        queues: Mapping[str, Queue] | Iterable[str] | None = None,
     ) -> None:
         if not isinstance(name, str) or not name or len(name) > _NAME_MAX:
             raise DefinitionError(
@@ -212,6 +214,8 @@ class ActorDefinition(Generic[S]):
             except EncodingError as exc:
                 raise DefinitionError(f"actor {name!r}: {exc.message}") from None
 
+        #: Declared queues by name; sends to other names are ignored (RivetKit's rule).
+        self.queues: dict[str, Queue] = check_queues(name, queues)
         self.actions: dict[str, ActionSpec] = {}
         self.hooks: dict[str, Callable[..., Any]] = {}
 
@@ -363,6 +367,7 @@ def actor(
     conn_state: Any = _MISSING,
     create_conn_state: Callable[..., Any] | None = None,
     options: ActorOptions | None = None,
+    queues: Mapping[str, Queue] | Iterable[str] | None = None,
 ) -> ActorDefinition[Any]:
     """Define an actor type.
 
@@ -377,6 +382,8 @@ def actor(
         conn_state: initial per-connection state, or
         create_conn_state: ``create_conn_state(c, params)`` computing it per connection.
         options: `ActorOptions`; RivetKit's defaults when omitted.
+        queues: the queues it accepts messages on: ``{"jobs": Queue(Job)}``, or a list
+            of names for queues of plain data (see docs/queues.md).
 
     Raises:
         DefinitionError: both a value and its factory are given, a value is a function,
@@ -392,4 +399,5 @@ def actor(
         conn_state=conn_state,
         create_conn_state=create_conn_state,
         options=options,
+        queues=queues,
     )

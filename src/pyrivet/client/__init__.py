@@ -15,7 +15,7 @@ from ._errors import (
     NetworkError as NetworkError,
 )
 from ._extensions import RawResponse as RawResponse, RawWebSocket as RawWebSocket
-from ._handle import ActorHandle as ActorHandle
+from ._handle import ActorHandle as ActorHandle, SendResult as SendResult
 from ._options import NetworkOptions as NetworkOptions
 from ._sync import (
     SyncActorConnection as SyncActorConnection,
@@ -36,6 +36,7 @@ __all__ = [
     "ActorHandle",
     "Client",
     "SyncClient",
+    "SendResult",
     "SyncActorHandle",
     "SyncActorConnection",
     "SyncRawWebSocket",

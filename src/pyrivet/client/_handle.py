@@ -15,8 +15,10 @@ get_or_create handle then reaches a fresh actor), as RivetKit's handles do.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Literal, ParamSpec, TypeVar, overload
 
 from .._protocol.query import ActorQuery
 from ..errors import ActorNotFoundError
@@ -27,10 +29,25 @@ from ._extensions import RawResponse, RawTransport, RawWebSocket, WebSocketOpeni
 if TYPE_CHECKING:
     from ._transport import Transport
 
-__all__ = ["ActorHandle"]
+__all__ = ["ActorHandle", "SendResult"]
 
 P = ParamSpec("P")
 R = TypeVar("R")
+
+
+@dataclass(frozen=True, slots=True)
+class SendResult:
+    """The outcome of ``handle.send(..., wait=True)``."""
+
+    #: "completed" (a receiver called ``complete``) or "timedOut" (the message stays
+    #: queued).
+    status: str
+    #: What the receiver passed to ``complete(response)``.
+    response: Any = None
+
+    @property
+    def timed_out(self) -> bool:
+        return self.status == "timedOut"
 
 
 class ActorHandle(ActionCalls):
@@ -41,6 +58,8 @@ class ActorHandle(ActionCalls):
         self._query = query
         self._params = params
         self._actor_id: str | None = query.actor_id if query.mode == "get_for_id" else None
+        # RivetKit serializes the sends of one handle, keeping the caller's order.
+        self._send_lock: asyncio.Lock | None = None
 
     @property
     def query(self) -> ActorQuery:
@@ -62,17 +81,67 @@ class ActorHandle(ActionCalls):
                     self._query, self._actor_id, name, arg_list, self._params
                 )
             except ActorNotFoundError:
-                # A get_or_create key may have resolved (inside the transport) to an
-                # actor being destroyed right then: retry it even on a first call.
-                if not stale_retry or (self._actor_id is None and self._query.mode == "get"):
+                if not self._forget_stale(stale_retry):
                     raise
-                # The actor we knew was destroyed: resolve the key again, once.
-                self._actor_id = None
                 stale_retry = False
                 continue
             if self._query.mode != "get_for_id" and actor_id:
                 self._actor_id = actor_id
             return result
+
+    @overload
+    async def send(self, name: str, body: Any = None) -> None: ...
+    @overload
+    async def send(
+        self, name: str, body: Any = None, *, wait: Literal[True], timeout: float | None = None
+    ) -> SendResult: ...
+    @overload
+    async def send(
+        self, name: str, body: Any = None, *, wait: bool, timeout: float | None = None
+    ) -> SendResult | None: ...
+    async def send(
+        self, name: str, body: Any = None, *, wait: bool = False, timeout: float | None = None
+    ) -> SendResult | None:
+        """Send ``body`` to the actor's queue ``name``; returns once it is durably queued.
+
+        With ``wait=True``, waits (at most ``timeout`` seconds) until a receiver
+        completes the message and returns its `SendResult`; if the time runs out the
+        status is "timedOut" and the message stays queued. Sends of one handle go out
+        one at a time, in order (a waiting send holds the handle until it returns).
+
+        Raises:
+            QueueError: the queue is full, the message too large or the body invalid.
+            ForbiddenError: the queue's ``can_publish`` refused.
+        """
+        if self._send_lock is None:
+            self._send_lock = asyncio.Lock()
+        async with self._send_lock:
+            stale_retry = self._query.mode in ("get", "get_or_create")
+            while True:
+                try:
+                    actor_id, status, response = await self._transport.send(
+                        self._query, self._actor_id, name, body, wait, timeout
+                    )
+                except ActorNotFoundError:
+                    if not self._forget_stale(stale_retry):
+                        raise
+                    stale_retry = False
+                    continue
+                if self._query.mode != "get_for_id" and actor_id:
+                    self._actor_id = actor_id
+                return SendResult(status, response) if wait else None
+
+    def _forget_stale(self, may_retry: bool) -> bool:
+        """After ``actor/not_found``: whether to retry (then the id is forgotten, so the
+        key resolves again). Only once, and only for handles made by key.
+
+        A get_or_create key may have resolved (inside the transport) to an actor being
+        destroyed right then: it is retried even on a first call.
+        """
+        if not may_retry or (self._actor_id is None and self._query.mode == "get"):
+            return False
+        self._actor_id = None
+        return True
 
     def _raw_transport(self) -> RawTransport:
         if not isinstance(self._transport, RawTransport):

@@ -58,6 +58,8 @@ from .._protocol.messages import (
     Encoding,
     HttpActionRequest,
     HttpActionResponse,
+    HttpQueueSendRequest,
+    HttpQueueSendResponse,
     HttpResponseError,
     content_type,
     decode_http,
@@ -488,6 +490,38 @@ class HttpTransport:
                 raise self._response_error(response, self.encoding)
             output = decode_http(response.content, self.encoding, HttpActionResponse).output
             return response.headers.get("x-rivet-actor") or known or actor_id or "", output
+
+        return await self._with_lifecycle_retry(query, once)
+
+    async def send(
+        self,
+        query: ActorQuery,
+        actor_id: str | None,
+        name: str,
+        body: Any,
+        wait: bool,
+        timeout: float | None,
+    ) -> tuple[str, str, Any]:
+        """``POST …/queue/{name}`` (as the JavaScript client's ``handle.send``)."""
+        timeout_ms = None if timeout is None else max(0, round(timeout * 1000))
+        content = encode_http(HttpQueueSendRequest(body, name, wait, timeout_ms), self.encoding)
+
+        async def once() -> tuple[str, str, Any]:
+            await self._ready()
+            path, known = await self._gateway_path(
+                query, actor_id, f"/queue/{encode_uri_component(name)}"
+            )
+            response = await self._request(
+                "POST",
+                self._endpoint.http_url(path),
+                content=content,
+                headers=self._framework_headers(None),
+            )
+            if not response.is_success:
+                raise self._response_error(response, self.encoding)
+            reply = decode_http(response.content, self.encoding, HttpQueueSendResponse)
+            target = response.headers.get("x-rivet-actor") or known or actor_id or ""
+            return target, str(reply.status), reply.response
 
         return await self._with_lifecycle_retry(query, once)
 

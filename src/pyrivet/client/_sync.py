@@ -37,7 +37,7 @@ if TYPE_CHECKING:
 
     from ._connection import ActorConnection, EventStream
     from ._extensions import RawResponse, RawWebSocket
-    from ._handle import ActorHandle
+    from ._handle import ActorHandle, SendResult
 
 __all__ = ["SyncActorConnection", "SyncActorHandle", "SyncClient", "SyncRawWebSocket"]
 
@@ -179,6 +179,13 @@ class SyncActorHandle(SyncActionCalls):
     def action(self, name: str, *args: Any) -> Any:
         """Call action ``name`` with positional ``args``."""
         return self._thread.run(self._handle.action(name, *args))
+
+    def send(
+        self, name: str, body: Any = None, *, wait: bool = False, timeout: float | None = None
+    ) -> SendResult | None:
+        """Send to the actor's queue ``name`` (see `ActorHandle.send`); with ``wait``,
+        block until the message is completed or ``timeout`` seconds pass."""
+        return self._thread.run(self._handle.send(name, body, wait=wait, timeout=timeout))
 
     def fetch(
         self,

@@ -70,6 +70,23 @@ class Transport(Protocol):
         """Open a connection already subscribed to ``subscriptions``."""
         ...
 
+    async def send(
+        self,
+        query: ActorQuery,
+        actor_id: str | None,
+        name: str,
+        body: Any,
+        wait: bool,
+        timeout: float | None,
+    ) -> tuple[str, str, Any]:
+        """Send ``body`` to queue ``name``; resolves ``query`` first when ``actor_id``
+        is None. ``timeout`` (seconds) bounds a ``wait`` for the completion.
+
+        Returns:
+            (the actor id, "completed" or "timedOut", the completion response or None)
+        """
+        ...
+
     async def aclose(self) -> None: ...
 
 

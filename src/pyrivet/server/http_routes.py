@@ -10,7 +10,7 @@ Once the action runs, its result or error is encoded in the request's encoding.
 |--------------------------------|---------------------------------------------------|
 | ``GET /metadata``              | server facts; RivetKit clients await it first     |
 | ``POST …/action/{name}``       | `Runtime.call_action` with a transient connection |
-| ``POST …/queue/{name}``        | ``queue/not_available`` until queues exist        |
+| ``POST …/queue/{name}``        | `Runtime.send_queue` (waits if the body says so)  |
 | ``GET …/health``               | ``ok`` (resolving, so waking, the actor)          |
 | ``GET …/metadata``             | the actor's name and id                           |
 | ``…/request/…``                | `raw_routes.handle_request` (``on_request``)      |
@@ -25,6 +25,9 @@ import msgspec
 from .._protocol.messages import (
     HttpActionRequest,
     HttpActionResponse,
+    HttpQueueSendRequest,
+    HttpQueueSendResponse,
+    QueueSendStatus,
     content_type,
     decode_http,
     encode_http,
@@ -139,12 +142,7 @@ async def gateway_http(
     if sub == "action":
         return await _action(state, request, route, target, receive)
     if sub == "queue":
-        _require(request, "POST")
-        raise ActorError(
-            "queues are not available yet in pyrivet; call an action instead",
-            group="queue",
-            code="not_available",
-        )
+        return await _queue_send(state, request, route, target, receive)
     if sub == "request":
         return await handle_request(state, request, route, target, receive)
     _require(request, "GET", "HEAD")
@@ -177,6 +175,18 @@ def _precheck_action(state: ServerState, target: GatewayTarget, name: str) -> No
         )
 
 
+async def _post_body(
+    state: ServerState, request: RequestInfo, route: Route, receive: Receive
+) -> bytes:
+    """The body of a framework POST (action, queue send), within the incoming limit."""
+    _require(request, "POST")
+    assert route.name is not None
+    try:
+        return await read_body(receive, state.max_incoming)
+    except BodyTooLarge:
+        raise incoming_too_long("the request body", None, state.max_incoming) from None
+
+
 async def _action(
     state: ServerState,
     request: RequestInfo,
@@ -184,16 +194,12 @@ async def _action(
     target: GatewayTarget,
     receive: Receive,
 ) -> HttpReply:
-    _require(request, "POST")
-    assert route.name is not None
     encoding = parse_encoding(request.header(_ENCODING_HEADER))
     params = parse_params(request.header(PARAMS_HEADER))
-    try:
-        body = await read_body(receive, state.max_incoming)
-    except BodyTooLarge:
-        raise incoming_too_long("the request body", None, state.max_incoming) from None
+    body = await _post_body(state, request, route, receive)
     call = decode_http(body, encoding, HttpActionRequest)
     check_storable(call.args, "args")
+    assert route.name is not None
     _precheck_action(state, target, route.name)
     actor = await state.directory.resolve(target, durable=False)
     try:
@@ -203,6 +209,48 @@ async def _action(
         data = encode_http(HttpActionResponse(output), encoding)
         if len(data) > state.max_outgoing:
             raise outgoing_too_long("the action result", len(data), state.max_outgoing)
+    except Exception as exc:
+        reply = error_reply(exc, encoding, actor=actor.specifier())
+    else:
+        reply = HttpReply.of(200, data, content_type(encoding))
+    reply.headers.extend(actor.headers())
+    return reply
+
+
+async def _queue_send(
+    state: ServerState,
+    request: RequestInfo,
+    route: Route,
+    target: GatewayTarget,
+    receive: Receive,
+) -> HttpReply:
+    """``POST …/queue/{name}``: enqueue durably; with ``wait``, hold the reply until the
+    message is completed or ``timeout`` ms pass (bounded by the actor's action timeout,
+    as RivetKit's server does). The queue name comes from the path."""
+    encoding = parse_encoding(request.header(_ENCODING_HEADER))
+    body = await _post_body(state, request, route, receive)
+    send = decode_http(body, encoding, HttpQueueSendRequest)
+    check_storable(send.body, "body")
+    assert route.name is not None
+    wait = bool(send.wait)
+    actor = await state.directory.resolve(target, durable=False)
+    timeout: float | None = None
+    if wait:
+        limit = state.runtime.definition(actor.name).options.action_timeout
+        timeout = limit if send.timeout_ms is None else min(send.timeout_ms / 1000, limit)
+    try:
+        outcome = await state.runtime.send_queue(
+            actor.actor_id,
+            route.name,
+            send.body,
+            wait=wait,
+            timeout=timeout,
+            request=request.for_actor(),
+        )
+        status = QueueSendStatus.from_wire(outcome.status) or QueueSendStatus.COMPLETED
+        data = encode_http(HttpQueueSendResponse(status, outcome.response), encoding)
+        if len(data) > state.max_outgoing:
+            raise outgoing_too_long("the completion response", len(data), state.max_outgoing)
     except Exception as exc:
         reply = error_reply(exc, encoding, actor=actor.specifier())
     else:

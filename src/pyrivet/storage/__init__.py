@@ -1,4 +1,4 @@
-"""Storage drivers: where actors' state, history, KV and schedules are kept.
+"""Storage drivers: where actors' state, history, KV, queues and schedules are kept.
 
 `SQLiteDriver` is the embedded default; `MemoryDriver` keeps everything in the process
 (tests, ephemeral runs). Both fulfil the `ActorStore` contract in ``storage._base``.
@@ -10,6 +10,8 @@ from ._base import (
     AlarmRecord as AlarmRecord,
     CommitRecord as CommitRecord,
     HistoryEntry as HistoryEntry,
+    QueueMessageRecord as QueueMessageRecord,
+    StoredQueue as StoredQueue,
     StoredState as StoredState,
 )
 from ._memory import MemoryDriver as MemoryDriver
@@ -22,6 +24,8 @@ __all__ = [
     "CommitRecord",
     "HistoryEntry",
     "MemoryDriver",
+    "QueueMessageRecord",
     "SQLiteDriver",
+    "StoredQueue",
     "StoredState",
 ]

@@ -9,6 +9,8 @@ The runtime talks to storage only through `ActorStore`. One logical schema, keye
 * ``actor_events``: the history: one `HistoryEntry` per commit, ordered by ``seq``.
 * ``actor_kv``: the per-actor key/value space, ordered by key bytes.
 * ``actor_alarms``: durable schedules (`AlarmRecord`).
+* ``actor_queue``: queued messages (`QueueMessageRecord`), ordered by id, and per actor
+  the highest message id ever stored (ids never repeat, even after the queue emptied).
 
 Everything stored is bytes produced by ``pyrivet._codec`` or plain scalars; no driver
 ever pickles.
@@ -25,7 +27,7 @@ Contract (checked by ``tests/contract`` against every driver):
 * **Read-your-writes.** Every read issued after a `commit` returned sees it.
 * **Uniqueness.** `create_actor` / `get_or_create_actor` are atomic with respect to
   each other: of many concurrent calls for one ``(name, key)`` exactly one creates.
-* **Destroy.** `destroy_actor` deletes the actor's state, KV, alarms and history in one
+* **Destroy.** `destroy_actor` deletes the actor's state, KV, alarms, queue and history in one
   step and marks the actor destroyed; its key becomes free and lookups by id return None.
 
 Drivers are used from one event loop. Their methods are coroutines; a driver may run
@@ -45,6 +47,8 @@ __all__ = [
     "AlarmRecord",
     "CommitRecord",
     "HistoryEntry",
+    "QueueMessageRecord",
+    "StoredQueue",
     "StoredState",
     "serialize_key",
 ]
@@ -109,6 +113,24 @@ class AlarmRecord(msgspec.Struct, frozen=True):
     timezone: str | None = None
 
 
+class QueueMessageRecord(msgspec.Struct, frozen=True):
+    """One message in an actor's queue (``actor_queue``)."""
+
+    #: Per actor, from 1, strictly increasing; never reused.
+    id: int
+    name: str
+    #: The encoded body.
+    body: bytes
+    created_at_ms: int
+
+
+class StoredQueue(msgspec.Struct, frozen=True):
+    """An actor's committed queue: its messages by id and the highest id ever stored."""
+
+    last_id: int
+    messages: list[QueueMessageRecord]
+
+
 class HistoryEntry(msgspec.Struct, frozen=True):
     """One committed change in an actor's history (``actor_events``)."""
 
@@ -147,6 +169,11 @@ class CommitRecord(msgspec.Struct):
     kv_deletes: list[bytes] = msgspec.field(default_factory=list)
     alarm_puts: list[AlarmRecord] = msgspec.field(default_factory=list)
     alarm_deletes: list[str] = msgspec.field(default_factory=list)
+    #: Messages to add to the actor's queue (their ids are new). Tuples, so that the
+    #: commit of an actor without queues allocates nothing for them.
+    queue_puts: tuple[QueueMessageRecord, ...] = ()
+    #: Ids of the actor's queued messages to delete (received or completed).
+    queue_deletes: tuple[int, ...] = ()
     #: The history entry to append (its seq equals ``seq``), or None.
     event: HistoryEntry | None = None
     #: Delete history entries of this actor with ``seq < prune_history_before``.
@@ -221,6 +248,11 @@ class ActorStore(Protocol):
         self, actor_id: str, prefix: bytes, limit: int | None = None
     ) -> list[tuple[bytes, bytes]]:
         """Committed entries whose key starts with ``prefix``, in key byte order."""
+        ...
+
+    async def load_queue(self, actor_id: str) -> StoredQueue:
+        """The actor's committed queue: messages by id, and the highest id ever
+        committed (0 if none), which deletes do not lower."""
         ...
 
     async def list_alarms(self, actor_id: str | None = None) -> list[AlarmRecord]:

@@ -20,6 +20,8 @@ from ._base import (
     AlarmRecord,
     CommitRecord,
     HistoryEntry,
+    QueueMessageRecord,
+    StoredQueue,
     StoredState,
     serialize_key,
 )
@@ -60,6 +62,8 @@ class MemoryDriver:
         self._events: dict[str, list[HistoryEntry]] = {}
         self._kv: dict[str, dict[bytes, bytes]] = {}
         self._alarms: dict[str, dict[str, AlarmRecord]] = {}
+        # actor_id -> (highest id ever stored, messages by id in id order).
+        self._queues: dict[str, tuple[int, dict[int, QueueMessageRecord]]] = {}
 
     # -- test hook ---------------------------------------------------------------
 
@@ -156,6 +160,7 @@ class MemoryDriver:
         self._events.pop(actor_id, None)
         self._kv.pop(actor_id, None)
         self._alarms.pop(actor_id, None)
+        self._queues.pop(actor_id, None)
 
     # -- state and commits ----------------------------------------------------------
 
@@ -242,6 +247,14 @@ class MemoryDriver:
                     alarms.pop(alarm_id, None)
                 else:
                     alarms[alarm_id] = alarm
+        for actor_id, (puts, deletes) in staged.queues.items():
+            last_id, messages = self._queues.get(actor_id, (0, {}))
+            for message in puts:
+                messages[message.id] = message
+                last_id = max(last_id, message.id)
+            for message_id in deletes:
+                messages.pop(message_id, None)
+            self._queues[actor_id] = (last_id, messages)
         for event in staged.events:
             self._events.setdefault(event.actor_id, []).append(event)
         for actor_id, before in staged.prunes.items():
@@ -274,6 +287,14 @@ class MemoryDriver:
         if limit is not None:
             keys = keys[: max(limit, 0)]
         return [(k, space[k]) for k in keys]
+
+    # -- queues -----------------------------------------------------------------------
+
+    async def load_queue(self, actor_id: str) -> StoredQueue:
+        """The actor's queued messages in id order and the highest id ever stored."""
+        self._check_open()
+        last_id, messages = self._queues.get(actor_id, (0, {}))
+        return StoredQueue(last_id, [messages[i] for i in sorted(messages)])
 
     # -- alarms and history -----------------------------------------------------------
 
@@ -316,7 +337,17 @@ class _Staged:
     included: `ActorStore.load_state` reports it.
     """
 
-    __slots__ = ("alarms", "creates", "events", "initialized", "kv", "prunes", "seqs", "states")
+    __slots__ = (
+        "alarms",
+        "creates",
+        "events",
+        "initialized",
+        "kv",
+        "prunes",
+        "queues",
+        "seqs",
+        "states",
+    )
 
     def __init__(self, batch: Sequence[CommitRecord]) -> None:
         self.seqs: dict[str, int] = {}
@@ -327,6 +358,8 @@ class _Staged:
         self.alarms: dict[str, dict[str, AlarmRecord | None]] = {}
         self.events: list[HistoryEntry] = []
         self.prunes: dict[str, int] = {}
+        #: actor_id -> (messages to add, ids to delete after adding), in record order.
+        self.queues: dict[str, tuple[list[QueueMessageRecord], list[int]]] = {}
         for rec in batch:
             actor_id = rec.actor_id
             if rec.create is not None:
@@ -348,6 +381,10 @@ class _Staged:
                     alarms[alarm.alarm_id] = alarm
                 for alarm_id in rec.alarm_deletes:
                     alarms[alarm_id] = None
+            if rec.queue_puts or rec.queue_deletes:
+                puts, deletes = self.queues.setdefault(actor_id, ([], []))
+                puts.extend(rec.queue_puts)
+                deletes.extend(rec.queue_deletes)
             if rec.event is not None:
                 self.events.append(rec.event)
             if rec.prune_history_before is not None:

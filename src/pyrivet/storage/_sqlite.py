@@ -54,6 +54,7 @@ from ._base import (
     AlarmRecord,
     CommitRecord,
     HistoryEntry,
+    StoredQueue,
     StoredState,
     serialize_key,
 )
@@ -305,7 +306,7 @@ class SQLiteDriver:
         return self._run(self._w().commit, batch)
 
     async def destroy_actor(self, actor_id: str, at_ms: int) -> None:
-        """Delete the actor's state, history, KV and alarms and mark it destroyed."""
+        """Delete the actor's state, history, KV, alarms and queue; mark it destroyed."""
         await self._call(self._w().destroy_actor, actor_id, at_ms)
 
     async def kv_get(self, actor_id: str, key: bytes) -> bytes | None:
@@ -317,6 +318,10 @@ class SQLiteDriver:
     ) -> list[tuple[bytes, bytes]]:
         """Entries whose key starts with ``prefix``, in key byte order, at most ``limit``."""
         return await self._call(self._w().kv_list, actor_id, prefix, limit)
+
+    async def load_queue(self, actor_id: str) -> StoredQueue:
+        """The actor's queued messages in id order and the highest id ever stored."""
+        return await self._call(self._w().load_queue, actor_id)
 
     async def list_alarms(self, actor_id: str | None = None) -> list[AlarmRecord]:
         """Alarms of one actor, or of every live actor, by ``(fire_at_ms, alarm_id)``."""

@@ -118,8 +118,30 @@ _V2 = (
     """,
 )
 
+# Version 3: durable queues. ``actor_queue`` holds the messages not yet received (or,
+# for completable receives, not yet completed); ``actor_queue_ids`` the highest id each
+# actor ever used, so ids keep growing after the queue emptied and the actor slept.
+_V3 = (
+    f"""
+    CREATE TABLE actor_queue (
+        actor_id TEXT NOT NULL,
+        id INTEGER NOT NULL,
+        name TEXT NOT NULL,
+        body BLOB NOT NULL,
+        created_at_ms INTEGER NOT NULL,
+        PRIMARY KEY (actor_id, id)
+    ) {_WITHOUT_ROWID}
+    """,
+    f"""
+    CREATE TABLE actor_queue_ids (
+        actor_id TEXT NOT NULL PRIMARY KEY,
+        last_id INTEGER NOT NULL
+    ) {_WITHOUT_ROWID}
+    """,
+)
+
 #: ``MIGRATIONS[i]`` takes the schema from version ``i`` to ``i + 1``.
-MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1, _V2)
+MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1, _V2, _V3)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

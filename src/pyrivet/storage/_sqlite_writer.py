@@ -25,6 +25,8 @@ from ._base import (
     AlarmRecord,
     CommitRecord,
     HistoryEntry,
+    QueueMessageRecord,
+    StoredQueue,
     StoredState,
     serialize_key,
 )
@@ -42,12 +44,31 @@ _ACTOR_COLS = "actor_id, name, key, input, created_at_ms, initialized, destroyed
 _EVENT_COLS = 'actor_id, seq, at_ms, kind, name, "by", args, state, ops'
 _ALARM_COLS = "actor_id, alarm_id, fire_at_ms, kind, action, args, created_at_ms, cron, timezone"
 
+#: The tables holding an actor's data, emptied by a destroy.
+_ACTOR_TABLES = (
+    "actor_state",
+    "actor_events",
+    "actor_kv",
+    "actor_alarms",
+    "actor_queue",
+    "actor_queue_ids",
+)
+
 _INSERT_ACTOR = f"INSERT INTO actors ({_ACTOR_COLS}, key_str) VALUES (?,?,?,?,?,?,NULL,?)"
 _SET_INITIALIZED = "UPDATE actors SET initialized = 1 WHERE actor_id = ? AND initialized = 0"
 _PUT_KV = "INSERT OR REPLACE INTO actor_kv (actor_id, key, value) VALUES (?, ?, ?)"
 _DELETE_KV = "DELETE FROM actor_kv WHERE actor_id = ? AND key = ?"
 _PUT_ALARM = f"INSERT OR REPLACE INTO actor_alarms ({_ALARM_COLS}) VALUES (?,?,?,?,?,?,?,?,?)"
 _DELETE_ALARM = "DELETE FROM actor_alarms WHERE actor_id = ? AND alarm_id = ?"
+_PUT_QUEUE = (
+    "INSERT OR REPLACE INTO actor_queue (actor_id, id, name, body, created_at_ms) "
+    "VALUES (?, ?, ?, ?, ?)"
+)
+_DELETE_QUEUE = "DELETE FROM actor_queue WHERE actor_id = ? AND id = ?"
+_QUEUE_LAST_ID = (
+    "INSERT INTO actor_queue_ids (actor_id, last_id) VALUES (?, ?) "
+    "ON CONFLICT (actor_id) DO UPDATE SET last_id = max(last_id, excluded.last_id)"
+)
 
 
 class Writer:
@@ -257,7 +278,7 @@ class Writer:
                 "WHERE actor_id = ? AND destroyed_at_ms IS NULL",
                 (at_ms, actor_id),
             )
-            for table in ("actor_state", "actor_events", "actor_kv", "actor_alarms"):
+            for table in _ACTOR_TABLES:
                 conn.execute(f"DELETE FROM {table} WHERE actor_id = ?", (actor_id,))
             logged = self.log.delete_actor(conn, actor_id)
             conn.execute("COMMIT")
@@ -307,6 +328,8 @@ class Writer:
         initialized: dict[str, tuple[str]] = {}
         kv: dict[tuple[str, bytes], bytes | None] = {}
         alarms: dict[tuple[str, str], AlarmRecord | None] = {}
+        queue_puts: list[tuple[Any, ...]] = []
+        queue_deletes: list[tuple[str, int]] = []
         for rec in batch:
             actor_id = rec.actor_id
             create = rec.create
@@ -322,6 +345,9 @@ class Writer:
                 alarms[actor_id, alarm.alarm_id] = alarm
             for alarm_id in rec.alarm_deletes:
                 alarms[actor_id, alarm_id] = None
+            if rec.queue_puts or rec.queue_deletes:
+                queue_puts.extend((actor_id, *msgspec.structs.astuple(m)) for m in rec.queue_puts)
+                queue_deletes.extend((actor_id, i) for i in rec.queue_deletes)
         try:
             staged = self.log.stage(batch)
         except Exception as exc:
@@ -354,6 +380,8 @@ class Writer:
                     [_alarm_row(a, al) for (a, _), al in alarms.items() if al is not None],
                 )
                 conn.executemany(_DELETE_ALARM, [k for k, al in alarms.items() if al is None])
+            if queue_puts or queue_deletes:
+                _write_queue(conn, queue_puts, queue_deletes)
             self.log.append(conn, staged)
             conn.execute("COMMIT")
         except sqlite3.Error as exc:
@@ -382,6 +410,17 @@ class Writer:
             (actor_id, prefix, *(() if end is None else (end,)), -1 if limit is None else limit),
         ).fetchall()
         return [(k, v) for k, v in rows]
+
+    def load_queue(self, actor_id: str) -> StoredQueue:
+        cur = self.cur
+        rows = cur.execute(
+            "SELECT id, name, body, created_at_ms FROM actor_queue WHERE actor_id = ? ORDER BY id",
+            (actor_id,),
+        ).fetchall()
+        last = cur.execute(
+            "SELECT last_id FROM actor_queue_ids WHERE actor_id = ?", (actor_id,)
+        ).fetchone()
+        return StoredQueue(0 if last is None else last[0], [QueueMessageRecord(*r) for r in rows])
 
     def list_alarms(self, actor_id: str | None) -> list[AlarmRecord]:
         if actor_id is not None:
@@ -416,6 +455,20 @@ class Writer:
             (actor_id, after_seq, -1 if limit is None else limit),
         ).fetchall()
         return [HistoryEntry(*row) for row in rows]
+
+
+def _write_queue(
+    conn: sqlite3.Cursor, puts: list[tuple[Any, ...]], deletes: list[tuple[str, int]]
+) -> None:
+    """Queue changes of one commit: new messages, the ids' high-water mark, deletes."""
+    if puts:
+        conn.executemany(_PUT_QUEUE, puts)
+        last: dict[str, int] = {}
+        for row in puts:
+            last[row[0]] = max(last.get(row[0], 0), row[1])
+        conn.executemany(_QUEUE_LAST_ID, last.items())
+    if deletes:
+        conn.executemany(_DELETE_QUEUE, deletes)
 
 
 def _actor(row: tuple[Any, ...]) -> ActorRecord:

@@ -4,7 +4,7 @@
 //   node scenarios.mjs SCENARIO ENCODING ENDPOINT
 //
 //   SCENARIO  actions-http | actions-conn | events | conn-params | user-error |
-//             lookup | input | raw-http | raw-ws | reconnect | oversize
+//             lookup | input | raw-http | raw-ws | reconnect | oversize | queue
 //   ENCODING  json | cbor | bare
 //   ENDPOINT  http://127.0.0.1:PORT
 //
@@ -204,6 +204,34 @@ const SCENARIOS = {
 		const oversizeError = await rejection(big, 10_000, "the oversize call");
 		await dispose(conn);
 		return { held: heldResult, oversize: errorInfo(oversizeError) };
+	},
+
+	/** Queue sends (`POST …/queue/{name}`), with and without waiting for completion. */
+	async queue(client) {
+		const handle = client.mailbox.getOrCreate([`queue-${encoding}-${RUN_ID}`]);
+		const plain = await handle.send("jobs", { job: 1 });
+		const waited = await handle.send("tasks", { t: 7 }, { wait: true, timeout: 5_000 });
+		const noBody = await handle.send("tasks", undefined, { wait: true, timeout: 5_000 });
+		const timedOut = await handle.send("jobs", { job: 2 }, { wait: true, timeout: 10 });
+		const unknown = await handle.send("nope", { x: 1 });
+		const invalid = await rejection(handle.send("jobs", "not a dict"), 10_000, "an invalid body");
+		const forbidden = await rejection(handle.send("closed", 1), 10_000, "a refused publisher");
+		// The direct form (`/gateway/{actorId}/queue/{name}`) of a getForId handle.
+		const byId = client.mailbox.getForId(await handle.resolve());
+		const direct = await byId.send("tasks", "direct", { wait: true, timeout: 5_000 });
+		await byId.send("jobs", { job: 3 });
+		const pending = await handle.pending();
+		return {
+			plain: plain ?? null,
+			waited,
+			noBody,
+			timedOut,
+			unknown: unknown ?? null,
+			invalid: errorInfo(invalid),
+			forbidden: errorInfo(forbidden),
+			direct,
+			pending,
+		};
 	},
 
 	/** Actions over one WebSocket connection, several in flight at once. */
