@@ -179,6 +179,22 @@ class CommitRecord(msgspec.Struct):
     #: Delete history entries of this actor with ``seq < prune_history_before``.
     prune_history_before: int | None = None
 
+    def writes_beyond_log(self) -> bool:
+        """Whether the record writes more than its state, history entry and prune bound:
+        an actor row, the initialized flag, KV, alarms or queue messages. A driver that
+        journals records as log rows may write a record without these as one row alone.
+        (A new kind of write belongs in this test too.)"""
+        return bool(
+            self.create is not None
+            or self.initialized
+            or self.kv_puts
+            or self.kv_deletes
+            or self.alarm_puts
+            or self.alarm_deletes
+            or self.queue_puts
+            or self.queue_deletes
+        )
+
 
 class ActorStore(Protocol):
     """The storage driver interface. See the module docstring for the contract."""

@@ -354,9 +354,7 @@ class Writer:
             raise StorageError(f"commit rejected, nothing was written: {exc!r}") from exc
 
         conn = self.cur
-        if len(batch) == 1 and not (
-            creates or initialized or kv or alarms or queue_puts or queue_deletes
-        ):
+        if len(batch) == 1 and not batch[0].writes_beyond_log():
             # One log row and nothing else: its INSERT is a transaction by itself (the
             # connection autocommits), which saves the BEGIN and COMMIT statements of a
             # sequential caller's every commit. Durable alike: the WAL is synced at the
