@@ -71,7 +71,7 @@ from .._util.clock import Clock, SystemClock
 from .._version import __version__
 from ..errors import ActorError, ActorNotFoundError
 from ._errors import HttpRequestError, NetworkError
-from ._extensions import RawResponse
+from ._extensions import QueryConnectTransport, RawResponse, RawTransport
 from ._gateway import (
     CONN_PARAMS_HEADER,
     DEFAULT_MAX_INPUT_SIZE,
@@ -87,6 +87,7 @@ from ._gateway import (
     serialize_key,
     split_user_path,
 )
+from ._transport import Transport
 from ._ws import ActorSocket, NetRawWebSocket, is_transient
 
 if TYPE_CHECKING:
@@ -188,7 +189,7 @@ def _error_from_body(
     )
 
 
-class HttpTransport:
+class HttpTransport(Transport, RawTransport, QueryConnectTransport):
     """A `Transport` over HTTP and WebSocket to a RivetKit-compatible endpoint.
 
     Args:
