@@ -416,7 +416,13 @@ async def test_failed_commit_changes_nothing(driver: str, make_store: StoreFacto
     await store.open()
     try:
         await store.create_actor(actor("a1"))
-        await store.commit([state_commit("a1", 1, b"old", kv_puts=[(b"k", b"old")])])
+        await store.commit(
+            [
+                state_commit(
+                    "a1", 1, b"old", kv_puts=[(b"k", b"old")], workflow_puts=(("w", b"old"),)
+                )
+            ]
+        )
         if isinstance(store, MemoryDriver):
             store.fail_next_commit(OSError("No space left on device"))
         big = os.urandom(1 << 20)
@@ -425,7 +431,8 @@ async def test_failed_commit_changes_nothing(driver: str, make_store: StoreFacto
                 [
                     state_commit("a1", 2, b"new", kv_puts=[(b"k", b"new")], kv_deletes=[b"k"]),
                     state_commit("a2", 1, b"x", alarm_puts=[alarm("a2", "al", 1)]),
-                    CommitRecord("a1", 3, state=big, kv_puts=[(b"big", big)]),
+                    CommitRecord("a2", 2, workflow_puts=(("w", b"x"),)),
+                    CommitRecord("a1", 3, state=big, workflow_puts=(("big", big),)),
                 ]
             )
         expected = "No space left" if driver == "memory" else "disk is full"
@@ -436,6 +443,8 @@ async def test_failed_commit_changes_nothing(driver: str, make_store: StoreFacto
         assert [e.seq for e in await store.read_history("a1")] == [1]
         assert await store.load_state("a2") == StoredState(0, None, False)
         assert await store.list_alarms("a2") == []
+        assert await store.load_workflow("a1") == {"w": b"old"}
+        assert await store.load_workflow("a2") == {}
 
         await store.commit([state_commit("a1", 2, b"after", kv_puts=[(b"k", b"after")])])
         assert await store.load_state("a1") == StoredState(2, b"after", False)
@@ -834,9 +843,10 @@ class Op(msgspec.Struct):
 
 
 def workload(seed: int, ops: int = 300, actors: int = 8) -> list[Op]:
-    """Random commits (with and without state, event, KV, alarms, prunes), history reads
-    and destroys of a few actors; seqs only grow and nothing commits after a destroy.
-    Odd seeds prune often, even seeds rarely (so wrongly kept entries stay visible)."""
+    """Random commits (with and without state, event, KV, alarms, workflow records,
+    prunes), history reads and destroys of a few actors; seqs only grow and nothing
+    commits after a destroy. Odd seeds prune often, even seeds rarely (so wrongly kept
+    entries stay visible)."""
     rng = random.Random(seed)
     prune_rate = 0.25 if seed % 2 else 0.04
     seqs: dict[str, int] = {}
@@ -873,6 +883,9 @@ def workload(seed: int, ops: int = 300, actors: int = 8) -> list[Op]:
                 rec.kv_deletes = [b"k%d" % rng.randint(0, 3)]
             if rng.random() < 0.1:
                 rec.alarm_puts = [alarm(actor_id, f"{actor_id}-{rng.randint(0, 1)}", seq)]
+            if rng.random() < 0.2:
+                rec.workflow_deletes = (f"w{rng.randint(0, 2)}",)
+                rec.workflow_puts = ((f"w{rng.randint(0, 2)}", b"%d" % seq),)
             if rng.random() < prune_rate:
                 rec.prune_history_before = seq + rng.randint(-6, 2)
             batch.append(rec)
@@ -898,6 +911,7 @@ async def snapshot_of(store: ActorStore, actor_ids: list[str]) -> list[Any]:
             await store.read_history(a),
             await store.kv_list(a, b""),
             await store.list_alarms(a),
+            await store.load_workflow(a),
         )
         for a in actor_ids
     ] + [await store.list_actors(), await store.list_alarms()]
@@ -1259,3 +1273,123 @@ async def test_destroy_deletes_the_queue(store: ActorStore) -> None:
     await store.commit([CommitRecord("a1", 1, queue_puts=(message(1),))])
     await store.destroy_actor("a1", 5)
     assert await store.load_queue("a1") == StoredQueue(0, [])
+
+
+# -- workflow records ----------------------------------------------------------------------
+
+
+async def test_workflow_records_land_with_the_state_and_survive_reopen(
+    store: ActorStore, driver: str, make_store: StoreFactory
+) -> None:
+    assert await store.load_workflow("a1") == {}
+    await store.create_actor(actor("a1"))
+    # A lone record: SQLite must not take its log-row-only path and drop the records.
+    await store.commit(
+        [state_commit("a1", 1, b"s1", workflow_puts=(("meta", b"m"), ("e/1", b"x")))]
+    )
+    assert await store.load_state("a1") == StoredState(1, b"s1", False)
+    assert await store.load_workflow("a1") == {"meta": b"m", "e/1": b"x"}
+    await store.commit(
+        [
+            state_commit("a1", 2, b"s2", workflow_puts=(("e/2", b"y"),), workflow_deletes=("e/1",)),
+            CommitRecord("b1", 1, workflow_puts=(("meta", b"other"),)),
+        ]
+    )
+    store = await reopened(store, driver, make_store)
+    try:
+        assert await store.load_state("a1") == StoredState(2, b"s2", False)
+        assert await store.load_workflow("a1") == {"meta": b"m", "e/2": b"y"}
+        assert await store.load_workflow("b1") == {"meta": b"other"}
+        assert await store.load_workflow("unknown") == {}
+    finally:
+        await store.close()
+
+
+async def test_workflow_deletes_apply_before_puts_of_a_record(store: ActorStore) -> None:
+    await store.commit([CommitRecord("a1", 1, workflow_puts=(("k", b"1"), ("gone", b"g")))])
+    await store.commit(
+        [CommitRecord("a1", 2, workflow_puts=(("k", b"2"),), workflow_deletes=("k", "gone"))]
+    )
+    assert await store.load_workflow("a1") == {"k": b"2"}
+    # Across records of one batch, record order decides: the later delete wins.
+    await store.commit(
+        [
+            CommitRecord("a1", 3, workflow_puts=(("n", b"n"),)),
+            CommitRecord("a1", 4, workflow_deletes=("n", "k")),
+        ]
+    )
+    assert await store.load_workflow("a1") == {}
+
+
+async def test_failed_commit_writes_no_workflow_change(store: ActorStore) -> None:
+    await store.create_actor(actor("a1"))
+    await store.commit([CommitRecord("a1", 1, workflow_puts=(("k", b"old"),))])
+    await store.create_actor(actor("b1", key=("b",)))
+    with pytest.raises(DuplicateKeyError):
+        await store.commit(
+            [
+                CommitRecord(
+                    "a1", 2, state=b"s", workflow_puts=(("new", b"n"),), workflow_deletes=("k",)
+                ),
+                CommitRecord("c1", 1, create=actor("c1", key=("b",)), workflow_puts=(("c", b"c"),)),
+            ]
+        )
+    assert await store.load_workflow("a1") == {"k": b"old"}
+    assert await store.load_workflow("c1") == {}
+    assert await store.load_state("a1") == StoredState(1, None, False)
+
+
+async def test_destroy_deletes_the_workflow_records(
+    store: ActorStore, driver: str, make_store: StoreFactory
+) -> None:
+    await store.create_actor(actor("a1"))
+    await store.create_actor(actor("keep", key=("other",)))
+    await store.commit(
+        [
+            CommitRecord("a1", 1, workflow_puts=(("k", b"v"),)),
+            CommitRecord("keep", 1, workflow_puts=(("k", b"kept"),)),
+        ]
+    )
+    await store.destroy_actor("a1", 5)
+    assert await store.load_workflow("a1") == {}
+    store = await reopened(store, driver, make_store)
+    try:
+        assert await store.load_workflow("a1") == {}
+        assert await store.load_workflow("keep") == {"k": b"kept"}
+    finally:
+        await store.close()
+
+
+def test_workflow_writes_count_beyond_the_log_row() -> None:
+    assert not CommitRecord("a1", 1, state=b"s", event=event("a1", 1)).writes_beyond_log()
+    assert CommitRecord("a1", 1, workflow_puts=(("k", b"v"),)).writes_beyond_log()
+    assert CommitRecord("a1", 1, workflow_deletes=("k",)).writes_beyond_log()
+
+
+async def test_sqlite_upgrades_a_version_3_database(tmp_path: Path) -> None:
+    conn = sqlite3.connect(tmp_path / "pyrivet.sqlite3", isolation_level=None)
+    for migration in MIGRATIONS[:3]:
+        for statement in migration:
+            conn.execute(statement)
+    conn.execute("PRAGMA user_version = 3")
+    conn.execute("INSERT INTO actor_state VALUES ('a1', 4, x'01')")
+    conn.execute("INSERT INTO actor_kv VALUES ('a1', x'6b', x'76')")
+    conn.execute("INSERT INTO actor_queue VALUES ('a1', 1, 'jobs', x'62', 1001)")
+    conn.execute("INSERT INTO actor_queue_ids VALUES ('a1', 1)")
+    conn.close()
+    store = SQLiteDriver(tmp_path)
+    await store.open()
+    try:
+        assert await store.load_state("a1") == StoredState(4, b"\x01", False)
+        assert await store.kv_get("a1", b"k") == b"v"
+        assert await store.load_queue("a1") == StoredQueue(1, [message(1)])
+        assert await store.load_workflow("a1") == {}
+        await store.commit([CommitRecord("a1", 5, workflow_puts=(("k", b"w"),))])
+        assert await store.load_workflow("a1") == {"k": b"w"}
+    finally:
+        await store.close()
+    conn = sqlite3.connect(tmp_path / "pyrivet.sqlite3")
+    try:
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == len(MIGRATIONS) == 4
+    finally:
+        conn.close()

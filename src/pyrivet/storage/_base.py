@@ -11,6 +11,7 @@ The runtime talks to storage only through `ActorStore`. One logical schema, keye
 * ``actor_alarms``: durable schedules (`AlarmRecord`).
 * ``actor_queue``: queued messages (`QueueMessageRecord`), ordered by id, and per actor
   the highest message id ever stored (ids never repeat, even after the queue emptied).
+* ``actor_workflow``: the actor's workflow history records, opaque bytes by string key.
 
 Everything stored is bytes produced by ``pyrivet._codec`` or plain scalars; no driver
 ever pickles.
@@ -27,8 +28,9 @@ Contract (checked by ``tests/contract`` against every driver):
 * **Read-your-writes.** Every read issued after a `commit` returned sees it.
 * **Uniqueness.** `create_actor` / `get_or_create_actor` are atomic with respect to
   each other: of many concurrent calls for one ``(name, key)`` exactly one creates.
-* **Destroy.** `destroy_actor` deletes the actor's state, KV, alarms, queue and history in one
-  step and marks the actor destroyed; its key becomes free and lookups by id return None.
+* **Destroy.** `destroy_actor` deletes the actor's state, KV, alarms, queue, workflow records
+  and history in one step and marks the actor destroyed; its key becomes free and lookups by
+  id return None.
 
 Drivers are used from one event loop. Their methods are coroutines; a driver may run
 its I/O on a thread but must resolve results on the loop that called it.
@@ -174,6 +176,12 @@ class CommitRecord(msgspec.Struct):
     queue_puts: tuple[QueueMessageRecord, ...] = ()
     #: Ids of the actor's queued messages to delete (received or completed).
     queue_deletes: tuple[int, ...] = ()
+    #: Workflow history records to store or replace, ``(key, value)``; keys are unique
+    #: within the actor. Tuples, like the queue fields.
+    workflow_puts: tuple[tuple[str, bytes], ...] = ()
+    #: Keys of the actor's workflow records to delete. Within one record the deletes
+    #: apply before the puts: a key both deleted and put ends up put.
+    workflow_deletes: tuple[str, ...] = ()
     #: The history entry to append (its seq equals ``seq``), or None.
     event: HistoryEntry | None = None
     #: Delete history entries of this actor with ``seq < prune_history_before``.
@@ -181,9 +189,9 @@ class CommitRecord(msgspec.Struct):
 
     def writes_beyond_log(self) -> bool:
         """Whether the record writes more than its state, history entry and prune bound:
-        an actor row, the initialized flag, KV, alarms or queue messages. A driver that
-        journals records as log rows may write a record without these as one row alone.
-        (A new kind of write belongs in this test too.)"""
+        an actor row, the initialized flag, KV, alarms, queue messages or workflow
+        records. A driver that journals records as log rows may write a record without
+        these as one row alone. (A new kind of write belongs in this test too.)"""
         return bool(
             self.create is not None
             or self.initialized
@@ -193,6 +201,8 @@ class CommitRecord(msgspec.Struct):
             or self.alarm_deletes
             or self.queue_puts
             or self.queue_deletes
+            or self.workflow_puts
+            or self.workflow_deletes
         )
 
 
@@ -253,7 +263,8 @@ class ActorStore(Protocol):
         ...
 
     async def destroy_actor(self, actor_id: str, at_ms: int) -> None:
-        """Delete the actor's data and mark it destroyed (see the contract)."""
+        """Delete the actor's data (workflow records included) and mark it destroyed
+        (see the contract)."""
         ...
 
     async def kv_get(self, actor_id: str, key: bytes) -> bytes | None:
@@ -269,6 +280,15 @@ class ActorStore(Protocol):
     async def load_queue(self, actor_id: str) -> StoredQueue:
         """The actor's committed queue: messages by id, and the highest id ever
         committed (0 if none), which deletes do not lower."""
+        ...
+
+    async def load_workflow(self, actor_id: str) -> dict[str, bytes]:
+        """Every committed workflow record of the actor, by key; ``{}`` if it has none
+        (also for an unknown or destroyed actor). The dict is the caller's to change.
+
+        Raises:
+            StorageError: the store is not open, or the read failed.
+        """
         ...
 
     async def list_alarms(self, actor_id: str | None = None) -> list[AlarmRecord]:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import bisect
 from collections.abc import Awaitable, Sequence
+from typing import TypeVar
 
 import msgspec
 
@@ -27,6 +28,8 @@ from ._base import (
 )
 
 __all__ = ["MemoryDriver"]
+
+_K = TypeVar("_K")
 
 
 def _seq_of(entry: HistoryEntry) -> int:
@@ -64,6 +67,8 @@ class MemoryDriver:
         self._alarms: dict[str, dict[str, AlarmRecord]] = {}
         # actor_id -> (highest id ever stored, messages by id in id order).
         self._queues: dict[str, tuple[int, dict[int, QueueMessageRecord]]] = {}
+        # actor_id -> workflow records by key.
+        self._workflow: dict[str, dict[str, bytes]] = {}
 
     # -- test hook ---------------------------------------------------------------
 
@@ -147,7 +152,8 @@ class MemoryDriver:
         return found
 
     async def destroy_actor(self, actor_id: str, at_ms: int) -> None:
-        """Delete the actor's state, history, KV and alarms and mark it destroyed.
+        """Delete the actor's state, history, KV, alarms, queue and workflow records and
+        mark it destroyed.
 
         For an unknown or already destroyed actor only its leftover data is deleted.
         """
@@ -161,6 +167,7 @@ class MemoryDriver:
         self._kv.pop(actor_id, None)
         self._alarms.pop(actor_id, None)
         self._queues.pop(actor_id, None)
+        self._workflow.pop(actor_id, None)
 
     # -- state and commits ----------------------------------------------------------
 
@@ -234,12 +241,9 @@ class MemoryDriver:
             if record is not None and not record.initialized:
                 self._actors[actor_id] = msgspec.structs.replace(record, initialized=True)
         for actor_id, kv_ops in staged.kv.items():
-            space = self._kv.setdefault(actor_id, {})
-            for key, value in kv_ops.items():
-                if value is None:
-                    space.pop(key, None)
-                else:
-                    space[key] = value
+            _apply_ops(self._kv.setdefault(actor_id, {}), kv_ops)
+        for actor_id, workflow_ops in staged.workflow.items():
+            _apply_ops(self._workflow.setdefault(actor_id, {}), workflow_ops)
         for actor_id, alarm_ops in staged.alarms.items():
             alarms = self._alarms.setdefault(actor_id, {})
             for alarm_id, alarm in alarm_ops.items():
@@ -296,6 +300,13 @@ class MemoryDriver:
         last_id, messages = self._queues.get(actor_id, (0, {}))
         return StoredQueue(last_id, [messages[i] for i in sorted(messages)])
 
+    # -- workflow records ---------------------------------------------------------------
+
+    async def load_workflow(self, actor_id: str) -> dict[str, bytes]:
+        """A copy of the actor's committed workflow records by key; ``{}`` if none."""
+        self._check_open()
+        return dict(self._workflow.get(actor_id, {}))
+
     # -- alarms and history -----------------------------------------------------------
 
     async def list_alarms(self, actor_id: str | None = None) -> list[AlarmRecord]:
@@ -330,8 +341,18 @@ class MemoryDriver:
         return entries[start:stop]
 
 
+def _apply_ops(space: dict[_K, bytes], ops: dict[_K, bytes | None]) -> None:
+    """Put each key's value into ``space``, or remove the key where the value is None."""
+    for key, value in ops.items():
+        if value is None:
+            space.pop(key, None)
+        else:
+            space[key] = value
+
+
 class _Staged:
-    """One batch, coalesced: the last state and the last op per KV key / alarm id win.
+    """One batch, coalesced: the last state and the last op per KV key / alarm id /
+    workflow key win.
 
     ``seqs`` holds every actor's highest seq in the batch, commits without a new state
     included: `ActorStore.load_state` reports it.
@@ -347,6 +368,7 @@ class _Staged:
         "queues",
         "seqs",
         "states",
+        "workflow",
     )
 
     def __init__(self, batch: Sequence[CommitRecord]) -> None:
@@ -360,6 +382,7 @@ class _Staged:
         self.prunes: dict[str, int] = {}
         #: actor_id -> (messages to add, ids to delete after adding), in record order.
         self.queues: dict[str, tuple[list[QueueMessageRecord], list[int]]] = {}
+        self.workflow: dict[str, dict[str, bytes | None]] = {}
         for rec in batch:
             actor_id = rec.actor_id
             if rec.create is not None:
@@ -385,6 +408,12 @@ class _Staged:
                 puts, deletes = self.queues.setdefault(actor_id, ([], []))
                 puts.extend(rec.queue_puts)
                 deletes.extend(rec.queue_deletes)
+            if rec.workflow_puts or rec.workflow_deletes:
+                workflow = self.workflow.setdefault(actor_id, {})
+                for wf_key in rec.workflow_deletes:  # deletes first: a key also put stays
+                    workflow[wf_key] = None
+                for wf_key, value in rec.workflow_puts:
+                    workflow[wf_key] = value
             if rec.event is not None:
                 self.events.append(rec.event)
             if rec.prune_history_before is not None:

@@ -23,10 +23,10 @@ Threads:
   its own and only copies the WAL back into the database file, alongside the writer.
 
 Commits are **log-first**: a commit appends one ``actor_log`` row per record and writes
-the actor rows, KV and alarms directly; ``actor_state`` and ``actor_events`` are filled
-later by compaction (``_sqlite_compaction``), whose in-memory index answers
-`SQLiteDriver.load_state` meanwhile, and which `SQLiteDriver.read_history` runs first
-for the actor. A crash leaves the rows in the log; the next `open` compacts them.
+the actor rows, KV, alarms, queue and workflow records directly; ``actor_state`` and
+``actor_events`` are filled later by compaction (``_sqlite_compaction``), whose in-memory
+index answers `SQLiteDriver.load_state` meanwhile, and which `SQLiteDriver.read_history`
+runs first for the actor. A crash leaves the rows in the log; the next `open` compacts them.
 
 If a caller is cancelled while its job is queued or running, the job still runs to the
 end (a commit may land); only the result is dropped.
@@ -306,7 +306,8 @@ class SQLiteDriver:
         return self._run(self._w().commit, batch)
 
     async def destroy_actor(self, actor_id: str, at_ms: int) -> None:
-        """Delete the actor's state, history, KV, alarms and queue; mark it destroyed."""
+        """Delete the actor's state, history, KV, alarms, queue and workflow records;
+        mark it destroyed."""
         await self._call(self._w().destroy_actor, actor_id, at_ms)
 
     async def kv_get(self, actor_id: str, key: bytes) -> bytes | None:
@@ -322,6 +323,10 @@ class SQLiteDriver:
     async def load_queue(self, actor_id: str) -> StoredQueue:
         """The actor's queued messages in id order and the highest id ever stored."""
         return await self._call(self._w().load_queue, actor_id)
+
+    async def load_workflow(self, actor_id: str) -> dict[str, bytes]:
+        """The actor's committed workflow records by key; ``{}`` if none."""
+        return await self._call(self._w().load_workflow, actor_id)
 
     async def list_alarms(self, actor_id: str | None = None) -> list[AlarmRecord]:
         """Alarms of one actor, or of every live actor, by ``(fire_at_ms, alarm_id)``."""

@@ -2,9 +2,10 @@
 
 **Log-first commits.** A commit does not touch ``actor_state`` or ``actor_events``: each
 record of the batch appends one row to ``actor_log`` (see the schema's version 2) in the
-same transaction as the batch's actor, KV and alarm changes. The log has no index but
-its rowid and rowids only grow, so a batch of 64 records for 64 actors dirties the last
-page or two of the log instead of ~130 pages scattered over the per-actor tables.
+same transaction as the batch's actor, KV, alarm, queue and workflow changes (those are
+written directly; compaction never touches them). The log has no index but its rowid
+and rowids only grow, so a batch of 64 records for 64 actors dirties the last page or
+two of the log instead of ~130 pages scattered over the per-actor tables.
 
 **The index.** While rows wait in the log, `CommitLog.latest` answers ``load_state``:
 per actor with rows there, its highest seq, its latest snapshot and its pending prune

@@ -140,8 +140,21 @@ _V3 = (
     """,
 )
 
+# Version 4: workflow history. One row per record of an actor's workflow, an opaque
+# value under a key unique within the actor; written by commits like ``actor_kv``.
+_V4 = (
+    f"""
+    CREATE TABLE actor_workflow (
+        actor_id TEXT NOT NULL,
+        key TEXT NOT NULL,
+        value BLOB NOT NULL,
+        PRIMARY KEY (actor_id, key)
+    ) {_WITHOUT_ROWID}
+    """,
+)
+
 #: ``MIGRATIONS[i]`` takes the schema from version ``i`` to ``i + 1``.
-MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1, _V2, _V3)
+MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1, _V2, _V3, _V4)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

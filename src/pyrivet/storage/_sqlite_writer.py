@@ -52,6 +52,7 @@ _ACTOR_TABLES = (
     "actor_alarms",
     "actor_queue",
     "actor_queue_ids",
+    "actor_workflow",
 )
 
 _INSERT_ACTOR = f"INSERT INTO actors ({_ACTOR_COLS}, key_str) VALUES (?,?,?,?,?,?,NULL,?)"
@@ -69,6 +70,8 @@ _QUEUE_LAST_ID = (
     "INSERT INTO actor_queue_ids (actor_id, last_id) VALUES (?, ?) "
     "ON CONFLICT (actor_id) DO UPDATE SET last_id = max(last_id, excluded.last_id)"
 )
+_PUT_WORKFLOW = "INSERT OR REPLACE INTO actor_workflow (actor_id, key, value) VALUES (?, ?, ?)"
+_DELETE_WORKFLOW = "DELETE FROM actor_workflow WHERE actor_id = ? AND key = ?"
 
 
 class Writer:
@@ -317,8 +320,9 @@ class Writer:
         """Apply ``batch`` in one ``BEGIN IMMEDIATE`` transaction, log-first (a lone
         record with nothing but its log row: in that row's autocommitted ``INSERT``).
 
-        Writes the created actor rows, the ``initialized`` flags, KV and alarm changes
-        (coalesced: the last op per KV key and per alarm id wins, in record order) and
+        Writes the created actor rows, the ``initialized`` flags, KV, alarm, queue and
+        workflow changes (coalesced: the last op per KV key, alarm id and workflow key
+        wins, in record order; a record's workflow deletes come before its puts) and
         one ``actor_log`` row per record; ``actor_state`` and ``actor_events`` are left
         to compaction. The commit log's index is updated only once the transaction
         committed. On any error the transaction is rolled back, the index is untouched
@@ -330,6 +334,7 @@ class Writer:
         alarms: dict[tuple[str, str], AlarmRecord | None] = {}
         queue_puts: list[tuple[Any, ...]] = []
         queue_deletes: list[tuple[str, int]] = []
+        workflow: dict[tuple[str, str], bytes | None] = {}
         for rec in batch:
             actor_id = rec.actor_id
             create = rec.create
@@ -348,6 +353,11 @@ class Writer:
             if rec.queue_puts or rec.queue_deletes:
                 queue_puts.extend((actor_id, *msgspec.structs.astuple(m)) for m in rec.queue_puts)
                 queue_deletes.extend((actor_id, i) for i in rec.queue_deletes)
+            if rec.workflow_puts or rec.workflow_deletes:
+                for wf_key in rec.workflow_deletes:  # deletes first: a key also put stays
+                    workflow[actor_id, wf_key] = None
+                for wf_key, value in rec.workflow_puts:
+                    workflow[actor_id, wf_key] = value
         try:
             staged = self.log.stage(batch)
         except Exception as exc:
@@ -372,8 +382,7 @@ class Writer:
             if initialized:
                 conn.executemany(_SET_INITIALIZED, initialized.values())
             if kv:
-                conn.executemany(_PUT_KV, [(a, k, v) for (a, k), v in kv.items() if v is not None])
-                conn.executemany(_DELETE_KV, [(a, k) for (a, k), v in kv.items() if v is None])
+                _write_coalesced(conn, _PUT_KV, _DELETE_KV, kv)
             if alarms:
                 conn.executemany(
                     _PUT_ALARM,
@@ -382,6 +391,8 @@ class Writer:
                 conn.executemany(_DELETE_ALARM, [k for k, al in alarms.items() if al is None])
             if queue_puts or queue_deletes:
                 _write_queue(conn, queue_puts, queue_deletes)
+            if workflow:
+                _write_coalesced(conn, _PUT_WORKFLOW, _DELETE_WORKFLOW, workflow)
             self.log.append(conn, staged)
             conn.execute("COMMIT")
         except sqlite3.Error as exc:
@@ -422,6 +433,12 @@ class Writer:
         ).fetchone()
         return StoredQueue(0 if last is None else last[0], [QueueMessageRecord(*r) for r in rows])
 
+    def load_workflow(self, actor_id: str) -> dict[str, bytes]:
+        rows = self.cur.execute(
+            "SELECT key, value FROM actor_workflow WHERE actor_id = ?", (actor_id,)
+        ).fetchall()
+        return dict(rows)
+
     def list_alarms(self, actor_id: str | None) -> list[AlarmRecord]:
         if actor_id is not None:
             sql = f"SELECT {_ALARM_COLS} FROM actor_alarms WHERE actor_id = ?"
@@ -455,6 +472,17 @@ class Writer:
             (actor_id, after_seq, -1 if limit is None else limit),
         ).fetchall()
         return [HistoryEntry(*row) for row in rows]
+
+
+def _write_coalesced(
+    conn: sqlite3.Cursor,
+    put_sql: str,
+    delete_sql: str,
+    ops: dict[tuple[str, Any], bytes | None],
+) -> None:
+    """Write the last op per ``(actor_id, key)``: the value, or a delete where it is None."""
+    conn.executemany(put_sql, [(a, k, v) for (a, k), v in ops.items() if v is not None])
+    conn.executemany(delete_sql, [(a, k) for (a, k), v in ops.items() if v is None])
 
 
 def _write_queue(
