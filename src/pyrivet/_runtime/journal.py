@@ -45,7 +45,7 @@ from typing import Any, Protocol
 
 from .._codec.values import encode
 from ..actor._definition import ActorDefinition
-from ..errors import EncodingError
+from ..errors import ActorStoppingError, EncodingError
 from ..storage._base import ActorRecord, AlarmRecord, CommitRecord, HistoryEntry
 from .committer import CommitListener, CommitTicket
 from .lifecycle import Lifecycle
@@ -167,10 +167,11 @@ class Journal(CommitListener):
 
     def gate_ticket(self) -> CommitTicket | None:
         """What the output gate waits for: the latest commit while it is not durable, in
-        strict mode; None when replies may go out now."""
+        strict mode (or the commit that will end a hold); None when replies may go out now."""
         inflight = self._inflight
         if inflight is None:
-            return None
+            writes = self._writes
+            return None if writes is None else writes.deferred
         last = inflight.ticket
         if last is None or last.done() or self._owner.definition.options.durability != "strict":
             return None
@@ -215,6 +216,57 @@ class Journal(CommitListener):
         writes.alarm_puts.pop(alarm_id, None)
         writes.alarm_deletes.add(alarm_id)
         self.soon()
+
+    def hold(self) -> None:
+        """Hold checkpoints: a workflow step body is about to run.
+
+        Until `release`, the working state may hold half a step; committing it (at the
+        end of an action that interleaved, or a save) could make a crash keep half a step
+        whose re-run then applies it again. Checkpoints asked for meanwhile are deferred
+        (their callers wait for the commit made at `release`); the workflow's flush
+        commits with ``force=True``.
+        """
+        self._staging().held += 1
+
+    def release(self, *, discard: bool = False) -> None:
+        """End a `hold`; commit what was deferred.
+
+        ``discard``: the step was interrupted before its flush (the actor is stopping):
+        its half-done changes, and those of work that ran during the hold and was
+        waiting for this commit, are rolled back to the last submitted state instead.
+        """
+        writes = self._writes
+        if writes is None or not writes.held:
+            return
+        writes.held -= 1
+        if writes.held:
+            return
+        deferred, writes.deferred = writes.deferred, None
+        if discard:
+            reason = ActorStoppingError(
+                f"actor {self._owner.name!r} stopped during a workflow step; the changes "
+                "made meanwhile were not saved"
+            )
+            self.rollback(to_durable=False, reason=reason)
+            if deferred is not None:
+                deferred._resolve(reason)
+            return
+        if deferred is None:
+            self._drop_writes_if_empty()
+            return
+        try:
+            ticket = self.checkpoint("save")
+        except EncodingError as exc:
+            deferred._resolve(exc)
+            return
+        if ticket is None:
+            ticket = self.last_commit
+        if ticket is None or ticket.done():
+            error = None if ticket is None else ticket.exception()
+            deferred._resolve(error)
+        else:
+            ticket.add_done_callback(lambda done: deferred._resolve(done.exception()))
+        self._drop_writes_if_empty()
 
     def contribute(self, contribution: Contribution) -> None:
         """Add another component's writes to this actor's next commit.
@@ -321,17 +373,26 @@ class Journal(CommitListener):
         args: bytes | None = None,
         by: str | None = None,
         create: ActorRecord | None = None,
+        force: bool = False,
     ) -> CommitTicket | None:
         """Submit the actor's changes since the last checkpoint; None if there were none.
+
+        During a `hold` nothing is submitted (unless ``force``: the workflow's own flush)
+        and the ticket returned resolves with the commit made when the hold ends.
 
         Raises:
             EncodingError: the state cannot be encoded or is too large; the in-memory
                 state is rolled back to the last submitted snapshot.
         """
         writes = self._writes
-        if writes is not None and writes.soon is not None:
-            writes.soon.cancel()
-            writes.soon = None
+        if writes is not None:
+            if writes.soon is not None:
+                writes.soon.cancel()
+                writes.soon = None
+            if writes.held and not force:
+                if writes.deferred is None:
+                    writes.deferred = CommitTicket(self)
+                return writes.deferred
         snapshot = self._encode_state()
         changed = snapshot is not None and snapshot != self.saved_state
         has_ops = writes is not None and writes.has_unsubmitted()
@@ -451,9 +512,11 @@ class Journal(CommitListener):
                 dropped = list(writes.contributions)
                 for gated in writes.gated:
                     dropped.extend(gated.contributions or ())
-                soon = writes.soon
+                old = writes
                 writes = self._writes = PendingWrites()
-                writes.soon = soon
+                writes.soon = old.soon
+                writes.held = old.held
+                writes.deferred = old.deferred
                 _settle(dropped, reason)
         elif writes is not None:
             dropped = writes.contributions

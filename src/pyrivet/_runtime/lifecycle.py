@@ -50,12 +50,14 @@ class Lifecycle:
         "keep_awake",
         "last_save",
         "ready",
+        "run_parked",
         "run_task",
         "save_timer",
         "stop_requested",
         "stopped",
         "tasks",
         "waiters",
+        "workflow",
     )
 
     def __init__(self) -> None:
@@ -63,6 +65,11 @@ class Lifecycle:
         self.ready: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self.stopped: asyncio.Future[None] | None = None
         self.run_task: asyncio.Task[Any] | None = None
+        #: How many waits of the ``run`` handler let the actor sleep (a queue receive, a
+        #: workflow sleep): while one is on and nothing else runs, the actor is idle.
+        self.run_parked = 0
+        #: The workflow binding when ``run`` is a durable workflow (its engine and host).
+        self.workflow: Any = None
         self.tasks: set[asyncio.Task[Any]] = set()
         self.keep_awake = 0
         self.waiters: list[asyncio.Future[None]] = []

@@ -135,7 +135,6 @@ class Mailbox:
         "host",
         "last_id",
         "messages",
-        "parked",
         "staged",
         "waiters",
     )
@@ -151,8 +150,6 @@ class Mailbox:
         self.waiters: list[asyncio.Future[None]] = []
         self.staged: _QueueOps | None = None
         self.closed = False
-        #: How many receives of the ``run`` task are waiting (the actor may sleep then).
-        self.parked = 0
 
     # -- staging -------------------------------------------------------------------
 
@@ -256,6 +253,23 @@ class Mailbox:
         ops.responses.append((record.id, response))
         return ops.durable()
 
+    def consume(self, holder: object) -> None:
+        """Delete the messages ``holder`` holds, in the next commit, answering nobody.
+
+        The workflow binding receives with a hold and consumes in the commit that
+        records the receive, so the message and its record are durable together.
+        """
+        ids = self.held_by.pop(holder, None)
+        if not ids:
+            return
+        ops = self._ops()
+        for message_id in sorted(ids):
+            self.held.pop(message_id, None)
+            record = self.messages.pop(message_id, None)
+            ops.deletes.append(message_id)
+            if record is not None:
+                ops.removed.append(record)
+
     def release(self, holder: object) -> None:
         """``holder`` (a context) ended: its uncompleted messages become visible again."""
         ids = self.held_by.pop(holder, None)
@@ -301,18 +315,18 @@ class Mailbox:
         self.waiters.append(waiter)
         life = self.host.life
         in_run = life is not None and life.run_task is asyncio.current_task()
-        if in_run:
+        if life is not None and in_run:
             # A run loop waiting for messages does not keep the actor awake (RivetKit:
             # queue waits are sleep-compatible); a send wakes it again.
-            self.parked += 1
+            life.run_parked += 1
             self.host.became_idle()
         try:
             await run_with_timeout(clock, remaining, waiter)
         except TimeoutError:
             return False
         finally:
-            if in_run:
-                self.parked -= 1
+            if life is not None and in_run:
+                life.run_parked -= 1
         return not self.closed
 
 

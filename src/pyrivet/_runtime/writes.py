@@ -8,7 +8,10 @@ everything is durable, so an idle actor carries none of this):
 * the outbox: events emitted since the last checkpoint;
 * contributions: writes other components (workflow history) add to the next commit;
 * gated outputs: events, alarm changes and contributions of submitted commits, released
-  in seq order once the commit that covers them is durable (the output gate).
+  in seq order once the commit that covers them is durable (the output gate);
+* a hold: while a workflow step body runs, the actor's working state may hold half a
+  step, so checkpoints wait (`Journal.hold`); ``deferred`` is the ticket handed to work
+  that ended meanwhile, resolved by the commit made when the hold ends.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from collections import deque
 from typing import Any, Protocol
 
 from ..storage._base import AlarmRecord, CommitRecord
+from .committer import CommitTicket
 
 __all__ = ["TOMBSTONE", "Contribution", "Gated", "Outgoing", "PendingWrites"]
 
@@ -78,7 +82,9 @@ class PendingWrites:
         "alarm_deletes",
         "alarm_puts",
         "contributions",
+        "deferred",
         "gated",
+        "held",
         "kv_ops",
         "kv_overlay",
         "outbox",
@@ -96,6 +102,10 @@ class PendingWrites:
         self.gated: deque[Gated] = deque()
         #: The scheduled soon-checkpoint, if any (an asyncio.Handle).
         self.soon: Any = None
+        #: How many holds are on (a workflow step body runs): checkpoints wait.
+        self.held = 0
+        #: The ticket given out for checkpoints asked for during a hold.
+        self.deferred: CommitTicket | None = None
 
     def has_unsubmitted(self) -> bool:
         return bool(self.kv_ops or self.alarm_puts or self.alarm_deletes or self.contributions)
@@ -110,6 +120,8 @@ class PendingWrites:
             or self.contributions
             or self.gated
             or self.soon
+            or self.held
+            or self.deferred
         )
 
     def mark_submitted(self, seq: int) -> None:
