@@ -44,6 +44,7 @@ from ..errors import (
 )
 from ..storage._base import ActorRecord, AlarmRecord, StoredQueue
 from ..types import ConnRequest
+from ..workflow import Workflow
 from .alarms import next_cron_fire
 from .committer import CommitTicket
 from .connections import ConnImpl, deliver, disconnect
@@ -53,6 +54,7 @@ from .journal import Journal
 from .lifecycle import TRANSITIONS, ActorStatus, Lifecycle
 from .queue import Mailbox
 from .services import Services
+from .workflow_host import WORKFLOW_ALARM_KIND, WorkflowBinding, WorkflowOwner, run_workflow
 from .writes import Outgoing
 
 __all__ = ["ActorInstance", "ActorStatus", "Lifecycle"]
@@ -64,7 +66,7 @@ schedule_log = logging.getLogger("pyrivet.schedule")
 ACTION_TIMED_OUT = "Action timed out"
 
 
-class ActorInstance(IdleLink, ContextHost):
+class ActorInstance(IdleLink, ContextHost, WorkflowOwner):
     """One awake actor."""
 
     __slots__ = (
@@ -283,14 +285,24 @@ class ActorInstance(IdleLink, ContextHost):
         life = self.life
         assert life is not None
         if run is not None:
-            life.run_task = self.svc.spawn(self._run(run), f"run:{d.name}:{self.actor_id}")
-            # A run that ended leaves the actor to the idle timeout (from that moment).
-            life.run_task.add_done_callback(lambda _task: self.became_idle())
+            if isinstance(run, Workflow):
+                life.workflow = WorkflowBinding(self, run)
+            self.start_run()
         life.driver = None  # started: do not keep the requester's task alive
         life.ready.set_result(None)
         if run is None and not life.tasks:
             self.life = None
         self.became_idle()
+
+    def start_run(self) -> None:
+        """Start the ``run`` handler (or its workflow) as the instance's run task."""
+        life = self.lifecycle()
+        d = self.definition
+        binding = life.workflow
+        coro = run_workflow(self, binding) if binding is not None else self._run(d.hooks["run"])
+        life.run_task = self.svc.spawn(coro, f"run:{d.name}:{self.actor_id}")
+        # A run that ended leaves the actor to the idle timeout (from that moment).
+        life.run_task.add_done_callback(lambda _task: self.became_idle())
 
     async def _run(self, run: Callable[..., Any]) -> None:
         ctx = self.context()
@@ -464,8 +476,9 @@ class ActorInstance(IdleLink, ContextHost):
             or (
                 life.run_task is not None
                 and not life.run_task.done()
-                # A run loop waiting on its queue may sleep (a send wakes the actor).
-                and not (self.mailbox is not None and self.mailbox.parked)
+                # A run loop waiting on its queue or a workflow sleep may sleep (a send
+                # or the workflow's alarm wakes the actor).
+                and not life.run_parked
             )
         ):
             return False
@@ -609,6 +622,10 @@ class ActorInstance(IdleLink, ContextHost):
         commit that is durable before the action runs (so it fires at most once per
         tick). Errors of the action are logged (there is no caller to receive them).
         """
+        if alarm.kind == WORKFLOW_ALARM_KIND:
+            # Waking the actor started its workflow, which replays to where it waits;
+            # the alarm stays stored until the workflow moves it or ends.
+            return
         journal = self.journal
         if alarm.kind == "cron" and alarm.cron is not None:
             next_at = next_cron_fire(alarm.cron, alarm.timezone or "UTC", self.svc.clock.now())

@@ -29,10 +29,17 @@ from .._util.clock import Clock, SystemClock
 from .._util.ids import new_id
 from .._util.tasks import TaskSupervisor
 from ..actor._definition import ActorDefinition
-from ..errors import ActorError, ActorNotFoundError, ActorStoppingError, DuplicateKeyError
+from ..errors import (
+    ActorError,
+    ActorNotFoundError,
+    ActorStoppingError,
+    DuplicateKeyError,
+    WorkflowUsageError,
+)
 from ..storage._base import ActorRecord, ActorStore, AlarmRecord, HistoryEntry
 from ..storage._sqlite import SQLiteDriver
 from ..types import ConnRequest
+from ..workflow import Workflow, WorkflowHistory, read_history
 from .actor_client import new_actor_client
 from .alarms import AlarmScheduler
 from .catalog import ActorTypes
@@ -45,6 +52,7 @@ from .lifecycle import ActorStatus, Lifecycle
 from .local_transport import LocalRuntime, LocalTransport
 from .queue import SendOutcome, publish
 from .services import Services
+from .workflow_host import WorkflowBinding
 
 __all__ = ["Runtime"]
 
@@ -603,6 +611,77 @@ class Runtime(LocalRuntime):
             raise LookupError(f"no state of actor {actor_id} at or before seq {seq} is retained")
         return state
 
+    # -- workflows -----------------------------------------------------------------
+
+    async def workflow_history(self, actor_id: str) -> WorkflowHistory:
+        """The workflow history of an actor whose ``run`` is a workflow, awake or asleep:
+        its state (``running``, ``sleeping``, ``completed``...) and every entry with its
+        outcome. Entries carry the keys `replay_workflow` takes.
+
+        Raises:
+            ActorNotFoundError: no such actor.
+            WorkflowUsageError: the actor's ``run`` is not a workflow.
+        """
+        svc = self._services
+        inst = self._instances.get(actor_id)
+        binding = _workflow_of(inst.life) if inst is not None else None
+        if binding is not None and binding.engine.state != "pending":
+            return binding.engine.history()
+        record = await svc.store.get_actor(actor_id)
+        if record is None:
+            raise _not_found_id(actor_id)
+        self._workflow_definition(record.name)
+        await svc.committer.drain()
+        return read_history(await svc.store.load_workflow(actor_id))
+
+    async def replay_workflow(self, actor_id: str, from_entry: str | None = None) -> None:
+        """Reset an actor's workflow to before the entry ``from_entry`` (an `EntryView.key`
+        from `workflow_history`; None: the beginning) and run it again from there.
+
+        Entries before it replay as recorded; it and every later entry run again. Wakes
+        the actor if it sleeps; restarts a workflow that ended (completed, failed or
+        cancelled).
+
+        Raises:
+            ActorNotFoundError: no such actor.
+            WorkflowUsageError: the actor's ``run`` is not a workflow, or no entry has
+                that key.
+            EntryInProgressError: a step is running now; retry once it finished.
+        """
+        inst = await self._instance(actor_id)
+        binding = self._binding(inst)
+        await binding.engine.replay_from(from_entry)
+        life = inst.lifecycle()
+        if (life.run_task is None or life.run_task.done()) and inst.serving:
+            inst.start_run()
+
+    async def cancel_workflow(self, actor_id: str) -> None:
+        """Cancel an actor's workflow for good (state ``cancelled``; `replay_workflow`
+        starts it again). The actor keeps serving.
+
+        Raises:
+            ActorNotFoundError: no such actor.
+            WorkflowUsageError: the actor's ``run`` is not a workflow.
+            EntryInProgressError: a step is running now; retry once it finished.
+        """
+        inst = await self._instance(actor_id)
+        await self._binding(inst).engine.cancel()
+
+    def _workflow_definition(self, name: str) -> ActorDefinition[Any]:
+        definition = self.definition(name)
+        if not isinstance(definition.hooks.get("run"), Workflow):
+            raise WorkflowUsageError(
+                f"actor {name!r} has no workflow: its run handler is not a @workflow"
+            )
+        return definition
+
+    def _binding(self, inst: ActorInstance) -> WorkflowBinding:
+        binding = _workflow_of(inst.life)
+        if binding is None:
+            self._workflow_definition(inst.name)
+            raise WorkflowUsageError(f"actor {inst.name!r} ({inst.actor_id}) is not running")
+        return binding
+
     def committer_stats(self) -> tuple[int, int]:
         """(batches, records) written by the committer so far."""
         committer = self._services.committer
@@ -610,6 +689,11 @@ class Runtime(LocalRuntime):
 
 
 _NO_STATE: Any = object()
+
+
+def _workflow_of(life: Lifecycle | None) -> WorkflowBinding | None:
+    binding = None if life is None else life.workflow
+    return binding if isinstance(binding, WorkflowBinding) else None
 
 
 def _instance_of(conn: ConnImpl) -> ActorInstance:

@@ -26,6 +26,9 @@ from .journal import Journal
 
 __all__ = ["ScheduleEntryImpl", "ScheduleImpl"]
 
+#: The alarm kinds that are the actor's own schedules (``c.schedule``).
+_SCHEDULE_KINDS = frozenset({"once", "cron"})
+
 
 @dataclass(frozen=True, slots=True)
 class ScheduleEntryImpl:
@@ -155,4 +158,5 @@ class ScheduleImpl(Schedule):
             for alarm_id in writes.alarm_deletes:
                 alarms.pop(alarm_id, None)
             alarms.update(writes.alarm_puts)
-        return alarms
+        # The workflow's wake-up alarm is the runtime's, not a schedule of the actor.
+        return {k: a for k, a in alarms.items() if a.kind in _SCHEDULE_KINDS}

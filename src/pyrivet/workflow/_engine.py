@@ -58,6 +58,24 @@ class Workflow:
     fn: WorkflowFn
     on_error: ErrorObserver | None = None
 
+    @property
+    def __name__(self) -> str:
+        return getattr(self.fn, "__name__", "workflow")
+
+    def __call__(self, c: object) -> Any:
+        """A workflow is not called directly: it is an actor's ``run`` handler (the
+        runtime binds it: ``@my_actor.run`` over ``@workflow``) or runs in a
+        `WorkflowEngine` over a host.
+
+        Raises:
+            WorkflowUsageError: always.
+        """
+        raise WorkflowUsageError(
+            f"workflow {self.__name__!r} cannot be called directly: register it as an "
+            "actor's run handler (`@my_actor.run` above `@workflow`) or run it with "
+            "WorkflowEngine(workflow, host).run()"
+        )
+
 
 @overload
 def workflow(fn: WorkflowFn, /) -> Workflow: ...

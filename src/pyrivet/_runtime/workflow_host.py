@@ -1,0 +1,430 @@
+"""The workflow binding: a durable workflow as an actor's ``run`` handler.
+
+```python
+agent = actor("agent", state={"turns": 0}, queues=["prompts"])
+
+@agent.run
+@workflow
+async def loop(ctx):
+    ...
+```
+
+When ``run`` is a `pyrivet.workflow.Workflow`, the instance starts `run_workflow`
+instead of calling it: a `WorkflowEngine` over an `ActorWorkflowHost`, the host that
+gives the engine the actor's world. Everything runs on the runtime's event loop, in the
+actor's run task (join and race branches in tasks of the engine's own).
+
+How the host keeps the engine's contract (``workflow/_host.py``):
+
+* **flush** adds the history writes to the actor's journal as a `Contribution` and makes
+  a checkpoint at once, so a step's history entry, the state it changed, its KV writes
+  and the queue messages it consumed land in **one** commit (one transaction), in strict
+  and relaxed mode alike; it returns once that commit is durable.
+* **step bodies** get the full actor context ``c`` (state, KV, broadcast, queues,
+  ``c.client()``). While one runs, the journal is *held*: actions that interleave at its
+  awaits still run, but their commits wait for the step's flush, which covers them, so
+  a commit never holds half a step.
+* **waits** (``ctx.sleep``, retry backoff, queue waits) let the actor sleep: the run task
+  is *parked*, the idle timeout may put the actor to sleep, and the wait then raises
+  `WorkflowEvicted`. A durable alarm (kind ``"workflow"``, one per actor) wakes the
+  actor again: at the deadline of a sleep, or at once after a restart for a workflow
+  that was running. Waking starts ``run``, and the engine replays to where it was.
+* **receives** take messages with an in-flight hold; a plain receive deletes them in
+  the commit that records it (a crash before loses neither), a completable one when
+  the workflow completes it.
+
+What happens on failure: a workflow that fails (a step exhausted its retries, the code
+raised) is recorded ``failed`` and logged; the actor keeps serving and may sleep; its
+history stays readable and `Runtime.replay_workflow` runs it again. A history that no
+longer matches the code (`HistoryDivergedError`) is logged with the step it names and
+nothing is written; the alarm stays, so the fixed code resumes after a restart.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Mapping, Sequence
+from typing import Any, Protocol
+
+from .._codec.values import encode
+from .._util.clock import Clock
+from .._util.timeouts import run_with_timeout
+from ..errors import (
+    ActorStoppingError,
+    CommitError,
+    HistoryDivergedError,
+    WorkflowCancelledError,
+    WorkflowEvicted,
+    WorkflowUsageError,
+)
+from ..storage._base import AlarmRecord, CommitRecord
+from ..workflow import QueueMessage, StepInfo, Workflow, WorkflowEngine, WorkflowHost, Writes
+from .context import ActorContextImpl
+from .journal import Journal
+from .lifecycle import Lifecycle
+from .queue import Mailbox, ReceivedMessage
+from .services import Services
+from .writes import Contribution
+
+__all__ = [
+    "WORKFLOW_ALARM_KIND",
+    "ActorWorkflowHost",
+    "WorkflowBinding",
+    "WorkflowOwner",
+    "run_workflow",
+    "workflow_alarm_id",
+]
+
+log = logging.getLogger("pyrivet.workflow")
+
+#: The `AlarmRecord.kind` of the alarm that wakes an actor for its workflow.
+WORKFLOW_ALARM_KIND = "workflow"
+
+#: `ActorWorkflowHost` alarm bookkeeping: the durable alarm is "resume now".
+_ACTIVE = -1
+#: ... or not known yet (a new host stages the first change it needs).
+_UNKNOWN = -2
+
+_NO_ARGS = encode([])
+
+
+def workflow_alarm_id(actor_id: str) -> str:
+    """The id of the alarm that wakes ``actor_id`` for its workflow (one per actor)."""
+    return f"workflow:{actor_id}"
+
+
+class WorkflowOwner(Protocol):
+    """What the host needs of its actor (implemented by `ActorInstance`)."""
+
+    __slots__ = ()
+
+    actor_id: str
+    svc: Services
+    journal: Journal
+    mailbox: Mailbox | None
+    life: Lifecycle | None
+
+    @property
+    def name(self) -> str: ...
+
+    def context(self) -> ActorContextImpl:
+        """A new actor context with no connection."""
+        ...
+
+    def became_idle(self) -> None:
+        """Work ended: start the sleep countdown if nothing else runs."""
+        ...
+
+    def accepts_saves(self) -> bool:
+        """Whether changes can still be committed (running or stopping)."""
+        ...
+
+
+class _HistoryWrites(Contribution):
+    """One flush's history records, going into one commit of the actor."""
+
+    __slots__ = ("deletes", "done", "puts")
+
+    def __init__(self, writes: Writes) -> None:
+        self.puts = tuple((key, value) for key, value in writes.items() if value is not None)
+        self.deletes = tuple(key for key, value in writes.items() if value is None)
+        self.done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+    def write(self, record: CommitRecord, ops: list[Any]) -> None:
+        if self.puts:
+            record.workflow_puts = (*record.workflow_puts, *self.puts)
+            ops.extend(("workflow.put", key) for key, _ in self.puts)
+        if self.deletes:
+            record.workflow_deletes = (*record.workflow_deletes, *self.deletes)
+            ops.extend(("workflow.delete", key) for key in self.deletes)
+
+    def settled(self, error: BaseException | None) -> None:
+        if self.done.done():
+            return
+        if error is None:
+            self.done.set_result(None)
+        else:
+            self.done.set_exception(
+                error
+                if isinstance(error, CommitError | ActorStoppingError)
+                else CommitError(f"the workflow history could not be saved: {error}")
+            )
+
+
+class ActorWorkflowHost(WorkflowHost[ActorContextImpl]):
+    """The `WorkflowHost` of one awake actor; see the module docstring."""
+
+    def __init__(self, owner: WorkflowOwner) -> None:
+        self._owner = owner
+        #: The attempt between `step_context` and `step_finished`, if any.
+        self._step: StepInfo | None = None
+        self._step_ctx: ActorContextImpl | None = None
+        #: Whether a flush ran since the current attempt began.
+        self._flushed = False
+        #: Holders of messages received without ``completable``: consumed by the next flush.
+        self._consumed: list[object] = []
+        #: Completable messages received and not completed yet, by id (with the holder
+        #: object the mailbox knows their receive by).
+        self._held: dict[int, tuple[object, ReceivedMessage]] = {}
+        #: What the durable alarm is known to be: `_ACTIVE`, a deadline (epoch ms), None
+        #: (no alarm) or `_UNKNOWN`.
+        self._alarm: int | None = _UNKNOWN
+
+    # -- time and storage ------------------------------------------------------------
+
+    @property
+    def clock(self) -> Clock:
+        return self._owner.svc.clock
+
+    async def load(self) -> Mapping[str, bytes]:
+        owner = self._owner
+        return await owner.svc.store.load_workflow(owner.actor_id)
+
+    # -- steps -----------------------------------------------------------------------
+
+    def step_context(self, step: StepInfo) -> ActorContextImpl:
+        """The actor context for a step attempt; holds the journal until it finishes.
+
+        Raises:
+            WorkflowEvicted: the actor is shutting down: the step is not started (the
+                next wake runs it).
+        """
+        owner = self._owner
+        life = owner.life
+        if life is None or life.abort.is_set():
+            raise WorkflowEvicted()
+        life.keep_awake += 1  # a step in progress keeps the actor awake
+        owner.journal.hold()
+        ctx = owner.context()
+        self._step = step
+        self._step_ctx = ctx
+        self._flushed = False
+        return ctx
+
+    def step_finished(self, step: StepInfo) -> None:
+        owner = self._owner
+        ctx = self._step_ctx
+        if self._step is None or ctx is None:
+            return  # step_context raised: nothing was held
+        self._step = None
+        self._step_ctx = None
+        life = owner.life
+        # An attempt that ends without a flush while the actor stops was interrupted:
+        # its half-done changes must not reach the final save.
+        interrupted = not self._flushed and life is not None and life.abort.is_set()
+        owner.journal.release(discard=interrupted)
+        mailbox = owner.mailbox
+        if mailbox is not None and mailbox.held_by:
+            mailbox.release(ctx)
+        if life is not None:
+            life.keep_awake -= 1
+        owner.became_idle()
+
+    def error_context(self) -> ActorContextImpl:
+        return self._owner.context()
+
+    # -- the durability point ----------------------------------------------------------
+
+    async def flush(self, writes: Writes) -> None:
+        """Commit ``writes`` with the actor's state, KV and queue changes; wait until
+        durable.
+
+        Raises:
+            ActorStoppingError: the actor has stopped; nothing was written.
+            CommitError: the commit failed; the actor rolled back to its last durable
+                state (and nothing of this flush is stored).
+            EncodingError: the state cannot be encoded; nothing was written.
+        """
+        owner = self._owner
+        if not owner.accepts_saves():
+            raise ActorStoppingError(f"actor {owner.name!r} has stopped; nothing was written")
+        journal = owner.journal
+        contribution = _HistoryWrites(writes)
+        consumed, self._consumed = self._consumed, []
+        mailbox = owner.mailbox
+        if consumed and mailbox is not None:
+            for holder in consumed:
+                mailbox.consume(holder)
+        if self._alarm != _ACTIVE:
+            self._set_alarm(_ACTIVE)
+        journal.contribute(contribution)
+        if self._step is not None:
+            self._flushed = True
+        step = self._step
+        try:
+            journal.checkpoint("workflow", name=step.name if step else None, force=True)
+        except BaseException:
+            done = contribution.done
+            if done.done() and not done.cancelled():
+                done.exception()  # dropped with the rollback; the raise below reports it
+            raise
+        await contribution.done
+
+    # -- waiting ---------------------------------------------------------------------
+
+    async def sleep_until(self, deadline: float) -> None:
+        """Wait until ``deadline``, letting the actor sleep meanwhile.
+
+        Raises:
+            WorkflowEvicted: the actor is shutting down; its alarm wakes it at
+                ``deadline`` and the workflow resumes waiting.
+        """
+        owner = self._owner
+        self._set_alarm(int(deadline * 1000))
+        remaining = deadline - self.clock.now()
+        if remaining <= 0:
+            return
+        life = owner.life
+        if life is None or life.abort.is_set():
+            raise WorkflowEvicted()
+        life.run_parked += 1
+        owner.became_idle()
+        try:
+            await run_with_timeout(self.clock, remaining, life.abort.wait())
+        except TimeoutError:
+            return
+        finally:
+            life.run_parked -= 1
+        raise WorkflowEvicted()
+
+    async def receive(
+        self, names: Sequence[str] | None, count: int, deadline: float | None, completable: bool
+    ) -> Sequence[QueueMessage]:
+        """Wait for messages on the actor's queue (see `WorkflowHost.receive`).
+
+        Raises:
+            WorkflowUsageError: the actor type declares no queues.
+            WorkflowEvicted: the actor is shutting down; a message or (with a deadline)
+                the alarm wakes it again.
+        """
+        owner = self._owner
+        mailbox = owner.mailbox
+        if mailbox is None:
+            raise WorkflowUsageError(
+                f"actor {owner.name!r} declares no queues; declare them with "
+                "actor(..., queues=[...]) to receive in its workflow"
+            )
+        if deadline is not None:
+            self._set_alarm(int(deadline * 1000))
+        wanted = None if names is None else frozenset(names)
+        clock = self.clock
+        timeout_at = None if deadline is None else clock.monotonic() + deadline - clock.now()
+        holder = object()
+        while True:
+            found = mailbox.take(wanted, count, True, holder)
+            if found:
+                if completable:
+                    for message in found:
+                        self._held[message.id] = (holder, message)
+                else:
+                    self._consumed.append(holder)
+                return [QueueMessage(m.id, m.name, m.body, m.created_at_ms / 1000) for m in found]
+            if mailbox.closed:
+                raise WorkflowEvicted()
+            if not await mailbox.wait(timeout_at):
+                if mailbox.closed:
+                    raise WorkflowEvicted()
+                if timeout_at is not None and clock.monotonic() >= timeout_at:
+                    return []
+
+    async def complete_message(self, message_id: int, response: Any) -> None:
+        """Complete a message received with ``completable=True``; idempotent."""
+        held = self._held.pop(message_id, None)
+        message = None if held is None else held[1]
+        mailbox = self._owner.mailbox
+        if message is None:
+            if mailbox is None:
+                return
+            record = mailbox.messages.get(message_id)
+            if record is None:
+                return  # completed before a restart: nothing left to do
+            message = ReceivedMessage(mailbox, record, None, True)
+        await message.complete(response)
+
+    # -- the wake-up alarm -------------------------------------------------------------
+
+    def _set_alarm(self, fire_at_ms: int | None) -> None:
+        """Stage the workflow alarm: `_ACTIVE` (resume at once after a restart), a
+        deadline (epoch ms) or None (no alarm: the workflow ended)."""
+        if fire_at_ms == self._alarm:
+            return
+        self._alarm = fire_at_ms
+        owner = self._owner
+        alarm_id = workflow_alarm_id(owner.actor_id)
+        if fire_at_ms is None:
+            owner.journal.stage_alarm_delete(alarm_id)
+            return
+        now_ms = owner.svc.now_ms()
+        owner.journal.stage_alarm_put(
+            AlarmRecord(
+                owner.actor_id,
+                alarm_id,
+                now_ms if fire_at_ms == _ACTIVE else fire_at_ms,
+                WORKFLOW_ALARM_KIND,
+                "",
+                _NO_ARGS,
+                now_ms,
+            )
+        )
+
+    def ended(self) -> None:
+        """The workflow finished for good (completed, failed, cancelled): drop its alarm."""
+        self._set_alarm(None)
+
+    def release_messages(self) -> None:
+        """The run ended: messages received but not recorded or completed go back."""
+        mailbox = self._owner.mailbox
+        consumed, self._consumed = self._consumed, []
+        held, self._held = self._held, {}
+        if mailbox is None:
+            return
+        for holder in [*consumed, *(holder for holder, _ in held.values())]:
+            mailbox.release(holder)
+
+
+class WorkflowBinding:
+    """An actor's workflow: its engine and host, kept on the instance's `Lifecycle`."""
+
+    __slots__ = ("engine", "host")
+
+    def __init__(self, owner: WorkflowOwner, definition: Workflow) -> None:
+        self.host = ActorWorkflowHost(owner)
+        self.engine: WorkflowEngine[ActorContextImpl] = WorkflowEngine(definition, self.host)
+
+
+async def run_workflow(owner: WorkflowOwner, binding: WorkflowBinding) -> None:
+    """Run (or resume) the actor's workflow until it ends or the actor stops.
+
+    Never raises an `Exception`: the outcome is logged (a failed workflow leaves the actor
+    serving; see the module docstring). Cancellation propagates.
+    """
+    host = binding.host
+    try:
+        await binding.engine.run()
+    except WorkflowEvicted:
+        return  # the actor is stopping; the alarm or a message resumes the workflow
+    except WorkflowCancelledError:
+        host.ended()
+    except HistoryDivergedError as exc:
+        log.error(
+            "actor %s (%s): workflow history diverged: %s. Deploy code that matches the "
+            "history, or reset it with Runtime.replay_workflow()",
+            owner.name,
+            owner.actor_id,
+            exc,
+        )
+    except ActorStoppingError:
+        return
+    except Exception:
+        log.exception(
+            "actor %s (%s): workflow failed; the actor keeps serving. Read its history with "
+            "Runtime.workflow_history() and run it again with Runtime.replay_workflow()",
+            owner.name,
+            owner.actor_id,
+        )
+        host.ended()
+    else:
+        host.ended()
+    finally:
+        host.release_messages()
