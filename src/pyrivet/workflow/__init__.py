@@ -12,8 +12,8 @@ async def onboarding(ctx):
 
 The engine (`WorkflowEngine`) knows nothing of actors: it runs against a
 `WorkflowHost` (clock, storage, durable waits, queue). `MemoryWorkflowHost` is the
-in-memory reference host. The binding that runs a workflow as an actor's ``run``
-comes next; see docs/workflows.md.
+in-memory reference host. In an actor (``@my_actor.run`` above ``@workflow``) the
+runtime's host commits each step with the actor's state; see docs/workflows.md.
 """
 
 from ..errors import (

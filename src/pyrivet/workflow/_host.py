@@ -108,7 +108,9 @@ class WorkflowHost(Protocol[S_co]):
         """The object passed to a step's callback (or its rollback callback).
 
         Called once per attempt, just before it runs. In actor mode it gives the step
-        the actor's state and side effects; the orchestration context never does.
+        the actor's state and side effects; the orchestration context never does. May
+        raise `pyrivet.errors.WorkflowEvicted` to unload the workflow instead of starting
+        the attempt (an actor that is shutting down); `step_finished` is still called.
         """
         ...
 
