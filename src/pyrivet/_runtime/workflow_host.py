@@ -88,6 +88,9 @@ _UNKNOWN = -2
 
 _NO_ARGS = encode([])
 
+#: Workflow states after which nothing is left to resume.
+_ENDED = frozenset({"completed", "failed", "cancelled"})
+
 
 def workflow_alarm_id(actor_id: str) -> str:
     """The id of the alarm that wakes ``actor_id`` for its workflow (one per actor)."""
@@ -170,6 +173,9 @@ class ActorWorkflowHost(WorkflowHost[ActorContextImpl]):
         #: What the durable alarm is known to be: `_ACTIVE`, a deadline (epoch ms), None
         #: (no alarm) or `_UNKNOWN`.
         self._alarm: int | None = _UNKNOWN
+        #: The engine this host serves (set by `WorkflowBinding`): its state tells a
+        #: flush that ends the workflow from the others.
+        self.engine: WorkflowEngine[ActorContextImpl] | None = None
 
     # -- time and storage ------------------------------------------------------------
 
@@ -246,7 +252,9 @@ class ActorWorkflowHost(WorkflowHost[ActorContextImpl]):
         if consumed and mailbox is not None:
             for holder in consumed:
                 mailbox.consume(holder)
-        if self._alarm != _ACTIVE:
+        if self.engine is not None and self.engine.state in _ENDED:
+            self._set_alarm(None)  # the last flush: nothing to resume after a restart
+        elif self._alarm != _ACTIVE:
             self._set_alarm(_ACTIVE)
         journal.contribute(contribution)
         if self._step is not None:
@@ -391,6 +399,7 @@ class WorkflowBinding:
     def __init__(self, owner: WorkflowOwner, definition: Workflow) -> None:
         self.host = ActorWorkflowHost(owner)
         self.engine: WorkflowEngine[ActorContextImpl] = WorkflowEngine(definition, self.host)
+        self.host.engine = self.engine
 
 
 async def run_workflow(owner: WorkflowOwner, binding: WorkflowBinding) -> None:
