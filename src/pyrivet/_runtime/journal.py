@@ -268,15 +268,18 @@ class Journal(CommitListener):
             ticket.add_done_callback(lambda done: deferred._resolve(done.exception()))
         self._drop_writes_if_empty()
 
-    def contribute(self, contribution: Contribution) -> None:
+    def contribute(self, contribution: Contribution, *, schedule: bool = True) -> None:
         """Add another component's writes to this actor's next commit.
 
         ``contribution.write`` runs when that commit is built (at the end of the current
         action in strict mode, else at the next save), ``contribution.settled`` once it
-        is durable or failed. The commit is made even if nothing else changed.
+        is durable or failed. The commit is made even if nothing else changed: at the
+        next loop iteration, or (``schedule=False``) by the caller's own `checkpoint`
+        right after this call.
         """
         self._staging().contributions.append(contribution)
-        self.soon()
+        if schedule:
+            self.soon()
 
     def emit(self, outgoing: Outgoing) -> None:
         """Send an event: at once in relaxed mode; in strict mode behind the commit that

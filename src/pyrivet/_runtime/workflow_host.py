@@ -256,7 +256,7 @@ class ActorWorkflowHost(WorkflowHost[ActorContextImpl]):
             self._set_alarm(None)  # the last flush: nothing to resume after a restart
         elif self._alarm != _ACTIVE:
             self._set_alarm(_ACTIVE)
-        journal.contribute(contribution)
+        journal.contribute(contribution, schedule=False)  # the checkpoint below commits it
         if self._step is not None:
             self._flushed = True
         step = self._step
