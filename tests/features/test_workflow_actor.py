@@ -476,3 +476,46 @@ async def test_the_docs_example_runs(driver_factory: DriverFactory, clock: MockC
         await clock.advance(3601)
         await history_in(runtime, actor_id, "completed")
         assert await handle.status() == "shipped"
+
+
+async def test_join_branches_sleep_and_wait_for_a_message_in_an_actor(
+    driver_factory: DriverFactory, clock: MockClock
+) -> None:
+    joiner = actor(
+        "joiner", state={"log": []}, queues=["go"], options=ActorOptions(sleep_timeout=5)
+    )
+
+    async def napper(ctx: Any) -> str:
+        await ctx.step("first", lambda c: c.state["log"].append("nap-start"))
+        await ctx.sleep("nap", 60)
+        await ctx.step("second", lambda c: c.state["log"].append("nap-end"))
+        return "rested"
+
+    async def listener(ctx: Any) -> Any:
+        message = await ctx.queue.next("go", names=["go"])
+        await ctx.step("heard", lambda c: c.state["log"].append(f"heard-{message.body}"))
+        return message.body
+
+    @joiner.run
+    @workflow
+    async def flow(ctx: Any) -> Any:
+        return await ctx.join("both", {"nap": napper, "listen": listener})
+
+    @joiner.action
+    def log(c: Any) -> list[str]:
+        return list(c.state["log"])
+
+    async with run_actors(Registry([joiner]), storage=driver_factory(), clock=clock) as (
+        runtime,
+        client,
+    ):
+        handle = client.get_or_create("joiner", ["j"])
+        actor_id = await handle.resolve()
+        await history_in(runtime, actor_id, "sleeping")
+        await clock.advance(10)  # both branches wait: the actor sleeps
+        assert not runtime.is_awake(actor_id)
+        await handle.send("go", "now")
+        await clock.advance(60)
+        history = await history_in(runtime, actor_id, "completed")
+        assert history.output == {"nap": "rested", "listen": "now"}
+        assert sorted(await handle.log()) == ["heard-now", "nap-end", "nap-start"]

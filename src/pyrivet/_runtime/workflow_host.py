@@ -27,8 +27,11 @@ How the host keeps the engine's contract (``workflow/_host.py``):
 * **waits** (``ctx.sleep``, retry backoff, queue waits) let the actor sleep: the run task
   is *parked*, the idle timeout may put the actor to sleep, and the wait then raises
   `WorkflowEvicted`. A durable alarm (kind ``"workflow"``, one per actor) wakes the
-  actor again: at the deadline of a sleep, or at once after a restart for a workflow
-  that was running. Waking starts ``run``, and the engine replays to where it was.
+  actor again. While the workflow runs, the alarm says "at once" (written with the first
+  flush of a run), so a crash or restart resumes it; when it unloads, the alarm moves to
+  the earliest deadline its waits have (join branches may wait for several), or goes
+  away if they all wait for messages (a send wakes the actor). Waking starts ``run``,
+  and the engine replays to where it was.
 * **receives** take messages with an in-flight hold; a plain receive deletes them in
   the commit that records it (a crash before loses neither), a completable one when
   the workflow completes it.
@@ -173,6 +176,12 @@ class ActorWorkflowHost(WorkflowHost[ActorContextImpl]):
         #: What the durable alarm is known to be: `_ACTIVE`, a deadline (epoch ms), None
         #: (no alarm) or `_UNKNOWN`.
         self._alarm: int | None = _UNKNOWN
+        #: Deadlines (epoch ms) of the waits in progress, by wait: a wait's alarm is
+        #: stored only when the workflow unloads (`_evicted`); while the actor is awake
+        #: the durable alarm says "resume at once" (see `flush`), which covers a crash.
+        self._deadlines: dict[object, int] = {}
+        #: Set when a step could not start because the actor is stopping.
+        self._step_wanted = False
         #: The engine this host serves (set by `WorkflowBinding`): its state tells a
         #: flush that ends the workflow from the others.
         self.engine: WorkflowEngine[ActorContextImpl] | None = None
@@ -199,7 +208,8 @@ class ActorWorkflowHost(WorkflowHost[ActorContextImpl]):
         owner = self._owner
         life = owner.life
         if life is None or life.abort.is_set():
-            raise WorkflowEvicted()
+            self._step_wanted = True
+            raise self._evicted()
         life.keep_awake += 1  # a step in progress keeps the actor awake
         owner.journal.hold()
         ctx = owner.context()
@@ -279,22 +289,26 @@ class ActorWorkflowHost(WorkflowHost[ActorContextImpl]):
                 ``deadline`` and the workflow resumes waiting.
         """
         owner = self._owner
-        self._set_alarm(int(deadline * 1000))
         remaining = deadline - self.clock.now()
         if remaining <= 0:
             return
         life = owner.life
-        if life is None or life.abort.is_set():
-            raise WorkflowEvicted()
-        life.run_parked += 1
-        owner.became_idle()
+        token = object()
+        self._deadlines[token] = int(deadline * 1000)
         try:
-            await run_with_timeout(self.clock, remaining, life.abort.wait())
-        except TimeoutError:
-            return
+            if life is None or life.abort.is_set():
+                raise self._evicted()
+            life.run_parked += 1
+            owner.became_idle()
+            try:
+                await run_with_timeout(self.clock, remaining, life.abort.wait())
+            except TimeoutError:
+                return
+            finally:
+                life.run_parked -= 1
+            raise self._evicted()
         finally:
-            life.run_parked -= 1
-        raise WorkflowEvicted()
+            del self._deadlines[token]
 
     async def receive(
         self, names: Sequence[str] | None, count: int, deadline: float | None, completable: bool
@@ -313,28 +327,33 @@ class ActorWorkflowHost(WorkflowHost[ActorContextImpl]):
                 f"actor {owner.name!r} declares no queues; declare them with "
                 "actor(..., queues=[...]) to receive in its workflow"
             )
-        if deadline is not None:
-            self._set_alarm(int(deadline * 1000))
         wanted = None if names is None else frozenset(names)
         clock = self.clock
         timeout_at = None if deadline is None else clock.monotonic() + deadline - clock.now()
         holder = object()
-        while True:
-            found = mailbox.take(wanted, count, True, holder)
-            if found:
-                if completable:
-                    for message in found:
-                        self._held[message.id] = (holder, message)
-                else:
-                    self._consumed.append(holder)
-                return [QueueMessage(m.id, m.name, m.body, m.created_at_ms / 1000) for m in found]
-            if mailbox.closed:
-                raise WorkflowEvicted()
-            if not await mailbox.wait(timeout_at):
+        if deadline is not None:
+            self._deadlines[holder] = int(deadline * 1000)
+        try:
+            while True:
+                found = mailbox.take(wanted, count, True, holder)
+                if found:
+                    if completable:
+                        for message in found:
+                            self._held[message.id] = (holder, message)
+                    else:
+                        self._consumed.append(holder)
+                    return [
+                        QueueMessage(m.id, m.name, m.body, m.created_at_ms / 1000) for m in found
+                    ]
                 if mailbox.closed:
-                    raise WorkflowEvicted()
-                if timeout_at is not None and clock.monotonic() >= timeout_at:
-                    return []
+                    raise self._evicted()
+                if not await mailbox.wait(timeout_at):
+                    if mailbox.closed:
+                        raise self._evicted()
+                    if timeout_at is not None and clock.monotonic() >= timeout_at:
+                        return []
+        finally:
+            self._deadlines.pop(holder, None)
 
     async def complete_message(self, message_id: int, response: Any) -> None:
         """Complete a message received with ``completable=True``; idempotent."""
@@ -351,6 +370,16 @@ class ActorWorkflowHost(WorkflowHost[ActorContextImpl]):
         await message.complete(response)
 
     # -- the wake-up alarm -------------------------------------------------------------
+
+    def _evicted(self) -> WorkflowEvicted:
+        """The actor is stopping and the workflow unloads: leave the alarm that must
+        wake it. The earliest deadline any branch waits for; none if they all wait for
+        messages (a send wakes the actor); at once if a branch was about to run a step
+        (none waits then, or the step would wait behind it)."""
+        deadlines = self._deadlines.values()
+        running = self._step_wanted
+        self._set_alarm(_ACTIVE if running else (min(deadlines) if deadlines else None))
+        return WorkflowEvicted()
 
     def _set_alarm(self, fire_at_ms: int | None) -> None:
         """Stage the workflow alarm: `_ACTIVE` (resume at once after a restart), a
