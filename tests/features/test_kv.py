@@ -439,6 +439,8 @@ async def test_batch_limits_change_nothing(driver_factory: DriverFactory, clock:
             (step("delete_batch", [f"k{i}" for i in range(129)]), "batch_too_large"),
             (step("delete_batch", ["k0", "k" * 2049]), "key_too_large"),
             (step("delete_batch", b"k0"), "invalid_argument"),
+            (step("delete_batch", 3), "invalid_argument"),
+            (step("put_batch", 3), "invalid_argument"),
             (step("delete_range", "a", b"\x00" * 2049), "key_too_large"),
             (step("list_range", None, "z"), "invalid_key"),
             (step("list", "", limit=-1), "invalid_argument"),

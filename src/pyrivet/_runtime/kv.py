@@ -72,9 +72,14 @@ def _batch_keys(keys: Iterable[str | bytes], what: str) -> list[bytes]:
             f"{what} takes a list of keys, not one key; use the single-key method",
             code="invalid_argument",
         )
-    raw = [_key_bytes(key) for key in keys]
-    _check_batch_size(len(raw), what)
-    return raw
+    try:
+        given = list(keys)
+    except TypeError:
+        raise KVError(
+            f"{what} takes a list of keys, got {type(keys).__name__}", code="invalid_argument"
+        ) from None
+    _check_batch_size(len(given), what)
+    return [_key_bytes(key) for key in given]
 
 
 def _check_batch_size(count: int, what: str) -> None:
@@ -87,7 +92,13 @@ def _check_batch_size(count: int, what: str) -> None:
 
 
 def _pairs(items: Mapping[str | bytes, Any] | Iterable[tuple[str | bytes, Any]]) -> list[Any]:
-    pairs = list(items.items()) if isinstance(items, Mapping) else list(items)
+    try:
+        pairs = list(items.items()) if isinstance(items, Mapping) else list(items)
+    except TypeError:
+        raise KVError(
+            f"put_batch takes (key, value) pairs or a mapping, got {type(items).__name__}",
+            code="invalid_argument",
+        ) from None
     for pair in pairs:
         if not isinstance(pair, tuple | list) or len(pair) != 2:
             raise KVError(
