@@ -205,7 +205,9 @@ class ScheduleError(ActorError):
 
 
 class KVError(ActorError):
-    """Raised for invalid KV use: a key or value that is too large or of the wrong type."""
+    """Raised for invalid KV use, before anything changed: a key or value that is too
+    large or of the wrong type, a batch above the limits, a bad listing option. The
+    codes are listed in ``docs/kv.md``."""
 
     default_group = "kv"
     default_code = "invalid"

@@ -271,6 +271,96 @@ async def test_kv_list_prefix_byte_order_and_limit(store: ActorStore) -> None:
     assert await store.kv_get("other", b"ab") == b"not mine"
 
 
+async def test_kv_get_batch_in_the_order_asked(store: ActorStore) -> None:
+    await store.commit([CommitRecord("a1", 1, kv_puts=[(b"a", b"1"), (b"c", b"3")])])
+    assert await store.kv_get_batch("a1", [b"c", b"missing", b"a", b"c"]) == [
+        b"3",
+        None,
+        b"1",
+        b"3",
+    ]
+    assert await store.kv_get_batch("a1", []) == []
+    assert await store.kv_get_batch("nobody", [b"a"]) == [None]
+    many = [bytes([i // 256, i % 256]) for i in range(1200)]
+    await store.commit([CommitRecord("a1", 2, kv_puts=[(k, k) for k in many[::2]])])
+    got = await store.kv_get_batch("a1", many)
+    assert got == [k if i % 2 == 0 else None for i, k in enumerate(many)]
+
+
+async def test_kv_list_range_half_open_reverse_and_limit(store: ActorStore) -> None:
+    keys = [b"", b"a", b"ab", b"ab\x00", b"b", b"ba", b"c", b"\xff", b"\xff\xff"]
+    await store.commit(
+        [
+            CommitRecord("a1", 1, kv_puts=[(k, b"v" + k) for k in keys]),
+            CommitRecord("other", 1, kv_puts=[(b"ab", b"not mine")]),
+        ]
+    )
+
+    async def listed(start: bytes, end: bytes | None, **kw: Any) -> list[bytes]:
+        return [k for k, _ in await store.kv_list_range("a1", start, end, **kw)]
+
+    assert await listed(b"a", b"b") == [b"a", b"ab", b"ab\x00"]
+    assert await listed(b"ab", b"ba") == [b"ab", b"ab\x00", b"b"]
+    assert await listed(b"a", b"b", reverse=True) == [b"ab\x00", b"ab", b"a"]
+    assert await listed(b"a", b"c", limit=2) == [b"a", b"ab"]
+    assert await listed(b"a", b"c", reverse=True, limit=2) == [b"ba", b"b"]
+    assert await listed(b"", None) == keys
+    assert await listed(b"c", None, reverse=True) == [b"\xff\xff", b"\xff", b"c"]
+    assert await listed(b"b", b"b") == []
+    assert await listed(b"c", b"a") == []
+    assert await listed(b"a", b"c", limit=0) == []
+    assert await store.kv_list_range("a1", b"ab", b"ab\x01") == [
+        (b"ab", b"vab"),
+        (b"ab\x00", b"vab\x00"),
+    ]
+
+
+async def test_kv_delete_ranges_apply_before_the_records_puts(store: ActorStore) -> None:
+    keys = [b"a", b"b", b"b1", b"b2", b"c", b"d"]
+    await store.commit(
+        [
+            CommitRecord("a1", 1, kv_puts=[(k, b"old") for k in keys]),
+            CommitRecord("other", 1, kv_puts=[(b"b1", b"not mine")]),
+        ]
+    )
+    # Within a record: the ranges, then the puts (b1 is put again), then the deletes.
+    await store.commit(
+        [
+            CommitRecord(
+                "a1",
+                2,
+                kv_puts=[(b"b1", b"new")],
+                kv_deletes=[b"d"],
+                kv_delete_ranges=((b"b", b"c"),),
+            )
+        ]
+    )
+    assert await store.kv_list("a1", b"") == [
+        (b"a", b"old"),
+        (b"b1", b"new"),
+        (b"c", b"old"),
+    ]
+    # Across records of one batch, in record order: a put before a range is deleted
+    # by it, a put after it stays; ranges may overlap, and another actor is untouched.
+    await store.commit(
+        [
+            CommitRecord("a1", 3, kv_puts=[(b"x1", b"1"), (b"y", b"1")]),
+            CommitRecord("a1", 4, kv_delete_ranges=((b"a", b"b2"), (b"b", b"x5"))),
+            CommitRecord("a1", 5, kv_puts=[(b"x2", b"2")]),
+        ]
+    )
+    assert await store.kv_list("a1", b"") == [(b"x2", b"2"), (b"y", b"1")]
+    assert await store.kv_get("other", b"b1") == b"not mine"
+    await store.commit([CommitRecord("empty", 1, kv_delete_ranges=((b"a", b"z"),))])
+    assert await store.kv_list("empty", b"") == []
+    # A lone record with nothing but a range delete (and its log row) still deletes.
+    record = CommitRecord("a1", 6, kv_delete_ranges=((b"", b"\xff"),), event=event("a1", 6))
+    assert record.writes_beyond_log()
+    await store.commit([record])
+    assert await store.kv_list("a1", b"") == []
+    assert await store.load_state("a1") == StoredState(6, None, False)
+
+
 async def test_read_history_after_seq_and_limit(store: ActorStore) -> None:
     await store.commit([state_commit("a1", seq, b"s") for seq in range(1, 11)])
     assert [e.seq for e in await store.read_history("a1")] == list(range(1, 11))
@@ -429,7 +519,14 @@ async def test_failed_commit_changes_nothing(driver: str, make_store: StoreFacto
         with pytest.raises(StorageError) as info:
             await store.commit(
                 [
-                    state_commit("a1", 2, b"new", kv_puts=[(b"k", b"new")], kv_deletes=[b"k"]),
+                    state_commit(
+                        "a1",
+                        2,
+                        b"new",
+                        kv_puts=[(b"k", b"new")],
+                        kv_deletes=[b"k"],
+                        kv_delete_ranges=((b"a", b"z"),),
+                    ),
                     state_commit("a2", 1, b"x", alarm_puts=[alarm("a2", "al", 1)]),
                     CommitRecord("a2", 2, workflow_puts=(("w", b"x"),)),
                     CommitRecord("a1", 3, state=big, workflow_puts=(("big", big),)),

@@ -180,13 +180,7 @@ class Journal(CommitListener):
     def kv_lookup(self, key: bytes) -> tuple[bool, Any]:
         """(found, value) from the not-yet-durable KV writes; value None if deleted."""
         writes = self._writes
-        if writes is None:
-            return (False, None)
-        entry = writes.kv_overlay.get(key)
-        if entry is None:
-            return (False, None)
-        value = entry[1]
-        return (True, None if value is TOMBSTONE else value)
+        return (False, None) if writes is None else writes.kv_lookup(key)
 
     # -- staging -------------------------------------------------------------------
 
@@ -201,6 +195,11 @@ class Journal(CommitListener):
         writes = self._staging()
         writes.kv_ops.append((key, value))
         writes.kv_overlay[key] = (None, TOMBSTONE if value is None else value)
+        self.soon()
+
+    def stage_kv_delete_range(self, start: bytes, end: bytes) -> None:
+        """Delete every KV key in ``[start, end)`` (``start < end``) in the next commit."""
+        self._staging().stage_kv_delete_range(start, end)
         self.soon()
 
     def stage_alarm_put(self, alarm: AlarmRecord) -> None:
@@ -523,8 +522,7 @@ class Journal(CommitListener):
                 _settle(dropped, reason)
         elif writes is not None:
             dropped = writes.contributions
-            writes.kv_ops = []
-            writes.kv_overlay = {k: v for k, v in writes.kv_overlay.items() if v[0] is not None}
+            writes.drop_unsubmitted_kv()
             writes.alarm_puts = {}
             writes.alarm_deletes = set()
             writes.outbox = []
@@ -542,16 +540,8 @@ def _move_staged(
 ) -> Gated | None:
     """Move the staged writes into ``record`` (describing each in ``ops``); return the
     outputs to release once it is durable, or None if there are none."""
-    if writes.kv_ops:
-        for key, value in writes.kv_ops:
-            if value is None:
-                record.kv_deletes.append(key)
-                ops.append(("kv.delete", key))
-            else:
-                record.kv_puts.append((key, value))
-                ops.append(("kv.put", key, value))
-        writes.kv_ops = []
-        writes.mark_submitted(seq)
+    if writes.kv_ops or writes.kv_range_ops:
+        writes.move_kv(record, ops, seq)
     alarm_puts: list[AlarmRecord] = []
     alarm_deletes: list[str] = []
     if writes.alarm_puts:

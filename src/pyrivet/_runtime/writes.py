@@ -3,8 +3,12 @@
 `PendingWrites` exists only while an actor has something pending (it is dropped when
 everything is durable, so an idle actor carries none of this):
 
-* KV operations and schedule changes made since the last checkpoint;
-* the KV overlay, so the actor reads its own writes before they are durable;
+* KV operations (puts, deletes, range deletes) and schedule changes made since the last
+  checkpoint;
+* the KV overlay, so the actor reads its own writes before they are durable: the
+  latest put or delete per key, and the range deletes, each with the seq of the commit
+  carrying it. Staging a range delete drops the unsubmitted entries of its range, so a
+  key's entry beats a range covering it exactly when its commit is not earlier;
 * the outbox: events emitted since the last checkpoint;
 * contributions: writes other components (workflow history) add to the next commit;
 * gated outputs: events, alarm changes and contributions of submitted commits, released
@@ -87,6 +91,8 @@ class PendingWrites:
         "held",
         "kv_ops",
         "kv_overlay",
+        "kv_range_ops",
+        "kv_ranges",
         "outbox",
         "soon",
     )
@@ -95,6 +101,10 @@ class PendingWrites:
         self.kv_ops: list[tuple[bytes, bytes | None]] = []
         #: key -> (seq of the commit carrying it, or None if not submitted; value or TOMBSTONE)
         self.kv_overlay: dict[bytes, tuple[int | None, Any]] = {}
+        #: Range deletes ``(start, end)`` not submitted yet, in order.
+        self.kv_range_ops: list[tuple[bytes, bytes]] = []
+        #: (seq of the commit carrying it, or None if not submitted; start; end)
+        self.kv_ranges: list[tuple[int | None, bytes, bytes]] = []
         self.alarm_puts: dict[str, AlarmRecord] = {}
         self.alarm_deletes: set[str] = set()
         self.outbox: list[Outgoing] = []
@@ -108,12 +118,20 @@ class PendingWrites:
         self.deferred: CommitTicket | None = None
 
     def has_unsubmitted(self) -> bool:
-        return bool(self.kv_ops or self.alarm_puts or self.alarm_deletes or self.contributions)
+        return bool(
+            self.kv_ops
+            or self.kv_range_ops
+            or self.alarm_puts
+            or self.alarm_deletes
+            or self.contributions
+        )
 
     def is_empty(self) -> bool:
         return not (
             self.kv_ops
             or self.kv_overlay
+            or self.kv_range_ops
+            or self.kv_ranges
             or self.alarm_puts
             or self.alarm_deletes
             or self.outbox
@@ -124,11 +142,98 @@ class PendingWrites:
             or self.deferred
         )
 
+    # -- KV ---------------------------------------------------------------------------
+
+    def stage_kv_delete_range(self, start: bytes, end: bytes) -> None:
+        """Delete every key in ``[start, end)`` in the next commit (``start < end``).
+
+        Unsubmitted puts and deletes in the range are superseded (dropped), so a
+        commit's range deletes can apply before its point ops.
+        """
+        if self.kv_ops:
+            self.kv_ops = [op for op in self.kv_ops if not start <= op[0] < end]
+        overlay = self.kv_overlay
+        if overlay:
+            self.kv_overlay = {
+                k: v for k, v in overlay.items() if v[0] is not None or not start <= k < end
+            }
+        self.kv_range_ops.append((start, end))
+        self.kv_ranges.append((None, start, end))
+
+    def kv_lookup(self, key: bytes) -> tuple[bool, Any]:
+        """(found, value) from the overlay; value None if deleted (by key or range)."""
+        entry = self.kv_overlay.get(key)
+        if self.kv_ranges and _in_later_range(self.kv_ranges, key, entry):
+            return (True, None)
+        if entry is None:
+            return (False, None)
+        value = entry[1]
+        return (True, None if value is TOMBSTONE else value)
+
+    def kv_window(
+        self, start: bytes, end: bytes | None
+    ) -> tuple[dict[bytes, bytes | None], list[tuple[bytes, bytes]]]:
+        """The overlay seen through ``[start, end)`` (``end`` None: no upper bound).
+
+        Returns each overlay key's value in the window (None if deleted) and the pending
+        range deletes clipped to the window, sorted and merged: storage's entries in
+        those ranges are deleted, unless the first mapping has a value for the key.
+        """
+        ranges = self.kv_ranges
+        points: dict[bytes, bytes | None] = {}
+        for key, entry in self.kv_overlay.items():
+            if start <= key and (end is None or key < end):
+                value = entry[1]
+                deleted = value is TOMBSTONE or (ranges and _in_later_range(ranges, key, entry))
+                points[key] = None if deleted else value
+        clipped = sorted(
+            (max(a, start), b if end is None else min(b, end))
+            for _, a, b in ranges
+            if b > start and (end is None or a < end)
+        )
+        merged: list[tuple[bytes, bytes]] = []
+        for a, b in clipped:
+            if merged and a <= merged[-1][1]:
+                if b > merged[-1][1]:
+                    merged[-1] = (merged[-1][0], b)
+            else:
+                merged.append((a, b))
+        return points, merged
+
+    def move_kv(self, record: CommitRecord, ops: list[Any], seq: int) -> None:
+        """Move the staged KV ops into ``record`` (describing each in ``ops``).
+
+        Range deletes go first; then the last put or delete of each key (an earlier op
+        on the same key is overwritten, so a record never names a key twice).
+        """
+        if self.kv_range_ops:
+            record.kv_delete_ranges = tuple(self.kv_range_ops)
+            ops.extend(("kv.delete_range", start, end) for start, end in self.kv_range_ops)
+            self.kv_range_ops = []
+        for key, value in dict(self.kv_ops).items():
+            if value is None:
+                record.kv_deletes.append(key)
+                ops.append(("kv.delete", key))
+            else:
+                record.kv_puts.append((key, value))
+                ops.append(("kv.put", key, value))
+        self.kv_ops = []
+        self.mark_submitted(seq)
+
+    def drop_unsubmitted_kv(self) -> None:
+        """Forget the KV ops not submitted yet (a rollback of the current unit of work)."""
+        self.kv_ops = []
+        self.kv_range_ops = []
+        self.kv_overlay = {k: v for k, v in self.kv_overlay.items() if v[0] is not None}
+        self.kv_ranges = [r for r in self.kv_ranges if r[0] is not None]
+
     def mark_submitted(self, seq: int) -> None:
         """Stamp unsubmitted overlay entries with the seq of the commit now carrying them."""
         for key, (entry_seq, value) in self.kv_overlay.items():
             if entry_seq is None:
                 self.kv_overlay[key] = (seq, value)
+        if self.kv_ranges:
+            self.kv_ranges = [(seq if s is None else s, a, b) for s, a, b in self.kv_ranges]
 
     def forget_durable(self, seq: int) -> None:
         """Drop overlay entries that are durable as of ``seq``."""
@@ -136,3 +241,24 @@ class PendingWrites:
             self.kv_overlay = {
                 k: v for k, v in self.kv_overlay.items() if v[0] is None or v[0] > seq
             }
+        if self.kv_ranges:
+            self.kv_ranges = [r for r in self.kv_ranges if r[0] is None or r[0] > seq]
+
+
+def _in_later_range(
+    ranges: list[tuple[int | None, bytes, bytes]],
+    key: bytes,
+    entry: tuple[int | None, Any] | None,
+) -> bool:
+    """Whether a pending range delete covering ``key`` is later than its overlay ``entry``.
+
+    Unsubmitted entries in a range are dropped when the range is staged, so an entry
+    and a range of the same commit (or both unsubmitted) mean the entry came later.
+    """
+    entry_seq = -1.0 if entry is None else _rank(entry[0])
+    return any(start <= key < end and _rank(seq) > entry_seq for seq, start, end in ranges)
+
+
+def _rank(seq: int | None) -> float:
+    """Order of a commit seq, not submitted (None) being the latest."""
+    return float("inf") if seq is None else seq

@@ -13,17 +13,22 @@ duration of that call; background work that outlives the call (``run``, tasks pa
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable, Mapping
-from typing import Any, Generic, Protocol, TypeVar
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from typing import Any, Generic, Literal, Protocol, TypeVar
 
 from ..types import ConnRequest
 from ._client import ActorClient
 from ._queue import ActorQueue
 
-__all__ = ["KV", "AbortSignal", "ActorContext", "Conn", "Schedule", "ScheduleEntry"]
+__all__ = ["KV", "AbortSignal", "ActorContext", "Conn", "KeyType", "Schedule", "ScheduleEntry"]
 
 S = TypeVar("S")
 T = TypeVar("T")
+
+#: How a KV listing returns keys: ``"text"`` (str) or ``"binary"`` (bytes).
+KeyType = Literal["text", "binary"]
+#: What a KV listing returns (an alias: inside `KV`, ``list`` names the method).
+_Listing = list[tuple[Any, Any]]
 
 
 class AbortSignal(Protocol):
@@ -131,8 +136,17 @@ class Schedule(Protocol):
 class KV(Protocol):
     """The actor's own ordered key/value space, committed together with its state.
 
-    Keys are str (stored as UTF-8) or bytes; values are any encodable value. Writes are
-    visible to this actor at once and become durable with the current unit of work.
+    Keys are str (stored as its UTF-8 bytes) or bytes, ordered by their bytes; values
+    are any encodable value and come back as they were put (str as str, bytes as bytes).
+    Writes are visible to this actor at once and become durable with the current unit
+    of work. Every operation checks all of its input first: one that raises `KVError`
+    (``code``: ``invalid_key``, ``key_too_large``, ``value_too_large``,
+    ``batch_too_large``, ``payload_too_large``, ``invalid_argument``) changed nothing.
+    The limits are in ``docs/kv.md``.
+
+    Listings return ``(key, value)`` pairs with the whole key. ``key_type`` says how
+    keys come back: ``"text"`` (str) or ``"binary"`` (bytes); by default text when the
+    prefix (or range start) is a str, else binary. ``limit`` defaults to 16 384.
     """
 
     __slots__ = ()
@@ -141,21 +155,55 @@ class KV(Protocol):
         """The value of ``key``, or None."""
         ...
 
+    async def get_batch(self, keys: Iterable[str | bytes]) -> list[Any]:
+        """The values of ``keys`` in the same order, None for each missing key."""
+        ...
+
     async def put(self, key: str | bytes, value: Any) -> None:
         """Set ``key`` to ``value``."""
+        ...
+
+    async def put_batch(
+        self, items: Mapping[str | bytes, Any] | Iterable[tuple[str | bytes, Any]]
+    ) -> None:
+        """Set every ``(key, value)`` of ``items``, all or none; a later duplicate wins."""
         ...
 
     async def delete(self, key: str | bytes) -> None:
         """Remove ``key`` (no error if absent)."""
         ...
 
-    async def list(
-        self, prefix: str | bytes = b"", *, limit: int | None = None
-    ) -> list[tuple[Any, Any]]:
-        """``(key, value)`` pairs whose key starts with ``prefix``, in key byte order.
+    async def delete_batch(self, keys: Iterable[str | bytes]) -> None:
+        """Remove every key of ``keys``, all or none (absent ones are fine)."""
+        ...
 
-        Keys come back as str when ``prefix`` is a str, else as bytes.
-        """
+    async def delete_range(self, start: str | bytes, end: str | bytes) -> None:
+        """Remove every key ``k`` with ``start <= k < end``; nothing if ``start >= end``."""
+        ...
+
+    async def list(
+        self,
+        prefix: str | bytes = b"",
+        *,
+        reverse: bool = False,
+        limit: int | None = None,
+        key_type: KeyType | None = None,
+    ) -> _Listing:
+        """``(key, value)`` pairs whose key starts with ``prefix``, in key byte order
+        (descending if ``reverse``), at most ``limit`` (the first ones in that order)."""
+        ...
+
+    async def list_range(
+        self,
+        start: str | bytes,
+        end: str | bytes,
+        *,
+        reverse: bool = False,
+        limit: int | None = None,
+        key_type: KeyType | None = None,
+    ) -> _Listing:
+        """``(key, value)`` pairs with ``start <= key < end``, in key byte order
+        (descending if ``reverse``), at most ``limit`` (the first ones in that order)."""
         ...
 
 

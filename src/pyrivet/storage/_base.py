@@ -22,6 +22,7 @@ Contract (checked by ``tests/contract`` against every driver):
   record of the batch is visible afterwards and the previous committed data is intact.
 * **Ordering.** Records in a batch are applied in list order; a later record for the
   same actor wins (its state snapshot replaces the earlier one, KV ops apply in order).
+  Within one record the KV range deletes apply first, then the puts, then the deletes.
   ``seq`` values of one actor's records are strictly increasing across commits.
 * **Durability.** When `commit` returns, the batch survives a process crash (and, for
   drivers opened in strict mode, an OS crash).
@@ -52,6 +53,7 @@ __all__ = [
     "QueueMessageRecord",
     "StoredQueue",
     "StoredState",
+    "prefix_end",
     "serialize_key",
 ]
 
@@ -71,6 +73,14 @@ def serialize_key(key: tuple[str, ...]) -> str:
         else:
             parts.append(part.replace("\\", "\\\\").replace("/", "\\/"))
     return "/".join(parts)
+
+
+def prefix_end(prefix: bytes) -> bytes | None:
+    """The smallest key above every key that starts with ``prefix``; None if there is
+    none (``prefix`` is empty or all ``0xff``). ``[prefix, prefix_end(prefix))`` is the
+    range of keys with that prefix."""
+    stem = prefix.rstrip(b"\xff")
+    return stem[:-1] + bytes((stem[-1] + 1,)) if stem else None
 
 
 class ActorRecord(msgspec.Struct, frozen=True):
@@ -169,6 +179,9 @@ class CommitRecord(msgspec.Struct):
     initialized: bool = False
     kv_puts: list[tuple[bytes, bytes]] = msgspec.field(default_factory=list)
     kv_deletes: list[bytes] = msgspec.field(default_factory=list)
+    #: Half-open key ranges ``[start, end)`` to empty, applied before this record's
+    #: ``kv_puts`` and ``kv_deletes`` (a put in a deleted range is a later write).
+    kv_delete_ranges: tuple[tuple[bytes, bytes], ...] = ()
     alarm_puts: list[AlarmRecord] = msgspec.field(default_factory=list)
     alarm_deletes: list[str] = msgspec.field(default_factory=list)
     #: Messages to add to the actor's queue (their ids are new). Tuples, so that the
@@ -197,6 +210,7 @@ class CommitRecord(msgspec.Struct):
             or self.initialized
             or self.kv_puts
             or self.kv_deletes
+            or self.kv_delete_ranges
             or self.alarm_puts
             or self.alarm_deletes
             or self.queue_puts
@@ -271,10 +285,28 @@ class ActorStore(Protocol):
         """The committed value of ``key``, or None."""
         ...
 
+    async def kv_get_batch(self, actor_id: str, keys: Sequence[bytes]) -> list[bytes | None]:
+        """The committed values of ``keys``, in the order given (None for a missing key)."""
+        ...
+
     async def kv_list(
         self, actor_id: str, prefix: bytes, limit: int | None = None
     ) -> list[tuple[bytes, bytes]]:
         """Committed entries whose key starts with ``prefix``, in key byte order."""
+        ...
+
+    async def kv_list_range(
+        self,
+        actor_id: str,
+        start: bytes,
+        end: bytes | None,
+        *,
+        reverse: bool = False,
+        limit: int | None = None,
+    ) -> list[tuple[bytes, bytes]]:
+        """Committed entries with ``start <= key < end`` (``end`` None: no upper bound),
+        in key byte order, or descending if ``reverse``; at most ``limit`` of them (the
+        first ones in that order)."""
         ...
 
     async def load_queue(self, actor_id: str) -> StoredQueue:

@@ -24,6 +24,7 @@ from ._base import (
     QueueMessageRecord,
     StoredQueue,
     StoredState,
+    prefix_end,
     serialize_key,
 )
 
@@ -240,6 +241,12 @@ class MemoryDriver:
             record = self._actors.get(actor_id)
             if record is not None and not record.initialized:
                 self._actors[actor_id] = msgspec.structs.replace(record, initialized=True)
+        for actor_id, ranges in staged.kv_ranges.items():
+            space = self._kv.get(actor_id)
+            if space:
+                for start, end in ranges:
+                    for key in [k for k in space if start <= k < end]:
+                        del space[key]
         for actor_id, kv_ops in staged.kv.items():
             _apply_ops(self._kv.setdefault(actor_id, {}), kv_ops)
         for actor_id, workflow_ops in staged.workflow.items():
@@ -279,15 +286,40 @@ class MemoryDriver:
         space = self._kv.get(actor_id)
         return None if space is None else space.get(key)
 
+    async def kv_get_batch(self, actor_id: str, keys: Sequence[bytes]) -> list[bytes | None]:
+        """The committed values of ``keys`` in the order given, None for a missing one."""
+        self._check_open()
+        space = self._kv.get(actor_id) or {}
+        return [space.get(key) for key in keys]
+
     async def kv_list(
         self, actor_id: str, prefix: bytes, limit: int | None = None
     ) -> list[tuple[bytes, bytes]]:
         """Entries whose key starts with ``prefix``, in key byte order, at most ``limit``."""
+        return await self.kv_list_range(actor_id, prefix, prefix_end(prefix), limit=limit)
+
+    async def kv_list_range(
+        self,
+        actor_id: str,
+        start: bytes,
+        end: bytes | None,
+        *,
+        reverse: bool = False,
+        limit: int | None = None,
+    ) -> list[tuple[bytes, bytes]]:
+        """Entries with ``start <= key < end`` (no upper bound if ``end`` is None) in key
+        byte order, descending if ``reverse``, at most ``limit``.
+
+        Sorts the matching keys on every call: the memory driver is for tests and small
+        runs, not for actors with millions of keys.
+        """
         self._check_open()
         space = self._kv.get(actor_id)
         if not space:
             return []
-        keys = sorted(k for k in space if k.startswith(prefix))
+        keys = sorted(
+            (k for k in space if start <= k and (end is None or k < end)), reverse=reverse
+        )
         if limit is not None:
             keys = keys[: max(limit, 0)]
         return [(k, space[k]) for k in keys]
@@ -354,6 +386,10 @@ class _Staged:
     """One batch, coalesced: the last state and the last op per KV key / alarm id /
     workflow key win.
 
+    A KV range delete is kept per actor (``kv_ranges``, applied before the point ops)
+    and removes the point ops of earlier records in its range, so what remains in
+    ``kv`` is later than every range that covers it.
+
     ``seqs`` holds every actor's highest seq in the batch, commits without a new state
     included: `ActorStore.load_state` reports it.
     """
@@ -364,6 +400,7 @@ class _Staged:
         "events",
         "initialized",
         "kv",
+        "kv_ranges",
         "prunes",
         "queues",
         "seqs",
@@ -377,6 +414,7 @@ class _Staged:
         self.creates: list[ActorRecord] = []
         self.initialized: list[str] = []
         self.kv: dict[str, dict[bytes, bytes | None]] = {}
+        self.kv_ranges: dict[str, list[tuple[bytes, bytes]]] = {}
         self.alarms: dict[str, dict[str, AlarmRecord | None]] = {}
         self.events: list[HistoryEntry] = []
         self.prunes: dict[str, int] = {}
@@ -392,8 +430,12 @@ class _Staged:
                 self.states[actor_id] = rec.state
             if rec.initialized:
                 self.initialized.append(actor_id)
-            if rec.kv_puts or rec.kv_deletes:
+            if rec.kv_puts or rec.kv_deletes or rec.kv_delete_ranges:
                 kv = self.kv.setdefault(actor_id, {})
+                for start, end in rec.kv_delete_ranges:
+                    self.kv_ranges.setdefault(actor_id, []).append((start, end))
+                    for key in [k for k in kv if start <= k < end]:
+                        del kv[key]
                 for key, value in rec.kv_puts:
                     kv[key] = value
                 for key in rec.kv_deletes:

@@ -314,11 +314,28 @@ class SQLiteDriver:
         """The committed value of ``key``, or None."""
         return await self._call_short(self._w().kv_get, actor_id, key)
 
+    async def kv_get_batch(self, actor_id: str, keys: Sequence[bytes]) -> list[bytes | None]:
+        """The committed values of ``keys`` in the order given, None for a missing one."""
+        return await self._call_short(self._w().kv_get_batch, actor_id, keys)
+
     async def kv_list(
         self, actor_id: str, prefix: bytes, limit: int | None = None
     ) -> list[tuple[bytes, bytes]]:
         """Entries whose key starts with ``prefix``, in key byte order, at most ``limit``."""
         return await self._call(self._w().kv_list, actor_id, prefix, limit)
+
+    async def kv_list_range(
+        self,
+        actor_id: str,
+        start: bytes,
+        end: bytes | None,
+        *,
+        reverse: bool = False,
+        limit: int | None = None,
+    ) -> list[tuple[bytes, bytes]]:
+        """Entries with ``start <= key < end`` (no upper bound if ``end`` is None) in key
+        byte order, descending if ``reverse``, at most ``limit``."""
+        return await self._call(self._w().kv_list_range, actor_id, start, end, reverse, limit)
 
     async def load_queue(self, actor_id: str) -> StoredQueue:
         """The actor's queued messages in id order and the highest id ever stored."""

@@ -28,6 +28,7 @@ from ._base import (
     QueueMessageRecord,
     StoredQueue,
     StoredState,
+    prefix_end,
     serialize_key,
 )
 from ._sqlite_compaction import Checkpointer, CommitLog, log, rollback as _rollback
@@ -59,6 +60,7 @@ _INSERT_ACTOR = f"INSERT INTO actors ({_ACTOR_COLS}, key_str) VALUES (?,?,?,?,?,
 _SET_INITIALIZED = "UPDATE actors SET initialized = 1 WHERE actor_id = ? AND initialized = 0"
 _PUT_KV = "INSERT OR REPLACE INTO actor_kv (actor_id, key, value) VALUES (?, ?, ?)"
 _DELETE_KV = "DELETE FROM actor_kv WHERE actor_id = ? AND key = ?"
+_DELETE_KV_RANGE = "DELETE FROM actor_kv WHERE actor_id = ? AND key >= ? AND key < ?"
 _PUT_ALARM = f"INSERT OR REPLACE INTO actor_alarms ({_ALARM_COLS}) VALUES (?,?,?,?,?,?,?,?,?)"
 _DELETE_ALARM = "DELETE FROM actor_alarms WHERE actor_id = ? AND alarm_id = ?"
 _PUT_QUEUE = (
@@ -322,7 +324,9 @@ class Writer:
 
         Writes the created actor rows, the ``initialized`` flags, KV, alarm, queue and
         workflow changes (coalesced: the last op per KV key, alarm id and workflow key
-        wins, in record order; a record's workflow deletes come before its puts) and
+        wins, in record order; a record's workflow deletes come before its puts; a KV
+        range delete drops the coalesced ops of earlier records in its range and runs
+        before the point ops, so each remaining op is later than the ranges covering it) and
         one ``actor_log`` row per record; ``actor_state`` and ``actor_events`` are left
         to compaction. The commit log's index is updated only once the transaction
         committed. On any error the transaction is rolled back, the index is untouched
@@ -331,6 +335,7 @@ class Writer:
         creates: list[ActorRecord] = []
         initialized: dict[str, tuple[str]] = {}
         kv: dict[tuple[str, bytes], bytes | None] = {}
+        kv_ranges: list[tuple[str, bytes, bytes]] = []
         alarms: dict[tuple[str, str], AlarmRecord | None] = {}
         queue_puts: list[tuple[Any, ...]] = []
         queue_deletes: list[tuple[str, int]] = []
@@ -342,6 +347,10 @@ class Writer:
                 creates.append(create)
             if rec.initialized and not (create is not None and create.initialized):
                 initialized[actor_id] = (actor_id,)
+            for start, end in rec.kv_delete_ranges:
+                kv_ranges.append((actor_id, start, end))
+                for a, key in [ak for ak in kv if ak[0] == actor_id and start <= ak[1] < end]:
+                    del kv[a, key]
             for key, value in rec.kv_puts:
                 kv[actor_id, key] = value
             for key in rec.kv_deletes:
@@ -381,6 +390,8 @@ class Writer:
                 self._insert_in_commit(record)
             if initialized:
                 conn.executemany(_SET_INITIALIZED, initialized.values())
+            if kv_ranges:
+                conn.executemany(_DELETE_KV_RANGE, kv_ranges)
             if kv:
                 _write_coalesced(conn, _PUT_KV, _DELETE_KV, kv)
             if alarms:
@@ -411,14 +422,33 @@ class Writer:
         ).fetchone()
         return None if row is None else row[0]
 
+    def kv_get_batch(self, actor_id: str, keys: Sequence[bytes]) -> list[bytes | None]:
+        found: dict[bytes, bytes] = {}
+        # Chunks stay below SQLite's oldest limit on bound parameters (999).
+        for i in range(0, len(keys), 500):
+            chunk = keys[i : i + 500]
+            rows = self.cur.execute(
+                "SELECT key, value FROM actor_kv WHERE actor_id = ? AND key IN ("
+                + ",".join("?" * len(chunk))
+                + ")",
+                (actor_id, *chunk),
+            ).fetchall()
+            found.update(rows)
+        return [found.get(key) for key in keys]
+
     def kv_list(self, actor_id: str, prefix: bytes, limit: int | None) -> list[tuple[bytes, bytes]]:
         # BLOBs compare with memcmp, so [prefix, next prefix) is the prefix's range.
-        end = _prefix_end(prefix)
+        return self.kv_list_range(actor_id, prefix, prefix_end(prefix), False, limit)
+
+    def kv_list_range(
+        self, actor_id: str, start: bytes, end: bytes | None, reverse: bool, limit: int | None
+    ) -> list[tuple[bytes, bytes]]:
         rows = self.cur.execute(
             "SELECT key, value FROM actor_kv WHERE actor_id = ? AND key >= ?"
             + ("" if end is None else " AND key < ?")
-            + " ORDER BY key LIMIT ?",
-            (actor_id, prefix, *(() if end is None else (end,)), -1 if limit is None else limit),
+            + (" ORDER BY key DESC" if reverse else " ORDER BY key")
+            + " LIMIT ?",
+            (actor_id, start, *(() if end is None else (end,)), -1 if limit is None else limit),
         ).fetchall()
         return [(k, v) for k, v in rows]
 
@@ -527,12 +557,6 @@ def _actor_row(record: ActorRecord) -> tuple[Any, ...]:
 
 def _alarm_row(actor_id: str, alarm: AlarmRecord) -> tuple[Any, ...]:
     return (actor_id, *msgspec.structs.astuple(alarm)[1:])
-
-
-def _prefix_end(prefix: bytes) -> bytes | None:
-    """The smallest key greater than every key starting with ``prefix`` (None: no bound)."""
-    stem = prefix.rstrip(b"\xff")
-    return stem[:-1] + bytes((stem[-1] + 1,)) if stem else None
 
 
 def _commit_error(exc: sqlite3.Error, size: int, path: Path) -> StorageError:
