@@ -37,6 +37,7 @@ PUBLIC = {
         "EncodingError",
         "InternalError",
         "InvalidArgumentsError",
+        "StateMigrationError",
     ],
     "pyrivet.actor": [
         "KV",
@@ -107,6 +108,7 @@ PUBLIC = {
         "InvalidArgumentsError",
         "ActionTimeoutError",
         "ActorStoppingError",
+        "StateMigrationError",
         "EncodingError",
         "CommitError",
         "ScheduleError",

@@ -47,6 +47,7 @@ from .errors import (
     InvalidArgumentsError as InvalidArgumentsError,
     PyrivetError as PyrivetError,
     QueueError as QueueError,
+    StateMigrationError as StateMigrationError,
     UserError as UserError,
 )
 from .storage import MemoryDriver as MemoryDriver, SQLiteDriver as SQLiteDriver
@@ -92,4 +93,5 @@ __all__ = [
     "EncodingError",
     "InternalError",
     "InvalidArgumentsError",
+    "StateMigrationError",
 ]

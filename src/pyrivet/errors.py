@@ -13,6 +13,7 @@ PyrivetError                      base of everything pyrivet raises
     ├── InvalidArgumentsError     actor/invalid_arguments
     ├── ActionTimeoutError        actor/action_timed_out
     ├── ActorStoppingError        actor/stopping (retryable: the actor is going to sleep)
+    ├── StateMigrationError       actor/state_migration_failed (the stored state cannot wake)
     ├── EncodingError             message/unencodable
     ├── CommitError               storage/commit_failed
     ├── ScheduleError             schedule/*
@@ -60,6 +61,7 @@ __all__ = [
     "InvalidArgumentsError",
     "ActionTimeoutError",
     "ActorStoppingError",
+    "StateMigrationError",
     "EncodingError",
     "CommitError",
     "ScheduleError",
@@ -181,6 +183,21 @@ class ActorStoppingError(ActorError):
     """Raised when a request reaches an actor that is shutting down; retrying wakes it."""
 
     default_code = "stopping"
+
+
+class StateMigrationError(ActorError):
+    """Raised when a stored actor cannot wake because its state does not fit the code.
+
+    A migration raised, its result does not fit the state type or cannot be stored,
+    the stored state does not fit a type whose shape changed without a new
+    ``state_version``, or it was stored by newer code. The message names the actor, the
+    versions and the step; ``metadata`` holds ``actor_id``, ``stored_version``,
+    ``state_version`` and ``step``: ``"1->2"`` (a migration), ``"decode"`` (the check
+    against the type) or ``"commit"`` (saving the migrated state). The stored state is
+    untouched: deploy a fix and the next request wakes the actor.
+    """
+
+    default_code = "state_migration_failed"
 
 
 class EncodingError(ActorError):
@@ -369,6 +386,7 @@ _BY_CODE: dict[tuple[str, str], type[ActorError]] = {
     ("actor", "invalid_arguments"): InvalidArgumentsError,
     ("actor", "action_timed_out"): ActionTimeoutError,
     ("actor", "stopping"): ActorStoppingError,
+    ("actor", "state_migration_failed"): StateMigrationError,
     ("message", "unencodable"): EncodingError,
     ("message", "incoming_too_long"): EncodingError,
     ("message", "outgoing_too_long"): EncodingError,

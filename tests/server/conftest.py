@@ -16,6 +16,7 @@ from pyrivet import MemoryDriver, Registry, Runtime
 from pyrivet.server import PyrivetApp, create_app
 from pyrivet.server._uvicorn_ws import BatchingWebSocketProtocol
 from pyrivet.server.serve import PyrivetServer
+from pyrivet.storage import ActorStore
 
 from ._support import make_registry
 
@@ -38,17 +39,25 @@ Start = Callable[..., Awaitable[Served]]
 async def start_server() -> AsyncIterator[Start]:
     """``await start_server(registry, **create_app_kwargs)`` -> `Served`.
 
-    Pass ``owned=True`` to let the app own its runtime (started by the ASGI lifespan).
+    Pass ``owned=True`` to let the app own its runtime (started by the ASGI lifespan),
+    ``storage=`` to serve data written before (a fresh `MemoryDriver` otherwise).
     Everything is stopped when the test ends: the server first, then the runtime.
     """
     async with contextlib.AsyncExitStack() as stack:
 
-        async def start(registry: Registry, *, owned: bool = False, **kwargs: Any) -> Served:
+        async def start(
+            registry: Registry,
+            *,
+            owned: bool = False,
+            storage: ActorStore | None = None,
+            **kwargs: Any,
+        ) -> Served:
             runtime: Runtime | None = None
+            store = storage if storage is not None else MemoryDriver()
             if owned:
-                app = create_app(registry, storage=MemoryDriver(), **kwargs)
+                app = create_app(registry, storage=store, **kwargs)
             else:
-                runtime = registry.runtime(storage=MemoryDriver())
+                runtime = registry.runtime(storage=store)
                 await runtime.start()
                 stack.push_async_callback(runtime.aclose)
                 app = create_app(runtime, **kwargs)

@@ -149,10 +149,12 @@ class ValueCodec:
     type, so a dataclass state is a dataclass again after a wake.
     """
 
-    __slots__ = ("_decoder", "_pydantic", "type")
+    __slots__ = ("_decoder", "_pydantic", "type", "version")
 
     def __init__(self, tp: Any = None) -> None:
         self.type = tp
+        #: The state version this codec writes (see ``versioned.py``; 1: no envelope).
+        self.version = 1
         self._pydantic = _is_pydantic_model(tp)
         if tp is None or self._pydantic:
             self._decoder: msgspec.msgpack.Decoder[Any] = _decoder
@@ -176,6 +178,15 @@ class ValueCodec:
 
     def decode(self, data: bytes) -> Any:
         """Decode bytes produced by `encode` back into the declared type."""
+        return self.decode_payload(data)
+
+    def decode_payload(self, data: bytes) -> Any:
+        """Decode a value's encoding (a snapshot without its version envelope) into the
+        declared type.
+
+        Raises:
+            msgspec.ValidationError, pydantic.ValidationError: it does not fit the type.
+        """
         if self._pydantic:
             return self.type.model_validate(_decoder.decode(data))
         return self._decoder.decode(data)

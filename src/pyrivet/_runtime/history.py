@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .._codec.values import decode
+from .._codec.versioned import decode_stored, unwrap
 from ..actor._definition import ActorDefinition
 from ..storage._base import HistoryEntry
 
@@ -19,25 +20,37 @@ class HistoryRecord:
     seq: int
     #: Commit time, epoch seconds.
     at: float
-    #: "create", "action", "schedule", "save", "sleep" or "destroy".
+    #: "create", "action", "schedule", "save", "sleep", "destroy" or "migrate" (a woken
+    #: actor's stored state brought to its type's ``state_version``; ``args`` is
+    #: ``[from_version, to_version]``).
     kind: str
     #: The action (or scheduled action) that ran, if any.
     name: str | None
     #: Who caused it: a connection id, "schedule:<id>", or None.
     by: str | None
     args: list[Any] | None
-    #: Whether this commit changed the state; ``state`` is the state after it if so.
+    #: Whether this commit changed the state; ``state`` is the state after it if so:
+    #: of the state type when it fits today's (``state_version``), else the plain data
+    #: stored (an entry from before a migration).
     state_changed: bool
     state: Any
     #: KV and schedule operations, e.g. ("kv.put", key, value) or ("alarm.delete", id).
     ops: list[Any]
+    #: The state version ``state`` was stored at (None when the state did not change).
+    state_version: int | None = None
 
 
 def to_record(entry: HistoryEntry, definition: ActorDefinition[Any] | None) -> HistoryRecord:
-    """Decode ``entry``; the state is decoded into the definition's state type if known."""
+    """Decode ``entry``; the state is decoded into the definition's state type if known
+    and the entry's state has the definition's version and fits it."""
     state: Any = None
+    version: int | None = None
     if entry.state is not None:
-        state = definition.state_codec.decode(entry.state) if definition else decode(entry.state)
+        if definition is not None:
+            version, state = decode_stored(definition.state_codec, entry.state)
+        else:
+            version, payload = unwrap(entry.state)
+            state = decode(payload)
     return HistoryRecord(
         seq=entry.seq,
         at=entry.at_ms / 1000,
@@ -48,4 +61,5 @@ def to_record(entry: HistoryEntry, definition: ActorDefinition[Any] | None) -> H
         state_changed=entry.state is not None,
         state=state,
         ops=[tuple(op) for op in decode(entry.ops)] if entry.ops is not None else [],
+        state_version=version,
     )

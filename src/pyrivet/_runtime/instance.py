@@ -52,6 +52,7 @@ from .context import ActorContextImpl, ContextHost, StateChangeContext, state_mu
 from .idle import IdleLink
 from .journal import Journal
 from .lifecycle import TRANSITIONS, ActorStatus, Lifecycle
+from .migrate import restore_state
 from .queue import Mailbox
 from .services import Services
 from .workflow_host import WORKFLOW_ALARM_KIND, WorkflowBinding, WorkflowOwner, run_workflow
@@ -252,14 +253,21 @@ class ActorInstance(IdleLink, ContextHost, WorkflowOwner):
         await self._wake_hooks(ctx)
 
     async def wake(self, seq: int, snapshot: bytes | None) -> None:
-        """Restore the committed state, then create_vars -> on_wake -> run."""
+        """Restore the committed state, then create_vars -> on_wake -> run.
+
+        A state stored at an older version is migrated and committed first (see
+        ``migrate.py``). Raises `StateMigrationError` (nothing written, no hook run)
+        if the stored state cannot become the current version's.
+        """
         self.lifecycle().driver = asyncio.current_task()
         d = self.definition
         self.journal.restore(seq, snapshot)
         if d.queues:
             self.mailbox = Mailbox(self, await self.svc.store.load_queue(self.actor_id))
         if snapshot is not None:
-            self.state = d.state_codec.decode(snapshot)
+            migrated = restore_state(self.journal, snapshot)
+            if migrated is not None:
+                await migrated  # durable before any hook runs
         elif d.initial_state is not None:
             self.state = d.state_codec.decode(d.initial_state)
         await self._wake_hooks(self.context())

@@ -24,9 +24,11 @@ from dataclasses import dataclass
 from typing import Any, Generic, TypeVar, overload
 
 from .._codec.values import ValueCodec, is_plain
+from .._codec.versioned import VersionedCodec
 from ..errors import DefinitionError, EncodingError
 from ._options import ActorOptions
 from ._queue import Queue, check_queues
+from ._versions import Migration, check_versions
 
 __all__ = ["ActionSpec", "ActorDefinition", "actor"]
 
@@ -165,6 +167,8 @@ class ActorDefinition(Generic[S]):
         state: S = _MISSING,
         create_state: Callable[..., Any] | None = None,
         state_type: type[S] | None = None,
+        state_version: int = 1,
+        migrations: Mapping[int, Migration] | None = None,
         vars: Any = _MISSING,
         create_vars: Callable[..., Any] | None = None,
         conn_state: Any = _MISSING,
@@ -202,8 +206,16 @@ class ActorDefinition(Generic[S]):
             state_type = type(state)
         if state_type is None and create_state is not None:
             state_type = _return_type(create_state)
+        #: The version of the state's shape (1 unless declared) and the migrations that
+        #: bring older stored states to it, by the version each starts from.
+        self.state_version = state_version
+        self.migrations = check_versions(name, self.has_state, state_version, migrations)
         try:
-            self.state_codec = ValueCodec(state_type)
+            self.state_codec: ValueCodec = (
+                ValueCodec(state_type)
+                if state_version == 1
+                else VersionedCodec(state_type, state_version)
+            )
         except TypeError as exc:
             raise DefinitionError(f"actor {name!r}: {exc}") from None
         #: The static initial state, encoded once; every new actor decodes a fresh copy.
@@ -362,6 +374,8 @@ def actor(
     state: Any = _MISSING,
     create_state: Callable[..., Any] | None = None,
     state_type: Any = None,
+    state_version: int = 1,
+    migrations: Mapping[int, Migration] | None = None,
     vars: Any = _MISSING,
     create_vars: Callable[..., Any] | None = None,
     conn_state: Any = _MISSING,
@@ -377,6 +391,11 @@ def actor(
         create_state: ``create_state(c, input)`` computing it once, at creation.
         state_type: the type to decode state into on wake, when it is not plain data
             and cannot be inferred from ``state`` or ``create_state``'s return annotation.
+        state_version: the version of the state's shape; raise it when the shape
+            changes (a field added, removed or renamed) and add a migration.
+        migrations: ``{v: fn}``, ``fn(old)`` turning a stored state of version ``v``
+            (plain data) into version ``v + 1``, for every ``v`` below
+            ``state_version``; run on wake (see docs/state-versions.md).
         vars: ephemeral per-instance values (copied per instance), or
         create_vars: ``create_vars(c)`` computing them on every start.
         conn_state: initial per-connection state, or
@@ -387,13 +406,16 @@ def actor(
 
     Raises:
         DefinitionError: both a value and its factory are given, a value is a function,
-            the initial state cannot be encoded, or the name is invalid.
+            the initial state cannot be encoded, the name is invalid, or a migration
+            is missing or starts from a version that does not exist.
     """
     return ActorDefinition(
         name,
         state=state,
         create_state=create_state,
         state_type=state_type,
+        state_version=state_version,
+        migrations=migrations,
         vars=vars,
         create_vars=create_vars,
         conn_state=conn_state,
