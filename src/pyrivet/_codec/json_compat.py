@@ -41,6 +41,7 @@ import msgspec
 
 from ..errors import EncodingError
 from .errors import InvalidMessageError
+from .values import lower_model
 
 __all__ = [
     "MAX_DEPTH",
@@ -146,13 +147,6 @@ def js_iso_format(value: dt.datetime) -> str:
     return value.replace(tzinfo=None).isoformat(timespec="milliseconds") + "Z"
 
 
-def _lower_hook(value: Any) -> Any:
-    dump = getattr(value, "model_dump", None)  # pydantic models, without importing pydantic
-    if callable(dump):
-        return dump()
-    raise TypeError(f"Encoding objects of type {type(value).__name__} is unsupported")
-
-
 def lower(value: Any) -> Any:
     """Turn an object of a type the walkers do not know into builtins.
 
@@ -172,7 +166,7 @@ def lower(value: Any) -> Any:
     if isinstance(value, enum.Enum):
         return value.value
     try:
-        return msgspec.to_builtins(value, builtin_types=_PASS_THROUGH, enc_hook=_lower_hook)
+        return msgspec.to_builtins(value, builtin_types=_PASS_THROUGH, enc_hook=lower_model)
     except (TypeError, ValueError, msgspec.EncodeError) as exc:
         name = type(value).__name__
         if dataclasses.is_dataclass(value) or isinstance(value, msgspec.Struct):

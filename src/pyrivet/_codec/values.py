@@ -2,8 +2,8 @@
 
 Values are encoded as MessagePack with msgspec. Supported: ``None``, bool, int, float,
 str, bytes, list/tuple, dict, datetime/date/time, UUID, Decimal, enums, dataclasses,
-msgspec Structs and, through `ValueCodec`, pydantic models. Anything else fails with an
-`EncodingError` that names the offending type.
+msgspec Structs and pydantic models (as their ``model_dump()``, anywhere inside a
+value). Anything else fails with an `EncodingError` that names the offending type.
 
 Plain data decodes to plain data (tuples and sets come back as lists). A typed state
 (dataclass, Struct, pydantic model) is decoded back into its type by a `ValueCodec`
@@ -29,6 +29,7 @@ __all__ = [
     "encode",
     "find_unstorable_int",
     "is_plain",
+    "lower_model",
 ]
 
 #: The integers MessagePack (so pyrivet's storage) holds: signed or unsigned 64-bit.
@@ -37,7 +38,22 @@ INT_MAX: Final = 2**64 - 1
 #: The range as error messages state it.
 INT_RANGE: Final = f"-2**63 to 2**64 - 1 ({INT_MIN} to {INT_MAX})"
 
-_encoder = msgspec.msgpack.Encoder()
+
+def lower_model(value: Any) -> Any:
+    """msgspec's hook for the types it does not know: a pydantic model becomes its
+    ``model_dump()``; anything else raises msgspec's own "unsupported" TypeError.
+
+    Storage and the wire encodings (``json_compat``) share it, so whatever a server
+    accepts in a result, an event, a KV value or a queue body, in-process calls accept
+    too.
+    """
+    dump = getattr(value, "model_dump", None)  # without importing pydantic
+    if callable(dump):
+        return dump()
+    raise TypeError(f"Encoding objects of type {type(value).__name__} is unsupported")
+
+
+_encoder = msgspec.msgpack.Encoder(enc_hook=lower_model)
 _decoder = msgspec.msgpack.Decoder()
 _UNSUPPORTED = re.compile(r"Encoding objects of type (\S+) is unsupported")
 
