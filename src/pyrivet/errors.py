@@ -10,7 +10,7 @@ PyrivetError                      base of everything pyrivet raises
     ├── ActorNotFoundError        actor/not_found
     ├── DuplicateKeyError         actor/duplicate_key
     ├── ActionNotFoundError       actor/action_not_found
-    ├── InvalidArgumentsError     actor/invalid_arguments
+    ├── InvalidArgumentsError     actor/invalid_arguments (arity), actor/validation_error (types)
     ├── ActionTimeoutError        actor/action_timed_out
     ├── ActorStoppingError        actor/stopping (retryable: the actor is going to sleep)
     ├── StateMigrationError       actor/state_migration_failed (the stored state cannot wake)
@@ -168,7 +168,13 @@ class ActionNotFoundError(ActorError):
 
 
 class InvalidArgumentsError(ActorError):
-    """Raised when an action is called with arguments its signature does not accept."""
+    """Raised when an action is called with arguments its signature does not accept.
+
+    Code ``invalid_arguments`` for the wrong number of arguments; ``validation_error``
+    (RivetKit's code for arguments failing an action's input schema) for an argument
+    that does not fit its parameter's type annotation, with metadata ``{parameter,
+    position, expected}``.
+    """
 
     default_code = "invalid_arguments"
 
@@ -384,6 +390,7 @@ _BY_CODE: dict[tuple[str, str], type[ActorError]] = {
     ("actor", "duplicate_key"): DuplicateKeyError,
     ("actor", "action_not_found"): ActionNotFoundError,
     ("actor", "invalid_arguments"): InvalidArgumentsError,
+    ("actor", "validation_error"): InvalidArgumentsError,
     ("actor", "action_timed_out"): ActionTimeoutError,
     ("actor", "stopping"): ActorStoppingError,
     ("actor", "state_migration_failed"): StateMigrationError,

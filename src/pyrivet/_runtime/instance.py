@@ -397,6 +397,8 @@ class ActorInstance(IdleLink, ContextHost, WorkflowOwner):
 
         Raises:
             ActorStoppingError: the actor is shutting down (the runtime retries).
+            InvalidArgumentsError: an argument does not fit its parameter's annotated
+                type (``actor/validation_error``); nothing ran.
             ActionTimeoutError: it ran longer than ``action_timeout`` (it is cancelled).
             UserError / ActorError: raised by the action, passed through.
             InternalError: the action raised anything else (logged with its traceback).
@@ -408,6 +410,8 @@ class ActorInstance(IdleLink, ContextHost, WorkflowOwner):
             raise ActorStoppingError(f"actor {self.name!r} is {self.status.value}")
         if encoded_args is None:
             encoded_args = encode(args, "the action arguments")
+        if spec.arguments is not None:
+            args = spec.arguments(args)  # into the annotated types; the log keeps them plain
         self.busy += 1
         ctx = ActorContextImpl(self, conn)
         try:

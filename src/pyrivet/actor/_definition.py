@@ -28,6 +28,7 @@ from .._codec.versioned import VersionedCodec
 from ..errors import DefinitionError, EncodingError
 from ._options import ActorOptions
 from ._queue import Queue, check_queues
+from ._typing import ArgumentCheck, action_types
 from ._versions import Migration, check_versions
 
 __all__ = ["ActionSpec", "ActorDefinition", "actor"]
@@ -40,6 +41,9 @@ _MISSING: Any = object()
 
 #: Attribute set on action functions so typed calls (`handle.call(fn, ...)`) know the name.
 ACTION_NAME_ATTR = "__pyrivet_action__"
+#: Attribute set on action functions with a return annotation: the converter a typed
+#: call (`handle.call(fn, ...)`) applies to the plain result it receives.
+RESULT_CONVERTER_ATTR = "__pyrivet_result__"
 
 #: Lifecycle hooks an actor may define, each at most once.
 HOOKS = (
@@ -59,7 +63,7 @@ HOOKS = (
 
 @dataclass(frozen=True, slots=True)
 class ActionSpec:
-    """One action: its function and the positional arity it accepts."""
+    """One action: its function, the positional arity it accepts and its argument types."""
 
     name: str
     fn: Callable[..., Any]
@@ -67,6 +71,9 @@ class ActionSpec:
     min_args: int
     #: None when the function takes ``*args``.
     max_args: int | None
+    #: Converts the plain arguments of a call into the annotated types (raising
+    #: `InvalidArgumentsError`); None when no parameter is annotated with a type.
+    arguments: ArgumentCheck | None = None
 
     def arity_text(self) -> str:
         if self.max_args is None:
@@ -257,9 +264,14 @@ class ActorDefinition(Generic[S]):
     def action(self, fn: F | None = None, /, *, name: str | None = None) -> F | Callable[[F], F]:
         """Register an action: ``fn(c, *args)``, async or plain. Returns ``fn`` unchanged.
 
+        Arguments are converted into the parameters' annotated types before each call
+        (a mismatch is `InvalidArgumentsError`, ``actor/validation_error``); see
+        ``pyrivet.actor._typing``.
+
         Raises:
             DefinitionError: ``fn`` is not a function taking the context first, takes
-                required keyword-only parameters, or the name is already used.
+                required keyword-only parameters, annotates a parameter with a type that
+                cannot be built from plain data, or the name is already used.
         """
 
         def register(func: F) -> F:
@@ -288,11 +300,14 @@ class ActorDefinition(Generic[S]):
                 "one value (stream results with c.broadcast or conn.send)"
             )
         min_args, max_args = _positional_arity(self.name, "action", fn, 1)
+        arguments, result = action_types(self.name, action_name, fn)
         self.actions[action_name] = ActionSpec(
-            action_name, fn, inspect.iscoroutinefunction(fn), min_args, max_args
+            action_name, fn, inspect.iscoroutinefunction(fn), min_args, max_args, arguments
         )
         with contextlib.suppress(AttributeError, TypeError):
             setattr(fn, ACTION_NAME_ATTR, action_name)
+            if result is not None:
+                setattr(fn, RESULT_CONVERTER_ATTR, result)
 
     # -- hooks ---------------------------------------------------------------------
 

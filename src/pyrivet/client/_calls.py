@@ -7,6 +7,11 @@ give a class that defines ``action(name, *args)`` the two other spellings:
 await handle.increment(5)             # by attribute
 await handle.call(increment, 5)       # typed: the result has increment's return type
 ```
+
+A typed call converts the plain result it receives (a dataclass result arrives as a
+dict, over the network and in-process alike) into the action's return annotation,
+with the converter the definition API built for it; a call by name returns the plain
+data as it arrived.
 """
 
 from __future__ import annotations
@@ -16,13 +21,18 @@ import inspect
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, Concatenate, ParamSpec, TypeVar, overload
 
-__all__ = ["ActionCalls", "SyncActionCalls", "action_args", "action_name"]
+from ..errors import ActorError
+
+__all__ = ["ActionCalls", "SyncActionCalls", "action_args", "action_name", "typed_result"]
 
 P = ParamSpec("P")
 R = TypeVar("R")
 
 #: Set by ``@definition.action`` on action functions (see pyrivet.actor).
 _ACTION_NAME_ATTR = "__pyrivet_action__"
+#: Set by ``@definition.action`` on action functions with a return annotation: the
+#: converter from plain data into that type.
+_RESULT_CONVERTER_ATTR = "__pyrivet_result__"
 
 
 def action_name(fn: Callable[..., Any]) -> str:
@@ -50,6 +60,27 @@ def action_args(fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str,
     return list(bound.args[1:])
 
 
+def typed_result(action: Callable[..., Any], value: Any) -> Any:
+    """``value`` (a call's plain result) converted into ``action``'s return annotation.
+
+    Raises:
+        ActorError: ``client/invalid_result``: the action returned something that does
+            not fit its own return annotation (the action ran; this is its bug).
+    """
+    convert = getattr(action, _RESULT_CONVERTER_ATTR, None)
+    if convert is None:
+        return value
+    try:
+        return convert(value)
+    except (ValueError, TypeError) as exc:
+        raise ActorError(
+            f"the result of action {action_name(action)!r} does not fit its return "
+            f"annotation: {exc}",
+            group="client",
+            code="invalid_result",
+        ) from None
+
+
 class ActionCalls:
     """Mixin for async callers; subclasses implement `action`."""
 
@@ -72,7 +103,8 @@ class ActionCalls:
 
     async def call(self, action: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         """Call an action by its function; the result has the action's return type."""
-        return await self.action(action_name(action), *action_args(action, args, kwargs))
+        result = await self.action(action_name(action), *action_args(action, args, kwargs))
+        return typed_result(action, result)
 
     def __getattr__(self, name: str) -> Callable[..., Awaitable[Any]]:
         if name.startswith("_"):
@@ -124,7 +156,9 @@ class SyncActionCalls:
 
     def call(self, action: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         """Call an action by its function; the result has the action's return type."""
-        return self.action(action_name(action), *action_args(action, args, kwargs))
+        return typed_result(
+            action, self.action(action_name(action), *action_args(action, args, kwargs))
+        )
 
     def __getattr__(self, name: str) -> Callable[..., Any]:
         if name.startswith("_"):

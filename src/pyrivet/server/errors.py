@@ -69,6 +69,7 @@ _STATUS: Final[dict[tuple[str, str], int]] = {
     ("actor", "action_timed_out"): 408,
     ("actor", "invalid_request"): 400,
     ("actor", "invalid_arguments"): 400,
+    ("actor", "validation_error"): 400,
     ("actor", "method_not_allowed"): 405,
     ("actor", "duplicate_key"): 409,
     ("message", "incoming_too_long"): 400,
