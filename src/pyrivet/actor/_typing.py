@@ -10,7 +10,8 @@ arrive as (over the network and in-process alike) into ``Point`` and ``str`` bef
 ``move`` runs, and raises `InvalidArgumentsError` (``actor/validation_error``, HTTP
 400) naming the action, the parameter and the expected type when one does not fit.
 Unannotated parameters, ``Any`` and ``object`` are not checked. The result converter
-(see `action_types`) turns a typed call's plain result back into ``Move`` on the client side.
+(see `action_types`) turns a typed call's plain result back into ``Move`` on the
+client side.
 
 An annotation that cannot be resolved when the action is defined (a string naming a
 class that does not exist yet, e.g. one defined inside a function under ``from
@@ -43,7 +44,7 @@ ArgumentCheck = Callable[[Args], Args]
 VALIDATION_ERROR = "validation_error"
 
 
-def _hints(fn: Callable[..., Any], owner: str, what: str, skip: str) -> dict[str, Any]:
+def _hints(fn: Callable[..., Any], owner: str, skip: str) -> dict[str, Any]:
     """``fn``'s resolved annotations, but for ``skip`` (the context's, never checked);
     unresolvable ones are `inspect.Parameter.empty` (with a warning)."""
     try:
@@ -67,11 +68,10 @@ def _hints(fn: Callable[..., Any], owner: str, what: str, skip: str) -> dict[str
         except Exception as exc:
             hints[name] = inspect.Parameter.empty
             log.warning(
-                "actor %r: %s %r: the annotation %r of %s cannot be resolved (%s); it is "
-                "not checked",
+                "actor %r: action %r: the annotation %r of %s cannot be resolved (%s); it "
+                "is not checked",
                 owner,
-                what,
-                getattr(fn, "__name__", what),
+                getattr(fn, "__name__", fn),
                 annotation,
                 name,
                 exc,
@@ -219,7 +219,7 @@ def action_types(
     except (TypeError, ValueError):
         return None, None
     context, *rest_params = signature.parameters.values()
-    hints = _hints(fn, owner, "action", context.name)
+    hints = _hints(fn, owner, context.name)
     positional = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
     params: list[tuple[str, Any, Converter | None, Any]] = []
     rest: tuple[str, Any, Converter] | None = None
