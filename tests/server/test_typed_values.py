@@ -123,6 +123,10 @@ async def test_typed_values_round_trip_through_the_network_client(client: Client
     seen: list[Any] = []
     async with handle.connect() as conn:
         conn.on("played", lambda *args: seen.append(list(args)))
+        with pytest.raises(InvalidArgumentsError) as info:
+            await conn.play([1, 1], {"symbol": "x"}, {"name": "ev"})
+        assert info.value.metadata == {"parameter": "cell", "position": 0, "expected": "Cell"}
+        # The same socket carries on.
         assert await conn.call(play, Cell(1, 1), Mark("x"), Player(name="ev")) == Player(
             name="ev", score=4
         )
