@@ -160,6 +160,7 @@ async def test_arguments_arrive_as_the_annotated_types(client: Client) -> None:
     assert got == {"xs": [1, 2], "texts": ["t"]}
     assert await handle.pair([1, "a"]) == [1, "a"]
     assert await handle.scale(2, 3) == 6.0
+    assert await handle.scale(2.0, 3) == 6.0  # every type exact: handed on as is
     assert await handle.total(1, 2, 3) == 6
     assert await handle.maybe() is None
     assert await handle.maybe(None) is None  # its own default, though not an int
