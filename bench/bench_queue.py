@@ -17,8 +17,9 @@ measures the same scenarios with the network client ``Client(url)``.
 Figures (each the median of ``--runs`` runs, with the range of the runs):
 
 * sequential latency, one sender, one actor, p50/p99: ``send(wait=True)`` to
-  ``worker`` (enqueue durable, received, completed durable, response back: at least two
-  commits), ``send()`` to ``inbox`` (the durable enqueue alone: one commit), ``send()``
+  ``worker`` (enqueue durable, received, completed durable, response back: one commit
+  when the run loop completes the message before the send's commit is built, as it
+  does here, else two), ``send()`` to ``inbox`` (the durable enqueue alone), ``send()``
   to ``worker`` (the same while the run loop drains each message), and a strict action;
 * throughput, 64 producers over 64 actors (each producer its own actor, ``--messages``
   each): ``send(wait=True)`` messages/s; ``send()`` with the run loops draining
