@@ -193,7 +193,10 @@ def echo_server(log_dir: Path) -> Iterator[ServerProcess]:
 
 
 @contextlib.contextmanager
-def pyrivet_server(log_dir: Path, durability: str) -> Iterator[ServerProcess]:
+def pyrivet_server(
+    log_dir: Path, durability: str, app: str = "counter_app:registry"
+) -> Iterator[ServerProcess]:
+    """``pyrivet serve APP`` (an app of this folder) on a new data directory."""
     port = free_port()
     data_dir = tempfile.mkdtemp(prefix="data-", dir=log_dir)
     argv = [
@@ -201,7 +204,7 @@ def pyrivet_server(log_dir: Path, durability: str) -> Iterator[ServerProcess]:
         "-m",
         "pyrivet",
         "serve",
-        "counter_app:registry",
+        app,
         "--port",
         str(port),
         "--data-dir",

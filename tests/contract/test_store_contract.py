@@ -1351,6 +1351,32 @@ async def test_queue_put_and_delete_in_one_batch_leaves_nothing(store: ActorStor
     assert await store.load_queue("a1") == StoredQueue(1, [])
 
 
+async def test_queue_put_and_delete_in_one_record_keeps_only_the_high_water_mark(
+    store: ActorStore, driver: str, make_store: StoreFactory
+) -> None:
+    # A waiting sender's round trip: the message is sent, received and completed before
+    # the commit is written, so one record puts and deletes it (beside other changes).
+    await store.create_actor(actor("a1"))
+    await store.create_actor(actor("b1", key=("b",)))
+    await store.commit([CommitRecord("a1", 1, queue_puts=(message(1),))])
+    await store.commit(
+        [
+            CommitRecord(
+                "a1", 2, queue_puts=(message(2), message(3), message(4)), queue_deletes=(1, 3)
+            ),
+            CommitRecord("b1", 1, queue_puts=(message(1),), queue_deletes=(1,)),
+        ]
+    )
+    assert await store.load_queue("a1") == StoredQueue(4, [message(2), message(4)])
+    assert await store.load_queue("b1") == StoredQueue(1, [])
+    store = await reopened(store, driver, make_store)
+    try:
+        assert await store.load_queue("a1") == StoredQueue(4, [message(2), message(4)])
+        assert await store.load_queue("b1") == StoredQueue(1, [])
+    finally:
+        await store.close()
+
+
 async def test_failed_commit_writes_no_queue_change(store: ActorStore) -> None:
     await store.create_actor(actor("a1"))
     await store.commit([CommitRecord("a1", 1, queue_puts=(message(1),))])

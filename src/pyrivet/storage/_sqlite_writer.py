@@ -518,12 +518,25 @@ def _write_coalesced(
 def _write_queue(
     conn: sqlite3.Cursor, puts: list[tuple[Any, ...]], deletes: list[tuple[str, int]]
 ) -> None:
-    """Queue changes of one commit: new messages, the ids' high-water mark, deletes."""
+    """Queue changes of one commit: new messages, the ids' high-water mark, deletes.
+
+    A message both put and deleted in this commit (received, or received and completed,
+    before its send was written: a waiting sender's round trip often is one commit) is
+    not written at all, only the high-water mark moves past its id. That is the same
+    end state: a put is always of a new id, so no earlier row of it can exist.
+    """
     if puts:
-        conn.executemany(_PUT_QUEUE, puts)
         last: dict[str, int] = {}
         for row in puts:
             last[row[0]] = max(last.get(row[0], 0), row[1])
+        if deletes:
+            put_keys = {(row[0], row[1]) for row in puts}
+            gone = put_keys.intersection(deletes)
+            if gone:
+                puts = [row for row in puts if (row[0], row[1]) not in gone]
+                deletes = [key for key in deletes if key not in gone]
+        if puts:
+            conn.executemany(_PUT_QUEUE, puts)
         conn.executemany(_QUEUE_LAST_ID, last.items())
     if deletes:
         conn.executemany(_DELETE_QUEUE, deletes)
