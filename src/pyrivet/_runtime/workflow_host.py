@@ -277,7 +277,16 @@ class ActorWorkflowHost(WorkflowHost[ActorContextImpl]):
             if done.done() and not done.cancelled():
                 done.exception()  # dropped with the rollback; the raise below reports it
             raise
-        await contribution.done
+        done = contribution.done
+        if owner.svc.committer.flush_scheduled:
+            # As an action's output gate does: after one bare yield a batch written
+            # inline is durable, and the step goes on in this iteration instead of the
+            # next (no wake-up through the future).
+            await asyncio.sleep(0)
+        if not done.done():
+            await done
+        elif (error := done.exception()) is not None:
+            raise error
 
     # -- waiting ---------------------------------------------------------------------
 
