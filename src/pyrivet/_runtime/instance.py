@@ -229,6 +229,8 @@ class ActorInstance(IdleLink, ContextHost):
         """
         self.lifecycle().driver = asyncio.current_task()
         d = self.definition
+        if d.has_db:
+            await self.svc.dbs.attach(self, 0, None, fresh=True)  # runs on_migrate
         ctx = self.context()
         opts = d.options
         if d.queues:
@@ -253,6 +255,9 @@ class ActorInstance(IdleLink, ContextHost):
         """Restore the committed state, then create_vars -> on_wake -> run."""
         self.lifecycle().driver = asyncio.current_task()
         d = self.definition
+        if d.has_db:
+            # Rolls the store forward if it lost commits the database holds; on_migrate.
+            seq, snapshot = await self.svc.dbs.attach(self, seq, snapshot, fresh=False)
         self.journal.restore(seq, snapshot)
         if d.queues:
             self.mailbox = Mailbox(self, await self.svc.store.load_queue(self.actor_id))
@@ -561,6 +566,7 @@ class ActorInstance(IdleLink, ContextHost):
             )
         for task in [*life.tasks, *([life.run_task] if life.run_task else [])]:
             task.cancel()
+        destroyed = False
         try:
             self.journal.checkpoint("destroy" if destroy else "sleep")
             last = self.journal.last_commit
@@ -576,9 +582,12 @@ class ActorInstance(IdleLink, ContextHost):
                         code="completion_waiter_dropped",
                     ),
                 )
+            destroyed = destroy
         except Exception:
             log.exception("actor %s (%s): final save failed", self.name, self.actor_id)
         finally:
+            if d.has_db:
+                self.svc.dbs.close(self.actor_id, delete=destroyed)
             # Unless a failed creation commit stopped it meanwhile.
             self.finish_stopping(destroy)
             self.svc.forget(self.actor_id, self)

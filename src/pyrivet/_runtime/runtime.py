@@ -140,6 +140,7 @@ class Runtime(LocalRuntime):
         )
         await svc.tasks.aclose()
         await svc.committer.aclose()
+        svc.dbs.close_all()
         remove_settler = getattr(self.clock, "remove_settler", None)
         if remove_settler is not None:
             remove_settler(svc.committer.settler)
@@ -314,6 +315,8 @@ class Runtime(LocalRuntime):
 
     def _fail_activation(self, inst: ActorInstance, exc: BaseException) -> None:
         self._forget(inst.actor_id, inst)
+        if inst.definition.has_db:
+            self._services.dbs.close(inst.actor_id)
         inst.stop_unless_stopped()
         life = inst.life
         if life is not None and not life.ready.done():

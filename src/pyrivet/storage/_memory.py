@@ -15,6 +15,7 @@ from collections.abc import Awaitable, Sequence
 import msgspec
 
 from ..errors import DuplicateKeyError, StorageError
+from ._actor_db import ActorDatabases, MemoryDatabases
 from ._base import (
     ActorRecord,
     AlarmRecord,
@@ -328,6 +329,13 @@ class MemoryDriver:
         start = bisect.bisect_right(entries, after_seq, key=_seq_of)
         stop = len(entries) if limit is None else start + max(limit, 0)
         return entries[start:stop]
+
+    def actor_databases(self) -> ActorDatabases:
+        """The per-actor SQL databases (``c.db``): in memory, alive as long as this driver."""
+        dbs: MemoryDatabases | None = getattr(self, "_actor_dbs", None)
+        if dbs is None:
+            dbs = self._actor_dbs = MemoryDatabases()
+        return dbs
 
 
 class _Staged:
