@@ -135,7 +135,8 @@ def split_statements(sql: str) -> list[str]:
     end = sql.find(";")
     while end != -1:
         piece = sql[start : end + 1]
-        if sqlite3.complete_statement(piece):
+        # (A NUL makes complete_statement raise; SQLite refuses it later, clearly.)
+        if sqlite3.complete_statement(piece.replace("\x00", " ")):
             if piece.strip(" \t\r\n;"):
                 pieces.append(piece)
             start = end + 1
@@ -361,12 +362,11 @@ class ActorDb(Database, Contribution):
             self._kept = kept
             return
         try:
-            if self._files.durable:
-                self._internal = True
-                try:
-                    write_log(conn, kept, durable_seq)
-                finally:
-                    self._internal = False
+            self._internal = True
+            try:
+                write_log(conn, kept, durable_seq)
+            finally:
+                self._internal = False
             self._run_internal(_COMMIT)
         except sqlite3.Error as exc:
             if conn.in_transaction:
@@ -595,7 +595,7 @@ class ActorDbs:
             ) from None
         db = ActorDb(host, conn, files)
         try:
-            if not fresh and files.durable:
+            if not fresh:
                 seq, snapshot = await self._roll_forward(host, conn, seq, snapshot)
             await db.migrate()
         except BaseException:

@@ -59,10 +59,6 @@ class ActorDatabases(Protocol):
 
     __slots__ = ()
 
-    #: Whether the databases survive the process (a crash can leave them ahead of the
-    #: main store, so the runtime keeps a redo log in them).
-    durable: bool
-
     def open(self, actor_id: str, *, fresh: bool) -> sqlite3.Connection:
         """A connection to the actor's database (autocommit; the caller manages
         transactions). ``fresh``: a new actor, so anything left under its id is removed.
@@ -111,8 +107,6 @@ class FileDatabases(ActorDatabases):
     ``synchronous="FULL"`` fsyncs the WAL on every commit of an actor's database (the
     driver's strict mode), ``"NORMAL"`` only writes it (survives a process crash).
     """
-
-    durable = True
 
     def __init__(self, directory: Path, synchronous: str) -> None:
         self.directory = directory
@@ -166,8 +160,6 @@ def _remove_files(path: Path) -> None:
 
 class MemoryDatabases(ActorDatabases):
     """One in-memory SQLite database per actor, alive as long as this object."""
-
-    durable = False
 
     def __init__(self) -> None:
         self._dbs: dict[str, sqlite3.Connection] = {}
