@@ -226,6 +226,18 @@ class ActorDb(Database, Contribution):
         self._denied = reason
         return _DENY
 
+    @property
+    def host(self) -> DbHost:
+        return self._host
+
+    def usable(self) -> sqlite3.Connection:
+        """The open connection (for the inspector's reads).
+
+        Raises:
+            DatabaseError: the database is closed or failed.
+        """
+        return self._usable()
+
     def _usable(self) -> sqlite3.Connection:
         conn = self.conn
         if conn is None:

@@ -29,11 +29,18 @@ from .._util.clock import Clock, SystemClock
 from .._util.ids import new_id
 from .._util.tasks import TaskSupervisor
 from ..actor._definition import ActorDefinition
-from ..errors import ActorError, ActorNotFoundError, ActorStoppingError, DuplicateKeyError
+from ..errors import (
+    ActorError,
+    ActorNotFoundError,
+    ActorStoppingError,
+    DatabaseError,
+    DuplicateKeyError,
+)
 from ..storage._base import ActorRecord, ActorStore, AlarmRecord, HistoryEntry
 from ..storage._sqlite import SQLiteDriver
 from ..types import ConnRequest
 from .actor_client import new_actor_client
+from .actor_db import ActorDb
 from .alarms import AlarmScheduler
 from .catalog import ActorTypes
 from .committer import Committer, CommitTicket
@@ -556,6 +563,24 @@ class Runtime(LocalRuntime):
             await inst.shutdown(True)
         elif life.stopped is not None:
             await asyncio.shield(life.stopped)
+
+    async def actor_database(self, actor_id: str) -> ActorDb:
+        """The SQL database of an actor (waking it), for the inspector.
+
+        Raises:
+            ActorNotFoundError: no such actor.
+            DatabaseError: its type has no database (``sqlite/not_enabled``), or it
+                cannot be opened.
+        """
+        inst = await self._instance(actor_id)
+        db = self._services.dbs.get(actor_id)
+        if db is None:
+            raise DatabaseError(
+                f"actor {inst.name!r} has no SQL database (its type is not declared with "
+                "db=True or on_migrate)",
+                code="not_enabled",
+            )
+        return db
 
     async def sleep(self, actor_id: str) -> None:
         """Put an awake actor to sleep now (no-op if it is asleep)."""
