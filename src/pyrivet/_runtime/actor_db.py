@@ -33,6 +33,7 @@ import logging
 import sqlite3
 from collections import deque
 from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Protocol
 
 from .._util.clock import Clock, Timer
@@ -44,6 +45,7 @@ from ..storage._actor_db import (
     ActorDatabases,
     HasActorDatabases,
     read_log,
+    sync_file,
     write_log,
 )
 from ..storage._base import ActorStore, CommitRecord
@@ -55,6 +57,8 @@ log = logging.getLogger("pyrivet.actor")
 
 #: Transactions waiting for their turn, per actor (RivetKit's limit).
 MAX_WAITING = 128
+#: Worker threads that fdatasync actor database files before a batch is committed.
+SYNC_THREADS = 16
 
 _OK = sqlite3.SQLITE_OK
 _DENY = sqlite3.SQLITE_DENY
@@ -357,10 +361,12 @@ class ActorDb(Database, Contribution):
         # whose wake writes the store's missing commits from the redo log.
         self._fail("a commit of this actor failed in the main store", error)
 
-    def before_submit(self, record: CommitRecord, durable_seq: int) -> None:
+    def before_submit(self, record: CommitRecord, durable_seq: int) -> bool:
         """Called by the journal with each commit record of this actor just before the
         committer gets it: commit the SQL writes made since the last checkpoint together
         with the redo log, so the database never falls behind the store.
+
+        Returns whether the database committed (its file then needs a sync).
 
         Raises:
             DatabaseError: the database cannot be written (or failed before): the actor
@@ -372,7 +378,7 @@ class ActorDb(Database, Contribution):
         if not conn.in_transaction or self._tx is not None:
             # No SQL writes (or only an open transaction's, which may still roll back).
             self._kept = kept
-            return
+            return False
         try:
             self._internal = True
             try:
@@ -390,6 +396,7 @@ class ActorDb(Database, Contribution):
                 code="write_failed",
             ) from None
         self._kept = []
+        return True
 
     def _fail(self, why: str, exc: BaseException) -> None:
         host = self._host
@@ -559,14 +566,42 @@ def _expired_error() -> DatabaseError:
 
 
 class ActorDbs:
-    """The open actor databases of one runtime (``Services.dbs``)."""
+    """The open actor databases of one runtime (``Services.dbs``).
 
-    __slots__ = ("_dbs", "_files", "_store")
+    Also the committer's `barrier` when the registry has database actors: files of
+    actor databases committed since the last batch are fdatasynced on worker threads,
+    in parallel (the file system merges concurrent syncs), before the store's commit.
+    """
+
+    __slots__ = ("_dbs", "_files", "_pool", "_store", "_unsynced")
 
     def __init__(self, store: ActorStore) -> None:
         self._store = store
         self._files: ActorDatabases | None = None
         self._dbs: dict[str, ActorDb] = {}
+        self._unsynced: set[str] = set()
+        self._pool: ThreadPoolExecutor | None = None
+
+    def barrier(self) -> asyncio.Future[Any] | None:
+        """Sync the files committed since the last call; None if there are none."""
+        if not self._unsynced:
+            return None
+        paths, self._unsynced = self._unsynced, set()
+        loop = asyncio.get_running_loop()
+        if len(paths) == 1:
+            # One file (a sequential caller): sync inline, as the SQLite driver commits
+            # inline when idle; a thread hop would cost as much as the sync.
+            try:
+                sync_file(paths.pop())
+            except OSError as exc:
+                failed: asyncio.Future[Any] = loop.create_future()
+                failed.set_exception(exc)
+                return failed
+            return None
+        pool = self._pool
+        if pool is None:
+            pool = self._pool = ThreadPoolExecutor(SYNC_THREADS, "pyrivet-actor-db-sync")
+        return asyncio.gather(*(loop.run_in_executor(pool, sync_file, p) for p in paths))
 
     def files(self) -> ActorDatabases:
         files = self._files
@@ -637,6 +672,8 @@ class ActorDbs:
             records[0].seq,
             records[-1].seq,
         )
+        for record in records:
+            record.synced_elsewhere = False
         await self._store.commit(records)
         for record in records:
             host.svc.alarms.apply(record)
@@ -647,8 +684,16 @@ class ActorDbs:
     def before_submit(self, actor_id: str, record: CommitRecord, durable_seq: int) -> None:
         """The journal's hook; see `ActorDb.before_submit`."""
         db = self._dbs.get(actor_id)
-        if db is not None:
-            db.before_submit(record, durable_seq)
+        if db is not None and db.before_submit(record, durable_seq):
+            path = self.files().unsynced_path(actor_id)
+            if path is not None:
+                self._unsynced.add(path)
+                # The barrier syncs the log before the store writes the record; the
+                # store need not sync it again, unless others read it without waking the
+                # actor (its creation, its schedules).
+                record.synced_elsewhere = (
+                    record.create is None and not record.alarm_puts and not record.alarm_deletes
+                )
 
     def close(self, actor_id: str, *, delete: bool = False) -> None:
         """The actor stopped (``delete``: it was destroyed, drop its database)."""
@@ -670,3 +715,6 @@ class ActorDbs:
         self._dbs.clear()
         if self._files is not None:
             self._files.close_all()
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
+            self._pool = None

@@ -122,6 +122,8 @@ class Runtime(LocalRuntime):
             max_outgoing_message_size=self.registry.max_outgoing_message_size,
             client=new_actor_client(self.client_transport()),
         )
+        if any(d.has_db for d in self.registry.definitions.values()):
+            committer.barrier = self._svc.dbs.barrier
         add_settler = getattr(self.clock, "add_settler", None)
         if add_settler is not None:
             add_settler(committer.settler)

@@ -43,6 +43,7 @@ __all__ = [
     "HasActorDatabases",
     "MemoryDatabases",
     "read_log",
+    "sync_file",
     "write_log",
 ]
 
@@ -66,6 +67,12 @@ class ActorDatabases(Protocol):
         Raises:
             StorageError: the file cannot be created or is not a SQLite database.
         """
+        ...
+
+    def unsynced_path(self, actor_id: str) -> str | None:
+        """The file to fsync after a commit of the actor's database, before the store's
+        commit that depends on it; None when commits need no sync (memory, or a driver
+        that does not sync its own commits)."""
         ...
 
     def close(self, actor_id: str, conn: sqlite3.Connection) -> None:
@@ -104,8 +111,11 @@ def _prepare(conn: sqlite3.Connection, wal: bool, synchronous: str) -> None:
 class FileDatabases(ActorDatabases):
     """One SQLite file per actor under ``directory`` (WAL mode).
 
-    ``synchronous="FULL"`` fsyncs the WAL on every commit of an actor's database (the
-    driver's strict mode), ``"NORMAL"`` only writes it (survives a process crash).
+    A commit only writes the WAL (``synchronous=NORMAL``: it survives a process crash).
+    With ``synchronous="FULL"`` (the driver's strict mode) the runtime then fsyncs the
+    WAL files of a batch's actors together, on threads, before the store's commit of
+    that batch (`unsynced_path`), so a power loss cannot keep the store's commit and
+    lose the SQL writes it depends on.
     """
 
     def __init__(self, directory: Path, synchronous: str) -> None:
@@ -126,7 +136,7 @@ class FileDatabases(ActorDatabases):
         except (OSError, sqlite3.Error) as exc:
             raise StorageError(f"cannot open the SQL database {path}: {exc}") from exc
         try:
-            _prepare(conn, True, self.synchronous)
+            _prepare(conn, True, "NORMAL")
         except sqlite3.Error as exc:
             conn.close()
             raise StorageError(
@@ -135,6 +145,9 @@ class FileDatabases(ActorDatabases):
             ) from exc
         self._open[actor_id] = conn
         return conn
+
+    def unsynced_path(self, actor_id: str) -> str | None:
+        return f"{self.path(actor_id)}-wal" if self.synchronous == "FULL" else None
 
     def close(self, actor_id: str, conn: sqlite3.Connection) -> None:
         if self._open.get(actor_id) is conn:
@@ -175,6 +188,9 @@ class MemoryDatabases(ActorDatabases):
             self._dbs[actor_id] = conn
         return conn
 
+    def unsynced_path(self, actor_id: str) -> str | None:
+        return None
+
     def close(self, actor_id: str, conn: sqlite3.Connection) -> None:
         """Kept: the database lives as long as the driver (sleep keeps the data)."""
 
@@ -185,6 +201,18 @@ class MemoryDatabases(ActorDatabases):
 
     def close_all(self) -> None:
         """Kept: a new runtime on the same memory driver finds the data again."""
+
+
+def sync_file(path: str) -> None:
+    """fdatasync ``path`` (on a worker thread); a file deleted meanwhile is ignored."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except FileNotFoundError:
+        return
+    try:
+        os.fdatasync(fd)
+    finally:
+        os.close(fd)
 
 
 def write_log(conn: sqlite3.Connection, records: list[CommitRecord], durable_seq: int) -> None:
