@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -493,3 +494,27 @@ def test_split_statements() -> None:
     trigger = "CREATE TRIGGER t AFTER INSERT ON a BEGIN INSERT INTO b VALUES (1); END;"
     assert split_statements(trigger + " SELECT 1;") == [trigger, " SELECT 1;"]
     assert split_statements(" ; ;") == [" ; ;"]
+
+
+async def test_log_rows_stay_until_the_store_synced_them(tmp_path: Path) -> None:
+    """A record the store wrote without its own fsync (its actor's log was synced)
+    keeps its log row until a later synced batch of the store covers it."""
+    registry = Registry([ledger_def()])
+    async with run_actors(registry, data_dir=tmp_path) as (_, client):
+        room = client.get_or_create("notes", ["a"])
+        for n in range(5):
+            await room.add(f"n{n}")
+        path = tmp_path / "actor-db" / f"{await room.resolve()}.sqlite3"
+
+        def logged() -> list[int]:
+            reader = sqlite3.connect(path)
+            try:
+                return [r[0] for r in reader.execute("SELECT seq FROM _pyrivet_log ORDER BY seq")]
+            finally:
+                reader.close()
+
+        assert logged() == [2, 3, 4, 5, 6]  # none synced by the store yet
+        for _ in range(3):
+            await room.bump()  # no SQL: the store syncs these batches itself
+        await room.add("last")
+        assert logged() == [10]

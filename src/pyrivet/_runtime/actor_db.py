@@ -186,11 +186,13 @@ class ActorDb(Database, Contribution):
         "_host",
         "_internal",
         "_kept",
+        "_log_low",
         "_migrating",
         "_staged",
         "_tx",
         "_waiters",
         "conn",
+        "unsynced_in_store",
     )
 
     def __init__(self, host: DbHost, conn: sqlite3.Connection, files: ActorDatabases) -> None:
@@ -200,6 +202,11 @@ class ActorDb(Database, Contribution):
         #: Records submitted while the database had nothing to commit: logged with the
         #: next commit that has SQL writes (trimmed to those not durable in the store).
         self._kept: list[CommitRecord] = []
+        #: The lowest seq the redo log may hold (None: unknown, as after opening).
+        self._log_low: int | None = None
+        #: (synced batch count, seq) of records the store wrote without a sync of its
+        #: own, oldest first (see `ActorDbs.synced_batches`).
+        self.unsynced_in_store: deque[tuple[int, int]] = deque()
         #: A contribution is staged in the journal (SQL writes wait for a checkpoint).
         self._staged = False
         self._failed: str | None = None
@@ -364,7 +371,8 @@ class ActorDb(Database, Contribution):
     def before_submit(self, record: CommitRecord, durable_seq: int) -> bool:
         """Called by the journal with each commit record of this actor just before the
         committer gets it: commit the SQL writes made since the last checkpoint together
-        with the redo log, so the database never falls behind the store.
+        with the redo log, so the database never falls behind the store. Log rows up to
+        ``durable_seq`` (durable and synced in the store) are dropped.
 
         Returns whether the database committed (its file then needs a sync).
 
@@ -380,11 +388,16 @@ class ActorDb(Database, Contribution):
             self._kept = kept
             return False
         try:
+            low = self._log_low
+            prune = low is None or low <= durable_seq
             self._internal = True
             try:
-                write_log(conn, kept, durable_seq)
+                write_log(conn, kept, durable_seq if prune else None)
             finally:
                 self._internal = False
+            # (Rows between the bound and kept[0] may stay a little longer: harmless,
+            # wake reads only rows past the store's seq.)
+            self._log_low = kept[0].seq if prune or low is None else low
             self._run_internal(_COMMIT)
         except sqlite3.Error as exc:
             if conn.in_transaction:
@@ -573,7 +586,15 @@ class ActorDbs:
     in parallel (the file system merges concurrent syncs), before the store's commit.
     """
 
-    __slots__ = ("_dbs", "_files", "_pool", "_store", "_unsynced")
+    __slots__ = (
+        "_dbs",
+        "_files",
+        "_last_synced",
+        "_pool",
+        "_store",
+        "_unsynced",
+        "synced_batches",
+    )
 
     def __init__(self, store: ActorStore) -> None:
         self._store = store
@@ -581,9 +602,19 @@ class ActorDbs:
         self._dbs: dict[str, ActorDb] = {}
         self._unsynced: set[str] = set()
         self._pool: ThreadPoolExecutor | None = None
+        #: Batches the store wrote with its own sync, counted when the next one starts:
+        #: a record written without one (``synced_elsewhere``) is covered by the store's
+        #: sync once this passed its count at submission + 2 (the batch in flight then
+        #: may have gone first). Until then its actor's redo log keeps it.
+        self.synced_batches = 0
+        self._last_synced = False
 
-    def barrier(self) -> asyncio.Future[Any] | None:
-        """Sync the files committed since the last call; None if there are none."""
+    def barrier(self, batch: list[CommitRecord]) -> asyncio.Future[Any] | None:
+        """Sync the files committed since the last call before ``batch`` is written (the
+        previous batch is done); None if there are none."""
+        if self._last_synced:
+            self.synced_batches += 1
+        self._last_synced = not all(record.synced_elsewhere for record in batch)
         if not self._unsynced:
             return None
         paths, self._unsynced = self._unsynced, set()
@@ -684,16 +715,23 @@ class ActorDbs:
     def before_submit(self, actor_id: str, record: CommitRecord, durable_seq: int) -> None:
         """The journal's hook; see `ActorDb.before_submit`."""
         db = self._dbs.get(actor_id)
-        if db is not None and db.before_submit(record, durable_seq):
+        if db is not None and db.before_submit(record, self._prune_bound(db, durable_seq)):
             path = self.files().unsynced_path(actor_id)
             if path is not None:
                 self._unsynced.add(path)
                 # The barrier syncs the log before the store writes the record; the
                 # store need not sync it again, unless others read it without waking the
                 # actor (its creation, its schedules).
-                record.synced_elsewhere = (
-                    record.create is None and not record.alarm_puts and not record.alarm_deletes
-                )
+                if record.create is None and not record.alarm_puts and not record.alarm_deletes:
+                    record.synced_elsewhere = True
+                    db.unsynced_in_store.append((self.synced_batches, record.seq))
+
+    def _prune_bound(self, db: ActorDb, durable_seq: int) -> int:
+        """The highest seq whose log row may go: durable in the store, and synced there."""
+        waiting = db.unsynced_in_store
+        while waiting and self.synced_batches >= waiting[0][0] + 2:
+            waiting.popleft()
+        return min(durable_seq, waiting[0][1] - 1) if waiting else durable_seq
 
     def close(self, actor_id: str, *, delete: bool = False) -> None:
         """The actor stopped (``delete``: it was destroyed, drop its database)."""

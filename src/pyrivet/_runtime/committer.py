@@ -130,10 +130,10 @@ class Committer:
         self._tasks = TaskSupervisor("pyrivet committer")
         #: The batch being written (a strong reference keeps its task alive).
         self._in_flight: asyncio.Future[None] | None = None
-        #: Called before each batch is written; an awaitable it returns is awaited first
-        #: (the actor databases' files are synced so, see ``actor_db.py``); a failure of
-        #: it fails the batch like a failed write.
-        self.barrier: Callable[[], asyncio.Future[None] | None] | None = None
+        #: Called with each batch before it is written (the previous one is done); a
+        #: future it returns is awaited first (the actor databases' files are synced so,
+        #: see ``actor_db.py``); a failure of it fails the batch like a failed write.
+        self.barrier: Callable[[list[CommitRecord]], asyncio.Future[Any] | None] | None = None
         #: Counters for benchmarks and the inspector.
         self.batches = 0
         self.records = 0
@@ -205,7 +205,7 @@ class Committer:
             self._busy = True
             batch = self._pending[: self._max_batch]
             del self._pending[: self._max_batch]
-            barrier = self.barrier() if self.barrier is not None else None
+            barrier = self.barrier([r for r, _ in batch]) if self.barrier is not None else None
             if barrier is not None:
                 # Files this batch depends on are being synced first (actor databases).
                 self._in_flight = barrier
@@ -218,7 +218,7 @@ class Committer:
             self._idle.set_result(None)
 
     def _barrier_done(
-        self, batch: list[tuple[CommitRecord, CommitTicket]], synced: asyncio.Future[None]
+        self, batch: list[tuple[CommitRecord, CommitTicket]], synced: asyncio.Future[Any]
     ) -> None:
         self._in_flight = None
         exc = synced.exception() if not synced.cancelled() else CommitError("sync cancelled")

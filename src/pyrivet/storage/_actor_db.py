@@ -52,6 +52,7 @@ LOG_TABLE = "_pyrivet_log"
 #: The version of a log row's encoding.
 _LOG_VERSION = 1
 _encoder = msgspec.msgpack.Encoder()
+_PUT_LOG = f"INSERT OR REPLACE INTO {LOG_TABLE} (seq, version, record) VALUES (?, ?, ?)"
 _decoder = msgspec.msgpack.Decoder(CommitRecord)
 
 
@@ -215,14 +216,18 @@ def sync_file(path: str) -> None:
         os.close(fd)
 
 
-def write_log(conn: sqlite3.Connection, records: list[CommitRecord], durable_seq: int) -> None:
-    """In the open transaction: add ``records`` to the redo log and drop the rows the
-    main store holds durably (``seq <= durable_seq``)."""
-    conn.execute(f"DELETE FROM {LOG_TABLE} WHERE seq <= ?", (durable_seq,))
-    conn.executemany(
-        f"INSERT OR REPLACE INTO {LOG_TABLE} (seq, version, record) VALUES (?, ?, ?)",
-        [(r.seq, _LOG_VERSION, _encoder.encode(r)) for r in records],
-    )
+def write_log(
+    conn: sqlite3.Connection, records: list[CommitRecord], prune_upto: int | None
+) -> None:
+    """In the open transaction: add ``records`` to the redo log, and drop the rows the
+    main store holds durably (``seq <= prune_upto``; None when there are none)."""
+    if prune_upto is not None:
+        conn.execute(f"DELETE FROM {LOG_TABLE} WHERE seq <= ?", (prune_upto,))
+    if len(records) == 1:
+        record = records[0]
+        conn.execute(_PUT_LOG, (record.seq, _LOG_VERSION, _encoder.encode(record)))
+    else:
+        conn.executemany(_PUT_LOG, [(r.seq, _LOG_VERSION, _encoder.encode(r)) for r in records])
 
 
 def read_log(conn: sqlite3.Connection, after_seq: int) -> list[CommitRecord]:
