@@ -518,3 +518,16 @@ async def test_log_rows_stay_until_the_store_synced_them(tmp_path: Path) -> None
             await room.bump()  # no SQL: the store syncs these batches itself
         await room.add("last")
         assert logged() == [10]
+
+
+async def test_the_example_of_docs_sql_md_runs() -> None:
+    text = (Path(__file__).parents[2] / "docs" / "sql.md").read_text()
+    source = text.split("```python\n", 1)[1].split("```", 1)[0]
+    scope: dict[str, Any] = {}
+    exec(compile(source, "docs/sql.md", "exec"), scope)
+    async with run_actors(Registry([scope["notes"]])) as (_, client):
+        room = client.get_or_create("notes", ["r"])
+        assert await room.add("hello") == 1
+        assert await room.find("hello") == [{"id": 1, "body": "hello"}]
+        await room.move(1, 7)
+        assert await room.find("moved") == [{"id": 7, "body": "moved"}]
