@@ -531,3 +531,78 @@ async def test_the_example_of_docs_sql_md_runs() -> None:
         assert await room.find("hello") == [{"id": 1, "body": "hello"}]
         await room.move(1, 7)
         assert await room.find("moved") == [{"id": 7, "body": "moved"}]
+
+
+async def test_concurrent_actors_share_one_sync_barrier(tmp_path: Path) -> None:
+    registry = Registry([notes_def()])
+    async with run_actors(registry, data_dir=tmp_path) as (runtime, client):
+        rooms = [client.get_or_create("notes", [f"r{i}"]) for i in range(8)]
+        await asyncio.gather(*(room.add("first") for room in rooms))
+        batches_before = runtime.committer_stats()[0]
+        await asyncio.gather(*(room.add(f"n{n}") for room in rooms for n in range(5)))
+        # 40 units in far fewer store batches, each after one parallel sync of the files.
+        assert runtime.committer_stats()[0] - batches_before < 40
+        for room in rooms:
+            assert await room.bodies() == ["first", "n0", "n1", "n2", "n3", "n4"]
+            assert await room.count() == 6
+
+
+async def test_an_error_that_ends_the_transaction_restarts_the_actor(
+    driver_factory: DriverFactory,
+) -> None:
+    notes = notes_def()
+
+    @notes.action
+    async def add_then_rollback(c: Any) -> None:
+        await c.db.execute("INSERT INTO notes (body) VALUES ('gone')")
+        c.state["count"] += 1
+        await c.db.execute("INSERT OR ROLLBACK INTO notes (body) VALUES ('dup')")
+
+    async with run_actors(Registry([notes]), storage=driver_factory()) as (runtime, client):
+        room = client.get_or_create("notes", ["a"])
+        await room.add("dup")
+        with pytest.raises(DatabaseError, match="UNIQUE"):
+            await room.add_then_rollback()
+        actor_id = await room.resolve()
+        for _ in range(50):
+            if not runtime.is_awake(actor_id):
+                break
+            await asyncio.sleep(0)
+        # Restarted from what both hold: no 'gone' row, and its count did not stay.
+        assert await room.bodies() == ["dup"]
+        assert await room.count() == 1
+
+
+async def test_misuse_is_refused_clearly() -> None:
+    notes = notes_def()
+
+    @notes.action
+    async def nested(c: Any) -> None:
+        async with c.db.transaction(), c.db.transaction():
+            pass
+
+    @notes.action
+    async def bad_timeout(c: Any) -> None:
+        c.db.transaction(timeout=0)
+
+    @notes.action
+    async def not_text(c: Any) -> None:
+        await c.db.execute(b"SELECT 1")
+
+    @notes.action
+    async def both_kinds(c: Any) -> None:
+        await c.db.execute("SELECT ?", 1, x=2)
+
+    async with run_actors(Registry([notes])) as (_, client):
+        room = client.get_or_create("notes", ["a"])
+        for action, code in (
+            ("nested", "nested_transaction"),
+            ("bad_timeout", "invalid"),
+            ("not_text", "invalid"),
+            ("both_kinds", "invalid_argument"),
+        ):
+            with pytest.raises(DatabaseError) as caught:
+                await room.action(action)
+            assert caught.value.code == code, action
+        await room.add("still fine")
+        assert await room.bodies() == ["still fine"]
