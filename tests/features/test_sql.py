@@ -12,6 +12,7 @@ import pytest
 
 from pyrivet import ActorOptions, DatabaseError, Registry, UserError, actor
 from pyrivet._runtime.actor_db import split_statements
+from pyrivet.actor import ActorDefinition
 from pyrivet.errors import DefinitionError
 from pyrivet.storage import ActorStore, CommitRecord, MemoryDriver, SQLiteDriver
 from pyrivet.testing import MockClock, run_actors
@@ -22,7 +23,7 @@ DriverFactory = Callable[[], ActorStore]
 CALLS: list[str] = []
 
 
-def notes_def(**options: Any) -> Any:
+def notes_def(**options: Any) -> ActorDefinition[Any]:
     notes = actor(
         "notes",
         state={"count": 0},
@@ -376,7 +377,7 @@ class LosingStore:
         await self.inner.commit(batch)
 
 
-def ledger_def() -> Any:
+def ledger_def() -> ActorDefinition[Any]:
     notes = notes_def()
 
     @notes.action
@@ -401,7 +402,7 @@ async def test_lost_store_commit_rolls_forward_from_the_database(
 ) -> None:
     registry = Registry([ledger_def()])
     losing = LosingStore(driver_factory())
-    async with run_actors(registry, storage=losing) as (_, client):  # type: ignore[arg-type]
+    async with run_actors(registry, storage=losing) as (_, client):
         room = client.get_or_create("notes", ["a"])
         await room.add("kept")
         await room.bump()
@@ -420,7 +421,7 @@ async def test_lost_store_commit_rolls_forward_from_the_database(
 async def test_units_without_sql_are_logged_by_the_next_unit_with_sql() -> None:
     memory = MemoryDriver()
     losing = LosingStore(memory)
-    async with run_actors(Registry([ledger_def()]), storage=losing) as (_, client):  # type: ignore[arg-type]
+    async with run_actors(Registry([ledger_def()]), storage=losing) as (_, client):
         room = client.get_or_create("notes", ["a"])
         await room.add("one")  # seq 2 (1 was the creation)
         actor_id = await room.resolve()
@@ -475,15 +476,15 @@ async def test_unencodable_state_rolls_back_the_sql() -> None:
 async def test_relaxed_durability_commits_sql_with_the_save(clock: MockClock) -> None:
     notes = notes_def(durability="relaxed")
     memory = MemoryDriver()
-    async with run_actors(Registry([notes]), storage=memory, clock=clock) as (runtime, client):
+    async with run_actors(Registry([notes]), storage=memory, clock=clock) as (_, client):
         room = client.get_or_create("notes", ["a"])
         await room.add("x")
         actor_id = await room.resolve()
-        assert runtime.storage is memory
         db = memory.actor_databases().open(actor_id, fresh=False)
-        assert db.in_transaction  # not committed until the save
+        pending = [db.in_transaction]  # not committed until the save
         await clock.advance(1.5)
-        assert not db.in_transaction
+        pending.append(db.in_transaction)
+        assert pending == [True, False]
         assert db.execute("SELECT body FROM notes").fetchall() == [("x",)]
 
 

@@ -13,7 +13,7 @@ from .._util.clock import Clock
 from .._util.tasks import TaskSupervisor
 from ..actor._client import ActorClient
 from ..storage._base import ActorStore
-from .actor_db import ActorDbs
+from .actor_dbs import ActorDbs
 from .alarms import AlarmScheduler
 from .committer import Committer
 from .idle import IdleLink, IdleSweeper
