@@ -12,6 +12,7 @@ import pytest
 
 from pyrivet import ActorOptions, DatabaseError, Registry, UserError, actor
 from pyrivet._runtime.actor_db import split_statements
+from pyrivet._runtime.committer import Committer
 from pyrivet.actor import ActorDefinition
 from pyrivet.errors import DefinitionError
 from pyrivet.storage import ActorStore, CommitRecord, MemoryDriver, SQLiteDriver
@@ -607,3 +608,68 @@ async def test_misuse_is_refused_clearly() -> None:
             assert caught.value.code == code, action
         await room.add("still fine")
         assert await room.bodies() == ["still fine"]
+
+
+async def test_committer_barrier_orders_and_fails_batches() -> None:
+    """The committer writes a batch only after its barrier; a failed barrier fails the
+    batch like a failed write, and nothing of it is stored."""
+    store = MemoryDriver()
+    await store.open()
+    committer = Committer(store)
+    heard: list[str] = []
+
+    class Listener:
+        def committed(self, record: CommitRecord) -> None:
+            heard.append(f"ok {record.seq}")
+
+        def failed(self, record: CommitRecord, exc: BaseException) -> None:
+            heard.append(f"failed {record.seq}: {exc}")
+
+    loop = asyncio.get_running_loop()
+    gate: asyncio.Future[None] = loop.create_future()
+    barriers: list[list[int]] = []
+
+    def barrier(batch: list[CommitRecord]) -> asyncio.Future[Any] | None:
+        barriers.append([r.seq for r in batch])
+        return gate
+
+    committer.barrier = barrier
+    first = committer.submit(CommitRecord("a1", 1, state=b"1"), Listener())
+    await asyncio.sleep(0)
+    assert barriers == [[1]] and heard == []  # held by the barrier
+    gate.set_result(None)
+    await first
+    assert heard == ["ok 1"]
+    assert (await store.load_state("a1")).seq == 1
+
+    gate = loop.create_future()
+    gate.set_exception(OSError("sync failed"))
+    second = committer.submit(CommitRecord("a1", 2, state=b"2"), Listener())
+    with pytest.raises(Exception, match="sync failed"):
+        await second
+    assert heard[-1].startswith("failed 2")
+    assert (await store.load_state("a1")).seq == 1
+    committer.barrier = None
+    await committer.aclose()
+    await store.close()
+
+
+@pytest.mark.parametrize(
+    ("version", "blob", "message"),
+    [(99, b"\x80", "upgrade pyrivet"), (1, b"not msgpack", "cannot be decoded")],
+)
+async def test_unreadable_redo_log_fails_only_that_actor(
+    tmp_path: Path, version: int, blob: bytes, message: str
+) -> None:
+    registry = Registry([notes_def()])
+    async with run_actors(registry, data_dir=tmp_path) as (_, client):
+        bad_id = await client.get_or_create("notes", ["bad"]).resolve()
+        await client.get_or_create("notes", ["good"]).add("x")
+    conn = sqlite3.connect(tmp_path / "actor-db" / f"{bad_id}.sqlite3", isolation_level=None)
+    conn.execute("INSERT INTO _pyrivet_log VALUES (1000, ?, ?)", (version, blob))
+    conn.close()
+    async with run_actors(registry, data_dir=tmp_path) as (_, client):
+        with pytest.raises(DatabaseError, match=message) as caught:
+            await client.get_or_create("notes", ["bad"]).bodies()
+        assert caught.value.code == "open_failed"
+        assert await client.get_or_create("notes", ["good"]).bodies() == ["x"]
