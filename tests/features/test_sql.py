@@ -673,3 +673,29 @@ async def test_unreadable_redo_log_fails_only_that_actor(
             await client.get_or_create("notes", ["bad"]).bodies()
         assert caught.value.code == "open_failed"
         assert await client.get_or_create("notes", ["good"]).bodies() == ["x"]
+
+
+async def test_on_migrate_may_use_a_transaction(driver_factory: DriverFactory) -> None:
+    versioned = actor("versioned", state={})
+
+    @versioned.on_migrate
+    async def migrate(c: Any, db: Any) -> None:
+        rows = await db.execute("PRAGMA user_version")
+        if rows[0]["user_version"] < 1:
+            async with db.transaction():
+                await db.execute("CREATE TABLE items (name TEXT)")
+                await db.execute("PRAGMA user_version = 1")
+
+    @versioned.action
+    async def add(c: Any, name: str) -> list[str]:
+        await c.db.execute("INSERT INTO items VALUES (?)", name)
+        return [row["name"] for row in await c.db.execute("SELECT name FROM items")]
+
+    registry = Registry([versioned])
+    async with run_actors(registry, storage=driver_factory()) as (runtime, client):
+        room = client.get_or_create("versioned", ["a"])
+        assert await room.add("x") == ["x"]
+        history = await runtime.history(await room.resolve())
+        assert [entry.kind for entry in history] == ["create", "action"]
+    async with run_actors(registry, storage=driver_factory()) as (_, client):
+        assert await client.get_or_create("versioned", ["a"]).add("y") == ["x", "y"]

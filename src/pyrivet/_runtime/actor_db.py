@@ -552,10 +552,7 @@ class _Transaction:
         try:
             if exc_type is None and db.conn is not None and db._failed is None:
                 db._run_internal("RELEASE pyrivet_tx")
-                # Committed with this unit's checkpoint.
-                if not db._staged:
-                    db._staged = True
-                    db._host.journal.contribute(db)
+                db._mark_dirty()  # committed with this unit's checkpoint
             else:
                 self._undo()
         finally:
