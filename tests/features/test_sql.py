@@ -226,6 +226,9 @@ async def test_forbidden_statements(driver_factory: DriverFactory) -> None:
             "ATTACH DATABASE ':memory:' AS other",
             "PRAGMA journal_mode = DELETE",
             "DELETE FROM _pyrivet_log",
+            "DROP TABLE _pyrivet_log",
+            "ALTER TABLE _pyrivet_log RENAME TO x",
+            "CREATE TRIGGER t AFTER INSERT ON _pyrivet_log BEGIN SELECT 1; END",
         ):
             with pytest.raises(DatabaseError, match="not allowed") as caught:
                 await room.run(sql)

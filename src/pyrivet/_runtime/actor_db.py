@@ -61,13 +61,16 @@ _FORBIDDEN = {
     sqlite3.SQLITE_DETACH: "DETACH: an actor reaches only its own database",
 }
 _LOCKED_PRAGMAS = frozenset({"journal_mode", "synchronous", "locking_mode", "writable_schema"})
+#: Actions on the redo log table that actor code may not take.
 _WRITES = frozenset(
     {
         sqlite3.SQLITE_INSERT,
         sqlite3.SQLITE_UPDATE,
         sqlite3.SQLITE_DELETE,
         sqlite3.SQLITE_DROP_TABLE,
-        sqlite3.SQLITE_ALTER_TABLE,
+        sqlite3.SQLITE_ALTER_TABLE,  # (database, table)
+        sqlite3.SQLITE_CREATE_TRIGGER,  # (trigger, table)
+        sqlite3.SQLITE_CREATE_TEMP_TRIGGER,
     }
 )
 # The runtime's own statements carry a marker: Python's statement cache is keyed by the
@@ -222,7 +225,7 @@ class ActorDb(Database, Contribution):
         if reason is None and action == sqlite3.SQLITE_PRAGMA:
             if arg1 in _LOCKED_PRAGMAS and arg2 is not None:
                 reason = f"PRAGMA {arg1} is managed by pyrivet"
-        elif reason is None and action in _WRITES and arg1 == LOG_TABLE:
+        elif reason is None and LOG_TABLE in (arg1, arg2) and action in _WRITES:
             reason = f"{LOG_TABLE} is pyrivet's redo log"
         if reason is None:
             return _OK
