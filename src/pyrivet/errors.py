@@ -19,6 +19,7 @@ PyrivetError                      base of everything pyrivet raises
     ├── ScheduleError             schedule/*
     ├── KVError                   kv/*
     ├── QueueError                queue/* (full, message_too_large, invalid_payload, ...)
+    ├── DatabaseError             sqlite/* (a SQL error of c.db, with SQLite's message)
     ├── ForbiddenError            auth/forbidden (e.g. a queue's can_publish said no)
     └── InternalError             core/internal_error (details stay in the server log)
 └── WorkflowError                 raised by the durable workflow engine (pyrivet.workflow)
@@ -67,6 +68,7 @@ __all__ = [
     "ScheduleError",
     "KVError",
     "QueueError",
+    "DatabaseError",
     "ForbiddenError",
     "InternalError",
     "ActorAborted",
@@ -245,6 +247,15 @@ class QueueError(ActorError):
     default_code = "invalid"
 
 
+class DatabaseError(ActorError):
+    """Raised by ``c.db``: a SQL error (syntax, constraint; the message is SQLite's), a
+    transaction past its deadline, a database that cannot be opened. The statement that
+    failed changed nothing."""
+
+    default_group = "sqlite"
+    default_code = "query_failed"
+
+
 class ForbiddenError(ActorError):
     """Raised when an access hook (such as a queue's ``can_publish``) refused a request."""
 
@@ -412,6 +423,8 @@ def error_from_wire(group: str, code: str, message: str, metadata: Any = None) -
         return KVError(message, code=code, metadata=metadata)
     if group == "queue":
         return QueueError(message, code=code, metadata=metadata)
+    if group == "sqlite":
+        return DatabaseError(message, code=code, metadata=metadata)
     if group == "auth" and code == "forbidden":
         return ForbiddenError(message, metadata=metadata)
     cls = _BY_CODE.get((group, code), ActorError)

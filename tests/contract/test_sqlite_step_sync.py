@@ -71,3 +71,31 @@ async def test_only_steps_commit_unsynced(
         assert [e.seq for e in await store.read_history("a1")] == [1, 2, 3]
     finally:
         await store.close()
+
+
+async def test_records_synced_elsewhere_commit_unsynced_and_stay_durable(tmp_path: Path) -> None:
+    """A batch whose every record is ``synced_elsewhere`` (an actor database's redo log
+    holds it) commits at NORMAL; a mixed batch at FULL; both are read back after reopen."""
+    store = SQLiteDriver(tmp_path / "data")
+    await store.open()
+    try:
+        seen = traced(store)
+        relaxed = record("a1", 1)
+        relaxed.synced_elsewhere = True
+        await store.commit([relaxed])
+        assert seen[0] == "PRAGMA synchronous = NORMAL"
+        assert seen[-1] == "PRAGMA synchronous = FULL"
+        seen.clear()
+        other = record("a1", 2)
+        other.synced_elsewhere = True
+        await store.commit([other, record("a2", 1)])
+        assert not [s for s in seen if s.startswith("PRAGMA")]
+        assert synchronous(store) == _LEVEL["FULL"]
+    finally:
+        await store.close()
+    reopened = SQLiteDriver(tmp_path / "data")
+    await reopened.open()
+    try:
+        assert (await reopened.load_state("a1")).seq == 2
+    finally:
+        await reopened.close()

@@ -130,6 +130,10 @@ class Committer:
         self._tasks = TaskSupervisor("pyrivet committer")
         #: The batch being written (a strong reference keeps its task alive).
         self._in_flight: asyncio.Future[None] | None = None
+        #: Called with each batch before it is written (the previous one is done); a
+        #: future it returns is awaited first (the actor databases' files are synced so,
+        #: see ``actor_db.py``); a failure of it fails the batch like a failed write.
+        self.barrier: Callable[[list[CommitRecord]], asyncio.Future[Any] | None] | None = None
         #: Counters for benchmarks and the inspector.
         self.batches = 0
         self.records = 0
@@ -201,21 +205,42 @@ class Committer:
             self._busy = True
             batch = self._pending[: self._max_batch]
             del self._pending[: self._max_batch]
-            try:
-                written = self._store.commit([record for record, _ in batch])
-                if not (isinstance(written, asyncio.Future) and written.done()):
-                    # Owned here: `_batch_done` reads its outcome, failure included.
-                    self._in_flight = future = asyncio.ensure_future(written)
-                    future.add_done_callback(functools.partial(self._batch_done, batch))
-                    return
-            except Exception as exc:  # a driver that fails before returning an awaitable
-                self._batch_failed(batch, exc)
+            barrier = self.barrier([r for r, _ in batch]) if self.barrier is not None else None
+            if barrier is not None:
+                # Files this batch depends on are being synced first (actor databases).
+                self._in_flight = barrier
+                barrier.add_done_callback(functools.partial(self._barrier_done, batch))
                 return
-            if not self._settle(batch, written):
-                return  # the failure path took over (and calls _flush when done)
+            if not self._write(batch):
+                return
         self._busy = False
         if self._idle is not None and not self._idle.done():
             self._idle.set_result(None)
+
+    def _barrier_done(
+        self, batch: list[tuple[CommitRecord, CommitTicket]], synced: asyncio.Future[Any]
+    ) -> None:
+        self._in_flight = None
+        exc = synced.exception() if not synced.cancelled() else CommitError("sync cancelled")
+        if exc is not None:
+            self._batch_failed(batch, exc)
+        elif self._write(batch):
+            self._flush()
+
+    def _write(self, batch: list[tuple[CommitRecord, CommitTicket]]) -> bool:
+        """Hand ``batch`` to the store; True if it was settled at once (write inline)."""
+        try:
+            written = self._store.commit([record for record, _ in batch])
+            if not (isinstance(written, asyncio.Future) and written.done()):
+                # Owned here: `_batch_done` reads its outcome, failure included.
+                self._in_flight = future = asyncio.ensure_future(written)
+                future.add_done_callback(functools.partial(self._batch_done, batch))
+                return False
+        except Exception as exc:  # a driver that fails before returning an awaitable
+            self._batch_failed(batch, exc)
+            return False
+        # False: the failure path took over (and calls _flush when done).
+        return self._settle(batch, written)
 
     def _batch_done(
         self, batch: list[tuple[CommitRecord, CommitTicket]], written: asyncio.Future[None]

@@ -15,8 +15,9 @@ from typing import Any, Protocol, TypeVar
 
 from ..actor._client import ActorClient
 from ..actor._context import AbortSignal, ActorContext
-from ..errors import ActorError, ActorStoppingError, QueueError
+from ..errors import ActorError, ActorStoppingError, DatabaseError, QueueError
 from ..types import ConnRequest
+from .actor_db import ActorDb
 from .connections import ConnHost, ConnImpl, emit
 from .kv import KVImpl
 from .lifecycle import ActorStatus, Lifecycle
@@ -153,6 +154,23 @@ class ActorContextImpl(ActorContext[Any]):
     @property
     def kv(self) -> KVImpl:
         return KVImpl(self._inst.journal)
+
+    @property
+    def db(self) -> ActorDb:
+        inst = self._inst
+        db = inst.svc.dbs.get(inst.actor_id)
+        if db is None:
+            if not inst.definition.has_db:
+                raise DatabaseError(
+                    f"actor {inst.name!r} has no SQL database; pass db=True to actor() "
+                    "(or define on_migrate)",
+                    code="not_enabled",
+                )
+            raise DatabaseError(
+                f"Database is closed: actor {inst.name!r} ({inst.actor_id}) is not running",
+                code="closed",
+            )
+        return db
 
     @property
     def queue(self) -> QueueImpl:

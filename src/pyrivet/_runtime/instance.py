@@ -232,6 +232,8 @@ class ActorInstance(IdleLink, ContextHost, WorkflowOwner):
         """
         self.lifecycle().driver = asyncio.current_task()
         d = self.definition
+        if d.has_db:
+            await self.svc.dbs.attach(self, 0, None, fresh=True)  # runs on_migrate
         ctx = self.context()
         opts = d.options
         if d.queues:
@@ -261,6 +263,9 @@ class ActorInstance(IdleLink, ContextHost, WorkflowOwner):
         """
         self.lifecycle().driver = asyncio.current_task()
         d = self.definition
+        if d.has_db:
+            # Rolls the store forward if it lost commits the database holds; on_migrate.
+            seq, snapshot = await self.svc.dbs.attach(self, seq, snapshot, fresh=False)
         self.journal.restore(seq, snapshot)
         if d.queues:
             self.mailbox = Mailbox(self, await self.svc.store.load_queue(self.actor_id))
@@ -586,6 +591,7 @@ class ActorInstance(IdleLink, ContextHost, WorkflowOwner):
             )
         for task in [*life.tasks, *([life.run_task] if life.run_task else [])]:
             task.cancel()
+        destroyed = False
         try:
             self.journal.checkpoint("destroy" if destroy else "sleep")
             last = self.journal.last_commit
@@ -601,9 +607,12 @@ class ActorInstance(IdleLink, ContextHost, WorkflowOwner):
                         code="completion_waiter_dropped",
                     ),
                 )
+            destroyed = destroy
         except Exception:
             log.exception("actor %s (%s): final save failed", self.name, self.actor_id)
         finally:
+            if d.has_db:
+                self.svc.dbs.close(self.actor_id, delete=destroyed)
             # Unless a failed creation commit stopped it meanwhile.
             self.finish_stopping(destroy)
             self.svc.forget(self.actor_id, self)

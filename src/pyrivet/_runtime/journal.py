@@ -432,6 +432,9 @@ class Journal(CommitListener):
         record.prune_history_before = prune_history_before(
             seq, owner.definition.options.history_limit
         )
+        if owner.definition.has_db:
+            # The actor's SQL database commits first (see actor_db.py); raises if it cannot.
+            owner.svc.dbs.before_submit(owner.actor_id, record, self.durable_seq)
         ticket = owner.svc.committer.submit(record, self)
         inflight.ticket = ticket
         if gated is not None:

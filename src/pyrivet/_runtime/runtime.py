@@ -33,6 +33,7 @@ from ..errors import (
     ActorError,
     ActorNotFoundError,
     ActorStoppingError,
+    DatabaseError,
     DuplicateKeyError,
     WorkflowUsageError,
 )
@@ -41,6 +42,7 @@ from ..storage._sqlite import SQLiteDriver
 from ..types import ConnRequest
 from ..workflow import Workflow, WorkflowHistory, read_history
 from .actor_client import new_actor_client
+from .actor_db import ActorDb
 from .alarms import AlarmScheduler
 from .catalog import ActorTypes
 from .committer import Committer, CommitTicket
@@ -123,6 +125,8 @@ class Runtime(LocalRuntime):
             max_outgoing_message_size=self.registry.max_outgoing_message_size,
             client=new_actor_client(self.client_transport()),
         )
+        if any(d.has_db for d in self.registry.definitions.values()):
+            committer.barrier = self._svc.dbs.barrier
         add_settler = getattr(self.clock, "add_settler", None)
         if add_settler is not None:
             add_settler(committer.settler)
@@ -148,6 +152,7 @@ class Runtime(LocalRuntime):
         )
         await svc.tasks.aclose()
         await svc.committer.aclose()
+        svc.dbs.close_all()
         remove_settler = getattr(self.clock, "remove_settler", None)
         if remove_settler is not None:
             remove_settler(svc.committer.settler)
@@ -322,6 +327,8 @@ class Runtime(LocalRuntime):
 
     def _fail_activation(self, inst: ActorInstance, exc: BaseException) -> None:
         self._forget(inst.actor_id, inst)
+        if inst.definition.has_db:
+            self._services.dbs.close(inst.actor_id)
         inst.stop_unless_stopped()
         life = inst.life
         if life is not None and not life.ready.done():
@@ -561,6 +568,24 @@ class Runtime(LocalRuntime):
             await inst.shutdown(True)
         elif life.stopped is not None:
             await asyncio.shield(life.stopped)
+
+    async def actor_database(self, actor_id: str) -> ActorDb:
+        """The SQL database of an actor (waking it), for the inspector.
+
+        Raises:
+            ActorNotFoundError: no such actor.
+            DatabaseError: its type has no database (``sqlite/not_enabled``), or it
+                cannot be opened.
+        """
+        inst = await self._instance(actor_id)
+        db = self._services.dbs.get(actor_id)
+        if db is None:
+            raise DatabaseError(
+                f"actor {inst.name!r} has no SQL database (its type is not declared with "
+                "db=True or on_migrate)",
+                code="not_enabled",
+            )
+        return db
 
     async def sleep(self, actor_id: str) -> None:
         """Put an awake actor to sleep now (no-op if it is asleep)."""

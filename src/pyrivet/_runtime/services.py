@@ -13,6 +13,7 @@ from .._util.clock import Clock
 from .._util.tasks import TaskSupervisor
 from ..actor._client import ActorClient
 from ..storage._base import ActorStore
+from .actor_dbs import ActorDbs
 from .alarms import AlarmScheduler
 from .committer import Committer
 from .idle import IdleLink, IdleSweeper
@@ -29,6 +30,7 @@ class Services:
         "client",
         "clock",
         "committer",
+        "dbs",
         "forget",
         "idle",
         "max_outgoing_message_size",
@@ -67,6 +69,8 @@ class Services:
         self.client = client
         #: Senders waiting for queue completions; they outlive an actor's sleep.
         self.queue_waiters = CompletionWaiters()
+        #: The open SQL databases of actors declared with ``db=True`` (``c.db``).
+        self.dbs = ActorDbs(store)
 
     def now_ms(self) -> int:
         return int(self.clock.now() * 1000)

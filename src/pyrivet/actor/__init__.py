@@ -17,6 +17,7 @@ from ._context import (
     Schedule as Schedule,
     ScheduleEntry as ScheduleEntry,
 )
+from ._database import Database as Database
 from ._definition import (
     ActionSpec as ActionSpec,
     ActorDefinition as ActorDefinition,
@@ -43,6 +44,7 @@ __all__ = [
     "ActorRef",
     "ActorQueue",
     "Conn",
+    "Database",
     "Queue",
     "QueueMessage",
     "Schedule",

@@ -18,6 +18,7 @@ from typing import Any, Generic, Literal, Protocol, TypeVar
 
 from ..types import ConnRequest
 from ._client import ActorClient
+from ._database import Database
 from ._queue import ActorQueue
 
 __all__ = ["KV", "AbortSignal", "ActorContext", "Conn", "KeyType", "Schedule", "ScheduleEntry"]
@@ -267,6 +268,12 @@ class ActorContext(Protocol, Generic[S]):
     @property
     def queue(self) -> ActorQueue:
         """This actor's durable queues (see `ActorQueue`)."""
+        ...
+
+    @property
+    def db(self) -> Database:
+        """This actor's own SQL database (actor types declared with ``db=True`` or an
+        ``on_migrate`` hook; see `Database`)."""
         ...
 
     @property

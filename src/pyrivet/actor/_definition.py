@@ -47,6 +47,7 @@ RESULT_CONVERTER_ATTR = "__pyrivet_result__"
 
 #: Lifecycle hooks an actor may define, each at most once.
 HOOKS = (
+    "on_migrate",
     "on_create",
     "on_wake",
     "on_sleep",
@@ -125,6 +126,7 @@ _CALLED_WITH = {
     "create_vars": "c",
     "create_conn_state": "c, params",
     "on_create": "c, input",
+    "on_migrate": "c, db",
     "on_state_change": "c, state",
     "on_before_connect": "c, params",
     "on_connect": "c, conn",
@@ -182,6 +184,7 @@ class ActorDefinition(Generic[S]):
         create_conn_state: Callable[..., Any] | None = None,
         options: ActorOptions | None = None,
         queues: Mapping[str, Queue] | Iterable[str] | None = None,
+        db: bool = False,
     ) -> None:
         if not isinstance(name, str) or not name or len(name) > _NAME_MAX:
             raise DefinitionError(
@@ -237,6 +240,10 @@ class ActorDefinition(Generic[S]):
         self.queues: dict[str, Queue] = check_queues(name, queues)
         self.actions: dict[str, ActionSpec] = {}
         self.hooks: dict[str, Callable[..., Any]] = {}
+        if not isinstance(db, bool):
+            raise DefinitionError(f"actor {name!r}: db must be True or False, got {db!r}")
+        #: Whether each actor has its own SQL database (``c.db``); see docs/sql.md.
+        self.has_db = db
 
     def _check_pair(
         self, value_name: str, value: Any, factory_name: str, factory: Callable[..., Any] | None
@@ -323,6 +330,14 @@ class ActorDefinition(Generic[S]):
         self.hooks[hook] = fn
         return fn
 
+    def on_migrate(self, fn: F) -> F:
+        """``on_migrate(c, db)``: on every start, before every other hook, in a transaction
+        of the actor's SQL database (``db`` is ``c.db``). Defining it gives the actor a
+        database. If it raises, its changes are rolled back and the start fails."""
+        self._hook("on_migrate", fn)
+        self.has_db = True
+        return fn
+
     def on_create(self, fn: F) -> F:
         """``on_create(c, input)``: once, after the first ``create_state``, before ``on_wake``."""
         return self._hook("on_create", fn)
@@ -397,6 +412,7 @@ def actor(
     create_conn_state: Callable[..., Any] | None = None,
     options: ActorOptions | None = None,
     queues: Mapping[str, Queue] | Iterable[str] | None = None,
+    db: bool = False,
 ) -> ActorDefinition[Any]:
     """Define an actor type.
 
@@ -418,6 +434,8 @@ def actor(
         options: `ActorOptions`; RivetKit's defaults when omitted.
         queues: the queues it accepts messages on: ``{"jobs": Queue(Job)}``, or a list
             of names for queues of plain data (see docs/queues.md).
+        db: give each actor its own SQL database, ``c.db`` (see docs/sql.md); implied
+            by an ``on_migrate`` hook.
 
     Raises:
         DefinitionError: both a value and its factory are given, a value is a function,
@@ -437,4 +455,5 @@ def actor(
         create_conn_state=create_conn_state,
         options=options,
         queues=queues,
+        db=db,
     )

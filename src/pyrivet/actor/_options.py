@@ -36,6 +36,8 @@ class ActorOptions:
     on_create_timeout: float = 5.0
     create_vars_timeout: float = 5.0
     on_wake_timeout: float = 30.0
+    #: Time limit of ``on_migrate`` (actors with a SQL database).
+    on_migrate_timeout: float = 30.0
     on_before_connect_timeout: float = 5.0
     create_conn_state_timeout: float = 5.0
     on_connect_timeout: float = 5.0

@@ -34,6 +34,8 @@ class ServerOptions:
     client_endpoint: str | None
     max_raw_request_size: int
     max_send_queue: int
+    #: The bearer token of ``/inspector`` routes; None turns the inspector off.
+    inspector_token: str | None = None
 
 
 class ServerState:

@@ -43,6 +43,7 @@ from ._state import ServerOptions, ServerState
 from .cors import CorsPolicy
 from .errors import error_reply
 from .http_routes import gateway_http, health, metadata, not_found, root
+from .inspector_routes import TOKEN_ENV
 from .management import actor_route, actors_route
 from .raw_routes import handle_websocket
 from .routing import Route, header_route, parse_route
@@ -227,6 +228,7 @@ def create_app(
     client_endpoint: str | None = None,
     max_raw_request_size: int = DEFAULT_MAX_RAW_REQUEST_SIZE,
     max_send_queue: int = 4096,
+    inspector_token: str | None = None,
 ) -> PyrivetApp:
     """Build the ASGI app serving ``target`` to RivetKit clients.
 
@@ -243,6 +245,9 @@ def create_app(
         max_raw_request_size: largest body a raw ``request/`` handler receives.
         max_send_queue: frames one WebSocket may have queued before it is closed as
             too slow (1011 ``connection.overloaded``).
+        inspector_token: the bearer token the ``/inspector`` routes require (default:
+            the ``PYRIVET_INSPECTOR_TOKEN`` environment variable); without one they are
+            refused (``inspector/disabled``).
 
     Raises:
         TypeError: ``target`` is neither a Registry nor a Runtime.
@@ -251,5 +256,9 @@ def create_app(
     if max_raw_request_size <= 0 or max_send_queue <= 0:
         raise ValueError("max_raw_request_size and max_send_queue must be positive")
     cors = CorsPolicy(cors_origins) if cors_origins is not None else None
-    options = ServerOptions(cors, client_endpoint, max_raw_request_size, max_send_queue)
+    if inspector_token is None:
+        inspector_token = os.environ.get(TOKEN_ENV) or None
+    options = ServerOptions(
+        cors, client_endpoint, max_raw_request_size, max_send_queue, inspector_token
+    )
     return PyrivetApp(target, options, data_dir=data_dir, storage=storage)

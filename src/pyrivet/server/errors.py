@@ -76,9 +76,23 @@ _STATUS: Final[dict[tuple[str, str], int]] = {
     ("message", "outgoing_too_long"): 400,
     ("actor", "unsupported_encoding"): 400,
     ("server", "not_running"): 503,
+    ("inspector", "unauthorized"): 401,
+    ("inspector", "disabled"): 403,
+    ("sqlite", "no_such_table"): 404,
+    ("sqlite", "open_failed"): 500,
+    ("sqlite", "write_failed"): 500,
+    ("sqlite", "failed"): 500,
+    ("sqlite", "closed"): 503,
+    ("sqlite", "transaction_queue_full"): 503,
 }
 #: Groups whose every code is a client mistake.
-_GROUP_STATUS: Final[dict[str, int]] = {"queue": 400, "schedule": 400, "kv": 400, "protocol": 400}
+_GROUP_STATUS: Final[dict[str, int]] = {
+    "queue": 400,
+    "schedule": 400,
+    "kv": 400,
+    "protocol": 400,
+    "sqlite": 400,
+}
 
 
 def invalid_request(message: str, metadata: object = None) -> ActorError:

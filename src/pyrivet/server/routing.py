@@ -12,7 +12,8 @@ Top-level routes (the Rivet engine's public surface, protocol reference §1):
 | ``/gateway/{target}/...``  | ``gateway``    |
 
 Under ``/gateway/{target}`` (``sub``): ``action/{name}``, ``queue/{name}``,
-``connect``, ``request/...``, ``websocket/...``, ``health``, ``metadata``. Methods are
+``connect``, ``request/...``, ``websocket/...``, ``inspector/...``, ``health``,
+``metadata``. Methods are
 checked by the handlers, so they can answer ``405`` with a clear message.
 
 Routing by header (`header_route`), as the Rivet engine's gateway does it: a request
@@ -36,12 +37,24 @@ __all__ = ["GatewaySub", "Route", "RouteKind", "header_route", "parse_route"]
 
 RouteKind = Literal["root", "metadata", "health", "actors", "actor", "gateway", "not_found"]
 GatewaySub = Literal[
-    "action", "queue", "connect", "request", "websocket", "health", "metadata", "unknown"
+    "action",
+    "queue",
+    "connect",
+    "request",
+    "websocket",
+    "inspector",
+    "health",
+    "metadata",
+    "unknown",
 ]
 
 _SINGLE: dict[str, GatewaySub] = {"connect": "connect", "health": "health", "metadata": "metadata"}
 _NAMED: dict[str, GatewaySub] = {"action": "action", "queue": "queue"}
-_RAW: dict[str, GatewaySub] = {"request": "request", "websocket": "websocket"}
+_RAW: dict[str, GatewaySub] = {
+    "request": "request",
+    "websocket": "websocket",
+    "inspector": "inspector",
+}
 
 TARGET_HEADER: Final = "x-rivet-target"
 ACTOR_HEADER: Final = "x-rivet-actor"

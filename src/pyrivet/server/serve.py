@@ -178,6 +178,7 @@ async def serve(
     handle_signals: bool = True,
     allow_restart: bool = False,
     configure_logging: bool = True,
+    inspector_token: str | None = None,
 ) -> ServeResult:
     """Serve ``target`` until SIGTERM/SIGINT (or ``should_exit``), then stop gracefully.
 
@@ -193,7 +194,8 @@ async def serve(
     to the caller (stop by setting ``server.should_exit``); ``allow_restart`` makes
     SIGHUP a stop that returns `ServeResult.RESTART`; ``configure_logging=False``
     keeps uvicorn from installing its logging configuration; ``ws_compression``
-    accepts permessage-deflate (see the module docstring).
+    accepts permessage-deflate (see the module docstring); ``inspector_token`` turns on
+    the ``/inspector`` routes (default: ``PYRIVET_INSPECTOR_TOKEN``; see `create_app`).
 
     Raises:
         DataDirLockedError: another process uses ``data_dir``.
@@ -206,7 +208,7 @@ async def serve(
         await runtime.start()
     try:
         config = uvicorn.Config(
-            create_app(runtime),
+            create_app(runtime, inspector_token=inspector_token),
             host=host,
             port=port,
             log_level=log_level,

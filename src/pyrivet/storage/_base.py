@@ -25,7 +25,8 @@ Contract (checked by ``tests/contract`` against every driver):
   Within one record the KV range deletes apply first, then the puts, then the deletes.
   ``seq`` values of one actor's records are strictly increasing across commits.
 * **Durability.** When `commit` returns, the batch survives a process crash (and, for
-  drivers opened in strict mode, an OS crash).
+  drivers opened in strict mode, an OS crash, unless every record of the batch is
+  ``synced_elsewhere``: then a later commit's sync covers it).
 * **Read-your-writes.** Every read issued after a `commit` returned sees it.
 * **Uniqueness.** `create_actor` / `get_or_create_actor` are atomic with respect to
   each other: of many concurrent calls for one ``(name, key)`` exactly one creates.
@@ -199,6 +200,10 @@ class CommitRecord(msgspec.Struct):
     event: HistoryEntry | None = None
     #: Delete history entries of this actor with ``seq < prune_history_before``.
     prune_history_before: int | None = None
+    #: The whole record is already durable in a log the runtime replays after a crash
+    #: (an actor database's redo log, ``storage/_actor_db.py``): a driver may write it
+    #: without syncing (it must still survive a process crash and keep commit order).
+    synced_elsewhere: bool = False
 
     def writes_beyond_log(self) -> bool:
         """Whether the record writes more than its state, history entry and prune bound:

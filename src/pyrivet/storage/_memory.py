@@ -16,6 +16,7 @@ from typing import TypeVar
 import msgspec
 
 from ..errors import DuplicateKeyError, StorageError
+from ._actor_db import ActorDatabases, MemoryDatabases
 from ._base import (
     ActorRecord,
     AlarmRecord,
@@ -371,6 +372,13 @@ class MemoryDriver:
         start = bisect.bisect_right(entries, after_seq, key=_seq_of)
         stop = len(entries) if limit is None else start + max(limit, 0)
         return entries[start:stop]
+
+    def actor_databases(self) -> ActorDatabases:
+        """The per-actor SQL databases (``c.db``): in memory, alive as long as this driver."""
+        dbs: MemoryDatabases | None = getattr(self, "_actor_dbs", None)
+        if dbs is None:
+            dbs = self._actor_dbs = MemoryDatabases()
+        return dbs
 
 
 def _apply_ops(space: dict[_K, bytes], ops: dict[_K, bytes | None]) -> None:

@@ -49,6 +49,7 @@ from queue import Empty, SimpleQueue
 from typing import Any, Literal, TypeAlias, TypeVar, TypeVarTuple, Unpack
 
 from ..errors import StorageError
+from ._actor_db import ActorDatabases, FileDatabases
 from ._base import (
     ActorRecord,
     AlarmRecord,
@@ -357,6 +358,14 @@ class SQLiteDriver:
         First moves the actor's rows out of the commit log, if it has any there.
         """
         return await self._call(self._w().read_history, actor_id, after_seq, limit)
+
+    def actor_databases(self) -> ActorDatabases:
+        """The per-actor SQL databases (``c.db``): one file per actor under
+        ``<data_dir>/actor-db/``, synced like this driver's commits."""
+        dbs: FileDatabases | None = getattr(self, "_actor_dbs", None)
+        if dbs is None:
+            dbs = self._actor_dbs = FileDatabases(self.data_dir / "actor-db", self._synchronous)
+        return dbs
 
 
 # -- the writer thread -----------------------------------------------------------------

@@ -1,0 +1,210 @@
+"""`ActorDbs`: the open SQL databases of a runtime's actors (``Services.dbs``).
+
+It opens an actor's database at each start (rolling the store forward from the redo
+log, then running ``on_migrate``), passes the journal's records to the actor's
+`ActorDb` before they reach the committer, closes or deletes databases when actors stop,
+and is the committer's barrier: the files of actor databases committed since the last
+batch are synced before the store writes the next one (see ``actor_db.py`` for why).
+Everything runs on the event loop except the fdatasyncs of a barrier with several
+files, which run on worker threads in parallel.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sqlite3
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from ..errors import DatabaseError, StorageError
+from ..storage._actor_db import ActorDatabases, HasActorDatabases, read_log, sync_file
+from ..storage._base import ActorStore, CommitRecord
+from .actor_db import ActorDb, DbHost
+
+__all__ = ["SYNC_THREADS", "ActorDbs"]
+
+log = logging.getLogger("pyrivet.actor")
+
+#: Worker threads that fdatasync actor database files before a batch is committed.
+SYNC_THREADS = 16
+
+
+class ActorDbs:
+    """The open actor databases of one runtime (``Services.dbs``).
+
+    Also the committer's `barrier` when the registry has database actors: files of
+    actor databases committed since the last batch are fdatasynced on worker threads,
+    in parallel (the file system merges concurrent syncs), before the store's commit.
+    """
+
+    __slots__ = (
+        "_dbs",
+        "_files",
+        "_last_synced",
+        "_pool",
+        "_store",
+        "_unsynced",
+        "synced_batches",
+    )
+
+    def __init__(self, store: ActorStore) -> None:
+        self._store = store
+        self._files: ActorDatabases | None = None
+        self._dbs: dict[str, ActorDb] = {}
+        self._unsynced: set[str] = set()
+        self._pool: ThreadPoolExecutor | None = None
+        #: Batches the store wrote with its own sync, counted when the next one starts:
+        #: a record written without one (``synced_elsewhere``) is covered by the store's
+        #: sync once this passed its count at submission + 2 (the batch in flight then
+        #: may have gone first). Until then its actor's redo log keeps it.
+        self.synced_batches = 0
+        self._last_synced = False
+
+    def barrier(self, batch: list[CommitRecord]) -> asyncio.Future[Any] | None:
+        """Sync the files committed since the last call before ``batch`` is written (the
+        previous batch is done); None if there are none."""
+        if self._last_synced:
+            self.synced_batches += 1
+        self._last_synced = not all(record.synced_elsewhere for record in batch)
+        if not self._unsynced:
+            return None
+        paths, self._unsynced = self._unsynced, set()
+        loop = asyncio.get_running_loop()
+        if len(paths) == 1:
+            # One file (a sequential caller): sync inline, as the SQLite driver commits
+            # inline when idle; a thread hop would cost as much as the sync.
+            try:
+                sync_file(paths.pop())
+            except OSError as exc:
+                failed: asyncio.Future[Any] = loop.create_future()
+                failed.set_exception(exc)
+                return failed
+            return None
+        pool = self._pool
+        if pool is None:
+            pool = self._pool = ThreadPoolExecutor(SYNC_THREADS, "pyrivet-actor-db-sync")
+        return asyncio.gather(*(loop.run_in_executor(pool, sync_file, p) for p in paths))
+
+    def files(self) -> ActorDatabases:
+        files = self._files
+        if files is None:
+            store = self._store
+            if not isinstance(store, HasActorDatabases):
+                raise DatabaseError(
+                    f"the storage driver {type(store).__name__} has no per-actor SQL "
+                    "databases; use the SQLite or memory driver for actors with db=True",
+                    code="unsupported",
+                )
+            files = self._files = store.actor_databases()
+        return files
+
+    def get(self, actor_id: str) -> ActorDb | None:
+        return self._dbs.get(actor_id)
+
+    async def attach(
+        self, host: DbHost, seq: int, snapshot: bytes | None, *, fresh: bool
+    ) -> tuple[int, bytes | None]:
+        """Open the actor's database at a start, roll the store forward from its redo
+        log, and run ``on_migrate``. Returns the ``(seq, snapshot)`` to start from.
+
+        Raises:
+            DatabaseError: the file cannot be opened or read (``sqlite/open_failed``),
+                the roll forward failed, or on_migrate failed; the actor does not start.
+        """
+        files = self.files()
+        actor_id = host.actor_id
+        old = self._dbs.pop(actor_id, None)
+        if old is not None:
+            self._release(actor_id, old)
+        try:
+            conn = files.open(actor_id, fresh=fresh)
+        except StorageError as exc:
+            raise DatabaseError(
+                f"actor {host.name!r} ({actor_id}): {exc}", code="open_failed"
+            ) from None
+        db = ActorDb(host, conn, files)
+        try:
+            if not fresh:
+                seq, snapshot = await self._roll_forward(host, conn, seq, snapshot)
+            await db.migrate()
+        except BaseException:
+            self._release(actor_id, db)
+            raise
+        self._dbs[actor_id] = db
+        return seq, snapshot
+
+    async def _roll_forward(
+        self, host: DbHost, conn: sqlite3.Connection, seq: int, snapshot: bytes | None
+    ) -> tuple[int, bytes | None]:
+        try:
+            records = read_log(conn, seq)
+        except (sqlite3.Error, StorageError) as exc:
+            raise DatabaseError(
+                f"actor {host.name!r} ({host.actor_id}): its SQL database cannot be read "
+                f"({exc}); restore it from a backup or move it away",
+                code="open_failed",
+            ) from None
+        if not records:
+            return seq, snapshot
+        log.warning(
+            "actor %s (%s): the store lost commits %d..%d (a crash); writing them again "
+            "from the actor's SQL database",
+            host.name,
+            host.actor_id,
+            records[0].seq,
+            records[-1].seq,
+        )
+        for record in records:
+            record.synced_elsewhere = False
+        await self._store.commit(records)
+        for record in records:
+            host.svc.alarms.apply(record)
+            if record.state is not None:
+                snapshot = record.state
+        return records[-1].seq, snapshot
+
+    def before_submit(self, actor_id: str, record: CommitRecord, durable_seq: int) -> None:
+        """The journal's hook; see `ActorDb.before_submit`."""
+        db = self._dbs.get(actor_id)
+        if db is not None and db.before_submit(record, self._prune_bound(db, durable_seq)):
+            path = self.files().unsynced_path(actor_id)
+            if path is not None:
+                self._unsynced.add(path)
+                # The barrier syncs the log before the store writes the record; the
+                # store need not sync it again, unless others read it without waking the
+                # actor (its creation, its schedules).
+                if record.create is None and not record.alarm_puts and not record.alarm_deletes:
+                    record.synced_elsewhere = True
+                    db.unsynced_in_store.append((self.synced_batches, record.seq))
+
+    def _prune_bound(self, db: ActorDb, durable_seq: int) -> int:
+        """The highest seq whose log row may go: durable in the store, and synced there."""
+        waiting = db.unsynced_in_store
+        while waiting and self.synced_batches >= waiting[0][0] + 2:
+            waiting.popleft()
+        return min(durable_seq, waiting[0][1] - 1) if waiting else durable_seq
+
+    def close(self, actor_id: str, *, delete: bool = False) -> None:
+        """The actor stopped (``delete``: it was destroyed, drop its database)."""
+        db = self._dbs.pop(actor_id, None)
+        if delete:
+            conn = db.close() if db is not None else None
+            self.files().delete(actor_id, conn)
+        elif db is not None:
+            self._release(actor_id, db)
+
+    def _release(self, actor_id: str, db: ActorDb) -> None:
+        conn = db.close()
+        if conn is not None:
+            self.files().close(actor_id, conn)
+
+    def close_all(self) -> None:
+        for actor_id, db in list(self._dbs.items()):
+            self._release(actor_id, db)
+        self._dbs.clear()
+        if self._files is not None:
+            self._files.close_all()
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
+            self._pool = None
