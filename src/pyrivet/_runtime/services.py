@@ -16,6 +16,7 @@ from ..storage._base import ActorStore
 from .alarms import AlarmScheduler
 from .committer import Committer
 from .idle import IdleLink, IdleSweeper
+from .parking import Parking
 from .queue_waiters import CompletionWaiters
 
 __all__ = ["Services"]
@@ -32,6 +33,7 @@ class Services:
         "forget",
         "idle",
         "max_outgoing_message_size",
+        "parking",
         "queue_waiters",
         "region",
         "store",
@@ -67,6 +69,8 @@ class Services:
         self.client = client
         #: Senders waiting for queue completions; they outlive an actor's sleep.
         self.queue_waiters = CompletionWaiters()
+        #: Open sockets of sleeping actors' hibernated connections.
+        self.parking = Parking()
 
     def now_ms(self) -> int:
         return int(self.clock.now() * 1000)

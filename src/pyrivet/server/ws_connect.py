@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections import deque
 from typing import Any, Final
 
 from .._codec import values
@@ -50,11 +51,12 @@ from .._protocol.messages import (
     Encoding,
     Event,
     Init,
+    SubscriptionRequest,
     decode_to_server,
     encode_to_client,
     parse_encoding,
 )
-from .._runtime.connections import ConnImpl
+from .._runtime.connections import ConnImpl, HibernatableSink
 from .._util.tasks import TaskSupervisor
 from ..errors import ActorError, EncodingError
 from ._asgi import Receive, RequestInfo, Send
@@ -74,6 +76,7 @@ from .errors import (
     to_wire,
 )
 from .gateway import route_target
+from .resume import EVENT_FRAME, HELLO_EVENT, parse_resume
 from .routing import Route
 
 __all__ = ["ENCODING_SUBPROTOCOL", "RIVET_SUBPROTOCOL", "accept_subprotocol", "handle_connect"]
@@ -84,6 +87,9 @@ RIVET_SUBPROTOCOL: Final = "rivet"
 ENCODING_SUBPROTOCOL: Final = "rivet_encoding."
 #: Most actions one connection may have in flight; more fail with ``actor/overloaded``.
 MAX_IN_FLIGHT: Final = 1024
+#: Most messages held for a hibernated connection while its actor wakes; more actions
+#: fail with ``connection/wake_buffer_full``.
+MAX_WAKE_BUFFER: Final = 256
 
 
 def accept_subprotocol(protocols: list[str]) -> str | None:
@@ -103,8 +109,18 @@ def frame_size(data: str | bytes) -> int:
     return len(data) if isinstance(data, bytes) else len(data.encode())
 
 
-class ConnectSession:
-    """One accepted ``connect`` socket; also the runtime's `EventSink` for it."""
+class ConnectSession(HibernatableSink):
+    """One accepted ``connect`` socket; also the runtime's `EventSink` for it.
+
+    While its actor sleeps the session is *hibernated*: it keeps reading the socket but
+    holds no connection object (``conn`` is None, ``conn_id`` says which one it
+    serves). A message then wakes the actor (`_wake`); messages that arrive meanwhile
+    wait in ``_held`` (at most `MAX_WAKE_BUFFER`; past it an action fails at once with
+    ``connection/wake_buffer_full``), then run in order. A client that leaves meanwhile
+    is reported to the runtime without waking the actor.
+    """
+
+    hibernatable = True
 
     def __init__(
         self, state: ServerState, encoding: Encoding, outbox: Outbox, tasks: TaskSupervisor
@@ -121,6 +137,11 @@ class ConnectSession:
         self.actor: ActorSpecifier | None = None
         #: Why reading stopped on a bad frame: sent by `finish` after in-flight replies.
         self._failure: ActorError | None = None
+        #: The client negotiated numbered events (``resume.py``).
+        self.sequenced = False
+        self.conn_id: str | None = None
+        #: Messages waiting for the actor to wake (None: not waking).
+        self._held: deque[ActionRequest | SubscriptionRequest] | None = None
 
     def _wire(self, data: bytes) -> str | bytes:
         return data.decode() if self._text else data
@@ -134,6 +155,7 @@ class ConnectSession:
     def ready(self, conn: ConnImpl) -> None:
         """Queue Init, then whatever events the connect hooks produced."""
         self.conn = conn
+        self.conn_id = conn.id
         assert self.actor is not None
         init = Init(self.actor.actor_id, conn.id)
         self._outbox.frame(self._wire(encode_to_client(init, self._encoding)))
@@ -145,12 +167,12 @@ class ConnectSession:
 
     def deliver(self, event: str, payload: bytes) -> None:
         try:
-            frame = self._wire(
-                encode_to_client(Event(event, values.decode(payload)), self._encoding)
-            )
+            self._queue_event(event, values.decode(payload), event)
         except EncodingError as exc:
             log.warning("event %r not sent: %s", event, exc.message)
-            return
+
+    def _queue_event(self, name: str, args: Any, event: str) -> None:
+        frame = self._wire(encode_to_client(Event(name, args), self._encoding))
         size = frame_size(frame)
         if size > self._state.max_outgoing:
             log.warning(
@@ -167,6 +189,26 @@ class ConnectSession:
 
     def closed(self, reason: str | None) -> None:
         self._close_after_in_flight(1000, reason or "")
+
+    def deliver_seq(self, event: str, payload: bytes, epoch: str, seq: int) -> None:
+        try:
+            args = values.decode(payload)
+            self._queue_event(EVENT_FRAME, [seq, epoch, event, args], event)
+        except EncodingError as exc:
+            log.warning("event %r not sent: %s", event, exc.message)
+
+    def hello(self, info: dict[str, Any]) -> None:
+        frame = self._wire(encode_to_client(Event(HELLO_EVENT, [info]), self._encoding))
+        if self._early is not None:
+            self._early.insert(0, frame)
+        else:
+            self._outbox.frame(frame)
+
+    def hibernate(self) -> None:
+        self.conn = None
+
+    def attach(self, conn: ConnImpl) -> None:
+        self.conn = conn
 
     # -- server stop (`Leaving`) ---------------------------------------------------
 
@@ -210,14 +252,53 @@ class ConnectSession:
             except ProtocolError as exc:
                 self._failure = exc
                 return
-            conn = self.conn
-            assert conn is not None
-            if isinstance(request, ActionRequest):
-                self._start_action(request)
-            elif request.subscribe:
-                conn.subscribe(request.event_name)
+            if self.conn is None or self._held is not None:
+                self._hold(request)
             else:
-                conn.unsubscribe(request.event_name)
+                self._dispatch(request)
+
+    def _dispatch(self, request: ActionRequest | SubscriptionRequest) -> None:
+        conn = self.conn
+        assert conn is not None
+        if isinstance(request, ActionRequest):
+            self._start_action(request)
+        elif request.subscribe:
+            conn.subscribe(request.event_name)
+        else:
+            conn.unsubscribe(request.event_name)
+
+    # -- hibernation -----------------------------------------------------------------
+
+    def _hold(self, request: ActionRequest | SubscriptionRequest) -> None:
+        """Keep a message of a hibernated connection until its actor is awake."""
+        held = self._held
+        if held is None:
+            held = self._held = deque()
+            self._tasks.spawn(self._wake(), name="conn-wake")
+        if len(held) >= MAX_WAKE_BUFFER and isinstance(request, ActionRequest):
+            error = ActorError(
+                f"the actor is waking up and {MAX_WAKE_BUFFER} messages of this connection "
+                "already wait for it; wait for replies before sending more",
+                group="connection",
+                code="wake_buffer_full",
+            )
+            self._reply_error(error, request.id)
+            return
+        held.append(request)
+
+    async def _wake(self) -> None:
+        """Wake the actor for the held messages, then run them in order."""
+        assert self.actor is not None and self.conn_id is not None
+        try:
+            await self._state.runtime.wake_parked(self.actor.actor_id, self.conn_id, self)
+        except Exception as exc:
+            self._held = None
+            self.fail(exc)
+            return
+        held = self._held or deque()
+        while held:
+            self._dispatch(held.popleft())
+        self._held = None
 
     def _start_action(self, request: ActionRequest) -> None:
         try:
@@ -263,8 +344,16 @@ class ConnectSession:
         if self._failure is not None:
             self.fail(self._failure)
         conn = self.conn
-        if conn is not None and conn.is_open:
-            await conn.disconnect()
+        runtime = self._state.runtime
+        if conn is None:
+            if self.conn_id is not None and self.actor is not None and not self._outbox.closing:
+                # Hibernated: the client left (or a ping timed out) while its actor slept.
+                runtime.parked_left(self.actor.actor_id, self.conn_id, self)
+        elif conn.is_open and conn.sink is self:
+            if self._state.going_away and conn.hibernatable:
+                runtime.detach(conn)  # the client may resume it after the restart
+            else:
+                await conn.disconnect()
 
 
 async def handle_connect(
@@ -302,11 +391,14 @@ async def handle_connect(
                 await outbox.done.wait()
                 return
             params = parse_params(request.header(PARAMS_HEADER), protocols)
+            offer = parse_resume(protocols)
             target = route_target(route, request.query_string, max_input_size=state.max_incoming)
             actor = await state.directory.resolve(target)
             session.actor = actor.specifier()
+            resume, subscriptions = offer if offer is not None else (None, set())
+            session.sequenced = resume is not None
             conn = await state.runtime.connect(
-                actor.actor_id, params, session, set(), request.for_actor()
+                actor.actor_id, params, session, subscriptions, request.for_actor(), resume
             )
         except Exception as exc:
             session.fail(exc)
