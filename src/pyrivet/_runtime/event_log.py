@@ -69,7 +69,7 @@ class Gap:
 class EventLog:
     """The event sequence of one awake actor (see the module doc)."""
 
-    __slots__ = ("epoch", "epochs", "events", "max_age_ms", "max_count", "next_seq")
+    __slots__ = ("dirty", "durable", "epoch", "epochs", "events", "max_age_ms", "max_count", "next_seq")
 
     def __init__(self, max_count: int, max_age_s: float, stored: bytes | None = None) -> None:
         self.max_count = max_count
@@ -79,6 +79,11 @@ class EventLog:
         self.next_seq = 1
         self.epochs: list[tuple[str, int]] = []
         self.events: deque[LoggedEvent] = deque()
+        #: Events were numbered since the log was loaded (it must be saved).
+        self.dirty = False
+        #: Saved at sleep: set once a client that resumes (a sequenced connection) used
+        #: this actor, so actors whose clients never resume write nothing for it.
+        self.durable = stored is not None
         if stored is not None:
             data = msgspec.msgpack.decode(stored, type=_Stored)
             self.next_seq = data.next_seq
@@ -94,6 +99,7 @@ class EventLog:
         """Number an event being released, keep it, and return its number."""
         seq = self.next_seq
         self.next_seq = seq + 1
+        self.dirty = True
         if self.max_count:
             self.events.append(LoggedEvent(seq, now_ms, target, name, payload))
             self._prune(now_ms)

@@ -175,7 +175,8 @@ def hibernate(inst: RealtimeHost) -> list[ConnImpl]:
             conn.sink = None
             cast(HibernatableSink, sink).hibernate()
     rt = inst.realtime
-    if inst.conns or rt is not None:
+    keeps = len(close) < len(inst.conns or ())
+    if keeps or (rt is not None and (rt.stored or (rt.log is not None and rt.log.dirty and rt.log.durable))):
         inst.journal.contribute(SleepRecords(inst, close), schedule=False)
     return close
 
@@ -202,7 +203,7 @@ class SleepRecords(Contribution):
             if data is not None:
                 puts.append((CONN_PREFIX + conn.id, data))
                 kept.add(conn.id)
-        if rt is not None and rt.log is not None:
+        if rt is not None and rt.log is not None and rt.log.dirty and rt.log.durable:
             puts.append((EVENTS_KEY, rt.log.encode(inst.svc.now_ms())))
         deletes = tuple(CONN_PREFIX + i for i in stored - kept)
         record.workflow_puts = (*record.workflow_puts, *puts)
@@ -372,8 +373,10 @@ def take_over(inst: RealtimeHost, resume: Resume, sink: EventSink) -> ConnImpl |
 
 
 def baseline(inst: RealtimeHost) -> tuple[str, int]:
-    """The current end of the actor's event sequence: (epoch, last seq)."""
+    """The current end of the actor's event sequence: (epoch, last seq); from now on
+    the log is saved at sleep (a client that resumes uses this actor)."""
     event_log = _event_log(inst)
+    event_log.durable = True
     return event_log.epoch, event_log.last_seq
 
 
