@@ -38,12 +38,19 @@ Start = Callable[..., Awaitable[Served]]
 async def start_server() -> AsyncIterator[Start]:
     """``await start_server(registry, **create_app_kwargs)`` -> `Served`.
 
-    Pass ``owned=True`` to let the app own its runtime (started by the ASGI lifespan).
+    Pass ``owned=True`` to let the app own its runtime (started by the ASGI lifespan),
+    ``ws_ping=(interval, timeout)`` to have uvicorn ping WebSocket clients.
     Everything is stopped when the test ends: the server first, then the runtime.
     """
     async with contextlib.AsyncExitStack() as stack:
 
-        async def start(registry: Registry, *, owned: bool = False, **kwargs: Any) -> Served:
+        async def start(
+            registry: Registry,
+            *,
+            owned: bool = False,
+            ws_ping: tuple[float, float] | None = None,
+            **kwargs: Any,
+        ) -> Served:
             runtime: Runtime | None = None
             if owned:
                 app = create_app(registry, storage=MemoryDriver(), **kwargs)
@@ -60,7 +67,8 @@ async def start_server() -> AsyncIterator[Start]:
                 log_config=None,
                 log_level="warning",
                 ws=BatchingWebSocketProtocol,  # as `pyrivet serve`
-                ws_ping_interval=None,
+                ws_ping_interval=ws_ping[0] if ws_ping else None,
+                ws_ping_timeout=ws_ping[1] if ws_ping else None,
                 timeout_graceful_shutdown=5,
             )
             server = PyrivetServer(config, handle_signals=False)

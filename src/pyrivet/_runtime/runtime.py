@@ -495,8 +495,8 @@ class Runtime(LocalRuntime):
                 resumed = conn is not None
                 if conn is None:
                     conn = await open_conn(inst, params, sink, subscriptions, request)
-                elif subscriptions is not None:
-                    conn.subscriptions = set(subscriptions)
+                elif subscriptions:
+                    conn.subscriptions.update(subscriptions)
                 greet(inst, conn, sink, resume, start, resumed)
                 return conn
             except ActorStoppingError:
