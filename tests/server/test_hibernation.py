@@ -29,14 +29,16 @@ pytestmark = pytest.mark.usefixtures("reset_log")
 @pytest.fixture
 def reset_log() -> None:
     HOOKS.clear()
-    GATE.clear()
     GATE.set()
+    SLEEP_GATE.set()
 
 
 #: What the hooks of the `room` actor ran, in order.
 HOOKS: list[str] = []
 #: on_wake of `room` waits for it (set unless a test holds wakes).
 GATE = asyncio.Event()
+#: on_sleep of `room` waits for it.
+SLEEP_GATE = asyncio.Event()
 
 
 def make_room(**options: Any) -> Registry:
@@ -64,8 +66,9 @@ def make_room(**options: Any) -> Registry:
         await GATE.wait()
 
     @room.on_sleep
-    def on_sleep(c: Any) -> None:
+    async def on_sleep(c: Any) -> None:
         HOOKS.append("sleep")
+        await SLEEP_GATE.wait()
 
     @room.action
     def say(c: Any, text: str) -> int:
@@ -240,6 +243,27 @@ async def test_messages_sent_while_waking_are_held_then_a_burst_past_the_bound_f
         replies = [await recv_msg(ws, "json") for _ in range(MAX_WAKE_BUFFER)]
         # Held messages ran in order, none lost.
         assert replies == [ActionResponse(i, i + 1) for i in range(MAX_WAKE_BUFFER)]
+
+
+async def test_an_action_sent_while_the_actor_falls_asleep_runs_after_the_wake(
+    start_server: Start,
+) -> None:
+    served = await start_server(make_room())
+    ws, init = await join(served, "ada")
+    async with ws:
+        assert served.runtime is not None
+        SLEEP_GATE.clear()
+        sleeping = asyncio.ensure_future(served.runtime.sleep(init.actor_id))
+        for _ in range(300):
+            if "sleep" in HOOKS:
+                break
+            await asyncio.sleep(0.01)
+        await call(ws, "json", 0, "say", "late")  # on_sleep is still running
+        await asyncio.sleep(0.05)
+        SLEEP_GATE.set()
+        await sleeping
+        assert await recv_msg(ws, "json") == ActionResponse(0, 1)
+        assert HOOKS == ["wake", "connect:ada", "sleep", "wake"]
 
 
 async def test_destroying_a_sleeping_actor_closes_its_hibernated_sockets(

@@ -525,6 +525,10 @@ class Runtime(LocalRuntime):
                 )
             await self._wait_stopped(inst)
 
+    async def wait_conn_settled(self, conn: ConnImpl) -> None:
+        """Wait until the shutdown of ``conn``'s actor (if one runs) has ended."""
+        await self._wait_stopped(_instance_of(conn))
+
     def parked_left(self, actor_id: str, conn_id: str, sink: EventSink) -> None:
         """The client of a hibernated connection is gone; the actor is not woken (its
         ``on_disconnect`` runs at the next wake)."""

@@ -58,7 +58,7 @@ from .._protocol.messages import (
 )
 from .._runtime.connections import ConnImpl, HibernatableSink
 from .._util.tasks import TaskSupervisor
-from ..errors import ActorError, EncodingError
+from ..errors import ActorError, ActorStoppingError, EncodingError
 from ._asgi import Receive, RequestInfo, Send
 from ._state import ServerState
 from ._websocket import Outbox
@@ -327,7 +327,20 @@ class ConnectSession(HibernatableSink):
         assert conn is not None
         limit = self._state.max_outgoing
         try:
-            output: Any = await self._state.runtime.call_on_conn(conn, request.name, request.args)
+            try:
+                output: Any = await self._state.runtime.call_on_conn(
+                    conn, request.name, request.args
+                )
+            except ActorStoppingError:
+                if not conn.hibernatable or conn.sink is not self:
+                    raise
+                # The actor started to sleep: once this connection is hibernated, the
+                # request waits for the wake like any message sent after it.
+                await self._state.runtime.wait_conn_settled(conn)
+                if self.conn is not None:
+                    raise
+                self._hold(request)
+                return
             data = encode_to_client(ActionResponse(request.id, output), self._encoding)
             if len(data) > limit:
                 raise outgoing_too_long("the action result", len(data), limit)
