@@ -43,6 +43,8 @@ log = logging.getLogger("pyrivet.actor")
 class EventSink(Protocol):
     """Where a transport receives one connection's events. Called on the event loop."""
 
+    __slots__ = ()
+
     def deliver(self, event: str, payload: bytes) -> None:
         """An event; ``payload`` is the encoded argument list. Must not block or raise."""
         ...
@@ -58,6 +60,8 @@ class HibernatableSink(EventSink, Protocol):
     A sink says it is one with a true ``hibernatable`` attribute; ``sequenced`` sinks
     negotiated numbered events (``event_log.py``) and get them through `deliver_seq`.
     """
+
+    __slots__ = ()
 
     hibernatable: bool
     sequenced: bool

@@ -69,7 +69,16 @@ class Gap:
 class EventLog:
     """The event sequence of one awake actor (see the module doc)."""
 
-    __slots__ = ("dirty", "durable", "epoch", "epochs", "events", "max_age_ms", "max_count", "next_seq")
+    __slots__ = (
+        "dirty",
+        "durable",
+        "epoch",
+        "epochs",
+        "events",
+        "max_age_ms",
+        "max_count",
+        "next_seq",
+    )
 
     def __init__(self, max_count: int, max_age_s: float, stored: bytes | None = None) -> None:
         self.max_count = max_count

@@ -176,7 +176,9 @@ def hibernate(inst: RealtimeHost) -> list[ConnImpl]:
             cast(HibernatableSink, sink).hibernate()
     rt = inst.realtime
     keeps = len(close) < len(inst.conns or ())
-    if keeps or (rt is not None and (rt.stored or (rt.log is not None and rt.log.dirty and rt.log.durable))):
+    if keeps or (
+        rt is not None and (rt.stored or (rt.log is not None and rt.log.dirty and rt.log.durable))
+    ):
         inst.journal.contribute(SleepRecords(inst, close), schedule=False)
     return close
 

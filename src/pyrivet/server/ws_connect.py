@@ -120,6 +120,22 @@ class ConnectSession(HibernatableSink):
     is reported to the runtime without waking the actor.
     """
 
+    __slots__ = (
+        "_early",
+        "_encoding",
+        "_failure",
+        "_held",
+        "_in_flight",
+        "_outbox",
+        "_state",
+        "_tasks",
+        "_text",
+        "actor",
+        "conn",
+        "conn_id",
+        "sequenced",
+    )
+
     hibernatable = True
 
     def __init__(
@@ -130,7 +146,8 @@ class ConnectSession(HibernatableSink):
         self._text = encoding == "json"
         self._outbox = outbox
         self._tasks = tasks
-        self._in_flight: set[asyncio.Task[None]] = set()
+        #: Action tasks running (a dict, not a set: emptied, it shrinks back to 64 bytes).
+        self._in_flight: dict[asyncio.Task[None], None] = {}
         #: Frames (events) produced before Init was queued.
         self._early: list[str | bytes] | None = []
         self.conn: ConnImpl | None = None
@@ -206,6 +223,8 @@ class ConnectSession(HibernatableSink):
 
     def hibernate(self) -> None:
         self.conn = None
+        if not self._in_flight:
+            self._outbox.park()  # no writer task while nothing is sent
 
     def attach(self, conn: ConnImpl) -> None:
         self.conn = conn
@@ -315,8 +334,14 @@ class ConnectSession(HibernatableSink):
             self._reply_error(error, request.id)
             return
         task = self._tasks.spawn(self._run_action(request), name=f"action:{request.name}")
-        self._in_flight.add(task)
-        task.add_done_callback(self._in_flight.discard)
+        self._in_flight[task] = None
+        task.add_done_callback(self._action_done)
+
+    def _action_done(self, task: asyncio.Task[None]) -> None:
+        in_flight = self._in_flight
+        in_flight.pop(task, None)
+        if not in_flight:
+            in_flight.clear()  # frees the table a burst of actions grew
 
     def _reply_error(self, exc: BaseException, action_id: int) -> None:
         frame = error_frame(exc, self._encoding, action_id=action_id, actor=self.actor)
@@ -369,6 +394,33 @@ class ConnectSession(HibernatableSink):
                 await conn.disconnect()
 
 
+async def _open(
+    state: ServerState,
+    session: ConnectSession,
+    request: RequestInfo,
+    route: Route,
+    protocols: list[str],
+) -> bool:
+    """Resolve the actor and open the connection; False when it failed (the session
+    sent the error and closes)."""
+    try:
+        params = parse_params(request.header(PARAMS_HEADER), protocols)
+        offer = parse_resume(protocols)
+        target = route_target(route, request.query_string, max_input_size=state.max_incoming)
+        actor = await state.directory.resolve(target)
+        session.actor = actor.specifier()
+        resume, subscriptions = offer if offer is not None else (None, None)
+        session.sequenced = resume is not None
+        conn = await state.runtime.connect(
+            actor.actor_id, params, session, subscriptions, request.for_actor(), resume
+        )
+    except Exception as exc:
+        session.fail(exc)
+        return False
+    session.ready(conn)
+    return True
+
+
 async def handle_connect(
     state: ServerState, request: RequestInfo, route: Route, receive: Receive, send: Send
 ) -> None:
@@ -389,34 +441,21 @@ async def handle_connect(
             }
         )
         return
-    outbox = Outbox(send, state.options.max_send_queue)
     # Owns the writer, the action tasks and the close task; whatever is left when
     # the handler ends (only on cancellation) is cancelled.
     tasks = TaskSupervisor("pyrivet connection")
+    outbox = Outbox(send, state.options.max_send_queue, tasks)
     session = ConnectSession(state, encoding, outbox, tasks)
-    tasks.spawn(outbox.run(), name="ws-writer")
+    outbox.start()
     state.sockets.add(session)
     try:
-        try:
-            if state.going_away:
-                # The server stops: do not wake an actor for a socket about to close.
-                session.go_away()
-                await outbox.done.wait()
-                return
-            params = parse_params(request.header(PARAMS_HEADER), protocols)
-            offer = parse_resume(protocols)
-            target = route_target(route, request.query_string, max_input_size=state.max_incoming)
-            actor = await state.directory.resolve(target)
-            session.actor = actor.specifier()
-            resume, subscriptions = offer if offer is not None else (None, set())
-            session.sequenced = resume is not None
-            conn = await state.runtime.connect(
-                actor.actor_id, params, session, subscriptions, request.for_actor(), resume
-            )
-        except Exception as exc:
-            session.fail(exc)
-        else:
-            session.ready(conn)
+        if state.going_away:
+            # The server stops: do not wake an actor for a socket about to close.
+            session.go_away()
+        elif await _open(state, session, request, route, protocols):
+            # Nothing of the upgrade request is kept while the socket lives (a
+            # hibernated connection should cost little more than its socket).
+            del request, route, protocols
             await session.serve(receive)
             await session.finish()
             outbox.close(1000)
