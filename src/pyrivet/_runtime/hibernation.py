@@ -165,8 +165,16 @@ def hibernate(inst: RealtimeHost) -> list[ConnImpl]:
     every connection to keep; return the connections to close instead."""
     parking = inst.svc.parking
     close: list[ConnImpl] = []
+    rt = inst.realtime
+    expired = _expired_at(inst)
     for conn in list((inst.conns or {}).values()):
-        if not conn.hibernatable:
+        if (
+            not conn.hibernatable
+            or _encode_conn(inst, conn) is None
+            or (
+                conn.sink is None and rt is not None and rt.detached.get(conn.id, expired) < expired
+            )
+        ):
             close.append(conn)
             continue
         sink = conn.sink
@@ -174,7 +182,6 @@ def hibernate(inst: RealtimeHost) -> list[ConnImpl]:
             parking.park(inst.actor_id, conn.id, sink)
             conn.sink = None
             cast(HibernatableSink, sink).hibernate()
-    rt = inst.realtime
     keeps = len(close) < len(inst.conns or ())
     if keeps or (
         rt is not None and (rt.stored or (rt.log is not None and rt.log.dirty and rt.log.durable))
@@ -229,7 +236,7 @@ def _encode_conn(inst: RealtimeHost, conn: ConnImpl) -> bytes | None:
         state = encode(conn.state, "the connection state")
     except EncodingError as exc:
         log.error(
-            "actor %s (%s): connection %s cannot hibernate and is lost: %s",
+            "actor %s (%s): connection %s cannot hibernate and is closed: %s",
             inst.name,
             inst.actor_id,
             conn.id,
@@ -275,6 +282,7 @@ async def restore(inst: RealtimeHost) -> None:
     if events is not None:
         rt.log = EventLog(opts.event_retention, opts.event_retention_age, events)
     now = inst.svc.now_ms()
+    expired = _expired_at(inst)
     ended: list[ConnImpl] = []
     waiting: list[tuple[ConnImpl, int]] = []
     for data in conns.values():
@@ -292,6 +300,8 @@ async def restore(inst: RealtimeHost) -> None:
             cast(HibernatableSink, sink).attach(conn)
         elif record.id in gone:
             ended.append(conn)
+        elif record.detached_at_ms is not None and record.detached_at_ms < expired:
+            ended.append(conn)  # its client did not come back in time
         else:
             detached = record.detached_at_ms or now
             rt.detached[conn.id] = detached
@@ -306,11 +316,17 @@ async def restore(inst: RealtimeHost) -> None:
         life.ready.add_done_callback(lambda _f: _after_wake(inst, ended, waiting))
 
 
+def _expired_at(inst: RealtimeHost) -> int:
+    """Connections detached before this time (ms) waited their whole resume window."""
+    window = inst.definition.options.connection_resume_window
+    return inst.svc.now_ms() - int(window * 1000) + 1
+
+
 def _after_wake(
     inst: RealtimeHost, ended: list[ConnImpl], waiting: list[tuple[ConnImpl, int]]
 ) -> None:
     for conn in ended:
-        inst.track(disconnect(conn, "the client left while the actor slept"), "on_disconnect")
+        inst.track(disconnect(conn, "the client left"), "on_disconnect")
     if not waiting:
         return
     window_ms = int(inst.definition.options.connection_resume_window * 1000)
