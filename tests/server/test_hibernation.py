@@ -342,3 +342,73 @@ async def test_a_malformed_resume_offer_is_refused_clearly(start_server: Start) 
         with pytest.raises(ConnectionClosed):
             await ws.recv()
         assert ws.close_code == 1011
+
+
+def make_chat(**options: Any) -> Registry:
+    chat = actor(
+        "chat",
+        state={"lines": 0},
+        create_conn_state=lambda c, params: {"n": 0},
+        options=ActorOptions(**{"can_hibernate_websocket": True, **options}),
+    )
+
+    @chat.on_websocket
+    async def on_websocket(c: Any, ws: Any) -> None:
+        HOOKS.append(f"open resumed={ws.resumed}")
+        async for message in ws:
+            c.conn.state["n"] += 1
+            c.state["lines"] += 1
+            await ws.send(f"{message} #{c.conn.state['n']}")
+        HOOKS.append("hook ended")
+
+    @chat.on_disconnect
+    def gone(c: Any, conn: Any) -> None:
+        HOOKS.append("disconnect")
+
+    return Registry([chat])
+
+
+async def test_a_hibernatable_raw_websocket_survives_sleep(start_server: Start) -> None:
+    served = await start_server(make_chat(sleep_timeout=0.2))
+    assert served.runtime is not None
+    url = served.ws_url + query_url("chat", "/websocket/room", key="c1")
+    async with connect(url) as ws:
+        await ws.send("a")
+        assert await ws.recv() == "a #1"
+        # The hook waits in receive(): the actor still goes to sleep by itself.
+        for _ in range(300):
+            if served.runtime.awake_count == 0:
+                break
+            await asyncio.sleep(0.01)
+        assert served.runtime.awake_count == 0
+        assert HOOKS == ["open resumed=False", "hook ended"]
+        # The next message wakes it; the hook runs again, conn.state kept.
+        await ws.send("b")
+        assert await ws.recv() == "b #2"
+        assert HOOKS == ["open resumed=False", "hook ended", "open resumed=True"]
+    for _ in range(300):
+        if "disconnect" in HOOKS:
+            break
+        await asyncio.sleep(0.01)
+    assert HOOKS[-2:] == ["hook ended", "disconnect"]
+
+
+async def test_a_raw_websocket_client_leaving_while_hibernated(start_server: Start) -> None:
+    served = await start_server(make_chat())
+    assert served.runtime is not None
+    url = served.ws_url + query_url("chat", "/websocket/room", key="c2")
+    ws = await connect(url)
+    await ws.send("a")
+    assert await ws.recv() == "a #1"
+    (actor_id,) = list(served.runtime._instances)
+    await served.runtime.sleep(actor_id)
+    parking = served.runtime._services.parking
+    assert parking.count() == 1
+    await ws.close()
+    for _ in range(300):
+        if parking.count() == 0:
+            break
+        await asyncio.sleep(0.01)
+    assert len(parking.gone[actor_id]) == 1
+    assert not served.runtime.is_awake(actor_id)
+    assert "disconnect" not in HOOKS

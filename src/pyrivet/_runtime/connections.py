@@ -57,7 +57,8 @@ class EventSink(Protocol):
 class HibernatableSink(EventSink, Protocol):
     """A sink whose socket can outlive its actor's sleep (see ``hibernation.py``).
 
-    A sink says it is one with a true ``hibernatable`` attribute; ``sequenced`` sinks
+    A sink says it is one with a true ``hibernatable`` attribute (set from the actor
+    type's options before the connection opens); ``sequenced`` sinks
     negotiated numbered events (``event_log.py``) and get them through `deliver_seq`.
     """
 
@@ -153,9 +154,7 @@ class ConnImpl(Conn):
         self.subscriptions: set[str] = set()
         self.is_open = True
         #: Survives the actor's sleep (its socket stays open; ``hibernation.py``).
-        self.hibernatable = bool(getattr(sink, "hibernatable", False)) and (
-            inst.definition.options.hibernatable_connections
-        )
+        self.hibernatable = bool(getattr(sink, "hibernatable", False))
         #: Gets numbered events (`HibernatableSink.deliver_seq`).
         self.sequenced = bool(getattr(sink, "sequenced", False))
         #: The secret a client shows to resume this connection (None: not resumable).
@@ -287,22 +286,20 @@ def deliver(
     ``epoch``/``seq`` is its place in the actor's event sequence (``event_log.py``)."""
     target, event, payload = outgoing
     if target is not None:
-        if target.is_open and target.sink is not None:
-            _send(target, target.sink, event, payload, epoch, seq)
+        sink = target.sink
+        if target.is_open and sink is not None:
+            if target.sequenced and seq:
+                cast(HibernatableSink, sink).deliver_seq(event, payload, epoch, seq)
+            else:
+                sink.deliver(event, payload)
         return
     for conn in list((conns or {}).values()):
         sink = conn.sink
         if event in conn.subscriptions and sink is not None:
-            _send(conn, sink, event, payload, epoch, seq)
-
-
-def _send(
-    conn: ConnImpl, sink: EventSink, event: str, payload: bytes, epoch: str, seq: int
-) -> None:
-    if conn.sequenced and seq:
-        cast(HibernatableSink, sink).deliver_seq(event, payload, epoch, seq)
-    else:
-        sink.deliver(event, payload)
+            if conn.sequenced and seq:
+                cast(HibernatableSink, sink).deliver_seq(event, payload, epoch, seq)
+            else:
+                sink.deliver(event, payload)
 
 
 def encode_event_args(args: tuple[Any, ...], event: str, limit: int) -> bytes:

@@ -1,8 +1,9 @@
 """`EventLog`: the per-actor sequence of events, and the recent ones kept for resumes.
 
-Every event an actor releases to its connections (a broadcast or a ``conn.send``) gets
-the next number of the actor's event sequence when it is released, so numbers follow
-release order. The log keeps the most recent events, bounded by
+Once a client that resumes has used an actor (``hibernation.baseline``), every event
+the actor releases to its connections (a broadcast or a ``conn.send``) gets the next
+number of the actor's event sequence when it is released, so numbers follow release
+order. The log keeps the most recent events, bounded by
 ``ActorOptions.event_retention`` (count) and ``event_retention_age`` (seconds), so a
 client that reconnects can ask for what it missed (`EventLog.since`).
 

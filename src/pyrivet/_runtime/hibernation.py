@@ -148,9 +148,14 @@ def _event_log(inst: RealtimeHost) -> EventLog:
 
 
 def release(inst: RealtimeHost, outgoing: Outgoing) -> None:
-    """Number a released event and hand it to its recipients."""
+    """Number a released event (once a resuming client used the actor; until then
+    nobody can ask for it back and nothing is kept) and hand it to its recipients."""
+    rt = inst.realtime
+    event_log = rt.log if rt is not None else None
+    if event_log is None:
+        deliver(inst.conns, outgoing)
+        return
     target, name, payload = outgoing
-    event_log = _event_log(inst)
     seq = event_log.append(
         target.id if target is not None else None, name, payload, inst.svc.now_ms()
     )
@@ -295,6 +300,8 @@ async def restore(inst: RealtimeHost) -> None:
         conn.hibernatable = True
         conn.token = record.token or None
         conn.sequenced = record.sequenced
+        if conn.sequenced:
+            _event_log(inst).durable = True
         inst.add_conn(conn)
         if sink is not None:
             cast(HibernatableSink, sink).attach(conn)

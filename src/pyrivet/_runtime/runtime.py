@@ -529,6 +529,17 @@ class Runtime(LocalRuntime):
         """Wait until the shutdown of ``conn``'s actor (if one runs) has ended."""
         await self._wait_stopped(_instance_of(conn))
 
+    def conn_waiting(self, conn: ConnImpl, waiting: bool) -> None:
+        """A raw WebSocket hook of a hibernatable connection waits for its client's next
+        message (``waiting``), or got it. While it waits it does not keep the actor
+        awake: the actor may sleep, and the hook's ``receive`` then ends it."""
+        inst = _instance_of(conn)
+        if waiting:
+            inst.busy -= 1
+            inst.became_idle()
+        else:
+            inst.busy += 1
+
     def parked_left(self, actor_id: str, conn_id: str, sink: EventSink) -> None:
         """The client of a hibernated connection is gone; the actor is not woken (its
         ``on_disconnect`` runs at the next wake)."""

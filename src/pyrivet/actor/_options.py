@@ -54,6 +54,9 @@ class ActorOptions:
     #: and do not keep it awake: a message on one wakes the actor (RivetKit's default).
     #: False: an open connection keeps its actor awake and is closed if it sleeps.
     hibernatable_connections: bool = True
+    #: Raw ``on_websocket`` sockets stay open while the actor sleeps, and the hook runs
+    #: again after each wake (RivetKit's ``canHibernateWebSocket``; off by default).
+    can_hibernate_websocket: bool = False
     #: Without its client, a connection restored after a server restart waits this long
     #: for the client to resume it, then ``on_disconnect`` runs.
     connection_resume_window: float = 30.0
@@ -68,7 +71,7 @@ class ActorOptions:
             value = getattr(self, field.name)
             if field.name == "durability":
                 continue
-            if field.name in ("no_sleep", "hibernatable_connections"):
+            if field.name in ("no_sleep", "hibernatable_connections", "can_hibernate_websocket"):
                 if not isinstance(value, bool):
                     raise DefinitionError(
                         f"ActorOptions.{field.name} must be True or False, got {value!r}"

@@ -133,10 +133,9 @@ class ConnectSession(HibernatableSink):
         "actor",
         "conn",
         "conn_id",
+        "hibernatable",
         "sequenced",
     )
-
-    hibernatable = True
 
     def __init__(
         self, state: ServerState, encoding: Encoding, outbox: Outbox, tasks: TaskSupervisor
@@ -156,6 +155,8 @@ class ConnectSession(HibernatableSink):
         self._failure: ActorError | None = None
         #: The client negotiated numbered events (``resume.py``).
         self.sequenced = False
+        #: The actor type lets connections hibernate (set once it is resolved).
+        self.hibernatable = False
         self.conn_id: str | None = None
         #: Messages waiting for the actor to wake (None: not waking).
         self._held: deque[ActionRequest | SubscriptionRequest] | None = None
@@ -409,6 +410,8 @@ async def _open(
         target = route_target(route, request.query_string, max_input_size=state.max_incoming)
         actor = await state.directory.resolve(target)
         session.actor = actor.specifier()
+        options = state.runtime.definition(actor.name).options
+        session.hibernatable = options.hibernatable_connections
         resume, subscriptions = offer if offer is not None else (None, None)
         session.sequenced = resume is not None
         conn = await state.runtime.connect(
