@@ -66,6 +66,7 @@ PUBLIC = {
         "ConnectionClosedError",
         "ConnectionListener",
         "ConnectionLostError",
+        "EventGap",
         "EventStream",
         "HttpRequestError",
         "NetworkError",
