@@ -11,7 +11,7 @@ from typing import Any
 from pyrivet import ActorOptions, Registry, actor
 from pyrivet._runtime.connections import ConnImpl, HibernatableSink
 from pyrivet._runtime.event_log import EventLog
-from pyrivet._runtime.hibernation import CONN_PREFIX, EVENTS_KEY, Resume
+from pyrivet._runtime.hibernation import CONN_PREFIX, EVENTS_KEY, RECORDS_MARKER, Resume
 from pyrivet.storage import MemoryDriver
 from pyrivet.testing import MockClock, run_actors
 
@@ -75,6 +75,11 @@ def make_room(log: list[str], **options: Any) -> Registry:
     def names(c: Any) -> list[Any]:
         # Without the caller's own transient connection (an in-process call).
         return sorted(conn.state["name"] for conn in c.conns.values() if conn is not c.conn)
+
+    @room.action
+    async def kv_keys(c: Any) -> list[Any]:
+        await c.kv.put("k", 1)
+        return [key for key, _ in await c.kv.list(b"", limit=1)]
 
     @room.action
     def poison(c: Any) -> None:
@@ -252,3 +257,22 @@ async def test_an_awake_actor_drops_a_connection_not_resumed_in_time() -> None:
             "disconnect ada",
             "disconnect bob",
         ]
+
+
+async def test_the_records_marker_is_kept_out_of_c_kv_and_dropped_with_the_records() -> None:
+    log: list[str] = []
+    store = MemoryDriver()
+    async with run_actors(make_room(log), storage=store) as (runtime, client):
+        handle = client.get_or_create("room", ["a"])
+        actor_id = await handle.resolve()
+        sock = Socket(sequenced=False)
+        await runtime.connect(actor_id, "ada", sock)
+        await runtime.sleep(actor_id)
+        assert await store.kv_get(actor_id, RECORDS_MARKER) is not None
+        # The reserved key sorts first, yet a listing of one entry is the user's key.
+        assert await handle.kv_keys() == [b"k"]
+        assert sock.conn is not None  # the connection restored by the wake
+        await sock.conn.disconnect()
+        await runtime.sleep(actor_id)
+        assert await store.kv_get(actor_id, RECORDS_MARKER) is None
+        assert not any(k.startswith("rt/") for k in await store.load_workflow(actor_id))

@@ -44,6 +44,7 @@ from ..errors import EncodingError
 from ..storage._base import CommitRecord
 from .connections import ConnHost, ConnImpl, EventSink, HibernatableSink, deliver, disconnect
 from .event_log import EventLog, LoggedEvent
+from .kv import RESERVED_KEY
 from .parking import Parking
 from .writes import Contribution, Outgoing
 
@@ -52,6 +53,7 @@ __all__ = [
     "baseline",
     "detach",
     "EVENTS_KEY",
+    "RECORDS_MARKER",
     "RUNTIME_PREFIX",
     "ConnRecord",
     "Parking",
@@ -72,6 +74,10 @@ log = logging.getLogger("pyrivet.actor")
 RUNTIME_PREFIX = "rt/"
 CONN_PREFIX = "rt/conn/"
 EVENTS_KEY = "rt/events"
+#: A reserved key of the actor's KV, present while it has records under ``rt/``: a
+#: wake reads it (a short inline read) instead of loading the record map every time.
+#: ``c.kv`` listings leave it out.
+RECORDS_MARKER = RESERVED_KEY
 
 
 def workflow_records(records: Mapping[str, bytes]) -> dict[str, bytes]:
@@ -106,7 +112,7 @@ class Resume:
 class Realtime:
     """What an awake actor keeps for its event sequence and its stored connections."""
 
-    __slots__ = ("detached", "log", "stored", "timer")
+    __slots__ = ("detached", "events_stored", "log", "stored", "timer")
 
     def __init__(self) -> None:
         self.log: EventLog | None = None
@@ -115,6 +121,8 @@ class Realtime:
         self.detached: dict[str, int] = {}
         #: Ids of the connection records in storage.
         self.stored: set[str] = set()
+        #: The event log is in storage.
+        self.events_stored = False
         #: Expires connections waiting for their client after a restart.
         self.timer: Timer | None = None
 
@@ -217,11 +225,17 @@ class SleepRecords(Contribution):
             if data is not None:
                 puts.append((CONN_PREFIX + conn.id, data))
                 kept.add(conn.id)
+        events_stored = rt is not None and rt.events_stored
         if rt is not None and rt.log is not None and rt.log.dirty and rt.log.durable:
             puts.append((EVENTS_KEY, rt.log.encode(inst.svc.now_ms())))
+            events_stored = True
         deletes = tuple(CONN_PREFIX + i for i in stored - kept)
         record.workflow_puts = (*record.workflow_puts, *puts)
         record.workflow_deletes = (*record.workflow_deletes, *deletes)
+        if kept or events_stored:
+            record.kv_puts.append((RECORDS_MARKER, b""))
+        else:
+            record.kv_deletes.append(RECORDS_MARKER)
         ops.extend(("conn.put", k) for k, _ in puts if k != EVENTS_KEY)
         ops.extend(("conn.delete", k) for k in deletes)
 
@@ -271,7 +285,14 @@ async def restore(inst: RealtimeHost) -> None:
     (see the module doc). Raises storage errors (the wake fails)."""
     parking = inst.svc.parking
     parked = parking.parked.get(inst.actor_id)
-    records = await inst.svc.store.load_workflow(inst.actor_id)
+    store = inst.svc.store
+    if (
+        not parked
+        and inst.actor_id not in parking.gone
+        and await store.kv_get(inst.actor_id, RECORDS_MARKER) is None
+    ):
+        return
+    records = await store.load_workflow(inst.actor_id)
     events = records.get(EVENTS_KEY)
     conns = {k: v for k, v in records.items() if k.startswith(CONN_PREFIX)}
     gone = parking.gone.pop(inst.actor_id, set())
@@ -286,6 +307,7 @@ async def restore(inst: RealtimeHost) -> None:
     opts = inst.definition.options
     if events is not None:
         rt.log = EventLog(opts.event_retention, opts.event_retention_age, events)
+        rt.events_stored = True
     now = inst.svc.now_ms()
     expired = _expired_at(inst)
     ended: list[ConnImpl] = []
