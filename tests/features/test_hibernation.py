@@ -133,7 +133,7 @@ async def test_a_wrong_token_gets_a_new_connection() -> None:
         actor_id = await client.get_or_create("room", ["a"]).resolve()
         first = await runtime.connect(actor_id, "ada", Socket(), resume=Resume())
         other = Socket()
-        conn = await runtime.connect(actor_id, "bob", other, resume=Resume(first.id, "forged"))
+        conn = await runtime.connect(actor_id, "bob", other, resume=Resume(first.id, "forgé"))
         assert conn.id != first.id
         assert other.hellos[0]["resumed"] is False
         assert log == ["connect ada", "connect bob"]

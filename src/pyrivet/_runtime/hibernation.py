@@ -31,6 +31,7 @@ wake, which fail the wake.
 
 from __future__ import annotations
 
+import hmac
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -407,7 +408,12 @@ def take_over(inst: RealtimeHost, resume: Resume, sink: EventSink) -> ConnImpl |
     if resume.conn_id is None or resume.token is None:
         return None
     conn = (inst.conns or {}).get(resume.conn_id)
-    if conn is None or conn.token != resume.token or not conn.is_open:
+    if (
+        conn is None
+        or conn.token is None
+        or not hmac.compare_digest(conn.token.encode(), resume.token.encode())
+        or not conn.is_open
+    ):
         return None
     old = conn.sink
     conn.sink = sink
