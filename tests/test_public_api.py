@@ -69,6 +69,7 @@ PUBLIC = {
         "ConnectionClosedError",
         "ConnectionListener",
         "ConnectionLostError",
+        "EventGap",
         "EventStream",
         "HttpRequestError",
         "NetworkError",

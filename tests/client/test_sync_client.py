@@ -56,6 +56,10 @@ def scenario(url: str, encoding: Any) -> dict[str, Any]:
             out["conn_typed"] = conn.call(increment, 1)
             out["actor_id"] = conn.actor_id == room.resolve()
             out["status"] = conn.status
+            remove_gap_callback = conn.on_gap(print)
+            remove_gap_callback()
+            cursor = conn.event_cursor
+            out["cursor"] = cursor is not None and cursor[1] >= 1
             events = conn.events("count")  # subscribes at once
             conn.increment(1)
             out["iterated"] = next(events)
@@ -89,6 +93,7 @@ async def test_sync_client(server: ServerHandle, encoding: str) -> None:
         "conn_typed": 7,
         "actor_id": True,
         "status": "connected",
+        "cursor": True,
         "iterated": ("count", [8]),
         "fetch": "q=1",
         "raw_ws": (["hello /room", "echo hi", b"cba"], 4000, "bye"),

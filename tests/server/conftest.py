@@ -41,6 +41,7 @@ async def start_server() -> AsyncIterator[Start]:
 
     Pass ``owned=True`` to let the app own its runtime (started by the ASGI lifespan),
     ``storage=`` to serve data written before (a fresh `MemoryDriver` otherwise).
+    ``ws_ping=(interval, timeout)`` to have uvicorn ping WebSocket clients.
     Everything is stopped when the test ends: the server first, then the runtime.
     """
     async with contextlib.AsyncExitStack() as stack:
@@ -50,6 +51,7 @@ async def start_server() -> AsyncIterator[Start]:
             *,
             owned: bool = False,
             storage: ActorStore | None = None,
+            ws_ping: tuple[float, float] | None = None,
             **kwargs: Any,
         ) -> Served:
             runtime: Runtime | None = None
@@ -69,7 +71,8 @@ async def start_server() -> AsyncIterator[Start]:
                 log_config=None,
                 log_level="warning",
                 ws=BatchingWebSocketProtocol,  # as `pyrivet serve`
-                ws_ping_interval=None,
+                ws_ping_interval=ws_ping[0] if ws_ping else None,
+                ws_ping_timeout=ws_ping[1] if ws_ping else None,
                 timeout_graceful_shutdown=5,
             )
             server = PyrivetServer(config, handle_signals=False)

@@ -47,8 +47,9 @@ from ..types import ConnRequest
 from ..workflow import Workflow
 from .alarms import next_cron_fire
 from .committer import CommitTicket
-from .connections import ConnImpl, deliver, disconnect
+from .connections import ConnImpl, disconnect
 from .context import ActorContextImpl, ContextHost, StateChangeContext, state_mutation_reentrant
+from .hibernation import Realtime, RealtimeHost, hibernate, release, restore
 from .idle import IdleLink
 from .journal import Journal
 from .lifecycle import TRANSITIONS, ActorStatus, Lifecycle
@@ -67,7 +68,7 @@ schedule_log = logging.getLogger("pyrivet.schedule")
 ACTION_TIMED_OUT = "Action timed out"
 
 
-class ActorInstance(IdleLink, ContextHost, WorkflowOwner):
+class ActorInstance(IdleLink, ContextHost, WorkflowOwner, RealtimeHost):
     """One awake actor."""
 
     __slots__ = (
@@ -76,9 +77,11 @@ class ActorInstance(IdleLink, ContextHost, WorkflowOwner):
         "busy",
         "conns",
         "definition",
+        "held",
         "journal",
         "life",
         "mailbox",
+        "realtime",
         "state",
         "status",
         "svc",
@@ -103,6 +106,10 @@ class ActorInstance(IdleLink, ContextHost, WorkflowOwner):
         #: Actions, hooks and scheduled work in flight.
         self.busy = 0
         self.conns: dict[str, ConnImpl] | None = None
+        #: Open connections that keep the actor awake (not hibernatable).
+        self.held = 0
+        #: Event sequence and stored connections (``hibernation.py``); None until used.
+        self.realtime: Realtime | None = None
         self.life: Lifecycle | None = Lifecycle()
         #: The durable queue, for actor types that declare queues (None otherwise).
         self.mailbox: Mailbox | None = None
@@ -157,11 +164,14 @@ class ActorInstance(IdleLink, ContextHost, WorkflowOwner):
         if conns is None:
             conns = self.conns = {}
         conns[conn.id] = conn
+        if not conn.hibernatable:
+            self.held += 1
 
     def remove_conn(self, conn: ConnImpl) -> None:
         conns = self.conns
         if conns is not None:
-            conns.pop(conn.id, None)
+            if conns.pop(conn.id, None) is not None and not conn.hibernatable:
+                self.held -= 1
             if not conns:
                 self.conns = None  # an actor with no connection keeps no dict
 
@@ -176,7 +186,7 @@ class ActorInstance(IdleLink, ContextHost, WorkflowOwner):
         return self.status is ActorStatus.RUNNING or self.status is ActorStatus.STOPPING
 
     def deliver(self, outgoing: Outgoing) -> None:
-        deliver(self.conns, outgoing)
+        release(self, outgoing)
 
     def state_changed(self, snapshot: bytes) -> None:
         """Run ``on_state_change`` (if defined) after a commit carrying a new snapshot.
@@ -275,6 +285,7 @@ class ActorInstance(IdleLink, ContextHost, WorkflowOwner):
                 await migrated  # durable before any hook runs
         elif d.initial_state is not None:
             self.state = d.state_codec.decode(d.initial_state)
+        await restore(self)  # hibernated connections and the event log
         await self._wake_hooks(self.context())
 
     async def _wake_hooks(self, ctx: ActorContextImpl) -> None:
@@ -485,7 +496,7 @@ class ActorInstance(IdleLink, ContextHost, WorkflowOwner):
 
     def is_idle(self) -> bool:
         """RivetKit's can-sleep predicate: nothing in flight, no connections, no keep-awake."""
-        if self.busy or self.conns or self.status is not ActorStatus.RUNNING:
+        if self.busy or self.held or self.status is not ActorStatus.RUNNING:
             return False
         life = self.life
         if life is not None and (
@@ -576,6 +587,9 @@ class ActorInstance(IdleLink, ContextHost, WorkflowOwner):
         if life.save_timer is not None:
             life.save_timer.cancel()
             life.save_timer = None
+        if self.realtime is not None and self.realtime.timer is not None:
+            self.realtime.timer.cancel()
+            self.realtime.timer = None
         d = self.definition
         ctx = self.context()
         try:
@@ -630,7 +644,8 @@ class ActorInstance(IdleLink, ContextHost, WorkflowOwner):
                 )
             except ActorError as exc:
                 log.error("actor %s (%s): %s", self.name, self.actor_id, exc.message)
-        for conn in list((self.conns or {}).values()):
+        closing = list((self.conns or {}).values()) if destroy else hibernate(self)
+        for conn in closing:
             await disconnect(conn, "actor destroyed" if destroy else "actor sleeping")
         await self._drained()
 

@@ -47,6 +47,7 @@ from .alarms import AlarmScheduler
 from .catalog import ActorTypes
 from .committer import Committer, CommitTicket
 from .connections import ConnImpl, EventSink, disconnect, open_conn
+from .hibernation import Resume, baseline, detach, greet, take_over, workflow_records
 from .history import HistoryRecord, to_record
 from .idle import IdleLink, IdleSweeper
 from .instance import ActorInstance
@@ -476,11 +477,16 @@ class Runtime(LocalRuntime):
         sink: EventSink,
         subscriptions: set[str] | None = None,
         request: ConnRequest | None = None,
+        resume: Resume | None = None,
     ) -> ConnImpl:
         """Open a connection to ``actor_id`` whose events go to ``sink``.
 
         ``subscriptions`` are in place before on_connect runs, so events it sends reach
         them. ``request`` (the HTTP request that opened it, if any) is ``c.request``.
+        ``resume`` (pyrivet's resume extension; the sink must be a `HibernatableSink`):
+        the connection it names is taken over when its token matches (no hooks run),
+        else a new one is opened; either way the sink then gets ``hello`` and the events
+        missed since the cursor (``hibernation.greet``).
 
         Raises:
             ActorNotFoundError: no such actor.
@@ -489,11 +495,67 @@ class Runtime(LocalRuntime):
         while True:
             inst = await self._instance(actor_id)
             try:
-                return await open_conn(inst, params, sink, subscriptions, request)
+                if resume is None:
+                    return await open_conn(inst, params, sink, subscriptions, request)
+                start = baseline(inst)
+                conn = take_over(inst, resume, sink)
+                resumed = conn is not None
+                if conn is None:
+                    conn = await open_conn(inst, params, sink, subscriptions, request)
+                elif subscriptions:
+                    conn.subscriptions.update(subscriptions)
+                greet(inst, conn, sink, resume, start, resumed)
+                return conn
             except ActorStoppingError:
                 if inst.status is ActorStatus.RUNNING:
                     raise  # raised by a connection hook, not by a shutdown
                 await self._wait_stopped(inst)
+
+    async def wake_parked(self, actor_id: str, conn_id: str, sink: EventSink) -> ConnImpl:
+        """Wake the actor of a hibernated connection whose client sent a message; the
+        wake hands the socket its connection back (``sink.attach``), returned here.
+
+        Raises:
+            ActorNotFoundError: the actor is gone (destroyed while it slept).
+            ActorError: the connection was not restored (its record was lost).
+        """
+        while True:
+            inst = await self._instance(actor_id)
+            conn = (inst.conns or {}).get(conn_id)
+            if conn is not None and conn.sink is sink:
+                return conn
+            if inst.status is ActorStatus.RUNNING:
+                raise ActorError(
+                    "the actor woke without this connection (its saved record was lost); reconnect",
+                    group="connection",
+                    code="lost",
+                )
+            await self._wait_stopped(inst)
+
+    async def wait_conn_settled(self, conn: ConnImpl) -> None:
+        """Wait until the shutdown of ``conn``'s actor (if one runs) has ended."""
+        await self._wait_stopped(_instance_of(conn))
+
+    def conn_waiting(self, conn: ConnImpl, waiting: bool) -> None:
+        """A raw WebSocket hook of a hibernatable connection waits for its client's next
+        message (``waiting``), or got it. While it waits it does not keep the actor
+        awake: the actor may sleep, and the hook's ``receive`` then ends it."""
+        inst = _instance_of(conn)
+        if waiting:
+            inst.busy -= 1
+            inst.became_idle()
+        else:
+            inst.busy += 1
+
+    def parked_left(self, actor_id: str, conn_id: str, sink: EventSink) -> None:
+        """The client of a hibernated connection is gone; the actor is not woken (its
+        ``on_disconnect`` runs at the next wake)."""
+        self._services.parking.left(actor_id, conn_id, sink)
+
+    def detach(self, conn: ConnImpl) -> None:
+        """The server closes ``conn``'s socket while stopping: keep the connection (if
+        hibernatable) for its client to resume after the restart."""
+        detach(conn)
 
     async def call_on_conn(
         self, conn: ConnImpl, name: str, args: list[Any], encoded_args: bytes | None = None
@@ -657,7 +719,7 @@ class Runtime(LocalRuntime):
             raise _not_found_id(actor_id)
         self._workflow_definition(record.name)
         await svc.committer.drain()
-        return read_history(await svc.store.load_workflow(actor_id))
+        return read_history(workflow_records(await svc.store.load_workflow(actor_id)))
 
     async def replay_workflow(self, actor_id: str, from_entry: str | None = None) -> None:
         """Reset an actor's workflow to before the entry ``from_entry`` (an `EntryView.key`

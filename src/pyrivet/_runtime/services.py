@@ -17,6 +17,7 @@ from .actor_dbs import ActorDbs
 from .alarms import AlarmScheduler
 from .committer import Committer
 from .idle import IdleLink, IdleSweeper
+from .parking import Parking
 from .queue_waiters import CompletionWaiters
 
 __all__ = ["Services"]
@@ -34,6 +35,7 @@ class Services:
         "forget",
         "idle",
         "max_outgoing_message_size",
+        "parking",
         "queue_waiters",
         "region",
         "store",
@@ -71,6 +73,8 @@ class Services:
         self.queue_waiters = CompletionWaiters()
         #: The open SQL databases of actors declared with ``db=True`` (``c.db``).
         self.dbs = ActorDbs(store)
+        #: Open sockets of sleeping actors' hibernated connections.
+        self.parking = Parking()
 
     def now_ms(self) -> int:
         return int(self.clock.now() * 1000)

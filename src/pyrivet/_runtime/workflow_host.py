@@ -64,6 +64,7 @@ from ..errors import (
 from ..storage._base import AlarmRecord, CommitRecord
 from ..workflow import QueueMessage, StepInfo, Workflow, WorkflowEngine, WorkflowHost, Writes
 from .context import ActorContextImpl
+from .hibernation import workflow_records
 from .journal import Journal
 from .lifecycle import Lifecycle
 from .queue import Mailbox, ReceivedMessage
@@ -194,7 +195,7 @@ class ActorWorkflowHost(WorkflowHost[ActorContextImpl]):
 
     async def load(self) -> Mapping[str, bytes]:
         owner = self._owner
-        return await owner.svc.store.load_workflow(owner.actor_id)
+        return workflow_records(await owner.svc.store.load_workflow(owner.actor_id))
 
     # -- steps -----------------------------------------------------------------------
 

@@ -17,6 +17,7 @@ from ._errors import (
 from ._extensions import RawResponse as RawResponse, RawWebSocket as RawWebSocket
 from ._handle import ActorHandle as ActorHandle, SendResult as SendResult
 from ._options import NetworkOptions as NetworkOptions
+from ._resume import EventGap as EventGap
 from ._sync import (
     SyncActorConnection as SyncActorConnection,
     SyncActorHandle as SyncActorHandle,
@@ -33,6 +34,7 @@ from ._transport import (
 __all__ = [
     "ActorConnection",
     "EventStream",
+    "EventGap",
     "ActorHandle",
     "Client",
     "SyncClient",

@@ -549,10 +549,10 @@ class HttpTransport(Transport, RawTransport, QueryConnectTransport):
         params and, for a handle by key, reaches the actor the key names then."""
         await self._ready()
 
-        async def opener() -> ClientConnection:
+        async def opener(extra: list[str]) -> ClientConnection:
             resolved = await resolve_params(params)
             path, _ = await self._gateway_path(query, None, "/connect")
-            return await self._open_ws(path, connect_subprotocols(self.encoding, resolved))
+            return await self._open_ws(path, connect_subprotocols(self.encoding, resolved, extra))
 
         label = query.actor_id if query.mode == "get_for_id" else f"{query.name}{list(query.key)}"
         socket = ActorSocket(

@@ -263,6 +263,15 @@ class SyncActorConnection(SyncActionCalls):
         """Like `on`, for the next ``event`` only."""
         return self._unsubscriber(self._thread.call(lambda: self._conn.once(event, callback)))
 
+    def on_gap(self, callback: Callable[[Any], object]) -> Callable[[], None]:
+        """See `ActorConnection.on_gap`; ``callback`` runs on the client thread."""
+        return self._unsubscriber(self._thread.call(lambda: self._conn.on_gap(callback)))
+
+    @property
+    def event_cursor(self) -> tuple[str, int] | None:
+        """See `ActorConnection.event_cursor`."""
+        return self._thread.call(lambda: self._conn.event_cursor)
+
     def _unsubscriber(self, unsubscribe: Callable[[], None]) -> Callable[[], None]:
         def remove() -> None:
             if not self._thread.loop.is_closed():

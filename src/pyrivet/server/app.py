@@ -214,7 +214,9 @@ class PyrivetApp:
             await send({"type": "websocket.close", "code": _CLOSE_POLICY})
             return
         if route.sub == "connect":
-            await handle_connect(state, request, route, receive, send)
+            serving = handle_connect(state, request, route, receive, send)
+            del request, route  # the handler drops them once the connection is open
+            await serving
         else:
             await handle_websocket(state, request, route, receive, send)
 
