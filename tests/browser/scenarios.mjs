@@ -37,7 +37,8 @@ async function chat(browser) {
   await bob.locator("#typing", { hasText: "ada is typing" }).waitFor();
   await ada.locator("#draft").press("Enter");
   await bob.locator("#messages li", { hasText: "hello bob" }).waitFor();
-  await bob.locator("#typing", { hasText: "typing" }).waitFor({ state: "detached" }).catch(() => {});
+  // Sending ends the typing: the indicator clears.
+  await bob.locator("#typing", { hasText: "typing" }).waitFor({ state: "detached" });
 
   await restartServer();
 
