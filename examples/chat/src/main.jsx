@@ -26,6 +26,7 @@ function Chat() {
   const [messages, setMessages] = useState([]);
   const [typing, setTyping] = useState(new Set());
   const [draft, setDraft] = useState("");
+  const [problem, setProblem] = useState(null);
   const stopTyping = useRef(null);
 
   // On every (re)connect, load the history: it holds what was said while we were away.
@@ -65,9 +66,15 @@ function Chat() {
     clearTimeout(stopTyping.current);
     stopTyping.current = null;
     chat.connection.typing(me, false);
-    const message = await chat.connection.post(me, text);
-    setMessages((ms) => merge(ms, [message]));
-    setDraft("");
+    try {
+      const message = await chat.connection.post(me, text);
+      setMessages((ms) => merge(ms, [message]));
+      setDraft("");
+      setProblem(null);
+    } catch (error) {
+      // Not sent (the connection dropped, or the actor refused it): keep the draft.
+      setProblem(`not sent: ${error.message}`);
+    }
   }
 
   return (
@@ -75,6 +82,7 @@ function Chat() {
       <h1>#{room}</h1>
       <p className="status">
         you are <b>{me}</b> · <span id="status">{chat.connStatus}</span>
+        {problem && <> · <span id="problem">{problem}</span></>}
       </p>
       <ul id="messages">
         {messages.map((m) => (
