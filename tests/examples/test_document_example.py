@@ -12,6 +12,7 @@ import signal
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from pycrdt import Doc, Text
 
@@ -78,6 +79,16 @@ async def test_edits_reach_the_other_client_and_survive_a_restart(tmp_path: Path
                 await bad.send(b"\xff\x00 not an update")
                 assert await closed_with(bad) == 1003
             assert await notes.text() == "hello world"
+
+            # The actor serves its page too (the bundle is tests/browser's business).
+            async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as http:
+                where = "?rvt-method=get&rvt-key=notes"
+                page = await http.get(f"/gateway/document/request/{where}")
+                assert page.status_code == 200
+                assert page.headers["content-type"] == "text/html"
+                assert '<textarea id="editor"' in page.text
+                missing = await http.get(f"/gateway/document/request/nothing{where}")
+                assert missing.status_code == 404
 
             await asyncio.to_thread(server.signal, signal.SIGHUP)
             assert await asyncio.to_thread(server.wait_serving) == port
