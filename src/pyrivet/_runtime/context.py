@@ -13,6 +13,7 @@ import logging
 from collections.abc import Awaitable, Mapping
 from typing import Any, Protocol, TypeVar
 
+from .._util.clock import Clock
 from ..actor._client import ActorClient
 from ..actor._context import AbortSignal, ActorContext
 from ..errors import ActorError, ActorStoppingError, DatabaseError, QueueError
@@ -182,6 +183,10 @@ class ActorContextImpl(ActorContext[Any]):
                 code="unknown_queue",
             )
         return QueueImpl(mailbox, self)
+
+    @property
+    def clock(self) -> Clock:
+        return self._inst.svc.clock
 
     @property
     def abort_signal(self) -> AbortSignalImpl:
