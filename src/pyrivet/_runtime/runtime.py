@@ -55,7 +55,7 @@ from .lifecycle import ActorStatus, Lifecycle
 from .local_transport import LocalRuntime, LocalTransport
 from .queue import SendOutcome, publish
 from .services import Services
-from .workflow_host import WorkflowBinding
+from .workflow_host import WORKFLOW_ALARM_KIND, WorkflowBinding
 
 __all__ = ["Runtime"]
 
@@ -173,7 +173,13 @@ class Runtime(LocalRuntime):
     # -- scheduler callbacks -------------------------------------------------------
 
     def _on_alarm_due(self, alarm: AlarmRecord) -> None:
-        self._services.spawn(self._dispatch_alarm(alarm), f"alarm:{alarm.alarm_id}")
+        svc = self._services
+        if alarm.kind == WORKFLOW_ALARM_KIND and alarm.actor_id in self._instances:
+            # A workflow's alarm only wakes its actor, which is awake: its "resume at
+            # once" alarm fires right after every run's first flush, so skip the task.
+            svc.alarms.done_firing(alarm.alarm_id)
+            return
+        svc.spawn(self._dispatch_alarm(alarm), f"alarm:{alarm.alarm_id}")
 
     async def _dispatch_alarm(self, alarm: AlarmRecord) -> None:
         svc = self._services
