@@ -24,6 +24,7 @@ from ..errors import ActorError, ActorStoppingError, EncodingError
 from ..types import ConnRequest
 from .journal import Journal, JournalOwner
 from .lifecycle import ActorStatus
+from .metrics import bump
 from .writes import Outgoing
 
 __all__ = ["ConnHost", "ConnImpl", "EventSink", "deliver", "disconnect", "emit", "open_conn"]
@@ -160,6 +161,7 @@ async def open_conn(
     elif d.static_conn_state is not None:
         conn.state = copy.deepcopy(d.static_conn_state)
     inst.add_conn(conn)
+    bump(inst.svc.metrics.conns_opened, d.name)
     hook = d.hooks.get("on_connect")
     if hook is not None:
         try:
@@ -181,6 +183,7 @@ async def disconnect(conn: ConnImpl, reason: str | None, *, notify_sink: bool = 
     conn.is_open = False
     inst = conn._inst
     inst.remove_conn(conn)
+    bump(inst.svc.metrics.conns_closed, inst.definition.name)
     if notify_sink and conn.sink is not None:
         try:
             conn.sink.closed(reason)
@@ -209,8 +212,10 @@ def emit(inst: ConnHost, target: ConnImpl | None, event: str, args: tuple[Any, .
     Raises:
         EncodingError: an argument cannot be encoded or the event is too large.
     """
-    payload = encode_event_args(args, event, inst.svc.max_outgoing_message_size)
+    svc = inst.svc
+    payload = encode_event_args(args, event, svc.max_outgoing_message_size)
     inst.journal.emit((target, event, payload))
+    bump(svc.metrics.events, inst.definition.name)
 
 
 def deliver(conns: dict[str, ConnImpl] | None, outgoing: Outgoing) -> None:

@@ -24,6 +24,7 @@ the idle wheel only links the instance. Nothing of it is kept once the actor sle
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import copy
 import inspect
 import logging
@@ -41,6 +42,7 @@ from ..errors import (
     InternalError,
     InvalidArgumentsError,
     QueueError,
+    UserError,
 )
 from ..storage._base import ActorRecord, AlarmRecord, StoredQueue
 from ..types import ConnRequest
@@ -52,9 +54,11 @@ from .context import ActorContextImpl, ContextHost, StateChangeContext, state_mu
 from .idle import IdleLink
 from .journal import Journal
 from .lifecycle import TRANSITIONS, ActorStatus, Lifecycle
+from .metrics import bump, perf_counter
 from .migrate import restore_state
 from .queue import Mailbox
 from .services import Services
+from .tracing import actor_attributes
 from .workflow_host import WORKFLOW_ALARM_KIND, WorkflowBinding, WorkflowOwner, run_workflow
 from .writes import Outgoing
 
@@ -341,11 +345,19 @@ class ActorInstance(IdleLink, ContextHost, WorkflowOwner):
             ActorError: the hook raised an `ActorError` (passed through) or timed out.
             InternalError: the hook raised anything else (logged with its traceback).
         """
+        tracer = self.svc.tracer
+        if tracer is not None:
+            attributes = actor_attributes(self.name, self.key, self.actor_id)
+            attributes["pyrivet.hook"] = what
+            span = tracer.span(f"hook {self.name}.{what}", attributes)
+        else:
+            span = contextlib.nullcontext()
         self.busy += 1
         try:
-            result = fn(*args)
-            if inspect.isawaitable(result):
-                result = await run_with_timeout(self.svc.clock, timeout, result)
+            with span:
+                result = fn(*args)
+                if inspect.isawaitable(result):
+                    result = await run_with_timeout(self.svc.clock, timeout, result)
             return result
         except TimeoutError:
             raise ActorError(
@@ -389,6 +401,7 @@ class ActorInstance(IdleLink, ContextHost, WorkflowOwner):
         by: str | None = None,
         *,
         during_shutdown: bool = False,
+        traced: bool = False,
     ) -> Any:
         """Run an action in the caller's task and return its result.
 
@@ -403,7 +416,18 @@ class ActorInstance(IdleLink, ContextHost, WorkflowOwner):
             UserError / ActorError: raised by the action, passed through.
             InternalError: the action raised anything else (logged with its traceback).
             EncodingError / CommitError: its changes could not be saved (rolled back).
+
+        Counted in ``svc.metrics`` (and timed once someone scraped them); with tracing
+        on, it runs inside an ``action`` span (``traced``: that span is open).
         """
+        svc = self.svc
+        if svc.tracer is not None and not traced:
+            attributes = actor_attributes(self.name, self.key, self.actor_id)
+            attributes["pyrivet.action"] = spec.name
+            with svc.tracer.span(f"action {self.name}.{spec.name}", attributes):
+                return await self.invoke(
+                    spec, args, conn, encoded_args, by, during_shutdown=during_shutdown, traced=True
+                )
         if self.status is not ActorStatus.RUNNING and not (
             during_shutdown and self.status is ActorStatus.STOPPING
         ):
@@ -412,6 +436,8 @@ class ActorInstance(IdleLink, ContextHost, WorkflowOwner):
             encoded_args = encode(args, "the action arguments")
         if spec.arguments is not None:
             args = spec.arguments(args)  # into the annotated types; the log keeps them plain
+        metrics = svc.metrics
+        started = perf_counter() if metrics.timing else 0.0
         self.busy += 1
         ctx = ActorContextImpl(self, conn)
         try:
@@ -430,10 +456,15 @@ class ActorInstance(IdleLink, ContextHost, WorkflowOwner):
                 spec.name,
                 self.definition.options.action_timeout,
             )
+            metrics.action_failed(spec, "timeout", started)
             raise ActionTimeoutError(ACTION_TIMED_OUT) from None
-        except ActorError:
+        except ActorError as exc:
+            metrics.action_failed(
+                spec, "user_error" if isinstance(exc, UserError) else "actor_error", started
+            )
             raise
         except Exception as exc:
+            metrics.action_failed(spec, "internal_error", started)
             log.error(
                 "actor %s (%s): action %s failed", self.name, self.actor_id, spec.name, exc_info=exc
             )
@@ -454,7 +485,15 @@ class ActorInstance(IdleLink, ContextHost, WorkflowOwner):
                 # a batch written inline (the usual case) is durable, and the reply
                 # goes out in that iteration instead of the next (no future, no wake-up).
                 await asyncio.sleep(0)
-            await gate
+            try:
+                await gate
+            except BaseException:
+                metrics.action_failed(spec, "commit_error", started)
+                raise
+        ok = metrics.actions_ok
+        ok[spec] = ok.get(spec, 0) + 1
+        if started:
+            metrics.observe_action(spec, started)
         return result
 
     def after_work(self, name: str, args: bytes | None, by: str | None) -> None:
@@ -606,6 +645,8 @@ class ActorInstance(IdleLink, ContextHost, WorkflowOwner):
         finally:
             # Unless a failed creation commit stopped it meanwhile.
             self.finish_stopping(destroy)
+            metrics = self.svc.metrics
+            bump(metrics.destroys if destroy else metrics.sleeps, self.name)
             self.svc.forget(self.actor_id, self)
             life.stopped.set_result(None)
 

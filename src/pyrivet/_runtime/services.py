@@ -16,7 +16,9 @@ from ..storage._base import ActorStore
 from .alarms import AlarmScheduler
 from .committer import Committer
 from .idle import IdleLink, IdleSweeper
+from .metrics import RuntimeMetrics
 from .queue_waiters import CompletionWaiters
+from .tracing import Tracer
 
 __all__ = ["Services"]
 
@@ -32,10 +34,12 @@ class Services:
         "forget",
         "idle",
         "max_outgoing_message_size",
+        "metrics",
         "queue_waiters",
         "region",
         "store",
         "tasks",
+        "tracer",
     )
 
     def __init__(
@@ -51,6 +55,8 @@ class Services:
         region: str,
         max_outgoing_message_size: int,
         client: ActorClient,
+        metrics: RuntimeMetrics | None = None,
+        tracer: Tracer | None = None,
     ) -> None:
         self.store = store
         self.clock = clock
@@ -67,6 +73,10 @@ class Services:
         self.client = client
         #: Senders waiting for queue completions; they outlive an actor's sleep.
         self.queue_waiters = CompletionWaiters()
+        #: Counters for ``/metrics`` (see ``metrics.py``).
+        self.metrics = metrics if metrics is not None else RuntimeMetrics()
+        #: Makes OpenTelemetry spans; None when tracing is off (see ``tracing.py``).
+        self.tracer = tracer
 
     def now_ms(self) -> int:
         return int(self.clock.now() * 1000)

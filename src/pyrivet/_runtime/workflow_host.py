@@ -66,6 +66,7 @@ from ..workflow import QueueMessage, StepInfo, Workflow, WorkflowEngine, Workflo
 from .context import ActorContextImpl
 from .journal import Journal
 from .lifecycle import Lifecycle
+from .metrics import bump
 from .queue import Mailbox, ReceivedMessage
 from .services import Services
 from .writes import Contribution
@@ -210,6 +211,10 @@ class ActorWorkflowHost(WorkflowHost[ActorContextImpl]):
         if life is None or life.abort.is_set():
             self._step_wanted = True
             raise self._evicted()
+        metrics = owner.svc.metrics
+        bump(metrics.workflow_steps, owner.name)
+        if step.attempt > 1:
+            bump(metrics.workflow_retries, owner.name)
         life.keep_awake += 1  # a step in progress keeps the actor awake
         owner.journal.hold()
         ctx = owner.context()
