@@ -44,6 +44,7 @@ from .cors import CorsPolicy
 from .errors import error_reply
 from .http_routes import gateway_http, health, metadata, not_found, root
 from .management import actor_route, actors_route
+from .metrics import metrics_route
 from .raw_routes import handle_websocket
 from .routing import Route, header_route, parse_route
 from .ws_connect import handle_connect
@@ -193,6 +194,8 @@ class PyrivetApp:
         state = self._running()
         if route.kind == "metadata":
             return metadata(state, request)
+        if route.kind == "metrics":
+            return await metrics_route(state, request)
         if route.kind == "actors":
             return await actors_route(state, request, receive)
         if route.kind == "actor":

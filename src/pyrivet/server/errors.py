@@ -76,6 +76,7 @@ _STATUS: Final[dict[tuple[str, str], int]] = {
     ("message", "outgoing_too_long"): 400,
     ("actor", "unsupported_encoding"): 400,
     ("server", "not_running"): 503,
+    ("server", "metrics_unavailable"): 501,
 }
 #: Groups whose every code is a client mistake.
 _GROUP_STATUS: Final[dict[str, int]] = {"queue": 400, "schedule": 400, "kv": 400, "protocol": 400}
