@@ -62,6 +62,8 @@ PUBLIC = {
     "pyrivet.client": [
         "ActorConnection",
         "ActorHandle",
+        "ActorInfo",
+        "ActorPage",
         "Backoff",
         "Client",
         "ConnectionClosedError",
