@@ -45,7 +45,7 @@ from .alarms import AlarmScheduler
 from .catalog import ActorTypes
 from .committer import Committer, CommitTicket
 from .connections import ConnImpl, EventSink, disconnect, open_conn
-from .history import HistoryRecord, to_record
+from .history import HistoryRecord, state_at, to_record
 from .idle import IdleLink, IdleSweeper
 from .instance import ActorInstance
 from .lifecycle import ActorStatus, Lifecycle
@@ -635,16 +635,7 @@ class Runtime(LocalRuntime):
         Raises:
             LookupError: no retained entry at or before ``seq`` has a state snapshot.
         """
-        entries = await self.history(actor_id, limit=None)
-        state: Any = _NO_STATE
-        for entry in entries:
-            if entry.seq > seq:
-                break
-            if entry.state_changed:
-                state = entry.state
-        if state is _NO_STATE:
-            raise LookupError(f"no state of actor {actor_id} at or before seq {seq} is retained")
-        return state
+        return state_at(await self.history(actor_id, limit=None), seq, actor_id)
 
     # -- workflows -----------------------------------------------------------------
 
@@ -721,9 +712,6 @@ class Runtime(LocalRuntime):
         """(batches, records) written by the committer so far."""
         committer = self._services.committer
         return (committer.batches, committer.records)
-
-
-_NO_STATE: Any = object()
 
 
 def _workflow_of(life: Lifecycle | None) -> WorkflowBinding | None:

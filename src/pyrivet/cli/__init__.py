@@ -2,7 +2,8 @@
 
 ```
 pyrivet serve app:registry [--host 127.0.0.1] [--port 6420] [--fd N] [--data-dir .pyrivet]
-                           [--log-level info] [--grace-period 30]
+                           [--log-level info] [--grace-period 30] [--log-format json]
+pyrivet inspect (--data-dir DIR | --url URL) list|state|history|state-at|diff|call ...
 ```
 
 `main` parses arguments and returns the process exit status: 0 after a clean stop
@@ -18,6 +19,7 @@ from collections.abc import Sequence
 
 from .._version import __version__
 from . import serve_command
+from .inspect_command import add_inspect_parser, run_inspect
 
 __all__ = ["main"]
 
@@ -74,6 +76,7 @@ def _parser() -> argparse.ArgumentParser:
         help="accept permessage-deflate on WebSockets (off by default: it costs CPU per "
         "frame and ~60 KiB per connection, and actor messages are small)",
     )
+    add_inspect_parser(commands)
     return parser
 
 
@@ -91,5 +94,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             fd=args.fd,
             ws_compression=args.ws_compression,
         )
+    if args.command == "inspect":
+        return run_inspect(args)
     print(f"pyrivet: unknown command {args.command!r}", file=sys.stderr)
     return 2
