@@ -188,7 +188,7 @@ async def disconnect(conn: ConnImpl, reason: str | None, *, notify_sink: bool = 
         try:
             conn.sink.closed(reason)
         except Exception:
-            log.exception("connection sink failed on close")
+            log.exception("connection sink failed on close", extra=inst.log_fields)
     hook = inst.definition.hooks.get("on_disconnect")
     if hook is not None:
         try:
@@ -200,7 +200,9 @@ async def disconnect(conn: ConnImpl, reason: str | None, *, notify_sink: bool = 
                 conn,
             )
         except ActorError as exc:
-            log.error("actor %s (%s): %s", inst.name, inst.actor_id, exc.message)
+            log.error(
+                "actor %s (%s): %s", inst.name, inst.actor_id, exc.message, extra=inst.log_fields
+            )
         inst.journal.soon()
     inst.became_idle()
 

@@ -122,6 +122,12 @@ class ActorInstance(IdleLink, ContextHost, WorkflowOwner):
         return (key,) if isinstance(key, str) else key
 
     @property
+    def log_fields(self) -> dict[str, Any]:
+        """``extra`` for log records about this actor (the names ``c.log`` uses too):
+        ``actor`` (its type), ``actor_key`` (a list) and ``actor_id``."""
+        return {"actor": self.name, "actor_key": list(self.key), "actor_id": self.actor_id}
+
+    @property
     def serving(self) -> bool:
         """Running with no sleep or destroy requested: new requests may start here.
 
@@ -199,9 +205,15 @@ class ActorInstance(IdleLink, ContextHost, WorkflowOwner):
                 log.error(
                     "actor %s: on_state_change must be a plain function; its coroutine was not run",
                     self.name,
+                    extra=self.log_fields,
                 )
         except Exception:
-            log.exception("actor %s (%s): on_state_change failed", self.name, self.actor_id)
+            log.exception(
+                "actor %s (%s): on_state_change failed",
+                self.name,
+                self.actor_id,
+                extra=self.log_fields,
+            )
         codec = self.definition.state_codec
         if codec.encode(self.state) != snapshot:
             log.error(
@@ -209,6 +221,7 @@ class ActorInstance(IdleLink, ContextHost, WorkflowOwner):
                 self.name,
                 self.actor_id,
                 state_mutation_reentrant().message,
+                extra=self.log_fields,
             )
             self.state = codec.decode(snapshot)
 
@@ -324,7 +337,10 @@ class ActorInstance(IdleLink, ContextHost, WorkflowOwner):
                 await result
         except Exception:
             log.exception(
-                "actor %s (%s): run failed; the actor will sleep", self.name, self.actor_id
+                "actor %s (%s): run failed; the actor will sleep",
+                self.name,
+                self.actor_id,
+                extra=self.log_fields,
             )
             if self.status is ActorStatus.RUNNING:
                 self.request_stop("sleep")
@@ -367,7 +383,14 @@ class ActorInstance(IdleLink, ContextHost, WorkflowOwner):
         except ActorError:
             raise
         except Exception as exc:
-            log.error("actor %s (%s): %s failed", self.name, self.actor_id, what, exc_info=exc)
+            log.error(
+                "actor %s (%s): %s failed",
+                self.name,
+                self.actor_id,
+                what,
+                exc_info=exc,
+                extra=self.log_fields,
+            )
             raise InternalError() from exc
         finally:
             self.busy -= 1
@@ -455,6 +478,7 @@ class ActorInstance(IdleLink, ContextHost, WorkflowOwner):
                 self.actor_id,
                 spec.name,
                 self.definition.options.action_timeout,
+                extra=self.log_fields,
             )
             metrics.action_failed(spec, "timeout", started)
             raise ActionTimeoutError(ACTION_TIMED_OUT) from None
@@ -466,7 +490,12 @@ class ActorInstance(IdleLink, ContextHost, WorkflowOwner):
         except Exception as exc:
             metrics.action_failed(spec, "internal_error", started)
             log.error(
-                "actor %s (%s): action %s failed", self.name, self.actor_id, spec.name, exc_info=exc
+                "actor %s (%s): action %s failed",
+                self.name,
+                self.actor_id,
+                spec.name,
+                exc_info=exc,
+                extra=self.log_fields,
             )
             # The cause stays attached for in-process callers (their traceback shows it);
             # the wire form of an InternalError carries no details.
@@ -622,6 +651,7 @@ class ActorInstance(IdleLink, ContextHost, WorkflowOwner):
                 self.name,
                 self.actor_id,
                 d.options.sleep_grace_period,
+                extra=self.log_fields,
             )
         for task in [*life.tasks, *([life.run_task] if life.run_task else [])]:
             task.cancel()
@@ -641,7 +671,9 @@ class ActorInstance(IdleLink, ContextHost, WorkflowOwner):
                     ),
                 )
         except Exception:
-            log.exception("actor %s (%s): final save failed", self.name, self.actor_id)
+            log.exception(
+                "actor %s (%s): final save failed", self.name, self.actor_id, extra=self.log_fields
+            )
         finally:
             # Unless a failed creation commit stopped it meanwhile.
             self.finish_stopping(destroy)
@@ -661,7 +693,13 @@ class ActorInstance(IdleLink, ContextHost, WorkflowOwner):
                     ctx,
                 )
             except ActorError as exc:
-                log.error("actor %s (%s): %s", self.name, self.actor_id, exc.message)
+                log.error(
+                    "actor %s (%s): %s",
+                    self.name,
+                    self.actor_id,
+                    exc.message,
+                    extra=self.log_fields,
+                )
         for conn in list((self.conns or {}).values()):
             await disconnect(conn, "actor destroyed" if destroy else "actor sleeping")
         await self._drained()
@@ -711,6 +749,7 @@ class ActorInstance(IdleLink, ContextHost, WorkflowOwner):
                     self.actor_id,
                     alarm.action,
                     alarm.alarm_id,
+                    extra=self.log_fields,
                 )
                 return
             args = decode(alarm.args)
@@ -726,6 +765,7 @@ class ActorInstance(IdleLink, ContextHost, WorkflowOwner):
                 self.actor_id,
                 alarm.action,
                 exc.message,
+                extra=self.log_fields,
             )
         finally:
             self.busy -= 1

@@ -119,6 +119,11 @@ class WorkflowOwner(Protocol):
         """A new actor context with no connection."""
         ...
 
+    @property
+    def log_fields(self) -> dict[str, Any]:
+        """``extra`` for log records about this actor: actor, actor_key, actor_id."""
+        ...
+
     def became_idle(self) -> None:
         """Work ended: start the sleep countdown if nothing else runs."""
         ...
@@ -456,6 +461,7 @@ async def run_workflow(owner: WorkflowOwner, binding: WorkflowBinding) -> None:
             owner.name,
             owner.actor_id,
             exc,
+            extra=owner.log_fields,
         )
     except ActorStoppingError:
         return
@@ -465,6 +471,7 @@ async def run_workflow(owner: WorkflowOwner, binding: WorkflowBinding) -> None:
             "Runtime.workflow_history() and run it again with Runtime.replay_workflow()",
             owner.name,
             owner.actor_id,
+            extra=owner.log_fields,
         )
         host.ended()
     else:

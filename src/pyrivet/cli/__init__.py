@@ -65,6 +65,13 @@ def _parser() -> argparse.ArgumentParser:
         help="log level (default info)",
     )
     serve.add_argument(
+        "--log-format",
+        default="text",
+        choices=["text", "json"],
+        help="log lines as text (default) or one JSON object per line; both carry the "
+        "actor's name, key and id on records about an actor",
+    )
+    serve.add_argument(
         "--grace-period",
         type=float,
         default=30.0,
@@ -93,6 +100,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             grace_period=args.grace_period,
             fd=args.fd,
             ws_compression=args.ws_compression,
+            log_format=args.log_format,
         )
     if args.command == "inspect":
         return run_inspect(args)
