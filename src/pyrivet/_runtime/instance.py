@@ -520,7 +520,8 @@ class ActorInstance(IdleLink, ContextHost, WorkflowOwner):
                 metrics.action_failed(spec, "commit_error", started)
                 raise
         ok = metrics.actions_ok
-        ok[spec] = ok.get(spec, 0) + 1
+        key = id(spec)
+        ok[key] = ok.get(key, 0) + 1
         if started:
             metrics.observe_action(spec, started)
         return result

@@ -31,7 +31,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from .._runtime.metrics import Histogram, RuntimeMetrics
+from .._runtime.metrics import Histogram, RuntimeMetrics, action_names
 from ..errors import ActorError
 from ._asgi import HttpReply, RequestInfo
 from ._state import ServerState
@@ -95,12 +95,8 @@ class _Snapshot:
         self._metrics: RuntimeMetrics = runtime.metrics
         self._gauges = runtime.gauges()
         self._stored = stored
-        #: Which actor type each action spec belongs to (specs do not name it).
-        self._owner = {
-            id(spec): definition.name
-            for definition in runtime.registry.definitions.values()
-            for spec in definition.actions.values()
-        }
+        #: (actor type, action) of each counter key.
+        self._names = action_names(runtime.registry.definitions.values())
 
     def collect(self) -> Iterator[Metric]:
         m = self._metrics
@@ -155,10 +151,10 @@ class _Snapshot:
             "timeout, commit_error).",
             labels=["actor", "action", "outcome"],
         )
-        for spec, count in list(m.actions_ok.items()):
-            family.add_metric([self._owner.get(id(spec), "?"), spec.name, _OUTCOMES_OK], count)
-        for (spec, outcome), count in list(m.action_errors.items()):
-            family.add_metric([self._owner.get(id(spec), "?"), spec.name, outcome], count)
+        for key, count in list(m.actions_ok.items()):
+            family.add_metric([*self._name(key), _OUTCOMES_OK], count)
+        for (key, outcome), count in list(m.action_errors.items()):
+            family.add_metric([*self._name(key), outcome], count)
         return family
 
     def _action_latency(self, m: RuntimeMetrics) -> Metric:
@@ -168,13 +164,12 @@ class _Snapshot:
             "scrape on).",
             labels=["actor", "action"],
         )
-        for spec, histogram in list(m.action_latency.items()):
-            family.add_metric(
-                [self._owner.get(id(spec), "?"), spec.name],
-                _buckets(histogram),
-                sum_value=histogram.total,
-            )
+        for key, histogram in list(m.action_latency.items()):
+            family.add_metric(list(self._name(key)), _buckets(histogram), sum_value=histogram.total)
         return family
+
+    def _name(self, key: int) -> tuple[str, str]:
+        return self._names.get(key, ("?", "?"))
 
 
 def _gauge(name: str, doc: str, values: Mapping[str, int], names: Sequence[str] | Any) -> Metric:
