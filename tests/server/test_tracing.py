@@ -11,10 +11,13 @@ from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind, StatusCode
+from websockets.asyncio.client import connect
 
 from pyrivet import Client, MemoryDriver, Registry, UserError, actor
+from pyrivet._protocol.messages import ActionResponse, Init
 from pyrivet._runtime.tracing import continue_trace, end_trace, make_tracer
 
+from ._support import call, query_url, recv_msg, subprotocols
 from .conftest import Start
 
 TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
@@ -130,3 +133,23 @@ async def test_no_provider_means_no_tracing() -> None:
     async with traced_registry().runtime(storage=MemoryDriver()) as runtime:
         assert not runtime.tracing
         assert await Client(runtime).get_or_create("back", ["b"]).add(1) == 1
+
+
+async def test_a_websocket_traceparent_parents_its_actions(
+    exporter: InMemorySpanExporter, start_server: Start
+) -> None:
+    served = await start_server(
+        traced_registry(), runtime_options={"tracer_provider": provider_for(exporter)}
+    )
+    url = query_url("back", "/connect", key="ws")
+    async with connect(
+        served.ws_url + url,
+        subprotocols=subprotocols("json"),
+        additional_headers={"traceparent": f"00-{TRACE_ID}-{PARENT_ID}-01"},
+    ) as ws:
+        assert isinstance(await recv_msg(ws, "json"), Init)
+        await call(ws, "json", 1, "add", 4)
+        reply = await recv_msg(ws, "json")
+        assert isinstance(reply, ActionResponse) and reply.output == 4
+    [add] = by_name(exporter.get_finished_spans(), "action back.add")
+    assert f"{add.context.trace_id:032x}" == TRACE_ID
