@@ -519,9 +519,7 @@ class ActorInstance(IdleLink, ContextHost, WorkflowOwner):
             except BaseException:
                 metrics.action_failed(spec, "commit_error", started)
                 raise
-        ok = metrics.actions_ok
-        key = id(spec)
-        ok[key] = ok.get(key, 0) + 1
+        metrics.actions_ok[spec] += 1
         if started:
             metrics.observe_action(spec, started)
         return result

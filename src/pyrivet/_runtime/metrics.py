@@ -4,9 +4,8 @@ The runtime updates plain Python counters on its own paths; whoever exports them
 server's ``/metrics`` route, see ``pyrivet.server.metrics``) reads this object when it
 is scraped and turns it into Prometheus families. Nothing here imports an exporter.
 
-Cost on the hot path: a finished action adds one to a dict entry keyed by the ``id``
-of its `ActionSpec` (an int: the spec's own hash is a dataclass's, which hashes every
-field, about 2,000 instructions per lookup); nothing else. Latency histograms (actions
+Cost on the hot path: a finished action adds one to a `collections.defaultdict` entry
+keyed by its `ActionSpec` (hashed by identity); nothing else. Latency histograms (actions
 and commit batches) need a clock read per action, so they are recorded only once
 ``timing`` is on: the exporter turns it on at its first scrape (`enable_timing`). A
 runtime nobody scrapes pays for one dict increment per action.
@@ -17,6 +16,7 @@ Everything here runs on the runtime's event loop; readers take snapshots there t
 from __future__ import annotations
 
 from bisect import bisect_left
+from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from time import perf_counter
 from typing import Any, Final
@@ -84,14 +84,14 @@ class RuntimeMetrics:
     def __init__(self) -> None:
         #: Whether latencies are measured (turned on by the first scrape).
         self.timing = False
-        #: Actions that returned, by ``id(spec)`` (the registry's definitions map the
-        #: spec back to its actor type and action; see `action_names`).
-        self.actions_ok: dict[int, int] = {}
-        #: Actions that failed, by (``id(spec)``, outcome); outcome is ``user_error``,
+        #: Actions that returned, by spec (the registry's definitions map the spec
+        #: back to its actor type and action; see `action_names`).
+        self.actions_ok: defaultdict[ActionSpec, int] = defaultdict(int)
+        #: Actions that failed, by (spec, outcome); outcome is ``user_error``,
         #: ``actor_error``, ``internal_error``, ``timeout`` or ``commit_error``.
-        self.action_errors: dict[tuple[int, str], int] = {}
-        #: Latency from start to reply (durable), by ``id(spec)``; only while ``timing``.
-        self.action_latency: dict[int, Histogram] = {}
+        self.action_errors: dict[tuple[ActionSpec, str], int] = {}
+        #: Latency from start to reply (durable), by spec; only while ``timing``.
+        self.action_latency: dict[ActionSpec, Histogram] = {}
         #: Batches written by the committer, records per batch and write time.
         self.commit_batches = 0
         self.commit_failures = 0
@@ -116,16 +116,16 @@ class RuntimeMetrics:
 
     def action_failed(self, spec: ActionSpec, outcome: str, started: float) -> None:
         """Count a failed action (``started``: `perf_counter` at its start, or 0.0)."""
-        key = (id(spec), outcome)
+        key = (spec, outcome)
         self.action_errors[key] = self.action_errors.get(key, 0) + 1
         if started:
             self.observe_action(spec, started)
 
     def observe_action(self, spec: ActionSpec, started: float) -> None:
         """Record an action's latency (from ``started``, a `perf_counter` reading)."""
-        histogram = self.action_latency.get(id(spec))
+        histogram = self.action_latency.get(spec)
         if histogram is None:
-            histogram = self.action_latency[id(spec)] = Histogram(ACTION_BUCKETS)
+            histogram = self.action_latency[spec] = Histogram(ACTION_BUCKETS)
         histogram.observe(perf_counter() - started)
 
     def batch_written(self, size: int, started: float) -> None:
@@ -136,10 +136,12 @@ class RuntimeMetrics:
             self.commit_seconds.observe(perf_counter() - started)
 
 
-def action_names(definitions: Iterable[ActorDefinition[Any]]) -> dict[int, tuple[str, str]]:
-    """``id(spec) -> (actor type, action)`` for the keys of the action counters."""
+def action_names(
+    definitions: Iterable[ActorDefinition[Any]],
+) -> dict[ActionSpec, tuple[str, str]]:
+    """``spec -> (actor type, action)`` for the keys of the action counters."""
     return {
-        id(spec): (definition.name, spec.name)
+        spec: (definition.name, spec.name)
         for definition in definitions
         for spec in definition.actions.values()
     }

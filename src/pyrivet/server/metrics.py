@@ -32,6 +32,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from .._runtime.metrics import Histogram, RuntimeMetrics, action_names
+from ..actor._definition import ActionSpec
 from ..errors import ActorError
 from ._asgi import HttpReply, RequestInfo
 from ._state import ServerState
@@ -168,7 +169,7 @@ class _Snapshot:
             family.add_metric(list(self._name(key)), _buckets(histogram), sum_value=histogram.total)
         return family
 
-    def _name(self, key: int) -> tuple[str, str]:
+    def _name(self, key: ActionSpec) -> tuple[str, str]:
         return self._names.get(key, ("?", "?"))
 
 
