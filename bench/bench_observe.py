@@ -61,7 +61,7 @@ async def run(variant: str, calls: int) -> float:
         options["tracer_provider"] = provider
     async with REGISTRY.runtime(**options) as runtime:
         if variant == "timed":
-            runtime.enable_timing()
+            runtime.metrics.enable_timing()
         handle = Client(runtime).get_or_create("bench", ["one"])
         for _ in range(200):
             await handle.bump(1)

@@ -440,11 +440,17 @@ class ActorInstance(IdleLink, ContextHost, WorkflowOwner):
             InternalError: the action raised anything else (logged with its traceback).
             EncodingError / CommitError: its changes could not be saved (rolled back).
 
-        Counted in ``svc.metrics``. While ``svc.watched`` (tracing on, or ``/metrics``
-        scraped) it runs through `_invoke_watched` (``traced``: it already did).
+        Counted in ``svc.metrics`` (and timed once someone scraped them); with tracing
+        on, it runs inside an ``action`` span (``traced``: that span is open).
         """
-        if self.svc.watched and not traced:
-            return await self._invoke_watched(spec, args, conn, encoded_args, by, during_shutdown)
+        svc = self.svc
+        if svc.tracer is not None and not traced:
+            attributes = actor_attributes(self.name, self.key, self.actor_id)
+            attributes["pyrivet.action"] = spec.name
+            with svc.tracer.span(f"action {self.name}.{spec.name}", attributes):
+                return await self.invoke(
+                    spec, args, conn, encoded_args, by, during_shutdown=during_shutdown, traced=True
+                )
         if self.status is not ActorStatus.RUNNING and not (
             during_shutdown and self.status is ActorStatus.STOPPING
         ):
@@ -453,6 +459,8 @@ class ActorInstance(IdleLink, ContextHost, WorkflowOwner):
             encoded_args = encode(args, "the action arguments")
         if spec.arguments is not None:
             args = spec.arguments(args)  # into the annotated types; the log keeps them plain
+        metrics = svc.metrics
+        started = perf_counter() if metrics.timing else 0.0
         self.busy += 1
         ctx = ActorContextImpl(self, conn)
         try:
@@ -472,15 +480,15 @@ class ActorInstance(IdleLink, ContextHost, WorkflowOwner):
                 self.definition.options.action_timeout,
                 extra=self.log_fields,
             )
-            self.svc.metrics.action_failed(spec, "timeout")
+            metrics.action_failed(spec, "timeout", started)
             raise ActionTimeoutError(ACTION_TIMED_OUT) from None
         except ActorError as exc:
-            self.svc.metrics.action_failed(
-                spec, "user_error" if isinstance(exc, UserError) else "actor_error"
+            metrics.action_failed(
+                spec, "user_error" if isinstance(exc, UserError) else "actor_error", started
             )
             raise
         except Exception as exc:
-            self.svc.metrics.action_failed(spec, "internal_error")
+            metrics.action_failed(spec, "internal_error", started)
             log.error(
                 "actor %s (%s): action %s failed",
                 self.name,
@@ -509,38 +517,12 @@ class ActorInstance(IdleLink, ContextHost, WorkflowOwner):
             try:
                 await gate
             except BaseException:
-                self.svc.metrics.action_failed(spec, "commit_error")
+                metrics.action_failed(spec, "commit_error", started)
                 raise
-        self.svc.metrics.actions_ok[spec] += 1
+        metrics.actions_ok[spec] += 1
+        if started:
+            metrics.observe_action(spec, started)
         return result
-
-    async def _invoke_watched(
-        self,
-        spec: ActionSpec,
-        args: tuple[Any, ...] | list[Any],
-        conn: ConnImpl | None,
-        encoded_args: bytes | None,
-        by: str | None,
-        during_shutdown: bool,
-    ) -> Any:
-        """`invoke` inside an ``action`` span (tracing on) and timed into the action's
-        latency histogram (once ``/metrics`` was scraped), whatever its outcome."""
-        svc = self.svc
-        started = perf_counter()
-        tracer = svc.tracer
-        span: contextlib.AbstractContextManager[Any] = contextlib.nullcontext()
-        if tracer is not None:
-            attributes = actor_attributes(self.name, self.key, self.actor_id)
-            attributes["pyrivet.action"] = spec.name
-            span = tracer.span(f"action {self.name}.{spec.name}", attributes)
-        try:
-            with span:
-                return await self.invoke(
-                    spec, args, conn, encoded_args, by, during_shutdown=during_shutdown, traced=True
-                )
-        finally:
-            if svc.metrics.timing:
-                svc.metrics.observe_action(spec, started)
 
     def after_work(self, name: str, args: bytes | None, by: str | None) -> None:
         """End of a unit of work: the journal commits it (strict) or schedules a save.

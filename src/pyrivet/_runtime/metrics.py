@@ -5,10 +5,9 @@ server's ``/metrics`` route, see ``pyrivet.server.metrics``) reads this object w
 is scraped and turns it into Prometheus families. Nothing here imports an exporter.
 
 Cost on the hot path: a finished action adds one to a `collections.defaultdict` entry
-keyed by its `ActionSpec` (hashed by identity), after one test of ``Services.watched``;
-nothing else. Latency histograms (actions
+keyed by its `ActionSpec` (hashed by identity); nothing else. Latency histograms (actions
 and commit batches) need a clock read per action, so they are recorded only once
-``timing`` is on: the exporter turns it on at its first scrape (`Runtime.enable_timing`). A
+``timing`` is on: the exporter turns it on at its first scrape (`enable_timing`). A
 runtime nobody scrapes pays for one dict increment per action.
 
 Everything here runs on the runtime's event loop; readers take snapshots there too.
@@ -112,14 +111,15 @@ class RuntimeMetrics:
         self.workflow_retries: dict[str, int] = {}
 
     def enable_timing(self) -> None:
-        """Start measuring latencies; use `Runtime.enable_timing`, which also routes
-        actions through the timed path."""
+        """Start measuring latencies (the exporter calls it when first scraped)."""
         self.timing = True
 
-    def action_failed(self, spec: ActionSpec, outcome: str) -> None:
-        """Count a failed action."""
+    def action_failed(self, spec: ActionSpec, outcome: str, started: float) -> None:
+        """Count a failed action (``started``: `perf_counter` at its start, or 0.0)."""
         key = (spec, outcome)
         self.action_errors[key] = self.action_errors.get(key, 0) + 1
+        if started:
+            self.observe_action(spec, started)
 
     def observe_action(self, spec: ActionSpec, started: float) -> None:
         """Record an action's latency (from ``started``, a `perf_counter` reading)."""

@@ -596,13 +596,6 @@ class Runtime(LocalRuntime):
     def awake_count(self) -> int:
         return len(self._instances)
 
-    def enable_timing(self) -> None:
-        """Measure action and commit latencies from now on (``/metrics`` calls it at its
-        first scrape): each action then also reads the clock twice."""
-        self.metrics.enable_timing()
-        if self._svc is not None:
-            self._svc.watched = True
-
     @property
     def tracing(self) -> bool:
         """Whether this runtime makes OpenTelemetry spans (see ``tracing.py``)."""

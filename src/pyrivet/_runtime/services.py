@@ -40,7 +40,6 @@ class Services:
         "store",
         "tasks",
         "tracer",
-        "watched",
     )
 
     def __init__(
@@ -78,9 +77,6 @@ class Services:
         self.metrics = metrics if metrics is not None else RuntimeMetrics()
         #: Makes OpenTelemetry spans; None when tracing is off (see ``tracing.py``).
         self.tracer = tracer
-        #: Whether actions take the watched path (a span, a latency): tracing is on or
-        #: latencies are measured (`Runtime.enable_timing`). One test per action.
-        self.watched = tracer is not None or self.metrics.timing
 
     def now_ms(self) -> int:
         return int(self.clock.now() * 1000)

@@ -83,7 +83,7 @@ async def metrics_route(state: ServerState, request: RequestInfo) -> HttpReply:
     runtime = state.runtime
     stored = await runtime.storage.count_actors()
     collector = _Snapshot(runtime, stored)
-    runtime.enable_timing()
+    runtime.metrics.enable_timing()
     registry = CollectorRegistry(auto_describe=False)
     registry.register(collector)
     return HttpReply.of(200, generate_latest(registry), CONTENT_TYPE_LATEST)
