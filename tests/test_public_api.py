@@ -64,6 +64,8 @@ PUBLIC = {
     "pyrivet.client": [
         "ActorConnection",
         "ActorHandle",
+        "ActorInfo",
+        "ActorPage",
         "Backoff",
         "Client",
         "ConnectionClosedError",

@@ -39,6 +39,8 @@ def scenario(url: str, encoding: Any) -> dict[str, Any]:
         except DuplicateKeyError:
             out["duplicate"] = True
         out["by_id"] = client.get_for_id("counter", room.resolve()).get()
+        page = client.list_actors("counter", limit=1)
+        out["listed"] = (page.actors[0].actor_id == room.resolve(), page.cursor is not None)
 
         heard: list[int] = []
         got_event = threading.Event()
@@ -88,6 +90,7 @@ async def test_sync_client(server: ServerHandle, encoding: str) -> None:
         "input": "hello",
         "duplicate": True,
         "by_id": 5,
+        "listed": (True, True),
         "conn_action": 6,
         "heard": [6],
         "conn_typed": 7,

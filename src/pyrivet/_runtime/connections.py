@@ -24,6 +24,7 @@ from ..errors import ActorError, ActorStoppingError, EncodingError
 from ..types import ConnRequest
 from .journal import Journal, JournalOwner
 from .lifecycle import ActorStatus
+from .metrics import bump
 from .writes import Outgoing
 
 __all__ = [
@@ -226,6 +227,7 @@ async def open_conn(
     elif d.static_conn_state is not None:
         conn.state = copy.deepcopy(d.static_conn_state)
     inst.add_conn(conn)
+    bump(inst.svc.metrics.conns_opened, d.name)
     hook = d.hooks.get("on_connect")
     if hook is not None:
         try:
@@ -247,11 +249,12 @@ async def disconnect(conn: ConnImpl, reason: str | None, *, notify_sink: bool = 
     conn.is_open = False
     inst = conn._inst
     inst.remove_conn(conn)
+    bump(inst.svc.metrics.conns_closed, inst.definition.name)
     if notify_sink and conn.sink is not None:
         try:
             conn.sink.closed(reason)
         except Exception:
-            log.exception("connection sink failed on close")
+            log.exception("connection sink failed on close", extra=inst.log_fields)
     hook = inst.definition.hooks.get("on_disconnect")
     if hook is not None:
         try:
@@ -263,7 +266,9 @@ async def disconnect(conn: ConnImpl, reason: str | None, *, notify_sink: bool = 
                 conn,
             )
         except ActorError as exc:
-            log.error("actor %s (%s): %s", inst.name, inst.actor_id, exc.message)
+            log.error(
+                "actor %s (%s): %s", inst.name, inst.actor_id, exc.message, extra=inst.log_fields
+            )
         inst.journal.soon()
     inst.became_idle()
 
@@ -275,8 +280,10 @@ def emit(inst: ConnHost, target: ConnImpl | None, event: str, args: tuple[Any, .
     Raises:
         EncodingError: an argument cannot be encoded or the event is too large.
     """
-    payload = encode_event_args(args, event, inst.svc.max_outgoing_message_size)
+    svc = inst.svc
+    payload = encode_event_args(args, event, svc.max_outgoing_message_size)
     inst.journal.emit((target, event, payload))
+    bump(svc.metrics.events, inst.definition.name)
 
 
 def deliver(

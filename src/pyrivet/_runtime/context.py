@@ -128,10 +128,7 @@ class ActorContextImpl(ActorContext[Any]):
 
     @property
     def log(self) -> logging.LoggerAdapter[logging.Logger]:
-        inst = self._inst
-        return logging.LoggerAdapter(
-            _logger, {"actor": inst.name, "actor_key": inst.key, "actor_id": inst.actor_id}
-        )
+        return logging.LoggerAdapter(_logger, self._inst.log_fields)
 
     @property
     def conn(self) -> ConnImpl | None:

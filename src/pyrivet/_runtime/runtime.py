@@ -48,13 +48,16 @@ from .catalog import ActorTypes
 from .committer import Committer, CommitTicket
 from .connections import ConnImpl, EventSink, disconnect, open_conn
 from .hibernation import Resume, baseline, detach, greet, take_over, workflow_records
-from .history import HistoryRecord, to_record
+from .history import HistoryRecord, state_at, to_record
 from .idle import IdleLink, IdleSweeper
 from .instance import ActorInstance
 from .lifecycle import ActorStatus, Lifecycle
 from .local_transport import LocalRuntime, LocalTransport
+from .metrics import RuntimeMetrics, bump
 from .queue import SendOutcome, publish
 from .services import Services
+from .traced_transport import TracedTransport
+from .tracing import make_tracer
 from .workflow_host import WORKFLOW_ALARM_KIND, WorkflowBinding
 
 __all__ = ["Runtime"]
@@ -76,8 +79,14 @@ class Runtime(LocalRuntime):
         data_dir: str | os.PathLike[str] | None = None,
         clock: Clock | None = None,
         region: str = "local",
+        tracer_provider: Any = None,
     ) -> None:
         self.registry = registry
+        #: An OpenTelemetry tracer provider for spans (None: the global one, if any; see
+        #: ``tracing.py``).
+        self._tracer_provider = tracer_provider
+        #: Counters read by ``/metrics`` (see ``metrics.py``).
+        self.metrics = RuntimeMetrics()
         if storage is None:
             strict = any(d.options.durability == "strict" for d in registry.definitions.values())
             storage = SQLiteDriver(
@@ -112,7 +121,9 @@ class Runtime(LocalRuntime):
             raise RuntimeError("this runtime was already started")
         self._started = True
         await self.storage.open()
-        committer = Committer(self.storage)
+        tracer = make_tracer(self._tracer_provider)
+        committer = Committer(self.storage, metrics=self.metrics, tracer=tracer)
+        transport = self.client_transport() if tracer is None else TracedTransport(self, tracer)
         scheduler = AlarmScheduler(self.clock, self._on_alarm_due)
         self._svc = Services(
             store=self.storage,
@@ -124,7 +135,9 @@ class Runtime(LocalRuntime):
             forget=self._forget,
             region=self._region,
             max_outgoing_message_size=self.registry.max_outgoing_message_size,
-            client=new_actor_client(self.client_transport()),
+            client=new_actor_client(transport),
+            metrics=self.metrics,
+            tracer=tracer,
         )
         if any(d.has_db for d in self.registry.definitions.values()):
             committer.barrier = self._svc.dbs.barrier
@@ -316,6 +329,7 @@ class Runtime(LocalRuntime):
                 self._forget(actor_id, inst)
                 inst.stop_unless_stopped()
 
+        bump(self.metrics.creates, query.name)
         try:
             await inst.first_start(record, query.input, created)
         except BaseException as exc:
@@ -379,6 +393,7 @@ class Runtime(LocalRuntime):
             )
         inst = ActorInstance(svc, definition, actor_id, record.key)
         self._add_instance(inst)
+        bump(self.metrics.wakes, record.name)
         try:
             stored = await svc.store.load_state(actor_id)
             await inst.wake(stored.seq, stored.snapshot)
@@ -674,6 +689,26 @@ class Runtime(LocalRuntime):
     def awake_count(self) -> int:
         return len(self._instances)
 
+    @property
+    def tracing(self) -> bool:
+        """Whether this runtime makes OpenTelemetry spans (see ``tracing.py``)."""
+        return self._svc is not None and self._svc.tracer is not None
+
+    def gauges(self) -> dict[str, dict[str, int]]:
+        """What is awake now, by actor type: ``{"awake": {...}, "connections": {...},
+        "queue_depth": {...}}`` (queue depth counts the queues of awake actors)."""
+        awake: dict[str, int] = {}
+        conns: dict[str, int] = {}
+        depth: dict[str, int] = {}
+        for inst in self._instances.values():
+            name = inst.name
+            awake[name] = awake.get(name, 0) + 1
+            if inst.conns:
+                conns[name] = conns.get(name, 0) + len(inst.conns)
+            if inst.mailbox is not None:
+                depth[name] = depth.get(name, 0) + len(inst.mailbox.messages)
+        return {"awake": awake, "connections": conns, "queue_depth": depth}
+
     async def history(
         self, actor_id: str, *, after_seq: int = 0, limit: int | None = None
     ) -> list[HistoryRecord]:
@@ -693,16 +728,7 @@ class Runtime(LocalRuntime):
         Raises:
             LookupError: no retained entry at or before ``seq`` has a state snapshot.
         """
-        entries = await self.history(actor_id, limit=None)
-        state: Any = _NO_STATE
-        for entry in entries:
-            if entry.seq > seq:
-                break
-            if entry.state_changed:
-                state = entry.state
-        if state is _NO_STATE:
-            raise LookupError(f"no state of actor {actor_id} at or before seq {seq} is retained")
-        return state
+        return state_at(await self.history(actor_id, limit=None), seq, actor_id)
 
     # -- workflows -----------------------------------------------------------------
 
@@ -779,9 +805,6 @@ class Runtime(LocalRuntime):
         """(batches, records) written by the committer so far."""
         committer = self._services.committer
         return (committer.batches, committer.records)
-
-
-_NO_STATE: Any = object()
 
 
 def _workflow_of(life: Lifecycle | None) -> WorkflowBinding | None:

@@ -24,6 +24,7 @@ from types import ModuleType
 from typing import Any, TypeVar
 
 from .._runtime.registry import Registry
+from .._util.logs import ActorTextFormatter, JsonFormatter
 from .._util.words import a_or_an
 from ..errors import DataDirLockedError, StorageError
 from ..server.listeners import ListenError, describe, listening_sockets
@@ -118,6 +119,20 @@ def run_loop(main: Coroutine[Any, Any, T]) -> T:
         return runner.run(main)
 
 
+def _configure_logging(log_level: str, log_format: str) -> None:
+    """A stderr handler on the root logger (unless the app configured one already)."""
+    root = logging.getLogger()
+    if root.handlers:
+        return
+    root.setLevel(log_level.upper())
+    handler = logging.StreamHandler()
+    if log_format == "json":
+        handler.setFormatter(JsonFormatter())
+    else:
+        handler.setFormatter(ActorTextFormatter("%(levelname)-9s %(name)s: %(message)s"))
+    root.addHandler(handler)
+
+
 def run_serve(
     spec: str,
     *,
@@ -128,11 +143,14 @@ def run_serve(
     grace_period: float,
     fd: int | None = None,
     ws_compression: bool = False,
+    log_format: str = "text",
 ) -> int:
-    """Serve ``spec`` until SIGTERM/SIGINT; returns the exit status (SIGHUP re-execs)."""
-    logging.basicConfig(
-        level=log_level.upper(), format="%(levelname)-9s %(name)s: %(message)s", force=False
-    )
+    """Serve ``spec`` until SIGTERM/SIGINT; returns the exit status (SIGHUP re-execs).
+
+    ``log_format``: ``"text"`` (lines, with ``[actor=… key=… id=…]`` on records about
+    an actor) or ``"json"`` (one JSON object per line, uvicorn's records included).
+    """
+    _configure_logging(log_level, log_format)
     # SIGHUP means "restart" once serving; until then (and while stopping, and across
     # the exec of a restart: an ignored signal stays ignored) it must not kill us.
     if threading.current_thread() is threading.main_thread():
@@ -175,6 +193,7 @@ def run_serve(
                 log_level=log_level,
                 grace_period=grace_period,
                 ws_compression=ws_compression,
+                configure_logging=log_format == "text",
                 on_started=started,
                 allow_restart=True,
             )

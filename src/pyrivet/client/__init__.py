@@ -5,6 +5,7 @@ actors in-process; ``Client("http://host:6420")`` (and `SyncClient`) over the ne
 with the ``client`` extra installed (``pip install 'pyrivet[client]'``).
 """
 
+from .._protocol.listing import ActorInfo as ActorInfo, ActorPage as ActorPage
 from .._util.backoff import Backoff as Backoff
 from ._client import Client as Client
 from ._connection import ActorConnection as ActorConnection, EventStream as EventStream
@@ -33,6 +34,8 @@ from ._transport import (
 
 __all__ = [
     "ActorConnection",
+    "ActorInfo",
+    "ActorPage",
     "EventStream",
     "EventGap",
     "ActorHandle",

@@ -20,6 +20,11 @@ Runtime ownership:
 
 Until a runtime is running, requests get 503 ``server/not_running``.
 
+Tracing: when the runtime makes OpenTelemetry spans (see ``pyrivet._runtime.tracing``),
+a request's W3C ``traceparent`` (and ``tracestate``) header becomes the parent of the
+spans its actions make, for HTTP requests and for every action of a WebSocket
+connection.
+
 Errors: a request that fails before reaching an actor gets a JSON error body (with
 ``x-rivet-error``) whatever its encoding; errors from the actor's action come in the
 request's encoding; see `pyrivet.server.errors` for statuses. An unexpected exception
@@ -36,6 +41,7 @@ from typing import Final
 
 from .._runtime.registry import Registry
 from .._runtime.runtime import Runtime
+from .._runtime.tracing import continue_trace, end_trace
 from ..errors import ActorError
 from ..storage._base import ActorStore
 from ._asgi import ClientGone, HttpReply, Receive, RequestInfo, Scope, Send, send_reply
@@ -45,6 +51,7 @@ from .errors import error_reply
 from .http_routes import gateway_http, health, metadata, not_found, root
 from .inspector_routes import TOKEN_ENV
 from .management import actor_route, actors_route
+from .metrics import metrics_route
 from .raw_routes import handle_websocket
 from .routing import Route, header_route, parse_route
 from .ws_connect import handle_connect
@@ -173,12 +180,18 @@ class PyrivetApp:
         if request.method == "OPTIONS" and cors is not None:
             reply = cors.preflight(request)
         else:
+            state = self._state
+            trace = None
+            if state is not None and state.runtime.tracing:
+                trace = continue_trace(request.header("traceparent"), request.header("tracestate"))
             try:
                 reply = await self._route_http(request, receive)
             except ClientGone:
                 return
             except Exception as exc:
                 reply = error_reply(exc)
+            finally:
+                end_trace(trace)
             if cors is not None:
                 reply.add_headers(cors.response_headers(request))
         await send_reply(send, reply, head=request.method == "HEAD")
@@ -194,6 +207,8 @@ class PyrivetApp:
         state = self._running()
         if route.kind == "metadata":
             return metadata(state, request)
+        if route.kind == "metrics":
+            return await metrics_route(state, request)
         if route.kind == "actors":
             return await actors_route(state, request, receive)
         if route.kind == "actor":
@@ -213,12 +228,20 @@ class PyrivetApp:
             # Refused before the handshake: the ASGI server answers 403.
             await send({"type": "websocket.close", "code": _CLOSE_POLICY})
             return
-        if route.sub == "connect":
-            serving = handle_connect(state, request, route, receive, send)
-            del request, route  # the handler drops them once the connection is open
-            await serving
-        else:
-            await handle_websocket(state, request, route, receive, send)
+        trace = None
+        if state.runtime.tracing:
+            # Actions of this connection run in tasks started from this one: they
+            # inherit the caller's trace.
+            trace = continue_trace(request.header("traceparent"), request.header("tracestate"))
+        try:
+            if route.sub == "connect":
+                serving = handle_connect(state, request, route, receive, send)
+                del request, route  # the handler drops them once the connection is open
+                await serving
+            else:
+                await handle_websocket(state, request, route, receive, send)
+        finally:
+            end_trace(trace)
 
 
 def create_app(
