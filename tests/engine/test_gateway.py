@@ -8,6 +8,8 @@ from typing import Any
 
 import httpx
 import pytest
+from websockets.asyncio.client import connect as ws_connect
+from websockets.exceptions import ConnectionClosed
 
 from pyrivet import Client, Registry, UserError, actor
 from pyrivet.engine._envoy import EnvoyConfig
@@ -15,6 +17,7 @@ from pyrivet.engine._host import EnvoyHost
 from pyrivet.engine._keys import format_actor_key, parse_actor_key
 from pyrivet.server import create_app
 from pyrivet.storage import MemoryDriver
+from server._support import make_registry, query_url, subprotocols
 
 from .conftest import Engine
 
@@ -109,3 +112,54 @@ def test_actor_key_strings() -> None:
     assert format_actor_key(("a/b", "")) == "a\\/b/\\0"
     assert parse_actor_key(None) == ()
     assert parse_actor_key("trail\\") == ("trail\\",)
+
+
+@pytest.fixture
+async def web_host(engine: Engine, pool: str) -> AsyncIterator[EnvoyHost]:
+    async with make_registry().runtime(storage=MemoryDriver()) as runtime:
+        config = EnvoyConfig(engine.endpoint, pool=pool, token=engine.token)
+        async with EnvoyHost(runtime, create_app(runtime), config) as served:
+            await asyncio.wait_for(served.envoy.wait_ready(), WAIT)
+            yield served
+
+
+def gateway_url(engine: Engine, pool: str, path: str, key: str) -> str:
+    return engine.endpoint + query_url("web", path, key=key).replace(
+        "rvt-runner=default", f"rvt-runner={pool}"
+    )
+
+
+async def test_raw_request_handler_through_the_gateway(
+    engine: Engine, pool: str, web_host: EnvoyHost
+) -> None:
+    url = gateway_url(engine, pool, "/request/hello/world", "raw").replace("?", "?x=1&", 1)
+    async with httpx.AsyncClient(timeout=WAIT) as http:
+        response = await http.post(url, content=b"payload", headers={"x-custom": "abc"})
+        crash = await http.get(gateway_url(engine, pool, "/request/crash", "raw"))
+    assert response.status_code == 201, response.text
+    assert response.headers["x-from-actor"] == "yes"
+    body = response.json()
+    assert (body["method"], body["path"], body["body"], body["header"]) == (
+        "POST",
+        "/hello/world",
+        "payload",
+        "abc",
+    )
+    assert "x=1" in body["query"]
+    assert crash.status_code == 500 and crash.json()["code"] == "internal_error"
+
+
+async def test_raw_websocket_handler_through_the_gateway(
+    engine: Engine, pool: str, web_host: EnvoyHost
+) -> None:
+    url = gateway_url(engine, pool, "/websocket/chat", "sock").replace("http://", "ws://", 1)
+    async with ws_connect(url, subprotocols=subprotocols("bare")) as ws:
+        assert str(await asyncio.wait_for(ws.recv(), WAIT)).startswith("hello /chat")
+        await ws.send("one")
+        assert await asyncio.wait_for(ws.recv(), WAIT) == "echo one #1"
+        await ws.send(b"\x01\x02\x03")
+        assert await asyncio.wait_for(ws.recv(), WAIT) == b"\x03\x02\x01"
+        await ws.send("close-me")
+        with pytest.raises(ConnectionClosed) as closed:
+            await asyncio.wait_for(ws.recv(), WAIT)
+    assert closed.value.rcvd is not None and closed.value.rcvd.code == 4000
