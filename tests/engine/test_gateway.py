@@ -14,9 +14,10 @@ from websockets.exceptions import ConnectionClosed
 from pyrivet import Client, Registry, UserError, actor
 from pyrivet.engine._envoy import EnvoyConfig
 from pyrivet.engine._host import EnvoyHost
-from pyrivet.engine._keys import format_actor_key, parse_actor_key
+from pyrivet.engine._keys import parse_actor_key
 from pyrivet.server import create_app
 from pyrivet.storage import MemoryDriver
+from pyrivet.storage._base import serialize_key
 from server._support import make_registry, query_url, subprotocols
 
 from .conftest import Engine
@@ -104,12 +105,12 @@ async def test_raw_http_post_reaches_the_action_route(
     "key", [(), ("a",), ("a", "b"), ("",), ("x/y", "z\\w"), ("", "end"), ("tail\\",)]
 )
 def test_actor_keys_round_trip_rivetkit_serialization(key: tuple[str, ...]) -> None:
-    assert parse_actor_key(format_actor_key(key)) == key
+    assert parse_actor_key(serialize_key(key)) == key
 
 
 def test_actor_key_strings() -> None:
-    assert format_actor_key(()) == "/"
-    assert format_actor_key(("a/b", "")) == "a\\/b/\\0"
+    assert serialize_key(()) == "/"
+    assert serialize_key(("a/b", "")) == "a\\/b/\\0"
     assert parse_actor_key(None) == ()
     assert parse_actor_key("trail\\") == ("trail\\",)
 

@@ -1,23 +1,15 @@
 """Actor keys as the engine stores them: one string, RivetKit's serialization.
 
 The parts are joined with ``/``; inside a part ``\\`` and ``/`` are escaped with a
-backslash, an empty part is ``\\0``, and the empty key is ``/`` alone.
+backslash, an empty part is ``\\0``, and the empty key is ``/`` alone. The other
+direction is `pyrivet.storage._base.serialize_key`.
 """
 
 from __future__ import annotations
 
-__all__ = ["format_actor_key", "parse_actor_key"]
+__all__ = ["parse_actor_key"]
 
 _EMPTY = "/"
-
-
-def format_actor_key(key: tuple[str, ...]) -> str:
-    """The engine's string for ``key``."""
-    if not key:
-        return _EMPTY
-    return "/".join(
-        "\\0" if part == "" else part.replace("\\", "\\\\").replace("/", "\\/") for part in key
-    )
 
 
 def parse_actor_key(text: str | None) -> tuple[str, ...]:
