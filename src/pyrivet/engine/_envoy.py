@@ -35,6 +35,7 @@ import contextlib
 import enum
 import logging
 import uuid
+from collections import OrderedDict
 from collections.abc import Coroutine
 from dataclasses import dataclass, field
 from typing import Any, Final, Protocol
@@ -59,6 +60,8 @@ log = logging.getLogger(__name__)
 #: Close reasons after which reconnecting cannot help.
 _FATAL_CLOSE: Final = ("ws.invalid_request", "ws.no_runner_config")
 _BACKOFF: Final = Backoff(initial=0.25, maximum=10.0)
+#: How many (actor, generation) command positions are remembered for replay dedup.
+_HANDLED_MEMORY: Final = 100_000
 
 
 @dataclass(frozen=True)
@@ -76,6 +79,7 @@ class EnvoyConfig:
         backoff: waits between connection attempts.
         give_up_after: seconds of failed attempts after which `Envoy.run` raises
             `EngineUnavailableError` (None: retry forever).
+        drain_timeout: how long closing waits for the engine to stop this envoy's actors.
     """
 
     endpoint: str
@@ -87,6 +91,7 @@ class EnvoyConfig:
     actor_names: tuple[str, ...] = ()
     backoff: Backoff = _BACKOFF
     give_up_after: float | None = None
+    drain_timeout: float = 30.0
 
     def connect_url(self) -> str:
         base = self.endpoint.rstrip("/").replace("http://", "ws://", 1)
@@ -169,10 +174,10 @@ class _Actor:
     actor_id: str
     generation: int
     next_event: int = 0
-    last_command: int = -1
     unacked: list[dict[str, Any]] = field(default_factory=list)
     work: asyncio.Task[None] | None = None
     stopped: bool = False
+    received_stop: bool = False
 
 
 @dataclass
@@ -202,8 +207,12 @@ class Envoy:
         self._failure: BaseException | None = None
         self._actors: dict[tuple[str, int], _Actor] = {}
         self._kv: dict[int, _KvCall] = {}
+        #: Last command index handled per (actor, generation), kept after the actor
+        #: stopped: the engine replays commands it has not seen acknowledged.
+        self._handled: OrderedDict[tuple[str, int], int] = OrderedDict()
         self._next_request = 0
         self._run_task: asyncio.Task[None] | None = None
+        self._lost_watch: asyncio.Task[None] | None = None
         self._state_changed = asyncio.Condition()
         #: Protocol metadata of the last Init (thresholds, max payload size).
         self.metadata: dict[str, Any] = {}
@@ -224,11 +233,35 @@ class Envoy:
         await self.aclose()
 
     async def aclose(self) -> None:
-        """Tell the engine we are stopping, close the socket, cancel everything."""
+        """Drain, close the socket, cancel everything.
+
+        Draining: the envoy sends ``ToRivetStopping`` (the engine stops placing actors
+        here) and asks to put each of its actors to sleep (``ActorIntent(Sleep)``); the
+        engine answers each with ``StopActor(SleepIntent)``, the actor sleeps with its
+        state committed and the next request wakes it on another envoy. (Rivet 2.3.19
+        does not stop an envoy's actors by itself on ``Stopping``; observed here.) The
+        envoy waits until every actor stopped and the engine acknowledged it, at most
+        ``config.drain_timeout`` seconds; what is left is cut off with the socket (the
+        engine treats it as lost after its threshold).
+        """
         ws = self._ws
         if ws is not None and self._state is EnvoyState.READY:
             with contextlib.suppress(websockets.ConnectionClosed):
                 await ws.send(encode_to_rivet(Tagged("ToRivetStopping")))
+            for actor in list(self._actors.values()):
+                if not actor.stopped:
+                    await self.send_intent(actor.actor_id, actor.generation, "sleep")
+            if self._actors:
+                try:
+                    async with asyncio.timeout(self.config.drain_timeout):
+                        async with self._state_changed:
+                            await self._state_changed.wait_for(self._all_stopped)
+                except TimeoutError:
+                    log.warning(
+                        "envoy: %d actors still running after the %g s drain; closing anyway",
+                        len(self._actors),
+                        self.config.drain_timeout,
+                    )
         if self._state is not EnvoyState.CLOSED:
             await self._transition(EnvoyState.CLOSED, "closed by its owner")
         if ws is not None:
@@ -263,6 +296,11 @@ class Envoy:
         """Wait until ``count`` connections in all have reached Init."""
         async with self._state_changed:
             await self._state_changed.wait_for(lambda: self.connections >= count)
+
+    async def wait_state(self, state: EnvoyState) -> None:
+        """Wait until the connection is in ``state``."""
+        async with self._state_changed:
+            await self._state_changed.wait_for(lambda: self._state is state)
 
     async def run_until_failed(self) -> None:
         """Wait until the envoy gives up (then raise why) or is closed."""
@@ -332,7 +370,10 @@ class Envoy:
                     f"could not reach the Rivet Engine at {config.endpoint} for {limit:g} s "
                     f"(last error: {reason}); is `rivet-engine start` running there?"
                 )
+            was_ready = self.connections > connected_before
             await self._transition(EnvoyState.BACKOFF, reason)
+            if was_ready and self._lost_watch is None:
+                self._lost_watch = self._tasks.spawn(self._watch_lost(), name="envoy-lost")
             await self._clock.sleep(config.backoff.delay(failures))
 
     def _closed(self) -> bool:
@@ -384,6 +425,9 @@ class Envoy:
             self.metadata = val["metadata"]
             self.connections += 1
             await self._transition(EnvoyState.READY, "Init received")
+            if self._lost_watch is not None:
+                self._lost_watch.cancel()
+                self._lost_watch = None
             await self._resend()
         elif tag == "ToEnvoyCommands":
             await self._commands(val)
@@ -414,19 +458,22 @@ class Envoy:
             await self._send(call.frame)
 
     async def _commands(self, commands: list[dict[str, Any]]) -> None:
-        acks: dict[tuple[str, int], dict[str, Any]] = {}
+        acks: set[tuple[str, int]] = set()
         for wrapper in commands:
             checkpoint = wrapper["checkpoint"]
             slot = (checkpoint["actor_id"], checkpoint["generation"])
-            acks[slot] = checkpoint
+            acks.add(slot)
             inner: Tagged = wrapper["inner"]
             actor = self._actors.get(slot)
-            if actor is not None and checkpoint["index"] <= actor.last_command:
+            if checkpoint["index"] <= self._handled.get(slot, -1):
                 continue  # replayed after a reconnect: handled already
+            self._handled[slot] = checkpoint["index"]
+            self._handled.move_to_end(slot)
+            if len(self._handled) > _HANDLED_MEMORY:
+                self._handled.popitem(last=False)
             if inner.tag == "CommandStartActor":
                 actor = actor or _Actor(*slot)
                 self._actors[slot] = actor
-                actor.last_command = checkpoint["index"]
                 config = inner.val["config"]
                 start = ActorStart(
                     slot[0],
@@ -441,11 +488,18 @@ class Envoy:
             elif actor is None:
                 log.warning("stop command for unknown actor %s generation %s", *slot)
             else:
-                actor.last_command = checkpoint["index"]
+                actor.received_stop = True
                 self._chain(actor, self._stop(actor, inner.val["reason"]))
         if acks:
+            # Acknowledge the highest index handled per actor generation (a replay of
+            # old commands only re-acknowledges them).
+            checkpoints = [
+                {"actor_id": slot[0], "generation": slot[1], "index": self._handled[slot]}
+                for slot in sorted(acks)
+                if slot in self._handled
+            ]
             await self._send(
-                Tagged("ToRivetAckCommands", {"last_command_checkpoints": list(acks.values())})
+                Tagged("ToRivetAckCommands", {"last_command_checkpoints": checkpoints})
             )
 
     def _chain(self, actor: _Actor, step: Coroutine[Any, Any, None]) -> None:
@@ -483,10 +537,42 @@ class Envoy:
         await self.send_event(
             actor.actor_id, actor.generation, Tagged("EventActorStateUpdate", {"state": state})
         )
+        if actor.received_stop:
+            # The engine acknowledges events in batches, so it may never ack these; a
+            # stop it commanded ends the generation here (as RivetKit's envoy does).
+            self._actors.pop((actor.actor_id, actor.generation), None)
+        async with self._state_changed:
+            self._state_changed.notify_all()
+
+    async def _watch_lost(self) -> None:
+        """Disconnected past the engine's lost threshold: the engine has given our actors
+        to other envoys, so stop them here (reason ``Lost``) and forget them, lest two
+        envoys run one actor. Cancelled when a new connection reaches Init in time."""
+        threshold = self.metadata.get("envoy_lost_threshold", 15_000) / 1000
+        await self._clock.sleep(threshold)
+        self._lost_watch = None
+        if self._state is EnvoyState.READY:
+            return
+        lost = [actor for actor in self._actors.values() if not actor.stopped]
+        log.warning(
+            "envoy: disconnected for %.1f s (the engine's lost threshold): stopping %d actors",
+            threshold,
+            len(lost),
+        )
+        self._actors.clear()
+        for actor in lost:
+            actor.stopped = True
+            try:
+                await self._handler.stop_actor(actor.actor_id, actor.generation, "Lost")
+            except Exception:
+                log.exception("envoy: stopping lost actor %s failed", actor.actor_id)
 
     def _maybe_forget(self, actor: _Actor) -> None:
         if actor.stopped and not actor.unacked:
             self._actors.pop((actor.actor_id, actor.generation), None)
+
+    def _all_stopped(self) -> bool:
+        return all(actor.stopped for actor in self._actors.values())
 
     # -- outgoing -------------------------------------------------------------------
 
