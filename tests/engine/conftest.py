@@ -3,7 +3,11 @@
 The binary comes from the committed package-lock of tests/conformance/js (npm
 ``@rivetkit/engine-cli-linux-x64-musl``, a dependency of ``rivetkit``). Without it the
 tests skip, unless ``PYRIVET_REQUIRE_ENGINE=1`` (set by CI), which makes the skip a
-failure. One engine serves the whole session; each test uses a pool of its own.
+failure. Each test gets a fresh engine (about 3 s), or a module shares one engine and
+one envoy (`module_engine`): 2.3.19 was seen to stall for 15-30 s (actor creation,
+even namespace creation) after several envoys connected, reconnected and left within
+seconds of each other, as consecutive tests' envoys do, and an engine shared by the
+whole session made later tests fail by timeout.
 """
 
 from __future__ import annotations
@@ -48,12 +52,12 @@ class Engine:
     process: subprocess.Popen[bytes]
     log_path: Path
 
-    def api(self, method: str, path: str, body: Any = None) -> Any:
-        """One call of the engine's HTTP API (``?namespace=default`` is added)."""
+    def api(self, method: str, path: str, body: Any = None, namespace: str = "default") -> Any:
+        """One call of the engine's HTTP API (``?namespace=...`` is added)."""
         sep = "&" if "?" in path else "?"
         data = None if body is None else json.dumps(body).encode()
         request = urllib.request.Request(
-            f"{self.endpoint}{path}{sep}namespace=default", data=data, method=method
+            f"{self.endpoint}{path}{sep}namespace={namespace}", data=data, method=method
         )
         request.add_header("authorization", f"Bearer {self.token}")
         if data is not None:
@@ -61,11 +65,17 @@ class Engine:
         with urllib.request.urlopen(request, timeout=30) as response:
             return json.loads(response.read() or b"null")
 
-    def create_actor(self, name: str, key: str, pool: str) -> str:
+    def create_actor(self, name: str, key: str, pool: str, namespace: str) -> str:
         """Create an actor for ``pool`` through the API; its id."""
         body = {"name": name, "key": key, "runner_name_selector": pool, "crash_policy": "sleep"}
-        actor_id: str = self.api("POST", "/actors", body)["actor"]["actor_id"]
+        actor_id: str = self.api("POST", "/actors", body, namespace)["actor"]["actor_id"]
         return actor_id
+
+    def create_namespace(self) -> str:
+        """A new namespace of the engine; its name."""
+        name = f"ns-{uuid.uuid4().hex[:12]}"
+        self.api("POST", "/namespaces", {"name": name, "display_name": name})
+        return name
 
     def log_tail(self, lines: int = 40) -> str:
         return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
@@ -117,9 +127,7 @@ def stop_engine(engine: Engine) -> None:
         engine.process.wait()
 
 
-@pytest.fixture(scope="session")
-def engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Engine]:
-    """One real engine for the session (skips without the binary, unless required)."""
+def _engine(factory: pytest.TempPathFactory) -> Iterator[Engine]:
     if not ENGINE_BINARY.is_file():
         reason = (
             f"envoy tests need the rivet-engine binary at {ENGINE_BINARY} "
@@ -128,7 +136,7 @@ def engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Engine]:
         if os.environ.get("PYRIVET_REQUIRE_ENGINE") == "1":
             pytest.fail(f"{reason}; PYRIVET_REQUIRE_ENGINE=1 forbids skipping")
         pytest.skip(reason)
-    engine = start_engine(tmp_path_factory.mktemp("rivet-engine"))
+    engine = start_engine(factory.mktemp("rivet-engine"))
     try:
         yield engine
     finally:
@@ -136,6 +144,24 @@ def engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Engine]:
 
 
 @pytest.fixture
+def engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Engine]:
+    """A fresh real engine for this test (skips without the binary, unless required)."""
+    yield from _engine(tmp_path_factory)
+
+
+@pytest.fixture(scope="module")
+def module_engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Engine]:
+    """One real engine for a module whose tests share one envoy."""
+    yield from _engine(tmp_path_factory)
+
+
+@pytest.fixture
 def pool() -> str:
     """A pool name of this test's own."""
     return f"py-{uuid.uuid4().hex[:10]}"
+
+
+@pytest.fixture
+def namespace(engine: Engine) -> str:
+    """A namespace of this test's own."""
+    return engine.create_namespace()

@@ -18,17 +18,25 @@ WAIT = 30.0
 
 
 def test_envoy_mode_serves_through_the_gateway_and_stops_on_sigterm(
-    engine: Engine, pool: str, tmp_path: Path
+    engine: Engine, pool: str, namespace: str, tmp_path: Path
 ) -> None:
     (tmp_path / "app.py").write_text(APP)
-    env = {"RIVET_ENDPOINT": engine.endpoint, "RIVET_TOKEN": engine.token, "RIVET_POOL": pool}
+    env = {
+        "RIVET_ENDPOINT": engine.endpoint,
+        "RIVET_TOKEN": engine.token,
+        "RIVET_POOL": pool,
+        "RIVET_NAMESPACE": namespace,
+    }
     served = ServeProcess(tmp_path, ["--data-dir", str(tmp_path / "data")], env=env)
     try:
         line = served.wait_line(lambda s: "pyrivet: hosting" in s, timeout=WAIT)
-        assert f"pool {pool}" in line and engine.endpoint in line
+        assert f"pool {pool}" in line and f"namespace {namespace}" in line
+        assert engine.endpoint in line
 
         async def call() -> int:
-            async with Client(engine.endpoint, pool_name=pool, token=engine.token) as client:
+            async with Client(
+                engine.endpoint, namespace=namespace, pool_name=pool, token=engine.token
+            ) as client:
                 room = client.get_or_create("counter", ["cli"])
                 await room.increment(2)
                 return int(await room.increment(3))

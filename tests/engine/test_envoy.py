@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import urllib.request
 from typing import Any
 
+import httpx
 import pytest
 
 from pyrivet._util.backoff import Backoff
 from pyrivet.engine._envoy import ActorStart, Envoy, EnvoyConfig, EnvoyState
 from pyrivet.engine._errors import EngineKVError, EngineUnavailableError, EngineVersionError
 from pyrivet.engine._kv import EngineKV
+from pyrivet.engine._schema import Tagged
 
 from .conftest import Engine
 
@@ -27,6 +27,9 @@ class Recorder:
         self.calls: asyncio.Queue[tuple[str, Any]] = asyncio.Queue()
         self.tunnel: list[dict[str, Any]] = []
         self.fail_start = False
+        #: Set it to have HTTP requests through the gateway answered 200 "ok".
+        self.envoy: Envoy | None = None
+        self.replies: set[asyncio.Task[bool]] = set()
 
     async def start_actor(self, start: ActorStart) -> None:
         await self.calls.put(("start", start))
@@ -38,24 +41,38 @@ class Recorder:
 
     def tunnel_message(self, message: dict[str, Any]) -> None:
         self.tunnel.append(message)
+        if self.envoy is not None and message["message_kind"].tag == "ToEnvoyRequestStart":
+            response = {"status": 200, "headers": {}, "body": b"ok", "stream": False}
+            reply = {
+                "message_id": {**message["message_id"], "message_index": 0},
+                "message_kind": Tagged("ToRivetResponseStart", response),
+            }
+            task = asyncio.get_running_loop().create_task(self.envoy.send_tunnel(reply))
+            self.replies.add(task)
+            task.add_done_callback(self.replies.discard)
 
     async def next(self) -> tuple[str, Any]:
         return await asyncio.wait_for(self.calls.get(), WAIT)
 
 
-def config(engine: Engine, pool: str, **kw: Any) -> EnvoyConfig:
+def config(engine: Engine, pool: str, namespace: str, **kw: Any) -> EnvoyConfig:
     return EnvoyConfig(
-        engine.endpoint, pool=pool, token=engine.token, actor_names=("counter",), **kw
+        engine.endpoint,
+        namespace=namespace,
+        pool=pool,
+        token=engine.token,
+        actor_names=("counter",),
+        **kw,
     )
 
 
-async def test_start_kv_and_destroy(engine: Engine, pool: str) -> None:
+async def test_start_kv_and_destroy(engine: Engine, pool: str, namespace: str) -> None:
     handler = Recorder()
-    async with Envoy(config(engine, pool), handler) as envoy:
+    async with Envoy(config(engine, pool, namespace), handler) as envoy:
         await asyncio.wait_for(envoy.wait_ready(), WAIT)
         assert envoy.state is EnvoyState.READY
         assert envoy.metadata["envoy_lost_threshold"] > 0
-        actor_id = await asyncio.to_thread(engine.create_actor, "counter", "k1", pool)
+        actor_id = await asyncio.to_thread(engine.create_actor, "counter", "k1", pool, namespace)
         kind, start = await handler.next()
         assert kind == "start" and start.actor_id == actor_id
         assert (start.name, start.key) == ("counter", "k1")
@@ -77,52 +94,52 @@ async def test_start_kv_and_destroy(engine: Engine, pool: str) -> None:
         await kv.drop(actor_id)
         assert await kv.list(actor_id) == []
 
-        await asyncio.to_thread(engine.api, "DELETE", f"/actors/{actor_id}")
+        await asyncio.to_thread(engine.api, "DELETE", f"/actors/{actor_id}", None, namespace)
         kind, stop = await handler.next()
         assert kind == "stop" and stop == (actor_id, start.generation, "Destroy")
 
 
-async def test_kv_error_reply_is_a_clear_error(engine: Engine, pool: str) -> None:
-    async with Envoy(config(engine, pool), Recorder()) as envoy:
+async def test_kv_error_reply_is_a_clear_error(engine: Engine, pool: str, namespace: str) -> None:
+    async with Envoy(config(engine, pool, namespace), Recorder()) as envoy:
         await asyncio.wait_for(envoy.wait_ready(), WAIT)
         with pytest.raises(EngineKVError, match="KvGetRequest for actor not-an-actor"):
             await asyncio.wait_for(EngineKV(envoy).get("not-an-actor", [b"x"]), WAIT)
 
 
-async def test_sleep_intent_and_wake_with_next_generation(engine: Engine, pool: str) -> None:
+async def test_sleep_intent_and_wake_with_next_generation(
+    engine: Engine, pool: str, namespace: str
+) -> None:
     handler = Recorder()
-    async with Envoy(config(engine, pool), handler) as envoy:
+    async with Envoy(config(engine, pool, namespace), handler) as envoy:
         await asyncio.wait_for(envoy.wait_ready(), WAIT)
-        actor_id = await asyncio.to_thread(engine.create_actor, "counter", "sleepy", pool)
+        actor_id = await asyncio.to_thread(
+            engine.create_actor, "counter", "sleepy", pool, namespace
+        )
         _, start = await handler.next()
         await envoy.send_intent(actor_id, start.generation, "sleep")
         kind, stop = await handler.next()
         assert kind == "stop" and stop == (actor_id, start.generation, "SleepIntent")
         # A request through the gateway wakes it: a new start, the next generation.
-        gateway = f"{engine.endpoint}/gateway/{actor_id}/health"
-        waking = asyncio.create_task(asyncio.to_thread(_get_quietly, gateway))
+        handler.envoy = envoy
+        async with httpx.AsyncClient(timeout=WAIT) as http:
+            response = await http.get(f"{engine.endpoint}/gateway/{actor_id}/health")
+        assert (response.status_code, response.text) == (200, "ok")
         kind, again = await handler.next()
         assert kind == "start" and again.actor_id == actor_id
         assert again.generation == start.generation + 1
-        waking.cancel()
-
-
-def _get_quietly(url: str) -> None:
-    with contextlib.suppress(OSError):
-        urllib.request.urlopen(url, timeout=5).read()
 
 
 async def test_failed_start_is_reported_and_reconnect_keeps_serving(
-    engine: Engine, pool: str
+    engine: Engine, pool: str, namespace: str
 ) -> None:
     handler = Recorder()
-    async with Envoy(config(engine, pool), handler) as envoy:
+    async with Envoy(config(engine, pool, namespace), handler) as envoy:
         await asyncio.wait_for(envoy.wait_ready(), WAIT)
         ws = envoy._ws
         assert ws is not None
         await ws.close()  # a dropped socket: the envoy reconnects by itself
         await asyncio.wait_for(envoy.wait_connections(2), WAIT)
-        actor_id = await asyncio.to_thread(engine.create_actor, "counter", "after", pool)
+        actor_id = await asyncio.to_thread(engine.create_actor, "counter", "after", pool, namespace)
         kind, start = await handler.next()
         assert kind == "start" and start.actor_id == actor_id
 
@@ -133,7 +150,7 @@ async def test_version_mismatch_fails_without_retrying(
     from pyrivet.engine import _admin
 
     monkeypatch.setattr(_admin, "PROTOCOL_VERSION", 9)
-    async with Envoy(config(engine, pool), Recorder()) as envoy:
+    async with Envoy(config(engine, pool, "default"), Recorder()) as envoy:
         with pytest.raises(EngineVersionError) as caught:
             await asyncio.wait_for(envoy.wait_ready(), WAIT)
     message = str(caught.value)

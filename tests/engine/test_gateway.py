@@ -1,9 +1,7 @@
 """Envoy mode end to end: clients, through the engine's gateway, to our actors.
 
-One envoy hosts the server tests' registry (`make_registry`) for the whole module: the
-engine was seen to stall actor creation through the query gateway for ~15 s when
-envoys of a namespace connect and leave within seconds of each other, which a fixture
-per test would do.
+One envoy hosts the server tests' registry (`make_registry`) for the whole module, in a
+namespace of its own (see the conftest on why tests do not share a namespace).
 """
 
 from __future__ import annotations
@@ -31,26 +29,38 @@ WAIT = 30.0
 POOL = "py-gateway-tests"
 
 
+@pytest.fixture(scope="module")
+def engine(module_engine: Engine) -> Engine:
+    return module_engine
+
+
+@pytest.fixture(scope="module")
+def namespace(engine: Engine) -> str:
+    return engine.create_namespace()
+
+
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def host(engine: Engine) -> AsyncIterator[EnvoyHost]:
+async def host(engine: Engine, namespace: str) -> AsyncIterator[EnvoyHost]:
     async with make_registry().runtime(storage=MemoryDriver()) as runtime:
-        config = EnvoyConfig(engine.endpoint, pool=POOL, token=engine.token)
+        config = EnvoyConfig(engine.endpoint, namespace=namespace, pool=POOL, token=engine.token)
         async with EnvoyHost(runtime, create_app(runtime), config) as served:
             await asyncio.wait_for(served.envoy.wait_ready(), WAIT)
             yield served
 
 
-def client(engine: Engine) -> Client:
-    return Client(engine.endpoint, pool_name=POOL, token=engine.token)
+def client(engine: Engine, host: EnvoyHost) -> Client:
+    namespace = host.envoy.config.namespace
+    return Client(engine.endpoint, namespace=namespace, pool_name=POOL, token=engine.token)
 
 
-def gateway_url(engine: Engine, name: str, path: str, key: str) -> str:
+def gateway_url(engine: Engine, host: EnvoyHost, name: str, path: str, key: str) -> str:
     url = query_url(name, path, key=key).replace("rvt-runner=default", f"rvt-runner={POOL}")
+    url = url.replace("rvt-namespace=default", f"rvt-namespace={host.envoy.config.namespace}")
     return engine.endpoint + url
 
 
 async def test_action_over_http_through_the_gateway(engine: Engine, host: EnvoyHost) -> None:
-    async with client(engine) as c:
+    async with client(engine, host) as c:
         room = c.get_or_create("counter", ["room", "a/b"])
         assert await asyncio.wait_for(room.increment(5), WAIT) == 5
         assert await asyncio.wait_for(room.increment(2), WAIT) == 7
@@ -64,7 +74,7 @@ async def test_action_over_http_through_the_gateway(engine: Engine, host: EnvoyH
 
 
 async def test_connection_events_through_the_gateway(engine: Engine, host: EnvoyHost) -> None:
-    async with client(engine) as c:
+    async with client(engine, host) as c:
         room = c.get_or_create("counter", ["events"])
         seen: asyncio.Queue[int] = asyncio.Queue()
         async with room.connect() as conn:
@@ -75,7 +85,7 @@ async def test_connection_events_through_the_gateway(engine: Engine, host: Envoy
 
 
 async def test_plain_http_post_reaches_the_action_route(engine: Engine, host: EnvoyHost) -> None:
-    url = gateway_url(engine, "counter", "/action/increment", "curl")
+    url = gateway_url(engine, host, "counter", "/action/increment", "curl")
     async with httpx.AsyncClient(timeout=WAIT) as http:
         first = await http.post(url, json={"args": [4]})
         second = await http.post(url, json={"args": [1]})
@@ -84,10 +94,10 @@ async def test_plain_http_post_reaches_the_action_route(engine: Engine, host: En
 
 
 async def test_raw_request_handler_through_the_gateway(engine: Engine, host: EnvoyHost) -> None:
-    url = gateway_url(engine, "web", "/request/hello/world", "raw").replace("?", "?x=1&", 1)
+    url = gateway_url(engine, host, "web", "/request/hello/world", "raw").replace("?", "?x=1&", 1)
     async with httpx.AsyncClient(timeout=WAIT) as http:
         response = await http.post(url, content=b"payload", headers={"x-custom": "abc"})
-        crash = await http.get(gateway_url(engine, "web", "/request/crash", "raw"))
+        crash = await http.get(gateway_url(engine, host, "web", "/request/crash", "raw"))
     assert response.status_code == 201, response.text
     assert response.headers["x-from-actor"] == "yes"
     body = response.json()
@@ -102,7 +112,7 @@ async def test_raw_request_handler_through_the_gateway(engine: Engine, host: Env
 
 
 async def test_raw_websocket_handler_through_the_gateway(engine: Engine, host: EnvoyHost) -> None:
-    url = gateway_url(engine, "web", "/websocket/chat", "sock").replace("http://", "ws://", 1)
+    url = gateway_url(engine, host, "web", "/websocket/chat", "sock").replace("http://", "ws://", 1)
     async with ws_connect(url, subprotocols=subprotocols("bare")) as ws:
         assert str(await asyncio.wait_for(ws.recv(), WAIT)).startswith("hello /chat")
         await ws.send("one")
