@@ -213,6 +213,7 @@ class Envoy:
         self._next_request = 0
         self._run_task: asyncio.Task[None] | None = None
         self._lost_watch: asyncio.Task[None] | None = None
+        self._drained = False
         self._state_changed = asyncio.Condition()
         #: Protocol metadata of the last Init (thresholds, max payload size).
         self.metadata: dict[str, Any] = {}
@@ -232,36 +233,43 @@ class Envoy:
     async def __aexit__(self, *exc: object) -> None:
         await self.aclose()
 
-    async def aclose(self) -> None:
-        """Drain, close the socket, cancel everything.
+    async def drain(self) -> None:
+        """Move this envoy's actors away before closing (idempotent).
 
-        Draining: the envoy sends ``ToRivetStopping`` (the engine stops placing actors
-        here) and asks to put each of its actors to sleep (``ActorIntent(Sleep)``); the
-        engine answers each with ``StopActor(SleepIntent)``, the actor sleeps with its
-        state committed and the next request wakes it on another envoy. (Rivet 2.3.19
-        does not stop an envoy's actors by itself on ``Stopping``; observed here.) The
-        envoy waits until every actor stopped and the engine acknowledged it, at most
-        ``config.drain_timeout`` seconds; what is left is cut off with the socket (the
-        engine treats it as lost after its threshold).
+        The envoy sends ``ToRivetStopping`` (the engine stops placing actors here) and
+        asks to put each of its actors to sleep (``ActorIntent(Sleep)``); the engine
+        answers each with ``StopActor(SleepIntent)``, the actor sleeps with its state
+        committed and the next request wakes it on another envoy. (Rivet 2.3.19 does
+        not stop an envoy's actors by itself on ``Stopping``; observed here.) Waits until
+        every actor stopped, at most ``config.drain_timeout`` seconds; what is left is
+        cut off when the socket closes (the engine treats it as lost after its
+        threshold). A no-op unless connected.
         """
         ws = self._ws
-        if ws is not None and self._state is EnvoyState.READY:
-            with contextlib.suppress(websockets.ConnectionClosed):
-                await ws.send(encode_to_rivet(Tagged("ToRivetStopping")))
-            for actor in list(self._actors.values()):
-                if not actor.stopped:
-                    await self.send_intent(actor.actor_id, actor.generation, "sleep")
-            if self._actors:
-                try:
-                    async with asyncio.timeout(self.config.drain_timeout):
-                        async with self._state_changed:
-                            await self._state_changed.wait_for(self._all_stopped)
-                except TimeoutError:
-                    log.warning(
-                        "envoy: %d actors still running after the %g s drain; closing anyway",
-                        len(self._actors),
-                        self.config.drain_timeout,
-                    )
+        if self._drained or ws is None or self._state is not EnvoyState.READY:
+            return
+        self._drained = True
+        with contextlib.suppress(websockets.ConnectionClosed):
+            await ws.send(encode_to_rivet(Tagged("ToRivetStopping")))
+        for actor in list(self._actors.values()):
+            if not actor.stopped:
+                await self.send_intent(actor.actor_id, actor.generation, "sleep")
+        if self._actors:
+            try:
+                async with asyncio.timeout(self.config.drain_timeout):
+                    async with self._state_changed:
+                        await self._state_changed.wait_for(self._all_stopped)
+            except TimeoutError:
+                log.warning(
+                    "envoy: %d actors still running after the %g s drain; closing anyway",
+                    len(self._actors),
+                    self.config.drain_timeout,
+                )
+
+    async def aclose(self) -> None:
+        """Drain (`drain`), close the socket, cancel everything."""
+        await self.drain()
+        ws = self._ws
         if self._state is not EnvoyState.CLOSED:
             await self._transition(EnvoyState.CLOSED, "closed by its owner")
         if ws is not None:

@@ -45,6 +45,9 @@ class EnvoyHost:
         return self
 
     async def __aexit__(self, *exc: object) -> None:
+        # Actors first (their in-flight requests can finish while they go to sleep),
+        # then answer what is still open, then close the socket.
+        await self.envoy.drain()
         await self.tunnel.aclose()
         await self.envoy.aclose()
 

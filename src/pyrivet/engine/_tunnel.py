@@ -45,6 +45,10 @@ SendTunnel = Callable[[dict[str, Any]], Awaitable[bool]]
 
 _ASGI: Final = {"version": "3.0", "spec_version": "2.3"}
 _INTERNAL: Final = b'{"group":"rivetkit","code":"internal_error","message":"Internal error"}'
+_GOING_AWAY: Final = (
+    b'{"group":"actor","code":"stopping","message":"the envoy hosting this actor is shutting '
+    b'down; retry the request"}'
+)
 
 
 @dataclass
@@ -54,8 +58,13 @@ class _Stream:
     gateway_id: bytes
     request_id: bytes
     incoming: asyncio.Queue[Message] = field(default_factory=asyncio.Queue)
+    websocket: bool = False
     next_index: int = 0
     task: asyncio.Task[None] | None = None
+    #: The gateway has its answer: the whole response, or the socket's close.
+    answered: bool = False
+    #: A streamed HTTP response began (its end can only be a chunk or an abort).
+    response_started: bool = False
     closed: bool = False
 
 
@@ -69,8 +78,28 @@ class AsgiTunnel:
         self._tasks = TaskSupervisor("tunnel")
 
     async def aclose(self) -> None:
+        """Cancel every stream and tell the gateway: a request not answered yet gets a
+        503 ``actor/stopping`` (``ResponseAbort`` if its streamed response began), an
+        open WebSocket a 1001 close. Best effort; a stream left unanswered was seen to
+        stall the engine."""
+        open_streams = list(self._streams.values())
         await self._tasks.aclose()
         self._streams.clear()
+        for stream in open_streams:
+            if stream.answered:
+                continue
+            try:
+                if stream.websocket:
+                    close = {"code": 1001, "reason": "envoy.going_away", "hibernate": False}
+                    await self._send(stream, "ToRivetWebSocketClose", close)
+                elif stream.response_started:
+                    reason = {"kind": "InternalError", "detail": "the envoy is shutting down"}
+                    await self._send(stream, "ToRivetResponseAbort", {"reason": reason})
+                else:
+                    start = _start(503, {"content-type": "application/json"}, _GOING_AWAY)
+                    await self._send(stream, "ToRivetResponseStart", start)
+            except Exception:
+                log.exception("tunnel: could not tell the gateway a stream ends")
 
     @property
     def open_streams(self) -> int:
@@ -87,7 +116,8 @@ class AsgiTunnel:
             if stream is not None:
                 log.warning("tunnel: duplicate open for a stream already open; ignored")
                 return
-            stream = _Stream(mid["gateway_id"], mid["request_id"])
+            websocket = kind.tag == "ToEnvoyWebSocketOpen"
+            stream = _Stream(mid["gateway_id"], mid["request_id"], websocket=websocket)
             self._streams[key] = stream
             if kind.tag == "ToEnvoyRequestStart":
                 run = self._http(stream, val)
@@ -104,7 +134,7 @@ class AsgiTunnel:
             )
         elif kind.tag == "ToEnvoyRequestAbort":
             stream.incoming.put_nowait({"type": "http.disconnect"})
-            stream.closed = True
+            stream.closed = stream.answered = True
             if stream.task is not None:
                 stream.task.cancel()
         elif kind.tag == "ToEnvoyWebSocketMessage":
@@ -116,7 +146,7 @@ class AsgiTunnel:
                 item["text"] = bytes(data).decode("utf-8", errors="replace")
             stream.incoming.put_nowait(item)
         elif kind.tag == "ToEnvoyWebSocketClose":
-            stream.closed = True
+            stream.closed = stream.answered = True
             code = val["code"] if val["code"] is not None else 1005
             stream.incoming.put_nowait(
                 {"type": "websocket.disconnect", "code": code, "reason": val["reason"] or ""}
@@ -160,6 +190,7 @@ class AsgiTunnel:
         except Exception:
             log.exception("tunnel: the app failed on %s %s", scope["method"], scope["path"])
             if not response.started:
+                stream.answered = True
                 await self._send(stream, "ToRivetResponseStart", _start(500, {}, _INTERNAL))
                 return
         await response.finish()
@@ -243,7 +274,7 @@ class _HttpResponse:
             if self._streaming:
                 await self._chunk(body, not more)
             elif more and self._streaming_ok:
-                self._streaming = self.started = True
+                self._streaming = self.started = self._stream.response_started = True
                 await self._tunnel._send(
                     self._stream,
                     "ToRivetResponseStart",
@@ -259,7 +290,7 @@ class _HttpResponse:
         await self._tunnel._send(
             self._stream, "ToRivetResponseChunk", {"body": body, "finish": finish}
         )
-        self._done = finish
+        self._done = self._stream.answered = finish
 
     async def finish(self) -> None:
         """Send what was buffered (or end the stream) unless already sent."""
@@ -268,7 +299,7 @@ class _HttpResponse:
         if self._streaming:
             await self._chunk(b"", True)
             return
-        self._done = self.started = True
+        self._done = self.started = self._stream.answered = True
         await self._tunnel._send(
             self._stream,
             "ToRivetResponseStart",
@@ -298,7 +329,7 @@ class _SocketSend:
                 payload = {"data": str(message.get("text", "")).encode(), "binary": False}
             await self._tunnel._send(self._stream, "ToRivetWebSocketMessage", payload)
         elif kind == "websocket.close":
-            self.closed = True
+            self.closed = self._stream.answered = True
             if not self._stream.closed:
                 close = {
                     "code": int(message.get("code", 1000)),
