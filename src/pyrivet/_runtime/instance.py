@@ -50,6 +50,7 @@ from .committer import CommitTicket
 from .connections import ConnImpl, deliver, disconnect
 from .context import ActorContextImpl, ContextHost, StateChangeContext, state_mutation_reentrant
 from .idle import IdleLink
+from .inspect_hooks import Watcher
 from .journal import Journal
 from .lifecycle import TRANSITIONS, ActorStatus, Lifecycle
 from .migrate import restore_state
@@ -83,6 +84,7 @@ class ActorInstance(IdleLink, ContextHost, WorkflowOwner):
         "status",
         "svc",
         "vars",
+        "watcher",
     )
 
     def __init__(
@@ -106,6 +108,9 @@ class ActorInstance(IdleLink, ContextHost, WorkflowOwner):
         self.life: Lifecycle | None = Lifecycle()
         #: The durable queue, for actor types that declare queues (None otherwise).
         self.mailbox: Mailbox | None = None
+        #: A live inspector of this actor (see `inspect_hooks.Watcher`); None, and so
+        #: free, while nobody watches.
+        self.watcher: Watcher | None = None
         IdleLink.__init__(self)  # the idle sweeper's links; None while not filed
 
     @property
@@ -157,6 +162,8 @@ class ActorInstance(IdleLink, ContextHost, WorkflowOwner):
         if conns is None:
             conns = self.conns = {}
         conns[conn.id] = conn
+        if self.watcher is not None:
+            self.watcher.connections_changed()
 
     def remove_conn(self, conn: ConnImpl) -> None:
         conns = self.conns
@@ -164,6 +171,8 @@ class ActorInstance(IdleLink, ContextHost, WorkflowOwner):
             conns.pop(conn.id, None)
             if not conns:
                 self.conns = None  # an actor with no connection keeps no dict
+        if self.watcher is not None:
+            self.watcher.connections_changed()
 
     def context(
         self, conn: ConnImpl | None = None, request: ConnRequest | None = None
@@ -177,6 +186,8 @@ class ActorInstance(IdleLink, ContextHost, WorkflowOwner):
 
     def deliver(self, outgoing: Outgoing) -> None:
         deliver(self.conns, outgoing)
+        if self.watcher is not None:
+            self.watcher.emitted(outgoing)
 
     def state_changed(self, snapshot: bytes) -> None:
         """Run ``on_state_change`` (if defined) after a commit carrying a new snapshot.

@@ -74,6 +74,18 @@ def _parser() -> argparse.ArgumentParser:
         help="accept permessage-deflate on WebSockets (off by default: it costs CPU per "
         "frame and ~60 KiB per connection, and actor messages are small)",
     )
+    inspector = serve.add_mutually_exclusive_group()
+    inspector.add_argument(
+        "--inspector-token",
+        default=None,
+        help="bearer token of the inspector (API and the page at /ui); default: "
+        "$PYRIVET_INSPECTOR_TOKEN, else one is generated and printed at start",
+    )
+    inspector.add_argument(
+        "--no-inspector",
+        action="store_true",
+        help="turn the inspector (its API, live socket and page) off",
+    )
     return parser
 
 
@@ -90,6 +102,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             grace_period=args.grace_period,
             fd=args.fd,
             ws_compression=args.ws_compression,
+            inspector_token="" if args.no_inspector else args.inspector_token,
         )
     print(f"pyrivet: unknown command {args.command!r}", file=sys.stderr)
     return 2

@@ -43,7 +43,7 @@ from ._state import ServerOptions, ServerState
 from .cors import CorsPolicy
 from .errors import error_reply
 from .http_routes import gateway_http, health, metadata, not_found, root
-from .inspector_routes import TOKEN_ENV
+from .inspector.auth import TOKEN_ENV
 from .management import actor_route, actors_route
 from .raw_routes import handle_websocket
 from .routing import Route, header_route, parse_route
