@@ -1,8 +1,6 @@
-"""The runtime's few hooks for the inspector (``pyrivet.server.inspector``).
+"""The runtime's few writes for the inspector (``pyrivet.server.inspector``); its
+live hook is `watcher.Watcher`.
 
-* `Watcher`: what a live inspector attaches to one actor. `ActorInstance.watcher` is
-  None while nobody watches, so an uninspected actor pays one ``is None`` test per
-  commit and per connection change, nothing more.
 * `replace_state`: commit a new state on an awake actor as a unit of work of its own,
   with its own history entry (the inspector's state edit and rewind).
 * `clear_queue`: delete every queued message that no receiver holds, in one commit.
@@ -12,43 +10,18 @@ Everything runs on the event loop.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 from .._codec.values import encode
 from ..errors import ActorError, EncodingError
-from ..storage._base import CommitRecord
-from .writes import Outgoing
 
 if TYPE_CHECKING:
     from .instance import ActorInstance
 
-__all__ = ["Watcher", "clear_queue", "replace_state"]
+__all__ = ["BY_INSPECTOR", "clear_queue", "replace_state"]
 
 #: Who the history entries of inspector edits name (`HistoryEntry.by`).
 BY_INSPECTOR = "inspector"
-
-
-class Watcher(Protocol):
-    """A live inspector of one actor. Both methods run on the event loop, inside the
-    runtime's own work (a commit's completion, a connection opening or closing): they
-    must only note what changed and return at once. An exception is not caught: it
-    would surface in the committer's or the connection's code, so implementations
-    must not raise."""
-
-    __slots__ = ()
-
-    def committed(self, record: CommitRecord) -> None:
-        """``record`` (one commit of the actor: state, history entry, ops) is durable."""
-        ...
-
-    def connections_changed(self) -> None:
-        """A connection of the actor opened or closed."""
-        ...
-
-    def emitted(self, outgoing: Outgoing) -> None:
-        """An event was released to the actor's connections: ``(target connection or
-        None for a broadcast, name, encoded argument list)``."""
-        ...
 
 
 def _invalid_state(message: str) -> ActorError:

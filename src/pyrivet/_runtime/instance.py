@@ -50,12 +50,12 @@ from .committer import CommitTicket
 from .connections import ConnImpl, deliver, disconnect
 from .context import ActorContextImpl, ContextHost, StateChangeContext, state_mutation_reentrant
 from .idle import IdleLink
-from .inspect_hooks import Watcher
 from .journal import Journal
 from .lifecycle import TRANSITIONS, ActorStatus, Lifecycle
 from .migrate import restore_state
 from .queue import Mailbox
 from .services import Services
+from .watcher import Watcher
 from .workflow_host import WORKFLOW_ALARM_KIND, WorkflowBinding, WorkflowOwner, run_workflow
 from .writes import Outgoing
 

@@ -48,9 +48,9 @@ from ..actor._definition import ActorDefinition
 from ..errors import ActorStoppingError, EncodingError
 from ..storage._base import ActorRecord, AlarmRecord, CommitRecord, HistoryEntry
 from .committer import CommitListener, CommitTicket
-from .inspect_hooks import Watcher
 from .lifecycle import Lifecycle
 from .services import Services
+from .watcher import Watcher
 from .writes import TOMBSTONE, Contribution, Gated, Outgoing, PendingWrites
 
 __all__ = ["InFlight", "Journal", "JournalOwner", "prune_history_before"]

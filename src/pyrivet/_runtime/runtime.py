@@ -49,12 +49,13 @@ from .committer import Committer, CommitTicket
 from .connections import ConnImpl, EventSink, disconnect, open_conn
 from .history import HistoryRecord, to_record
 from .idle import IdleLink, IdleSweeper
-from .inspect_hooks import Watcher, clear_queue, replace_state
+from .inspect_hooks import clear_queue, replace_state
 from .instance import ActorInstance
 from .lifecycle import ActorStatus, Lifecycle
 from .local_transport import LocalRuntime, LocalTransport
 from .queue import SendOutcome, publish
 from .services import Services
+from .watcher import Watcher
 from .workflow_host import WorkflowBinding
 
 __all__ = ["Runtime"]

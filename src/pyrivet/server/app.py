@@ -44,6 +44,7 @@ from .cors import CorsPolicy
 from .errors import error_reply
 from .http_routes import gateway_http, health, metadata, not_found, root
 from .inspector.auth import TOKEN_ENV
+from .inspector.live import handle_live
 from .management import actor_route, actors_route
 from .raw_routes import handle_websocket
 from .routing import Route, header_route, parse_route
@@ -209,11 +210,18 @@ class PyrivetApp:
         if route.kind != "gateway":
             route = header_route(request, websocket=True) or route
         state = self._state
-        if state is None or route.kind != "gateway" or route.sub not in ("connect", "websocket"):
+        live = route.sub == "inspector" and route.path.rstrip("/") == "/live"
+        if (
+            state is None
+            or route.kind != "gateway"
+            or not (live or route.sub in ("connect", "websocket"))
+        ):
             # Refused before the handshake: the ASGI server answers 403.
             await send({"type": "websocket.close", "code": _CLOSE_POLICY})
             return
-        if route.sub == "connect":
+        if live:
+            await handle_live(state, request, route, receive, send)
+        elif route.sub == "connect":
             await handle_connect(state, request, route, receive, send)
         else:
             await handle_websocket(state, request, route, receive, send)

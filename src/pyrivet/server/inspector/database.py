@@ -10,13 +10,11 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Final
+from typing import Any, Final
 
 from ..._runtime.actor_db_inspect import MAX_ROWS, execute_unit, schema, table_rows
 from ..errors import invalid_request
-
-if TYPE_CHECKING:
-    from .routes import Call, Handler
+from .call import Call, Handler
 
 __all__ = ["DATABASE_ROUTES"]
 

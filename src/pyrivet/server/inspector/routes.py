@@ -30,8 +30,6 @@ changed), ``actor/workflow_in_flight`` (409), ``actor/route_not_found``,
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from typing import Any, Final
 from urllib.parse import parse_qs
 
@@ -42,51 +40,15 @@ from ...workflow import Workflow
 from .._asgi import BodyTooLarge, HttpReply, Receive, RequestInfo, read_body
 from .._state import ServerState
 from ..errors import incoming_too_long, invalid_request
-from ..gateway import GatewayTarget, ResolvedActor
+from ..gateway import GatewayTarget
 from ..routing import Route
 from . import views
 from .auth import check_token
+from .call import Call, Handler
 from .database import DATABASE_ROUTES
 from .diff import diff
 
 __all__ = ["inspector_http"]
-
-
-@dataclass(slots=True)
-class Call:
-    """One inspector request, its actor resolved."""
-
-    state: ServerState
-    actor: ResolvedActor
-    query: dict[str, list[str]]
-    body: Any
-    #: The path after the route's name (``action/{name}``: ``name``).
-    rest: str
-
-    @property
-    def actor_id(self) -> str:
-        return self.actor.actor_id
-
-    def int_param(self, name: str, default: int | None = None) -> int:
-        values = self.query.get(name)
-        if not values:
-            if default is None:
-                raise invalid_request(f"give ?{name}=N (a whole number)")
-            return default
-        try:
-            return int(values[0])
-        except ValueError:
-            raise invalid_request(f"{name} must be a whole number, got {values[0]!r}") from None
-
-    def field(self, name: str, default: Any = ...) -> Any:
-        if not isinstance(self.body, dict) or name not in self.body:
-            if default is ...:
-                raise invalid_request(f"the body must be a JSON object with {name!r}")
-            return default
-        return self.body[name]
-
-
-Handler = Callable[[Call], Awaitable[Any]]
 
 
 def _limit(call: Call, default: int = 100) -> int:

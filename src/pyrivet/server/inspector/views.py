@@ -29,6 +29,7 @@ __all__ = [
     "history_page",
     "plain_snapshot",
     "queue",
+    "readable_payload",
     "schedules",
     "state",
     "workflow_json",
@@ -114,13 +115,19 @@ async def queue(
         "maxSize": runtime.definition(name).options.max_queue_size,
         "truncated": len(records) > limit,
         "messages": [
-            {"id": r.id, "name": r.name, "createdAtMs": r.created_at_ms, "body": _body(r.body)}
+            {
+                "id": r.id,
+                "name": r.name,
+                "createdAtMs": r.created_at_ms,
+                "body": readable_payload(r.body),
+            }
             for r in records[:limit]
         ],
     }
 
 
-def _body(data: bytes) -> Any:
+def readable_payload(data: bytes) -> Any:
+    """An encoded value (a body, an argument list) as readable plain data."""
     try:
         return readable(decode(data))
     except Exception:
@@ -134,7 +141,7 @@ async def schedules(runtime: Runtime, actor_id: str) -> list[dict[str, Any]]:
             "id": a.alarm_id,
             "kind": a.kind,
             "action": a.action,
-            "args": _body(a.args),
+            "args": readable_payload(a.args),
             "fireAtMs": a.fire_at_ms,
             "createdAtMs": a.created_at_ms,
             "cron": a.cron,
@@ -148,7 +155,7 @@ async def kv(runtime: Runtime, actor_id: str, limit: int) -> dict[str, Any]:
     """Committed KV entries in key order: ``{entries: [{key, value}], truncated}``."""
     rows = await runtime.storage.kv_list(actor_id, b"", limit + 1)
     return {
-        "entries": [{"key": readable(k), "value": _body(v)} for k, v in rows[:limit]],
+        "entries": [{"key": readable(k), "value": readable_payload(v)} for k, v in rows[:limit]],
         "truncated": len(rows) > limit,
     }
 
@@ -161,9 +168,9 @@ def entry_json(entry: HistoryEntry, with_state: bool = True) -> dict[str, Any]:
         "kind": entry.kind,
         "name": entry.name,
         "by": entry.by,
-        "args": _body(entry.args) if entry.args is not None else None,
+        "args": readable_payload(entry.args) if entry.args is not None else None,
         "stateChanged": entry.state is not None,
-        "ops": _body(entry.ops) if entry.ops is not None else [],
+        "ops": readable_payload(entry.ops) if entry.ops is not None else [],
     }
     if with_state and entry.state is not None:
         out["state"] = plain_snapshot(entry.state)
