@@ -45,6 +45,7 @@ from .errors import error_reply
 from .http_routes import gateway_http, health, metadata, not_found, root
 from .inspector.auth import TOKEN_ENV
 from .inspector.live import handle_live
+from .inspector.page import ui_http
 from .management import actor_route, actors_route
 from .raw_routes import handle_websocket
 from .routing import Route, header_route, parse_route
@@ -193,6 +194,8 @@ class PyrivetApp:
         if route.kind == "health":
             return health(request)
         state = self._running()
+        if route.kind == "not_found" and request.segments[:1] == ("ui",):
+            return await ui_http(state, request)
         if route.kind == "metadata":
             return metadata(state, request)
         if route.kind == "actors":
