@@ -35,7 +35,7 @@ __all__ = ["INTERVAL", "MAX_BUFFERED", "LiveHub", "LiveHubs", "LiveSocket"]
 log = logging.getLogger("pyrivet.inspector")
 
 #: Seconds the hub gathers changes before it sends them (one frame per kind per window).
-INTERVAL: Final = 0.05
+INTERVAL: Final = 0.1
 #: History entries / events one socket (and the hub) keeps for sending; more set ``gap``.
 MAX_BUFFERED: Final = 500
 
@@ -181,7 +181,12 @@ class LiveHub(Watcher):
                 frames.append({"type": "workflow", "history": views.workflow_json(history)})
         if self._entries or self._gap:
             entries, self._entries = self._entries, []
-            frames.append({"type": "history", "entries": [views.entry_json(e) for e in entries]})
+            frames.append(
+                {
+                    "type": "history",
+                    "entries": [views.entry_json(e, with_state=False) for e in entries],
+                }
+            )
             if self._gap:
                 self._gap = False
                 frames[-1]["gap"] = True

@@ -9,8 +9,9 @@ Frames (server to client), each a JSON object with ``type``:
 * ``init``: the summary of ``GET …/inspector/summary``;
 * ``state`` ``{seq, state}``, ``connections`` ``{connections}``, ``queue`` ``{size}``,
   ``workflow`` ``{history}``: the latest value, sent when it changed;
-* ``history`` ``{entries, gap}``: new history entries as they commit (``gap``: some
-  were dropped for a slow reader; fetch ``GET …/inspector/history`` to fill it);
+* ``history`` ``{entries, gap}``: new history entries as they commit, without their
+  states (``GET …/inspector/state-at`` has them; ``gap``: some were dropped for a slow
+  reader, fetch ``GET …/inspector/history`` to fill it);
 * ``events`` ``{events: [{name, args, to}], gap}``: events the actor emitted.
 
 It never slows the actor: changes are coalesced and dropped for slow readers, see

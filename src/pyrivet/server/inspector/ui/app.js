@@ -371,6 +371,7 @@ bind("history-slider", "input", () => showEntry(Number($("history-slider").value
 bind("rewind", "click", async () => {
   const seq = Number($("rewind").dataset.seq);
   await api("rewind", { method: "POST", body: JSON.stringify({ seq }) });
+  await loadHistory(); // the timeline moves to its new last entry: the rewind
 });
 
 // The token comes from the URL's fragment (#token=..., as `pyrivet serve` prints it;
