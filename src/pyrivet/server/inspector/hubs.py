@@ -107,6 +107,7 @@ class LiveHub(Watcher):
         self._entries: list[HistoryEntry] = []
         self._events: list[dict[str, Any]] = []
         self._gap = False
+        self._events_gap = False
         self._state_changed = False
         self._commits = False
         self._conns = False
@@ -138,6 +139,8 @@ class LiveHub(Watcher):
             self._events.append(
                 {"name": name, "payload": payload, "to": getattr(target, "id", None)}
             )
+        else:
+            self._events_gap = True
         self._wake.set()
 
     # -- the pump -------------------------------------------------------------------
@@ -190,11 +193,12 @@ class LiveHub(Watcher):
             if self._gap:
                 self._gap = False
                 frames[-1]["gap"] = True
-        if self._events:
+        if self._events or self._events_gap:
             events, self._events = self._events, []
             for event in events:
                 event["args"] = views.readable_payload(event.pop("payload"))
-            frames.append({"type": "events", "events": events})
+            frames.append({"type": "events", "events": events, "gap": self._events_gap})
+            self._events_gap = False
         return frames
 
 
