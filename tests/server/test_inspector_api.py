@@ -9,7 +9,7 @@ from typing import Any
 import httpx
 import pytest
 
-from pyrivet import Queue, Registry, actor
+from pyrivet import ActorOptions, Queue, Registry, actor
 from pyrivet.workflow import workflow
 
 from ._support import query_url
@@ -334,3 +334,39 @@ async def test_workflow_history_and_replay(start_server: Start) -> None:
         url("workflow/replay", name="flow"), json={"entryId": "nope"}, headers=AUTH
     )
     assert error(bad) == (400, "workflow")
+
+
+async def test_replace_refuses_a_stateless_type_and_an_oversized_state(start_server: Start) -> None:
+    stateless = actor("stateless")
+
+    @stateless.action
+    def ping(c: Any) -> int:
+        return 1
+
+    small = actor("small", state={"s": ""}, options=ActorOptions(max_state_size=64))
+
+    @small.action
+    def value(c: Any) -> str:
+        return str(c.state["s"])
+
+    served = await start_server(Registry([stateless, small]), inspector_token=TOKEN)
+    await call(served, "ping", name="stateless")
+    await call(served, "value", name="small")
+    no_state = await served.http.patch(
+        url("state", name="stateless"), json={"state": {}}, headers=AUTH
+    )
+    assert error(no_state) == (400, "no_state")
+    assert (await get(served, "state", name="stateless"))["isStateEnabled"] is False
+    big = await served.http.patch(
+        url("state", name="small"), json={"state": {"s": "x" * 200}}, headers=AUTH
+    )
+    assert error(big) == (400, "invalid_state") and "max_state_size" in big.json()["message"]
+    assert await call(served, "value", name="small") == ""
+    unencodable = await served.http.patch(
+        url("state", name="small"), json={"state": {"s": 2**70}}, headers=AUTH
+    )
+    assert error(unencodable) == (400, "invalid_state")
+    no_name = await served.http.post(url("action/", name="small"), json={}, headers=AUTH)
+    assert error(no_name) == (400, "invalid_request")
+    head = await served.http.head(url("rpcs", name="small"), headers=AUTH)
+    assert head.status_code == 200
