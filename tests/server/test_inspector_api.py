@@ -202,8 +202,11 @@ async def test_history_pages_state_at_and_diff(served: Served) -> None:
         {"path": "count", "op": "change", "before": 1, "after": 2},
         {"path": "tags[1]", "op": "add", "after": "t1"},
     ]
-    # `from` defaults to the previous entry; from the creation, everything is added.
-    assert (await get(served, "diff", extra="to=1"))["changes"] == [
+    # Without `from`: the previous entry; before the first, nothing (`from` null).
+    assert (await get(served, "diff", extra=f"to={first_add + 1}"))["changes"] == changes
+    first = await get(served, "diff", extra="to=1")
+    assert first["from"] is None
+    assert first["changes"] == [
         {"path": "", "op": "change", "before": None, "after": {"count": 0, "tags": []}}
     ]
 

@@ -201,10 +201,22 @@ async def state_at(call: Call) -> Any:
 
 
 async def state_diff(call: Call) -> Any:
+    """``from`` omitted: the entry before ``to``; when that one is not retained (pruned, or
+    ``to`` is the first), the diff is from nothing and ``from`` is null."""
     to = call.int_param("to")
-    start = call.int_param("from", to - 1)
-    before = (await _state_at(call, start))[0] if start >= 1 else None
     after = (await _state_at(call, to))[0]
+    start: int | None
+    if call.query.get("from"):
+        start = call.int_param("from")
+        before = (await _state_at(call, start))[0]
+    else:
+        start, before = to - 1, None
+        try:
+            before = (await _state_at(call, start))[0]
+        except ActorError as exc:
+            if exc.code != "seq_not_found":
+                raise
+            start = None
     return {"from": start, "to": to, "changes": diff(before, after)}
 
 

@@ -297,7 +297,7 @@ async function showEntry(index) {
     (entry.ops.length ? ` · ops ${JSON.stringify(entry.ops)}` : "");
   $("rewind").dataset.seq = entry.seq;
   const seq = entry.seq;
-  const [at, diff] = await Promise.all([api(`state-at?seq=${seq}`), api(`diff?from=${seq - 1}&to=${seq}`)]);
+  const [at, diff] = await Promise.all([api(`state-at?seq=${seq}`), api(`diff?to=${seq}`)]);
   if (Number($("rewind").dataset.seq) !== seq) return; // the slider moved on meanwhile
   $("history-state").textContent = json(at.state);
   const list = $("history-diff");
