@@ -130,8 +130,10 @@ def free_port() -> int:
 class ServerHandle:
     """A pyrivet server (SQLite in ``data_dir``) that can be stopped and restarted."""
 
-    def __init__(self, data_dir: Path) -> None:
+    def __init__(self, data_dir: Path, registry: Registry | None = None) -> None:
         self.data_dir = data_dir
+        #: Served instead of the `make_registry` actors when given.
+        self.registry = registry
         self.port = free_port()
         #: Holds the ``wait`` action until set.
         self.gate = asyncio.Event()
@@ -144,7 +146,8 @@ class ServerHandle:
         return f"http://127.0.0.1:{self.port}"
 
     async def start(self) -> None:
-        runtime = make_registry(self.gate).runtime(data_dir=self.data_dir)
+        registry = self.registry or make_registry(self.gate)
+        runtime = registry.runtime(data_dir=self.data_dir)
         await runtime.start()
         self.runtime = runtime
         config = uvicorn.Config(

@@ -39,6 +39,8 @@ def scenario(url: str, encoding: Any) -> dict[str, Any]:
         except DuplicateKeyError:
             out["duplicate"] = True
         out["by_id"] = client.get_for_id("counter", room.resolve()).get()
+        page = client.list_actors("counter", limit=1)
+        out["listed"] = (page.actors[0].actor_id == room.resolve(), page.cursor is not None)
 
         heard: list[int] = []
         got_event = threading.Event()
@@ -56,6 +58,10 @@ def scenario(url: str, encoding: Any) -> dict[str, Any]:
             out["conn_typed"] = conn.call(increment, 1)
             out["actor_id"] = conn.actor_id == room.resolve()
             out["status"] = conn.status
+            remove_gap_callback = conn.on_gap(print)
+            remove_gap_callback()
+            cursor = conn.event_cursor
+            out["cursor"] = cursor is not None and cursor[1] >= 1
             events = conn.events("count")  # subscribes at once
             conn.increment(1)
             out["iterated"] = next(events)
@@ -84,11 +90,13 @@ async def test_sync_client(server: ServerHandle, encoding: str) -> None:
         "input": "hello",
         "duplicate": True,
         "by_id": 5,
+        "listed": (True, True),
         "conn_action": 6,
         "heard": [6],
         "conn_typed": 7,
         "actor_id": True,
         "status": "connected",
+        "cursor": True,
         "iterated": ("count", [8]),
         "fetch": "q=1",
         "raw_ws": (["hello /room", "echo hi", b"cba"], 4000, "bye"),

@@ -4,7 +4,7 @@ Served by ``pyrivet serve app:registry`` from this directory (see ``test_js_clie
 
 * ``counter``: ``create_state`` keeps the creation input; ``increment`` broadcasts
   ``newCount``; ``fail`` raises a `UserError` with a code and metadata; ``hold``
-  waits until ``release`` is called.
+  waits until ``release`` is called; ``nap`` puts it to sleep (``getNaps`` counts).
 * ``guarded``: ``on_before_connect`` rejects connections whose params lack the right
   token (``user/forbidden`` with metadata); ``whoami`` echoes the params.
 * ``web``: raw ``on_request`` / ``on_websocket`` hooks.
@@ -64,6 +64,21 @@ async def hold(c: Any) -> str:
 @counter.action
 def release(c: Any) -> None:
     c.vars["gate"].set()
+
+
+@counter.action
+def nap(c: Any) -> None:
+    c.sleep()
+
+
+@counter.on_sleep
+def count_naps(c: Any) -> None:
+    c.state["naps"] = c.state.get("naps", 0) + 1
+
+
+@counter.action(name="getNaps")
+def get_naps(c: Any) -> int:
+    return int(c.state.get("naps", 0))
 
 
 @counter.action(name="failPlain")

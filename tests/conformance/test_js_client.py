@@ -312,6 +312,17 @@ def test_events_reach_only_subscribed_connections(
 
 
 @encodings
+def test_a_connection_stays_open_while_its_actor_sleeps(
+    node: str, server: ServeProcess, encoding: str
+) -> None:
+    result = run_scenario(node, server, "hibernation", encoding)
+    assert result["naps"] == 1  # it did sleep
+    assert result["seen"] == [1, 3]  # events before and after, on one subscription
+    assert result["sockets"] == 1  # no reconnect: the same WebSocket throughout
+    assert "disconnected" not in result["statuses"]
+
+
+@encodings
 def test_connection_params_and_rejection(node: str, server: ServeProcess, encoding: str) -> None:
     result = run_scenario(node, server, "conn-params", encoding)
     assert result["overConn"] == {"user": "ann", "joined": 1}

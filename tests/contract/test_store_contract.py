@@ -121,6 +121,31 @@ async def test_create_find_get_and_list(store: ActorStore) -> None:
     assert await store.list_actors() == [a, b, c]
     assert await store.list_actors("counter") == [a, c]
     assert await store.load_state("a1") == StoredState(0, None, False)
+    assert await store.count_actors() == {"counter": 2, "other": 1}
+
+
+async def test_list_actors_paged(store: ActorStore) -> None:
+    # Two actors share a creation time: the id breaks the tie, so no page repeats or
+    # skips one of them.
+    records = [actor(f"a{i}", key=(str(i),), at=10 + i // 2) for i in range(7)]
+    for rec in reversed(records):
+        await store.create_actor(rec)
+    pages: list[list[ActorRecord]] = []
+    after: tuple[int, str] | None = None
+    while True:
+        page = await store.list_actors(after=after, limit=3)
+        if not page:
+            break
+        pages.append(page)
+        after = (page[-1].created_at_ms, page[-1].actor_id)
+    assert [len(p) for p in pages] == [3, 3, 1]
+    assert [r for p in pages for r in p] == records
+    # Destroying the cursor's actor does not lose the next page.
+    await store.destroy_actor("a2", 100)
+    assert await store.list_actors(after=(records[2].created_at_ms, "a2"), limit=2) == records[3:5]
+    assert await store.list_actors("counter", after=(11, "a2")) == records[3:]
+    assert await store.list_actors("nobody", limit=5) == []
+    assert await store.count_actors() == {"counter": 6}
 
 
 async def test_create_duplicate_key_raises(store: ActorStore) -> None:

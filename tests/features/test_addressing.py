@@ -333,5 +333,8 @@ class _NoTransport:
     async def send(self, *args: Any) -> Any:
         raise AssertionError("no I/O expected")
 
+    async def list_actors(self, *args: Any) -> Any:
+        raise AssertionError("no I/O expected")
+
     async def aclose(self) -> None:
         pass

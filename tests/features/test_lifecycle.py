@@ -538,3 +538,30 @@ async def test_grace_period_bounds_a_run_loop_that_ignores_abort(
             await clock.advance(5)
             await stopping
             assert trace == ["run cancelled", "run cancelled"]
+
+
+# -- c.clock -------------------------------------------------------------------------
+
+ticker = actor("ticker", state={"ticks": 0, "at": []})
+
+
+@ticker.run
+async def _tick_run(c: Any) -> None:
+    while not c.aborted:
+        await c.clock.sleep(1.0)
+        c.state["ticks"] += 1
+        c.state["at"].append(c.clock.now())
+
+
+@ticker.action
+def ticks(c: Any) -> dict[str, Any]:
+    return dict(c.state)
+
+
+async def test_c_clock_is_the_runtimes_clock_so_a_run_loop_ticks_when_it_advances() -> None:
+    clock = MockClock(start=1000.0)
+    async with run_actors(Registry([ticker]), clock=clock) as (_, client):
+        handle = client.get_or_create("ticker")
+        assert await handle.call(ticks) == {"ticks": 0, "at": []}
+        await clock.advance(2.5)
+        assert await handle.call(ticks) == {"ticks": 2, "at": [1001.0, 1002.0]}

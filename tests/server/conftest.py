@@ -41,6 +41,9 @@ async def start_server() -> AsyncIterator[Start]:
 
     Pass ``owned=True`` to let the app own its runtime (started by the ASGI lifespan),
     ``storage=`` to serve data written before (a fresh `MemoryDriver` otherwise).
+    ``ws_ping=(interval, timeout)`` to have uvicorn ping WebSocket clients.
+    ``storage=`` to serve data written before (a fresh `MemoryDriver` otherwise),
+    ``runtime_options=`` for `Registry.runtime` (not with ``owned``).
     Everything is stopped when the test ends: the server first, then the runtime.
     """
     async with contextlib.AsyncExitStack() as stack:
@@ -50,6 +53,8 @@ async def start_server() -> AsyncIterator[Start]:
             *,
             owned: bool = False,
             storage: ActorStore | None = None,
+            ws_ping: tuple[float, float] | None = None,
+            runtime_options: dict[str, Any] | None = None,
             **kwargs: Any,
         ) -> Served:
             runtime: Runtime | None = None
@@ -57,7 +62,7 @@ async def start_server() -> AsyncIterator[Start]:
             if owned:
                 app = create_app(registry, storage=store, **kwargs)
             else:
-                runtime = registry.runtime(storage=store)
+                runtime = registry.runtime(storage=store, **(runtime_options or {}))
                 await runtime.start()
                 stack.push_async_callback(runtime.aclose)
                 app = create_app(runtime, **kwargs)
@@ -69,7 +74,8 @@ async def start_server() -> AsyncIterator[Start]:
                 log_config=None,
                 log_level="warning",
                 ws=BatchingWebSocketProtocol,  # as `pyrivet serve`
-                ws_ping_interval=None,
+                ws_ping_interval=ws_ping[0] if ws_ping else None,
+                ws_ping_timeout=ws_ping[1] if ws_ping else None,
                 timeout_graceful_shutdown=5,
             )
             server = PyrivetServer(config, handle_signals=False)

@@ -154,18 +154,15 @@ async def test_encoding_defaults_to_json_without_the_subprotocol(served: Served)
         assert isinstance(await recv_msg(ws, "json"), Init)
 
 
-async def test_actor_sleep_closes_the_socket_after_in_flight_replies(served: Served) -> None:
+async def test_actor_sleep_keeps_the_socket_and_a_message_wakes_it(served: Served) -> None:
     assert served.runtime is not None
     ws, init = await open_conn(served, "json", query_url("counter", "/connect", key="sleepy"))
     async with ws:
         await call(ws, "json", 0, "increment", 2)
         assert await recv_msg(ws, "json") == ActionResponse(0, 2)
         await served.runtime.sleep(init.actor_id)
-        with pytest.raises(ConnectionClosed):
-            await ws.recv()
-        assert ws.close_code == 1000
-    # The state survived the sleep.
-    again, _ = await open_conn(served, "json", query_url("counter", "/connect", key="sleepy"))
-    async with again:
-        await call(again, "json", 0, "get")
-        assert await recv_msg(again, "json") == ActionResponse(0, 2)
+        assert not served.runtime.is_awake(init.actor_id)
+        # The socket stayed open (hibernated); the next action wakes the actor.
+        await call(ws, "json", 1, "get")
+        assert await recv_msg(ws, "json") == ActionResponse(1, 2)
+        assert served.runtime.is_awake(init.actor_id)

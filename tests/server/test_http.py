@@ -114,9 +114,10 @@ async def test_get_actors_by_name_and_key_and_by_ids(served: Served) -> None:
     one = await served.http.get(f"/actors/{actor['actor_id']}")
     assert one.json() == {"actor": actor}
 
-    bad = await served.http.get("/actors")
-    assert bad.status_code == 400
-    assert bad.json()["code"] == "invalid_request"
+    for bad_query in ({"limit": "0"}, {"limit": "x"}, {"cursor": "nope"}):
+        bad = await served.http.get("/actors", params=bad_query)
+        assert bad.status_code == 400
+        assert bad.json()["code"] == "invalid_request"
 
 
 async def test_post_actors_refuses_a_taken_key(served: Served) -> None:

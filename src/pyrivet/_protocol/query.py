@@ -11,7 +11,7 @@ from typing import Any, Literal
 
 import msgspec
 
-__all__ = ["ActorQuery", "QueryMode", "normalize_key"]
+__all__ = ["ActorQuery", "QueryMode", "deserialize_key", "normalize_key"]
 
 QueryMode = Literal["get", "get_or_create", "create", "get_for_id"]
 
@@ -34,6 +34,34 @@ def normalize_key(key: str | Sequence[str] | None) -> tuple[str, ...]:
                 "convert ids with str()"
             )
     return parts
+
+
+def deserialize_key(text: str) -> tuple[str, ...]:
+    """Parse a serialized key; the inverse of `serialize_key` (as RivetKit parses it).
+
+    An unknown escape ``\\x`` stands for ``x``; a trailing lone ``\\`` is kept.
+    """
+    if text == "/":
+        return ()
+    parts: list[str] = []
+    current: list[str] = []
+    escaping = False
+    for char in text:
+        if escaping:
+            escaping = False
+            if char != "0":
+                current.append(char)
+        elif char == "\\":
+            escaping = True
+        elif char == "/":
+            parts.append("".join(current))
+            current = []
+        else:
+            current.append(char)
+    if escaping:
+        current.append("\\")
+    parts.append("".join(current))
+    return tuple(parts)
 
 
 class ActorQuery(msgspec.Struct, frozen=True):

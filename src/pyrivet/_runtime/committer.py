@@ -33,6 +33,8 @@ from typing import Any, Protocol
 from .._util.tasks import TaskSupervisor
 from ..errors import CommitError, DuplicateKeyError, PyrivetError
 from ..storage._base import ActorStore, CommitRecord
+from .metrics import RuntimeMetrics, perf_counter
+from .tracing import Tracer, otel_error_status
 
 __all__ = ["CommitListener", "CommitTicket", "Committer"]
 
@@ -117,8 +119,23 @@ class CommitTicket:
 class Committer:
     """Batches commit records of all actors into few storage transactions."""
 
-    def __init__(self, store: ActorStore, *, max_batch: int = 512) -> None:
+    def __init__(
+        self,
+        store: ActorStore,
+        *,
+        max_batch: int = 512,
+        metrics: RuntimeMetrics | None = None,
+        tracer: Tracer | None = None,
+    ) -> None:
         self._store = store
+        #: Batch counts, sizes and (once scraped) write times; see ``metrics.py``.
+        self._metrics = metrics if metrics is not None else RuntimeMetrics()
+        #: Makes a ``commit`` span per batch when tracing is on.
+        self._tracer = tracer
+        #: When the batch in flight was handed to storage (`perf_counter`; 0.0 untimed).
+        self._started = 0.0
+        #: The span of the batch in flight, if tracing.
+        self._span: Any = None
         self._max_batch = max_batch
         self._pending: list[tuple[CommitRecord, CommitTicket]] = []
         self._busy = False
@@ -229,6 +246,9 @@ class Committer:
 
     def _write(self, batch: list[tuple[CommitRecord, CommitTicket]]) -> bool:
         """Hand ``batch`` to the store; True if it was settled at once (write inline)."""
+        self._started = perf_counter() if self._metrics.timing else 0.0
+        if self._tracer is not None:
+            self._span = self._tracer.start("commit", {"pyrivet.commit.records": len(batch)})
         try:
             written = self._store.commit([record for record, _ in batch])
             if not (isinstance(written, asyncio.Future) and written.done()):
@@ -237,6 +257,8 @@ class Committer:
                 future.add_done_callback(functools.partial(self._batch_done, batch))
                 return False
         except Exception as exc:  # a driver that fails before returning an awaitable
+            self._end_span(exc)
+            self._metrics.commit_failures += 1
             self._batch_failed(batch, exc)
             return False
         # False: the failure path took over (and calls _flush when done).
@@ -254,14 +276,25 @@ class Committer:
     ) -> bool:
         """Resolve the tickets of a written batch; False if it failed (see `_batch_failed`)."""
         exc = written.exception() if not written.cancelled() else CommitError("commit cancelled")
+        self._end_span(exc)
         if exc is not None:
+            self._metrics.commit_failures += 1
             self._batch_failed(batch, exc)
             return False
+        self._metrics.batch_written(len(batch), self._started)
         self.batches += 1
         self.records += len(batch)
         for item in batch:
             self._succeed(item)
         return True
+
+    def _end_span(self, exc: BaseException | None) -> None:
+        span, self._span = self._span, None
+        if span is not None:
+            if exc is not None:
+                span.record_exception(exc)
+                span.set_status(otel_error_status())
+            span.end()
 
     def _batch_failed(
         self, batch: list[tuple[CommitRecord, CommitTicket]], exc: BaseException

@@ -15,7 +15,7 @@ from __future__ import annotations
 import copy
 import logging
 from collections.abc import Callable
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 from .._codec.values import encode
 from .._util.ids import new_id
@@ -24,9 +24,19 @@ from ..errors import ActorError, ActorStoppingError, EncodingError
 from ..types import ConnRequest
 from .journal import Journal, JournalOwner
 from .lifecycle import ActorStatus
+from .metrics import bump
 from .writes import Outgoing
 
-__all__ = ["ConnHost", "ConnImpl", "EventSink", "deliver", "disconnect", "emit", "open_conn"]
+__all__ = [
+    "ConnHost",
+    "ConnImpl",
+    "EventSink",
+    "HibernatableSink",
+    "deliver",
+    "disconnect",
+    "emit",
+    "open_conn",
+]
 
 log = logging.getLogger("pyrivet.actor")
 
@@ -34,12 +44,45 @@ log = logging.getLogger("pyrivet.actor")
 class EventSink(Protocol):
     """Where a transport receives one connection's events. Called on the event loop."""
 
+    __slots__ = ()
+
     def deliver(self, event: str, payload: bytes) -> None:
         """An event; ``payload`` is the encoded argument list. Must not block or raise."""
         ...
 
     def closed(self, reason: str | None) -> None:
         """The server closed the connection (actor sleeping/destroyed, or disconnect())."""
+        ...
+
+
+class HibernatableSink(EventSink, Protocol):
+    """A sink whose socket can outlive its actor's sleep (see ``hibernation.py``).
+
+    A sink says it is one with a true ``hibernatable`` attribute (set from the actor
+    type's options before the connection opens); ``sequenced`` sinks
+    negotiated numbered events (``event_log.py``) and get them through `deliver_seq`.
+    """
+
+    __slots__ = ()
+
+    hibernatable: bool
+    sequenced: bool
+
+    def deliver_seq(self, event: str, payload: bytes, epoch: str, seq: int) -> None:
+        """An event with its place in the actor's event sequence. Must not raise."""
+        ...
+
+    def hibernate(self) -> None:
+        """The actor sleeps: drop the connection object, keep the socket open."""
+        ...
+
+    def attach(self, conn: ConnImpl) -> None:
+        """The actor woke (or the client resumed): ``conn`` serves this socket again."""
+        ...
+
+    def hello(self, info: dict[str, Any]) -> None:
+        """Tell a sequenced client its connection, resume token and event cursor
+        (sent before any event of the connection). Must not raise."""
         ...
 
 
@@ -80,7 +123,19 @@ class ConnHost(JournalOwner, Protocol):
 class ConnImpl(Conn):
     """A connection as actor code sees it (`pyrivet.actor.Conn`)."""
 
-    __slots__ = ("_id", "_inst", "_params", "is_open", "request", "sink", "state", "subscriptions")
+    __slots__ = (
+        "_id",
+        "_inst",
+        "_params",
+        "hibernatable",
+        "is_open",
+        "request",
+        "sequenced",
+        "sink",
+        "state",
+        "subscriptions",
+        "token",
+    )
 
     def __init__(
         self,
@@ -88,9 +143,10 @@ class ConnImpl(Conn):
         params: Any,
         sink: EventSink | None,
         request: ConnRequest | None = None,
+        conn_id: str | None = None,
     ) -> None:
         self._inst = inst
-        self._id = new_id()
+        self._id = conn_id or new_id()
         self._params = params
         self.state: Any = None
         self.sink = sink
@@ -98,6 +154,12 @@ class ConnImpl(Conn):
         self.request = request
         self.subscriptions: set[str] = set()
         self.is_open = True
+        #: Survives the actor's sleep (its socket stays open; ``hibernation.py``).
+        self.hibernatable = bool(getattr(sink, "hibernatable", False))
+        #: Gets numbered events (`HibernatableSink.deliver_seq`).
+        self.sequenced = bool(getattr(sink, "sequenced", False))
+        #: The secret a client shows to resume this connection (None: not resumable).
+        self.token: str | None = new_id() if self.hibernatable else None
 
     @property
     def id(self) -> str:
@@ -106,6 +168,11 @@ class ConnImpl(Conn):
     @property
     def params(self) -> Any:
         return self._params
+
+    @property
+    def is_hibernatable(self) -> bool:
+        """Whether the connection stays open while the actor sleeps."""
+        return self.hibernatable
 
     @property
     def owner(self) -> ConnHost:
@@ -160,6 +227,7 @@ async def open_conn(
     elif d.static_conn_state is not None:
         conn.state = copy.deepcopy(d.static_conn_state)
     inst.add_conn(conn)
+    bump(inst.svc.metrics.conns_opened, d.name)
     hook = d.hooks.get("on_connect")
     if hook is not None:
         try:
@@ -181,11 +249,12 @@ async def disconnect(conn: ConnImpl, reason: str | None, *, notify_sink: bool = 
     conn.is_open = False
     inst = conn._inst
     inst.remove_conn(conn)
+    bump(inst.svc.metrics.conns_closed, inst.definition.name)
     if notify_sink and conn.sink is not None:
         try:
             conn.sink.closed(reason)
         except Exception:
-            log.exception("connection sink failed on close")
+            log.exception("connection sink failed on close", extra=inst.log_fields)
     hook = inst.definition.hooks.get("on_disconnect")
     if hook is not None:
         try:
@@ -197,7 +266,9 @@ async def disconnect(conn: ConnImpl, reason: str | None, *, notify_sink: bool = 
                 conn,
             )
         except ActorError as exc:
-            log.error("actor %s (%s): %s", inst.name, inst.actor_id, exc.message)
+            log.error(
+                "actor %s (%s): %s", inst.name, inst.actor_id, exc.message, extra=inst.log_fields
+            )
         inst.journal.soon()
     inst.became_idle()
 
@@ -209,20 +280,33 @@ def emit(inst: ConnHost, target: ConnImpl | None, event: str, args: tuple[Any, .
     Raises:
         EncodingError: an argument cannot be encoded or the event is too large.
     """
-    payload = encode_event_args(args, event, inst.svc.max_outgoing_message_size)
+    svc = inst.svc
+    payload = encode_event_args(args, event, svc.max_outgoing_message_size)
     inst.journal.emit((target, event, payload))
+    bump(svc.metrics.events, inst.definition.name)
 
 
-def deliver(conns: dict[str, ConnImpl] | None, outgoing: Outgoing) -> None:
-    """Hand a released event to its recipients' transports (``conns``: the actor's)."""
+def deliver(
+    conns: dict[str, ConnImpl] | None, outgoing: Outgoing, epoch: str = "", seq: int = 0
+) -> None:
+    """Hand a released event to its recipients' transports (``conns``: the actor's);
+    ``epoch``/``seq`` is its place in the actor's event sequence (``event_log.py``)."""
     target, event, payload = outgoing
     if target is not None:
-        if target.is_open and target.sink is not None:
-            target.sink.deliver(event, payload)
+        sink = target.sink
+        if target.is_open and sink is not None:
+            if target.sequenced and seq:
+                cast(HibernatableSink, sink).deliver_seq(event, payload, epoch, seq)
+            else:
+                sink.deliver(event, payload)
         return
     for conn in list((conns or {}).values()):
-        if event in conn.subscriptions and conn.sink is not None:
-            conn.sink.deliver(event, payload)
+        sink = conn.sink
+        if event in conn.subscriptions and sink is not None:
+            if conn.sequenced and seq:
+                cast(HibernatableSink, sink).deliver_seq(event, payload, epoch, seq)
+            else:
+                sink.deliver(event, payload)
 
 
 def encode_event_args(args: tuple[Any, ...], event: str, limit: int) -> bytes:

@@ -13,6 +13,7 @@ import logging
 from collections.abc import Awaitable, Mapping
 from typing import Any, Protocol, TypeVar
 
+from .._util.clock import Clock
 from ..actor._client import ActorClient
 from ..actor._context import AbortSignal, ActorContext
 from ..errors import ActorError, ActorStoppingError, DatabaseError, QueueError
@@ -127,10 +128,7 @@ class ActorContextImpl(ActorContext[Any]):
 
     @property
     def log(self) -> logging.LoggerAdapter[logging.Logger]:
-        inst = self._inst
-        return logging.LoggerAdapter(
-            _logger, {"actor": inst.name, "actor_key": inst.key, "actor_id": inst.actor_id}
-        )
+        return logging.LoggerAdapter(_logger, self._inst.log_fields)
 
     @property
     def conn(self) -> ConnImpl | None:
@@ -182,6 +180,10 @@ class ActorContextImpl(ActorContext[Any]):
                 code="unknown_queue",
             )
         return QueueImpl(mailbox, self)
+
+    @property
+    def clock(self) -> Clock:
+        return self._inst.svc.clock
 
     @property
     def abort_signal(self) -> AbortSignalImpl:

@@ -10,7 +10,7 @@ from .._codec.versioned import decode_stored, unwrap
 from ..actor._definition import ActorDefinition
 from ..storage._base import HistoryEntry
 
-__all__ = ["HistoryRecord", "to_record"]
+__all__ = ["HistoryRecord", "state_at", "to_record"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,3 +63,23 @@ def to_record(entry: HistoryEntry, definition: ActorDefinition[Any] | None) -> H
         ops=[tuple(op) for op in decode(entry.ops)] if entry.ops is not None else [],
         state_version=version,
     )
+
+
+def state_at(records: list[HistoryRecord], seq: int, actor_id: str) -> Any:
+    """The state as of entry ``seq``: the state of the last entry at or before it that
+    carries one (``records`` oldest first).
+
+    Raises:
+        LookupError: no entry at or before ``seq`` carries a state (or ``seq`` is below
+            the retained history).
+    """
+    found = False
+    state: Any = None
+    for record in records:
+        if record.seq > seq:
+            break
+        if record.state_changed:
+            found, state = True, record.state
+    if not found:
+        raise LookupError(f"no state of actor {actor_id} at or before seq {seq} is retained")
+    return state

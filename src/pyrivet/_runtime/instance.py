@@ -24,6 +24,7 @@ the idle wheel only links the instance. Nothing of it is kept once the actor sle
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import copy
 import inspect
 import logging
@@ -41,20 +42,24 @@ from ..errors import (
     InternalError,
     InvalidArgumentsError,
     QueueError,
+    UserError,
 )
 from ..storage._base import ActorRecord, AlarmRecord, StoredQueue
 from ..types import ConnRequest
 from ..workflow import Workflow
 from .alarms import next_cron_fire
 from .committer import CommitTicket
-from .connections import ConnImpl, deliver, disconnect
+from .connections import ConnImpl, disconnect
 from .context import ActorContextImpl, ContextHost, StateChangeContext, state_mutation_reentrant
+from .hibernation import Realtime, RealtimeHost, hibernate, release, restore
 from .idle import IdleLink
 from .journal import Journal
 from .lifecycle import TRANSITIONS, ActorStatus, Lifecycle
+from .metrics import bump, perf_counter
 from .migrate import restore_state
 from .queue import Mailbox
 from .services import Services
+from .tracing import actor_attributes
 from .watcher import Watcher
 from .workflow_host import WORKFLOW_ALARM_KIND, WorkflowBinding, WorkflowOwner, run_workflow
 from .writes import Outgoing
@@ -68,7 +73,7 @@ schedule_log = logging.getLogger("pyrivet.schedule")
 ACTION_TIMED_OUT = "Action timed out"
 
 
-class ActorInstance(IdleLink, ContextHost, WorkflowOwner):
+class ActorInstance(IdleLink, ContextHost, WorkflowOwner, RealtimeHost):
     """One awake actor."""
 
     __slots__ = (
@@ -77,9 +82,11 @@ class ActorInstance(IdleLink, ContextHost, WorkflowOwner):
         "busy",
         "conns",
         "definition",
+        "held",
         "journal",
         "life",
         "mailbox",
+        "realtime",
         "state",
         "status",
         "svc",
@@ -105,6 +112,10 @@ class ActorInstance(IdleLink, ContextHost, WorkflowOwner):
         #: Actions, hooks and scheduled work in flight.
         self.busy = 0
         self.conns: dict[str, ConnImpl] | None = None
+        #: Open connections that keep the actor awake (not hibernatable).
+        self.held = 0
+        #: Event sequence and stored connections (``hibernation.py``); None until used.
+        self.realtime: Realtime | None = None
         self.life: Lifecycle | None = Lifecycle()
         #: The durable queue, for actor types that declare queues (None otherwise).
         self.mailbox: Mailbox | None = None
@@ -121,6 +132,12 @@ class ActorInstance(IdleLink, ContextHost, WorkflowOwner):
     def key(self) -> tuple[str, ...]:
         key = self._key
         return (key,) if isinstance(key, str) else key
+
+    @property
+    def log_fields(self) -> dict[str, Any]:
+        """``extra`` for log records about this actor (the names ``c.log`` uses too):
+        ``actor`` (its type), ``actor_key`` (a list) and ``actor_id``."""
+        return {"actor": self.name, "actor_key": list(self.key), "actor_id": self.actor_id}
 
     @property
     def serving(self) -> bool:
@@ -162,13 +179,16 @@ class ActorInstance(IdleLink, ContextHost, WorkflowOwner):
         if conns is None:
             conns = self.conns = {}
         conns[conn.id] = conn
+        if not conn.hibernatable:
+            self.held += 1
         if self.watcher is not None:
             self.watcher.connections_changed()
 
     def remove_conn(self, conn: ConnImpl) -> None:
         conns = self.conns
         if conns is not None:
-            conns.pop(conn.id, None)
+            if conns.pop(conn.id, None) is not None and not conn.hibernatable:
+                self.held -= 1
             if not conns:
                 self.conns = None  # an actor with no connection keeps no dict
         if self.watcher is not None:
@@ -185,7 +205,7 @@ class ActorInstance(IdleLink, ContextHost, WorkflowOwner):
         return self.status is ActorStatus.RUNNING or self.status is ActorStatus.STOPPING
 
     def deliver(self, outgoing: Outgoing) -> None:
-        deliver(self.conns, outgoing)
+        release(self, outgoing)
         if self.watcher is not None:
             self.watcher.emitted(outgoing)
 
@@ -206,9 +226,15 @@ class ActorInstance(IdleLink, ContextHost, WorkflowOwner):
                 log.error(
                     "actor %s: on_state_change must be a plain function; its coroutine was not run",
                     self.name,
+                    extra=self.log_fields,
                 )
         except Exception:
-            log.exception("actor %s (%s): on_state_change failed", self.name, self.actor_id)
+            log.exception(
+                "actor %s (%s): on_state_change failed",
+                self.name,
+                self.actor_id,
+                extra=self.log_fields,
+            )
         codec = self.definition.state_codec
         if codec.encode(self.state) != snapshot:
             log.error(
@@ -216,6 +242,7 @@ class ActorInstance(IdleLink, ContextHost, WorkflowOwner):
                 self.name,
                 self.actor_id,
                 state_mutation_reentrant().message,
+                extra=self.log_fields,
             )
             self.state = codec.decode(snapshot)
 
@@ -286,6 +313,7 @@ class ActorInstance(IdleLink, ContextHost, WorkflowOwner):
                 await migrated  # durable before any hook runs
         elif d.initial_state is not None:
             self.state = d.state_codec.decode(d.initial_state)
+        await restore(self)  # hibernated connections and the event log
         await self._wake_hooks(self.context())
 
     async def _wake_hooks(self, ctx: ActorContextImpl) -> None:
@@ -336,7 +364,10 @@ class ActorInstance(IdleLink, ContextHost, WorkflowOwner):
                 await result
         except Exception:
             log.exception(
-                "actor %s (%s): run failed; the actor will sleep", self.name, self.actor_id
+                "actor %s (%s): run failed; the actor will sleep",
+                self.name,
+                self.actor_id,
+                extra=self.log_fields,
             )
             if self.status is ActorStatus.RUNNING:
                 self.request_stop("sleep")
@@ -357,11 +388,19 @@ class ActorInstance(IdleLink, ContextHost, WorkflowOwner):
             ActorError: the hook raised an `ActorError` (passed through) or timed out.
             InternalError: the hook raised anything else (logged with its traceback).
         """
+        tracer = self.svc.tracer
+        if tracer is not None:
+            attributes = actor_attributes(self.name, self.key, self.actor_id)
+            attributes["pyrivet.hook"] = what
+            span = tracer.span(f"hook {self.name}.{what}", attributes)
+        else:
+            span = contextlib.nullcontext()
         self.busy += 1
         try:
-            result = fn(*args)
-            if inspect.isawaitable(result):
-                result = await run_with_timeout(self.svc.clock, timeout, result)
+            with span:
+                result = fn(*args)
+                if inspect.isawaitable(result):
+                    result = await run_with_timeout(self.svc.clock, timeout, result)
             return result
         except TimeoutError:
             raise ActorError(
@@ -371,7 +410,14 @@ class ActorInstance(IdleLink, ContextHost, WorkflowOwner):
         except ActorError:
             raise
         except Exception as exc:
-            log.error("actor %s (%s): %s failed", self.name, self.actor_id, what, exc_info=exc)
+            log.error(
+                "actor %s (%s): %s failed",
+                self.name,
+                self.actor_id,
+                what,
+                exc_info=exc,
+                extra=self.log_fields,
+            )
             raise InternalError() from exc
         finally:
             self.busy -= 1
@@ -405,6 +451,7 @@ class ActorInstance(IdleLink, ContextHost, WorkflowOwner):
         by: str | None = None,
         *,
         during_shutdown: bool = False,
+        traced: bool = False,
     ) -> Any:
         """Run an action in the caller's task and return its result.
 
@@ -419,7 +466,18 @@ class ActorInstance(IdleLink, ContextHost, WorkflowOwner):
             UserError / ActorError: raised by the action, passed through.
             InternalError: the action raised anything else (logged with its traceback).
             EncodingError / CommitError: its changes could not be saved (rolled back).
+
+        Counted in ``svc.metrics`` (and timed once someone scraped them); with tracing
+        on, it runs inside an ``action`` span (``traced``: that span is open).
         """
+        svc = self.svc
+        if svc.tracer is not None and not traced:
+            attributes = actor_attributes(self.name, self.key, self.actor_id)
+            attributes["pyrivet.action"] = spec.name
+            with svc.tracer.span(f"action {self.name}.{spec.name}", attributes):
+                return await self.invoke(
+                    spec, args, conn, encoded_args, by, during_shutdown=during_shutdown, traced=True
+                )
         if self.status is not ActorStatus.RUNNING and not (
             during_shutdown and self.status is ActorStatus.STOPPING
         ):
@@ -428,6 +486,8 @@ class ActorInstance(IdleLink, ContextHost, WorkflowOwner):
             encoded_args = encode(args, "the action arguments")
         if spec.arguments is not None:
             args = spec.arguments(args)  # into the annotated types; the log keeps them plain
+        metrics = svc.metrics
+        started = perf_counter() if metrics.timing else 0.0
         self.busy += 1
         ctx = ActorContextImpl(self, conn)
         try:
@@ -445,13 +505,24 @@ class ActorInstance(IdleLink, ContextHost, WorkflowOwner):
                 self.actor_id,
                 spec.name,
                 self.definition.options.action_timeout,
+                extra=self.log_fields,
             )
+            metrics.action_failed(spec, "timeout", started)
             raise ActionTimeoutError(ACTION_TIMED_OUT) from None
-        except ActorError:
+        except ActorError as exc:
+            metrics.action_failed(
+                spec, "user_error" if isinstance(exc, UserError) else "actor_error", started
+            )
             raise
         except Exception as exc:
+            metrics.action_failed(spec, "internal_error", started)
             log.error(
-                "actor %s (%s): action %s failed", self.name, self.actor_id, spec.name, exc_info=exc
+                "actor %s (%s): action %s failed",
+                self.name,
+                self.actor_id,
+                spec.name,
+                exc_info=exc,
+                extra=self.log_fields,
             )
             # The cause stays attached for in-process callers (their traceback shows it);
             # the wire form of an InternalError carries no details.
@@ -470,7 +541,14 @@ class ActorInstance(IdleLink, ContextHost, WorkflowOwner):
                 # a batch written inline (the usual case) is durable, and the reply
                 # goes out in that iteration instead of the next (no future, no wake-up).
                 await asyncio.sleep(0)
-            await gate
+            try:
+                await gate
+            except BaseException:
+                metrics.action_failed(spec, "commit_error", started)
+                raise
+        metrics.actions_ok[spec] += 1
+        if started:
+            metrics.observe_action(spec, started)
         return result
 
     def after_work(self, name: str, args: bytes | None, by: str | None) -> None:
@@ -496,7 +574,7 @@ class ActorInstance(IdleLink, ContextHost, WorkflowOwner):
 
     def is_idle(self) -> bool:
         """RivetKit's can-sleep predicate: nothing in flight, no connections, no keep-awake."""
-        if self.busy or self.conns or self.status is not ActorStatus.RUNNING:
+        if self.busy or self.held or self.status is not ActorStatus.RUNNING:
             return False
         life = self.life
         if life is not None and (
@@ -587,6 +665,9 @@ class ActorInstance(IdleLink, ContextHost, WorkflowOwner):
         if life.save_timer is not None:
             life.save_timer.cancel()
             life.save_timer = None
+        if self.realtime is not None and self.realtime.timer is not None:
+            self.realtime.timer.cancel()
+            self.realtime.timer = None
         d = self.definition
         ctx = self.context()
         try:
@@ -599,6 +680,7 @@ class ActorInstance(IdleLink, ContextHost, WorkflowOwner):
                 self.name,
                 self.actor_id,
                 d.options.sleep_grace_period,
+                extra=self.log_fields,
             )
         for task in [*life.tasks, *([life.run_task] if life.run_task else [])]:
             task.cancel()
@@ -620,12 +702,16 @@ class ActorInstance(IdleLink, ContextHost, WorkflowOwner):
                 )
             destroyed = destroy
         except Exception:
-            log.exception("actor %s (%s): final save failed", self.name, self.actor_id)
+            log.exception(
+                "actor %s (%s): final save failed", self.name, self.actor_id, extra=self.log_fields
+            )
         finally:
             if d.has_db:
                 self.svc.dbs.close(self.actor_id, delete=destroyed)
             # Unless a failed creation commit stopped it meanwhile.
             self.finish_stopping(destroy)
+            metrics = self.svc.metrics
+            bump(metrics.destroys if destroy else metrics.sleeps, self.name)
             self.svc.forget(self.actor_id, self)
             life.stopped.set_result(None)
 
@@ -640,8 +726,15 @@ class ActorInstance(IdleLink, ContextHost, WorkflowOwner):
                     ctx,
                 )
             except ActorError as exc:
-                log.error("actor %s (%s): %s", self.name, self.actor_id, exc.message)
-        for conn in list((self.conns or {}).values()):
+                log.error(
+                    "actor %s (%s): %s",
+                    self.name,
+                    self.actor_id,
+                    exc.message,
+                    extra=self.log_fields,
+                )
+        closing = list((self.conns or {}).values()) if destroy else hibernate(self)
+        for conn in closing:
             await disconnect(conn, "actor destroyed" if destroy else "actor sleeping")
         await self._drained()
 
@@ -690,6 +783,7 @@ class ActorInstance(IdleLink, ContextHost, WorkflowOwner):
                     self.actor_id,
                     alarm.action,
                     alarm.alarm_id,
+                    extra=self.log_fields,
                 )
                 return
             args = decode(alarm.args)
@@ -705,6 +799,7 @@ class ActorInstance(IdleLink, ContextHost, WorkflowOwner):
                 self.actor_id,
                 alarm.action,
                 exc.message,
+                extra=self.log_fields,
             )
         finally:
             self.busy -= 1

@@ -89,6 +89,11 @@ class JournalOwner(Protocol):
         """Whether a deferred checkpoint may still run (running or stopping)."""
         ...
 
+    @property
+    def log_fields(self) -> dict[str, Any]:
+        """``extra`` for log records about this actor: actor, actor_key, actor_id."""
+        ...
+
     def lifecycle(self) -> Lifecycle:
         """The lifecycle part (created on demand): holds the relaxed save timer."""
         ...
@@ -308,7 +313,13 @@ class Journal(CommitListener):
         try:
             self.end_of_work("save")
         except EncodingError as exc:
-            log.error("actor %s (%s): %s", self._owner.name, self._owner.actor_id, exc.message)
+            log.error(
+                "actor %s (%s): %s",
+                self._owner.name,
+                self._owner.actor_id,
+                exc.message,
+                extra=self._owner.log_fields,
+            )
         self._drop_writes_if_empty()
 
     def end_of_work(
@@ -344,7 +355,13 @@ class Journal(CommitListener):
             try:
                 self.checkpoint("save")
             except EncodingError as exc:
-                log.error("actor %s (%s): %s", owner.name, owner.actor_id, exc.message)
+                log.error(
+                    "actor %s (%s): %s",
+                    owner.name,
+                    owner.actor_id,
+                    exc.message,
+                    extra=owner.log_fields,
+                )
 
         life.save_timer = clock.call_later(delay, fire)
 
@@ -495,7 +512,12 @@ class Journal(CommitListener):
         """The write of ``record`` failed: roll back to the last durable state."""
         owner = self._owner
         log.error(
-            "actor %s (%s): commit %d failed: %s", owner.name, owner.actor_id, record.seq, exc
+            "actor %s (%s): commit %d failed: %s",
+            owner.name,
+            owner.actor_id,
+            record.seq,
+            exc,
+            extra=owner.log_fields,
         )
         self.rollback(to_durable=True, reason=exc)
 

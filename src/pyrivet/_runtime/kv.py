@@ -26,6 +26,7 @@ __all__ = [
     "MAX_BATCH_PUT_SIZE",
     "MAX_KEY_SIZE",
     "MAX_VALUE_SIZE",
+    "RESERVED_KEY",
     "KVImpl",
 ]
 
@@ -36,6 +37,10 @@ MAX_BATCH_KEYS = 128
 #: The keys and encoded values of one ``put_batch``, together.
 MAX_BATCH_PUT_SIZE = 976 * 1024
 DEFAULT_LIST_LIMIT = 16_384
+
+#: The key the runtime keeps in an actor's KV space while it has connection records
+#: (``hibernation.py``); ``c.kv`` listings leave it out.
+RESERVED_KEY = b"\x00pyrivet/rt"
 
 # Aliases: inside `KVImpl`, ``list`` names the method.
 _Listing = list[tuple[Any, Any]]
@@ -252,6 +257,13 @@ class KVImpl(KV):
         return [(_text_key(key) if as_text else key, decode(value)) for key, value in entries]
 
     async def _scan(self, start: bytes, end: bytes | None, reverse: bool, limit: int) -> _Entries:
+        """Entries in ``[start, end)``, without the runtime's reserved key."""
+        if start <= RESERVED_KEY and (end is None or end > RESERVED_KEY):
+            entries = await self._merged(start, end, reverse, limit + 1)
+            return [e for e in entries if e[0] != RESERVED_KEY][:limit]
+        return await self._merged(start, end, reverse, limit)
+
+    async def _merged(self, start: bytes, end: bytes | None, reverse: bool, limit: int) -> _Entries:
         """Entries in ``[start, end)``: storage's with the overlay merged in."""
         if limit == 0 or (end is not None and start >= end):
             return []

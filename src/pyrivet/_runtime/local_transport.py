@@ -13,9 +13,11 @@ from collections.abc import Awaitable, Callable
 from typing import Any, Protocol, TypeVar
 
 from .._codec.values import decode, encode
+from .._protocol.listing import ActorInfo, decode_cursor, encode_cursor
 from .._protocol.query import ActorQuery
 from ..actor._queue import SendResult
 from ..errors import ActorError, EncodingError, InternalError, error_from_wire
+from ..storage._base import ActorStore
 from .catalog import ActorTypes
 from .connections import ConnImpl, EventSink
 
@@ -30,6 +32,9 @@ class LocalRuntime(Protocol):
     __slots__ = ()
 
     registry: ActorTypes
+    storage: ActorStore
+
+    def is_awake(self, actor_id: str) -> bool: ...
 
     async def resolve(self, query: ActorQuery, *, durable: bool = True) -> str: ...
 
@@ -111,6 +116,28 @@ class LocalTransport:
                 code="outgoing_too_long",
             )
         return decode(data)
+
+    async def list_actors(
+        self, name: str | None, cursor: str | None, limit: int
+    ) -> tuple[list[ActorInfo], str | None]:
+        """A page of the runtime's stored actors (see `Transport.list_actors`)."""
+        try:
+            after = decode_cursor(cursor) if cursor else None
+        except ValueError as exc:
+            raise ActorError(str(exc), code="invalid_request") from None
+        runtime = self._runtime
+        records = await runtime.storage.list_actors(name, after=after, limit=limit + 1)
+        following = None
+        if len(records) > limit:
+            records = records[:limit]
+            following = encode_cursor(records[-1].created_at_ms, records[-1].actor_id)
+        infos = [
+            ActorInfo(
+                r.actor_id, r.name, r.key, r.created_at_ms / 1000, runtime.is_awake(r.actor_id)
+            )
+            for r in records
+        ]
+        return infos, following
 
     async def resolve(self, query: ActorQuery) -> str:
         async def run() -> str:

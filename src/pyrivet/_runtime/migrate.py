@@ -97,6 +97,7 @@ def restore_state(journal: Journal, snapshot: bytes) -> CommitTicket | None:
         owner.actor_id,
         stored,
         current,
+        extra=owner.log_fields,
     )
     return ticket
 
@@ -118,6 +119,7 @@ def _migrate(actor_id: str, d: ActorDefinition[Any], stored: int, payload: bytes
                 step,
                 name,
                 exc_info=exc,
+                extra={"actor": d.name, "actor_id": actor_id},
             )
             raise _error(
                 actor_id,
@@ -197,7 +199,7 @@ def _error(
         f"{d.state_version}): {what} The stored state is untouched."
     )
     if not logged:
-        log.error("%s", message)
+        log.error("%s", message, extra={"actor": d.name, "actor_id": actor_id})
     return StateMigrationError(
         message,
         metadata={

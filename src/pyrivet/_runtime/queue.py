@@ -72,6 +72,11 @@ class MailboxHost(Protocol):
         """Whether changes can still be committed (running or stopping)."""
         ...
 
+    @property
+    def log_fields(self) -> dict[str, Any]:
+        """``extra`` for log records about this actor: actor, actor_key, actor_id."""
+        ...
+
 
 class _QueueOps(Contribution):
     """The queue changes going into one commit of the actor."""
@@ -603,6 +608,7 @@ async def publish(
             host.actor_id,
             name,
             sorted(definition.queues),
+            extra=host.log_fields,
         )
         return SendOutcome("completed")
     await check_can_publish(queue, ctx, name)

@@ -59,6 +59,7 @@ class Registry(ActorTypes):
         data_dir: str | os.PathLike[str] | None = None,
         clock: Clock | None = None,
         region: str = "local",
+        tracer_provider: Any = None,
     ) -> Runtime:
         """A `Runtime` for these actors (use it with ``async with``).
 
@@ -67,8 +68,17 @@ class Registry(ActorTypes):
             data_dir: where the default SQLite driver keeps its files (``./.pyrivet``).
             clock: where time comes from (`MockClock` in tests).
             region: reported to actors as ``c.region``.
+            tracer_provider: an OpenTelemetry tracer provider for pyrivet's spans
+                (default: the global one, if configured; see docs/observability.md).
         """
-        return Runtime(self, storage=storage, data_dir=data_dir, clock=clock, region=region)
+        return Runtime(
+            self,
+            storage=storage,
+            data_dir=data_dir,
+            clock=clock,
+            region=region,
+            tracer_provider=tracer_provider,
+        )
 
     def __repr__(self) -> str:
         return f"<Registry {sorted(self.definitions)}>"

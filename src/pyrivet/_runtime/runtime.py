@@ -47,16 +47,20 @@ from .alarms import AlarmScheduler
 from .catalog import ActorTypes
 from .committer import Committer, CommitTicket
 from .connections import ConnImpl, EventSink, disconnect, open_conn
-from .history import HistoryRecord, to_record
+from .hibernation import Resume, baseline, detach, greet, take_over, workflow_records
+from .history import HistoryRecord, state_at, to_record
 from .idle import IdleLink, IdleSweeper
 from .inspect_hooks import clear_queue, replace_state
 from .instance import ActorInstance
 from .lifecycle import ActorStatus, Lifecycle
 from .local_transport import LocalRuntime, LocalTransport
+from .metrics import RuntimeMetrics, bump
 from .queue import SendOutcome, publish
 from .services import Services
+from .traced_transport import TracedTransport
+from .tracing import make_tracer
 from .watcher import Watcher
-from .workflow_host import WorkflowBinding
+from .workflow_host import WORKFLOW_ALARM_KIND, WorkflowBinding
 
 __all__ = ["Runtime"]
 
@@ -77,8 +81,14 @@ class Runtime(LocalRuntime):
         data_dir: str | os.PathLike[str] | None = None,
         clock: Clock | None = None,
         region: str = "local",
+        tracer_provider: Any = None,
     ) -> None:
         self.registry = registry
+        #: An OpenTelemetry tracer provider for spans (None: the global one, if any; see
+        #: ``tracing.py``).
+        self._tracer_provider = tracer_provider
+        #: Counters read by ``/metrics`` (see ``metrics.py``).
+        self.metrics = RuntimeMetrics()
         if storage is None:
             strict = any(d.options.durability == "strict" for d in registry.definitions.values())
             storage = SQLiteDriver(
@@ -115,7 +125,9 @@ class Runtime(LocalRuntime):
             raise RuntimeError("this runtime was already started")
         self._started = True
         await self.storage.open()
-        committer = Committer(self.storage)
+        tracer = make_tracer(self._tracer_provider)
+        committer = Committer(self.storage, metrics=self.metrics, tracer=tracer)
+        transport = self.client_transport() if tracer is None else TracedTransport(self, tracer)
         scheduler = AlarmScheduler(self.clock, self._on_alarm_due)
         self._svc = Services(
             store=self.storage,
@@ -127,7 +139,9 @@ class Runtime(LocalRuntime):
             forget=self._forget,
             region=self._region,
             max_outgoing_message_size=self.registry.max_outgoing_message_size,
-            client=new_actor_client(self.client_transport()),
+            client=new_actor_client(transport),
+            metrics=self.metrics,
+            tracer=tracer,
         )
         if any(d.has_db for d in self.registry.definitions.values()):
             committer.barrier = self._svc.dbs.barrier
@@ -176,7 +190,13 @@ class Runtime(LocalRuntime):
     # -- scheduler callbacks -------------------------------------------------------
 
     def _on_alarm_due(self, alarm: AlarmRecord) -> None:
-        self._services.spawn(self._dispatch_alarm(alarm), f"alarm:{alarm.alarm_id}")
+        svc = self._services
+        if alarm.kind == WORKFLOW_ALARM_KIND and alarm.actor_id in self._instances:
+            # A workflow's alarm only wakes its actor, which is awake: its "resume at
+            # once" alarm fires right after every run's first flush, so skip the task.
+            svc.alarms.done_firing(alarm.alarm_id)
+            return
+        svc.spawn(self._dispatch_alarm(alarm), f"alarm:{alarm.alarm_id}")
 
     async def _dispatch_alarm(self, alarm: AlarmRecord) -> None:
         svc = self._services
@@ -315,6 +335,7 @@ class Runtime(LocalRuntime):
                 self._forget(actor_id, inst)
                 inst.stop_unless_stopped()
 
+        bump(self.metrics.creates, query.name)
         try:
             await inst.first_start(record, query.input, created)
         except BaseException as exc:
@@ -378,6 +399,7 @@ class Runtime(LocalRuntime):
             )
         inst = ActorInstance(svc, definition, actor_id, record.key)
         self._add_instance(inst)
+        bump(self.metrics.wakes, record.name)
         try:
             stored = await svc.store.load_state(actor_id)
             await inst.wake(stored.seq, stored.snapshot)
@@ -482,11 +504,16 @@ class Runtime(LocalRuntime):
         sink: EventSink,
         subscriptions: set[str] | None = None,
         request: ConnRequest | None = None,
+        resume: Resume | None = None,
     ) -> ConnImpl:
         """Open a connection to ``actor_id`` whose events go to ``sink``.
 
         ``subscriptions`` are in place before on_connect runs, so events it sends reach
         them. ``request`` (the HTTP request that opened it, if any) is ``c.request``.
+        ``resume`` (pyrivet's resume extension; the sink must be a `HibernatableSink`):
+        the connection it names is taken over when its token matches (no hooks run),
+        else a new one is opened; either way the sink then gets ``hello`` and the events
+        missed since the cursor (``hibernation.greet``).
 
         Raises:
             ActorNotFoundError: no such actor.
@@ -495,11 +522,67 @@ class Runtime(LocalRuntime):
         while True:
             inst = await self._instance(actor_id)
             try:
-                return await open_conn(inst, params, sink, subscriptions, request)
+                if resume is None:
+                    return await open_conn(inst, params, sink, subscriptions, request)
+                start = baseline(inst)
+                conn = take_over(inst, resume, sink)
+                resumed = conn is not None
+                if conn is None:
+                    conn = await open_conn(inst, params, sink, subscriptions, request)
+                elif subscriptions:
+                    conn.subscriptions.update(subscriptions)
+                greet(inst, conn, sink, resume, start, resumed)
+                return conn
             except ActorStoppingError:
                 if inst.status is ActorStatus.RUNNING:
                     raise  # raised by a connection hook, not by a shutdown
                 await self._wait_stopped(inst)
+
+    async def wake_parked(self, actor_id: str, conn_id: str, sink: EventSink) -> ConnImpl:
+        """Wake the actor of a hibernated connection whose client sent a message; the
+        wake hands the socket its connection back (``sink.attach``), returned here.
+
+        Raises:
+            ActorNotFoundError: the actor is gone (destroyed while it slept).
+            ActorError: the connection was not restored (its record was lost).
+        """
+        while True:
+            inst = await self._instance(actor_id)
+            conn = (inst.conns or {}).get(conn_id)
+            if conn is not None and conn.sink is sink:
+                return conn
+            if inst.status is ActorStatus.RUNNING:
+                raise ActorError(
+                    "the actor woke without this connection (its saved record was lost); reconnect",
+                    group="connection",
+                    code="lost",
+                )
+            await self._wait_stopped(inst)
+
+    async def wait_conn_settled(self, conn: ConnImpl) -> None:
+        """Wait until the shutdown of ``conn``'s actor (if one runs) has ended."""
+        await self._wait_stopped(_instance_of(conn))
+
+    def conn_waiting(self, conn: ConnImpl, waiting: bool) -> None:
+        """A raw WebSocket hook of a hibernatable connection waits for its client's next
+        message (``waiting``), or got it. While it waits it does not keep the actor
+        awake: the actor may sleep, and the hook's ``receive`` then ends it."""
+        inst = _instance_of(conn)
+        if waiting:
+            inst.busy -= 1
+            inst.became_idle()
+        else:
+            inst.busy += 1
+
+    def parked_left(self, actor_id: str, conn_id: str, sink: EventSink) -> None:
+        """The client of a hibernated connection is gone; the actor is not woken (its
+        ``on_disconnect`` runs at the next wake)."""
+        self._services.parking.left(actor_id, conn_id, sink)
+
+    def detach(self, conn: ConnImpl) -> None:
+        """The server closes ``conn``'s socket while stopping: keep the connection (if
+        hibernatable) for its client to resume after the restart."""
+        detach(conn)
 
     async def call_on_conn(
         self, conn: ConnImpl, name: str, args: list[Any], encoded_args: bytes | None = None
@@ -612,6 +695,26 @@ class Runtime(LocalRuntime):
     def awake_count(self) -> int:
         return len(self._instances)
 
+    @property
+    def tracing(self) -> bool:
+        """Whether this runtime makes OpenTelemetry spans (see ``tracing.py``)."""
+        return self._svc is not None and self._svc.tracer is not None
+
+    def gauges(self) -> dict[str, dict[str, int]]:
+        """What is awake now, by actor type: ``{"awake": {...}, "connections": {...},
+        "queue_depth": {...}}`` (queue depth counts the queues of awake actors)."""
+        awake: dict[str, int] = {}
+        conns: dict[str, int] = {}
+        depth: dict[str, int] = {}
+        for inst in self._instances.values():
+            name = inst.name
+            awake[name] = awake.get(name, 0) + 1
+            if inst.conns:
+                conns[name] = conns.get(name, 0) + len(inst.conns)
+            if inst.mailbox is not None:
+                depth[name] = depth.get(name, 0) + len(inst.mailbox.messages)
+        return {"awake": awake, "connections": conns, "queue_depth": depth}
+
     async def history(
         self, actor_id: str, *, after_seq: int = 0, limit: int | None = None
     ) -> list[HistoryRecord]:
@@ -631,16 +734,7 @@ class Runtime(LocalRuntime):
         Raises:
             LookupError: no retained entry at or before ``seq`` has a state snapshot.
         """
-        entries = await self.history(actor_id, limit=None)
-        state: Any = _NO_STATE
-        for entry in entries:
-            if entry.seq > seq:
-                break
-            if entry.state_changed:
-                state = entry.state
-        if state is _NO_STATE:
-            raise LookupError(f"no state of actor {actor_id} at or before seq {seq} is retained")
-        return state
+        return state_at(await self.history(actor_id, limit=None), seq, actor_id)
 
     # -- workflows -----------------------------------------------------------------
 
@@ -663,7 +757,7 @@ class Runtime(LocalRuntime):
             raise _not_found_id(actor_id)
         self._workflow_definition(record.name)
         await svc.committer.drain()
-        return read_history(await svc.store.load_workflow(actor_id))
+        return read_history(workflow_records(await svc.store.load_workflow(actor_id)))
 
     async def replay_workflow(self, actor_id: str, from_entry: str | None = None) -> None:
         """Reset an actor's workflow to before the entry ``from_entry`` (an `EntryView.key`
@@ -761,9 +855,6 @@ class Runtime(LocalRuntime):
         """(batches, records) written by the committer so far."""
         committer = self._services.committer
         return (committer.batches, committer.records)
-
-
-_NO_STATE: Any = object()
 
 
 def _workflow_of(life: Lifecycle | None) -> WorkflowBinding | None:

@@ -17,7 +17,10 @@ from .actor_dbs import ActorDbs
 from .alarms import AlarmScheduler
 from .committer import Committer
 from .idle import IdleLink, IdleSweeper
+from .metrics import RuntimeMetrics
+from .parking import Parking
 from .queue_waiters import CompletionWaiters
+from .tracing import Tracer
 
 __all__ = ["Services"]
 
@@ -34,10 +37,13 @@ class Services:
         "forget",
         "idle",
         "max_outgoing_message_size",
+        "metrics",
+        "parking",
         "queue_waiters",
         "region",
         "store",
         "tasks",
+        "tracer",
     )
 
     def __init__(
@@ -53,6 +59,8 @@ class Services:
         region: str,
         max_outgoing_message_size: int,
         client: ActorClient,
+        metrics: RuntimeMetrics | None = None,
+        tracer: Tracer | None = None,
     ) -> None:
         self.store = store
         self.clock = clock
@@ -71,6 +79,12 @@ class Services:
         self.queue_waiters = CompletionWaiters()
         #: The open SQL databases of actors declared with ``db=True`` (``c.db``).
         self.dbs = ActorDbs(store)
+        #: Open sockets of sleeping actors' hibernated connections.
+        self.parking = Parking()
+        #: Counters for ``/metrics`` (see ``metrics.py``).
+        self.metrics = metrics if metrics is not None else RuntimeMetrics()
+        #: Makes OpenTelemetry spans; None when tracing is off (see ``tracing.py``).
+        self.tracer = tracer
 
     def now_ms(self) -> int:
         return int(self.clock.now() * 1000)

@@ -64,8 +64,10 @@ from ..errors import (
 from ..storage._base import AlarmRecord, CommitRecord
 from ..workflow import QueueMessage, StepInfo, Workflow, WorkflowEngine, WorkflowHost, Writes
 from .context import ActorContextImpl
+from .hibernation import workflow_records
 from .journal import Journal
 from .lifecycle import Lifecycle
+from .metrics import bump
 from .queue import Mailbox, ReceivedMessage
 from .services import Services
 from .writes import Contribution
@@ -116,6 +118,11 @@ class WorkflowOwner(Protocol):
 
     def context(self) -> ActorContextImpl:
         """A new actor context with no connection."""
+        ...
+
+    @property
+    def log_fields(self) -> dict[str, Any]:
+        """``extra`` for log records about this actor: actor, actor_key, actor_id."""
         ...
 
     def became_idle(self) -> None:
@@ -194,7 +201,7 @@ class ActorWorkflowHost(WorkflowHost[ActorContextImpl]):
 
     async def load(self) -> Mapping[str, bytes]:
         owner = self._owner
-        return await owner.svc.store.load_workflow(owner.actor_id)
+        return workflow_records(await owner.svc.store.load_workflow(owner.actor_id))
 
     # -- steps -----------------------------------------------------------------------
 
@@ -210,6 +217,10 @@ class ActorWorkflowHost(WorkflowHost[ActorContextImpl]):
         if life is None or life.abort.is_set():
             self._step_wanted = True
             raise self._evicted()
+        metrics = owner.svc.metrics
+        bump(metrics.workflow_steps, owner.name)
+        if step.attempt > 1:
+            bump(metrics.workflow_retries, owner.name)
         life.keep_awake += 1  # a step in progress keeps the actor awake
         owner.journal.hold()
         ctx = owner.context()
@@ -460,6 +471,7 @@ async def run_workflow(owner: WorkflowOwner, binding: WorkflowBinding) -> None:
             owner.name,
             owner.actor_id,
             exc,
+            extra=owner.log_fields,
         )
     except ActorStoppingError:
         return
@@ -469,6 +481,7 @@ async def run_workflow(owner: WorkflowOwner, binding: WorkflowBinding) -> None:
             "Runtime.workflow_history() and run it again with Runtime.replay_workflow()",
             owner.name,
             owner.actor_id,
+            extra=owner.log_fields,
         )
         host.ended()
     else:

@@ -36,6 +36,9 @@ class Callbacks(Generic[T]):
 
         return remove
 
+    def __len__(self) -> int:
+        return len(self._callbacks)
+
     def call(self, value: T) -> None:
         """Call every callback with ``value``, in registration order."""
         for callback in list(self._callbacks):

@@ -1,4 +1,12 @@
-"""pyrivet's logs reach stderr when the application configured no logging.
+"""pyrivet's log output: a fallback handler, and text and JSON formatters with actor fields.
+
+Records about an actor carry ``actor`` (its type), ``actor_key`` (a list of strings)
+and ``actor_id`` as attributes (the runtime passes them as ``extra``; ``c.log`` does
+too). `ActorTextFormatter` appends them to the line, `JsonFormatter` writes one JSON
+object per record with them as fields; ``pyrivet serve --log-format json`` installs
+the latter on the root logger.
+
+The fallback:
 
 A library usually attaches a `logging.NullHandler` and leaves output to the
 application; then an action's traceback or a ``c.log.warning`` goes nowhere until the
@@ -14,11 +22,19 @@ WARNING.
 
 from __future__ import annotations
 
+import json
 import logging
 import sys
-from typing import TextIO
+from datetime import UTC, datetime
+from typing import Any, TextIO
 
-__all__ = ["FallbackHandler", "install_fallback_handler"]
+__all__ = [
+    "ActorTextFormatter",
+    "FallbackHandler",
+    "JsonFormatter",
+    "actor_suffix",
+    "install_fallback_handler",
+]
 
 _FORMAT = "%(levelname)s %(name)s: %(message)s"
 
@@ -30,7 +46,7 @@ class FallbackHandler(logging.StreamHandler[TextIO]):
         super().__init__()
         self._logger = logger
         self.setLevel(logging.WARNING)
-        self.setFormatter(logging.Formatter(_FORMAT))
+        self.setFormatter(ActorTextFormatter(_FORMAT))
 
     @property
     def stream(self) -> TextIO:
@@ -53,3 +69,51 @@ def install_fallback_handler(name: str = "pyrivet") -> None:
     logger = logging.getLogger(name)
     if not any(isinstance(h, FallbackHandler) for h in logger.handlers):
         logger.addHandler(FallbackHandler(logger))
+
+
+_ACTOR_FIELDS = ("actor", "actor_key", "actor_id")
+
+
+def actor_suffix(record: logging.LogRecord) -> str:
+    """`` [actor=counter key=room-1 id=…]`` for a record about an actor, else ``""``."""
+    actor_id = getattr(record, "actor_id", None)
+    if actor_id is None:
+        return ""
+    key = getattr(record, "actor_key", None)
+    key_text = "/".join(key) if isinstance(key, list | tuple) else str(key)
+    return f" [actor={getattr(record, 'actor', '?')} key={key_text} id={actor_id}]"
+
+
+class ActorTextFormatter(logging.Formatter):
+    """A `logging.Formatter` that appends the actor's name, key and id (`actor_suffix`)
+    to the message line of a record about an actor."""
+
+    def formatMessage(self, record: logging.LogRecord) -> str:
+        return super().formatMessage(record) + actor_suffix(record)
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per record, on one line: ``time`` (UTC, ISO 8601), ``level``,
+    ``logger``, ``message``, the actor fields when the record is about an actor
+    (``actor``, ``actor_key``, ``actor_id``), and ``exc_info`` (the formatted
+    traceback) when it carries an exception. Values JSON cannot hold are written as
+    their ``str``."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        out: dict[str, Any] = {
+            "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        for field in _ACTOR_FIELDS:
+            value = getattr(record, field, None)
+            if value is not None:
+                out[field] = list(value) if isinstance(value, tuple) else value
+        if record.exc_info:
+            out["exc_info"] = self.formatException(record.exc_info)
+        elif record.exc_text:
+            out["exc_info"] = record.exc_text
+        if record.stack_info:
+            out["stack_info"] = self.formatStack(record.stack_info)
+        return json.dumps(out, ensure_ascii=False, default=str)

@@ -23,7 +23,9 @@ class TaskSupervisor:
 
     def __init__(self, name: str) -> None:
         self._name = name
-        self._tasks: set[asyncio.Task[Any]] = set()
+        #: A dict, not a set: once empty it is cleared back to 64 bytes (a set keeps
+        #: its table), which counts for the supervisor of every idle WebSocket.
+        self._tasks: dict[asyncio.Task[Any], None] = {}
         self._closed = False
 
     def spawn(self, coro: Coroutine[Any, Any, T], *, name: str | None = None) -> asyncio.Task[T]:
@@ -36,7 +38,7 @@ class TaskSupervisor:
             coro.close()
             raise RuntimeError(f"{self._name}: cannot start a task after aclose()")
         task = asyncio.get_running_loop().create_task(coro, name=name)
-        self._tasks.add(task)
+        self._tasks[task] = None
         task.add_done_callback(self._on_done)
         return task
 
@@ -44,7 +46,10 @@ class TaskSupervisor:
         return len(self._tasks)
 
     def _on_done(self, task: asyncio.Task[Any]) -> None:
-        self._tasks.discard(task)
+        tasks = self._tasks
+        tasks.pop(task, None)
+        if not tasks:
+            tasks.clear()
         if task.cancelled():
             return
         exc = task.exception()

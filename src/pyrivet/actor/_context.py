@@ -16,6 +16,7 @@ import logging
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Any, Generic, Literal, Protocol, TypeVar
 
+from .._util.clock import Clock
 from ..types import ConnRequest
 from ._client import ActorClient
 from ._database import Database
@@ -274,6 +275,15 @@ class ActorContext(Protocol, Generic[S]):
     def db(self) -> Database:
         """This actor's own SQL database (actor types declared with ``db=True`` or an
         ``on_migrate`` hook; see `Database`)."""
+        ...
+
+    @property
+    def clock(self) -> Clock:
+        """The runtime's clock: ``now()`` (epoch seconds), ``monotonic()``, ``await sleep(s)``.
+
+        Use it instead of ``time`` and ``asyncio.sleep`` for timing inside an actor (a
+        ``run`` loop's tick, a timestamp), so that tests on a `MockClock` control it.
+        """
         ...
 
     @property

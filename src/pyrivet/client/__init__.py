@@ -5,6 +5,7 @@ actors in-process; ``Client("http://host:6420")`` (and `SyncClient`) over the ne
 with the ``client`` extra installed (``pip install 'pyrivet[client]'``).
 """
 
+from .._protocol.listing import ActorInfo as ActorInfo, ActorPage as ActorPage
 from .._util.backoff import Backoff as Backoff
 from ._client import Client as Client
 from ._connection import ActorConnection as ActorConnection, EventStream as EventStream
@@ -17,6 +18,7 @@ from ._errors import (
 from ._extensions import RawResponse as RawResponse, RawWebSocket as RawWebSocket
 from ._handle import ActorHandle as ActorHandle, SendResult as SendResult
 from ._options import NetworkOptions as NetworkOptions
+from ._resume import EventGap as EventGap
 from ._sync import (
     SyncActorConnection as SyncActorConnection,
     SyncActorHandle as SyncActorHandle,
@@ -32,7 +34,10 @@ from ._transport import (
 
 __all__ = [
     "ActorConnection",
+    "ActorInfo",
+    "ActorPage",
     "EventStream",
+    "EventGap",
     "ActorHandle",
     "Client",
     "SyncClient",

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from typing import Any, Unpack
 
+from .._protocol.listing import DEFAULT_PAGE, MAX_PAGE, ActorPage
 from .._protocol.query import ActorQuery, normalize_key
 from ..types import KeyLike
 from ._handle import ActorHandle
@@ -84,6 +85,22 @@ class Client:
         """A handle to the actor with this id."""
         query = ActorQuery("get_for_id", name, actor_id=actor_id)
         return ActorHandle(self._transport, query, params)
+
+    async def list_actors(
+        self, name: str | None = None, *, cursor: str | None = None, limit: int = DEFAULT_PAGE
+    ) -> ActorPage:
+        """A page of live actors (of type ``name`` if given), oldest first, without
+        waking any. Pass ``page.cursor`` back as ``cursor`` for the next page; it is
+        None after the last one.
+
+        Raises:
+            ValueError: ``limit`` is not from 1 to 1000.
+            ActorError: a cursor that no page returned (``actor/invalid_request``).
+        """
+        if not 1 <= limit <= MAX_PAGE:
+            raise ValueError(f"limit must be from 1 to {MAX_PAGE}, got {limit}")
+        actors, following = await self._transport.list_actors(name, cursor, limit)
+        return ActorPage(actors, following)
 
     async def aclose(self) -> None:
         await self._transport.aclose()

@@ -69,6 +69,7 @@ class ActorConnection(ActionCalls):
         self._is_closed = False
         self._status_callbacks: Callbacks[str] = Callbacks("connection status callback", log)
         self._last_status = "idle"
+        self._gap_callbacks: Callbacks[Any] = Callbacks("event gap callback", log)
         #: Runs async event callbacks; cancelled when the connection closes.
         self._callbacks = TaskSupervisor("pyrivet connection callbacks")
 
@@ -96,6 +97,9 @@ class ActorConnection(ActionCalls):
         watch = getattr(conn, "on_status_change", None)
         if watch is not None:  # a network connection reports its reconnects
             watch(self._report_status)
+        watch_gaps = getattr(conn, "on_gap", None)
+        if watch_gaps is not None:
+            watch_gaps(self._report_gap)
         self._report_status(self.status)
         return self
 
@@ -134,6 +138,28 @@ class ActorConnection(ActionCalls):
         Callbacks run on the event loop; an exception is logged and ignored.
         """
         return self._status_callbacks.add(callback)
+
+    def on_gap(self, callback: Callable[[Any], object]) -> Callable[[], None]:
+        """Call ``callback(gap)`` (a `pyrivet.client.EventGap`) when, after a reconnect,
+        the actor could not send back every event this connection missed (they are
+        older than its ``event_retention``, or it restarted without them); returns a
+        function that unregisters it. Without
+        any, a gap is logged as a warning. Network connections only: in-process ones
+        never miss events.
+        """
+        return self._gap_callbacks.add(callback)
+
+    def _report_gap(self, gap: Any) -> None:
+        if not len(self._gap_callbacks):
+            log.warning("events were missed while reconnecting (%s): %s", gap.code, gap.reason)
+        self._gap_callbacks.call(gap)
+
+    @property
+    def event_cursor(self) -> tuple[str, int] | None:
+        """``(epoch, seq)`` of the last numbered event received (network connections to
+        a pyrivet server), else None."""
+        resume = getattr(self._conn, "resume", None)
+        return getattr(resume, "cursor", None)
 
     def _report_status(self, status: str) -> None:
         if self._is_closed and status != "idle":

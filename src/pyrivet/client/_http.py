@@ -53,6 +53,7 @@ except ImportError as exc:  # pragma: no cover - exercised by a test that hides 
     ) from exc
 
 from .._protocol.errors import ProtocolError
+from .._protocol.listing import ActorInfo
 from .._protocol.messages import (
     ENCODINGS,
     Encoding,
@@ -65,7 +66,7 @@ from .._protocol.messages import (
     decode_http,
     encode_http,
 )
-from .._protocol.query import ActorQuery
+from .._protocol.query import ActorQuery, deserialize_key
 from .._util.backoff import Backoff
 from .._util.clock import Clock, SystemClock
 from .._version import __version__
@@ -473,6 +474,44 @@ class HttpTransport(Transport, RawTransport, QueryConnectTransport):
             raise HttpRequestError(f"unexpected actor id {actor_id!r} from the management API")
         return actor_id
 
+    async def list_actors(
+        self, name: str | None, cursor: str | None, limit: int
+    ) -> tuple[list[ActorInfo], str | None]:
+        """A page of actors through ``GET /actors?name&limit&cursor`` (JSON)."""
+        await self._ready()
+        params: dict[str, Any] = {"limit": str(limit), "namespace": self._endpoint.namespace}
+        if name is not None:
+            params["name"] = name
+        if cursor:
+            params["cursor"] = cursor
+        headers = (
+            {"authorization": f"Bearer {self._endpoint.token}"} if self._endpoint.token else {}
+        )
+        response = await self._request(
+            "GET", self._endpoint.http_url("/actors"), params=params, headers=headers
+        )
+        if not response.is_success:
+            raise self._response_error(response, "json")
+        try:
+            payload = json.loads(response.content)
+            infos = [
+                ActorInfo(
+                    a["actor_id"],
+                    a["name"],
+                    deserialize_key(a["key"]),
+                    a["create_ts"] / 1000,
+                    a.get("awake"),
+                )
+                for a in payload["actors"]
+            ]
+            following = (payload.get("pagination") or {}).get("cursor")
+        except (ValueError, KeyError, TypeError):
+            raise HttpRequestError(
+                f"unexpected management API answer ({response.status_code}): {response.text[:200]}",
+                metadata={"status": response.status_code, "body": response.text[:1000]},
+            ) from None
+        return infos, following
+
     async def call(
         self, query: ActorQuery, actor_id: str | None, name: str, args: list[Any], params: Any
     ) -> tuple[str, Any]:
@@ -549,10 +588,10 @@ class HttpTransport(Transport, RawTransport, QueryConnectTransport):
         params and, for a handle by key, reaches the actor the key names then."""
         await self._ready()
 
-        async def opener() -> ClientConnection:
+        async def opener(extra: list[str]) -> ClientConnection:
             resolved = await resolve_params(params)
             path, _ = await self._gateway_path(query, None, "/connect")
-            return await self._open_ws(path, connect_subprotocols(self.encoding, resolved))
+            return await self._open_ws(path, connect_subprotocols(self.encoding, resolved, extra))
 
         label = query.actor_id if query.mode == "get_for_id" else f"{query.name}{list(query.key)}"
         socket = ActorSocket(

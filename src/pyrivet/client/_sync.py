@@ -25,6 +25,7 @@ import threading
 from collections.abc import Callable, Coroutine, Generator, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar, Unpack
 
+from .._protocol.listing import DEFAULT_PAGE, ActorPage
 from .._util.tasks import TaskSupervisor
 from ..types import KeyLike
 from ._calls import SyncActionCalls
@@ -137,6 +138,12 @@ class SyncClient:
     def get_for_id(self, name: str, actor_id: str, *, params: Any = None) -> SyncActorHandle:
         """A handle to the actor with this id (see `Client.get_for_id`)."""
         return SyncActorHandle(self._thread, self._client.get_for_id(name, actor_id, params=params))
+
+    def list_actors(
+        self, name: str | None = None, *, cursor: str | None = None, limit: int = DEFAULT_PAGE
+    ) -> ActorPage:
+        """A page of live actors (see `Client.list_actors`)."""
+        return self._thread.run(self._client.list_actors(name, cursor=cursor, limit=limit))
 
     def close(self) -> None:
         """Close the connections and the HTTP session, then stop the background thread."""
@@ -262,6 +269,15 @@ class SyncActorConnection(SyncActionCalls):
     def once(self, event: str, callback: Callable[..., Any]) -> Callable[[], None]:
         """Like `on`, for the next ``event`` only."""
         return self._unsubscriber(self._thread.call(lambda: self._conn.once(event, callback)))
+
+    def on_gap(self, callback: Callable[[Any], object]) -> Callable[[], None]:
+        """See `ActorConnection.on_gap`; ``callback`` runs on the client thread."""
+        return self._unsubscriber(self._thread.call(lambda: self._conn.on_gap(callback)))
+
+    @property
+    def event_cursor(self) -> tuple[str, int] | None:
+        """See `ActorConnection.event_cursor`."""
+        return self._thread.call(lambda: self._conn.event_cursor)
 
     def _unsubscriber(self, unsubscribe: Callable[[], None]) -> Callable[[], None]:
         def remove() -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Any, Protocol, runtime_checkable
 
+from .._protocol.listing import ActorInfo
 from .._protocol.query import ActorQuery
 
 __all__ = ["ConnectionListener", "Transport", "TransportConnection", "TransportSource"]
@@ -84,6 +85,17 @@ class Transport(Protocol):
 
         Returns:
             (the actor id, "completed" or "timedOut", the completion response or None)
+        """
+        ...
+
+    async def list_actors(
+        self, name: str | None, cursor: str | None, limit: int
+    ) -> tuple[list[ActorInfo], str | None]:
+        """A page of live actors (of type ``name`` if given) in creation order, from
+        after ``cursor``; returns the page and the next page's cursor (None: last).
+
+        Raises:
+            ActorError: a malformed cursor or limit (``actor/invalid_request``).
         """
         ...
 

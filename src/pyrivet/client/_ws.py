@@ -66,6 +66,7 @@ from .._util.timeouts import run_with_timeout
 from ..errors import ActorError, error_from_wire
 from ._errors import ConnectionClosedError, ConnectionLostError, HttpRequestError, NetworkError
 from ._gateway import parse_close_reason
+from ._resume import EVENT_FRAME, HELLO_EVENT, EventGap, ResumeState
 
 if TYPE_CHECKING:
     from types import TracebackType
@@ -79,9 +80,10 @@ __all__ = ["ActorSocket", "ConnStatus", "NetRawWebSocket", "Opener", "is_transie
 log = logging.getLogger("pyrivet.client")
 
 ConnStatus: TypeAlias = Literal["idle", "connecting", "connected", "disconnected"]
-#: Opens one socket (handshake done, ``rivet`` subprotocol selected); raises an
-#: `ActorError` (`NetworkError` for network failures) when it cannot.
-Opener: TypeAlias = Callable[[], Awaitable["ClientConnection"]]
+#: Opens one socket (handshake done, ``rivet`` subprotocol selected), offering the
+#: extra subprotocols given; raises an `ActorError` (`NetworkError` for network
+#: failures) when it cannot.
+Opener: TypeAlias = Callable[[list[str]], Awaitable["ClientConnection"]]
 
 #: How long a socket may stay open without sending `Init` before the attempt fails.
 INIT_TIMEOUT: Final = 30.0
@@ -219,6 +221,9 @@ class ActorSocket:
         self._writer: asyncio.Task[None] | None = None
         #: Successful opens so far (1 after `start`, +1 per reconnect).
         self.opens = 0
+        #: The resume extension: connection token, event cursor (``_resume.py``).
+        self.resume = ResumeState()
+        self._gap_listeners: Callbacks[EventGap] = Callbacks("event gap listener", log)
 
     # -- TransportConnection ---------------------------------------------------------
 
@@ -242,6 +247,12 @@ class ActorSocket:
     def on_status_change(self, callback: Callable[[ConnStatus], object]) -> Callable[[], None]:
         """Call ``callback(status)`` on every status change; returns an unsubscriber."""
         return self._status_listeners.add(callback)
+
+    def on_gap(self, callback: Callable[[EventGap], object]) -> Callable[[], None]:
+        """Call ``callback(gap)`` when a reconnect could not get back every event the
+        connection missed; returns an unsubscriber. Without any callback a gap is
+        logged as a warning."""
+        return self._gap_listeners.add(callback)
 
     async def call(self, name: str, args: list[Any]) -> Any:
         """Run action ``name``; waits for a connection if the socket is being replaced.
@@ -357,7 +368,7 @@ class ActorSocket:
                 await self._clock.sleep(delay)
 
     async def _attempt(self) -> ClientConnection:
-        ws = await self._opener()
+        ws = await self._opener([self.resume.subprotocol(self._subscriptions)])
         try:
             init = await run_with_timeout(self._clock, INIT_TIMEOUT, self._await_init(ws))
         except TimeoutError:
@@ -502,10 +513,31 @@ class ActorSocket:
             )
 
     def _deliver(self, event: Event) -> None:
+        name, args = event.name, list(event.args)
+        if name == EVENT_FRAME:
+            inner = self.resume.unwrap(args)
+            if inner is None:
+                return
+            name, args = inner
+        elif name == HELLO_EVENT:
+            gap = self.resume.hello(args[0] if args else None)
+            if gap is not None:
+                self._report_gap(gap)
+            return
         try:
-            self._listener.on_event(event.name, list(event.args))
+            self._listener.on_event(name, args)
         except Exception:
-            log.exception("event listener for %r failed", event.name)
+            log.exception("event listener for %r failed", name)
+
+    def _report_gap(self, gap: EventGap) -> None:
+        if not len(self._gap_listeners):
+            log.warning(
+                "connection to %s: events were missed while reconnecting (%s): %s",
+                self._label,
+                gap.code,
+                gap.reason,
+            )
+        self._gap_listeners.call(gap)
 
     def _send_now(self, msg: ToServer) -> None:
         if self._status == "connected" and self._outbox is not None:

@@ -20,6 +20,11 @@ Runtime ownership:
 
 Until a runtime is running, requests get 503 ``server/not_running``.
 
+Tracing: when the runtime makes OpenTelemetry spans (see ``pyrivet._runtime.tracing``),
+a request's W3C ``traceparent`` (and ``tracestate``) header becomes the parent of the
+spans its actions make, for HTTP requests and for every action of a WebSocket
+connection.
+
 Errors: a request that fails before reaching an actor gets a JSON error body (with
 ``x-rivet-error``) whatever its encoding; errors from the actor's action come in the
 request's encoding; see `pyrivet.server.errors` for statuses. An unexpected exception
@@ -36,6 +41,7 @@ from typing import Final
 
 from .._runtime.registry import Registry
 from .._runtime.runtime import Runtime
+from .._runtime.tracing import continue_trace, end_trace
 from ..errors import ActorError
 from ..storage._base import ActorStore
 from ._asgi import ClientGone, HttpReply, Receive, RequestInfo, Scope, Send, send_reply
@@ -47,6 +53,7 @@ from .inspector.auth import TOKEN_ENV
 from .inspector.live import handle_live
 from .inspector.page import ui_http
 from .management import actor_route, actors_route
+from .metrics import metrics_route
 from .raw_routes import handle_websocket
 from .routing import Route, header_route, parse_route
 from .ws_connect import handle_connect
@@ -175,12 +182,18 @@ class PyrivetApp:
         if request.method == "OPTIONS" and cors is not None:
             reply = cors.preflight(request)
         else:
+            state = self._state
+            trace = None
+            if state is not None and state.runtime.tracing:
+                trace = continue_trace(request.header("traceparent"), request.header("tracestate"))
             try:
                 reply = await self._route_http(request, receive)
             except ClientGone:
                 return
             except Exception as exc:
                 reply = error_reply(exc)
+            finally:
+                end_trace(trace)
             if cors is not None:
                 reply.add_headers(cors.response_headers(request))
         await send_reply(send, reply, head=request.method == "HEAD")
@@ -198,6 +211,8 @@ class PyrivetApp:
             return await ui_http(state, request)
         if route.kind == "metadata":
             return metadata(state, request)
+        if route.kind == "metrics":
+            return await metrics_route(state, request)
         if route.kind == "actors":
             return await actors_route(state, request, receive)
         if route.kind == "actor":
@@ -224,10 +239,21 @@ class PyrivetApp:
             return
         if live:
             await handle_live(state, request, route, receive, send)
-        elif route.sub == "connect":
-            await handle_connect(state, request, route, receive, send)
-        else:
-            await handle_websocket(state, request, route, receive, send)
+            return
+        trace = None
+        if state.runtime.tracing:
+            # Actions of this connection run in tasks started from this one: they
+            # inherit the caller's trace.
+            trace = continue_trace(request.header("traceparent"), request.header("tracestate"))
+        try:
+            if route.sub == "connect":
+                serving = handle_connect(state, request, route, receive, send)
+                del request, route  # the handler drops them once the connection is open
+                await serving
+            else:
+                await handle_websocket(state, request, route, receive, send)
+        finally:
+            end_trace(trace)
 
 
 def create_app(

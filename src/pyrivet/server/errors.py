@@ -86,6 +86,7 @@ _STATUS: Final[dict[tuple[str, str], int]] = {
     ("sqlite", "failed"): 500,
     ("sqlite", "closed"): 503,
     ("sqlite", "transaction_queue_full"): 503,
+    ("server", "metrics_unavailable"): 501,
 }
 #: Groups whose every code is a client mistake.
 _GROUP_STATUS: Final[dict[str, int]] = {

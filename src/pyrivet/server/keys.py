@@ -14,37 +14,10 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import quote
 
+from .._protocol.query import deserialize_key
 from ..storage._base import ActorRecord, serialize_key
 
 __all__ = ["actor_object", "deserialize_key", "header_safe", "serialize_key", "split_gateway_key"]
-
-
-def deserialize_key(text: str) -> tuple[str, ...]:
-    """Parse a serialized key; the inverse of `serialize_key` (as RivetKit parses it).
-
-    An unknown escape ``\\x`` stands for ``x``; a trailing lone ``\\`` is kept.
-    """
-    if text == "/":
-        return ()
-    parts: list[str] = []
-    current: list[str] = []
-    escaping = False
-    for char in text:
-        if escaping:
-            escaping = False
-            if char != "0":
-                current.append(char)
-        elif char == "\\":
-            escaping = True
-        elif char == "/":
-            parts.append("".join(current))
-            current = []
-        else:
-            current.append(char)
-    if escaping:
-        current.append("\\")
-    parts.append("".join(current))
-    return tuple(parts)
 
 
 def split_gateway_key(value: str | None) -> tuple[str, ...]:

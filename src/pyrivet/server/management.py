@@ -5,6 +5,7 @@ RivetKit clients use it to resolve and create actors (protocol reference §4.3):
 | request                                 | answer                                       |
 |-----------------------------------------|----------------------------------------------|
 | ``GET /actors?name=N&key=K``            | ``{"actors": [actor]}`` or ``[]``            |
+| ``GET /actors[?name=N][&limit&cursor]`` | a page: ``{"actors", "pagination"}``         |
 | ``GET /actors?actor_ids=a,b``           | ``{"actors": [...]}`` (unknown ids left out) |
 | ``PUT /actors`` ``{name, key, input}``  | ``{"actor": actor, "created": bool}``        |
 | ``POST /actors`` ``{name, key, input}`` | ``{"actor": actor}``; 409 if the key is taken |
@@ -15,7 +16,10 @@ Keys use the ``/``-escaped serialization (`keys.deserialize_key`); a JSON list o
 strings is accepted too. ``input`` is standard base64 of CBOR. ``namespace``,
 ``runner_name_selector``, ``crash_policy``, ``datacenter`` and ``Authorization`` are
 accepted and ignored (one namespace, no auth). Listing reads storage and never wakes
-an actor.
+an actor. A page (``limit``: 1 to 1000, default 100) lists actors in creation order;
+each actor object also carries ``awake`` (a pyrivet field: in memory now), and
+``pagination.cursor`` is passed back as ``cursor`` for the next page (null after the
+last).
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ import msgspec
 
 from .._codec import cbor
 from .._protocol.errors import ProtocolError
+from .._protocol.listing import DEFAULT_PAGE, MAX_PAGE, decode_cursor, encode_cursor
 from .._protocol.query import ActorQuery
 from ..errors import ActorNotFoundError, DuplicateKeyError
 from ..storage._base import ActorRecord
@@ -87,16 +92,45 @@ async def _list(state: ServerState, request: RequestInfo) -> HttpReply:
             record = await store.get_actor(actor_id)
             if record is not None:
                 records.append(record)
-    elif "name" in query:
-        name = query["name"][0]
-        if "key" in query:
-            record = await store.find_actor(name, deserialize_key(query["key"][0]))
-            records = [record] if record is not None else []
-        else:
-            records = await store.list_actors(name)
+    elif "name" in query and "key" in query:
+        record = await store.find_actor(query["name"][0], deserialize_key(query["key"][0]))
+        records = [record] if record is not None else []
     else:
-        raise invalid_request("GET /actors needs name (and key) or actor_ids")
+        return await _page(state, query)
     return json_reply({"actors": [actor_object(r) for r in records]})
+
+
+async def _page(state: ServerState, query: dict[str, list[str]]) -> HttpReply:
+    """A page of actors (of ``name`` if given), with ``awake`` and the next cursor."""
+    name = query["name"][0] if "name" in query else None
+    limit = _limit(query.get("limit", [None])[0])
+    after = None
+    cursor = query.get("cursor", [""])[0]
+    if cursor:
+        try:
+            after = decode_cursor(cursor)
+        except ValueError as exc:
+            raise invalid_request(str(exc)) from None
+    runtime = state.runtime
+    # One more than asked tells whether another page follows.
+    records = await runtime.storage.list_actors(name, after=after, limit=limit + 1)
+    more = len(records) > limit
+    records = records[:limit]
+    actors = []
+    for record in records:
+        actor = actor_object(record)
+        actor["awake"] = runtime.is_awake(record.actor_id)
+        actors.append(actor)
+    next_cursor = encode_cursor(records[-1].created_at_ms, records[-1].actor_id) if more else None
+    return json_reply({"actors": actors, "pagination": {"cursor": next_cursor}})
+
+
+def _limit(value: str | None) -> int:
+    if value is None or value == "":
+        return DEFAULT_PAGE
+    if not value.isdigit() or not 1 <= int(value) <= MAX_PAGE:
+        raise invalid_request(f"limit must be a whole number from 1 to {MAX_PAGE}, got {value!r}")
+    return int(value)
 
 
 async def _body(state: ServerState, receive: Receive) -> _CreateBody:

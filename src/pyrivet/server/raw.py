@@ -34,7 +34,13 @@ What runs where:
   something else keeps its connection, and so the actor, until it returns. The
   connection is in ``c.conns`` while open and keeps the actor awake; when the actor
   goes to sleep or is destroyed the socket is closed and ``receive()`` raises
-  `WebSocketClosed`. Every ``send`` first commits the actor's pending changes (strict
+  `WebSocketClosed`. With ``ActorOptions(can_hibernate_websocket=True)`` the socket
+  instead survives the sleep: a hook waiting in ``receive()`` does not keep the actor
+  awake; when the actor sleeps ``receive()`` raises `WebSocketClosed` (``async for``
+  ends) and the hook should return; the socket stays open, and the client's next
+  message wakes the actor and calls the hook again with ``ws.resumed`` true (keep
+  per-socket data in ``c.conn.state``, which is saved with the actor). Every ``send``
+  first commits the actor's pending changes (strict
   durability: a frame leaves only once the change it may report is durable). Frames
   are opaque; events (``c.broadcast``) do not reach raw sockets.
 
@@ -229,7 +235,9 @@ class WebSocketClosed(ActorError):
 
 
 #: What the server's pump puts in the inbox when the client is gone.
-_CLOSED: Any = object()
+CLOSED: Any = object()
+#: Put in the inbox to wake a `receive` when the actor goes to sleep.
+WAKE: Any = object()
 
 
 class WebSocket:
@@ -239,7 +247,18 @@ class WebSocket:
     any task of the actor; sends are serialised.
     """
 
-    __slots__ = ("_close", "_closed", "_inbox", "_lock", "_send", "close_code", "request")
+    __slots__ = (
+        "_close",
+        "_closed",
+        "_hibernated",
+        "_inbox",
+        "_lock",
+        "_send",
+        "_waiting",
+        "close_code",
+        "request",
+        "resumed",
+    )
 
     def __init__(
         self,
@@ -247,6 +266,9 @@ class WebSocket:
         inbox: asyncio.Queue[Any],
         send: Callable[[str | bytes], Awaitable[None]],
         close: Callable[[int, str], Awaitable[None]],
+        *,
+        resumed: bool = False,
+        waiting: Callable[[bool], None] | None = None,
     ) -> None:
         #: The upgrade request: path after ``/websocket``, query, headers.
         self.request = request
@@ -257,6 +279,17 @@ class WebSocket:
         self._closed = False
         #: The close code once closed (by either side), else None.
         self.close_code: int | None = None
+        #: True when the hook runs again after its actor woke (hibernatable sockets,
+        #: ``ActorOptions(can_hibernate_websocket=True)``): the socket was already open.
+        self.resumed = resumed
+        self._hibernated = False
+        self._waiting = waiting
+
+    def _hibernate(self) -> None:
+        """The actor sleeps: `receive` raises from now on; the socket stays open."""
+        if not self._hibernated:
+            self._hibernated = True
+            self._inbox.put_nowait(WAKE)
 
     @property
     def closed(self) -> bool:
@@ -267,7 +300,7 @@ class WebSocket:
         if not self._closed:
             self._closed = True
             self.close_code = code
-            self._inbox.put_nowait(_CLOSED)
+            self._inbox.put_nowait(CLOSED)
 
     async def receive(self) -> str | bytes:
         """The next frame from the client.
@@ -275,13 +308,24 @@ class WebSocket:
         Raises:
             WebSocketClosed: the socket is closed.
         """
-        if self._closed and self._inbox.empty():
-            raise WebSocketClosed("the WebSocket is closed")
-        item = await self._inbox.get()
-        if item is _CLOSED:
-            self._inbox.put_nowait(_CLOSED)
-            raise WebSocketClosed("the WebSocket is closed")
-        return item  # type: ignore[no-any-return]
+        while True:
+            if self._hibernated:
+                raise WebSocketClosed("the actor is going to sleep; the WebSocket stays open")
+            if self._closed and self._inbox.empty():
+                raise WebSocketClosed("the WebSocket is closed")
+            waiting = self._waiting if self._inbox.empty() else None
+            if waiting is not None:
+                waiting(True)
+            try:
+                item = await self._inbox.get()
+            finally:
+                if waiting is not None:
+                    waiting(False)
+            if item is CLOSED:
+                self._inbox.put_nowait(CLOSED)
+                raise WebSocketClosed("the WebSocket is closed")
+            if item is not WAKE:
+                return item  # type: ignore[no-any-return]
 
     async def __aiter__(self) -> AsyncIterator[str | bytes]:
         """Frames until the socket closes."""

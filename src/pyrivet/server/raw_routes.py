@@ -10,9 +10,10 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
+from functools import partial
 from typing import Any
 
-from .._runtime.connections import ConnImpl
+from .._runtime.connections import ConnImpl, HibernatableSink
 from .._util.tasks import TaskSupervisor
 from ..actor._definition import ActorDefinition
 from ..errors import ActorError, InternalError
@@ -22,7 +23,7 @@ from ._websocket import Outbox
 from .conn_params import PARAMS_HEADER, parse_params
 from .errors import CLOSE_ERROR, close_reason, incoming_too_long, to_wire
 from .gateway import GatewayTarget, ResolvedActor, route_target
-from .raw import Request, Response, WebSocket, WebSocketClosed
+from .raw import CLOSED, WAKE, Request, Response, WebSocket, WebSocketClosed
 from .routing import Route
 from .ws_connect import accept_subprotocol
 
@@ -112,13 +113,23 @@ async def handle_request(
     return reply
 
 
-class _RawSession:
-    """One raw WebSocket: pumps client frames into the hook's inbox, closes on request."""
+class _RawSession(HibernatableSink):
+    """One raw WebSocket: pumps client frames into the hook's inbox, closes on request.
+
+    For a hibernatable socket it is also the parked sink while the actor sleeps
+    (``hibernation.py``): `hibernate` ends the hook's ``receive``, `attach` hands the
+    woken connection back.
+    """
+
+    sequenced = False
 
     def __init__(self, outbox: Outbox) -> None:
         self.outbox = outbox
         self.inbox: asyncio.Queue[Any] = asyncio.Queue()
         self.ws: WebSocket | None = None
+        self.conn: ConnImpl | None = None
+        #: Set from ``can_hibernate_websocket`` once the actor is known.
+        self.hibernatable = False
 
     async def pump(self, receive: Receive) -> None:
         """Move client frames into the inbox until the client disconnects."""
@@ -132,7 +143,7 @@ class _RawSession:
             data = message.get("bytes")
             self.inbox.put_nowait(data if data is not None else message.get("text") or "")
 
-    def attach(self, ws: WebSocket, *, closed: bool) -> None:
+    def attach_ws(self, ws: WebSocket, *, closed: bool) -> None:
         self.ws = ws
         if closed:
             ws._mark_closed(1006)
@@ -144,10 +155,50 @@ class _RawSession:
     def deliver(self, event: str, payload: bytes) -> None:
         pass
 
+    def deliver_seq(self, event: str, payload: bytes, epoch: str, seq: int) -> None:
+        pass
+
+    def hello(self, info: dict[str, Any]) -> None:
+        pass
+
     def closed(self, reason: str | None) -> None:
         if self.ws is not None:
             self.ws._mark_closed(1000)
         self.outbox.close(1000, reason or "")
+
+    def hibernate(self) -> None:
+        self.conn = None
+        if self.ws is not None:
+            self.ws._hibernate()
+
+    def attach(self, conn: ConnImpl) -> None:
+        self.conn = conn
+
+    def is_parked(self) -> bool:
+        """Whether the actor slept and left the socket open (hibernated)."""
+        return self.conn is None and not self.outbox.closing
+
+    async def next_message(self, pump: asyncio.Task[None], tasks: TaskSupervisor) -> bool:
+        """While hibernated: wait for a client message (True; it stays first in the
+        inbox) or for the client to leave (False)."""
+        while True:
+            getter = tasks.spawn(self.inbox.get(), name="ws-wait")
+            await asyncio.wait({getter, pump}, return_when=asyncio.FIRST_COMPLETED)
+            if not getter.done():
+                getter.cancel()
+                return False
+            item = getter.result()
+            if item is CLOSED:
+                return False
+            if item is WAKE:
+                continue
+            rest = [item]
+            while not self.inbox.empty():
+                rest.append(self.inbox.get_nowait())
+            for frame in rest:
+                if frame is not WAKE:
+                    self.inbox.put_nowait(frame)
+            return True
 
 
 def _frame_sender(
@@ -166,6 +217,59 @@ def _frame_sender(
             raise WebSocketClosed("the WebSocket is closed")
 
     return send_frame
+
+
+async def _serve_hook(
+    state: ServerState,
+    session: _RawSession,
+    conn: ConnImpl,
+    request: Request,
+    pump: asyncio.Task[None],
+    tasks: TaskSupervisor,
+) -> None:
+    """Run ``on_websocket`` for the socket; for a hibernatable one, again after each
+    wake, until the socket or the hook ends it."""
+    runtime = state.runtime
+    outbox = session.outbox
+    actor_id = _instance_id(conn)
+    session.conn = conn
+    resumed = False
+    while True:
+        waiting = partial(runtime.conn_waiting, conn) if conn.hibernatable else None
+        ws = WebSocket(
+            request,
+            session.inbox,
+            _frame_sender(state, conn, outbox),
+            session.close,
+            resumed=resumed,
+            waiting=waiting,
+        )
+        session.attach_ws(ws, closed=pump.done())
+        try:
+            await runtime.call_hook_on_conn(conn, "on_websocket", ws, timeout=None)
+        except Exception as exc:
+            error = to_wire(exc)
+            if (error.group, error.code) != ("connection", "closed"):
+                outbox.close(CLOSE_ERROR, close_reason(error))
+        if session.is_parked():
+            # Hibernated: the socket waits without the actor for the next message.
+            if not await session.next_message(pump, tasks):
+                runtime.parked_left(actor_id, conn.id, session)
+                return
+            try:
+                conn = await runtime.wake_parked(actor_id, conn.id, session)
+            except Exception as exc:
+                outbox.close(CLOSE_ERROR, close_reason(to_wire(exc)))
+                return
+            resumed = True
+            continue
+        if conn.is_open and conn.sink is session:
+            await conn.disconnect()
+        return
+
+
+def _instance_id(conn: ConnImpl) -> str:
+    return str(conn.owner.actor_id)
 
 
 async def handle_websocket(
@@ -192,27 +296,14 @@ async def handle_websocket(
             params = parse_params(request.header(PARAMS_HEADER), protocols)
             target = route_target(route, request.query_string, max_input_size=state.max_incoming)
             actor = await state.directory.resolve(target)
-            _require_hook(state, actor, "on_websocket")
+            definition = _require_hook(state, actor, "on_websocket")
+            session.hibernatable = definition.options.can_hibernate_websocket
             conn = await runtime.connect(actor.actor_id, params, session, None, request.for_actor())
         except Exception as exc:
             outbox.close(CLOSE_ERROR, close_reason(to_wire(exc)))
         else:
-            ws = WebSocket(
-                _request(request, route, target, b""),
-                session.inbox,
-                _frame_sender(state, conn, outbox),
-                session.close,
-            )
-            session.attach(ws, closed=pump.done())
-            try:
-                await runtime.call_hook_on_conn(conn, "on_websocket", ws, timeout=None)
-            except Exception as exc:
-                error = to_wire(exc)
-                if (error.group, error.code) != ("connection", "closed"):
-                    outbox.close(CLOSE_ERROR, close_reason(error))
-            finally:
-                if conn.is_open:
-                    await conn.disconnect()
+            raw_request = _request(request, route, target, b"")
+            await _serve_hook(state, session, conn, raw_request, pump, tasks)
             outbox.close(1000)
         await outbox.done.wait()
     finally:

@@ -7,6 +7,7 @@ Top-level routes (the Rivet engine's public surface, protocol reference §1):
 | ``/``                      | ``root``       |
 | ``/metadata``              | ``metadata``   |
 | ``/health``                | ``health``     |
+| ``/metrics``               | ``metrics``    |
 | ``/actors``                | ``actors``     |
 | ``/actors/{id}``           | ``actor``      |
 | ``/gateway/{target}/...``  | ``gateway``    |
@@ -35,7 +36,9 @@ from ._asgi import RequestInfo
 
 __all__ = ["GatewaySub", "Route", "RouteKind", "header_route", "parse_route"]
 
-RouteKind = Literal["root", "metadata", "health", "actors", "actor", "gateway", "not_found"]
+RouteKind = Literal[
+    "root", "metadata", "health", "metrics", "actors", "actor", "gateway", "not_found"
+]
 GatewaySub = Literal[
     "action",
     "queue",
@@ -130,6 +133,8 @@ def parse_route(segments: tuple[str, ...], raw_segments: tuple[str, ...]) -> Rou
         return Route("metadata")
     if parts == ("health",):
         return Route("health")
+    if parts == ("metrics",):
+        return Route("metrics")
     if parts == ("actors",):
         return Route("actors")
     if len(parts) == 2 and parts[0] == "actors" and parts[1]:

@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections import deque
 from typing import Any, Final
 
 from .._codec import values
@@ -50,13 +51,14 @@ from .._protocol.messages import (
     Encoding,
     Event,
     Init,
+    SubscriptionRequest,
     decode_to_server,
     encode_to_client,
     parse_encoding,
 )
-from .._runtime.connections import ConnImpl
+from .._runtime.connections import ConnImpl, HibernatableSink
 from .._util.tasks import TaskSupervisor
-from ..errors import ActorError, EncodingError
+from ..errors import ActorError, ActorStoppingError, EncodingError
 from ._asgi import Receive, RequestInfo, Send
 from ._state import ServerState
 from ._websocket import Outbox
@@ -74,6 +76,7 @@ from .errors import (
     to_wire,
 )
 from .gateway import route_target
+from .resume import EVENT_FRAME, HELLO_EVENT, parse_resume
 from .routing import Route
 
 __all__ = ["ENCODING_SUBPROTOCOL", "RIVET_SUBPROTOCOL", "accept_subprotocol", "handle_connect"]
@@ -84,6 +87,9 @@ RIVET_SUBPROTOCOL: Final = "rivet"
 ENCODING_SUBPROTOCOL: Final = "rivet_encoding."
 #: Most actions one connection may have in flight; more fail with ``actor/overloaded``.
 MAX_IN_FLIGHT: Final = 1024
+#: Most messages held for a hibernated connection while its actor wakes; more actions
+#: fail with ``connection/wake_buffer_full``.
+MAX_WAKE_BUFFER: Final = 256
 
 
 def accept_subprotocol(protocols: list[str]) -> str | None:
@@ -103,8 +109,33 @@ def frame_size(data: str | bytes) -> int:
     return len(data) if isinstance(data, bytes) else len(data.encode())
 
 
-class ConnectSession:
-    """One accepted ``connect`` socket; also the runtime's `EventSink` for it."""
+class ConnectSession(HibernatableSink):
+    """One accepted ``connect`` socket; also the runtime's `EventSink` for it.
+
+    While its actor sleeps the session is *hibernated*: it keeps reading the socket but
+    holds no connection object (``conn`` is None, ``conn_id`` says which one it
+    serves). A message then wakes the actor (`_wake`); messages that arrive meanwhile
+    wait in ``_held`` (at most `MAX_WAKE_BUFFER`; past it an action fails at once with
+    ``connection/wake_buffer_full``), then run in order. A client that leaves meanwhile
+    is reported to the runtime without waking the actor.
+    """
+
+    __slots__ = (
+        "_early",
+        "_encoding",
+        "_failure",
+        "_held",
+        "_in_flight",
+        "_outbox",
+        "_state",
+        "_tasks",
+        "_text",
+        "actor",
+        "conn",
+        "conn_id",
+        "hibernatable",
+        "sequenced",
+    )
 
     def __init__(
         self, state: ServerState, encoding: Encoding, outbox: Outbox, tasks: TaskSupervisor
@@ -114,13 +145,21 @@ class ConnectSession:
         self._text = encoding == "json"
         self._outbox = outbox
         self._tasks = tasks
-        self._in_flight: set[asyncio.Task[None]] = set()
+        #: Action tasks running (a dict, not a set: emptied, it shrinks back to 64 bytes).
+        self._in_flight: dict[asyncio.Task[None], None] = {}
         #: Frames (events) produced before Init was queued.
         self._early: list[str | bytes] | None = []
         self.conn: ConnImpl | None = None
         self.actor: ActorSpecifier | None = None
         #: Why reading stopped on a bad frame: sent by `finish` after in-flight replies.
         self._failure: ActorError | None = None
+        #: The client negotiated numbered events (``resume.py``).
+        self.sequenced = False
+        #: The actor type lets connections hibernate (set once it is resolved).
+        self.hibernatable = False
+        self.conn_id: str | None = None
+        #: Messages waiting for the actor to wake (None: not waking).
+        self._held: deque[ActionRequest | SubscriptionRequest] | None = None
 
     def _wire(self, data: bytes) -> str | bytes:
         return data.decode() if self._text else data
@@ -134,6 +173,7 @@ class ConnectSession:
     def ready(self, conn: ConnImpl) -> None:
         """Queue Init, then whatever events the connect hooks produced."""
         self.conn = conn
+        self.conn_id = conn.id
         assert self.actor is not None
         init = Init(self.actor.actor_id, conn.id)
         self._outbox.frame(self._wire(encode_to_client(init, self._encoding)))
@@ -145,12 +185,12 @@ class ConnectSession:
 
     def deliver(self, event: str, payload: bytes) -> None:
         try:
-            frame = self._wire(
-                encode_to_client(Event(event, values.decode(payload)), self._encoding)
-            )
+            self._queue_event(event, values.decode(payload), event)
         except EncodingError as exc:
             log.warning("event %r not sent: %s", event, exc.message)
-            return
+
+    def _queue_event(self, name: str, args: Any, event: str) -> None:
+        frame = self._wire(encode_to_client(Event(name, args), self._encoding))
         size = frame_size(frame)
         if size > self._state.max_outgoing:
             log.warning(
@@ -167,6 +207,28 @@ class ConnectSession:
 
     def closed(self, reason: str | None) -> None:
         self._close_after_in_flight(1000, reason or "")
+
+    def deliver_seq(self, event: str, payload: bytes, epoch: str, seq: int) -> None:
+        try:
+            args = values.decode(payload)
+            self._queue_event(EVENT_FRAME, [seq, epoch, event, args], event)
+        except EncodingError as exc:
+            log.warning("event %r not sent: %s", event, exc.message)
+
+    def hello(self, info: dict[str, Any]) -> None:
+        frame = self._wire(encode_to_client(Event(HELLO_EVENT, [info]), self._encoding))
+        if self._early is not None:
+            self._early.insert(0, frame)
+        else:
+            self._outbox.frame(frame)
+
+    def hibernate(self) -> None:
+        self.conn = None
+        if not self._in_flight:
+            self._outbox.park()  # no writer task while nothing is sent
+
+    def attach(self, conn: ConnImpl) -> None:
+        self.conn = conn
 
     # -- server stop (`Leaving`) ---------------------------------------------------
 
@@ -210,14 +272,53 @@ class ConnectSession:
             except ProtocolError as exc:
                 self._failure = exc
                 return
-            conn = self.conn
-            assert conn is not None
-            if isinstance(request, ActionRequest):
-                self._start_action(request)
-            elif request.subscribe:
-                conn.subscribe(request.event_name)
+            if self.conn is None or self._held is not None:
+                self._hold(request)
             else:
-                conn.unsubscribe(request.event_name)
+                self._dispatch(request)
+
+    def _dispatch(self, request: ActionRequest | SubscriptionRequest) -> None:
+        conn = self.conn
+        assert conn is not None
+        if isinstance(request, ActionRequest):
+            self._start_action(request)
+        elif request.subscribe:
+            conn.subscribe(request.event_name)
+        else:
+            conn.unsubscribe(request.event_name)
+
+    # -- hibernation -----------------------------------------------------------------
+
+    def _hold(self, request: ActionRequest | SubscriptionRequest) -> None:
+        """Keep a message of a hibernated connection until its actor is awake."""
+        held = self._held
+        if held is None:
+            held = self._held = deque()
+            self._tasks.spawn(self._wake(), name="conn-wake")
+        if len(held) >= MAX_WAKE_BUFFER and isinstance(request, ActionRequest):
+            error = ActorError(
+                f"the actor is waking up and {MAX_WAKE_BUFFER} messages of this connection "
+                "already wait for it; wait for replies before sending more",
+                group="connection",
+                code="wake_buffer_full",
+            )
+            self._reply_error(error, request.id)
+            return
+        held.append(request)
+
+    async def _wake(self) -> None:
+        """Wake the actor for the held messages, then run them in order."""
+        assert self.actor is not None and self.conn_id is not None
+        try:
+            await self._state.runtime.wake_parked(self.actor.actor_id, self.conn_id, self)
+        except Exception as exc:
+            self._held = None
+            self.fail(exc)
+            return
+        held = self._held or deque()
+        while held:
+            self._dispatch(held.popleft())
+        self._held = None
 
     def _start_action(self, request: ActionRequest) -> None:
         try:
@@ -234,8 +335,14 @@ class ConnectSession:
             self._reply_error(error, request.id)
             return
         task = self._tasks.spawn(self._run_action(request), name=f"action:{request.name}")
-        self._in_flight.add(task)
-        task.add_done_callback(self._in_flight.discard)
+        self._in_flight[task] = None
+        task.add_done_callback(self._action_done)
+
+    def _action_done(self, task: asyncio.Task[None]) -> None:
+        in_flight = self._in_flight
+        in_flight.pop(task, None)
+        if not in_flight:
+            in_flight.clear()  # frees the table a burst of actions grew
 
     def _reply_error(self, exc: BaseException, action_id: int) -> None:
         frame = error_frame(exc, self._encoding, action_id=action_id, actor=self.actor)
@@ -246,7 +353,20 @@ class ConnectSession:
         assert conn is not None
         limit = self._state.max_outgoing
         try:
-            output: Any = await self._state.runtime.call_on_conn(conn, request.name, request.args)
+            try:
+                output: Any = await self._state.runtime.call_on_conn(
+                    conn, request.name, request.args
+                )
+            except ActorStoppingError:
+                if not conn.hibernatable or conn.sink is not self:
+                    raise
+                # The actor started to sleep: once this connection is hibernated, the
+                # request waits for the wake like any message sent after it.
+                await self._state.runtime.wait_conn_settled(conn)
+                if self.conn is not None:
+                    raise
+                self._hold(request)
+                return
             data = encode_to_client(ActionResponse(request.id, output), self._encoding)
             if len(data) > limit:
                 raise outgoing_too_long("the action result", len(data), limit)
@@ -263,8 +383,45 @@ class ConnectSession:
         if self._failure is not None:
             self.fail(self._failure)
         conn = self.conn
-        if conn is not None and conn.is_open:
-            await conn.disconnect()
+        runtime = self._state.runtime
+        if conn is None:
+            if self.conn_id is not None and self.actor is not None and not self._outbox.closing:
+                # Hibernated: the client left (or a ping timed out) while its actor slept.
+                runtime.parked_left(self.actor.actor_id, self.conn_id, self)
+        elif conn.is_open and conn.sink is self:
+            if self._state.going_away and conn.hibernatable:
+                runtime.detach(conn)  # the client may resume it after the restart
+            else:
+                await conn.disconnect()
+
+
+async def _open(
+    state: ServerState,
+    session: ConnectSession,
+    request: RequestInfo,
+    route: Route,
+    protocols: list[str],
+) -> bool:
+    """Resolve the actor and open the connection; False when it failed (the session
+    sent the error and closes)."""
+    try:
+        params = parse_params(request.header(PARAMS_HEADER), protocols)
+        offer = parse_resume(protocols)
+        target = route_target(route, request.query_string, max_input_size=state.max_incoming)
+        actor = await state.directory.resolve(target)
+        session.actor = actor.specifier()
+        options = state.runtime.definition(actor.name).options
+        session.hibernatable = options.hibernatable_connections
+        resume, subscriptions = offer if offer is not None else (None, None)
+        session.sequenced = resume is not None
+        conn = await state.runtime.connect(
+            actor.actor_id, params, session, subscriptions, request.for_actor(), resume
+        )
+    except Exception as exc:
+        session.fail(exc)
+        return False
+    session.ready(conn)
+    return True
 
 
 async def handle_connect(
@@ -287,31 +444,21 @@ async def handle_connect(
             }
         )
         return
-    outbox = Outbox(send, state.options.max_send_queue)
     # Owns the writer, the action tasks and the close task; whatever is left when
     # the handler ends (only on cancellation) is cancelled.
     tasks = TaskSupervisor("pyrivet connection")
+    outbox = Outbox(send, state.options.max_send_queue, tasks)
     session = ConnectSession(state, encoding, outbox, tasks)
-    tasks.spawn(outbox.run(), name="ws-writer")
+    outbox.start()
     state.sockets.add(session)
     try:
-        try:
-            if state.going_away:
-                # The server stops: do not wake an actor for a socket about to close.
-                session.go_away()
-                await outbox.done.wait()
-                return
-            params = parse_params(request.header(PARAMS_HEADER), protocols)
-            target = route_target(route, request.query_string, max_input_size=state.max_incoming)
-            actor = await state.directory.resolve(target)
-            session.actor = actor.specifier()
-            conn = await state.runtime.connect(
-                actor.actor_id, params, session, set(), request.for_actor()
-            )
-        except Exception as exc:
-            session.fail(exc)
-        else:
-            session.ready(conn)
+        if state.going_away:
+            # The server stops: do not wake an actor for a socket about to close.
+            session.go_away()
+        elif await _open(state, session, request, route, protocols):
+            # Nothing of the upgrade request is kept while the socket lives (a
+            # hibernated connection should cost little more than its socket).
+            del request, route, protocols
             await session.serve(receive)
             await session.finish()
             outbox.close(1000)

@@ -262,8 +262,24 @@ class ActorStore(Protocol):
         """The live actor with this id, or None (also for destroyed actors)."""
         ...
 
-    async def list_actors(self, name: str | None = None) -> list[ActorRecord]:
-        """Live actors, optionally of one name, in creation order."""
+    async def list_actors(
+        self,
+        name: str | None = None,
+        *,
+        after: tuple[int, str] | None = None,
+        limit: int | None = None,
+    ) -> list[ActorRecord]:
+        """Live actors, optionally of one name, by ``(created_at_ms, actor_id)``.
+
+        Paged: ``after`` is the ``(created_at_ms, actor_id)`` of the last actor of the
+        previous page (only actors after it are returned), ``limit`` the most returned
+        (None: all). Pages stay consistent while actors are created or destroyed: an
+        actor is listed at most once, and every actor live throughout is listed.
+        """
+        ...
+
+    async def count_actors(self) -> dict[str, int]:
+        """How many live actors there are of each name (names with none are left out)."""
         ...
 
     async def load_state(self, actor_id: str) -> StoredState:

@@ -142,16 +142,34 @@ class MemoryDriver:
             return None
         return record
 
-    async def list_actors(self, name: str | None = None) -> list[ActorRecord]:
-        """Live actors (optionally of one name) by ``(created_at_ms, actor_id)``."""
+    async def list_actors(
+        self,
+        name: str | None = None,
+        *,
+        after: tuple[int, str] | None = None,
+        limit: int | None = None,
+    ) -> list[ActorRecord]:
+        """Live actors (optionally of one name) by ``(created_at_ms, actor_id)``, paged
+        (see `ActorStore.list_actors`)."""
         self._check_open()
         found = [
             r
             for r in self._actors.values()
-            if r.destroyed_at_ms is None and (name is None or r.name == name)
+            if r.destroyed_at_ms is None
+            and (name is None or r.name == name)
+            and (after is None or (r.created_at_ms, r.actor_id) > after)
         ]
         found.sort(key=lambda r: (r.created_at_ms, r.actor_id))
-        return found
+        return found if limit is None else found[:limit]
+
+    async def count_actors(self) -> dict[str, int]:
+        """Live actors per name."""
+        self._check_open()
+        counts: dict[str, int] = {}
+        for r in self._actors.values():
+            if r.destroyed_at_ms is None:
+                counts[r.name] = counts.get(r.name, 0) + 1
+        return counts
 
     async def destroy_actor(self, actor_id: str, at_ms: int) -> None:
         """Delete the actor's state, history, KV, alarms, queue and workflow records and

@@ -280,9 +280,20 @@ class SQLiteDriver:
         """The live actor with this id, or None."""
         return await self._call_short(self._w().get_actor, actor_id)
 
-    async def list_actors(self, name: str | None = None) -> list[ActorRecord]:
-        """Live actors (optionally of one name) by ``(created_at_ms, actor_id)``."""
-        return await self._call(self._w().list_actors, name)
+    async def list_actors(
+        self,
+        name: str | None = None,
+        *,
+        after: tuple[int, str] | None = None,
+        limit: int | None = None,
+    ) -> list[ActorRecord]:
+        """Live actors (optionally of one name) by ``(created_at_ms, actor_id)``, paged
+        (see `ActorStore.list_actors`)."""
+        return await self._call(self._w().list_actors, name, after, limit)
+
+    async def count_actors(self) -> dict[str, int]:
+        """Live actors per name."""
+        return await self._call(self._w().count_actors)
 
     async def load_state(self, actor_id: str) -> StoredState:
         """The actor's last committed seq (commits that left the state unchanged count)

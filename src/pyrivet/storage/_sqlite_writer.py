@@ -262,13 +262,28 @@ class Writer:
         ).fetchone()
         return None if row is None else _actor(row)
 
-    def list_actors(self, name: str | None) -> list[ActorRecord]:
-        where = "destroyed_at_ms IS NULL" + ("" if name is None else " AND name = ?")
+    def list_actors(
+        self, name: str | None, after: tuple[int, str] | None = None, limit: int | None = None
+    ) -> list[ActorRecord]:
+        where = "destroyed_at_ms IS NULL"
+        params: list[object] = []
+        if name is not None:
+            where += " AND name = ?"
+            params.append(name)
+        if after is not None:
+            where += " AND (created_at_ms, actor_id) > (?, ?)"
+            params.extend(after)
+        sql = f"SELECT {_ACTOR_COLS} FROM actors WHERE {where} ORDER BY created_at_ms, actor_id"
+        if limit is not None:
+            sql += " LIMIT ?"
+            params.append(limit)
+        return [_actor(row) for row in self.cur.execute(sql, params).fetchall()]
+
+    def count_actors(self) -> dict[str, int]:
         rows = self.cur.execute(
-            f"SELECT {_ACTOR_COLS} FROM actors WHERE {where} ORDER BY created_at_ms, actor_id",
-            () if name is None else (name,),
+            "SELECT name, count(*) FROM actors WHERE destroyed_at_ms IS NULL GROUP BY name"
         ).fetchall()
-        return [_actor(row) for row in rows]
+        return {str(name): int(count) for name, count in rows}
 
     def destroy_actor(self, actor_id: str, at_ms: int) -> None:
         """Mark the actor destroyed and delete its data, in one transaction.

@@ -7,9 +7,10 @@ Chromium): open the printed page URL, find the actor by its key, run an action f
 the console, see the state and the timeline update (also for a call made elsewhere),
 slide back and rewind; then the test checks the state and the history through the API.
 
-Needs ``node``, ``/usr/bin/chromium`` (or ``PYRIVET_CHROMIUM``) and this folder's npm
-package (``npm install --ignore-scripts`` here). Without them the test is skipped,
-unless ``PYRIVET_REQUIRE_CHROMIUM=1`` (CI), which turns the skip into a failure.
+Needs ``node``, ``/usr/bin/chromium`` (or ``PYRIVET_CHROMIUM``) and the npm package of
+tests/browser (playwright-core; scripts/check installs it), which node finds from here.
+Without them the test is skipped, unless ``PYRIVET_REQUIRE_CHROMIUM=1`` (CI), which
+turns the skip into a failure.
 """
 
 from __future__ import annotations
@@ -55,8 +56,8 @@ def tools() -> tuple[str, str]:
         missing.append(f"{chromium} (`apt-get install -y chromium`)")
     if node is None:
         missing.append("node")
-    if not (HERE / "node_modules" / "playwright-core").is_dir():
-        missing.append("tests/browser/inspector/node_modules (`npm install` there)")
+    if not (HERE.parent / "node_modules" / "playwright-core").is_dir():
+        missing.append("tests/browser/node_modules (`npm install` there)")
     if missing:
         reason = "the inspector browser test needs " + " and ".join(missing)
         if os.environ.get("PYRIVET_REQUIRE_CHROMIUM") == "1":

@@ -255,6 +255,31 @@ const SCENARIOS = {
 		return { results, unknownAction: errorInfo(missing) };
 	},
 
+	/**
+	 * Connection hibernation: the actor sleeps while the connection stays open; the
+	 * next action wakes it over the same socket, and the subscription still holds.
+	 */
+	async hibernation(client) {
+		const handle = client.counter.getOrCreate([`nap-${encoding}-${RUN_ID}`]);
+		const conn = await connect(handle);
+		const statuses = [];
+		conn.onStatusChange?.((status) => statuses.push(status));
+		const seen = [];
+		const arrived = notifier();
+		conn.on("newCount", (n) => {
+			seen.push(n);
+			arrived.notify();
+		});
+		checkEqual(await conn.increment(1), 1, "increment before the nap");
+		await conn.nap();
+		await new Promise((resolve) => setTimeout(resolve, 300));
+		checkEqual(await conn.increment(2), 3, "increment after the nap (wakes the actor)");
+		await arrived.wait(() => seen.length >= 2, 5_000, "two newCount events");
+		const naps = await conn.getNaps();
+		await dispose(conn);
+		return { seen, naps, sockets: sockets.length, statuses };
+	},
+
 	/** Broadcasts reach the subscribed connection only; unsubscribing stops them. */
 	async events(client) {
 		const handle = client.counter.getOrCreate([`events-${encoding}-${RUN_ID}`]);

@@ -1,8 +1,9 @@
 """The actor list of the inspector page (``GET /ui/api/actors?q=``).
 
 `list_actors` is the one place the page's list comes from. It reads the actor table
-through `ActorStore.list_actors`; the management API's paged listing
-(``GET /actors?name=``) can replace it here without touching the page.
+through `ActorStore.list_actors` and filters here, because the page searches keys too
+(the management API's ``GET /actors?name=`` pages by name only); a store-side key
+search can replace it here without touching the page.
 """
 
 from __future__ import annotations
