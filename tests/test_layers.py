@@ -77,6 +77,7 @@ OPTIONAL_IMPORTS: dict[str, str] = {
     "uvloop": "the `server` extra; not on Windows",
     "pyrivet.client._http": "needs aiohttp and websockets, the `client` extra",
     "pyrivet.server.serve": "needs uvicorn, the `server` extra",
+    "pyrivet.engine.serve": "needs websockets, the `server` extra",
 }
 
 

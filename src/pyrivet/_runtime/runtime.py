@@ -316,11 +316,32 @@ class Runtime(LocalRuntime):
             )
         return await self._create(definition, query, durable)
 
+    async def host(self, actor_id: str, name: str, key: tuple[str, ...], input: Any = None) -> None:
+        """Start the actor with this exact id: create it on its first start, else wake it.
+
+        For envoy mode (`pyrivet.engine`), where the Rivet Engine chose the id and asks
+        this process to host the actor; returns once the actor serves requests.
+
+        Raises:
+            ActorNotFoundError: the registry has no actor type ``name``.
+            ActorError / InternalError: a creation or wake hook failed.
+        """
+        if await self._services.store.get_actor(actor_id) is None:
+            query = ActorQuery("create", name, key, input)
+            await self._create(self.definition(name), query, True, actor_id=actor_id)
+        else:
+            await self._instance(actor_id, expect_name=name)
+
     async def _create(
-        self, definition: ActorDefinition[Any], query: ActorQuery, durable: bool
+        self,
+        definition: ActorDefinition[Any],
+        query: ActorQuery,
+        durable: bool,
+        *,
+        actor_id: str | None = None,
     ) -> str:
         svc = self._services
-        actor_id = new_id()
+        actor_id = actor_id or new_id()
         input_bytes = encode(query.input, "the actor input") if query.input is not None else None
         record = ActorRecord(actor_id, query.name, query.key, svc.now_ms(), input_bytes, True)
         inst = ActorInstance(svc, definition, actor_id, query.key)

@@ -3,8 +3,12 @@
 ```
 pyrivet serve app:registry [--host 127.0.0.1] [--port 6420] [--fd N] [--data-dir .pyrivet]
                            [--log-level info] [--grace-period 30] [--log-format json]
+                           [--engine URL --namespace NS --pool POOL --token T]
 pyrivet inspect (--data-dir DIR | --url URL) list|state|history|state-at|diff|call ...
 ```
+
+With ``--engine`` (or ``RIVET_ENDPOINT``) the registry's actors are hosted for a Rivet
+Engine (envoy mode, `pyrivet.cli.envoy_command`) instead of served over HTTP.
 
 `main` parses arguments and returns the process exit status: 0 after a clean stop
 (SIGTERM/SIGINT), 1 when the app cannot be loaded or served, 2 for a usage error.
@@ -18,7 +22,7 @@ import sys
 from collections.abc import Sequence
 
 from .._version import __version__
-from . import serve_command
+from . import envoy_command, serve_command
 from .inspect_command import add_inspect_parser, run_inspect
 
 __all__ = ["main"]
@@ -77,6 +81,33 @@ def _parser() -> argparse.ArgumentParser:
         default=30.0,
         help="seconds in-flight requests get to finish on shutdown (default 30)",
     )
+    engine = serve.add_argument_group(
+        "envoy mode",
+        "host the actors for a Rivet Engine instead of serving HTTP: clients go through "
+        "the engine's gateway (see docs/engine.md)",
+    )
+    engine.add_argument(
+        "--engine",
+        metavar="URL",
+        default=None,
+        help="the engine's endpoint, e.g. http://127.0.0.1:6420 (default: $RIVET_ENDPOINT)",
+    )
+    engine.add_argument(
+        "--namespace", default=None, help="engine namespace (default: $RIVET_NAMESPACE or default)"
+    )
+    engine.add_argument(
+        "--pool", default=None, help="pool this envoy serves (default: $RIVET_POOL or default)"
+    )
+    engine.add_argument(
+        "--token", default=None, help="the engine's admin token (default: $RIVET_TOKEN)"
+    )
+    engine.add_argument(
+        "--engine-give-up",
+        type=float,
+        default=None,
+        metavar="SECONDS",
+        help="exit 1 after the engine was unreachable this long (default: retry forever)",
+    )
     serve.add_argument(
         "--ws-compression",
         action="store_true",
@@ -103,6 +134,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit status."""
     args = _parser().parse_args(argv)
     if args.command == "serve":
+        engine = envoy_command.engine_options_from_env(
+            args.engine, args.namespace, args.pool, args.token, args.engine_give_up
+        )
+        if engine is not None:
+            return envoy_command.run_envoy(
+                args.app, engine, data_dir=args.data_dir, log_level=args.log_level
+            )
         return serve_command.run_serve(
             args.app,
             host=args.host,

@@ -1,0 +1,339 @@
+"""Gateway traffic tunnelled by the engine, served by an ASGI app: `AsgiTunnel`.
+
+The engine's gateway forwards each client HTTP request and WebSocket to the envoy as
+tunnel messages keyed by ``gatewayId + requestId``. `AsgiTunnel` turns each into one
+ASGI scope on the app that serves standalone mode (`pyrivet.server.create_app`), so
+the same route handlers answer. The actor is named as the engine's gateway names it
+to an actor process: HTTP headers ``x-rivet-target: actor`` and ``x-rivet-actor: ID``,
+WebSocket subprotocols ``rivet_target.actor`` and ``rivet_actor.ID``; the path is the
+actor's (``/action/x``, ``/connect``, ``/request/...``).
+
+Replies go back as ``ToRivetTunnelMessage`` with the stream's own message index,
+starting at 0 and wrapping at 2**16. HTTP: a complete body goes in ``ResponseStart``;
+a streamed ASGI body (``more_body``) as ``ResponseChunk`` messages when the gateway
+accepts a stream. WebSocket: ``websocket.accept`` sends ``WebSocketOpen``, each
+``websocket.send`` a ``WebSocketMessage``, ``websocket.close`` a ``WebSocketClose``.
+
+Each stream runs in a task of the tunnel's `TaskSupervisor`. If the app raises before
+it answered, the client gets a 500 (HTTP) or a 1011 close (WebSocket). A message for an
+unknown stream is logged and dropped. `AsgiTunnel.aclose` cancels every stream.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, MutableMapping
+from dataclasses import dataclass, field
+from typing import Any, Final
+from urllib.parse import quote, unquote
+
+from .._util.tasks import TaskSupervisor
+from ._schema import Tagged
+
+__all__ = ["AsgiApp", "AsgiTunnel"]
+
+log = logging.getLogger(__name__)
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+AsgiApp = Callable[
+    [Scope, Callable[[], Awaitable[Message]], Callable[[Message], Awaitable[None]]],
+    Awaitable[None],
+]
+SendTunnel = Callable[[dict[str, Any]], Awaitable[bool]]
+
+_ASGI: Final = {"version": "3.0", "spec_version": "2.3"}
+_INTERNAL: Final = b'{"group":"rivetkit","code":"internal_error","message":"Internal error"}'
+_GOING_AWAY: Final = (
+    b'{"group":"actor","code":"stopping","message":"the envoy hosting this actor is shutting '
+    b'down; retry the request"}'
+)
+
+
+@dataclass
+class _Stream:
+    """One tunnelled request or socket."""
+
+    gateway_id: bytes
+    request_id: bytes
+    incoming: asyncio.Queue[Message] = field(default_factory=asyncio.Queue)
+    websocket: bool = False
+    next_index: int = 0
+    task: asyncio.Task[None] | None = None
+    #: The gateway has its answer: the whole response, or the socket's close.
+    answered: bool = False
+    #: A streamed HTTP response began (its end can only be a chunk or an abort).
+    response_started: bool = False
+    closed: bool = False
+
+
+class AsgiTunnel:
+    """Serves tunnel messages with an ASGI app; `handle` is the envoy's entry point."""
+
+    def __init__(self, app: AsgiApp, send: SendTunnel) -> None:
+        self._app = app
+        self._send_tunnel = send
+        self._streams: dict[bytes, _Stream] = {}
+        self._tasks = TaskSupervisor("tunnel")
+
+    async def aclose(self) -> None:
+        """Cancel every stream and tell the gateway: a request not answered yet gets a
+        503 ``actor/stopping`` (``ResponseAbort`` if its streamed response began), an
+        open WebSocket a 1001 close. Best effort; a stream left unanswered was seen to
+        stall the engine."""
+        open_streams = list(self._streams.values())
+        await self._tasks.aclose()
+        self._streams.clear()
+        for stream in open_streams:
+            if stream.answered:
+                continue
+            try:
+                if stream.websocket:
+                    close = {"code": 1001, "reason": "envoy.going_away", "hibernate": False}
+                    await self._send(stream, "ToRivetWebSocketClose", close)
+                elif stream.response_started:
+                    reason = {"kind": "InternalError", "detail": "the envoy is shutting down"}
+                    await self._send(stream, "ToRivetResponseAbort", {"reason": reason})
+                else:
+                    start = _start(503, {"content-type": "application/json"}, _GOING_AWAY)
+                    await self._send(stream, "ToRivetResponseStart", start)
+            except Exception:
+                log.exception("tunnel: could not tell the gateway a stream ends")
+
+    @property
+    def open_streams(self) -> int:
+        return len(self._streams)
+
+    def handle(self, message: dict[str, Any]) -> None:
+        """Take one ``ToEnvoyTunnelMessage`` (never blocks, never raises)."""
+        mid = message["message_id"]
+        key = mid["gateway_id"] + mid["request_id"]
+        kind: Tagged = message["message_kind"]
+        val = kind.val
+        stream = self._streams.get(key)
+        if kind.tag in ("ToEnvoyRequestStart", "ToEnvoyWebSocketOpen"):
+            if stream is not None:
+                log.warning("tunnel: duplicate open for a stream already open; ignored")
+                return
+            websocket = kind.tag == "ToEnvoyWebSocketOpen"
+            stream = _Stream(mid["gateway_id"], mid["request_id"], websocket=websocket)
+            self._streams[key] = stream
+            if kind.tag == "ToEnvoyRequestStart":
+                run = self._http(stream, val)
+            else:
+                run = self._websocket(stream, val)
+            stream.task = self._tasks.spawn(self._own(key, stream, run), name="tunnel-stream")
+            return
+        if stream is None:
+            log.debug("tunnel: %s for an unknown stream; dropped", kind.tag)
+            return
+        if kind.tag == "ToEnvoyRequestChunk":
+            stream.incoming.put_nowait(
+                {"type": "http.request", "body": val["body"], "more_body": not val["finish"]}
+            )
+        elif kind.tag == "ToEnvoyRequestAbort":
+            stream.incoming.put_nowait({"type": "http.disconnect"})
+            stream.closed = stream.answered = True
+            if stream.task is not None:
+                stream.task.cancel()
+        elif kind.tag == "ToEnvoyWebSocketMessage":
+            data = val["data"]
+            item: Message = {"type": "websocket.receive"}
+            if val["binary"]:
+                item["bytes"] = data
+            else:
+                item["text"] = bytes(data).decode("utf-8", errors="replace")
+            stream.incoming.put_nowait(item)
+        elif kind.tag == "ToEnvoyWebSocketClose":
+            stream.closed = stream.answered = True
+            code = val["code"] if val["code"] is not None else 1005
+            stream.incoming.put_nowait(
+                {"type": "websocket.disconnect", "code": code, "reason": val["reason"] or ""}
+            )
+        # RequestBodyCancel and ResponseBodyWindowUpdate need nothing: bodies arrive
+        # whole or as chunks the app reads at its pace, and responses are not throttled.
+
+    async def _own(self, key: bytes, stream: _Stream, run: Awaitable[None]) -> None:
+        try:
+            await run
+        finally:
+            if self._streams.get(key) is stream:
+                del self._streams[key]
+
+    async def _send(self, stream: _Stream, tag: str, val: Any = None) -> None:
+        index = stream.next_index
+        stream.next_index = (index + 1) % 65536
+        message_id = {
+            "gateway_id": stream.gateway_id,
+            "request_id": stream.request_id,
+            "message_index": index,
+        }
+        await self._send_tunnel({"message_id": message_id, "message_kind": Tagged(tag, val)})
+
+    # -- HTTP -----------------------------------------------------------------------
+
+    async def _http(self, stream: _Stream, start: dict[str, Any]) -> None:
+        headers = [
+            (k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in start["headers"].items()
+        ]
+        headers += [(b"x-rivet-target", b"actor"), (b"x-rivet-actor", start["actor_id"].encode())]
+        scope = _scope("http", start["path"], headers)
+        scope["method"] = start["method"].upper()
+        if not start["stream"]:
+            stream.incoming.put_nowait(
+                {"type": "http.request", "body": start["body"] or b"", "more_body": False}
+            )
+        response = _HttpResponse(self, stream, streaming_ok=start["response_stream"])
+        try:
+            await self._app(scope, stream.incoming.get, response.send)
+        except Exception:
+            log.exception("tunnel: the app failed on %s %s", scope["method"], scope["path"])
+            if not response.started:
+                stream.answered = True
+                await self._send(stream, "ToRivetResponseStart", _start(500, {}, _INTERNAL))
+                return
+        await response.finish()
+
+    # -- WebSocket --------------------------------------------------------------------
+
+    async def _websocket(self, stream: _Stream, open_: dict[str, Any]) -> None:
+        headers = {k.lower(): v for k, v in open_["headers"].items()}
+        offered = [p.strip() for p in headers.pop("sec-websocket-protocol", "").split(",")]
+        offered = [p for p in offered if p]
+        offered += ["rivet_target.actor", f"rivet_actor.{quote(open_['actor_id'], safe='')}"]
+        raw = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in headers.items()]
+        raw.append((b"sec-websocket-protocol", ", ".join(offered).encode("latin-1")))
+        scope = _scope("ws", open_["path"], raw)
+        scope["type"] = "websocket"
+        scope["subprotocols"] = offered
+        stream.incoming.put_nowait({"type": "websocket.connect"})
+        socket = _SocketSend(self, stream)
+        try:
+            await self._app(scope, stream.incoming.get, socket.send)
+        except Exception:
+            log.exception("tunnel: the app failed on WebSocket %s", scope["path"])
+            if not socket.closed:
+                await socket.send(
+                    {"type": "websocket.close", "code": 1011, "reason": "internal error"}
+                )
+        if not socket.closed and not stream.closed:
+            await socket.send({"type": "websocket.close", "code": 1000, "reason": ""})
+
+
+def _scope(scheme: str, target: str, headers: list[tuple[bytes, bytes]]) -> Scope:
+    path, _, query = target.partition("?")
+    return {
+        "type": "http",
+        "asgi": dict(_ASGI),
+        "http_version": "1.1",
+        "scheme": scheme,
+        "path": unquote(path) or "/",
+        "raw_path": (path or "/").encode("latin-1"),
+        "query_string": query.encode("latin-1"),
+        "root_path": "",
+        "headers": headers,
+        "client": None,
+        "server": None,
+        "extensions": {},
+    }
+
+
+def _start(
+    status: int, headers: dict[str, str], body: bytes | None, stream: bool = False
+) -> dict[str, Any]:
+    return {"status": status, "headers": headers, "body": body, "stream": stream}
+
+
+class _HttpResponse:
+    """The ASGI ``send`` of one tunnelled HTTP request."""
+
+    def __init__(self, tunnel: AsgiTunnel, stream: _Stream, *, streaming_ok: bool) -> None:
+        self._tunnel = tunnel
+        self._stream = stream
+        self._streaming_ok = streaming_ok
+        self._status = 500
+        self._headers: dict[str, str] = {}
+        self._body = bytearray()
+        self._streaming = False
+        self.started = False
+        self._done = False
+
+    async def send(self, message: Message) -> None:
+        kind = message["type"]
+        if kind == "http.response.start":
+            self._status = int(message["status"])
+            for name, value in message.get("headers", []):
+                key, text = bytes(name).decode("latin-1").lower(), bytes(value).decode("latin-1")
+                self._headers[key] = (
+                    f"{self._headers[key]}, {text}" if key in self._headers else text
+                )
+        elif kind == "http.response.body" and not self._done:
+            body = bytes(message.get("body", b""))
+            more = bool(message.get("more_body", False))
+            if self._streaming:
+                await self._chunk(body, not more)
+            elif more and self._streaming_ok:
+                self._streaming = self.started = self._stream.response_started = True
+                await self._tunnel._send(
+                    self._stream,
+                    "ToRivetResponseStart",
+                    _start(self._status, self._headers, None, True),
+                )
+                await self._chunk(bytes(self._body) + body, False)
+            else:
+                self._body += body
+                if not more:
+                    await self.finish()
+
+    async def _chunk(self, body: bytes, finish: bool) -> None:
+        await self._tunnel._send(
+            self._stream, "ToRivetResponseChunk", {"body": body, "finish": finish}
+        )
+        self._done = self._stream.answered = finish
+
+    async def finish(self) -> None:
+        """Send what was buffered (or end the stream) unless already sent."""
+        if self._done:
+            return
+        if self._streaming:
+            await self._chunk(b"", True)
+            return
+        self._done = self.started = self._stream.answered = True
+        await self._tunnel._send(
+            self._stream,
+            "ToRivetResponseStart",
+            _start(self._status, self._headers, bytes(self._body)),
+        )
+
+
+class _SocketSend:
+    """The ASGI ``send`` of one tunnelled WebSocket."""
+
+    def __init__(self, tunnel: AsgiTunnel, stream: _Stream) -> None:
+        self._tunnel = tunnel
+        self._stream = stream
+        self.closed = False
+
+    async def send(self, message: Message) -> None:
+        kind = message["type"]
+        if self.closed:
+            return
+        if kind == "websocket.accept":
+            await self._tunnel._send(self._stream, "ToRivetWebSocketOpen", {"can_hibernate": False})
+        elif kind == "websocket.send":
+            data = message.get("bytes")
+            if data is not None:
+                payload = {"data": bytes(data), "binary": True}
+            else:
+                payload = {"data": str(message.get("text", "")).encode(), "binary": False}
+            await self._tunnel._send(self._stream, "ToRivetWebSocketMessage", payload)
+        elif kind == "websocket.close":
+            self.closed = self._stream.answered = True
+            if not self._stream.closed:
+                close = {
+                    "code": int(message.get("code", 1000)),
+                    "reason": message.get("reason") or None,
+                    "hibernate": False,
+                }
+                await self._tunnel._send(self._stream, "ToRivetWebSocketClose", close)

@@ -1,0 +1,165 @@
+"""Faults the real engine cannot be made to produce on demand, against `fake_engine`:
+a malformed frame, replayed commands, late event acks, refusals, a long disconnection."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+import pytest
+
+from pyrivet._util.backoff import Backoff
+from pyrivet.engine._envoy import Envoy, EnvoyConfig, EnvoyState
+from pyrivet.engine._errors import EngineError, EngineVersionError
+from pyrivet.engine._kv import EngineKV
+from pyrivet.engine._schema import Tagged
+from pyrivet.testing import MockClock
+
+from .fake_engine import checkpoint, fake_engine, start_command, stop_command
+from .test_envoy import Recorder
+
+WAIT = 10.0
+QUICK = Backoff(initial=0.01, maximum=0.05, jitter=0)
+
+
+def config(endpoint: str) -> EnvoyConfig:
+    return EnvoyConfig(endpoint, pool="fake", backoff=QUICK, actor_names=("counter",))
+
+
+async def test_malformed_frame_resets_the_socket_and_kv_is_resent(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    async with fake_engine() as fake, Envoy(config(fake.endpoint), Recorder()) as envoy:
+        first = await fake.next()
+        await first.init()
+        await envoy.wait_ready()
+        reading = asyncio.ensure_future(EngineKV(envoy).get("actor-1", [b"k"]))
+        request = await first.recv_tag("ToRivetKvRequest")
+        assert request["data"] == Tagged("KvGetRequest", {"keys": [b"k"]})
+        await first.ws.send(b"\xff\x00garbage")
+        await asyncio.wait_for(first.done.wait(), WAIT)
+        assert "malformed frame from the engine" in caplog.text
+        second = await fake.next()
+        await second.init()
+        again = await second.recv_tag("ToRivetKvRequest")
+        assert again == request  # the same request id, resent on the new socket
+        answer = {"keys": [b"k"], "values": [b"v"], "metadata": []}
+        reply = {"request_id": again["request_id"], "data": Tagged("KvGetResponse", answer)}
+        await second.send(Tagged("ToEnvoyKvResponse", reply))
+        assert await asyncio.wait_for(reading, WAIT) == [b"v"]
+
+
+async def test_replayed_commands_are_dropped_and_events_resent_until_acked() -> None:
+    handler = Recorder()
+    async with fake_engine() as fake, Envoy(config(fake.endpoint), handler) as envoy:
+        first = await fake.next()
+        await first.init()
+        await first.send(Tagged("ToEnvoyCommands", [start_command("a", 0)]))
+        kind, start = await handler.next()
+        assert kind == "start" and start.actor_id == "a"
+        ack = await first.recv_tag("ToRivetAckCommands")
+        assert ack["last_command_checkpoints"] == [checkpoint("a", 0, 0)]
+        running = await first.recv_tag("ToRivetEvents")
+        assert running[0]["checkpoint"] == checkpoint("a", 0, 0)
+        await first.ws.close()  # dropped before the engine acknowledged the event
+
+        second = await fake.next()
+        await second.init()
+        resent = await second.recv_tag("ToRivetEvents")
+        assert resent == running
+        # The engine replays the unacknowledged start with a new stop.
+        replay = [start_command("a", 0), stop_command("a", 1, "StopIntent")]
+        await second.send(Tagged("ToEnvoyCommands", replay))
+        assert await handler.next() == ("stop", ("a", 0, "StopIntent"))
+        ack = await second.recv_tag("ToRivetAckCommands")
+        assert ack["last_command_checkpoints"] == [checkpoint("a", 0, 1)]
+        stopped = await second.recv_tag("ToRivetEvents")
+        assert stopped[0]["checkpoint"] == checkpoint("a", 0, 1)
+        assert stopped[0]["inner"].val["state"].tag == "ActorStateStopped"
+        acked = {"last_event_checkpoints": [checkpoint("a", 0, 1)]}
+        await second.send(Tagged("ToEnvoyAckEvents", acked))
+        await second.send(Tagged("ToEnvoyPing", {"ts": 1}))
+        assert await second.recv_tag("ToRivetPong") == {"ts": 1}
+        await second.ws.close()
+
+        third = await fake.next()
+        await third.init()
+        await third.send(Tagged("ToEnvoyPing", {"ts": 2}))
+        # Nothing left to resend: the first frame after Init is the Pong.
+        assert await third.recv() == Tagged("ToRivetPong", {"ts": 2})
+        assert handler.calls.empty()
+        assert envoy.connections == 3
+
+
+async def test_stop_for_an_unknown_actor_is_acknowledged_and_ignored(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    handler = Recorder()
+    async with fake_engine() as fake, Envoy(config(fake.endpoint), handler) as envoy:
+        conn = await fake.next()
+        await conn.init()
+        await envoy.wait_ready()
+        with caplog.at_level(logging.WARNING):
+            await conn.send(Tagged("ToEnvoyCommands", [stop_command("ghost", 3, "Destroy")]))
+            ack = await conn.recv_tag("ToRivetAckCommands")
+        assert ack["last_command_checkpoints"] == [checkpoint("ghost", 0, 3)]
+        assert "stop command for unknown actor ghost" in caplog.text
+        assert handler.calls.empty()
+
+
+async def test_failed_start_is_reported_as_stopped_error() -> None:
+    handler = Recorder()
+    handler.fail_start = True
+    async with fake_engine() as fake, Envoy(config(fake.endpoint), handler):
+        conn = await fake.next()
+        await conn.init()
+        await conn.send(Tagged("ToEnvoyCommands", [start_command("bad", 0)]))
+        events = await conn.recv_tag("ToRivetEvents")
+        state = events[0]["inner"].val["state"]
+        assert state.tag == "ActorStateStopped" and state.val["code"] == "Error"
+        assert "start refused by the test" in state.val["message"]
+
+
+async def test_an_engine_of_another_protocol_version_is_refused() -> None:
+    async with (
+        fake_engine(protocol_version=7) as fake,
+        Envoy(config(fake.endpoint), Recorder()) as envoy,
+    ):
+        with pytest.raises(EngineVersionError, match="speaks envoy protocol version 7"):
+            await envoy.wait_ready()
+        assert envoy.state is EnvoyState.FAILED
+        assert fake.connections.empty()  # it never opened the socket
+
+
+async def test_a_refusing_close_is_not_retried() -> None:
+    async with fake_engine() as fake, Envoy(config(fake.endpoint), Recorder()) as envoy:
+        conn = await fake.next()
+        await conn.ws.close(1011, "ws.invalid_request#abc")
+        with pytest.raises(EngineError, match=r"refused this envoy .*ws.invalid_request"):
+            await envoy.wait_ready()
+        assert fake.connections.empty()
+
+
+async def test_disconnected_past_the_lost_threshold_stops_the_actors() -> None:
+    clock = MockClock()
+    handler = Recorder()
+    async with fake_engine() as fake, Envoy(config(fake.endpoint), handler, clock=clock) as envoy:
+        first = await fake.next()
+        await first.init()
+        await first.send(Tagged("ToEnvoyCommands", [start_command("a", 0)]))
+        assert (await handler.next())[0] == "start"
+        await first.recv_tag("ToRivetEvents")
+        await first.ws.close()
+        await asyncio.wait_for(first.done.wait(), WAIT)
+        await asyncio.wait_for(envoy.wait_state(EnvoyState.BACKOFF), WAIT)
+        await clock.advance(1)  # the backoff: it reconnects, but gets no Init
+        second = await fake.next()
+        assert (await second.recv()).tag == "ToRivetMetadata"
+        assert handler.calls.empty()
+        await clock.advance(15)
+        assert await handler.next() == ("stop", ("a", 0, "Lost"))
+        await second.init(read_metadata=False)
+        await envoy.wait_ready()
+        await second.send(Tagged("ToEnvoyPing", {"ts": 5}))
+        # The lost actor's unacknowledged events are not resent: the engine moved it.
+        assert await second.recv() == Tagged("ToRivetPong", {"ts": 5})

@@ -1,0 +1,215 @@
+"""`AsgiTunnel` alone: tunnel messages in, an ASGI app, tunnel messages out.
+
+No engine: the messages are what the engine's gateway sends (as decoded by
+`pyrivet.engine._protocol`), and the replies are collected as the envoy would send them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import pytest
+
+from pyrivet.engine._schema import Tagged
+from pyrivet.engine._tunnel import AsgiTunnel
+
+Receive = Callable[[], Awaitable[Any]]
+Send = Callable[[Any], Awaitable[None]]
+
+
+class Gateway:
+    """Plays the gateway: feeds a tunnel, records what comes back."""
+
+    def __init__(self, app: Callable[[Any, Receive, Send], Awaitable[None]]) -> None:
+        self.sent: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+        self.tunnel = AsgiTunnel(app, self._send)
+
+    async def _send(self, message: dict[str, Any]) -> bool:
+        await self.sent.put(message)
+        return True
+
+    def feed(self, request: bytes, tag: str, val: Any = None) -> None:
+        message_id = {"gateway_id": b"gate", "request_id": request, "message_index": 0}
+        self.tunnel.handle({"message_id": message_id, "message_kind": Tagged(tag, val)})
+
+    async def next(self) -> tuple[int, str, Any]:
+        message = await asyncio.wait_for(self.sent.get(), 5)
+        kind = message["message_kind"]
+        return message["message_id"]["message_index"], kind.tag, kind.val
+
+
+def request_start(path: str, body: bytes | None = b"hi", stream: bool = False) -> dict[str, Any]:
+    return {
+        "actor_id": "actor-1",
+        "actor_generation": 1,
+        "method": "post",
+        "path": path,
+        "headers": {"X-Custom": "abc"},
+        "body": body,
+        "stream": stream,
+        "response_stream": True,
+    }
+
+
+async def echo_app(scope: Any, receive: Receive, send: Send) -> None:
+    body = b""
+    while True:
+        message = await receive()
+        body += message.get("body", b"")
+        if not message.get("more_body"):
+            break
+    headers = dict(scope["headers"])
+    text = f"{scope['method']} {scope['path']} {scope['query_string'].decode()} "
+    text += f"{headers[b'x-rivet-actor'].decode()} {headers[b'x-custom'].decode()} {body.decode()}"
+    await send({"type": "http.response.start", "status": 201, "headers": [(b"x-a", b"1")]})
+    await send({"type": "http.response.body", "body": text.encode()})
+
+
+async def test_a_request_reaches_the_app_addressed_to_its_actor() -> None:
+    gateway = Gateway(echo_app)
+    gateway.feed(b"req1", "ToEnvoyRequestStart", request_start("/action/x?a=1"))
+    index, tag, val = await gateway.next()
+    assert (index, tag, val["status"], val["stream"]) == (0, "ToRivetResponseStart", 201, False)
+    assert val["headers"] == {"x-a": "1"}
+    assert val["body"] == b"POST /action/x a=1 actor-1 abc hi"
+    await gateway.tunnel.aclose()
+
+
+async def test_a_streamed_request_body_arrives_in_chunks() -> None:
+    gateway = Gateway(echo_app)
+    gateway.feed(b"req2", "ToEnvoyRequestStart", request_start("/request/up", None, stream=True))
+    gateway.feed(b"req2", "ToEnvoyRequestChunk", {"body": b"one ", "finish": False})
+    gateway.feed(b"req2", "ToEnvoyRequestChunk", {"body": b"two", "finish": True})
+    _, _, val = await gateway.next()
+    assert val["body"].endswith(b"one two")
+    await gateway.tunnel.aclose()
+
+
+async def test_a_streamed_response_goes_out_as_chunks() -> None:
+    async def app(scope: Any, receive: Receive, send: Send) -> None:
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"a", "more_body": True})
+        await send({"type": "http.response.body", "body": b"b", "more_body": False})
+
+    gateway = Gateway(app)
+    gateway.feed(b"req3", "ToEnvoyRequestStart", request_start("/request/s"))
+    assert (await gateway.next())[:2] == (0, "ToRivetResponseStart")
+    assert await gateway.next() == (1, "ToRivetResponseChunk", {"body": b"a", "finish": False})
+    assert await gateway.next() == (2, "ToRivetResponseChunk", {"body": b"b", "finish": True})
+    await gateway.tunnel.aclose()
+
+
+async def test_an_app_that_raises_answers_500(caplog: pytest.LogCaptureFixture) -> None:
+    async def app(scope: Any, receive: Receive, send: Send) -> None:
+        raise RuntimeError("hidden detail")
+
+    gateway = Gateway(app)
+    gateway.feed(b"req4", "ToEnvoyRequestStart", request_start("/action/x"))
+    _, tag, val = await gateway.next()
+    assert (tag, val["status"]) == ("ToRivetResponseStart", 500)
+    assert b"hidden" not in val["body"] and "hidden detail" in caplog.text
+    await gateway.tunnel.aclose()
+
+
+async def test_abort_cancels_the_app_and_close_answers_what_is_in_flight() -> None:
+    started = asyncio.Event()
+    cancelled = asyncio.Event()
+
+    async def app(scope: Any, receive: Receive, send: Send) -> None:
+        started.set()
+        try:
+            await asyncio.Event().wait()
+        except asyncio.CancelledError:
+            cancelled.set()
+            raise
+
+    gateway = Gateway(app)
+    gateway.feed(b"abrt", "ToEnvoyRequestStart", request_start("/action/x"))
+    await asyncio.wait_for(started.wait(), 5)
+    reason = {"kind": "Cancelled", "detail": None}
+    gateway.feed(
+        b"abrt",
+        "ToEnvoyRequestAbort",
+        {"actor_id": None, "actor_generation": None, "reason": reason},
+    )
+    await asyncio.wait_for(cancelled.wait(), 5)
+    started.clear()
+    gateway.feed(b"left", "ToEnvoyRequestStart", request_start("/action/x"))
+    await asyncio.wait_for(started.wait(), 5)
+    assert gateway.tunnel.open_streams == 1
+    await gateway.tunnel.aclose()
+    # Only the request still open gets an answer: a 503 saying the envoy stops.
+    _, tag, val = await gateway.next()
+    assert (tag, val["status"]) == ("ToRivetResponseStart", 503)
+    assert b'"stopping"' in val["body"]
+    assert gateway.sent.empty()
+
+
+async def test_a_websocket_round_trip() -> None:
+    async def app(scope: Any, receive: Receive, send: Send) -> None:
+        assert scope["type"] == "websocket"
+        assert scope["subprotocols"][-2:] == ["rivet_target.actor", "rivet_actor.actor-1"]
+        assert (await receive())["type"] == "websocket.connect"
+        await send({"type": "websocket.accept"})
+        message = await receive()
+        await send({"type": "websocket.send", "text": "echo " + message["text"]})
+        message = await receive()
+        await send({"type": "websocket.send", "bytes": message["bytes"][::-1]})
+        await send({"type": "websocket.close", "code": 4000, "reason": "bye"})
+
+    gateway = Gateway(app)
+    open_ = {
+        "actor_id": "actor-1",
+        "actor_generation": None,
+        "path": "/connect",
+        "headers": {"sec-websocket-protocol": "rivet, rivet_encoding.json"},
+    }
+    gateway.feed(b"sock", "ToEnvoyWebSocketOpen", open_)
+    assert await gateway.next() == (0, "ToRivetWebSocketOpen", {"can_hibernate": False})
+    gateway.feed(b"sock", "ToEnvoyWebSocketMessage", {"data": b"hi", "binary": False})
+    assert await gateway.next() == (
+        1,
+        "ToRivetWebSocketMessage",
+        {"data": b"echo hi", "binary": False},
+    )
+    gateway.feed(b"sock", "ToEnvoyWebSocketMessage", {"data": b"\x01\x02", "binary": True})
+    assert await gateway.next() == (
+        2,
+        "ToRivetWebSocketMessage",
+        {"data": b"\x02\x01", "binary": True},
+    )
+    close = {"code": 4000, "reason": "bye", "hibernate": False}
+    assert await gateway.next() == (3, "ToRivetWebSocketClose", close)
+    await gateway.tunnel.aclose()
+    assert gateway.sent.empty()
+
+
+async def test_a_client_close_reaches_the_app_and_strays_are_dropped() -> None:
+    closed: asyncio.Queue[Any] = asyncio.Queue()
+
+    async def app(scope: Any, receive: Receive, send: Send) -> None:
+        await receive()
+        await send({"type": "websocket.accept"})
+        await closed.put(await receive())
+
+    gateway = Gateway(app)
+    open_: dict[str, Any] = {
+        "actor_id": "a",
+        "actor_generation": None,
+        "path": "/connect",
+        "headers": {},
+    }
+    gateway.feed(b"ws-2", "ToEnvoyWebSocketOpen", open_)
+    assert (await gateway.next())[1] == "ToRivetWebSocketOpen"
+    gateway.feed(b"ws-2", "ToEnvoyWebSocketOpen", open_)  # a duplicate open: ignored
+    gateway.feed(b"none", "ToEnvoyWebSocketMessage", {"data": b"x", "binary": True})  # unknown
+    gateway.feed(b"ws-2", "ToEnvoyWebSocketClose", {"code": None, "reason": None})
+    assert await asyncio.wait_for(closed.get(), 5) == {
+        "type": "websocket.disconnect",
+        "code": 1005,
+        "reason": "",
+    }
+    await gateway.tunnel.aclose()
+    assert gateway.sent.empty()  # the client closed: nothing to answer
