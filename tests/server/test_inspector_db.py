@@ -172,7 +172,7 @@ async def test_bad_requests(start_server: Start) -> None:
         "method_not_allowed",
     )
     assert await error(
-        await http.get(query_url("notes", "/inspector/state", key="a"), headers=AUTH)
+        await http.get(query_url("notes", "/inspector/nope", key="a"), headers=AUTH)
     ) == (404, "route_not_found")
     assert await error(await http.get(db_url("schema", name="plain"), headers=AUTH)) == (
         400,

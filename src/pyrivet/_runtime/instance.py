@@ -60,6 +60,7 @@ from .migrate import restore_state
 from .queue import Mailbox
 from .services import Services
 from .tracing import actor_attributes
+from .watcher import Watcher
 from .workflow_host import WORKFLOW_ALARM_KIND, WorkflowBinding, WorkflowOwner, run_workflow
 from .writes import Outgoing
 
@@ -90,6 +91,7 @@ class ActorInstance(IdleLink, ContextHost, WorkflowOwner, RealtimeHost):
         "status",
         "svc",
         "vars",
+        "watcher",
     )
 
     def __init__(
@@ -117,6 +119,9 @@ class ActorInstance(IdleLink, ContextHost, WorkflowOwner, RealtimeHost):
         self.life: Lifecycle | None = Lifecycle()
         #: The durable queue, for actor types that declare queues (None otherwise).
         self.mailbox: Mailbox | None = None
+        #: A live inspector of this actor (see `inspect_hooks.Watcher`); None, and so
+        #: free, while nobody watches.
+        self.watcher: Watcher | None = None
         IdleLink.__init__(self)  # the idle sweeper's links; None while not filed
 
     @property
@@ -176,6 +181,8 @@ class ActorInstance(IdleLink, ContextHost, WorkflowOwner, RealtimeHost):
         conns[conn.id] = conn
         if not conn.hibernatable:
             self.held += 1
+        if self.watcher is not None:
+            self.watcher.connections_changed()
 
     def remove_conn(self, conn: ConnImpl) -> None:
         conns = self.conns
@@ -184,6 +191,8 @@ class ActorInstance(IdleLink, ContextHost, WorkflowOwner, RealtimeHost):
                 self.held -= 1
             if not conns:
                 self.conns = None  # an actor with no connection keeps no dict
+        if self.watcher is not None:
+            self.watcher.connections_changed()
 
     def context(
         self, conn: ConnImpl | None = None, request: ConnRequest | None = None
@@ -197,6 +206,8 @@ class ActorInstance(IdleLink, ContextHost, WorkflowOwner, RealtimeHost):
 
     def deliver(self, outgoing: Outgoing) -> None:
         release(self, outgoing)
+        if self.watcher is not None:
+            self.watcher.emitted(outgoing)
 
     def state_changed(self, snapshot: bytes) -> None:
         """Run ``on_state_change`` (if defined) after a commit carrying a new snapshot.

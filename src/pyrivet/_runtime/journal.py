@@ -50,6 +50,7 @@ from ..storage._base import ActorRecord, AlarmRecord, CommitRecord, HistoryEntry
 from .committer import CommitListener, CommitTicket
 from .lifecycle import Lifecycle
 from .services import Services
+from .watcher import Watcher
 from .writes import TOMBSTONE, Contribution, Gated, Outgoing, PendingWrites
 
 __all__ = ["InFlight", "Journal", "JournalOwner", "prune_history_before"]
@@ -78,6 +79,8 @@ class JournalOwner(Protocol):
     definition: ActorDefinition[Any]
     svc: Services
     state: Any
+    #: The live inspector watching the actor; None while nobody watches.
+    watcher: Watcher | None
 
     @property
     def name(self) -> str: ...
@@ -477,8 +480,12 @@ class Journal(CommitListener):
     # -- the committer's side (CommitListener) -------------------------------------
 
     def committed(self, record: CommitRecord) -> None:
-        """``record`` is durable: advance, mirror its alarms, release its gated outputs."""
-        self._owner.svc.alarms.apply(record)
+        """``record`` is durable: advance, mirror its alarms, release its gated outputs,
+        tell a live inspector (if one watches)."""
+        owner = self._owner
+        owner.svc.alarms.apply(record)
+        if owner.watcher is not None:
+            owner.watcher.committed(record)
         inflight = self._inflight
         if inflight is not None:
             if record.seq == self.seq:

@@ -50,6 +50,7 @@ from .connections import ConnImpl, EventSink, disconnect, open_conn
 from .hibernation import Resume, baseline, detach, greet, take_over, workflow_records
 from .history import HistoryRecord, state_at, to_record
 from .idle import IdleLink, IdleSweeper
+from .inspect_hooks import clear_queue, replace_state
 from .instance import ActorInstance
 from .lifecycle import ActorStatus, Lifecycle
 from .local_transport import LocalRuntime, LocalTransport
@@ -58,6 +59,7 @@ from .queue import SendOutcome, publish
 from .services import Services
 from .traced_transport import TracedTransport
 from .tracing import make_tracer
+from .watcher import Watcher
 from .workflow_host import WORKFLOW_ALARM_KIND, WorkflowBinding
 
 __all__ = ["Runtime"]
@@ -105,6 +107,8 @@ class Runtime(LocalRuntime):
         self._started = False
         self._closing = False
         self._svc: Services | None = None
+        #: Live inspectors by actor id (`watch`); handed to each instance as it wakes.
+        self._watchers: dict[str, Watcher] = {}
 
     # -- lifecycle -----------------------------------------------------------------
 
@@ -209,6 +213,8 @@ class Runtime(LocalRuntime):
     def _add_instance(self, inst: ActorInstance) -> None:
         instances = self._instances
         instances[inst.actor_id] = inst
+        if self._watchers:
+            inst.watcher = self._watchers.get(inst.actor_id)
         if len(instances) > self._instances_peak:
             self._instances_peak = len(instances)
 
@@ -821,6 +827,50 @@ class Runtime(LocalRuntime):
             self._workflow_definition(inst.name)
             raise WorkflowUsageError(f"actor {inst.name!r} ({inst.actor_id}) is not running")
         return binding
+
+    # -- inspector hooks -----------------------------------------------------------
+
+    def watch(self, actor_id: str, watcher: Watcher | None) -> None:
+        """Attach a live inspector to ``actor_id`` (None: detach), now and on every wake."""
+        if watcher is None:
+            self._watchers.pop(actor_id, None)
+        else:
+            self._watchers[actor_id] = watcher
+        inst = self._instances.get(actor_id)
+        if inst is not None:
+            inst.watcher = watcher
+
+    async def drain(self) -> None:
+        """Wait until every commit submitted so far is durable (reads see them)."""
+        await self._services.committer.drain()
+
+    def awake_instance(self, actor_id: str) -> ActorInstance | None:
+        """The actor's instance if it is awake and serving (read only, for inspection)."""
+        inst = self._instances.get(actor_id)
+        return inst if inst is not None and inst.serving else None
+
+    async def replace_state(
+        self,
+        actor_id: str,
+        value: Any,
+        *,
+        kind: str = "inspector",
+        name: str | None = "state.replace",
+        args: list[Any] | None = None,
+    ) -> int:
+        """Replace the actor's state with ``value`` (plain data), waking it, and commit it
+        with a history entry ``kind``/``name``; returns the commit's seq once durable.
+
+        Raises:
+            ActorNotFoundError: no such actor.
+            ActorError: ``inspector/invalid_state`` or ``inspector/no_state`` (see
+                `inspect_hooks.replace_state`); nothing changed.
+        """
+        return await replace_state(await self._instance(actor_id), value, kind, name, args)
+
+    async def clear_queue(self, actor_id: str) -> int:
+        """Delete the actor's queued messages (waking it); returns how many, once durable."""
+        return await clear_queue(await self._instance(actor_id))
 
     def committer_stats(self) -> tuple[int, int]:
         """(batches, records) written by the committer so far."""

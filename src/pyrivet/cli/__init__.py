@@ -114,6 +114,18 @@ def _parser() -> argparse.ArgumentParser:
         help="accept permessage-deflate on WebSockets (off by default: it costs CPU per "
         "frame and ~60 KiB per connection, and actor messages are small)",
     )
+    inspector = serve.add_mutually_exclusive_group()
+    inspector.add_argument(
+        "--inspector-token",
+        default=None,
+        help="bearer token of the inspector (API and the page at /ui); default: "
+        "$PYRIVET_INSPECTOR_TOKEN, else one is generated and printed at start",
+    )
+    inspector.add_argument(
+        "--no-inspector",
+        action="store_true",
+        help="turn the inspector (its API, live socket and page) off",
+    )
     add_inspect_parser(commands)
     return parser
 
@@ -139,6 +151,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             fd=args.fd,
             ws_compression=args.ws_compression,
             log_format=args.log_format,
+            inspector_token="" if args.no_inspector else args.inspector_token,
         )
     if args.command == "inspect":
         return run_inspect(args)

@@ -16,6 +16,7 @@ import asyncio
 import importlib
 import logging
 import os
+import secrets
 import signal
 import sys
 import threading
@@ -27,6 +28,7 @@ from .._runtime.registry import Registry
 from .._util.logs import ActorTextFormatter, JsonFormatter
 from .._util.words import a_or_an
 from ..errors import DataDirLockedError, StorageError
+from ..server.inspector.auth import TOKEN_ENV
 from ..server.listeners import ListenError, describe, listening_sockets
 from .restart import reexec
 
@@ -119,6 +121,22 @@ def run_loop(main: Coroutine[Any, Any, T]) -> T:
         return runner.run(main)
 
 
+def inspector_setting(given: str | None) -> tuple[str, bool]:
+    """(the inspector token to serve with, whether it was generated now).
+
+    ``""`` (``--no-inspector``) turns it off; None takes ``PYRIVET_INSPECTOR_TOKEN`` or
+    generates one, which goes into the environment so a SIGHUP restart keeps it.
+    """
+    if given is not None:
+        return given, False
+    token = os.environ.get(TOKEN_ENV)
+    if token:
+        return token, False
+    token = secrets.token_urlsafe(24)
+    os.environ[TOKEN_ENV] = token
+    return token, True
+
+
 def _configure_logging(log_level: str, log_format: str) -> None:
     """A stderr handler on the root logger (unless the app configured one already)."""
     root = logging.getLogger()
@@ -144,11 +162,15 @@ def run_serve(
     fd: int | None = None,
     ws_compression: bool = False,
     log_format: str = "text",
+    inspector_token: str | None = None,
 ) -> int:
     """Serve ``spec`` until SIGTERM/SIGINT; returns the exit status (SIGHUP re-execs).
 
     ``log_format``: ``"text"`` (lines, with ``[actor=… key=… id=…]`` on records about
     an actor) or ``"json"`` (one JSON object per line, uvicorn's records included).
+    ``inspector_token``: None reads ``PYRIVET_INSPECTOR_TOKEN`` and generates a token
+    when it is unset (printed with the page's URL once serving; kept in the environment
+    so a SIGHUP restart keeps it); ``""`` turns the inspector off.
     """
     _configure_logging(log_level, log_format)
     # SIGHUP means "restart" once serving; until then (and while stopping, and across
@@ -175,6 +197,8 @@ def run_serve(
         print(f"pyrivet: {exc}", file=sys.stderr)
         return 1
 
+    token, generated = inspector_setting(inspector_token)
+
     def started(server: Any) -> None:
         where = ", ".join(describe(sock) for sock in sockets)
         print(
@@ -183,6 +207,10 @@ def run_serve(
             file=sys.stderr,
             flush=True,
         )
+        if token:
+            page = f"{describe(sockets[0])}/ui"
+            shown = f"{page}#token={token}" if generated else f"{page} (token as configured)"
+            print(f"pyrivet: inspector at {shown}", file=sys.stderr, flush=True)
 
     try:
         result = run_loop(
@@ -195,6 +223,7 @@ def run_serve(
                 ws_compression=ws_compression,
                 configure_logging=log_format == "text",
                 on_started=started,
+                inspector_token=token,
                 allow_restart=True,
             )
         )

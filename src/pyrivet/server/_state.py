@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Protocol
 
 from .cors import CorsPolicy
 from .gateway import ActorDirectory
+from .inspector.hubs import LiveHubs
 
 if TYPE_CHECKING:
     from .._runtime.runtime import Runtime
@@ -44,6 +45,7 @@ class ServerState:
     __slots__ = (
         "directory",
         "going_away",
+        "inspector_hubs",
         "max_incoming",
         "max_outgoing",
         "options",
@@ -61,6 +63,8 @@ class ServerState:
         self.sockets: set[Leaving] = set()
         #: Set by `go_away`: sockets accepted from then on are closed at once.
         self.going_away = False
+        #: The live inspectors' hubs (one per watched actor).
+        self.inspector_hubs = LiveHubs()
 
     async def go_away(self, timeout: float) -> None:
         """Close every ``connect`` WebSocket with 1012 ``ws.going_away`` (the server stops).

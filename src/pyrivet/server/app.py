@@ -49,7 +49,9 @@ from ._state import ServerOptions, ServerState
 from .cors import CorsPolicy
 from .errors import error_reply
 from .http_routes import gateway_http, health, metadata, not_found, root
-from .inspector_routes import TOKEN_ENV
+from .inspector.auth import TOKEN_ENV
+from .inspector.live import handle_live
+from .inspector.page import ui_http
 from .management import actor_route, actors_route
 from .metrics import metrics_route
 from .raw_routes import handle_websocket
@@ -205,6 +207,8 @@ class PyrivetApp:
         if route.kind == "health":
             return health(request)
         state = self._running()
+        if route.kind == "not_found" and request.segments[:1] == ("ui",):
+            return await ui_http(state, request)
         if route.kind == "metadata":
             return metadata(state, request)
         if route.kind == "metrics":
@@ -224,9 +228,17 @@ class PyrivetApp:
         if route.kind != "gateway":
             route = header_route(request, websocket=True) or route
         state = self._state
-        if state is None or route.kind != "gateway" or route.sub not in ("connect", "websocket"):
+        live = route.sub == "inspector" and route.path.rstrip("/") == "/live"
+        if (
+            state is None
+            or route.kind != "gateway"
+            or not (live or route.sub in ("connect", "websocket"))
+        ):
             # Refused before the handshake: the ASGI server answers 403.
             await send({"type": "websocket.close", "code": _CLOSE_POLICY})
+            return
+        if live:
+            await handle_live(state, request, route, receive, send)
             return
         trace = None
         if state.runtime.tracing:

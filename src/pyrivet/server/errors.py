@@ -78,6 +78,8 @@ _STATUS: Final[dict[tuple[str, str], int]] = {
     ("server", "not_running"): 503,
     ("inspector", "unauthorized"): 401,
     ("inspector", "disabled"): 403,
+    ("inspector", "seq_not_found"): 404,
+    ("actor", "workflow_in_flight"): 409,
     ("sqlite", "no_such_table"): 404,
     ("sqlite", "open_failed"): 500,
     ("sqlite", "write_failed"): 500,
@@ -93,6 +95,7 @@ _GROUP_STATUS: Final[dict[str, int]] = {
     "kv": 400,
     "protocol": 400,
     "sqlite": 400,
+    "inspector": 400,
 }
 
 

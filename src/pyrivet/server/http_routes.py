@@ -14,7 +14,7 @@ Once the action runs, its result or error is encoded in the request's encoding.
 | ``GET …/health``               | ``ok`` (resolving, so waking, the actor)          |
 | ``GET …/metadata``             | the actor's name and id                           |
 | ``…/request/…``                | `raw_routes.handle_request` (``on_request``)      |
-| ``…/inspector/…``              | `inspector_routes.inspector_http` (token needed)  |
+| ``…/inspector/…``              | `inspector.routes.inspector_http` (token needed)  |
 """
 
 from __future__ import annotations
@@ -47,7 +47,7 @@ from .errors import (
     outgoing_too_long,
 )
 from .gateway import GatewayTarget, route_target
-from .inspector_routes import inspector_http
+from .inspector.routes import inspector_http
 from .raw_routes import handle_request
 from .routing import Route
 
