@@ -3,13 +3,14 @@ queue, schedules, KV, history, state at a seq, diff, rewind, and their bad input
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
 import pytest
 
-from pyrivet import ActorOptions, Queue, Registry, actor
+from pyrivet import ActorOptions, Client, Queue, QueueError, Registry, actor
 from pyrivet.workflow import workflow
 
 from ._support import query_url
@@ -159,8 +160,20 @@ async def test_queue_inject_list_clear(served: Served) -> None:
     assert [m["body"] for m in listed["messages"]] == [0, 1]
     empty_name = await served.http.post(url("queue"), json={"name": "", "body": 1}, headers=AUTH)
     assert error(empty_name) == (400, "invalid_request")
+    assert served.runtime is not None
+    handle = Client(served.runtime).get_or_create("counter", ["k"])
+    waiting = asyncio.ensure_future(handle.send("jobs", "wait-for-me", wait=True, timeout=60))
+    async with asyncio.timeout(10):
+        while True:
+            if (await get(served, "queue"))["size"] == 4:
+                break
+            await asyncio.sleep(0.005)
     cleared = await served.http.delete(url("queue"), headers=AUTH)
-    assert cleared.json() == {"ok": True, "deleted": 3}
+    assert cleared.json() == {"ok": True, "deleted": 4}
+    # A sender waiting for a cleared message's completion is told, not left waiting.
+    with pytest.raises(QueueError) as dropped:
+        await waiting
+    assert dropped.value.code == "completion_waiter_dropped"
     assert (await get(served, "queue"))["size"] == 0
     assert served.runtime is not None
     await served.runtime.sleep(await _actor_id(served))

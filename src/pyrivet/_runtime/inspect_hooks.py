@@ -13,7 +13,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from .._codec.values import encode
-from ..errors import ActorError, EncodingError
+from ..errors import ActorError, EncodingError, QueueError
 
 if TYPE_CHECKING:
     from .instance import ActorInstance
@@ -81,4 +81,13 @@ async def clear_queue(inst: ActorInstance) -> int:
     ticket = inst.journal.checkpoint("inspector", name="queue.clear", by=BY_INSPECTOR)
     if ticket is not None:
         await ticket
+    # Senders waiting for these messages' completions would wait forever (§13.2).
+    inst.svc.queue_waiters.dropped(
+        inst.actor_id,
+        [m.id for m in taken],
+        QueueError(
+            "the message was deleted by the inspector's queue clear before it was completed",
+            code="completion_waiter_dropped",
+        ),
+    )
     return len(taken)

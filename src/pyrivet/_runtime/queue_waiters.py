@@ -41,6 +41,13 @@ class CompletionWaiters:
             if not fut.done():
                 fut.set_exception(error)
 
+    def dropped(self, actor_id: str, message_ids: list[int], error: BaseException) -> None:
+        """These messages were deleted without a completion: their senders get ``error``."""
+        for message_id in message_ids:
+            fut = self.waiters.pop((actor_id, message_id), None)
+            if fut is not None and not fut.done():
+                fut.set_exception(error)
+
     def completed(self, actor_id: str, message_id: int, response: Any) -> None:
         fut = self.waiters.pop((actor_id, message_id), None)
         if fut is not None and not fut.done():
