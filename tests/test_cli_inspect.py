@@ -104,7 +104,10 @@ def test_inspect_a_data_directory(app_dir: Path) -> None:
 
 
 def test_inspect_a_served_app(app_dir: Path) -> None:
-    server = ServeProcess(app_dir, ["--port", "0", "--log-level", "warning"])
+    token = "cli-token"
+    server = ServeProcess(
+        app_dir, ["--port", "0", "--log-level", "warning", "--inspector-token", token]
+    )
     try:
         port = server.wait_serving()
         url = ["--url", f"http://127.0.0.1:{port}"]
@@ -124,8 +127,21 @@ def test_inspect_a_served_app(app_dir: Path) -> None:
         locked = inspect(app_dir, "--data-dir", ".pyrivet", "list")
         assert locked.returncode == 1
         assert "already in use" in locked.stderr and "--url" in locked.stderr
-        later = inspect(app_dir, *url, "history", actor_id)
-        assert later.returncode == 1 and "--data-dir" in later.stderr
+        # Reads through the inspector API, with its token.
+        no_token = inspect(app_dir, *url, "history", actor_id)
+        assert no_token.returncode == 1 and "--token" in no_token.stderr
+        wrong = inspect(app_dir, *url, "--token", "nope", "state", actor_id)
+        assert wrong.returncode == 1 and "inspector/unauthorized" in wrong.stderr
+        authed = [*url, "--token", token]
+        state = ok(app_dir, *authed, "state", "counter:a")
+        assert state["actor"]["actor_id"] == actor_id and state["state"]["count"] == 6
+        history = ok(app_dir, *authed, "history", actor_id)
+        changed = [e for e in history["entries"] if e["kind"] == "action"]
+        assert [e["state"]["count"] for e in changed] == [5, 6]
+        first, second = changed[0]["seq"], changed[1]["seq"]
+        assert ok(app_dir, *authed, "state-at", actor_id, str(first))["state"]["count"] == 5
+        diff = ok(app_dir, *authed, "diff", actor_id, str(first), str(second))
+        assert {"path": "count", "op": "change", "before": 5, "after": 6} in diff["changes"]
     finally:
         server.signal(signal.SIGTERM)
         server.wait_exit()

@@ -20,9 +20,10 @@ without the app; ``call`` runs the action, so it needs ``--app`` (the actor star
 the action commits, the actor sleeps again).
 
 Online (``--url``): ``list`` and ``call`` go through the management API and the
-gateway (the network client: ``pyrivet[client]``). State and history are not served
-over HTTP yet (they come with the inspector API): use ``--data-dir`` on a stopped
-server for those.
+gateway (the network client: ``pyrivet[client]``); ``state``, ``history``,
+``state-at`` and ``diff`` through the server's inspector API, which needs its token
+(``--token``, or ``PYRIVET_INSPECTOR_TOKEN``; ``pyrivet serve`` prints it at start) and
+answers without waking a sleeping actor. They print the inspector's JSON answers.
 
 Output is JSON (``list`` prints a table unless ``--json``). Exit status: 0 on success,
 1 when the actor, a seq or the data directory is not found or the call failed, 2 for a
@@ -35,7 +36,11 @@ import argparse
 import asyncio
 import base64
 import json
+import os
 import sys
+import urllib.error
+import urllib.parse
+import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -48,6 +53,7 @@ from .._runtime.registry import Registry
 from .._runtime.state_diff import diff_states
 from ..client import Client
 from ..errors import ActorError, DataDirLockedError, StorageError
+from ..server.inspector import TOKEN_ENV
 from ..storage._base import ActorRecord, ActorStore
 from ..storage._sqlite import DB_FILE, SQLiteDriver
 from .serve_command import LoadError, load_registry
@@ -66,12 +72,16 @@ def add_inspect_parser(commands: Any) -> None:
         help="list actors, show state and history, diff, call actions",
         description=(
             "Inspect actors offline in a data directory (--data-dir; not while a server "
-            "holds it) or on a running server (--url: list and call)."
+            "holds it) or on a running server (--url; reads need the inspector token)."
         ),
     )
     where = inspect.add_mutually_exclusive_group(required=True)
     where.add_argument("--data-dir", help="the SQLite data directory (e.g. .pyrivet)")
     where.add_argument("--url", help="a running server, e.g. http://127.0.0.1:6420")
+    inspect.add_argument(
+        "--token",
+        help=f"the inspector token for reads with --url (default: ${TOKEN_ENV})",
+    )
     inspect.add_argument(
         "--app", metavar="MODULE:ATTR", help="the Registry (needed by call with --data-dir)"
     )
@@ -148,7 +158,7 @@ async def _open(store: SQLiteDriver, data_dir: Path) -> None:
     except DataDirLockedError as exc:
         raise InspectError(
             f"{exc}. A server holds it: inspect through the server instead, "
-            "pyrivet inspect --url http://HOST:PORT ... (list, call), or stop it first"
+            "pyrivet inspect --url http://HOST:PORT ..., or stop it first"
         ) from None
     except StorageError as exc:
         raise InspectError(f"cannot open {data_dir}: {exc}") from None
@@ -243,22 +253,70 @@ def _registry(spec: str) -> Registry:
 
 async def _online(args: argparse.Namespace, call_args: list[Any]) -> str:
     command = args.inspect_command
-    if command not in ("list", "call"):
-        raise InspectError(
-            f"{command} is not served over HTTP yet; run it with --data-dir on a stopped "
-            "server (list and call work with --url)"
-        )
     async with Client(args.url, encoding="json") as client:
         if command == "list":
             page = await client.list_actors(args.name, cursor=args.cursor, limit=args.limit)
             return _list_output(page, args.json)
         name, sep, key = args.actor.partition(":")
+        if command != "call":
+            # Reads go through the server's inspector API, by actor id.
+            actor_id = (
+                await client.get(name, list(deserialize_key(key))).resolve() if sep else args.actor
+            )
+            return await asyncio.to_thread(_inspector_get, args, actor_id)
         if sep:
             handle = client.get(name, list(deserialize_key(key)))
         else:
             found = await _online_find(client, args.actor)
             handle = client.get_for_id(found.name, found.actor_id)
         return _dump({"output": await handle.action(args.action, *call_args)})
+
+
+def _inspector_get(args: argparse.Namespace, actor_id: str) -> str:
+    """GET the inspector route answering ``args``'s read command; its JSON, printed.
+
+    Runs on a worker thread (a blocking ``urllib`` request).
+
+    Raises:
+        InspectError: no token, the server refused it, or the route failed.
+    """
+    token = args.token or os.environ.get(TOKEN_ENV)
+    if not token:
+        raise InspectError(
+            f"reading {args.inspect_command} over HTTP needs the inspector token: pass "
+            f"--token (pyrivet serve prints it at start) or set {TOKEN_ENV}"
+        )
+    command = args.inspect_command
+    if command == "state":
+        route, query = "summary", {}
+    elif command == "history":
+        route, query = "history", {"after": args.after, "limit": args.limit, "states": 1}
+    elif command == "state-at":
+        route, query = "state-at", {"seq": args.seq}
+    else:
+        route, query = "diff", {"from": args.from_seq, "to": args.to_seq}
+    base = args.url.rstrip("/")
+    target = f"{base}/gateway/{urllib.parse.quote(actor_id, safe='')}/inspector/{route}"
+    if query:
+        target += "?" + urllib.parse.urlencode(query)
+    request = urllib.request.Request(target, headers={"Authorization": f"Bearer {token}"})
+    try:
+        with urllib.request.urlopen(request, timeout=30) as reply:
+            body = json.loads(reply.read())
+    except urllib.error.HTTPError as exc:
+        detail = exc.read().decode(errors="replace")
+        try:
+            error = json.loads(detail)
+            detail = f"{error.get('group')}/{error.get('code')}: {error.get('message')}"
+        except ValueError:
+            pass
+        raise InspectError(f"the server answered {exc.code}: {detail}") from None
+    except (urllib.error.URLError, OSError) as exc:
+        raise InspectError(f"cannot reach {base}: {exc}") from None
+    if command == "state":
+        actor = {"actor_id": body.get("actorId"), "name": body.get("name"), "key": body.get("key")}
+        return _dump({"actor": actor, "seq": body.get("seq"), "state": body.get("state")})
+    return _dump(body)
 
 
 async def _online_find(client: Client, actor_id: str) -> ActorInfo:
