@@ -1,4 +1,4 @@
-"""A chat room: messages kept in the actor's state, typing indicators as events.
+"""A chat room: messages in the actor's own SQL database, typing indicators as events.
 
 Run it (from this folder): ``npm install && npm start`` (builds the React page into
 dist/, then runs ``pyrivet serve app:registry``) and open
@@ -17,30 +17,54 @@ from typing import Any
 from pyrivet import ActorOptions, Registry, UserError, actor
 from pyrivet.server import Request, Response
 
-#: The room keeps this many messages; older ones are dropped.
+#: The room keeps this many messages; older ones are deleted.
 HISTORY = 200
 MAX_TEXT = 2000
 
 chat = actor(
     "chat",
-    # The history lives in the state: committed before each reply, kept across sleeps
-    # and restarts. ("id" numbers messages so that clients can merge without doubles.)
-    state={"messages": [], "next_id": 1},
+    # The history lives in the room's SQL database (c.db): each message is committed
+    # with the unit of work that posted it, before the reply, and kept across sleeps and
+    # restarts. ("id" numbers messages so that clients can merge without doubles.)
     options=ActorOptions(sleep_timeout=60),
 )
 
 
+@chat.on_migrate
+async def migrate(c: Any, db: Any) -> None:
+    """Every start, before the other hooks: the schema, created once."""
+    await db.execute(
+        """
+        CREATE TABLE IF NOT EXISTS messages (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            author TEXT NOT NULL,
+            text TEXT NOT NULL,
+            at REAL NOT NULL
+        )
+        """
+    )
+
+
 @chat.action
-def post(c: Any, author: str, text: str) -> dict[str, Any]:
+async def post(c: Any, author: str, text: str) -> dict[str, Any]:
     """Append a message and broadcast it to everyone in the room; returns it."""
     author, text = author.strip(), text.strip()
     if not author or not text:
         raise UserError("a message needs an author and some text", code="empty_message")
     if len(text) > MAX_TEXT:
         raise UserError(f"messages are at most {MAX_TEXT} characters", code="too_long")
-    message = {"id": c.state["next_id"], "author": author, "text": text, "at": c.clock.now()}
-    c.state["next_id"] += 1
-    c.state["messages"] = [*c.state["messages"], message][-HISTORY:]
+    async with c.db.transaction():  # the insert and the trim, all or nothing
+        rows = await c.db.execute(
+            "INSERT INTO messages (author, text, at) VALUES (?, ?, ?) "
+            "RETURNING id, author, text, at",
+            author,
+            text,
+            c.clock.now(),
+        )
+        await c.db.execute(
+            "DELETE FROM messages WHERE id <= (SELECT MAX(id) FROM messages) - ?", HISTORY
+        )
+    message = dict(rows[0])
     # Released once the message is durable (strict mode): nobody sees a message that a
     # crash could take back.
     c.broadcast("message", message)
@@ -48,9 +72,9 @@ def post(c: Any, author: str, text: str) -> dict[str, Any]:
 
 
 @chat.action
-def history(c: Any) -> list[dict[str, Any]]:
+async def history(c: Any) -> list[dict[str, Any]]:
     """The room's messages, oldest first. Clients call it on every (re)connect."""
-    return list(c.state["messages"])
+    return list(await c.db.execute("SELECT id, author, text, at FROM messages ORDER BY id"))
 
 
 @chat.action
