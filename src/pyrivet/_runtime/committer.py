@@ -101,7 +101,12 @@ class CommitTicket:
         if self._error is not None:
             raise self._error
 
-    def _resolve(self, error: BaseException | None = None) -> None:
+    def resolve(self, error: BaseException | None = None) -> None:
+        """Mark it durable (``error`` None) or failed; run its callbacks, wake its waiters.
+
+        The committer resolves the tickets it issued; a journal resolves the tickets it
+        hands out for checkpoints deferred during a hold (`Journal.hold`).
+        """
         self._done = True
         self._error = error
         callbacks, self._callbacks = self._callbacks, None
@@ -336,7 +341,7 @@ class Committer:
             ticket.listener.committed(record)
         except Exception:
             log.exception("commit listener failed for actor %s", record.actor_id)
-        ticket._resolve()
+        ticket.resolve()
 
     def _fail(self, item: tuple[CommitRecord, CommitTicket], exc: BaseException) -> None:
         record = item[0]
@@ -350,7 +355,7 @@ class Committer:
                 failed_ticket.listener.failed(failed_record, error)
             except Exception:
                 log.exception("commit failure listener failed for actor %s", record.actor_id)
-            failed_ticket._resolve(error)
+            failed_ticket.resolve(error)
 
 
 def _as_commit_error(exc: BaseException) -> PyrivetError:

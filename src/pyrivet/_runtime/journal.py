@@ -256,23 +256,20 @@ class Journal(CommitListener):
             )
             self.rollback(to_durable=False, reason=reason)
             if deferred is not None:
-                deferred._resolve(reason)
+                deferred.resolve(reason)
             return
         if deferred is None:
             self._drop_writes_if_empty()
             return
         try:
-            ticket = self.checkpoint("save")
+            ticket = self.checkpoint("save") or self.last_commit
         except EncodingError as exc:
-            deferred._resolve(exc)
+            deferred.resolve(exc)
             return
         if ticket is None:
-            ticket = self.last_commit
-        if ticket is None or ticket.done():
-            error = None if ticket is None else ticket.exception()
-            deferred._resolve(error)
-        else:
-            ticket.add_done_callback(lambda done: deferred._resolve(done.exception()))
+            deferred.resolve()  # everything the deferred work changed is durable already
+        else:  # called at once if that commit already settled
+            ticket.add_done_callback(lambda done: deferred.resolve(done.exception()))
         self._drop_writes_if_empty()
 
     def contribute(self, contribution: Contribution, *, schedule: bool = True) -> None:
