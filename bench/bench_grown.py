@@ -3,6 +3,7 @@
     python bench/bench_grown.py                # ~3 min: 36,000 actors, 1.04 M history rows
     python bench/bench_grown.py --quick        # ~1 min, smaller
     python bench/bench_grown.py --profile /tmp/grown.prof    # cProfile of the grown run
+    python bench/bench_grown.py --trace       # what overlapped the slow calls (grown_trace.py)
 
 Two data directories hold the same actors (``--actors``, counters with keys ``k0``,
 ``k1``, ...): the *fresh* one has each actor's create commit only, the *grown* one also
@@ -21,7 +22,9 @@ soak whose actors outnumber what stays awake. A call's latency runs from when it
 due (not when it started, so a stalled loop counts) to its reply.
 
 Each directory is measured ``--runs`` times, alternating (fresh, grown, fresh, ...);
-the table gives p50/p99 per run and the ratio of the medians. Time is wall-clock.
+the table gives p50/p99 per run and the ratio of the medians, and the spread of the
+per-run ratios (run k's grown p99 over its fresh p99) says how noisy the machine was.
+Time is wall-clock.
 """
 
 from __future__ import annotations
@@ -40,6 +43,7 @@ from typing import Any
 
 import msgspec
 
+from grown_trace import Trace
 from pyrivet import ActorOptions, Client, Registry, actor
 from pyrivet.storage import ActorRecord, CommitRecord, HistoryEntry, SQLiteDriver
 from pyrivet.storage._sqlite import DB_FILE
@@ -120,13 +124,16 @@ def percentile(samples: list[float], q: float) -> float:
 
 async def mixed_load(
     data_dir: Path, actors: int, rate: float, warmup: float, seconds: float, seed: int,
-    history_limit: int | None,
+    history_limit: int | None, trace: Trace | None = None,
 ) -> tuple[float, float, int, int]:  # fmt: skip
-    """Run the load on ``data_dir`` through the runtime: (p50, p99, calls, late calls)."""
+    """Run the load on ``data_dir`` through the runtime: (p50, p99, calls, late calls);
+    with ``trace``, its `Trace.report` says what overlapped the slow calls."""
     rng = random.Random(seed)
-    samples: list[float] = []
+    spans: list[tuple[float, float]] = []
     late = 0
     async with make_registry(history_limit).runtime(data_dir=data_dir) as runtime:
+        if trace is not None:
+            trace.begin()
         client = Client(runtime)
         handles: dict[int, Any] = {}
         clock = time.perf_counter
@@ -140,7 +147,7 @@ async def mixed_load(
             else:
                 await handle.get()
             if counted:
-                samples.append(clock() - due)
+                spans.append((due, clock()))
 
         interval = 1.0 / rate
         total = int((warmup + seconds) * rate)
@@ -157,6 +164,9 @@ async def mixed_load(
                 group.create_task(
                     call(rng.randrange(actors), rng.random() < 0.75, due, n >= first_counted)
                 )
+        if trace is not None:
+            trace.summarize(spans, start + first_counted * interval)
+    samples = [done - due for due, done in spans]
     return percentile(samples, 0.5), percentile(samples, 0.99), len(samples), late
 
 
@@ -178,6 +188,9 @@ async def main() -> None:
     )
     parser.add_argument("--profile", type=Path, help="write a cProfile of the grown runs here")
     parser.add_argument("--keep", type=Path, help="grow the directories here and keep them")
+    parser.add_argument(
+        "--trace", action="store_true", help="per run: what overlapped the slow calls"
+    )
     args = parser.parse_args()
     actors = args.actors or (8_000 if args.quick else 36_000)
     history = args.history or (28 if not args.quick else 20)
@@ -203,12 +216,15 @@ async def main() -> None:
             )
         results: dict[str, list[tuple[float, float, int, int]]] = {"fresh": [], "grown": []}
         profile = cProfile.Profile() if args.profile else None
+        trace = Trace() if args.trace else None
+        if trace is not None:
+            trace.install()
         for run in range(args.runs):
             for name in ("fresh", "grown"):
                 if profile is not None and name == "grown":
                     profile.enable()
                 result = await mixed_load(
-                    dirs[name], actors, args.rate, args.warmup, seconds, run, limit
+                    dirs[name], actors, args.rate, args.warmup, seconds, run, limit, trace
                 )
                 if profile is not None and name == "grown":
                     profile.disable()
@@ -218,6 +234,8 @@ async def main() -> None:
                     f"  run {run + 1} {name}: p50 {p50 * 1e3:.2f} ms, p99 {p99 * 1e3:.2f} ms "
                     f"({calls:,} calls, {late} started late), {size_mb(dirs[name]):.0f} MB"
                 )
+                if trace is not None:
+                    print("\n".join(trace.report))
         if profile is not None:
             profile.dump_stats(args.profile)
 
@@ -233,6 +251,11 @@ async def main() -> None:
     print(
         f"| grown / fresh | {med('grown', 0) / med('fresh', 0):.2f}x | "
         f"{med('grown', 1) / med('fresh', 1):.2f}x |"
+    )
+    ratios = [g[1] / f[1] for f, g in zip(results["fresh"], results["grown"], strict=True)]
+    print(
+        f"# p99 ratio per run (grown run k / fresh run k): "
+        f"{', '.join(f'{r:.2f}' for r in ratios)} (spread {min(ratios):.2f}-{max(ratios):.2f}x)"
     )
     print(f"# load average at the end {os.getloadavg()[0]:.2f}")
 

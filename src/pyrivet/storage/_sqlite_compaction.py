@@ -545,13 +545,22 @@ class Checkpointer:
                 if self._stopping.is_set():
                     break
                 try:
-                    cur.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+                    self.checkpoint(cur)
                 except sqlite3.Error as exc:
                     log.warning("WAL checkpoint of %s failed (will retry): %s", self._path, exc)
                 if self._stopping.wait(CHECKPOINT_PAUSE_SECONDS):
                     break
         finally:
             conn.close()
+
+    def checkpoint(self, cur: sqlite3.Cursor) -> tuple[int, int, int]:
+        """One passive checkpoint on the thread's cursor: SQLite's (busy, frames in the
+        WAL, frames copied back so far) for this WAL, -1 for the last two if it is not
+        in WAL mode. Runs on the checkpointer thread; `bench/bench_grown.py --trace`
+        times it."""
+        # fetchall: the statement runs to its end, so no read transaction stays open.
+        ((busy, frames, copied),) = cur.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+        return int(busy), int(frames), int(copied)
 
 
 def _merge(
