@@ -1,6 +1,6 @@
 """Does latency grow with stored data? A mixed load on a fresh and on a grown data directory.
 
-    python bench/bench_grown.py                # ~3 min: 36,000 actors, 1.04 M history rows
+    python bench/bench_grown.py                # ~4 min: 36,000 actors, 1.04 M history rows
     python bench/bench_grown.py --quick        # ~1 min, smaller
     python bench/bench_grown.py --profile /tmp/grown.prof    # cProfile of the grown run
     python bench/bench_grown.py --trace       # what overlapped the slow calls (grown_trace.py)
@@ -21,7 +21,7 @@ the start, so most early calls wake one (``load_state``), as after a restart or 
 soak whose actors outnumber what stays awake. A call's latency runs from when it was
 due (not when it started, so a stalled loop counts) to its reply.
 
-Each directory is measured ``--runs`` times, alternating (fresh, grown, fresh, ...);
+Each directory is measured ``--runs`` times (3), alternating (fresh, grown, fresh, ...);
 the table gives p50/p99 per run and the ratio of the medians, and the spread of the
 per-run ratios (run k's grown p99 over its fresh p99) says how noisy the machine was.
 Time is wall-clock.
@@ -182,7 +182,7 @@ async def main() -> None:
     parser.add_argument("--rate", type=float, default=1000.0, help="calls per second")
     parser.add_argument("--seconds", type=float, help="measured seconds per run (12)")
     parser.add_argument("--warmup", type=float, default=2.0, help="uncounted seconds first")
-    parser.add_argument("--runs", type=int, default=2, help="runs per directory, alternating")
+    parser.add_argument("--runs", type=int, default=3, help="runs per directory, alternating")
     parser.add_argument(
         "--history-limit", type=int, default=100, help="the actors' history_limit (0: None)"
     )
