@@ -10,8 +10,10 @@ The engine owns the actors' lifecycle (the host is the runtime's `Placement`):
 * an actor that wants to sleep (idle past ``sleep_timeout``, ``c.sleep()``) or be
   destroyed (``c.destroy()``) keeps serving while the envoy reports
   ``ActorIntent(Sleep)`` / ``ActorIntent(Stop)``; it sleeps (or is destroyed) when the
-  engine answers ``StopActor(SleepIntent)`` / ``StopActor(StopIntent)``. Requests that
-  arrive meanwhile are served; the engine marks the actor sleeping at the intent and
+  engine answers ``StopActor(SleepIntent)`` / ``StopActor(StopIntent)``. (The engine
+  ignores intents once it began stopping an actor: a destroy asked after a sleep intent
+  goes through its API, ``DELETE /actors/{id}``, which turns that sleep into a destroy.)
+  Requests that arrive meanwhile are served; the engine marks the actor sleeping at the intent and
   wakes it again after the stop if a request came for it (``rewake_after_stop``);
 * the runtime wakes an actor only between the engine's ``StartActor`` and its
   ``StopActor``. A request that reaches the actor after that (it was tunnelled while
@@ -30,14 +32,17 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from typing import Any
+from typing import Any, Self
 
 from .._codec import cbor
 from .._codec.errors import InvalidMessageError
 from .._runtime.placement import Placement
 from .._runtime.runtime import Runtime
+from .._util.tasks import TaskSupervisor
 from ..errors import ActorError, ActorNotFoundError
+from ._admin import destroy_actor
 from ._envoy import ActorStart, Envoy, EnvoyConfig, EnvoyHandler
+from ._errors import EngineError
 from ._keys import parse_actor_key
 from ._schema import Tagged
 from ._tunnel import AsgiApp, AsgiTunnel
@@ -62,8 +67,12 @@ class EnvoyHost(EnvoyHandler, Placement):
         self._generations: dict[str, int] = {}
         #: The alarm last reported per actor in its current generation.
         self._alarms: dict[str, int | None] = {}
+        #: Hosted actors that asked to be destroyed (``c.destroy()``).
+        self._destroying: set[str] = set()
+        #: Calls of the engine's API made beside a stop (see `stop_actor`).
+        self._tasks = TaskSupervisor("envoy host")
 
-    async def __aenter__(self) -> EnvoyHost:
+    async def __aenter__(self) -> Self:
         self.runtime.attach_placement(self)
         await self.envoy.__aenter__()
         return self
@@ -74,6 +83,7 @@ class EnvoyHost(EnvoyHandler, Placement):
         await self.envoy.drain()
         await self.tunnel.aclose()
         await self.envoy.aclose()
+        await self._tasks.aclose()
 
     # -- EnvoyHandler ---------------------------------------------------------------------
 
@@ -97,6 +107,12 @@ class EnvoyHost(EnvoyHandler, Placement):
     async def stop_actor(self, actor_id: str, generation: int, reason: str) -> None:
         """Sleep the actor (state saved), or destroy it and its data for ``Destroy`` and
         ``StopIntent`` (the engine destroys an actor that stops after a stop intent)."""
+        if reason == "SleepIntent" and actor_id in self._destroying:
+            # The engine took the sleep intent and ignored the later stop intent. Its API
+            # turns the pending sleep into a destroy; it answers only once the actor is
+            # destroyed, i.e. after our Stopped event, so the call runs beside the stop.
+            self._tasks.spawn(self._destroy_in_engine(actor_id), name=f"destroy:{actor_id}")
+            reason = "StopIntent"
         if reason in ("Destroy", "StopIntent"):
             try:
                 await self.runtime.destroy(actor_id)
@@ -119,10 +135,23 @@ class EnvoyHost(EnvoyHandler, Placement):
     def tunnel_message(self, message: dict[str, Any]) -> None:
         self.tunnel.handle(message)
 
+    async def _destroy_in_engine(self, actor_id: str) -> None:
+        config = self.envoy.config
+        try:
+            await destroy_actor(config.endpoint, config.namespace, actor_id, config.token)
+        except (OSError, EngineError) as exc:
+            log.error(
+                "actor %s was destroyed here, but the engine refused to destroy it (%s): "
+                "its next start begins afresh",
+                actor_id,
+                exc,
+            )
+
     def _release(self, actor_id: str, generation: int) -> None:
         if self._generations.get(actor_id) == generation:
             del self._generations[actor_id]
             self._alarms.pop(actor_id, None)
+            self._destroying.discard(actor_id)
 
     # -- Placement ------------------------------------------------------------------------
 
@@ -131,6 +160,8 @@ class EnvoyHost(EnvoyHandler, Placement):
         if generation is None:
             log.debug("actor %s asks to %s but is not hosted here; ignored", actor_id, kind)
             return
+        if kind == "destroy":
+            self._destroying.add(actor_id)
         self.envoy.post_intent(actor_id, generation, "sleep" if kind == "sleep" else "stop")
 
     def refuse_wake(self, actor_id: str) -> BaseException | None:
