@@ -74,14 +74,20 @@ def make_registry() -> Registry:
     def destroy_me(c: Any) -> None:
         c.destroy()
 
+    @steady.action
+    async def poke(c: Any, key: str) -> int:
+        # Through the engine's gateway (the host's actor client): wakes a sleeping callee.
+        result: int = await c.client().get_or_create("sleepy", [key]).increment()
+        return result
+
     return Registry([sleepy, steady])
 
 
 class RecordingHost(EnvoyHost):
     """An `EnvoyHost` that records starts, stops and the intents it reports."""
 
-    def __init__(self, *args: Any) -> None:
-        super().__init__(*args)
+    def __init__(self, *args: Any, **kw: Any) -> None:
+        super().__init__(*args, **kw)
         self.log: list[tuple[str, str, Any]] = []
         self._changed = asyncio.Condition()
 
@@ -136,14 +142,22 @@ class RecordingHost(EnvoyHost):
 async def host(engine: Engine, namespace: str) -> AsyncIterator[RecordingHost]:
     async with make_registry().runtime(storage=MemoryDriver()) as runtime:
         config = EnvoyConfig(engine.endpoint, namespace=namespace, pool=POOL, token=engine.token)
-        async with RecordingHost(runtime, create_app(runtime), config) as served:
+        async with (
+            client_of(engine, namespace) as actor_client,
+            RecordingHost(
+                runtime, create_app(runtime), config, actor_client=actor_client
+            ) as served,
+        ):
             await asyncio.wait_for(served.envoy.wait_ready(), WAIT)
             yield served
 
 
-def client(engine: Engine, host: RecordingHost) -> Client:
-    namespace = host.envoy.config.namespace
+def client_of(engine: Engine, namespace: str) -> Client:
     return Client(engine.endpoint, namespace=namespace, pool_name=POOL, token=engine.token)
+
+
+def client(engine: Engine, host: RecordingHost) -> Client:
+    return client_of(engine, host.envoy.config.namespace)
 
 
 def engine_actor(engine: Engine, host: RecordingHost, actor_id: str) -> dict[str, Any]:
@@ -175,6 +189,22 @@ async def test_idle_actor_sleeps_through_the_engine_and_wakes_on_request(
         state = await asyncio.wait_for(room.get(), WAIT)
     # on_wake ran on the creation and on the wake (and again if it slept since).
     assert state["count"] == 2 and state["wakes"] >= 2
+
+
+async def test_actor_calls_wake_a_sleeping_actor_through_the_gateway(
+    engine: Engine, host: RecordingHost
+) -> None:
+    async with client(engine, host) as c:
+        callee = c.get_or_create("sleepy", ["callee"])
+        mark = host.mark()
+        assert await asyncio.wait_for(callee.increment(), WAIT) == 1
+        callee_id = await asyncio.wait_for(callee.resolve(), WAIT)
+        generation = await host.expect("start", callee_id, mark)
+        assert await host.expect("stop", callee_id, mark) == (generation, "SleepIntent")
+        mark = host.mark()
+        caller = c.get_or_create("steady", ["caller"])
+        assert await asyncio.wait_for(caller.poke("callee"), WAIT) == 2
+        assert await host.expect("start", callee_id, mark) == generation + 1
 
 
 async def test_schedule_wakes_a_sleeping_actor_through_the_engine(
@@ -224,9 +254,9 @@ async def test_destroy_after_a_sleep_intent_goes_through_the_api(
     engine: Engine, host: RecordingHost
 ) -> None:
     async with client(engine, host) as c:
-        room = c.get_or_create("sleepy", ["late"])
+        room = c.get_or_create("steady", ["late"])
         mark = host.mark()
-        assert await asyncio.wait_for(room.increment(), WAIT) == 1
+        assert await asyncio.wait_for(room.touch(), WAIT) == 1
         actor_id = await asyncio.wait_for(room.resolve(), WAIT)
         generation = await host.expect("start", actor_id, mark)
         inst = host.runtime.awake_instance(actor_id)

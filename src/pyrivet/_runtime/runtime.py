@@ -28,6 +28,7 @@ from .._protocol.query import ActorQuery
 from .._util.clock import Clock, SystemClock
 from .._util.ids import new_id
 from .._util.tasks import TaskSupervisor
+from ..actor._client import ActorClient
 from ..actor._definition import ActorDefinition
 from ..errors import (
     ActorError,
@@ -180,9 +181,11 @@ class Runtime(LocalRuntime):
                 remove_settler(store_settler)
         await self.storage.close()
 
-    def attach_placement(self, placement: Placement) -> None:
+    def attach_placement(self, placement: Placement, client: ActorClient | None = None) -> None:
         """Let ``placement`` stop and wake this runtime's actors (envoy mode; see
-        ``placement.py``). Call it after `start`, before any actor is awake.
+        ``placement.py``). Call it after `start`, before any actor is awake. ``client``
+        (if given) is what ``c.client()`` returns from now on: in envoy mode, a client of
+        the engine's gateway, which wakes actors wherever the engine places them.
 
         Raises:
             RuntimeError: the runtime is not started, already has a placement, or has
@@ -192,6 +195,8 @@ class Runtime(LocalRuntime):
         if svc.placement is not None or self._instances:
             raise RuntimeError("attach a placement once, before any actor is awake")
         svc.placement = placement
+        if client is not None:
+            svc.client = client
         svc.alarms.restrict()
         svc.alarms.on_earliest = placement.alarm_changed
 

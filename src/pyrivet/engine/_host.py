@@ -39,6 +39,7 @@ from .._codec.errors import InvalidMessageError
 from .._runtime.placement import Placement
 from .._runtime.runtime import Runtime
 from .._util.tasks import TaskSupervisor
+from ..actor._client import ActorClient
 from ..errors import ActorError, ActorNotFoundError
 from ._admin import destroy_actor
 from ._envoy import ActorStart, Envoy, EnvoyConfig, EnvoyHandler
@@ -55,8 +56,20 @@ log = logging.getLogger(__name__)
 class EnvoyHost(EnvoyHandler, Placement):
     """Hosts ``runtime``'s actors for the engine; serves tunnelled traffic with ``app``."""
 
-    def __init__(self, runtime: Runtime, app: AsgiApp, config: EnvoyConfig) -> None:
+    def __init__(
+        self,
+        runtime: Runtime,
+        app: AsgiApp,
+        config: EnvoyConfig,
+        *,
+        actor_client: ActorClient | None = None,
+    ) -> None:
+        """``actor_client`` (optional, owned by the caller) is what ``c.client()`` of the
+        hosted actors returns: a `pyrivet.client.Client` of the engine's gateway, which
+        wakes the callee wherever the engine places it. Without it, calls between actors
+        stay in this process and reach only actors the engine started here."""
         self.runtime = runtime
+        self.actor_client = actor_client
         if not config.actor_names:
             names = tuple(runtime.registry.definitions)
             config = dataclasses.replace(config, actor_names=names)
@@ -73,7 +86,7 @@ class EnvoyHost(EnvoyHandler, Placement):
         self._tasks = TaskSupervisor("envoy host")
 
     async def __aenter__(self) -> Self:
-        self.runtime.attach_placement(self)
+        self.runtime.attach_placement(self, self.actor_client)
         await self.envoy.__aenter__()
         return self
 
