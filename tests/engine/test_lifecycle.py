@@ -167,6 +167,16 @@ def engine_actor(engine: Engine, host: RecordingHost, actor_id: str) -> dict[str
     return actors[0]
 
 
+async def destroyed_in_engine(engine: Engine, host: RecordingHost, actor_id: str) -> None:
+    """Wait until the engine lists ``actor_id`` as destroyed (polling its API)."""
+    async with asyncio.timeout(WAIT):
+        while True:
+            record = await asyncio.to_thread(engine_actor, engine, host, actor_id)
+            if record["destroy_ts"] is not None:
+                return
+            await asyncio.sleep(0.05)
+
+
 async def test_idle_actor_sleeps_through_the_engine_and_wakes_on_request(
     engine: Engine, host: RecordingHost
 ) -> None:
@@ -242,12 +252,7 @@ async def test_destroy_goes_through_the_engine(engine: Engine, host: RecordingHo
         assert await host.expect("stop", actor_id, mark) == (generation, "StopIntent")
         assert await host.runtime.storage.get_actor(actor_id) is None
         # The engine destroys it once it has our Stopped event.
-        async with asyncio.timeout(WAIT):
-            while True:
-                record = await asyncio.to_thread(engine_actor, engine, host, actor_id)
-                if record["destroy_ts"] is not None:
-                    break
-                await asyncio.sleep(0.05)
+        await destroyed_in_engine(engine, host, actor_id)
 
 
 async def test_destroy_after_a_sleep_intent_goes_through_the_api(
@@ -269,12 +274,7 @@ async def test_destroy_after_a_sleep_intent_goes_through_the_api(
         assert await host.runtime.storage.get_actor(actor_id) is None
         # The engine destroys it (it had taken the sleep: without the API call it would
         # only sleep, and the next request would wake it).
-        async with asyncio.timeout(WAIT):
-            while True:
-                record = await asyncio.to_thread(engine_actor, engine, host, actor_id)
-                if record["destroy_ts"] is not None:
-                    break
-                await asyncio.sleep(0.05)
+        await destroyed_in_engine(engine, host, actor_id)
 
 
 async def test_requests_racing_the_sleep_are_all_served(
