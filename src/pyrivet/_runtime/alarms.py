@@ -10,13 +10,18 @@ When an alarm is due the runtime wakes its actor (if asleep) and the instance ru
   runs, so it fires at most once;
 * cron: the next fire time is computed from *now* and stored the same way, so ticks
   missed while the process was down collapse into one fire.
+
+In envoy mode (`restrict`) another process wakes sleeping actors for their schedules
+(the Rivet Engine, told each actor's earliest alarm through ``on_earliest``): the
+scheduler then arms its timer only for actors in memory (`resume` / `suspend`), and a
+woken actor's due alarms fire at once.
 """
 
 from __future__ import annotations
 
 import heapq
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
@@ -49,6 +54,35 @@ class AlarmScheduler:
         self._timer: Timer | None = None
         self._armed_for: int | None = None
         self._closed = False
+        #: Actors whose alarms fire here; None: every actor's (standalone).
+        self._active: set[str] | None = None
+        #: Called with (actor_id, earliest fire_at_ms or None) when an actor's earliest
+        #: alarm may have changed (envoy mode); must not raise.
+        self.on_earliest: Callable[[str, int | None], None] | None = None
+
+    def restrict(self) -> None:
+        """Fire only alarms of actors passed to `resume` (and not `suspend`ed since)."""
+        self._active = set()
+
+    def resume(self, actor_id: str) -> None:
+        """The actor is in memory: arm for its alarms (due ones fire at once)."""
+        if self._active is None or actor_id in self._active:
+            return
+        self._active.add(actor_id)
+        for alarm_id in self._by_actor.get(actor_id, ()):
+            alarm = self._alarms[alarm_id]
+            heapq.heappush(self._heap, (alarm.fire_at_ms, alarm_id))
+        self._arm()
+
+    def suspend(self, actor_id: str) -> None:
+        """The actor left memory: its alarms no longer arm the timer (restricted mode)."""
+        if self._active is not None:
+            self._active.discard(actor_id)
+
+    def earliest(self, actor_id: str) -> int | None:
+        """The earliest fire time (epoch ms) of the actor's alarms, None if it has none."""
+        ids = self._by_actor.get(actor_id)
+        return min(self._alarms[a].fire_at_ms for a in ids) if ids else None
 
     def load(self, alarms: list[AlarmRecord]) -> None:
         """Add alarms read from storage at start (due ones fire at once)."""
@@ -66,11 +100,20 @@ class AlarmScheduler:
         """Mirror the alarm changes of a durable commit."""
         if not record.alarm_puts and not record.alarm_deletes:
             return
+        actors = {a.actor_id for a in record.alarm_puts}
         for alarm_id in record.alarm_deletes:
-            self._remove(alarm_id)
+            actors.add(self._remove(alarm_id) or "")
         for alarm in record.alarm_puts:
             self._add(alarm)
         self._arm()
+        self._report(actors)
+
+    def _report(self, actors: Iterable[str]) -> None:
+        if self.on_earliest is None:
+            return
+        for actor_id in actors:
+            if actor_id:
+                self.on_earliest(actor_id, self.earliest(actor_id))
 
     def forget_actor(self, actor_id: str) -> None:
         """Drop every alarm of a destroyed actor."""
@@ -89,15 +132,17 @@ class AlarmScheduler:
         self._by_actor.setdefault(alarm.actor_id, set()).add(alarm.alarm_id)
         heapq.heappush(self._heap, (alarm.fire_at_ms, alarm.alarm_id))
 
-    def _remove(self, alarm_id: str) -> None:
+    def _remove(self, alarm_id: str) -> str | None:
+        """Forget an alarm; the id of its actor (None: it was not known)."""
         alarm = self._alarms.pop(alarm_id, None)
         if alarm is None:
-            return
+            return None
         ids = self._by_actor.get(alarm.actor_id)
         if ids is not None:
             ids.discard(alarm_id)
             if not ids:
                 del self._by_actor[alarm.actor_id]
+        return alarm.actor_id
 
     def _arm(self) -> None:
         if self._closed:
@@ -106,8 +151,8 @@ class AlarmScheduler:
         while heap:
             fire_at_ms, alarm_id = heap[0]
             alarm = self._alarms.get(alarm_id)
-            if alarm is None or alarm.fire_at_ms != fire_at_ms:
-                heapq.heappop(heap)
+            if alarm is None or alarm.fire_at_ms != fire_at_ms or not self._fires(alarm):
+                heapq.heappop(heap)  # `resume` pushes a suspended actor's alarms again
                 continue
             break
         if not heap:
@@ -128,7 +173,7 @@ class AlarmScheduler:
         while self._heap and self._heap[0][0] <= now_ms:
             entry = heapq.heappop(self._heap)
             alarm = self._alarms.get(entry[1])
-            if alarm is None or alarm.fire_at_ms != entry[0]:
+            if alarm is None or alarm.fire_at_ms != entry[0] or not self._fires(alarm):
                 continue
             if alarm.alarm_id in self._firing:
                 deferred.append(entry)
@@ -139,3 +184,6 @@ class AlarmScheduler:
             heapq.heappush(self._heap, entry)
         if not deferred:
             self._arm()
+
+    def _fires(self, alarm: AlarmRecord) -> bool:
+        return self._active is None or alarm.actor_id in self._active

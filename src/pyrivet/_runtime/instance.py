@@ -608,7 +608,8 @@ class ActorInstance(IdleLink, ContextHost, WorkflowOwner, RealtimeHost):
                 waiter.set_result(None)
 
     def request_stop(self, kind: str) -> None:
-        """Start a sleep (``"sleep"``) or destroy (``"destroy"``) in the background.
+        """Start a sleep (``"sleep"``) or destroy (``"destroy"``) in the background; in
+        envoy mode, ask the runtime's `Placement` for it instead (once per kind).
 
         Raises:
             ActorStoppingError: destroy was already requested.
@@ -619,6 +620,16 @@ class ActorInstance(IdleLink, ContextHost, WorkflowOwner, RealtimeHost):
                 raise ActorStoppingError(f"actor {self.name!r} is already being destroyed")
             if kind == "sleep" or life.stop_requested == "destroy":
                 return
+        placement = self.svc.placement
+        if placement is not None:
+            # Envoy mode: the engine stops the actor (see ``placement.py``).
+            if life.intent == "destroy" and kind == "destroy":
+                raise ActorStoppingError(f"actor {self.name!r} is already being destroyed")
+            if life.intent == "destroy" or life.intent == kind:
+                return
+            life.intent = kind
+            placement.request_stop(self.actor_id, kind)
+            return
         life.stop_requested = kind
         self.svc.spawn(self.shutdown(kind == "destroy"), f"{kind}:{self.name}:{self.actor_id}")
 

@@ -47,6 +47,7 @@ class Lifecycle:
     __slots__ = (
         "abort",
         "driver",
+        "intent",
         "keep_awake",
         "last_save",
         "ready",
@@ -78,6 +79,9 @@ class Lifecycle:
         #: Monotonic time of the last relaxed-mode save (-inf: none since the start).
         self.last_save = float("-inf")
         self.stop_requested: str | None = None
+        #: The stop (``"sleep"``/``"destroy"``) asked of the `Placement` and not done
+        #: yet; the actor keeps serving until the placement's owner stops it.
+        self.intent: str | None = None
         #: The task running the current start or shutdown. Its hooks run inline in it,
         #: and so does any call they make (in-process calls run in the caller's task):
         #: a call from it back into this actor must not wait for the start or shutdown.

@@ -28,6 +28,7 @@ from .._protocol.query import ActorQuery
 from .._util.clock import Clock, SystemClock
 from .._util.ids import new_id
 from .._util.tasks import TaskSupervisor
+from ..actor._client import ActorClient
 from ..actor._definition import ActorDefinition
 from ..errors import (
     ActorError,
@@ -55,6 +56,7 @@ from .instance import ActorInstance
 from .lifecycle import ActorStatus, Lifecycle
 from .local_transport import LocalRuntime, LocalTransport
 from .metrics import RuntimeMetrics, bump
+from .placement import Placement
 from .queue import SendOutcome, publish
 from .services import Services
 from .traced_transport import TracedTransport
@@ -179,6 +181,29 @@ class Runtime(LocalRuntime):
                 remove_settler(store_settler)
         await self.storage.close()
 
+    def attach_placement(self, placement: Placement, client: ActorClient | None = None) -> None:
+        """Let ``placement`` stop and wake this runtime's actors (envoy mode; see
+        ``placement.py``). Call it after `start`, before any actor is awake. ``client``
+        (if given) is what ``c.client()`` returns from now on: in envoy mode, a client of
+        the engine's gateway, which wakes actors wherever the engine places them.
+
+        Raises:
+            RuntimeError: the runtime is not started, already has a placement, or has
+                awake actors.
+        """
+        svc = self._services
+        if svc.placement is not None or self._instances:
+            raise RuntimeError("attach a placement once, before any actor is awake")
+        svc.placement = placement
+        if client is not None:
+            svc.client = client
+        svc.alarms.restrict()
+        svc.alarms.on_earliest = placement.alarm_changed
+
+    def earliest_alarm(self, actor_id: str) -> int | None:
+        """The earliest pending schedule of ``actor_id`` (epoch ms), None if none."""
+        return self._services.alarms.earliest(actor_id)
+
     @property
     def _services(self) -> Services:
         if self._svc is None:
@@ -191,6 +216,11 @@ class Runtime(LocalRuntime):
 
     def _on_alarm_due(self, alarm: AlarmRecord) -> None:
         svc = self._services
+        if svc.placement is not None and alarm.actor_id not in self._instances:
+            # Envoy mode: the actor left memory since its alarm was armed; the engine
+            # wakes it for the alarm (it was told with `alarm_changed`).
+            svc.alarms.done_firing(alarm.alarm_id)
+            return
         if alarm.kind == WORKFLOW_ALARM_KIND and alarm.actor_id in self._instances:
             # A workflow's alarm only wakes its actor, which is awake: its "resume at
             # once" alarm fires right after every run's first flush, so skip the task.
@@ -213,6 +243,9 @@ class Runtime(LocalRuntime):
     def _add_instance(self, inst: ActorInstance) -> None:
         instances = self._instances
         instances[inst.actor_id] = inst
+        svc = self._svc
+        if svc is not None and svc.placement is not None:
+            svc.alarms.resume(inst.actor_id)
         if self._watchers:
             inst.watcher = self._watchers.get(inst.actor_id)
         if len(instances) > self._instances_peak:
@@ -231,6 +264,8 @@ class Runtime(LocalRuntime):
                 self._instances_peak = len(instances)
         if self._svc is not None:
             self._svc.idle.discard(inst)
+            if actor_id not in instances:
+                self._svc.alarms.suspend(actor_id)
 
     # -- addressing ----------------------------------------------------------------
 
@@ -406,6 +441,10 @@ class Runtime(LocalRuntime):
 
     async def _wake(self, actor_id: str, expect_name: str | None) -> ActorInstance:
         svc = self._services
+        if svc.placement is not None:
+            refused = svc.placement.refuse_wake(actor_id)
+            if refused is not None:
+                raise refused
         record = await svc.store.get_actor(actor_id)
         if record is None or (expect_name is not None and record.name != expect_name):
             raise _not_found_id(actor_id)

@@ -19,6 +19,7 @@ from .committer import Committer
 from .idle import IdleLink, IdleSweeper
 from .metrics import RuntimeMetrics
 from .parking import Parking
+from .placement import Placement
 from .queue_waiters import CompletionWaiters
 from .tracing import Tracer
 
@@ -39,6 +40,7 @@ class Services:
         "max_outgoing_message_size",
         "metrics",
         "parking",
+        "placement",
         "queue_waiters",
         "region",
         "store",
@@ -85,6 +87,9 @@ class Services:
         self.metrics = metrics if metrics is not None else RuntimeMetrics()
         #: Makes OpenTelemetry spans; None when tracing is off (see ``tracing.py``).
         self.tracer = tracer
+        #: Who stops and wakes actors in envoy mode (see ``placement.py``); None: this
+        #: runtime decides alone.
+        self.placement: Placement | None = None
 
     def now_ms(self) -> int:
         return int(self.clock.now() * 1000)

@@ -21,11 +21,16 @@ import sys
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
+from ..client import Client
 from ..engine._errors import EngineError
 from ..errors import StorageError
 from ..server.app import create_app
 from .serve_command import LoadError, load_registry, run_loop
+
+if TYPE_CHECKING:
+    from ..engine._envoy import EnvoyConfig
 
 __all__ = ["EngineOptions", "engine_options_from_env", "run_envoy"]
 
@@ -105,6 +110,7 @@ def run_envoy(spec: str, options: EngineOptions, *, data_dir: str, log_level: st
                 data_dir=data_dir,
                 on_ready=ready,
                 install_signals=_install_signals,
+                make_client=_gateway_client,
             )
         )
     except EngineError as exc:
@@ -123,3 +129,10 @@ def _install_signals(stop: Callable[[], None]) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop)
+
+
+def _gateway_client(config: EnvoyConfig) -> Client:
+    """The client ``c.client()`` returns in envoy mode: one of the engine's gateway."""
+    return Client(
+        config.endpoint, namespace=config.namespace, pool_name=config.pool, token=config.token
+    )

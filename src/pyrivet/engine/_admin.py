@@ -1,4 +1,5 @@
-"""The engine's HTTP API, as the envoy needs it: its version, and the pool's config.
+"""The engine's HTTP API, as the envoy needs it: its version, the pool's config, and
+destroying an actor.
 
 Blocking `urllib` calls run on a worker thread (`asyncio.to_thread`): they happen once
 per connection attempt, and keep envoy mode free of an HTTP client dependency.
@@ -16,7 +17,7 @@ from typing import Any, Final
 from ._errors import EngineError, EngineVersionError
 from ._protocol import PROTOCOL_VERSION
 
-__all__ = ["ENGINE_RELEASE", "check_version", "ensure_runner_config"]
+__all__ = ["ENGINE_RELEASE", "check_version", "destroy_actor", "ensure_runner_config"]
 
 #: The engine release whose envoy protocol `pyrivet.engine._protocol` speaks.
 ENGINE_RELEASE: Final = "2.3.19"
@@ -79,3 +80,14 @@ async def ensure_runner_config(endpoint: str, namespace: str, pool: str, token: 
     body: dict[str, Any] = {"datacenters": {"default": {"normal": {}}}}
     await asyncio.to_thread(_request, endpoint, "PUT", path, token, body)
     return True
+
+
+async def destroy_actor(endpoint: str, namespace: str, actor_id: str, token: str | None) -> None:
+    """Ask the engine to destroy an actor (``DELETE /actors/{id}``).
+
+    Raises:
+        EngineError: the engine refused (HTTP error); OSError: unreachable.
+    """
+    query = urllib.parse.urlencode({"namespace": namespace})
+    path = f"/actors/{urllib.parse.quote(actor_id, safe='')}?{query}"
+    await asyncio.to_thread(_request, endpoint, "DELETE", path, token)

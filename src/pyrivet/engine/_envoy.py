@@ -19,7 +19,9 @@ What the engine expects, and how this module does it:
   the envoy acknowledges the last index of every actor (``ToRivetAckCommands``).
 * Events (``ActorStateUpdate`` Running/Stopped, ``ActorIntent``, ``ActorSetAlarm``) get
   the next index of their actor and stay in a resend buffer until ``ToEnvoyAckEvents``
-  covers them.
+  covers them. One task sends them, in the order they were posted: the engine drops an
+  event whose index is at or below the last it saw for the actor, so an event sent
+  ahead of an earlier one would lose the earlier one.
 * KV requests carry a request id; the answer resolves the matching future. A
   ``KvErrorResponse`` raises `EngineKVError`.
 * A frame that does not decode is logged and the socket is reset (a fresh connection
@@ -215,6 +217,9 @@ class Envoy:
         self._lost_watch: asyncio.Task[None] | None = None
         self._drained = False
         self._state_changed = asyncio.Condition()
+        #: Events posted and not sent yet, in order; only `_flush` sends events.
+        self._outbox: list[dict[str, Any]] = []
+        self._flusher: asyncio.Task[None] | None = None
         #: Protocol metadata of the last Init (thresholds, max payload size).
         self.metadata: dict[str, Any] = {}
         #: How many connections reached Init (tests watch reconnects with it).
@@ -253,7 +258,7 @@ class Envoy:
             await ws.send(encode_to_rivet(Tagged("ToRivetStopping")))
         for actor in list(self._actors.values()):
             if not actor.stopped:
-                await self.send_intent(actor.actor_id, actor.generation, "sleep")
+                self.post_intent(actor.actor_id, actor.generation, "sleep")
         if self._actors:
             try:
                 async with asyncio.timeout(self.config.drain_timeout):
@@ -432,11 +437,15 @@ class Envoy:
         elif tag == "ToEnvoyInit":
             self.metadata = val["metadata"]
             self.connections += 1
+            # Every unacknowledged event goes again, first (the outbox holds a subset).
+            self._outbox = [e for actor in self._actors.values() for e in actor.unacked]
             await self._transition(EnvoyState.READY, "Init received")
             if self._lost_watch is not None:
                 self._lost_watch.cancel()
                 self._lost_watch = None
-            await self._resend()
+            self._kick()
+            for pending in list(self._kv.values()):
+                await self._send(pending.frame)
         elif tag == "ToEnvoyCommands":
             await self._commands(val)
         elif tag == "ToEnvoyAckEvents":
@@ -457,13 +466,6 @@ class Envoy:
             self._handler.tunnel_message(val)
         else:
             log.warning("ignoring %s: pyrivet does not use it", tag)
-
-    async def _resend(self) -> None:
-        events = [e for actor in self._actors.values() for e in actor.unacked]
-        if events:
-            await self._send(Tagged("ToRivetEvents", events))
-        for call in list(self._kv.values()):
-            await self._send(call.frame)
 
     async def _commands(self, commands: list[dict[str, Any]]) -> None:
         acks: set[tuple[str, int]] = set()
@@ -528,7 +530,7 @@ class Envoy:
             log.exception("actor %s failed to start", actor.actor_id)
             await self._stopped(actor, "Error", f"{type(exc).__name__}: {exc}")
             return
-        await self.send_event(actor.actor_id, actor.generation, _running())
+        self.post_event(actor.actor_id, actor.generation, _running())
 
     async def _stop(self, actor: _Actor, reason: str) -> None:
         code, message = ("Error", "envoy connection lost") if reason == "Lost" else ("Ok", None)
@@ -542,7 +544,7 @@ class Envoy:
     async def _stopped(self, actor: _Actor, code: str, message: str | None) -> None:
         actor.stopped = True
         state = Tagged("ActorStateStopped", {"code": code, "message": message})
-        await self.send_event(
+        self.post_event(
             actor.actor_id, actor.generation, Tagged("EventActorStateUpdate", {"state": state})
         )
         if actor.received_stop:
@@ -595,8 +597,9 @@ class Envoy:
             return False
         return True
 
-    async def send_event(self, actor_id: str, generation: int, event: Tagged) -> None:
-        """Report an actor event; kept and resent until the engine acknowledges it."""
+    def post_event(self, actor_id: str, generation: int, event: Tagged) -> None:
+        """Report an actor event (never blocks): sent in posting order by the envoy's
+        sender task, kept and resent until the engine acknowledges it."""
         actor = self._actors.get((actor_id, generation))
         if actor is None:
             actor = self._actors[(actor_id, generation)] = _Actor(actor_id, generation)
@@ -610,15 +613,34 @@ class Envoy:
         }
         actor.next_event += 1
         actor.unacked.append(wrapper)
-        if self._state is EnvoyState.READY:
-            await self._send(Tagged("ToRivetEvents", [wrapper]))
+        self._outbox.append(wrapper)
+        self._kick()
 
-    async def send_intent(self, actor_id: str, generation: int, intent: str) -> None:
+    def post_intent(self, actor_id: str, generation: int, intent: str) -> None:
         """Ask the engine to stop the actor: ``intent`` is ``"sleep"`` or ``"stop"``."""
         tag = {"sleep": "ActorIntentSleep", "stop": "ActorIntentStop"}[intent]
-        await self.send_event(
-            actor_id, generation, Tagged("EventActorIntent", {"intent": Tagged(tag)})
-        )
+        self.post_event(actor_id, generation, Tagged("EventActorIntent", {"intent": Tagged(tag)}))
+
+    async def send_event(self, actor_id: str, generation: int, event: Tagged) -> None:
+        """`post_event`, for callers in a coroutine."""
+        self.post_event(actor_id, generation, event)
+
+    async def send_intent(self, actor_id: str, generation: int, intent: str) -> None:
+        """`post_intent`, for callers in a coroutine."""
+        self.post_intent(actor_id, generation, intent)
+
+    def _kick(self) -> None:
+        """Start the sender task unless it runs (or the envoy is closed)."""
+        if self._state is not EnvoyState.READY or not self._outbox:
+            return  # the next Init resends every unacknowledged event
+        if self._flusher is None or self._flusher.done():
+            with contextlib.suppress(RuntimeError):  # closed: nothing more is sent
+                self._flusher = self._tasks.spawn(self._flush(), name="envoy-events")
+
+    async def _flush(self) -> None:
+        while self._outbox and self._state is EnvoyState.READY:
+            batch, self._outbox = self._outbox, []
+            await self._send(Tagged("ToRivetEvents", batch))
 
     async def send_tunnel(self, message: dict[str, Any]) -> bool:
         """Send a ``ToRivetTunnelMessage``; False if the socket is down (it is lost)."""

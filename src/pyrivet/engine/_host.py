@@ -5,6 +5,24 @@
 ``StopActor`` puts it to sleep, or destroys it for ``Destroy``; tunnelled gateway
 traffic goes to the ASGI app of standalone mode through `AsgiTunnel`.
 
+The engine owns the actors' lifecycle (the host is the runtime's `Placement`):
+
+* an actor that wants to sleep (idle past ``sleep_timeout``, ``c.sleep()``) or be
+  destroyed (``c.destroy()``) keeps serving while the envoy reports
+  ``ActorIntent(Sleep)`` / ``ActorIntent(Stop)``; it sleeps (or is destroyed) when the
+  engine answers ``StopActor(SleepIntent)`` / ``StopActor(StopIntent)``. (The engine
+  ignores intents once it began stopping an actor: a destroy asked after a sleep intent
+  goes through its API, ``DELETE /actors/{id}``, which turns that sleep into a destroy.)
+  Requests that arrive meanwhile are served; the engine marks the actor sleeping at the intent and
+  wakes it again after the stop if a request came for it (``rewake_after_stop``);
+* the runtime wakes an actor only between the engine's ``StartActor`` and its
+  ``StopActor``. A request that reaches the actor after that (it was tunnelled while
+  the actor stopped) is answered 503 ``guard.actor_stopped_while_waiting``, which the
+  engine's gateway retries once the engine started the actor again (on any envoy);
+* the actor's earliest schedule is reported with ``ActorSetAlarm`` whenever it
+  changes and when the actor stops, so the engine wakes a sleeping actor at that time;
+  the runtime fires only schedules of actors it hosts (due ones at once on wake).
+
 Runs on the event loop of ``async with EnvoyHost(...)``; the runtime must be started
 before and closed after it. What the runtime stores stays in the runtime's own storage
 driver (not yet the engine's KV), so an actor's state lives on the envoy that wrote it.
@@ -14,14 +32,20 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from typing import Any
+from typing import Any, Self
 
 from .._codec import cbor
 from .._codec.errors import InvalidMessageError
+from .._runtime.placement import Placement
 from .._runtime.runtime import Runtime
-from ..errors import ActorNotFoundError
-from ._envoy import ActorStart, Envoy, EnvoyConfig
+from .._util.tasks import TaskSupervisor
+from ..actor._client import ActorClient
+from ..errors import ActorError, ActorNotFoundError
+from ._admin import destroy_actor
+from ._envoy import ActorStart, Envoy, EnvoyConfig, EnvoyHandler
+from ._errors import EngineError
 from ._keys import parse_actor_key
+from ._schema import Tagged
 from ._tunnel import AsgiApp, AsgiTunnel
 
 __all__ = ["EnvoyHost"]
@@ -29,18 +53,40 @@ __all__ = ["EnvoyHost"]
 log = logging.getLogger(__name__)
 
 
-class EnvoyHost:
+class EnvoyHost(EnvoyHandler, Placement):
     """Hosts ``runtime``'s actors for the engine; serves tunnelled traffic with ``app``."""
 
-    def __init__(self, runtime: Runtime, app: AsgiApp, config: EnvoyConfig) -> None:
+    def __init__(
+        self,
+        runtime: Runtime,
+        app: AsgiApp,
+        config: EnvoyConfig,
+        *,
+        actor_client: ActorClient | None = None,
+    ) -> None:
+        """``actor_client`` (optional, owned by the caller) is what ``c.client()`` of the
+        hosted actors returns: a `pyrivet.client.Client` of the engine's gateway, which
+        wakes the callee wherever the engine places it. Without it, calls between actors
+        stay in this process and reach only actors the engine started here."""
         self.runtime = runtime
+        self.actor_client = actor_client
         if not config.actor_names:
             names = tuple(runtime.registry.definitions)
             config = dataclasses.replace(config, actor_names=names)
         self.envoy = Envoy(config, self)
         self.tunnel = AsgiTunnel(app, self.envoy.send_tunnel)
+        #: The generation the engine started each hosted actor with, from its
+        #: ``StartActor`` until its ``StopActor`` (while it may be woken here).
+        self._generations: dict[str, int] = {}
+        #: The alarm last reported per actor in its current generation.
+        self._alarms: dict[str, int | None] = {}
+        #: Hosted actors that asked to be destroyed (``c.destroy()``).
+        self._destroying: set[str] = set()
+        #: Calls of the engine's API made beside a stop (see `stop_actor`).
+        self._tasks = TaskSupervisor("envoy host")
 
-    async def __aenter__(self) -> EnvoyHost:
+    async def __aenter__(self) -> Self:
+        self.runtime.attach_placement(self, self.actor_client)
         await self.envoy.__aenter__()
         return self
 
@@ -50,6 +96,7 @@ class EnvoyHost:
         await self.envoy.drain()
         await self.tunnel.aclose()
         await self.envoy.aclose()
+        await self._tasks.aclose()
 
     # -- EnvoyHandler ---------------------------------------------------------------------
 
@@ -62,17 +109,91 @@ class EnvoyHost:
                 value = cbor.decode(start.input)
             except InvalidMessageError as exc:
                 raise ValueError(f"the actor input is not CBOR: {exc}") from None
-        await self.runtime.host(start.actor_id, start.name, key, value)
+        self._generations[start.actor_id] = start.generation
+        self._alarms.pop(start.actor_id, None)
+        try:
+            await self.runtime.host(start.actor_id, start.name, key, value)
+        except BaseException:
+            self._release(start.actor_id, start.generation)
+            raise
 
     async def stop_actor(self, actor_id: str, generation: int, reason: str) -> None:
-        """Sleep the actor (state saved), or destroy it and its data for ``Destroy``."""
-        if reason == "Destroy":
+        """Sleep the actor (state saved), or destroy it and its data for ``Destroy`` and
+        ``StopIntent`` (the engine destroys an actor that stops after a stop intent)."""
+        if reason == "SleepIntent" and actor_id in self._destroying:
+            # The engine took the sleep intent and ignored the later stop intent. Its API
+            # turns the pending sleep into a destroy; it answers only once the actor is
+            # destroyed, i.e. after our Stopped event, so the call runs beside the stop.
+            self._tasks.spawn(self._destroy_in_engine(actor_id), name=f"destroy:{actor_id}")
+            reason = "StopIntent"
+        if reason in ("Destroy", "StopIntent"):
             try:
                 await self.runtime.destroy(actor_id)
             except ActorNotFoundError:
                 log.info("destroy of actor %s: not stored here, nothing to delete", actor_id)
-        else:
-            await self.runtime.sleep(actor_id)
+            finally:
+                self._release(actor_id, generation)
+            return
+        # From here on a request for the actor is refused (retried by the gateway) rather
+        # than waking it here behind the engine's back.
+        self._release(actor_id, generation)
+        await self.runtime.sleep(actor_id)
+        if reason == "Lost":
+            return  # the engine gave the actor to another envoy; nothing to tell it
+        # Its last word before Stopped: when the engine must wake it (None: only on
+        # demand). Sent even if unchanged, as the sleep's final commit may have moved it.
+        alarm = self.runtime.earliest_alarm(actor_id)
+        self.envoy.post_event(actor_id, generation, _set_alarm(alarm))
 
     def tunnel_message(self, message: dict[str, Any]) -> None:
         self.tunnel.handle(message)
+
+    async def _destroy_in_engine(self, actor_id: str) -> None:
+        config = self.envoy.config
+        try:
+            await destroy_actor(config.endpoint, config.namespace, actor_id, config.token)
+        except (OSError, EngineError) as exc:
+            log.error(
+                "actor %s was destroyed here, but the engine refused to destroy it (%s): "
+                "its next start begins afresh",
+                actor_id,
+                exc,
+            )
+
+    def _release(self, actor_id: str, generation: int) -> None:
+        if self._generations.get(actor_id) == generation:
+            del self._generations[actor_id]
+            self._alarms.pop(actor_id, None)
+            self._destroying.discard(actor_id)
+
+    # -- Placement ------------------------------------------------------------------------
+
+    def request_stop(self, actor_id: str, kind: str) -> None:
+        generation = self._generations.get(actor_id)
+        if generation is None:
+            log.debug("actor %s asks to %s but is not hosted here; ignored", actor_id, kind)
+            return
+        if kind == "destroy":
+            self._destroying.add(actor_id)
+        self.envoy.post_intent(actor_id, generation, "sleep" if kind == "sleep" else "stop")
+
+    def refuse_wake(self, actor_id: str) -> BaseException | None:
+        if actor_id in self._generations:
+            return None
+        return ActorError(
+            f"actor {actor_id} is not running on this envoy (it stopped while the request "
+            "was on its way); the engine's gateway retries once the actor runs again",
+            group="guard",
+            code="actor_stopped_while_waiting",
+        )
+
+    def alarm_changed(self, actor_id: str, fire_at_ms: int | None) -> None:
+        generation = self._generations.get(actor_id)
+        if generation is None or self._alarms.get(actor_id, -1) == fire_at_ms:
+            return
+        self._alarms[actor_id] = fire_at_ms
+        self.envoy.post_event(actor_id, generation, _set_alarm(fire_at_ms))
+
+
+def _set_alarm(fire_at_ms: int | None) -> Tagged:
+    return Tagged("EventActorSetAlarm", {"alarm_ts": fire_at_ms})

@@ -6,6 +6,9 @@ beside this one), connects an `EnvoyHost`, and waits. Stopping (the callback giv
 ``install_signals``, or cancelling) tells the engine the envoy stops, then closes the
 host, then the runtime: every actor asleep and its state committed.
 
+``make_client`` (from the CLI, which may import the client package) builds the client
+``c.client()`` returns in the hosted actors: one of the engine's gateway.
+
 Raises `EngineError` (or a subclass) if the envoy gives up: a protocol version the
 engine does not speak, an engine unreachable past ``give_up_after``, a refusal.
 """
@@ -13,11 +16,14 @@ engine does not speak, an engine unreachable past ``give_up_after``, a refusal.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
 
 from .._runtime.registry import Registry
 from .._runtime.runtime import Runtime
+from ..actor._client import ActorClient
 from ._envoy import EnvoyConfig
 from ._host import EnvoyHost
 from ._tunnel import AsgiApp
@@ -37,6 +43,7 @@ async def serve_envoy(
     data_dir: str | os.PathLike[str] | None = None,
     on_ready: Callable[[], object] | None = None,
     install_signals: Callable[[Callable[[], None]], None] | None = None,
+    make_client: Callable[[EnvoyConfig], AbstractAsyncContextManager[ActorClient]] | None = None,
 ) -> None:
     """Host ``registry``'s actors for the engine at ``endpoint`` until stopped."""
     stop = asyncio.Event()
@@ -46,7 +53,13 @@ async def serve_envoy(
         endpoint, namespace=namespace, pool=pool, token=token, give_up_after=give_up_after
     )
     runtime = registry.runtime(data_dir=data_dir)
-    async with runtime, EnvoyHost(runtime, make_app(runtime), config) as host:
+    async with contextlib.AsyncExitStack() as stack:
+        await stack.enter_async_context(runtime)
+        client = None
+        if make_client is not None:
+            client = await stack.enter_async_context(make_client(config))
+        host = EnvoyHost(runtime, make_app(runtime), config, actor_client=client)
+        await stack.enter_async_context(host)
         await host.envoy.wait_ready()
         if on_ready is not None:
             on_ready()

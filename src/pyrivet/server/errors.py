@@ -76,6 +76,9 @@ _STATUS: Final[dict[tuple[str, str], int]] = {
     ("message", "outgoing_too_long"): 400,
     ("actor", "unsupported_encoding"): 400,
     ("server", "not_running"): 503,
+    # Envoy mode: the actor stopped on this envoy while the request was on its way; the
+    # Rivet Engine's gateway retries a 503 with this code (see pyrivet.engine._host).
+    ("guard", "actor_stopped_while_waiting"): 503,
     ("inspector", "unauthorized"): 401,
     ("inspector", "disabled"): 403,
     ("inspector", "seq_not_found"): 404,
