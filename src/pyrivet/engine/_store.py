@@ -631,6 +631,7 @@ async def _engine_call(actor_id: str, call: Awaitable[_T]) -> _T:
     try:
         return await call
     except EngineError as exc:
-        raise StorageError(
-            f"the Rivet Engine's KV refused a write or read of actor {actor_id}: {exc}"
-        ) from exc
+        message = str(exc)
+        if actor_id not in message:
+            message = f"actor {actor_id}: {message}"
+        raise StorageError(message) from exc
