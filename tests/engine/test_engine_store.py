@@ -31,7 +31,7 @@ from serve_process import APP, ServeProcess
 
 from .conftest import Engine
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(180)]
 WAIT = 30.0
 
 
