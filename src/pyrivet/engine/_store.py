@@ -433,7 +433,9 @@ class EngineStore(ActorStore):
 
     async def _replay(self, actor_id: str) -> None:
         kv = self._client()
-        found = await self._list(kv, actor_id, layout.INTENT, layout.INTENT_PART)
+        end = prefix_end(layout.INTENT)
+        assert end is not None
+        found = await self._list(kv, actor_id, layout.INTENT, end)
         for key, data in found:
             log.warning("actor %s: replaying a commit interrupted by a crash", actor_id)
             intent = layout.decode_record(layout.Intent, data)
