@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import signal
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -27,12 +28,12 @@ from pyrivet.engine._store_plan import Plan
 from pyrivet.errors import CommitError, DatabaseError, StorageError
 from pyrivet.server import create_app
 from pyrivet.storage import CommitRecord
-from serve_process import APP, ServeProcess
+from serve_process import ServeProcess
 
 from .conftest import Engine
 
-pytestmark = [pytest.mark.slow, pytest.mark.timeout(180)]
-WAIT = 30.0
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
+WAIT = 60.0
 
 
 def make_registry() -> Registry:
@@ -264,10 +265,30 @@ async def test_an_intent_left_by_a_crash_is_replayed_by_the_next_reader(
         assert await second.store._kv.list(actor_id, prefix=layout.INTENT) == []
 
 
-def test_envoy_process_restarted_with_an_empty_data_dir_keeps_state(
+BOX_APP = """
+from pyrivet import Registry, actor
+
+box = actor("box", state={"n": 0}, queues=["jobs"])
+
+@box.action
+async def write(c, n):
+    c.state["n"] = n
+    await c.kv.put("k", n)
+    return n
+
+@box.action
+async def read(c):
+    messages = await c.queue.next_batch("jobs", count=10, timeout=0.5)
+    return [c.state["n"], await c.kv.get("k"), [m.body for m in messages]]
+
+registry = Registry([box])
+"""
+
+
+def test_envoy_process_restarted_with_an_empty_data_dir_keeps_everything(
     engine: Engine, pool: str, namespace: str, tmp_path: Path
 ) -> None:
-    (tmp_path / "app.py").write_text(APP)
+    (tmp_path / "app.py").write_text(BOX_APP)
     env = {
         "RIVET_ENDPOINT": engine.endpoint,
         "RIVET_TOKEN": engine.token,
@@ -275,24 +296,28 @@ def test_envoy_process_restarted_with_an_empty_data_dir_keeps_state(
         "RIVET_NAMESPACE": namespace,
     }
 
-    async def call(action: str, *args: Any) -> Any:
+    async def first() -> None:
         async with client(engine, namespace, pool) as c:
-            return await asyncio.wait_for(
-                c.get_or_create("counter", ["cli"]).action(action, *args), WAIT
-            )
+            box = c.get_or_create("box", ["cli"])
+            await asyncio.wait_for(box.action("write", 5), WAIT)
+            await asyncio.wait_for(box.send("jobs", "job-1"), WAIT)
 
-    for data_dir, expected in (("first", 5), ("second", 8)):
+    async def second() -> Any:
+        async with client(engine, namespace, pool) as c:
+            return await asyncio.wait_for(c.get_or_create("box", ["cli"]).action("read"), WAIT)
+
+    results = []
+    for data_dir, step in (("first", first), ("second", second)):
         served = ServeProcess(tmp_path, ["--data-dir", str(tmp_path / data_dir)], env=env)
         try:
             line = served.wait_line(lambda s: "pyrivet: hosting" in s, timeout=WAIT)
             assert "data in the engine's KV" in line
-            if data_dir == "first":
-                asyncio.run(call("increment", 2))
-            assert asyncio.run(call("increment", 3)) == expected
+            results.append(asyncio.run(step()))
             served.signal(signal.SIGTERM)
             assert served.wait_exit() == 0
         finally:
             served.close()
+    assert results[1] == [5, 5, ["job-1"]]
     # Nothing of the actors' data was kept on disk.
     assert not list((tmp_path / "second").glob("**/*.sqlite3"))
 
@@ -306,3 +331,56 @@ async def test_c_db_fails_clearly_without_local_actor_db(
     assert "--local-actor-db" in str(caught.value)
     local = EngineStore(local_db_dir=tmp_path / "db")
     assert local.actor_databases() is local.actor_databases()
+
+
+def db_registry() -> Registry:
+    scratch = actor("scratch", state={}, db=True)
+
+    @scratch.action
+    async def use(c: Any) -> Any:
+        await c.db.execute("CREATE TABLE IF NOT EXISTS t (x)")
+        await c.db.execute("INSERT INTO t VALUES (1)")
+        return await c.db.execute("SELECT count(*) AS n FROM t")
+
+    return Registry([scratch])
+
+
+async def test_c_db_in_envoy_mode_is_local_only_when_asked(
+    engine: Engine, namespace: str, pool: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    async def host(store: EngineStore, key: str, failed: asyncio.Event | None = None) -> Any:
+        async with db_registry().runtime(storage=store) as runtime:
+            config = EnvoyConfig(
+                engine.endpoint, namespace=namespace, pool=pool, token=engine.token
+            )
+            async with EnvoyHost(runtime, create_app(runtime), config) as served:
+                await asyncio.wait_for(served.envoy.wait_ready(), WAIT)
+                async with client(engine, namespace, pool) as c:
+                    call = asyncio.ensure_future(c.get_or_create("scratch", [key]).use())
+                    if failed is None:
+                        return await asyncio.wait_for(call, WAIT)
+                    # The start fails on the envoy; the gateway keeps the caller
+                    # waiting, so stop at the envoy's report.
+                    await asyncio.wait_for(failed.wait(), WAIT)
+                    call.cancel()
+                    return None
+
+    # With the files on the envoy's disk (said in a warning), c.db works.
+    assert await host(EngineStore(local_db_dir=tmp_path / "db"), "local") == [{"n": 1}]
+    assert "not in the Rivet Engine" in caplog.text
+    assert list((tmp_path / "db").glob("*.sqlite3"))
+    # Without, the actor does not start, and the error says why and what to do.
+    failed = asyncio.Event()
+
+    class Watch(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            if record.exc_info and "--local-actor-db" in str(record.exc_info[1]):
+                failed.set()
+
+    watch = Watch()
+    logging.getLogger("pyrivet.engine").addHandler(watch)
+    try:
+        await host(EngineStore(), "engine", failed)
+    finally:
+        logging.getLogger("pyrivet.engine").removeHandler(watch)
+    assert failed.is_set()
