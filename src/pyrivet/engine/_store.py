@@ -84,8 +84,10 @@ class EngineStore(ActorStore):
         self._open = False
         self._local_db_dir = None if local_db_dir is None else Path(local_db_dir)
         self._dbs: FileDatabases | None = None
-        #: Actors the engine started on this envoy and has not stopped.
-        self._hosted: set[str] = set()
+        #: Actors the engine started on this envoy and has not stopped, each with the
+        #: number of its adoption (a release forgets only the adoption it belongs to).
+        self._hosted: dict[str, int] = {}
+        self._adoptions = 0
         #: The stored record of each hosted actor, once read or written.
         self._records: dict[str, ActorRecord] = {}
         #: Actors whose pending intents were replayed since they were adopted.
@@ -107,21 +109,25 @@ class EngineStore(ActorStore):
     def adopt(self, actor_id: str) -> None:
         """The engine started ``actor_id`` on this envoy: its data may be read and
         written here (the engine refuses KV requests for actors of other envoys)."""
-        self._hosted.add(actor_id)
+        self._adoptions += 1
+        self._hosted[actor_id] = self._adoptions
 
     async def release(self, actor_id: str) -> None:
         """The engine stopped ``actor_id`` here: delete its leftover tombstones and
-        forget it. Errors are logged (what is left is garbage readers skip)."""
+        forget it. Errors are logged (what is left is garbage readers skip). If the
+        engine started the actor here again meanwhile, the new start is kept."""
+        adoption = self._hosted.get(actor_id)
         garbage = self._gc_requests(actor_id)
         if garbage and self._usable():
             results = await asyncio.gather(*garbage, return_exceptions=True)
             for result in results:
                 if isinstance(result, BaseException):
                     log.warning("cleanup of actor %s's deleted keys failed: %s", actor_id, result)
-        self._forget(actor_id)
+        if self._hosted.get(actor_id) == adoption:
+            self._forget(actor_id)
 
     def _forget(self, actor_id: str) -> None:
-        self._hosted.discard(actor_id)
+        self._hosted.pop(actor_id, None)
         self._records.pop(actor_id, None)
         self._recovered.pop(actor_id, None)
         self._floor.pop(actor_id, None)
