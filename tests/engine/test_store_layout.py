@@ -1,13 +1,17 @@
-"""`EngineStore`'s key layout and commit folding, without an engine (pure functions)."""
+"""`EngineStore`'s key layout, commit folding and options, without an engine."""
 
 from __future__ import annotations
 
 import pytest
 
+from pyrivet import Registry, cli
+from pyrivet.cli.envoy_command import engine_options_from_env
 from pyrivet.engine import _store_layout as layout
 from pyrivet.engine._store import EngineStore
 from pyrivet.engine._store_plan import Plan
+from pyrivet.engine.serve import serve_envoy
 from pyrivet.errors import StorageError
+from pyrivet.server import create_app
 from pyrivet.storage import ActorRecord, AlarmRecord, CommitRecord, QueueMessageRecord
 
 
@@ -109,3 +113,26 @@ async def test_the_store_answers_for_hosted_actors_only() -> None:
     await store.release("a")
     assert await store.count_actors() == {}
     await store.close()
+
+
+def test_the_cli_flags_choose_where_envoy_mode_stores() -> None:
+    args = cli._parser().parse_args(
+        ["serve", "app:registry", "--engine", "http://e", "--local-storage", "--local-actor-db"]
+    )
+    options = engine_options_from_env(
+        args.engine,
+        None,
+        None,
+        None,
+        None,
+        local_storage=args.local_storage,
+        local_actor_db=args.local_actor_db,
+    )
+    assert options is not None and options.local_storage and options.local_actor_db
+    default = engine_options_from_env("http://e", None, None, None, None)
+    assert default is not None and not default.local_storage and not default.local_actor_db
+
+
+async def test_serve_envoy_refuses_an_unknown_storage() -> None:
+    with pytest.raises(ValueError, match="'engine' or 'local'"):
+        await serve_envoy(Registry([]), create_app, endpoint="http://e", storage="disk")
