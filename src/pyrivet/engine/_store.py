@@ -96,6 +96,8 @@ class EngineStore(ActorStore):
         #: entries were deleted in the engine.
         self._floor: dict[str, int] = {}
         self._floor_deleted: dict[str, int] = {}
+        #: Per actor: the state read by `get_actor`, for the `load_state` right after.
+        self._prefetched: dict[str, StoredState] = {}
         #: Per actor: keys holding tombstones, deleted with its next commit.
         self._garbage: dict[str, set[bytes]] = {}
 
@@ -133,6 +135,7 @@ class EngineStore(ActorStore):
         self._floor.pop(actor_id, None)
         self._floor_deleted.pop(actor_id, None)
         self._garbage.pop(actor_id, None)
+        self._prefetched.pop(actor_id, None)
 
     def _usable(self) -> bool:
         envoy = self._envoy
@@ -229,21 +232,19 @@ class EngineStore(ActorStore):
 
     async def get_actor(self, actor_id: str) -> ActorRecord | None:
         """The record of an actor hosted here, read from the engine; None if the engine
-        did not start it here or it has no record yet (its first start)."""
+        did not start it here or it has no record yet (its first start).
+
+        Reads the actor's state in the same request and keeps it for the `load_state`
+        that follows on a wake (one engine round trip less per wake).
+        """
         kv = self._client()
         if actor_id not in self._hosted:
             return None
         record = self._records.get(actor_id)
         if record is not None:
             return record
-        await self._recover(actor_id)
-        found = (await read_values(kv, actor_id, [layout.ACTOR_KEY]))[0]
-        if found is None:
-            return None
-        record = layout.decode_record(ActorRecord, found)
-        if actor_id in self._hosted:
-            self._records[actor_id] = record
-        return record
+        self._prefetched[actor_id] = await self._read_state(kv, actor_id)
+        return self._records.get(actor_id)
 
     async def list_actors(
         self,
@@ -328,6 +329,7 @@ class EngineStore(ActorStore):
         nothing (readers skip it), so it is only logged.
         """
         actor_id = plan.actor_id
+        self._prefetched.pop(actor_id, None)
         await self._recover(actor_id)
         garbage = self._garbage.get(actor_id)
         if garbage:
@@ -452,13 +454,21 @@ class EngineStore(ActorStore):
         kv = self._client()
         if actor_id not in self._hosted:
             return StoredState(0, None, False)
+        prefetched = self._prefetched.pop(actor_id, None)
+        if prefetched is not None:
+            return prefetched
+        return await self._read_state(kv, actor_id)
+
+    async def _read_state(self, kv: EngineKV, actor_id: str) -> StoredState:
+        """Read the actor's record, seq, snapshot and history floor (one request) and
+        cache the record and floor."""
         await self._recover(actor_id)
         values = await read_values(
             kv, actor_id, [layout.ACTOR_KEY, layout.SEQ_KEY, layout.STATE_KEY, layout.FLOOR_KEY]
         )
         record_data, seq_data, snapshot, floor_data = values
         record = None if record_data is None else layout.decode_record(ActorRecord, record_data)
-        if record is not None:
+        if record is not None and actor_id in self._hosted:
             self._records[actor_id] = record
         if floor_data is not None:
             self._floor[actor_id] = layout.parse_int8(floor_data)
