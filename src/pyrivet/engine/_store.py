@@ -342,6 +342,10 @@ class EngineStore(ActorStore):
         results = await asyncio.gather(write, *cleanup, return_exceptions=True)
         outcome = results[0]
         if isinstance(outcome, BaseException):
+            if plan.needs_intent():
+                # Part of it may be in the engine: the next read of the actor replays
+                # the intent if its header landed.
+                self._recovered.pop(actor_id, None)
             raise outcome
         self._committed(plan)
         for result in results[1:]:
