@@ -24,8 +24,10 @@ The engine owns the actors' lifecycle (the host is the runtime's `Placement`):
   the runtime fires only schedules of actors it hosts (due ones at once on wake).
 
 Runs on the event loop of ``async with EnvoyHost(...)``; the runtime must be started
-before and closed after it. What the runtime stores stays in the runtime's own storage
-driver (not yet the engine's KV), so an actor's state lives on the envoy that wrote it.
+before and closed after it. If the runtime's storage is an `EngineStore` (the default of
+``pyrivet serve --engine``), the host binds it to its envoy and tells it which actors the
+engine started here (``adopt`` / ``release``); the actor's stored schedules are loaded
+into the runtime's scheduler when it starts here and dropped when it stops.
 """
 
 from __future__ import annotations
@@ -46,6 +48,7 @@ from ._envoy import ActorStart, Envoy, EnvoyConfig, EnvoyHandler
 from ._errors import EngineError
 from ._keys import parse_actor_key
 from ._schema import Tagged
+from ._store import EngineStore
 from ._tunnel import AsgiApp, AsgiTunnel
 
 __all__ = ["EnvoyHost"]
@@ -74,6 +77,11 @@ class EnvoyHost(EnvoyHandler, Placement):
             names = tuple(runtime.registry.definitions)
             config = dataclasses.replace(config, actor_names=names)
         self.envoy = Envoy(config, self)
+        store = runtime.storage
+        #: The engine-backed store, if the runtime uses one.
+        self.store = store if isinstance(store, EngineStore) else None
+        if self.store is not None:
+            self.store.bind(self.envoy)
         self.tunnel = AsgiTunnel(app, self.envoy.send_tunnel)
         #: The generation the engine started each hosted actor with, from its
         #: ``StartActor`` until its ``StopActor`` (while it may be woken here).
@@ -112,14 +120,26 @@ class EnvoyHost(EnvoyHandler, Placement):
         self._generations[start.actor_id] = start.generation
         self._alarms.pop(start.actor_id, None)
         try:
+            if self.store is not None:
+                self.store.adopt(start.actor_id)
+                await self.runtime.track_alarms(start.actor_id)
             await self.runtime.host(start.actor_id, start.name, key, value)
         except BaseException:
             self._release(start.actor_id, start.generation)
+            await self._release_storage(start.actor_id)
             raise
 
     async def stop_actor(self, actor_id: str, generation: int, reason: str) -> None:
         """Sleep the actor (state saved), or destroy it and its data for ``Destroy`` and
         ``StopIntent`` (the engine destroys an actor that stops after a stop intent)."""
+        try:
+            await self._stop(actor_id, generation, reason)
+        finally:
+            # Stopped here (even if its stop failed): the engine may start it elsewhere,
+            # which fires its schedules; this envoy may not touch its KV any more.
+            await self._release_storage(actor_id)
+
+    async def _stop(self, actor_id: str, generation: int, reason: str) -> None:
         if reason == "SleepIntent" and actor_id in self._destroying:
             # The engine took the sleep intent and ignored the later stop intent. Its API
             # turns the pending sleep into a destroy; it answers only once the actor is
@@ -144,6 +164,12 @@ class EnvoyHost(EnvoyHandler, Placement):
         # demand). Sent even if unchanged, as the sleep's final commit may have moved it.
         alarm = self.runtime.earliest_alarm(actor_id)
         self.envoy.post_event(actor_id, generation, _set_alarm(alarm))
+
+    async def _release_storage(self, actor_id: str) -> None:
+        """Forget the engine store's hold on ``actor_id`` (no-op with local storage)."""
+        if self.store is not None:
+            self.runtime.untrack_alarms(actor_id)
+            await self.store.release(actor_id)
 
     def tunnel_message(self, message: dict[str, Any]) -> None:
         self.tunnel.handle(message)
