@@ -332,6 +332,24 @@ class Runtime(LocalRuntime):
         else:
             await self._instance(actor_id, expect_name=name)
 
+    async def track_alarms(self, actor_id: str) -> None:
+        """Load ``actor_id``'s stored schedules into the scheduler, replacing what it
+        held for it. For envoy mode: the engine starts actors whose schedules this
+        process did not load at start.
+
+        Raises:
+            StorageError: the schedules cannot be read.
+        """
+        svc = self._services
+        alarms = await svc.store.list_alarms(actor_id)
+        svc.alarms.forget_actor(actor_id)
+        svc.alarms.load(alarms)
+
+    def untrack_alarms(self, actor_id: str) -> None:
+        """Drop ``actor_id``'s schedules from the scheduler (it is hosted elsewhere now)."""
+        if self._svc is not None:
+            self._svc.alarms.forget_actor(actor_id)
+
     async def _create(
         self,
         definition: ActorDefinition[Any],

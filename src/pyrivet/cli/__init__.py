@@ -108,6 +108,18 @@ def _parser() -> argparse.ArgumentParser:
         metavar="SECONDS",
         help="exit 1 after the engine was unreachable this long (default: retry forever)",
     )
+    engine.add_argument(
+        "--local-storage",
+        action="store_true",
+        help="keep the actors' data in --data-dir (SQLite) instead of the engine's KV: "
+        "an actor moved to another envoy then starts without it",
+    )
+    engine.add_argument(
+        "--local-actor-db",
+        action="store_true",
+        help="with the engine's storage, keep c.db databases in --data-dir (they cannot "
+        "live in the engine yet; an actor moved to another envoy starts with an empty one)",
+    )
     serve.add_argument(
         "--ws-compression",
         action="store_true",
@@ -135,7 +147,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.command == "serve":
         engine = envoy_command.engine_options_from_env(
-            args.engine, args.namespace, args.pool, args.token, args.engine_give_up
+            args.engine,
+            args.namespace,
+            args.pool,
+            args.token,
+            args.engine_give_up,
+            local_storage=args.local_storage,
+            local_actor_db=args.local_actor_db,
         )
         if engine is not None:
             return envoy_command.run_envoy(

@@ -2,7 +2,8 @@
 
 Envoy mode binds no port: clients reach the actors through the engine's gateway, which
 tunnels their HTTP requests and WebSockets to this process (see `pyrivet.engine`). The
-actors' runtime stores data in ``--data-dir`` as in standalone mode.
+actors' data lives in the engine's per-actor KV (``--local-storage``: in ``--data-dir``
+as in standalone mode; ``--local-actor-db``: ``c.db`` files in ``--data-dir``).
 
 Runs in the main thread on a fresh event loop. SIGTERM/SIGINT stop it: the engine is
 told the envoy is stopping, every actor is put to sleep (state committed) and the
@@ -41,6 +42,10 @@ class EngineOptions:
     pool: str = "default"
     token: str | None = None
     give_up_after: float | None = None
+    #: Keep the actors' data in the data directory (SQLite) instead of the engine.
+    local_storage: bool = False
+    #: With the engine's storage, keep c.db files in the data directory.
+    local_actor_db: bool = False
 
 
 def engine_options_from_env(
@@ -49,6 +54,9 @@ def engine_options_from_env(
     pool: str | None,
     token: str | None,
     give_up_after: float | None,
+    *,
+    local_storage: bool = False,
+    local_actor_db: bool = False,
 ) -> EngineOptions | None:
     """Flags win over ``RIVET_ENDPOINT`` / ``RIVET_NAMESPACE`` / ``RIVET_POOL`` /
     ``RIVET_TOKEN``; None when no engine endpoint is given at all (standalone mode)."""
@@ -61,6 +69,8 @@ def engine_options_from_env(
         pool or os.environ.get("RIVET_POOL") or "default",
         token or os.environ.get("RIVET_TOKEN") or None,
         give_up_after,
+        local_storage,
+        local_actor_db,
     )
 
 
@@ -84,10 +94,15 @@ def run_envoy(spec: str, options: EngineOptions, *, data_dir: str, log_level: st
         return 1
 
     def ready() -> None:
+        where = (
+            f"data in {os.path.abspath(data_dir)}"
+            if options.local_storage
+            else "data in the engine's KV"
+        )
         print(
             f"pyrivet: hosting {spec} for the Rivet Engine at {options.endpoint} "
             f"(namespace {options.namespace}, pool {options.pool}, pid {os.getpid()}, "
-            f"data in {os.path.abspath(data_dir)})",
+            f"{where})",
             file=sys.stderr,
             flush=True,
         )
@@ -103,6 +118,8 @@ def run_envoy(spec: str, options: EngineOptions, *, data_dir: str, log_level: st
                 token=options.token,
                 give_up_after=options.give_up_after,
                 data_dir=data_dir,
+                storage="local" if options.local_storage else "engine",
+                local_actor_db=options.local_actor_db,
                 on_ready=ready,
                 install_signals=_install_signals,
             )

@@ -6,8 +6,10 @@
 traffic goes to the ASGI app of standalone mode through `AsgiTunnel`.
 
 Runs on the event loop of ``async with EnvoyHost(...)``; the runtime must be started
-before and closed after it. What the runtime stores stays in the runtime's own storage
-driver (not yet the engine's KV), so an actor's state lives on the envoy that wrote it.
+before and closed after it. If the runtime's storage is an `EngineStore` (the default of
+``pyrivet serve --engine``), the host binds it to its envoy and tells it which actors the
+engine started here (``adopt`` / ``release``); the actor's stored schedules are loaded
+into the runtime's scheduler when it starts here and dropped when it stops.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from .._runtime.runtime import Runtime
 from ..errors import ActorNotFoundError
 from ._envoy import ActorStart, Envoy, EnvoyConfig
 from ._keys import parse_actor_key
+from ._store import EngineStore
 from ._tunnel import AsgiApp, AsgiTunnel
 
 __all__ = ["EnvoyHost"]
@@ -38,6 +41,11 @@ class EnvoyHost:
             names = tuple(runtime.registry.definitions)
             config = dataclasses.replace(config, actor_names=names)
         self.envoy = Envoy(config, self)
+        store = runtime.storage
+        #: The engine-backed store, if the runtime uses one.
+        self.store = store if isinstance(store, EngineStore) else None
+        if self.store is not None:
+            self.store.bind(self.envoy)
         self.tunnel = AsgiTunnel(app, self.envoy.send_tunnel)
 
     async def __aenter__(self) -> EnvoyHost:
@@ -62,6 +70,9 @@ class EnvoyHost:
                 value = cbor.decode(start.input)
             except InvalidMessageError as exc:
                 raise ValueError(f"the actor input is not CBOR: {exc}") from None
+        if self.store is not None:
+            self.store.adopt(start.actor_id)
+            await self.runtime.track_alarms(start.actor_id)
         await self.runtime.host(start.actor_id, start.name, key, value)
 
     async def stop_actor(self, actor_id: str, generation: int, reason: str) -> None:
@@ -73,6 +84,10 @@ class EnvoyHost:
                 log.info("destroy of actor %s: not stored here, nothing to delete", actor_id)
         else:
             await self.runtime.sleep(actor_id)
+        if self.store is not None:
+            # Stopped here: the engine may start it elsewhere, which fires its schedules.
+            self.runtime.untrack_alarms(actor_id)
+            await self.store.release(actor_id)
 
     def tunnel_message(self, message: dict[str, Any]) -> None:
         self.tunnel.handle(message)
