@@ -102,9 +102,30 @@ class LedgerLoad:
                 self._changed.notify_all()
 
     async def wait_until(self, predicate: Callable[[LedgerLoad], bool], timeout: float) -> None:
-        """Wait until ``predicate(self)`` holds after some ack; TimeoutError after ``timeout``."""
-        async with asyncio.timeout(timeout), self._changed:
-            await self._changed.wait_for(lambda: predicate(self))
+        """Wait until ``predicate(self)`` holds after some ack.
+
+        Raises:
+            TimeoutError: not within ``timeout`` seconds; the message says where each
+                key stands (`describe`).
+        """
+        started = time.monotonic_ns()
+        try:
+            async with asyncio.timeout(timeout), self._changed:
+                await self._changed.wait_for(lambda: predicate(self))
+        except TimeoutError:
+            raise TimeoutError(f"no progress in {timeout} s:\n{self.describe(started)}") from None
+
+    def describe(self, since: int) -> str:
+        """Each key's acks and the failed calls since ``since``, for a failure message."""
+        lines = [
+            f"{key}: {len(self.acked_since(key, since))} acked since, last "
+            f"{self.acks[key][-1] if self.acks[key] else None}"
+            for key in self.keys
+        ]
+        failures = self.failures_since(since)
+        lines.append(f"{len(failures)} failed calls since; the last ones:")
+        lines.extend(f"  {f.key} via {f.gateway}: {f.error}" for f in failures[-8:])
+        return "\n".join(lines)
 
     def has_acks(self, count: int, since: int = 0, envoy: str | None = None) -> bool:
         """Each key has ``count`` writes sent since ``since`` acknowledged (by ``envoy``
