@@ -65,6 +65,13 @@ FAST_THRESHOLDS: dict[str, int] = {
     "envoy_eligible_threshold": 1_500,
     "base_retry_timeout": 250,
 }
+#: For a leader kill: the lost threshold must outlast the other node taking the UDB
+#: leader lease (9-11 s measured). Shorter, the envoys (disconnected meanwhile) stop
+#: their actors themselves, and the engine may not learn it for long: the actor
+#: workflows the dead node's worker held stay with it (gasoline reclaims a dead
+#: worker's workflows after 30 s or more), so the gateway keeps routing requests to
+#: the envoy, which no longer hosts the actor.
+LEADER_THRESHOLDS: dict[str, int] = {**FAST_THRESHOLDS, "envoy_lost_threshold": 30_000}
 
 #: The envoys' application: a ledger whose every write records which envoy made it,
 #: and whose wake/sleep hooks append to ``MULTINODE_LOG`` with the machine-wide
@@ -296,8 +303,9 @@ class Cluster:
     def gateways(self) -> list[str]:
         return [node.endpoint for node in self.nodes]
 
-    def start_envoy(self, name: str) -> EnvoyProcess:
-        """Start envoy ``name`` through the balancer; returns once it is hosting."""
+    def start_envoy(self, name: str, *args: str) -> EnvoyProcess:
+        """Start envoy ``name`` through the balancer (``args``: more ``pyrivet serve``
+        options); await `EnvoyProcess.hosting` before relying on it."""
         log_path = self.app_dir / f"{name}.ownership"
         env = {
             "RIVET_ENDPOINT": self.balancer.endpoint,
@@ -308,7 +316,7 @@ class Cluster:
             "MULTINODE_LOG": str(log_path),
         }
         data_dir = self.app_dir / f"data-{name}"
-        serve = ServeProcess(self.app_dir, ["--data-dir", str(data_dir)], env=env)
+        serve = ServeProcess(self.app_dir, ["--data-dir", str(data_dir), *args], env=env)
         envoy = EnvoyProcess(name, serve, log_path)
         self.envoys.append(envoy)
         return envoy

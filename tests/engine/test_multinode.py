@@ -3,7 +3,8 @@ pool, ledger actors under load through both gateways, and faults.
 
 Each test builds its own cluster (tests/engine/cluster.py: a database of its own,
 a private NATS, two nodes, the envoys) with the lowest thresholds the engine works
-with (`FAST_THRESHOLDS`), runs `LedgerLoad`, injects one fault, waits (bounded, on
+with (`FAST_THRESHOLDS`; for a leader kill a lost threshold above the lease takeover,
+`LEADER_THRESHOLDS`), runs `LedgerLoad`, injects one fault, waits (bounded, on
 acknowledged writes, never on fixed sleeps) for service to resume, stops the load and
 runs the history checker over every acknowledged write and every envoy's ownership
 log. Skips without PostgreSQL or the engine binary unless ``PYRIVET_REQUIRE_POSTGRES``
@@ -18,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from .cluster import FAST_THRESHOLDS, Cluster, EnvoyProcess, cluster
+from .cluster import FAST_THRESHOLDS, LEADER_THRESHOLDS, Cluster, EnvoyProcess, cluster
 from .history import check_history, read_ownership
 from .load import LedgerLoad
 
@@ -77,7 +78,7 @@ async def test_kill_9_envoy_actors_resume_on_the_other_with_every_acked_write(
 async def test_kill_9_leader_engine_node_service_resumes_through_the_other(
     tmp_path: Path,
 ) -> None:
-    async with cluster(tmp_path, FAST_THRESHOLDS) as built, load_for(built) as load:
+    async with cluster(tmp_path, LEADER_THRESHOLDS) as built, load_for(built) as load:
         for name in ("a", "b"):
             await built.start_envoy(name).hosting(WAIT)
         await load.wait_until(lambda ld: ld.has_acks(3), WAIT)
