@@ -77,17 +77,20 @@ class EnvoyHost:
 
     async def stop_actor(self, actor_id: str, generation: int, reason: str) -> None:
         """Sleep the actor (state saved), or destroy it and its data for ``Destroy``."""
-        if reason == "Destroy":
-            try:
-                await self.runtime.destroy(actor_id)
-            except ActorNotFoundError:
-                log.info("destroy of actor %s: not stored here, nothing to delete", actor_id)
-        else:
-            await self.runtime.sleep(actor_id)
-        if self.store is not None:
-            # Stopped here: the engine may start it elsewhere, which fires its schedules.
-            self.runtime.untrack_alarms(actor_id)
-            await self.store.release(actor_id)
+        try:
+            if reason == "Destroy":
+                try:
+                    await self.runtime.destroy(actor_id)
+                except ActorNotFoundError:
+                    log.info("destroy of actor %s: not stored here, nothing to delete", actor_id)
+            else:
+                await self.runtime.sleep(actor_id)
+        finally:
+            if self.store is not None:
+                # Stopped here (even if its stop failed): the engine may start it
+                # elsewhere, which fires its schedules; this envoy may not touch its KV.
+                self.runtime.untrack_alarms(actor_id)
+                await self.store.release(actor_id)
 
     def tunnel_message(self, message: dict[str, Any]) -> None:
         self.tunnel.handle(message)

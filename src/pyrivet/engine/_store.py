@@ -40,7 +40,7 @@ import logging
 import os
 from collections.abc import Awaitable, Sequence
 from pathlib import Path
-from typing import Final, TypeVar
+from typing import Final
 
 from ..errors import DatabaseError, StorageError
 from ..storage._actor_db import ActorDatabases, FileDatabases
@@ -58,17 +58,14 @@ from ..storage._base import (
 )
 from . import _store_layout as layout
 from ._envoy import Envoy, EnvoyState
-from ._errors import EngineError
 from ._kv import EngineKV
 from ._store_plan import Plan
+from ._store_reads import engine_call, read_range, read_values
 
 __all__ = ["EngineStore"]
 
 log = logging.getLogger(__name__)
-_T = TypeVar("_T")
 
-#: Entries asked for per list request when reading everything under a prefix.
-_PAGE: Final = 4096
 #: History entries pruned in memory before the pruned range is deleted in the engine.
 _HISTORY_GC_EVERY: Final = 64
 
@@ -87,8 +84,10 @@ class EngineStore(ActorStore):
         self._open = False
         self._local_db_dir = None if local_db_dir is None else Path(local_db_dir)
         self._dbs: FileDatabases | None = None
-        #: Actors the engine started on this envoy and has not stopped.
-        self._hosted: set[str] = set()
+        #: Actors the engine started on this envoy and has not stopped, each with the
+        #: number of its adoption (a release forgets only the adoption it belongs to).
+        self._hosted: dict[str, int] = {}
+        self._adoptions = 0
         #: The stored record of each hosted actor, once read or written.
         self._records: dict[str, ActorRecord] = {}
         #: Actors whose pending intents were replayed since they were adopted.
@@ -97,6 +96,8 @@ class EngineStore(ActorStore):
         #: entries were deleted in the engine.
         self._floor: dict[str, int] = {}
         self._floor_deleted: dict[str, int] = {}
+        #: Per actor: the state read by `get_actor`, for the `load_state` right after.
+        self._prefetched: dict[str, StoredState] = {}
         #: Per actor: keys holding tombstones, deleted with its next commit.
         self._garbage: dict[str, set[bytes]] = {}
 
@@ -110,26 +111,31 @@ class EngineStore(ActorStore):
     def adopt(self, actor_id: str) -> None:
         """The engine started ``actor_id`` on this envoy: its data may be read and
         written here (the engine refuses KV requests for actors of other envoys)."""
-        self._hosted.add(actor_id)
+        self._adoptions += 1
+        self._hosted[actor_id] = self._adoptions
 
     async def release(self, actor_id: str) -> None:
         """The engine stopped ``actor_id`` here: delete its leftover tombstones and
-        forget it. Errors are logged (what is left is garbage readers skip)."""
+        forget it. Errors are logged (what is left is garbage readers skip). If the
+        engine started the actor here again meanwhile, the new start is kept."""
+        adoption = self._hosted.get(actor_id)
         garbage = self._gc_requests(actor_id)
         if garbage and self._usable():
             results = await asyncio.gather(*garbage, return_exceptions=True)
             for result in results:
                 if isinstance(result, BaseException):
                     log.warning("cleanup of actor %s's deleted keys failed: %s", actor_id, result)
-        self._forget(actor_id)
+        if self._hosted.get(actor_id) == adoption:
+            self._forget(actor_id)
 
     def _forget(self, actor_id: str) -> None:
-        self._hosted.discard(actor_id)
+        self._hosted.pop(actor_id, None)
         self._records.pop(actor_id, None)
         self._recovered.pop(actor_id, None)
         self._floor.pop(actor_id, None)
         self._floor_deleted.pop(actor_id, None)
         self._garbage.pop(actor_id, None)
+        self._prefetched.pop(actor_id, None)
 
     def _usable(self) -> bool:
         envoy = self._envoy
@@ -226,21 +232,19 @@ class EngineStore(ActorStore):
 
     async def get_actor(self, actor_id: str) -> ActorRecord | None:
         """The record of an actor hosted here, read from the engine; None if the engine
-        did not start it here or it has no record yet (its first start)."""
+        did not start it here or it has no record yet (its first start).
+
+        Reads the actor's state in the same request and keeps it for the `load_state`
+        that follows on a wake (one engine round trip less per wake).
+        """
         kv = self._client()
         if actor_id not in self._hosted:
             return None
         record = self._records.get(actor_id)
         if record is not None:
             return record
-        await self._recover(actor_id)
-        found = (await self._get(kv, actor_id, [layout.ACTOR_KEY]))[0]
-        if found is None:
-            return None
-        record = layout.decode_record(ActorRecord, found)
-        if actor_id in self._hosted:
-            self._records[actor_id] = record
-        return record
+        self._prefetched[actor_id] = await self._read_state(kv, actor_id)
+        return self._records.get(actor_id)
 
     async def list_actors(
         self,
@@ -275,7 +279,7 @@ class EngineStore(ActorStore):
         """Delete every key of the actor in the engine (``KvDrop``)."""
         kv = self._client()
         if actor_id in self._hosted:
-            await _engine_call(actor_id, kv.drop(actor_id))
+            await engine_call(actor_id, kv.drop(actor_id))
         self._forget(actor_id)
 
     # -- commits --------------------------------------------------------------------
@@ -325,6 +329,7 @@ class EngineStore(ActorStore):
         nothing (readers skip it), so it is only logged.
         """
         actor_id = plan.actor_id
+        self._prefetched.pop(actor_id, None)
         await self._recover(actor_id)
         garbage = self._garbage.get(actor_id)
         if garbage:
@@ -333,10 +338,14 @@ class EngineStore(ActorStore):
         if plan.needs_intent():
             write = self._write_intent(kv, plan)
         else:
-            write = _engine_call(actor_id, kv.put(actor_id, plan.entries))
+            write = engine_call(actor_id, kv.put(actor_id, plan.entries))
         results = await asyncio.gather(write, *cleanup, return_exceptions=True)
         outcome = results[0]
         if isinstance(outcome, BaseException):
+            if plan.needs_intent():
+                # Part of it may be in the engine: the next read of the actor replays
+                # the intent if its header landed.
+                self._recovered.pop(actor_id, None)
             raise outcome
         self._committed(plan)
         for result in results[1:]:
@@ -387,20 +396,20 @@ class EngineStore(ActorStore):
         # The header (first entry) goes last, alone: an intent without it is ignored.
         header, rest = parts[0], parts[1:]
         await asyncio.gather(
-            *(_engine_call(actor_id, kv.put(actor_id, group)) for group in layout.batches(rest))
+            *(engine_call(actor_id, kv.put(actor_id, group)) for group in layout.batches(rest))
         )
-        await _engine_call(actor_id, kv.put(actor_id, [header]))
+        await engine_call(actor_id, kv.put(actor_id, [header]))
         await self._apply_intent(kv, actor_id, intent)
 
     async def _apply_intent(self, kv: EngineKV, actor_id: str, intent: layout.Intent) -> None:
         """Apply ``intent`` (again): ranges emptied, entries put, tombstones deleted, then
         the intent itself deleted. Every step is idempotent."""
         await asyncio.gather(
-            *(_engine_call(actor_id, kv.delete_range(actor_id, s, e)) for s, e in intent.ranges)
+            *(engine_call(actor_id, kv.delete_range(actor_id, s, e)) for s, e in intent.ranges)
         )
         await asyncio.gather(
             *(
-                _engine_call(actor_id, kv.put(actor_id, group))
+                engine_call(actor_id, kv.put(actor_id, group))
                 for group in layout.batches(intent.puts)
             )
         )
@@ -408,16 +417,16 @@ class EngineStore(ActorStore):
         step = layout.MAX_ENTRIES_PER_PUT
         await asyncio.gather(
             *(
-                _engine_call(actor_id, kv.delete(actor_id, deletes[i : i + step]))
+                engine_call(actor_id, kv.delete(actor_id, deletes[i : i + step]))
                 for i in range(0, len(deletes), step)
             )
         )
         header = layout.INTENT + layout.int8(intent.seq)
-        await _engine_call(actor_id, kv.delete(actor_id, [header]))
+        await engine_call(actor_id, kv.delete(actor_id, [header]))
         parts = layout.PART + header + b"\x00"
         end = prefix_end(parts)
         assert end is not None
-        await _engine_call(actor_id, kv.delete_range(actor_id, parts, end))
+        await engine_call(actor_id, kv.delete_range(actor_id, parts, end))
 
     async def _recover(self, actor_id: str) -> None:
         """Replay the actor's intents left by a crash, once per adoption."""
@@ -433,7 +442,9 @@ class EngineStore(ActorStore):
 
     async def _replay(self, actor_id: str) -> None:
         kv = self._client()
-        found = await self._list(kv, actor_id, layout.INTENT, layout.INTENT_PART)
+        end = prefix_end(layout.INTENT)
+        assert end is not None
+        found = await read_range(kv, actor_id, layout.INTENT, end)
         for key, data in found:
             log.warning("actor %s: replaying a commit interrupted by a crash", actor_id)
             intent = layout.decode_record(layout.Intent, data)
@@ -447,13 +458,21 @@ class EngineStore(ActorStore):
         kv = self._client()
         if actor_id not in self._hosted:
             return StoredState(0, None, False)
+        prefetched = self._prefetched.pop(actor_id, None)
+        if prefetched is not None:
+            return prefetched
+        return await self._read_state(kv, actor_id)
+
+    async def _read_state(self, kv: EngineKV, actor_id: str) -> StoredState:
+        """Read the actor's record, seq, snapshot and history floor (one request) and
+        cache the record and floor."""
         await self._recover(actor_id)
-        values = await self._get(
+        values = await read_values(
             kv, actor_id, [layout.ACTOR_KEY, layout.SEQ_KEY, layout.STATE_KEY, layout.FLOOR_KEY]
         )
         record_data, seq_data, snapshot, floor_data = values
         record = None if record_data is None else layout.decode_record(ActorRecord, record_data)
-        if record is not None:
+        if record is not None and actor_id in self._hosted:
             self._records[actor_id] = record
         if floor_data is not None:
             self._floor[actor_id] = layout.parse_int8(floor_data)
@@ -469,7 +488,7 @@ class EngineStore(ActorStore):
         if not keys or actor_id not in self._hosted:
             return [None] * len(keys)
         await self._recover(actor_id)
-        return await self._get(kv, actor_id, [layout.KV + key for key in keys])
+        return await read_values(kv, actor_id, [layout.KV + key for key in keys])
 
     async def kv_list(
         self, actor_id: str, prefix: bytes, limit: int | None = None
@@ -490,7 +509,7 @@ class EngineStore(ActorStore):
             return []
         await self._recover(actor_id)
         upper = layout.space_end(layout.KV) if end is None else layout.KV + end
-        found = await self._list(
+        found = await read_range(
             kv, actor_id, layout.KV + start, upper, reverse=reverse, limit=limit
         )
         return [(key[1:], value) for key, value in found]
@@ -501,8 +520,8 @@ class EngineStore(ActorStore):
             return StoredQueue(0, [])
         await self._recover(actor_id)
         last, found = await asyncio.gather(
-            self._get(kv, actor_id, [layout.QUEUE_LAST_KEY]),
-            self._list(kv, actor_id, layout.QUEUE, layout.space_end(layout.QUEUE)),
+            read_values(kv, actor_id, [layout.QUEUE_LAST_KEY]),
+            read_range(kv, actor_id, layout.QUEUE, layout.space_end(layout.QUEUE)),
         )
         messages = [layout.decode_record(QueueMessageRecord, data) for _, data in found]
         last_id = 0 if last[0] is None else layout.parse_int8(last[0])
@@ -513,7 +532,7 @@ class EngineStore(ActorStore):
         if actor_id not in self._hosted:
             return {}
         await self._recover(actor_id)
-        found = await self._list(kv, actor_id, layout.WORKFLOW, layout.space_end(layout.WORKFLOW))
+        found = await read_range(kv, actor_id, layout.WORKFLOW, layout.space_end(layout.WORKFLOW))
         return {key[1:].decode(): value for key, value in found}
 
     async def list_alarms(self, actor_id: str | None = None) -> list[AlarmRecord]:
@@ -527,7 +546,7 @@ class EngineStore(ActorStore):
         for owner in owners:
             await self._recover(owner)
         lists = await asyncio.gather(
-            *(self._list(kv, o, layout.ALARM, layout.space_end(layout.ALARM)) for o in owners)
+            *(read_range(kv, o, layout.ALARM, layout.space_end(layout.ALARM)) for o in owners)
         )
         alarms = [layout.decode_record(AlarmRecord, data) for found in lists for _, data in found]
         alarms.sort(key=lambda a: (a.fire_at_ms, a.alarm_id))
@@ -542,95 +561,9 @@ class EngineStore(ActorStore):
         await self._recover(actor_id)
         floor = self._floor.get(actor_id)
         if floor is None:
-            floor_data = (await self._get(kv, actor_id, [layout.FLOOR_KEY]))[0]
+            floor_data = (await read_values(kv, actor_id, [layout.FLOOR_KEY]))[0]
             floor = 0 if floor_data is None else layout.parse_int8(floor_data)
             self._floor[actor_id] = floor
         start = layout.HISTORY + layout.int8(max(after_seq + 1, floor))
-        found = await self._list(kv, actor_id, start, layout.space_end(layout.HISTORY), limit=limit)
+        found = await read_range(kv, actor_id, start, layout.space_end(layout.HISTORY), limit=limit)
         return [layout.decode_record(HistoryEntry, data) for _, data in found]
-
-    # -- engine reads with the layout's value encoding ---------------------------------
-
-    async def _get(self, kv: EngineKV, actor_id: str, keys: list[bytes]) -> list[bytes | None]:
-        """The data stored at ``keys`` (None: absent or a tombstone), split values joined."""
-        step = layout.MAX_ENTRIES_PER_PUT
-        groups = await asyncio.gather(
-            *(
-                _engine_call(actor_id, kv.get(actor_id, keys[i : i + step]))
-                for i in range(0, len(keys), step)
-            )
-        )
-        stored = [value for group in groups for value in group]
-        values: list[bytes | None] = []
-        for key, value in zip(keys, stored, strict=True):
-            values.append(None if value is None else await self._data(kv, actor_id, key, value))
-        return values
-
-    async def _data(self, kv: EngineKV, actor_id: str, key: bytes, stored: bytes) -> bytes | None:
-        decoded = layout.decode_value(key, stored)
-        if not isinstance(decoded, tuple):
-            return decoded
-        count, length = decoded
-        part_keys = layout.part_keys(key, count)
-        parts = await self._get_raw(kv, actor_id, part_keys)
-        if any(part is None for part in parts):
-            raise StorageError(f"actor {actor_id}: a part of the value at {key!r} is missing")
-        data = b"".join(part for part in parts if part is not None)
-        if len(data) != length:
-            raise StorageError(f"actor {actor_id}: the value at {key!r} has the wrong length")
-        return data
-
-    async def _get_raw(self, kv: EngineKV, actor_id: str, keys: list[bytes]) -> list[bytes | None]:
-        step = layout.MAX_ENTRIES_PER_PUT
-        groups = await asyncio.gather(
-            *(
-                _engine_call(actor_id, kv.get(actor_id, keys[i : i + step]))
-                for i in range(0, len(keys), step)
-            )
-        )
-        return [value for group in groups for value in group]
-
-    async def _list(
-        self,
-        kv: EngineKV,
-        actor_id: str,
-        start: bytes,
-        end: bytes,
-        *,
-        reverse: bool = False,
-        limit: int | None = None,
-    ) -> list[tuple[bytes, bytes]]:
-        """Live entries with ``start <= key < end`` in key order (descending if
-        ``reverse``), at most ``limit``: tombstones skipped, split values joined. Pages
-        through the engine until enough entries are found or the range is done."""
-        out: list[tuple[bytes, bytes]] = []
-        low, high = start, end
-        while low < high and (limit is None or len(out) < limit):
-            want = _PAGE if limit is None else min(_PAGE, limit - len(out) + 8)
-            page: list[tuple[bytes, bytes]] = await _engine_call(
-                actor_id,
-                kv.list(actor_id, start=low, end=high, exclusive=True, reverse=reverse, limit=want),
-            )
-            for key, stored in page:
-                data = await self._data(kv, actor_id, key, stored)
-                if data is not None:
-                    out.append((key, data))
-            if len(page) < want:
-                break
-            last = page[-1][0]
-            if reverse:
-                high = last
-            else:
-                low = last + b"\x00"
-        return out if limit is None else out[:limit]
-
-
-async def _engine_call(actor_id: str, call: Awaitable[_T]) -> _T:
-    """Await one engine request; an error reply or a closed envoy becomes a
-    `StorageError` naming the actor."""
-    try:
-        return await call
-    except EngineError as exc:
-        raise StorageError(
-            f"the Rivet Engine's KV refused a write or read of actor {actor_id}: {exc}"
-        ) from exc

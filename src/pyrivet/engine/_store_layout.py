@@ -6,9 +6,8 @@ carries the actor id. The first byte of a key says what it holds:
 ==========================  =============================================================
 key                         value
 ==========================  =============================================================
-``00 'i' seq8``             an intent: a commit record too large for one engine write,
-                            kept until every part of it is applied (`EngineStore`)
-``00 'j' seq8 u16``         the parts of that intent's encoded operations
+``00 'i' seq8``             an intent: a commit too large for one engine put (or with
+                            range deletes), kept until all of it is applied
 ``01 'a'``                  the `ActorRecord` (name, key, created, input, initialized)
 ``01 'h'``                  the actor's seq (8 bytes, big-endian)
 ``01 's'``                  the state snapshot
@@ -51,7 +50,6 @@ __all__ = [
     "FLOOR_KEY",
     "HISTORY",
     "INTENT",
-    "INTENT_PART",
     "KV",
     "MAX_ENTRIES_PER_PUT",
     "MAX_PUT_BYTES",
@@ -78,7 +76,6 @@ __all__ = [
 ]
 
 INTENT: Final = b"\x00i"
-INTENT_PART: Final = b"\x00j"
 META: Final = b"\x01"
 ACTOR_KEY: Final = b"\x01a"
 SEQ_KEY: Final = b"\x01h"
