@@ -36,7 +36,7 @@ TOKEN = "pyrivet-test-token"
 START_TIMEOUT = 60.0
 
 
-def _free_port() -> int:
+def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port: int = sock.getsockname()[1]
@@ -81,10 +81,15 @@ class Engine:
         return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
 
 
-def start_engine(data_dir: Path) -> Engine:
-    """Start an engine on free ports over ``data_dir``; wait until it answers."""
-    guard, api_peer, metrics = _free_port(), _free_port(), _free_port()
-    config = {
+def start_engine(data_dir: Path, **sections: Any) -> Engine:
+    """Start an engine on free ports over ``data_dir``; wait until it answers.
+
+    ``sections`` are top-level config sections added or replaced (``pegboard``
+    thresholds; ``postgres`` and ``nats`` for a cluster node, which then has no
+    ``file_system`` backend).
+    """
+    guard, api_peer, metrics = free_port(), free_port(), free_port()
+    config: dict[str, Any] = {
         "guard": {"host": "127.0.0.1", "port": guard},
         "api_peer": {"host": "127.0.0.1", "port": api_peer},
         "metrics": {"host": "127.0.0.1", "port": metrics},
@@ -92,6 +97,9 @@ def start_engine(data_dir: Path) -> Engine:
         "telemetry": {"enabled": False},
         "auth": {"admin_token": TOKEN},
     }
+    if "postgres" in sections:
+        del config["file_system"]
+    config.update(sections)
     data_dir.mkdir(parents=True, exist_ok=True)
     config_path = data_dir / "config.json"
     config_path.write_text(json.dumps(config))

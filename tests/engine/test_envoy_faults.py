@@ -160,6 +160,16 @@ async def test_disconnected_past_the_lost_threshold_stops_the_actors() -> None:
         assert await handler.next() == ("stop", ("a", 0, "Lost"))
         await second.init(read_metadata=False)
         await envoy.wait_ready()
-        await second.send(Tagged("ToEnvoyPing", {"ts": 5}))
-        # The lost actor's unacknowledged events are not resent: the engine moved it.
-        assert await second.recv() == Tagged("ToRivetPong", {"ts": 5})
+        # The stop is reported (Error: Ok without an intent would destroy the actor)
+        # after the events the engine has not acknowledged, so an engine that did not
+        # move the actor meanwhile knows it is no longer running here.
+        resent = await second.recv_tag("ToRivetEvents")
+        states = [event["inner"].val["state"] for event in resent]
+        assert [state.tag for state in states] == ["ActorStateRunning", "ActorStateStopped"]
+        assert states[1].val == {"code": "Error", "message": "envoy connection lost"}
+        assert [event["checkpoint"]["index"] for event in resent] == [0, 1]
+        # The engine's own stop of that generation only ends it: no second stop.
+        await second.send(Tagged("ToEnvoyCommands", [stop_command("a", 1, "Lost")]))
+        acked = await second.recv_tag("ToRivetAckCommands")
+        assert acked["last_command_checkpoints"][0]["index"] == 1
+        assert handler.calls.empty()

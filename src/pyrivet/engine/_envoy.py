@@ -474,6 +474,7 @@ class Envoy:
             slot = (checkpoint["actor_id"], checkpoint["generation"])
             acks.add(slot)
             inner: Tagged = wrapper["inner"]
+            log.debug("command %s for actor %s generation %s", inner.tag, *slot)
             actor = self._actors.get(slot)
             if checkpoint["index"] <= self._handled.get(slot, -1):
                 continue  # replayed after a reconnect: handled already
@@ -533,6 +534,12 @@ class Envoy:
         self.post_event(actor.actor_id, actor.generation, _running())
 
     async def _stop(self, actor: _Actor, reason: str) -> None:
+        if actor.stopped:
+            # Stopped here already (the lost threshold) and reported: a later stop of
+            # the same generation only ends it.
+            if actor.received_stop:
+                self._actors.pop((actor.actor_id, actor.generation), None)
+            return
         code, message = ("Error", "envoy connection lost") if reason == "Lost" else ("Ok", None)
         try:
             await self._handler.stop_actor(actor.actor_id, actor.generation, reason)
@@ -555,9 +562,15 @@ class Envoy:
             self._state_changed.notify_all()
 
     async def _watch_lost(self) -> None:
-        """Disconnected past the engine's lost threshold: the engine has given our actors
-        to other envoys, so stop them here (reason ``Lost``) and forget them, lest two
-        envoys run one actor. Cancelled when a new connection reaches Init in time."""
+        """Disconnected past the engine's lost threshold: the engine may have given our
+        actors to other envoys, so stop them here (reason ``Lost``, after whatever
+        lifecycle step each has running), lest two envoys run one actor. Each stop is
+        reported ``Stopped(Error)`` and resent with the other unacknowledged events on
+        the next Init: an engine that could not move them meanwhile (its leader was
+        changing, so it recorded no envoy as lost) learns they stopped and wakes them
+        on their next request, instead of routing requests here to an actor that is
+        gone (``Error``, not ``Ok``: a ``Stopped(Ok)`` without an intent would destroy
+        the actor). Cancelled when a new connection reaches Init in time."""
         threshold = self.metadata.get("envoy_lost_threshold", 15_000) / 1000
         await self._clock.sleep(threshold)
         self._lost_watch = None
@@ -569,13 +582,8 @@ class Envoy:
             threshold,
             len(lost),
         )
-        self._actors.clear()
         for actor in lost:
-            actor.stopped = True
-            try:
-                await self._handler.stop_actor(actor.actor_id, actor.generation, "Lost")
-            except Exception:
-                log.exception("envoy: stopping lost actor %s failed", actor.actor_id)
+            self._chain(actor, self._stop(actor, "Lost"))
 
     def _maybe_forget(self, actor: _Actor) -> None:
         if actor.stopped and not actor.unacked:
@@ -613,6 +621,7 @@ class Envoy:
         }
         actor.next_event += 1
         actor.unacked.append(wrapper)
+        log.debug("event %s for actor %s generation %s", _describe(event), actor_id, generation)
         self._outbox.append(wrapper)
         self._kick()
 
@@ -671,6 +680,15 @@ class Envoy:
                 f"the engine refused a {data.tag} for actor {actor_id}: {answer.val['message']}"
             )
         return answer
+
+
+def _describe(event: Tagged) -> str:
+    """``EventActorStateUpdate(ActorStateStopped Error)`` and the like, for debug logs."""
+    inner = event.val.get("state") or event.val.get("intent") if event.val else None
+    if not isinstance(inner, Tagged):
+        return event.tag
+    code = inner.val.get("code") if isinstance(inner.val, dict) else None
+    return f"{event.tag}({inner.tag}{' ' + code if code else ''})"
 
 
 def _running() -> Tagged:
