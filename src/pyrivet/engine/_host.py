@@ -38,7 +38,7 @@ class EnvoyHost:
             names = tuple(runtime.registry.definitions)
             config = dataclasses.replace(config, actor_names=names)
         self.envoy = Envoy(config, self)
-        self.tunnel = AsgiTunnel(app, self.envoy.send_tunnel)
+        self.tunnel = AsgiTunnel(app, self.envoy.send_tunnel, self._max_payload)
 
     async def __aenter__(self) -> EnvoyHost:
         await self.envoy.__aenter__()
@@ -50,6 +50,10 @@ class EnvoyHost:
         await self.envoy.drain()
         await self.tunnel.aclose()
         await self.envoy.aclose()
+
+    def _max_payload(self) -> int | None:
+        limit = self.envoy.metadata.get("max_response_payload_size")
+        return int(limit) if limit else None
 
     # -- EnvoyHandler ---------------------------------------------------------------------
 
