@@ -101,17 +101,32 @@ def start_engine(data_dir: Path) -> Engine:
         "runtime": {"worker_cpu_max": WORKER_CPU_MAX},
     }
     data_dir.mkdir(parents=True, exist_ok=True)
-    config_path = data_dir / "config.json"
-    config_path.write_text(json.dumps(config))
+    (data_dir / "config.json").write_text(json.dumps(config))
     log_path = data_dir / "engine.log"
-    with log_path.open("wb") as log_file:
-        process = subprocess.Popen(
-            [str(ENGINE_BINARY), "--config", str(config_path), "start"],
+    engine = Engine(f"http://127.0.0.1:{guard}", TOKEN, _launch(data_dir), log_path)
+    _wait_answering(engine)
+    return engine
+
+
+def restart_engine(engine: Engine) -> None:
+    """Stop the engine (SIGTERM) and start it again on the same ports and data."""
+    stop_engine(engine)
+    engine.process = _launch(engine.log_path.parent)
+    _wait_answering(engine)
+
+
+def _launch(data_dir: Path) -> subprocess.Popen[bytes]:
+    with (data_dir / "engine.log").open("ab") as log_file:
+        return subprocess.Popen(
+            [str(ENGINE_BINARY), "--config", str(data_dir / "config.json"), "start"],
             stdout=log_file,
             stderr=subprocess.STDOUT,
             cwd=data_dir,
         )
-    engine = Engine(f"http://127.0.0.1:{guard}", TOKEN, process, log_path)
+
+
+def _wait_answering(engine: Engine) -> None:
+    process = engine.process
     deadline = time.monotonic() + START_TIMEOUT
     while True:
         if process.poll() is not None:
@@ -119,7 +134,7 @@ def start_engine(data_dir: Path) -> Engine:
         with contextlib.suppress(OSError, urllib.error.URLError):
             meta = engine.api("GET", "/metadata")
             if meta.get("version"):
-                return engine
+                return
         if time.monotonic() > deadline:
             stop_engine(engine)
             raise RuntimeError(f"rivet-engine did not answer in {START_TIMEOUT} s")
