@@ -49,25 +49,25 @@ async def test_engine_restart_mid_load_keeps_every_acknowledged_write(
     config = EnvoyConfig(
         engine.endpoint, namespace=namespace, pool=pool, token=engine.token, backoff=QUICK
     )
-    async with make_registry().runtime(data_dir=tmp_path / "data") as runtime:
-        async with EnvoyHost(runtime, create_app(runtime), config) as host:
-            await asyncio.wait_for(host.envoy.wait_ready(), WAIT)
-            async with Client(
-                engine.endpoint, namespace=namespace, pool_name=pool, token=engine.token
-            ) as client:
-                caller = asyncio.ensure_future(load(client))
-                try:
-                    await asyncio.wait_for(acks(3), WAIT)
-                    before = len(acked)
-                    await asyncio.to_thread(restart_engine, engine)
-                    await asyncio.wait_for(host.envoy.wait_connections(2), WAIT)
-                    await asyncio.wait_for(acks(before + 3), WAIT)
-                finally:
-                    caller.cancel()
-                    await asyncio.gather(caller, return_exceptions=True)
-                final = int(
-                    await asyncio.wait_for(client.get_or_create("counter", ["restart"]).get(), WAIT)
-                )
+    runtime = make_registry().runtime(data_dir=tmp_path / "data")
+    async with runtime, EnvoyHost(runtime, create_app(runtime), config) as host:
+        await asyncio.wait_for(host.envoy.wait_ready(), WAIT)
+        async with Client(
+            engine.endpoint, namespace=namespace, pool_name=pool, token=engine.token
+        ) as client:
+            caller = asyncio.ensure_future(load(client))
+            try:
+                await asyncio.wait_for(acks(3), WAIT)
+                before = len(acked)
+                await asyncio.to_thread(restart_engine, engine)
+                await asyncio.wait_for(host.envoy.wait_connections(2), WAIT)
+                await asyncio.wait_for(acks(before + 3), WAIT)
+            finally:
+                caller.cancel()
+                await asyncio.gather(caller, return_exceptions=True)
+            final = int(
+                await asyncio.wait_for(client.get_or_create("counter", ["restart"]).get(), WAIT)
+            )
     # Each acknowledged increment is in every later answer: the counts the clients
     # saw only grow, across the restart, and the stored count covers the last one.
     assert acked == sorted(set(acked)), acked

@@ -11,9 +11,13 @@ import pytest
 from pyrivet._util.backoff import Backoff
 from pyrivet.engine._envoy import Envoy, EnvoyConfig, EnvoyState
 from pyrivet.engine._errors import EngineError, EngineVersionError
+from pyrivet.engine._host import EnvoyHost
 from pyrivet.engine._kv import EngineKV
 from pyrivet.engine._schema import Tagged
+from pyrivet.server import create_app
+from pyrivet.storage import MemoryDriver
 from pyrivet.testing import MockClock
+from server._support import make_registry
 
 from .fake_engine import checkpoint, fake_engine, start_command, stop_command
 from .test_envoy import Recorder
@@ -163,3 +167,25 @@ async def test_disconnected_past_the_lost_threshold_stops_the_actors() -> None:
         await second.send(Tagged("ToEnvoyPing", {"ts": 5}))
         # The lost actor's unacknowledged events are not resent: the engine moved it.
         assert await second.recv() == Tagged("ToRivetPong", {"ts": 5})
+
+
+async def test_start_of_an_actor_type_this_envoy_does_not_host_is_a_clear_error() -> None:
+    """A ``StartActor`` naming an actor the registry does not define: reported
+    ``Stopped(Error)`` naming it; the envoy and the runtime keep serving."""
+    start = start_command("stray", 0)
+    start["inner"].val["config"]["name"] = "no-such-actor"
+    async with make_registry().runtime(storage=MemoryDriver()) as runtime:
+        async with fake_engine() as fake:
+            host = EnvoyHost(runtime, create_app(runtime), config(fake.endpoint))
+            async with host:
+                conn = await fake.next()
+                await conn.init()
+                await conn.send(Tagged("ToEnvoyCommands", [start, start_command("good", 0)]))
+                states: dict[str, Tagged] = {}
+                while len(states) < 2:
+                    for event in await conn.recv_tag("ToRivetEvents"):
+                        states[event["checkpoint"]["actor_id"]] = event["inner"].val["state"]
+        assert states["good"].tag == "ActorStateRunning"
+        assert states["stray"].tag == "ActorStateStopped"
+        assert states["stray"].val["code"] == "Error"
+        assert "no-such-actor" in states["stray"].val["message"]
