@@ -5,6 +5,8 @@
 //   node bench/js/client.mjs latency    --mode conn|handle [--n 2000] [--warmup 200]
 //   node bench/js/client.mjs throughput --mode conn|handle [--actors 64] [--seconds 10]
 //   node bench/js/client.mjs conns      [--n 10000] [--concurrency 64] [--settle-s 2] [--open-s 120]
+//   node bench/js/client.mjs cold       [--n 20]
+//   node bench/js/client.mjs awake      [--n 200] [--concurrency 8] [--settle-s 2]
 //
 // common: --endpoint http://127.0.0.1:6420 --encoding bare|cbor|json
 //         --server-pids P1,P2 (for server CPU and RSS) --label TEXT --out FILE
@@ -22,6 +24,12 @@
 // over a one-connection baseline, divided by --n, is the memory per idle
 // connection; then one increment() must reach every connection as an event.
 // Opening stops after --open-s seconds; the figure is then per connection opened.
+// cold: --n new actors one after another, each getOrCreate([new key]).increment(1)
+// timed (creation, start and the first call). awake: --n new actors woken (--concurrency
+// at a time) and kept awake; the --server-pids' RSS growth / --n, after --settle-s.
+//
+// Through a Rivet Engine the client reads RIVET_TOKEN, RIVET_NAMESPACE and RIVET_POOL
+// from the environment.
 //
 // Prints one JSON line per result; the process ends with process.exit() so that
 // a client retrying forever cannot keep it alive.
@@ -258,7 +266,35 @@ async function conns() {
 	await withTimeout(client.dispose(), 20_000).catch(() => {});
 }
 
-const COMMANDS = { latency, throughput, conns };
+async function cold() {
+	const n = opts.n ?? 20;
+	const client = newClient();
+	const samples = [];
+	for (let i = 0; i < n; i++) {
+		const t = nowNs();
+		await withTimeout(client.counter.getOrCreate([`cold-${RUN_ID}-${i}`]).increment(1), CALL_TIMEOUT_MS, "cold call");
+		samples.push(usSince(t));
+	}
+	emit({ n, cold_us: stats(samples) });
+	await withTimeout(client.dispose(), 5000).catch(() => {});
+}
+
+async function awake() {
+	const n = opts.n ?? 200;
+	const client = newClient();
+	const before = readProcs(SERVER_PIDS);
+	let woken = 0;
+	await pool(n, opts.concurrency ?? 8, async (i) => {
+		await withTimeout(client.counter.getOrCreate([`awake-${RUN_ID}-${i}`]).increment(1), CALL_TIMEOUT_MS, "wake");
+		woken++;
+	});
+	await sleep((opts["settle-s"] ?? 2) * 1000);
+	const after = readProcs(SERVER_PIDS);
+	emit({ n, woken, rss_kb_per_actor: Number(((after.rssKb - before.rssKb) / woken).toFixed(1)) });
+	await withTimeout(client.dispose(), 5000).catch(() => {});
+}
+
+const COMMANDS = { latency, throughput, conns, cold, awake };
 if (!COMMANDS[command]) {
 	console.error(USAGE);
 	process.exit(2);
