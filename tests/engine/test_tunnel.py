@@ -55,6 +55,11 @@ def request_start(path: str, body: bytes | None = b"hi", stream: bool = False) -
     }
 
 
+def socket_open() -> dict[str, Any]:
+    """A ``ToEnvoyWebSocketOpen`` of a ``/connect`` socket to actor ``a``."""
+    return {"actor_id": "a", "actor_generation": None, "path": "/connect", "headers": {}}
+
+
 async def echo_app(scope: Any, receive: Receive, send: Send) -> None:
     body = b""
     while True:
@@ -197,12 +202,7 @@ async def test_a_client_close_reaches_the_app_and_strays_are_dropped() -> None:
         await closed.put(await receive())
 
     gateway = Gateway(app)
-    open_: dict[str, Any] = {
-        "actor_id": "a",
-        "actor_generation": None,
-        "path": "/connect",
-        "headers": {},
-    }
+    open_ = socket_open()
     gateway.feed(b"ws-2", "ToEnvoyWebSocketOpen", open_)
     assert (await gateway.next())[1] == "ToRivetWebSocketOpen"
     gateway.feed(b"ws-2", "ToEnvoyWebSocketOpen", open_)  # a duplicate open: ignored
@@ -252,12 +252,7 @@ async def test_responses_above_the_engines_limit_are_refused_or_split() -> None:
     assert [c[2]["body"] for c in chunks] == [b"a" * 10, b"a" * 10, b"a" * 5, b""]
     assert [c[2]["finish"] for c in chunks] == [False, False, False, True]
 
-    open_: dict[str, Any] = {
-        "actor_id": "a",
-        "actor_generation": None,
-        "path": "/connect",
-        "headers": {},
-    }
+    open_ = socket_open()
     gateway.feed(b"ws", "ToEnvoyWebSocketOpen", open_)
     assert (await gateway.next())[1] == "ToRivetWebSocketOpen"
     assert (await gateway.next())[2] == {"data": b"small", "binary": True}
