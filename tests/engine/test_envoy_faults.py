@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import socket
 
 import pytest
 
 from pyrivet._util.backoff import Backoff
 from pyrivet.engine._envoy import Envoy, EnvoyConfig, EnvoyState
-from pyrivet.engine._errors import EngineError, EngineVersionError
+from pyrivet.engine._errors import EngineError, EngineUnavailableError, EngineVersionError
 from pyrivet.engine._host import EnvoyHost
 from pyrivet.engine._kv import EngineKV
 from pyrivet.engine._schema import Tagged
@@ -189,3 +190,29 @@ async def test_start_of_an_actor_type_this_envoy_does_not_host_is_a_clear_error(
         assert states["stray"].tag == "ActorStateStopped"
         assert states["stray"].val["code"] == "Error"
         assert "no-such-actor" in states["stray"].val["message"]
+
+
+async def test_an_unreachable_engine_is_retried_with_backoff_then_given_up() -> None:
+    """Nothing listens at the endpoint: the envoy retries after 1, 2, 4, 4 s (the
+    backoff, no jitter) and gives up with a clear error at the first failure past
+    ``give_up_after``."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]  # closed again: connections are refused
+    clock = MockClock()
+    backoff = Backoff(initial=1, maximum=4, jitter=0)
+    unreachable = EnvoyConfig(f"http://127.0.0.1:{port}", backoff=backoff, give_up_after=10)
+
+    waits: list[float] = []
+    async with Envoy(unreachable, Recorder(), clock=clock) as envoy:
+        while len(waits) < 4:
+            # The attempt (real I/O, refused) ended: the envoy sleeps on the clock.
+            await asyncio.wait_for(envoy.wait_state(EnvoyState.BACKOFF), WAIT)
+            await clock.settle()
+            deadline = clock.next_deadline()
+            assert deadline is not None
+            waits.append(deadline - clock.now())
+            await clock.advance(waits[-1])
+        with pytest.raises(EngineUnavailableError, match=f"could not reach .*:{port} for 10 s"):
+            await asyncio.wait_for(envoy.wait_ready(), WAIT)
+    assert waits == [1, 2, 4, 4]  # the fifth attempt, at 11 s, was past the bound
