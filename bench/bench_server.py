@@ -280,10 +280,12 @@ def run_async(coro: Awaitable[dict[str, Any]], timeout: float) -> dict[str, Any]
     return asyncio.run(bounded())
 
 
-def run_node(script: str, args: list[str], timeout: float) -> dict[str, Any]:
-    """Run a bench/js script; returns its last JSON line."""
+def run_node(
+    script: str, args: list[str], timeout: float, env: dict[str, str] | None = None
+) -> dict[str, Any]:
+    """Run a bench/js script (``env`` added to its environment); returns its last JSON line."""
     argv = ["node", str(JS_DIR / script), *args, "--timeout-s", str(int(timeout))]
-    env = {**os.environ, "RIVETKIT_NODE_MODULES": str(NODE_MODULES)}
+    env = {**os.environ, "RIVETKIT_NODE_MODULES": str(NODE_MODULES), **(env or {})}
     done = subprocess.run(argv, capture_output=True, text=True, timeout=timeout + 30, env=env)
     lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
     if done.returncode != 0 or not lines:

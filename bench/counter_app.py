@@ -5,7 +5,8 @@
 State ``{count}``; ``increment(n)`` adds ``n``, broadcasts ``newCount`` with the new
 count and returns it; ``getCount()`` returns it. Options are pyrivet's defaults
 (durability "strict": a reply waits for its commit) unless ``PYRIVET_BENCH_DURABILITY``
-is set to ``relaxed`` (state saved at most once a second, as RivetKit does).
+is set to ``relaxed`` (state saved at most once a second, as RivetKit does);
+``PYRIVET_BENCH_SLEEP_TIMEOUT`` (seconds) replaces the 30 s sleep timeout.
 """
 
 from __future__ import annotations
@@ -19,10 +20,12 @@ _durability = os.environ.get("PYRIVET_BENCH_DURABILITY", "strict")
 if _durability not in ("strict", "relaxed"):
     raise SystemExit(f"PYRIVET_BENCH_DURABILITY must be strict or relaxed, got {_durability!r}")
 
+_sleep_timeout = float(os.environ.get("PYRIVET_BENCH_SLEEP_TIMEOUT", "30"))
+
 counter = actor(
     "counter",
     state={"count": 0},
-    options=ActorOptions(durability=_durability),  # type: ignore[arg-type]
+    options=ActorOptions(durability=_durability, sleep_timeout=_sleep_timeout),  # type: ignore[arg-type]
 )
 
 

@@ -5,6 +5,8 @@
 //   node bench/js/client.mjs latency    --mode conn|handle [--n 2000] [--warmup 200]
 //   node bench/js/client.mjs throughput --mode conn|handle [--actors 64] [--seconds 10]
 //   node bench/js/client.mjs conns      [--n 10000] [--concurrency 64] [--settle-s 2] [--open-s 120]
+//   node bench/js/client.mjs cold       [--n 20]
+//   node bench/js/client.mjs awake      [--n 200] [--concurrency 8] [--settle-s 2]
 //
 // common: --endpoint http://127.0.0.1:6420 --encoding bare|cbor|json
 //         --server-pids P1,P2 (for server CPU and RSS) --label TEXT --out FILE
@@ -22,6 +24,12 @@
 // over a one-connection baseline, divided by --n, is the memory per idle
 // connection; then one increment() must reach every connection as an event.
 // Opening stops after --open-s seconds; the figure is then per connection opened.
+// cold: --n new actors one after another, each getOrCreate([new key]).increment(1)
+// timed (creation, start and the first call). awake: --n new actors woken (--concurrency
+// at a time) and kept awake; the --server-pids' RSS growth / --n, after --settle-s.
+//
+// Through a Rivet Engine the client reads RIVET_TOKEN, RIVET_NAMESPACE and RIVET_POOL
+// from the environment.
 //
 // Prints one JSON line per result; the process ends with process.exit() so that
 // a client retrying forever cannot keep it alive.
@@ -105,6 +113,19 @@ async function openCaller(client, mode, key) {
 	process.exit(2);
 }
 
+/** `call()` retried up to 3 times: waking many actors at once through a busy engine
+ * can time out one of them without saying anything about the steady state. */
+async function wakeCall(call) {
+	for (let attempt = 1; ; attempt++) {
+		try {
+			return await withTimeout(call(), CALL_TIMEOUT_MS, "wake");
+		} catch (err) {
+			if (attempt >= 3) throw err;
+			await sleep(1000);
+		}
+	}
+}
+
 /** Server CPU per call and client CPU, between two readings. */
 function cpuFields(before, after, clientBefore, calls) {
 	const serverMs = after.cpuMs - before.cpuMs;
@@ -158,7 +179,7 @@ async function throughput() {
 	const callers = [];
 	await pool(actors, 8, async (i) => {
 		const caller = await openCaller(client, mode, [`tp-${mode}-${RUN_ID}-${i}`]);
-		await withTimeout(caller.call(1), CALL_TIMEOUT_MS, "wake");
+		await wakeCall(() => caller.call(1));
 		callers.push(caller);
 	});
 	const samples = [];
@@ -258,7 +279,35 @@ async function conns() {
 	await withTimeout(client.dispose(), 20_000).catch(() => {});
 }
 
-const COMMANDS = { latency, throughput, conns };
+async function cold() {
+	const n = opts.n ?? 20;
+	const client = newClient();
+	const samples = [];
+	for (let i = 0; i < n; i++) {
+		const t = nowNs();
+		await withTimeout(client.counter.getOrCreate([`cold-${RUN_ID}-${i}`]).increment(1), CALL_TIMEOUT_MS, "cold call");
+		samples.push(usSince(t));
+	}
+	emit({ n, cold_us: stats(samples) });
+	await withTimeout(client.dispose(), 5000).catch(() => {});
+}
+
+async function awake() {
+	const n = opts.n ?? 200;
+	const client = newClient();
+	const before = readProcs(SERVER_PIDS);
+	let woken = 0;
+	await pool(n, opts.concurrency ?? 8, async (i) => {
+		await wakeCall(() => client.counter.getOrCreate([`awake-${RUN_ID}-${i}`]).increment(1));
+		woken++;
+	});
+	await sleep((opts["settle-s"] ?? 2) * 1000);
+	const after = readProcs(SERVER_PIDS);
+	emit({ n, woken, rss_kb_per_actor: Number(((after.rssKb - before.rssKb) / woken).toFixed(1)) });
+	await withTimeout(client.dispose(), 5000).catch(() => {});
+}
+
+const COMMANDS = { latency, throughput, conns, cold, awake };
 if (!COMMANDS[command]) {
 	console.error(USAGE);
 	process.exit(2);

@@ -25,7 +25,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, Protocol
 
 import httpx
 import pytest
@@ -89,6 +89,8 @@ class ServeProcess:
     """
 
     def __init__(self, data_dir: Path, listener: socket.socket | None = None) -> None:
+        self.scenario_env: dict[str, str] = {}
+        self.scenario_timeout = SCENARIO_TIMEOUT
         self.data_dir = data_dir
         self.listener = listener
         self.port = 0 if listener is None else int(listener.getsockname()[1])
@@ -200,35 +202,52 @@ def _result_line(lines: list[str]) -> dict[str, Any] | None:
     return None
 
 
-def _node_env() -> dict[str, str]:
-    return {**os.environ, "SCENARIO_TIMEOUT_MS": str(int((SCENARIO_TIMEOUT - 5) * 1000))}
+def _node_env(
+    timeout: float = SCENARIO_TIMEOUT, extra: dict[str, str] | None = None
+) -> dict[str, str]:
+    return {**os.environ, "SCENARIO_TIMEOUT_MS": str(int((timeout - 5) * 1000)), **(extra or {})}
 
 
-def _explain(what: str, stdout: str, stderr: str, server: ServeProcess) -> str:
+class Target(Protocol):
+    """What a scenario runs against: `ServeProcess`, or an envoy behind an engine
+    (tests/engine/test_js_conformance.py), with what the script needs beside the URL."""
+
+    #: Added to the script's environment (the client reads ``RIVET_TOKEN``,
+    #: ``RIVET_NAMESPACE`` and ``RIVET_POOL`` from it).
+    scenario_env: dict[str, str]
+    #: Seconds one scenario may take.
+    scenario_timeout: float
+
+    @property
+    def url(self) -> str: ...
+
+    def log_tail(self, n: int = 40) -> str: ...
+
+
+def _explain(what: str, stdout: str, stderr: str, server: Target) -> str:
     return (
         f"{what}\n--- node stdout ---\n{stdout[-4000:]}\n--- node stderr ---\n"
         f"{stderr[-4000:]}\n--- pyrivet serve stderr ---\n{server.log_tail()}"
     )
 
 
-def run_scenario(node: str, server: ServeProcess, scenario: str, encoding: str) -> dict[str, Any]:
+def run_scenario(node: str, server: Target, scenario: str, encoding: str) -> dict[str, Any]:
     """Run one scenario to completion; returns its JSON result (fails the test if not ok)."""
+    timeout = server.scenario_timeout
     try:
         done = subprocess.run(
             [node, str(SCRIPT), scenario, encoding, server.url],
             cwd=JS_DIR,
-            env=_node_env(),
+            env=_node_env(timeout, server.scenario_env),
             stdin=subprocess.DEVNULL,
             capture_output=True,
             text=True,
-            timeout=SCENARIO_TIMEOUT,
+            timeout=timeout,
         )
     except subprocess.TimeoutExpired as exc:
         out = exc.stdout.decode() if isinstance(exc.stdout, bytes) else exc.stdout or ""
         err = exc.stderr.decode() if isinstance(exc.stderr, bytes) else exc.stderr or ""
-        pytest.fail(
-            _explain(f"{scenario} {encoding}: no result in {SCENARIO_TIMEOUT} s", out, err, server)
-        )
+        pytest.fail(_explain(f"{scenario} {encoding}: no result in {timeout} s", out, err, server))
     result = _result_line(done.stdout.splitlines())
     if done.returncode != 0 or result is None or result.get("ok") is not True:
         message = result.get("error") if result else "no result line"

@@ -5,15 +5,20 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import socket
 
 import pytest
 
 from pyrivet._util.backoff import Backoff
 from pyrivet.engine._envoy import Envoy, EnvoyConfig, EnvoyState
-from pyrivet.engine._errors import EngineError, EngineVersionError
+from pyrivet.engine._errors import EngineError, EngineUnavailableError, EngineVersionError
+from pyrivet.engine._host import EnvoyHost
 from pyrivet.engine._kv import EngineKV
 from pyrivet.engine._schema import Tagged
+from pyrivet.server import create_app
+from pyrivet.storage import MemoryDriver
 from pyrivet.testing import MockClock
+from server._support import make_registry
 
 from .fake_engine import checkpoint, fake_engine, start_command, stop_command
 from .test_envoy import Recorder
@@ -173,3 +178,51 @@ async def test_disconnected_past_the_lost_threshold_stops_the_actors() -> None:
         acked = await second.recv_tag("ToRivetAckCommands")
         assert acked["last_command_checkpoints"][0]["index"] == 1
         assert handler.calls.empty()
+
+
+async def test_start_of_an_actor_type_this_envoy_does_not_host_is_a_clear_error() -> None:
+    """A ``StartActor`` naming an actor the registry does not define: reported
+    ``Stopped(Error)`` naming it; the envoy and the runtime keep serving."""
+    start = start_command("stray", 0)
+    start["inner"].val["config"]["name"] = "no-such-actor"
+    async with make_registry().runtime(storage=MemoryDriver()) as runtime:
+        async with fake_engine() as fake:
+            host = EnvoyHost(runtime, create_app(runtime), config(fake.endpoint))
+            async with host:
+                conn = await fake.next()
+                await conn.init()
+                await conn.send(Tagged("ToEnvoyCommands", [start, start_command("good", 0)]))
+                states: dict[str, Tagged] = {}
+                while len(states) < 2:
+                    for event in await conn.recv_tag("ToRivetEvents"):
+                        states[event["checkpoint"]["actor_id"]] = event["inner"].val["state"]
+        assert states["good"].tag == "ActorStateRunning"
+        assert states["stray"].tag == "ActorStateStopped"
+        assert states["stray"].val["code"] == "Error"
+        assert "no-such-actor" in states["stray"].val["message"]
+
+
+async def test_an_unreachable_engine_is_retried_with_backoff_then_given_up() -> None:
+    """Nothing listens at the endpoint: the envoy retries after 1, 2, 4, 4 s (the
+    backoff, no jitter) and gives up with a clear error at the first failure past
+    ``give_up_after``."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]  # closed again: connections are refused
+    clock = MockClock()
+    backoff = Backoff(initial=1, maximum=4, jitter=0)
+    unreachable = EnvoyConfig(f"http://127.0.0.1:{port}", backoff=backoff, give_up_after=10)
+
+    waits: list[float] = []
+    async with Envoy(unreachable, Recorder(), clock=clock) as envoy:
+        while len(waits) < 4:
+            # The attempt (real I/O, refused) ended: the envoy sleeps on the clock.
+            await asyncio.wait_for(envoy.wait_state(EnvoyState.BACKOFF), WAIT)
+            await clock.settle()
+            deadline = clock.next_deadline()
+            assert deadline is not None
+            waits.append(deadline - clock.now())
+            await clock.advance(waits[-1])
+        with pytest.raises(EngineUnavailableError, match=f"could not reach .*:{port} for 10 s"):
+            await asyncio.wait_for(envoy.wait_ready(), WAIT)
+    assert waits == [1, 2, 4, 4]  # the fifth attempt, at 11 s, was past the bound

@@ -22,9 +22,11 @@ Send = Callable[[Any], Awaitable[None]]
 class Gateway:
     """Plays the gateway: feeds a tunnel, records what comes back."""
 
-    def __init__(self, app: Callable[[Any, Receive, Send], Awaitable[None]]) -> None:
+    def __init__(
+        self, app: Callable[[Any, Receive, Send], Awaitable[None]], max_payload: int | None = None
+    ) -> None:
         self.sent: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
-        self.tunnel = AsgiTunnel(app, self._send)
+        self.tunnel = AsgiTunnel(app, self._send, lambda: max_payload)
 
     async def _send(self, message: dict[str, Any]) -> bool:
         await self.sent.put(message)
@@ -51,6 +53,11 @@ def request_start(path: str, body: bytes | None = b"hi", stream: bool = False) -
         "stream": stream,
         "response_stream": True,
     }
+
+
+def socket_open() -> dict[str, Any]:
+    """A ``ToEnvoyWebSocketOpen`` of a ``/connect`` socket to actor ``a``."""
+    return {"actor_id": "a", "actor_generation": None, "path": "/connect", "headers": {}}
 
 
 async def echo_app(scope: Any, receive: Receive, send: Send) -> None:
@@ -195,12 +202,7 @@ async def test_a_client_close_reaches_the_app_and_strays_are_dropped() -> None:
         await closed.put(await receive())
 
     gateway = Gateway(app)
-    open_: dict[str, Any] = {
-        "actor_id": "a",
-        "actor_generation": None,
-        "path": "/connect",
-        "headers": {},
-    }
+    open_ = socket_open()
     gateway.feed(b"ws-2", "ToEnvoyWebSocketOpen", open_)
     assert (await gateway.next())[1] == "ToRivetWebSocketOpen"
     gateway.feed(b"ws-2", "ToEnvoyWebSocketOpen", open_)  # a duplicate open: ignored
@@ -213,3 +215,47 @@ async def test_a_client_close_reaches_the_app_and_strays_are_dropped() -> None:
     }
     await gateway.tunnel.aclose()
     assert gateway.sent.empty()  # the client closed: nothing to answer
+
+
+async def test_responses_above_the_engines_limit_are_refused_or_split() -> None:
+    """The engine's ``max_response_payload_size``: a bigger whole body becomes a 500
+    ``message/outgoing_too_long``, a bigger streamed chunk is split, a bigger WebSocket
+    message closes the socket with 1009; the tunnel keeps serving."""
+
+    async def app(scope: Any, receive: Receive, send: Send) -> None:
+        if scope["type"] == "websocket":
+            await receive()
+            await send({"type": "websocket.accept"})
+            await send({"type": "websocket.send", "bytes": b"small"})
+            await send({"type": "websocket.send", "bytes": b"x" * 11})
+            await send({"type": "websocket.send", "bytes": b"after"})  # closed: dropped
+            return
+        await receive()
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        if scope["path"] == "/streamed":
+            await send({"type": "http.response.body", "body": b"a" * 25, "more_body": True})
+            await send({"type": "http.response.body", "body": b""})
+        else:
+            await send({"type": "http.response.body", "body": b"y" * 11})
+
+    gateway = Gateway(app, max_payload=10)
+    gateway.feed(b"big", "ToEnvoyRequestStart", request_start("/whole"))
+    index, tag, start = await gateway.next()
+    assert (index, tag, start["status"]) == (0, "ToRivetResponseStart", 500)
+    assert b'"code":"outgoing_too_long"' in start["body"]
+    assert b"11 bytes, above the engine's limit of 10 bytes" in start["body"]
+
+    gateway.feed(b"str", "ToEnvoyRequestStart", request_start("/streamed"))
+    _, tag, start = await gateway.next()
+    assert tag == "ToRivetResponseStart" and start["stream"] and start["status"] == 200
+    chunks = [await gateway.next() for _ in range(4)]
+    assert [c[2]["body"] for c in chunks] == [b"a" * 10, b"a" * 10, b"a" * 5, b""]
+    assert [c[2]["finish"] for c in chunks] == [False, False, False, True]
+
+    open_ = socket_open()
+    gateway.feed(b"ws", "ToEnvoyWebSocketOpen", open_)
+    assert (await gateway.next())[1] == "ToRivetWebSocketOpen"
+    assert (await gateway.next())[2] == {"data": b"small", "binary": True}
+    close = {"code": 1009, "reason": "message too big", "hibernate": False}
+    assert await gateway.next() == (2, "ToRivetWebSocketClose", close)
+    await gateway.tunnel.aclose()

@@ -82,7 +82,7 @@ class EnvoyHost(EnvoyHandler, Placement):
         self.store = store if isinstance(store, EngineStore) else None
         if self.store is not None:
             self.store.bind(self.envoy)
-        self.tunnel = AsgiTunnel(app, self.envoy.send_tunnel)
+        self.tunnel = AsgiTunnel(app, self.envoy.send_tunnel, self._max_payload)
         #: The generation the engine started each hosted actor with, from its
         #: ``StartActor`` until its ``StopActor`` (while it may be woken here).
         self._generations: dict[str, int] = {}
@@ -105,6 +105,10 @@ class EnvoyHost(EnvoyHandler, Placement):
         await self.tunnel.aclose()
         await self.envoy.aclose()
         await self._tasks.aclose()
+
+    def _max_payload(self) -> int | None:
+        limit = self.envoy.metadata.get("max_response_payload_size")
+        return int(limit) if limit else None
 
     # -- EnvoyHandler ---------------------------------------------------------------------
 

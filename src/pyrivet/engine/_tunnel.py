@@ -17,6 +17,11 @@ accepts a stream. WebSocket: ``websocket.accept`` sends ``WebSocketOpen``, each
 Each stream runs in a task of the tunnel's `TaskSupervisor`. If the app raises before
 it answered, the client gets a 500 (HTTP) or a 1011 close (WebSocket). A message for an
 unknown stream is logged and dropped. `AsgiTunnel.aclose` cancels every stream.
+
+The engine announces the largest payload it accepts from the envoy
+(``max_response_payload_size`` in ``Init``; ``max_payload`` returns it). A larger
+response body is not sent: the client gets a 500 ``message/outgoing_too_long``, or for
+a WebSocket message a 1009 close; a larger streamed chunk is split.
 """
 
 from __future__ import annotations
@@ -42,6 +47,7 @@ AsgiApp = Callable[
     Awaitable[None],
 ]
 SendTunnel = Callable[[dict[str, Any]], Awaitable[bool]]
+MaxPayload = Callable[[], int | None]
 
 _ASGI: Final = {"version": "3.0", "spec_version": "2.3"}
 _INTERNAL: Final = b'{"group":"rivetkit","code":"internal_error","message":"Internal error"}'
@@ -49,6 +55,16 @@ _GOING_AWAY: Final = (
     b'{"group":"actor","code":"stopping","message":"the envoy hosting this actor is shutting '
     b'down; retry the request"}'
 )
+
+
+def _too_long(size: int, limit: int) -> bytes:
+    return (
+        b'{"group":"message","code":"outgoing_too_long","message":"the response is '
+        + str(size).encode()
+        + b" bytes, above the engine's limit of "
+        + str(limit).encode()
+        + b' bytes","metadata":null}'
+    )
 
 
 @dataclass
@@ -71,9 +87,12 @@ class _Stream:
 class AsgiTunnel:
     """Serves tunnel messages with an ASGI app; `handle` is the envoy's entry point."""
 
-    def __init__(self, app: AsgiApp, send: SendTunnel) -> None:
+    def __init__(
+        self, app: AsgiApp, send: SendTunnel, max_payload: MaxPayload | None = None
+    ) -> None:
         self._app = app
         self._send_tunnel = send
+        self._max_payload: MaxPayload = max_payload or (lambda: None)
         self._streams: dict[bytes, _Stream] = {}
         self._tasks = TaskSupervisor("tunnel")
 
@@ -287,6 +306,12 @@ class _HttpResponse:
                     await self.finish()
 
     async def _chunk(self, body: bytes, finish: bool) -> None:
+        limit = self._tunnel._max_payload() or len(body)
+        while len(body) > limit:
+            piece, body = body[:limit], body[limit:]
+            await self._tunnel._send(
+                self._stream, "ToRivetResponseChunk", {"body": piece, "finish": False}
+            )
         await self._tunnel._send(
             self._stream, "ToRivetResponseChunk", {"body": body, "finish": finish}
         )
@@ -300,11 +325,17 @@ class _HttpResponse:
             await self._chunk(b"", True)
             return
         self._done = self.started = self._stream.answered = True
-        await self._tunnel._send(
-            self._stream,
-            "ToRivetResponseStart",
-            _start(self._status, self._headers, bytes(self._body)),
-        )
+        start = _start(self._status, self._headers, bytes(self._body))
+        limit = self._tunnel._max_payload()
+        if limit is not None and len(self._body) > limit:
+            log.warning(
+                "tunnel: a %d-byte response is above the engine's %d-byte limit; answering 500",
+                len(self._body),
+                limit,
+            )
+            headers = {"content-type": "application/json"}
+            start = _start(500, headers, _too_long(len(self._body), limit))
+        await self._tunnel._send(self._stream, "ToRivetResponseStart", start)
 
 
 class _SocketSend:
@@ -323,10 +354,21 @@ class _SocketSend:
             await self._tunnel._send(self._stream, "ToRivetWebSocketOpen", {"can_hibernate": False})
         elif kind == "websocket.send":
             data = message.get("bytes")
-            if data is not None:
-                payload = {"data": bytes(data), "binary": True}
-            else:
-                payload = {"data": str(message.get("text", "")).encode(), "binary": False}
+            binary = data is not None
+            raw = bytes(data) if data is not None else str(message.get("text", "")).encode()
+            payload = {"data": raw, "binary": binary}
+            limit = self._tunnel._max_payload()
+            if limit is not None and len(raw) > limit:
+                log.warning(
+                    "tunnel: a %d-byte WebSocket message is above the engine's %d-byte limit; "
+                    "closing the socket with 1009",
+                    len(raw),
+                    limit,
+                )
+                await self.send(
+                    {"type": "websocket.close", "code": 1009, "reason": "message too big"}
+                )
+                return
             await self._tunnel._send(self._stream, "ToRivetWebSocketMessage", payload)
         elif kind == "websocket.close":
             self.closed = self._stream.answered = True

@@ -6,7 +6,8 @@
 //   SCENARIO  actions-http | actions-conn | events | conn-params | user-error |
 //             lookup | input | raw-http | raw-ws | reconnect | oversize | queue
 //   ENCODING  json | cbor | bare
-//   ENDPOINT  http://127.0.0.1:PORT
+//   ENDPOINT  http://127.0.0.1:PORT (pyrivet serve, or a Rivet Engine's gateway: the client
+//             then reads RIVET_TOKEN, RIVET_NAMESPACE and RIVET_POOL)
 //
 // Prints one JSON line {"scenario", "encoding", "ok": true, ...observations} and
 // exits 0; on failure prints {"ok": false, "error"} and a readable message on
@@ -22,6 +23,9 @@ const USAGE = "usage: node scenarios.mjs SCENARIO json|cbor|bare http://HOST:POR
 const [scenario, encoding, endpoint] = process.argv.slice(2);
 const RUN_ID = `${Date.now().toString(36)}${Math.random().toString(36).slice(2, 6)}`;
 const OVERALL_TIMEOUT_MS = Number(process.env.SCENARIO_TIMEOUT_MS ?? 40_000);
+// Multiplies every bounded wait below: through the Rivet Engine each first call also
+// creates the actor through the engine's workflows, which takes seconds on a busy machine.
+const WAIT_SCALE = Number(process.env.SCENARIO_WAIT_SCALE ?? 1);
 
 // ---------------------------------------------------------------- helpers
 
@@ -40,6 +44,7 @@ function checkEqual(actual, expected, what) {
 }
 
 function withTimeout(promise, ms, what) {
+	ms *= WAIT_SCALE;
 	let timer;
 	return Promise.race([
 		promise,
@@ -196,6 +201,10 @@ const SCENARIOS = {
 		// Frames are read in order: once this replies, `hold` runs on the server.
 		checkEqual(await conn.increment(1), 1, "increment while hold is in flight");
 		const big = conn.echo("x".repeat(70_000));
+		// Awaited below; marked handled now because it may reject before release()
+		// returns (through the engine the held reply and the close can overtake
+		// release()'s HTTP answer), and Node ends on an unhandled rejection.
+		big.catch(() => {});
 		// Give the server a moment to read the big frame before the held action ends
 		// (had it not read it yet, the observations below would be the same).
 		await new Promise((resolve) => setTimeout(resolve, 100));
