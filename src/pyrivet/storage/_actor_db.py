@@ -106,7 +106,7 @@ def _prepare(conn: sqlite3.Connection, wal: bool, synchronous: str) -> None:
 
     A file is opened in exclusive locking mode: only this process's one connection uses
     it (the data directory is locked), so SQLite keeps the WAL index in memory and takes
-    no file locks per transaction (~13 fewer system calls per commit: fcntl, getpid).
+    no file locks per transaction (7 fewer fcntl calls per commit, measured).
     Another process cannot read the file while its actor is awake."""
     if wal:
         conn.execute("PRAGMA locking_mode = EXCLUSIVE")
