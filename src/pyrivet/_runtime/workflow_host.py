@@ -195,8 +195,11 @@ class _HistoryWrites(Contribution):
 class ActorWorkflowHost(WorkflowHost[ActorContextImpl]):
     """The `WorkflowHost` of one awake actor; see the module docstring."""
 
-    def __init__(self, owner: WorkflowOwner) -> None:
+    def __init__(self, owner: WorkflowOwner, *, fresh: bool = False) -> None:
         self._owner = owner
+        #: The actor was created by this start: storage holds no records for it yet, so
+        #: the first `load` needs no read (a later one, after a failed flush, reads).
+        self._fresh = fresh
         #: The attempt between `step_context` and `step_finished`, if any.
         self._step: StepInfo | None = None
         self._step_ctx: ActorContextImpl | None = None
@@ -227,6 +230,9 @@ class ActorWorkflowHost(WorkflowHost[ActorContextImpl]):
         return self._owner.svc.clock
 
     async def load(self) -> Mapping[str, bytes]:
+        if self._fresh:
+            self._fresh = False
+            return {}
         owner = self._owner
         return workflow_records(await owner.svc.store.load_workflow(owner.actor_id))
 
@@ -467,8 +473,9 @@ class WorkflowBinding:
 
     __slots__ = ("engine", "host")
 
-    def __init__(self, owner: WorkflowOwner, definition: Workflow) -> None:
-        self.host = ActorWorkflowHost(owner)
+    def __init__(self, owner: WorkflowOwner, definition: Workflow, *, fresh: bool = False) -> None:
+        """``fresh``: the actor was just created (see `ActorWorkflowHost`)."""
+        self.host = ActorWorkflowHost(owner, fresh=fresh)
         self.engine: WorkflowEngine[ActorContextImpl] = WorkflowEngine(definition, self.host)
         self.host.engine = self.engine
 
