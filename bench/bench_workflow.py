@@ -3,6 +3,12 @@
     python bench/bench_workflow.py                  # pyrivet + DBOS on SQLite and PostgreSQL
     python bench/bench_workflow.py --quick          # smaller counts, one run (DBOS --quick)
     python bench/bench_workflow.py --dbos none      # pyrivet only (no DBOS virtualenv needed)
+    python bench/bench_workflow.py --instructions 400 --in-flight 64 --storage memory
+
+``--instructions N`` only runs N workflows (``--in-flight`` at a time, on
+``--storage``), untimed, for callgrind: count at two N, and the difference divided by
+the difference in steps (10 per workflow) is the cost of a step, its share of the
+workflow's creation and completion included (see bench/README.md).
 
 The workload is DBOS's anchor workload (``shared/anchors/dbos``): a workflow of 10
 sequential steps. In pyrivet each workflow is an actor whose ``run`` is the workflow,
@@ -39,6 +45,7 @@ from typing import Any
 from bench_core import commit_floor, percentile  # this folder is sys.path[0] as a script
 from dbos_anchor import AnchorError, AnchorFigures, measure
 from pyrivet import Client, Registry, actor
+from pyrivet.storage import MemoryDriver, SQLiteDriver
 from pyrivet.workflow import workflow
 
 STEPS = 10
@@ -138,6 +145,32 @@ async def concurrent(warmup: float, window: float) -> float:
     return rate
 
 
+def instructions(workflows: int, in_flight: int, storage: str) -> None:
+    """Run ``workflows`` workflows, ``in_flight`` at a time, untimed (for callgrind)."""
+
+    async def main() -> None:
+        probe = Probe()
+        with tempfile.TemporaryDirectory(prefix="pyrivet-bench-") as data_dir:
+            # Under callgrind every commit overruns the inline budget (5 ms): a large one
+            # keeps the path a real machine takes (inline when the writer is idle).
+            driver = (
+                MemoryDriver()
+                if storage == "memory"
+                else SQLiteDriver(data_dir, synchronous="FULL", inline_budget=60.0)
+            )
+            async with make_registry(probe).runtime(data_dir=data_dir, storage=driver) as runtime:
+                client = Client(runtime)
+                numbers = iter(range(workflows))
+
+                async def slot() -> None:
+                    for n in numbers:
+                        await run_one(client, probe, f"w{n}")
+
+                await asyncio.gather(*(slot() for _ in range(in_flight)))
+
+    asyncio.run(main())
+
+
 def dbos_figures(which: str, quick: bool, busy: bool) -> AnchorFigures | None:
     if which == "none":
         return None
@@ -167,7 +200,13 @@ def main() -> None:
         help="do not let the DBOS harness wait for an idle machine (both sides then "
         "run under the same load; the ratio stays meaningful, the absolute figures less so)",
     )
+    parser.add_argument("--instructions", type=int, metavar="N", help="see the docstring")
+    parser.add_argument("--in-flight", type=int, default=1, help="with --instructions")
+    parser.add_argument("--storage", choices=["sqlite", "memory"], default="sqlite")
     args = parser.parse_args()
+    if args.instructions is not None:
+        instructions(args.instructions, args.in_flight, args.storage)
+        return
     runs = 1 if args.quick else args.runs
     workflows = 50 if args.quick else 200
     warmup, window = (1.0, 3.0) if args.quick else (2.0, 10.0)

@@ -17,7 +17,7 @@ import pytest
 
 from pyrivet import ActorDefinition, ActorOptions, Queue, Registry, Runtime, actor
 from pyrivet.errors import WorkflowUsageError
-from pyrivet.storage import ActorStore
+from pyrivet.storage import ActorStore, MemoryDriver
 from pyrivet.testing import MockClock, run_actors
 from pyrivet.workflow import Loop, WorkflowHistory, workflow
 
@@ -90,6 +90,39 @@ async def test_steps_commit_with_state_and_replay_after_restart(
         assert await handle.read() == {"a": 1, "b": 10}
         history = await history_in(runtime, await handle.resolve(), "completed")
         assert history.output == {"a": 1, "b": 10}
+    assert runs == ["a", "b"]
+
+
+class CountingLoads(MemoryDriver):
+    """The memory driver, counting the workflow loads it serves (by actor id)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.workflow_loads: list[str] = []
+
+    async def load_workflow(self, actor_id: str) -> dict[str, bytes]:
+        self.workflow_loads.append(actor_id)
+        return await super().load_workflow(actor_id)
+
+
+async def test_a_new_actor_starts_its_workflow_without_reading_storage(clock: MockClock) -> None:
+    runs: list[str] = []
+    registry = Registry([counter_workflow(runs)])
+    store = CountingLoads()
+    async with run_actors(registry, storage=store, clock=clock) as (runtime, client):
+        handle = client.get_or_create("counter", ["x"])
+        actor_id = await handle.resolve()
+        await history_in(runtime, actor_id, "completed")
+    # Created by this start: nothing can be stored for it yet.
+    assert store.workflow_loads == []
+    assert runs == ["a", "b"]
+
+    # A wake reads what the first run stored (and so does not run the steps again).
+    async with run_actors(registry, storage=store, clock=clock) as (runtime, client):
+        handle = client.get_or_create("counter", ["x"])
+        assert await handle.read() == {"a": 1, "b": 10}
+        await history_in(runtime, actor_id, "completed")
+    assert store.workflow_loads[0] == actor_id
     assert runs == ["a", "b"]
 
 

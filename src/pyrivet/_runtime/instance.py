@@ -290,7 +290,7 @@ class ActorInstance(IdleLink, ContextHost, WorkflowOwner, RealtimeHost):
         ticket = self.journal.checkpoint("create", create=record)
         if ticket is not None and on_created is not None:
             ticket.add_done_callback(on_created)
-        await self._wake_hooks(ctx)
+        await self._wake_hooks(ctx, fresh=True)
 
     async def wake(self, seq: int, snapshot: bytes | None) -> None:
         """Restore the committed state, then create_vars -> on_wake -> run.
@@ -316,7 +316,8 @@ class ActorInstance(IdleLink, ContextHost, WorkflowOwner, RealtimeHost):
         await restore(self)  # hibernated connections and the event log
         await self._wake_hooks(self.context())
 
-    async def _wake_hooks(self, ctx: ActorContextImpl) -> None:
+    async def _wake_hooks(self, ctx: ActorContextImpl, *, fresh: bool = False) -> None:
+        """create_vars -> on_wake -> run; ``fresh``: the actor was created by this start."""
         d = self.definition
         if d.create_vars is not None:
             self.vars = await self.call_hook(
@@ -338,7 +339,7 @@ class ActorInstance(IdleLink, ContextHost, WorkflowOwner, RealtimeHost):
         assert life is not None
         if run is not None:
             if isinstance(run, Workflow):
-                life.workflow = WorkflowBinding(self, run)
+                life.workflow = WorkflowBinding(self, run, fresh=fresh)
             self.start_run()
         life.driver = None  # started: do not keep the requester's task alive
         life.ready.set_result(None)

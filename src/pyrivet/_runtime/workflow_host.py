@@ -47,7 +47,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Generator, Mapping, Sequence
 from typing import Any, Protocol
 
 from .._codec.values import encode
@@ -134,42 +134,72 @@ class WorkflowOwner(Protocol):
         ...
 
 
-class _HistoryWrites(Contribution):
-    """One flush's history records, going into one commit of the actor."""
+class _Yield:
+    """``await _YIELD`` gives the loop one turn: `asyncio.sleep(0)` without its two
+    coroutine frames (the task reschedules itself after a bare yield)."""
 
-    __slots__ = ("deletes", "done", "puts")
+    __slots__ = ()
+
+    def __await__(self) -> Generator[None, None, None]:
+        yield
+
+
+_YIELD = _Yield()
+
+#: `_HistoryWrites.outcome` before the commit carrying it settled.
+_UNSETTLED: Any = object()
+
+
+class _HistoryWrites(Contribution):
+    """One flush's history records, going into one commit of the actor.
+
+    Its outcome is a slot, not a future: a flush almost always finds its commit settled
+    already (written inline in the iteration it yielded for), so a future (``waiter``)
+    is made only for a flush that has to wait.
+    """
+
+    __slots__ = ("outcome", "waiter", "writes")
 
     def __init__(self, writes: Writes) -> None:
-        self.puts = tuple((key, value) for key, value in writes.items() if value is not None)
-        self.deletes = tuple(key for key, value in writes.items() if value is None)
-        self.done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self.writes = writes
+        #: `_UNSETTLED`, then None (durable) or the error that will never let it be.
+        self.outcome: BaseException | None = _UNSETTLED
+        self.waiter: asyncio.Future[None] | None = None
 
     def write(self, record: CommitRecord, ops: list[Any]) -> None:
-        if self.puts:
-            record.workflow_puts = (*record.workflow_puts, *self.puts)
-            ops.extend(("workflow.put", key) for key, _ in self.puts)
-        if self.deletes:
-            record.workflow_deletes = (*record.workflow_deletes, *self.deletes)
-            ops.extend(("workflow.delete", key) for key in self.deletes)
+        puts: list[tuple[str, bytes]] = []
+        deletes: list[str] = []
+        for key, value in self.writes.items():
+            if value is None:
+                deletes.append(key)
+            else:
+                puts.append((key, value))
+                ops.append(("workflow.put", key))
+        if puts:
+            record.workflow_puts = (*record.workflow_puts, *puts)
+        if deletes:
+            record.workflow_deletes = (*record.workflow_deletes, *deletes)
+            ops.extend(("workflow.delete", key) for key in deletes)
 
     def settled(self, error: BaseException | None) -> None:
-        if self.done.done():
+        if self.outcome is not _UNSETTLED:
             return
-        if error is None:
-            self.done.set_result(None)
-        else:
-            self.done.set_exception(
-                error
-                if isinstance(error, CommitError | ActorStoppingError)
-                else CommitError(f"the workflow history could not be saved: {error}")
-            )
+        if error is not None and not isinstance(error, CommitError | ActorStoppingError):
+            error = CommitError(f"the workflow history could not be saved: {error}")
+        self.outcome = error
+        waiter = self.waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
 
 
 class ActorWorkflowHost(WorkflowHost[ActorContextImpl]):
     """The `WorkflowHost` of one awake actor; see the module docstring."""
 
-    def __init__(self, owner: WorkflowOwner) -> None:
+    def __init__(self, owner: WorkflowOwner, *, fresh: bool = False) -> None:
         self._owner = owner
+        #: The actor was created by this start: storage holds no records for it yet, so
+        #: the first `load` needs no read (a later one, after a failed flush, reads).
+        self._fresh = fresh
         #: The attempt between `step_context` and `step_finished`, if any.
         self._step: StepInfo | None = None
         self._step_ctx: ActorContextImpl | None = None
@@ -200,6 +230,9 @@ class ActorWorkflowHost(WorkflowHost[ActorContextImpl]):
         return self._owner.svc.clock
 
     async def load(self) -> Mapping[str, bytes]:
+        if self._fresh:
+            self._fresh = False
+            return {}
         owner = self._owner
         return workflow_records(await owner.svc.store.load_workflow(owner.actor_id))
 
@@ -268,11 +301,12 @@ class ActorWorkflowHost(WorkflowHost[ActorContextImpl]):
             raise ActorStoppingError(f"actor {owner.name!r} has stopped; nothing was written")
         journal = owner.journal
         contribution = _HistoryWrites(writes)
-        consumed, self._consumed = self._consumed, []
-        mailbox = owner.mailbox
-        if consumed and mailbox is not None:
-            for holder in consumed:
-                mailbox.consume(holder)
+        if self._consumed:
+            consumed, self._consumed = self._consumed, []
+            mailbox = owner.mailbox
+            if mailbox is not None:
+                for holder in consumed:
+                    mailbox.consume(holder)
         if self.engine is not None and self.engine.state in _ENDED:
             self._set_alarm(None)  # the last flush: nothing to resume after a restart
         elif self._alarm != _ACTIVE:
@@ -281,23 +315,17 @@ class ActorWorkflowHost(WorkflowHost[ActorContextImpl]):
         if self._step is not None:
             self._flushed = True
         step = self._step
-        try:
-            journal.checkpoint("workflow", name=step.name if step else None, force=True)
-        except BaseException:
-            done = contribution.done
-            if done.done() and not done.cancelled():
-                done.exception()  # dropped with the rollback; the raise below reports it
-            raise
-        done = contribution.done
-        if owner.svc.committer.flush_scheduled:
+        journal.checkpoint("workflow", name=step.name if step else None, force=True)
+        if contribution.outcome is _UNSETTLED and owner.svc.committer.flush_scheduled:
             # As an action's output gate does: after one bare yield a batch written
             # inline is durable, and the step goes on in this iteration instead of the
-            # next (no wake-up through the future).
-            await asyncio.sleep(0)
-        if not done.done():
-            await done
-        elif (error := done.exception()) is not None:
-            raise error
+            # next (no wake-up through a future).
+            await _YIELD
+        if contribution.outcome is _UNSETTLED:
+            waiter = contribution.waiter = asyncio.get_running_loop().create_future()
+            await waiter
+        if contribution.outcome is not None:
+            raise contribution.outcome
 
     # -- waiting ---------------------------------------------------------------------
 
@@ -445,8 +473,9 @@ class WorkflowBinding:
 
     __slots__ = ("engine", "host")
 
-    def __init__(self, owner: WorkflowOwner, definition: Workflow) -> None:
-        self.host = ActorWorkflowHost(owner)
+    def __init__(self, owner: WorkflowOwner, definition: Workflow, *, fresh: bool = False) -> None:
+        """``fresh``: the actor was just created (see `ActorWorkflowHost`)."""
+        self.host = ActorWorkflowHost(owner, fresh=fresh)
         self.engine: WorkflowEngine[ActorContextImpl] = WorkflowEngine(definition, self.host)
         self.host.engine = self.engine
 

@@ -41,6 +41,10 @@ log = logging.getLogger(__name__)
 #: ``on_error(error_context, event)``: may be async; its exceptions are logged and ignored.
 ErrorObserver = Callable[[Any, StepErrorEvent | WorkflowErrorEvent], Awaitable[None] | None]
 
+#: Result types of a synchronous step body, told apart without `inspect.isawaitable`
+#: (which tries the `Awaitable` ABC: about as costly as the rest of the attempt's checks).
+_NEVER_AWAITABLE = frozenset({int, str, float, bool, bytes, dict, list, tuple, type(None)})
+
 # Set while a step body runs, so orchestration calls made from inside a step fail
 # clearly (a context variable: concurrent join branches each have their own).
 _in_step: contextvars.ContextVar[str | None] = contextvars.ContextVar(
@@ -381,7 +385,7 @@ class Core(Generic[S]):
         started = self.clock.monotonic()
         try:
             result = run(step_ctx)
-            if inspect.isawaitable(result):
+            if type(result) not in _NEVER_AWAITABLE and inspect.isawaitable(result):
                 result = await (
                     run_with_timeout(self.clock, timeout, result) if timeout else result
                 )
