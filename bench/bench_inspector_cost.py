@@ -142,6 +142,7 @@ def callgrind_server(work: Path, window: float) -> Iterator[ServerProcess]:
         "PYTHONHASHSEED": "0",
         "PYRIVET_INSPECTOR_TOKEN": TOKEN,
         "BENCH_LIVE_WINDOW": str(window),
+        "BENCH_WS_PING": "0",
     }
     server = ServerProcess("callgrind", argv, port, work, cwd=BENCH_DIR, env=env)
     try:
