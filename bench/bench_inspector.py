@@ -92,7 +92,7 @@ async def watch(base: str, key: str, stop: asyncio.Event, frames: list[int]) -> 
             ws_url,
             subprotocols=[Subprotocol("pyrivet-inspector"), Subprotocol(f"bearer.{TOKEN}")],
         ) as ws,
-        httpx.AsyncClient() as http,
+        httpx.AsyncClient(timeout=60) as http,
     ):
 
         async def read() -> None:
@@ -110,7 +110,7 @@ async def watch(base: str, key: str, stop: asyncio.Event, frames: list[int]) -> 
 
 
 async def scrape(base: str, stop: asyncio.Event) -> None:
-    async with httpx.AsyncClient() as http:
+    async with httpx.AsyncClient(timeout=60) as http:
         while not stop.is_set():
             (await http.get(f"{base}/metrics")).raise_for_status()
             with contextlib.suppress(TimeoutError):
@@ -132,7 +132,7 @@ async def with_load(base: str, seconds: float, watched: int, metrics: bool) -> t
 
 
 async def has_metrics(base: str) -> bool:
-    async with httpx.AsyncClient() as http:
+    async with httpx.AsyncClient(timeout=60) as http:
         return (await http.get(f"{base}/metrics")).status_code == 200
 
 
