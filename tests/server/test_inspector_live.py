@@ -12,7 +12,8 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import InvalidStatus
 from websockets.typing import Subprotocol
 
-from pyrivet import Client, Registry, actor
+from pyrivet import Client, Queue, Registry, actor
+from pyrivet.server._uvicorn_ws import MORE_KEY
 from pyrivet.server.inspector.hubs import MAX_BUFFERED, LiveSocket
 
 from ._support import query_url
@@ -22,7 +23,7 @@ TOKEN = "live-token"
 
 
 def registry() -> Registry:
-    counter = actor("counter", state={"count": 0})
+    counter = actor("counter", state={"count": 0}, queues={"jobs": Queue()})
 
     @counter.action
     def add(c: Any, amount: int) -> int:
@@ -182,3 +183,56 @@ async def test_a_dead_socket_stops_its_writer() -> None:
     sock.offer([{"type": "state", "seq": 1, "state": 1}])
     await asyncio.wait_for(sock.write(), 5)
     assert sock.dead
+
+
+async def push_of(ws: ClientConnection, amount: int) -> list[str]:
+    """The frame types up to and including the history frame of ``add(amount)``."""
+    types = []
+    async with asyncio.timeout(10):
+        while True:
+            frame = json.loads(await ws.recv())
+            types.append(frame["type"])
+            if frame["type"] == "history" and frame["entries"][-1]["args"] == [amount]:
+                return types
+
+
+async def test_queue_frames_come_when_the_size_changes(served: Served) -> None:
+    await add(served, 1)
+    ws = await open_live(served)
+    await add(served, 2)
+    assert "queue" in await push_of(ws, 2)  # the first push says the size
+    await add(served, 3)
+    assert "queue" not in await push_of(ws, 3)  # unchanged: not sent again
+    injected = await served.http.post(
+        query_url("counter", "/inspector/queue", key="k"),
+        json={"name": "jobs", "body": 1},
+        headers={"authorization": f"Bearer {TOKEN}"},
+    )
+    assert injected.status_code == 200
+    assert (await frames_until(ws, "queue"))["size"] == 1
+    await ws.close()
+
+
+async def test_the_frames_of_a_push_leave_in_one_write() -> None:
+    sent: list[Any] = []
+    done = asyncio.Event()
+
+    async def send(message: Any) -> None:
+        sent.append(message)
+        if len(sent) == 3:
+            done.set()
+
+    sock = LiveSocket(send)
+    writer = asyncio.ensure_future(sock.write())
+    sock.offer(
+        [
+            {"type": "state", "seq": 1, "state": {"n": 1}},
+            {"type": "queue", "size": 0},
+            {"type": "history", "entries": [{"seq": 1}]},
+        ]
+    )
+    await asyncio.wait_for(done.wait(), 5)
+    # Every frame but the last is held back and written with the next one.
+    assert [m.get(MORE_KEY, False) for m in sent] == [True, True, False]
+    assert [json.loads(m["text"])["type"] for m in sent] == ["state", "queue", "history"]
+    writer.cancel()

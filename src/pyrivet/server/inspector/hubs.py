@@ -6,9 +6,10 @@ only note what changed and set a flag. The hub's pump task wakes on the flag, wa
 `INTERVAL` on the runtime's clock (coalescing every commit of that window), builds the
 frames once and offers them to each socket. A socket keeps at most one pending value
 per kind (newer replaces older) and a bounded list of entries and events, and its own
-writer task sends them: a slow reader only gets fewer, later frames; a dead one stops
-its writer. The last socket to leave detaches the hub (the actor's hook is None again).
-Everything runs on the event loop.
+writer task sends them, the frames of one push in one write (`MORE_KEY`): a slow reader
+only gets fewer, later frames; a dead one stops its writer. The last socket to leave
+detaches the hub (the actor's hook is None again). Everything runs on the event loop.
+What a push costs the server is counted by ``bench/bench_inspector_cost.py``.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from ..._util.tasks import TaskSupervisor
 from ...storage._base import CommitRecord, HistoryEntry
 from ...workflow import Workflow
 from .._asgi import Send
+from .._uvicorn_ws import MORE_KEY
 from ..gateway import ResolvedActor
 from . import views
 
@@ -89,9 +91,15 @@ class LiveSocket:
             while True:
                 await self._ready.wait()
                 self._ready.clear()
-                for frame in self._take():
+                frames = self._take()
+                last = len(frames) - 1
+                for i, frame in enumerate(frames):
                     text = msgspec.json.encode(frame, enc_hook=repr).decode()
-                    await self._send({"type": "websocket.send", "text": text})
+                    message: dict[str, Any] = {"type": "websocket.send", "text": text}
+                    if i < last:
+                        # The frames of one push leave in one write (see `MORE_KEY`).
+                        message[MORE_KEY] = True
+                    await self._send(message)
         except Exception:
             # The ASGI server raises on send once the client is gone.
             self.dead = True
@@ -110,6 +118,10 @@ class LiveHub(Watcher):
         self._events_gap = False
         self._state_changed = False
         self._commits = False
+        #: A commit touched the queue since the last push (the first push reads it too),
+        #: and the size that push sent: a queue frame goes out only when it changed.
+        self._queue_touched = True
+        self._queue_size: int | None = None
         self._conns = False
         self._wake = asyncio.Event()
         definition = runtime.definition(actor.name)
@@ -121,6 +133,8 @@ class LiveHub(Watcher):
         self._commits = True
         if record.state is not None:
             self._state_changed = True
+        if record.queue_puts or record.queue_deletes:
+            self._queue_touched = True
         event = record.event
         if event is not None:
             if len(self._entries) < MAX_BUFFERED:
@@ -177,8 +191,12 @@ class LiveHub(Watcher):
             frames.append({"type": "connections", "connections": views.connections(inst)})
         if self._commits:
             self._commits = False
-            queue = await views.queue(runtime, actor_id, self.actor.name, inst, 0)
-            frames.append({"type": "queue", "size": queue["size"]})
+            if self._queue_touched:
+                self._queue_touched = False
+                size = await views.queue_size(runtime, actor_id, inst)
+                if size != self._queue_size:
+                    self._queue_size = size
+                    frames.append({"type": "queue", "size": size})
             if self._workflow:
                 history = await runtime.workflow_history(actor_id)
                 frames.append({"type": "workflow", "history": views.workflow_json(history)})

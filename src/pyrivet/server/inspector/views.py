@@ -29,6 +29,7 @@ __all__ = [
     "history_page",
     "plain_snapshot",
     "queue",
+    "queue_size",
     "readable_payload",
     "schedules",
     "state",
@@ -39,17 +40,26 @@ __all__ = [
 MAX_PAGE: Final = 1000
 
 
+#: Values `readable` returns as they are (checked by exact type: the common case).
+_SCALARS: Final = frozenset({str, int, float, bool, type(None)})
+#: Tuples, not ``a | b`` unions: ``isinstance`` with a union built per call is ~10x slower.
+_BYTES: Final = (bytes, bytearray, memoryview)
+_SEQUENCES: Final = (list, tuple)
+
+
 def readable(value: Any) -> Any:
     """``value`` with bytes turned into text (UTF-8) or ``0x`` + hex, recursively."""
-    if isinstance(value, bytes | bytearray | memoryview):
+    if type(value) in _SCALARS:
+        return value
+    if isinstance(value, _BYTES):
         data = bytes(value)
         try:
             return data.decode("utf-8")
         except UnicodeDecodeError:
             return "0x" + data.hex()
     if isinstance(value, dict):
-        return {str(k) if not isinstance(k, str) else k: readable(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
+        return {k if isinstance(k, str) else str(k): readable(v) for k, v in value.items()}
+    if isinstance(value, _SEQUENCES):
         return [readable(v) for v in value]
     return value
 
@@ -124,6 +134,13 @@ async def queue(
             for r in records[:limit]
         ],
     }
+
+
+async def queue_size(runtime: Runtime, actor_id: str, inst: ActorInstance | None) -> int:
+    """How many messages the awake actor's mailbox holds, else the committed queue."""
+    if inst is not None:
+        return len(inst.mailbox.messages) if inst.mailbox is not None else 0
+    return len((await runtime.storage.load_queue(actor_id)).messages)
 
 
 def readable_payload(data: bytes) -> Any:
