@@ -22,7 +22,6 @@ from conformance.test_js_client import (
     HERE,
     node,
     run_scenario,
-    test_a_connection_stays_open_while_its_actor_sleeps,
     test_actions_over_a_connection,
     test_actions_over_http,
     test_an_oversize_call_fails_alone,
@@ -40,7 +39,6 @@ from .conftest import Engine
 
 __all__ = [
     "node",
-    "test_a_connection_stays_open_while_its_actor_sleeps",
     "test_actions_over_a_connection",
     "test_actions_over_http",
     "test_an_oversize_call_fails_alone",
@@ -54,6 +52,8 @@ __all__ = [
 ]
 
 pytestmark = pytest.mark.slow
+
+
 POOL = "pyrivet-conformance"
 #: Each first call of a scenario creates its actor through the engine's workflows.
 WAIT_SCALE = 3
@@ -121,3 +121,21 @@ def test_get_get_or_create_and_create(node: str, server: EnvoyTarget, encoding: 
     # (its log: "invalid actor id in path ... unsupported ID version").
     unknown = result["unknownId"]
     assert (unknown["group"], unknown["code"]) == ("core", "internal_error")
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="hibernatable WebSockets through the engine are not built yet: a tunnelled "
+    "connect socket closes when its actor sleeps through the engine and the client "
+    "reconnects (docs/engine.md, 'Not yet')",
+)
+@pytest.mark.parametrize("encoding", ENCODINGS)
+def test_a_connection_stays_open_while_its_actor_sleeps(
+    node: str, server: EnvoyTarget, encoding: str
+) -> None:
+    """The standalone scenario of that name, through the engine."""
+    result = run_scenario(node, server, "hibernation", encoding)
+    assert result["naps"] == 1  # it did sleep
+    assert result["seen"] == [1, 3]  # events before and after, on one subscription
+    assert result["sockets"] == 1  # no reconnect: the same WebSocket throughout
+    assert "disconnected" not in result["statuses"]
