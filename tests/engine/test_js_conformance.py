@@ -123,12 +123,6 @@ def test_get_get_or_create_and_create(node: str, server: EnvoyTarget, encoding: 
     assert (unknown["group"], unknown["code"]) == ("core", "internal_error")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="hibernatable WebSockets through the engine are not built yet: a tunnelled "
-    "connect socket closes when its actor sleeps through the engine and the client "
-    "reconnects (docs/engine.md, 'Not yet')",
-)
 @pytest.mark.parametrize("encoding", ENCODINGS)
 def test_a_connection_stays_open_while_its_actor_sleeps(
     node: str, server: EnvoyTarget, encoding: str

@@ -48,7 +48,12 @@ def make_registry() -> Registry:
     @sleepy.action
     def increment(c: Any) -> int:
         c.state["count"] += 1
+        c.broadcast("count", c.state["count"])
         return int(c.state["count"])
+
+    @sleepy.on_connect
+    def connected(c: Any, conn: Any) -> None:
+        c.state["connects"] = c.state.get("connects", 0) + 1
 
     @sleepy.action
     def get(c: Any) -> dict[str, int]:
@@ -97,12 +102,19 @@ class RecordingHost(EnvoyHost):
             self._changed.notify_all()
 
     async def start_actor(self, start: ActorStart) -> None:
+        self.log.append(("hibernating", start.actor_id, start.hibernating_requests))
         await super().start_actor(start)
         await self._record("start", start.actor_id, start.generation)
 
     async def stop_actor(self, actor_id: str, generation: int, reason: str) -> None:
         await super().stop_actor(actor_id, generation, reason)
         await self._record("stop", actor_id, (generation, reason))
+
+    def tunnel_message(self, message: dict[str, Any]) -> None:
+        kind = message["message_kind"]
+        if kind.tag == "ToEnvoyWebSocketOpen":
+            self.log.append(("ws-open", kind.val["actor_id"], kind.val["path"]))
+        super().tunnel_message(message)
 
     def request_stop(self, actor_id: str, kind: str) -> None:
         super().request_stop(actor_id, kind)
@@ -199,6 +211,40 @@ async def test_idle_actor_sleeps_through_the_engine_and_wakes_on_request(
         state = await asyncio.wait_for(room.get(), WAIT)
     # on_wake ran on the creation and on the wake (and again if it slept since).
     assert state["count"] == 2 and state["wakes"] >= 2
+
+
+async def test_a_connection_keeps_its_socket_while_its_actor_sleeps(
+    engine: Engine, host: RecordingHost
+) -> None:
+    """The gateway keeps a ``connect`` socket open while its actor sleeps (it was
+    opened hibernatable); the next action on it wakes the actor, and events flow on the
+    same socket and subscription before and after."""
+    async with client(engine, host) as c:
+        mark = host.mark()
+        statuses: list[str] = []
+        seen: asyncio.Queue[int] = asyncio.Queue()
+        async with c.get_or_create("sleepy", ["hibernating"]).connect() as conn:
+            conn.on_status_change(statuses.append)
+            conn.on("count", seen.put_nowait)
+            assert await asyncio.wait_for(conn.increment(), WAIT) == 1
+            assert await asyncio.wait_for(seen.get(), WAIT) == 1
+            actor_id = conn.actor_id
+            assert actor_id is not None
+            generation = await host.expect("start", actor_id, mark)
+            # Idle with only a hibernatable connection: it sleeps, the socket stays.
+            assert await host.expect("stop", actor_id, mark) == (generation, "SleepIntent")
+            assert not host.runtime.is_awake(actor_id)
+            woke = host.mark()
+            assert await asyncio.wait_for(conn.increment(), WAIT) == 2
+            assert await host.expect("start", actor_id, woke) == generation + 1
+            # The engine's start named the socket it kept open while the actor slept.
+            assert len(await host.expect("hibernating", actor_id, woke)) == 1
+            assert await asyncio.wait_for(seen.get(), WAIT) == 2
+            state = await asyncio.wait_for(conn.get(), WAIT)
+    opens = [e for e in host.log if e[0] == "ws-open" and e[1] == actor_id]
+    assert len(opens) == 1  # one WebSocket throughout: the client never reconnected
+    assert state["connects"] == 1 and state["wakes"] >= 2
+    assert "disconnected" not in statuses and "reconnecting" not in statuses
 
 
 async def test_actor_calls_wake_a_sleeping_actor_through_the_gateway(

@@ -119,6 +119,9 @@ class ActorStart:
     create_ts: int
     input: bytes | None
     preloaded_kv: dict[str, Any] | None
+    #: ``(gateway_id, request_id)`` of the actor's WebSockets the engine's gateway kept
+    #: open while it slept (``hibernating_requests``).
+    hibernating_requests: tuple[tuple[bytes, bytes], ...] = ()
 
 
 class EnvoyHandler(Protocol):
@@ -494,6 +497,10 @@ class Envoy:
                     config["create_ts"],
                     config["input"],
                     inner.val["preloaded_kv"],
+                    tuple(
+                        (bytes(r["gateway_id"]), bytes(r["request_id"]))
+                        for r in inner.val["hibernating_requests"]
+                    ),
                 )
                 self._chain(actor, self._start(actor, start))
             elif actor is None:

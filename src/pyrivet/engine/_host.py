@@ -3,7 +3,10 @@
 `EnvoyHost` is the `EnvoyHandler` of envoy mode: the engine's ``StartActor`` creates
 (first start, with the engine's actor id) or wakes the actor in the `Runtime`;
 ``StopActor`` puts it to sleep, or destroys it for ``Destroy``; tunnelled gateway
-traffic goes to the ASGI app of standalone mode through `AsgiTunnel`.
+traffic goes to the ASGI app of standalone mode through `AsgiTunnel`. WebSockets the
+gateway kept open while the actor slept (``StartActor.hibernatingRequests``) are
+handed back to the tunnel once the actor is up (`AsgiTunnel.restore`): their
+connections were parked by the runtime and are attached again by its wake.
 
 The engine owns the actors' lifecycle (the host is the runtime's `Placement`):
 
@@ -128,6 +131,7 @@ class EnvoyHost(EnvoyHandler, Placement):
                 self.store.adopt(start.actor_id)
                 await self.runtime.track_alarms(start.actor_id)
             await self.runtime.host(start.actor_id, start.name, key, value)
+            await self.tunnel.restore(start.actor_id, start.hibernating_requests)
         except BaseException:
             self._release(start.actor_id, start.generation)
             await self._release_storage(start.actor_id)
@@ -161,9 +165,13 @@ class EnvoyHost(EnvoyHandler, Placement):
         # From here on a request for the actor is refused (retried by the gateway) rather
         # than waking it here behind the engine's back.
         self._release(actor_id, generation)
+        self.tunnel.sleeping(actor_id)
         await self.runtime.sleep(actor_id)
         if reason == "Lost":
-            return  # the engine gave the actor to another envoy; nothing to tell it
+            # The engine gave the actor to another envoy: nothing to tell it, and its
+            # sockets here are not restored (what came for them is refused now).
+            await self.tunnel.restore(actor_id, ())
+            return
         # Its last word before Stopped: when the engine must wake it (None: only on
         # demand). Sent even if unchanged, as the sleep's final commit may have moved it.
         alarm = self.runtime.earliest_alarm(actor_id)

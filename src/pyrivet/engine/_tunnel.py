@@ -14,6 +14,27 @@ a streamed ASGI body (``more_body``) as ``ResponseChunk`` messages when the gate
 accepts a stream. WebSocket: ``websocket.accept`` sends ``WebSocketOpen``, each
 ``websocket.send`` a ``WebSocketMessage``, ``websocket.close`` a ``WebSocketClose``.
 
+Hibernation: every WebSocket is opened with ``can_hibernate: true``, so the gateway
+keeps the client's socket open when the actor sleeps (the runtime closes, before the
+actor stops, each connection it cannot keep across the sleep: those closes are real
+ones, ``hibernate: false``). The stream stays here while the actor sleeps, its
+connection parked by the runtime (``_runtime/hibernation.py``). Messages from the
+gateway carry its own index per socket, counted from the open (the open is index 0):
+one at or below the last one taken is a duplicate the gateway resent after a wake and
+is dropped; one past the next is a gap, and the socket closes with 1008
+``ws.message_index_skip``. Messages the app read are acknowledged
+(``WebSocketMessageAck`` with the latest index, once the app has read all it was given
+or every 64 messages): the gateway wakes the actor at once for messages it holds
+unacknowledged, and drops the socket if they stay so. From the envoy's stop of a
+sleeping actor (`sleeping`) until its next start, messages for its sockets are held
+(the gateway forwards them as soon as it asked the engine for the wake; at most 1024
+per socket, more close it with 1011), so the parked connection sees them only once
+the actor runs here again. When the engine starts the actor
+again, `restore` re-announces (``WebSocketOpen``) each socket of its
+``hibernating_requests`` still held here; one that is not (this process restarted
+since) is closed with 1000 ``ws.meta_not_found_during_restore`` and its client
+reconnects.
+
 Each stream runs in a task of the tunnel's `TaskSupervisor`. If the app raises before
 it answered, the client gets a 500 (HTTP) or a 1011 close (WebSocket). A message for an
 unknown stream is logged and dropped. `AsgiTunnel.aclose` cancels every stream.
@@ -28,8 +49,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import Awaitable, Callable, Iterable, MutableMapping
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any, Final
 from urllib.parse import quote, unquote
 
@@ -49,6 +71,10 @@ AsgiApp = Callable[
 SendTunnel = Callable[[dict[str, Any]], Awaitable[bool]]
 MaxPayload = Callable[[], int | None]
 
+#: Acknowledge at least every this many socket messages, even while more are queued.
+_ACK_EVERY: Final = 64
+#: Most messages held for one socket while its actor sleeps; more close it (1011).
+_MAX_HELD: Final = 1024
 _ASGI: Final = {"version": "3.0", "spec_version": "2.3"}
 _INTERNAL: Final = b'{"group":"rivetkit","code":"internal_error","message":"Internal error"}'
 _GOING_AWAY: Final = (
@@ -75,7 +101,16 @@ class _Stream:
     request_id: bytes
     incoming: asyncio.Queue[Message] = field(default_factory=asyncio.Queue)
     websocket: bool = False
+    #: The actor the stream is for (as the gateway named it).
+    actor_id: str = ""
     next_index: int = 0
+    #: WebSocket: the gateway's index of the last message taken, and the last acknowledged.
+    received_index: int = 0
+    acked_index: int = 0
+    #: WebSocket: the close to send the gateway when the app reads the disconnect (a gap).
+    pending_close: dict[str, Any] | None = None
+    #: WebSocket: messages that came while the actor slept, for the app once it woke.
+    held: list[Message] = field(default_factory=list)
     task: asyncio.Task[None] | None = None
     #: The gateway has its answer: the whole response, or the socket's close.
     answered: bool = False
@@ -95,6 +130,8 @@ class AsgiTunnel:
         self._max_payload: MaxPayload = max_payload or (lambda: None)
         self._streams: dict[bytes, _Stream] = {}
         self._tasks = TaskSupervisor("tunnel")
+        #: Actors asleep since `sleeping`, until `restore`: their sockets' messages wait.
+        self._asleep: set[str] = set()
 
     async def aclose(self) -> None:
         """Cancel every stream and tell the gateway: a request not answered yet gets a
@@ -136,7 +173,10 @@ class AsgiTunnel:
                 log.warning("tunnel: duplicate open for a stream already open; ignored")
                 return
             websocket = kind.tag == "ToEnvoyWebSocketOpen"
-            stream = _Stream(mid["gateway_id"], mid["request_id"], websocket=websocket)
+            stream = _Stream(
+                mid["gateway_id"], mid["request_id"], websocket=websocket, actor_id=val["actor_id"]
+            )
+            stream.received_index = stream.acked_index = mid["message_index"]
             self._streams[key] = stream
             if kind.tag == "ToEnvoyRequestStart":
                 run = self._http(stream, val)
@@ -157,21 +197,101 @@ class AsgiTunnel:
             if stream.task is not None:
                 stream.task.cancel()
         elif kind.tag == "ToEnvoyWebSocketMessage":
+            if not self._in_sequence(stream, mid["message_index"]):
+                return
             data = val["data"]
             item: Message = {"type": "websocket.receive"}
             if val["binary"]:
                 item["bytes"] = data
             else:
                 item["text"] = bytes(data).decode("utf-8", errors="replace")
-            stream.incoming.put_nowait(item)
+            self._deliver(stream, item)
         elif kind.tag == "ToEnvoyWebSocketClose":
             stream.closed = stream.answered = True
             code = val["code"] if val["code"] is not None else 1005
-            stream.incoming.put_nowait(
-                {"type": "websocket.disconnect", "code": code, "reason": val["reason"] or ""}
+            self._deliver(
+                stream,
+                {"type": "websocket.disconnect", "code": code, "reason": val["reason"] or ""},
             )
         # RequestBodyCancel and ResponseBodyWindowUpdate need nothing: bodies arrive
         # whole or as chunks the app reads at its pace, and responses are not throttled.
+
+    def _deliver(self, stream: _Stream, item: Message) -> None:
+        """Give a socket's message to the app, or hold it while the actor sleeps."""
+        if stream.actor_id not in self._asleep:
+            stream.incoming.put_nowait(item)
+        elif len(stream.held) < _MAX_HELD or item["type"] == "websocket.disconnect":
+            stream.held.append(item)
+        elif not stream.closed:
+            log.warning("tunnel: too many messages for a sleeping actor's socket; closing it")
+            stream.held.clear()
+            self._fail(stream, 1011, "ws.wake_buffer_full")
+
+    def _fail(self, stream: _Stream, code: int, reason: str) -> None:
+        """Close the socket: the app reads a disconnect, the gateway gets the close."""
+        stream.closed = stream.answered = True
+        stream.pending_close = {"code": code, "reason": reason, "hibernate": False}
+        stream.incoming.put_nowait({"type": "websocket.disconnect", "code": code, "reason": reason})
+
+    def sleeping(self, actor_id: str) -> None:
+        """The actor goes to sleep: hold its sockets' messages until `restore`."""
+        self._asleep.add(actor_id)
+
+    def _in_sequence(self, stream: _Stream, index: int) -> bool:
+        """Whether the socket message with the gateway's ``index`` is the next one; a
+        duplicate is dropped, a gap closes the socket (1008)."""
+        if stream.closed:
+            return False
+        previous = stream.received_index
+        if (index - previous) % 65536 == 0 or (index - previous) % 65536 >= 32768:
+            log.debug("tunnel: duplicate WebSocket message %d (had %d); dropped", index, previous)
+            return False
+        if index != (previous + 1) % 65536:
+            log.warning(
+                "tunnel: WebSocket message %d after %d (messages lost); closing the socket",
+                index,
+                previous,
+            )
+            self._fail(stream, 1008, "ws.message_index_skip")
+            return False
+        stream.received_index = index
+        return True
+
+    async def restore(self, actor_id: str, requests: Iterable[tuple[bytes, bytes]]) -> None:
+        """The engine started ``actor_id`` again with these hibernating sockets: each
+        one held here is announced open again; any other is closed (module doc). Then
+        the messages held for the actor's sockets while it slept go to the app."""
+        for gateway_id, request_id in requests:
+            stream = self._streams.get(gateway_id + request_id)
+            if stream is not None and stream.websocket and not stream.answered:
+                await self._send(stream, "ToRivetWebSocketOpen", {"can_hibernate": True})
+                continue
+            log.info(
+                "tunnel: actor %s has a hibernating WebSocket unknown here; closing it", actor_id
+            )
+            gone = _Stream(gateway_id, request_id, websocket=True, actor_id=actor_id)
+            close = {"code": 1000, "reason": "ws.meta_not_found_during_restore", "hibernate": False}
+            await self._send(gone, "ToRivetWebSocketClose", close)
+        self._asleep.discard(actor_id)
+        for stream in list(self._streams.values()):
+            if stream.actor_id == actor_id and stream.held:
+                held, stream.held = stream.held, []
+                for item in held:
+                    stream.incoming.put_nowait(item)
+
+    async def _receive_ws(self, stream: _Stream) -> Message:
+        """The ASGI ``receive`` of a tunnelled WebSocket: acknowledges what was read."""
+        message = await stream.incoming.get()
+        if stream.pending_close is not None and message["type"] == "websocket.disconnect":
+            close, stream.pending_close = stream.pending_close, None
+            await self._send(stream, "ToRivetWebSocketClose", close)
+        elif stream.acked_index != stream.received_index and (
+            stream.incoming.empty()
+            or (stream.received_index - stream.acked_index) % 65536 >= _ACK_EVERY
+        ):
+            stream.acked_index = stream.received_index
+            await self._send(stream, "ToRivetWebSocketMessageAck", {"index": stream.acked_index})
+        return message
 
     async def _own(self, key: bytes, stream: _Stream, run: Awaitable[None]) -> None:
         try:
@@ -229,14 +349,17 @@ class AsgiTunnel:
         stream.incoming.put_nowait({"type": "websocket.connect"})
         socket = _SocketSend(self, stream)
         try:
-            await self._app(scope, stream.incoming.get, socket.send)
+            await self._app(scope, partial(self._receive_ws, stream), socket.send)
         except Exception:
             log.exception("tunnel: the app failed on WebSocket %s", scope["path"])
             if not socket.closed:
                 await socket.send(
                     {"type": "websocket.close", "code": 1011, "reason": "internal error"}
                 )
-        if not socket.closed and not stream.closed:
+        if stream.pending_close is not None:
+            close, stream.pending_close = stream.pending_close, None
+            await self._send(stream, "ToRivetWebSocketClose", close)
+        elif not socket.closed and not stream.closed:
             await socket.send({"type": "websocket.close", "code": 1000, "reason": ""})
 
 
@@ -351,7 +474,7 @@ class _SocketSend:
         if self.closed:
             return
         if kind == "websocket.accept":
-            await self._tunnel._send(self._stream, "ToRivetWebSocketOpen", {"can_hibernate": False})
+            await self._tunnel._send(self._stream, "ToRivetWebSocketOpen", {"can_hibernate": True})
         elif kind == "websocket.send":
             data = message.get("bytes")
             binary = data is not None
