@@ -27,13 +27,18 @@ class Gateway:
     ) -> None:
         self.sent: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
         self.tunnel = AsgiTunnel(app, self._send, lambda: max_payload)
+        #: The next message index per request, counted from its open as the gateway does.
+        self.indexes: dict[bytes, int] = {}
 
     async def _send(self, message: dict[str, Any]) -> bool:
         await self.sent.put(message)
         return True
 
-    def feed(self, request: bytes, tag: str, val: Any = None) -> None:
-        message_id = {"gateway_id": b"gate", "request_id": request, "message_index": 0}
+    def feed(self, request: bytes, tag: str, val: Any = None, index: int | None = None) -> None:
+        if index is None:
+            index = self.indexes.get(request, 0)
+        self.indexes[request] = index + 1
+        message_id = {"gateway_id": b"gate", "request_id": request, "message_index": index}
         self.tunnel.handle({"message_id": message_id, "message_kind": Tagged(tag, val)})
 
     async def next(self) -> tuple[int, str, Any]:
@@ -174,21 +179,24 @@ async def test_a_websocket_round_trip() -> None:
         "headers": {"sec-websocket-protocol": "rivet, rivet_encoding.json"},
     }
     gateway.feed(b"sock", "ToEnvoyWebSocketOpen", open_)
-    assert await gateway.next() == (0, "ToRivetWebSocketOpen", {"can_hibernate": False})
+    assert await gateway.next() == (0, "ToRivetWebSocketOpen", {"can_hibernate": True})
     gateway.feed(b"sock", "ToEnvoyWebSocketMessage", {"data": b"hi", "binary": False})
+    # Each message read is acknowledged with the gateway's index (the open was 0).
+    assert await gateway.next() == (1, "ToRivetWebSocketMessageAck", {"index": 1})
     assert await gateway.next() == (
-        1,
+        2,
         "ToRivetWebSocketMessage",
         {"data": b"echo hi", "binary": False},
     )
     gateway.feed(b"sock", "ToEnvoyWebSocketMessage", {"data": b"\x01\x02", "binary": True})
+    assert await gateway.next() == (3, "ToRivetWebSocketMessageAck", {"index": 2})
     assert await gateway.next() == (
-        2,
+        4,
         "ToRivetWebSocketMessage",
         {"data": b"\x02\x01", "binary": True},
     )
     close = {"code": 4000, "reason": "bye", "hibernate": False}
-    assert await gateway.next() == (3, "ToRivetWebSocketClose", close)
+    assert await gateway.next() == (5, "ToRivetWebSocketClose", close)
     await gateway.tunnel.aclose()
     assert gateway.sent.empty()
 
@@ -215,6 +223,66 @@ async def test_a_client_close_reaches_the_app_and_strays_are_dropped() -> None:
     }
     await gateway.tunnel.aclose()
     assert gateway.sent.empty()  # the client closed: nothing to answer
+
+
+async def socket_reader(received: asyncio.Queue[Any]) -> Any:
+    async def app(scope: Any, receive: Receive, send: Send) -> None:
+        await receive()
+        await send({"type": "websocket.accept"})
+        while True:
+            message = await receive()
+            await received.put(message)
+            if message["type"] == "websocket.disconnect":
+                return
+
+    return app
+
+
+async def test_duplicates_are_dropped_and_a_gap_closes_the_socket() -> None:
+    received: asyncio.Queue[Any] = asyncio.Queue()
+    gateway = Gateway(await socket_reader(received))
+    gateway.feed(b"ws-3", "ToEnvoyWebSocketOpen", socket_open())
+    assert (await gateway.next())[1] == "ToRivetWebSocketOpen"
+    gateway.feed(b"ws-3", "ToEnvoyWebSocketMessage", {"data": b"one", "binary": False})
+    assert (await asyncio.wait_for(received.get(), 5))["text"] == "one"
+    assert await gateway.next() == (1, "ToRivetWebSocketMessageAck", {"index": 1})
+    # A resend after a wake of what was taken already: dropped, nothing answered.
+    gateway.feed(b"ws-3", "ToEnvoyWebSocketMessage", {"data": b"one", "binary": False}, index=1)
+    gateway.feed(b"ws-3", "ToEnvoyWebSocketMessage", {"data": b"two", "binary": False}, index=2)
+    assert (await asyncio.wait_for(received.get(), 5))["text"] == "two"
+    assert await gateway.next() == (2, "ToRivetWebSocketMessageAck", {"index": 2})
+    # Index 4 after 2: a message was lost, the socket closes (as RivetKit's envoy does).
+    gateway.feed(b"ws-3", "ToEnvoyWebSocketMessage", {"data": b"four", "binary": False}, index=4)
+    skip = {"type": "websocket.disconnect", "code": 1008, "reason": "ws.message_index_skip"}
+    assert await asyncio.wait_for(received.get(), 5) == skip
+    close = {"code": 1008, "reason": "ws.message_index_skip", "hibernate": False}
+    assert await gateway.next() == (3, "ToRivetWebSocketClose", close)
+    gateway.feed(b"ws-3", "ToEnvoyWebSocketMessage", {"data": b"five", "binary": False})
+    await gateway.tunnel.aclose()
+    assert received.empty() and gateway.sent.empty()
+
+
+async def test_a_sleeping_actors_socket_waits_for_its_restore() -> None:
+    received: asyncio.Queue[Any] = asyncio.Queue()
+    gateway = Gateway(await socket_reader(received))
+    gateway.feed(b"ws-4", "ToEnvoyWebSocketOpen", socket_open())
+    assert (await gateway.next())[1] == "ToRivetWebSocketOpen"
+    gateway.tunnel.sleeping("a")
+    gateway.feed(b"ws-4", "ToEnvoyWebSocketMessage", {"data": b"wake", "binary": False})
+    await asyncio.sleep(0)  # the app's task runs: it has nothing to read yet
+    assert received.empty() and gateway.sent.empty()
+    # The engine starts the actor again, naming this socket and one unknown here.
+    await gateway.tunnel.restore("a", [(b"gate", b"ws-4"), (b"gate", b"gone")])
+    assert await gateway.next() == (1, "ToRivetWebSocketOpen", {"can_hibernate": True})
+    _, tag, val = await gateway.next()
+    assert (tag, val["reason"], val["hibernate"]) == (
+        "ToRivetWebSocketClose",
+        "ws.meta_not_found_during_restore",
+        False,
+    )
+    assert (await asyncio.wait_for(received.get(), 5))["text"] == "wake"
+    assert await gateway.next() == (2, "ToRivetWebSocketMessageAck", {"index": 1})
+    await gateway.tunnel.aclose()
 
 
 async def test_responses_above_the_engines_limit_are_refused_or_split() -> None:
