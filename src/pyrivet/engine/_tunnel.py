@@ -130,8 +130,9 @@ class AsgiTunnel:
         self._max_payload: MaxPayload = max_payload or (lambda: None)
         self._streams: dict[bytes, _Stream] = {}
         self._tasks = TaskSupervisor("tunnel")
-        #: Actors asleep since `sleeping`, until `restore`: their sockets' messages wait.
-        self._asleep: set[str] = set()
+        #: Actors asleep since `sleeping`, until `restore`: their sockets' messages
+        #: wait (actor id -> the streams holding some).
+        self._asleep: dict[str, list[_Stream]] = {}
 
     async def aclose(self) -> None:
         """Cancel every stream and tell the gateway: a request not answered yet gets a
@@ -218,9 +219,12 @@ class AsgiTunnel:
 
     def _deliver(self, stream: _Stream, item: Message) -> None:
         """Give a socket's message to the app, or hold it while the actor sleeps."""
-        if stream.actor_id not in self._asleep:
+        holding = self._asleep.get(stream.actor_id)
+        if holding is None:
             stream.incoming.put_nowait(item)
         elif len(stream.held) < _MAX_HELD or item["type"] == "websocket.disconnect":
+            if not stream.held:
+                holding.append(stream)
             stream.held.append(item)
         elif not stream.closed:
             log.warning("tunnel: too many messages for a sleeping actor's socket; closing it")
@@ -235,7 +239,7 @@ class AsgiTunnel:
 
     def sleeping(self, actor_id: str) -> None:
         """The actor goes to sleep: hold its sockets' messages until `restore`."""
-        self._asleep.add(actor_id)
+        self._asleep.setdefault(actor_id, [])
 
     def _in_sequence(self, stream: _Stream, index: int) -> bool:
         """Whether the socket message with the gateway's ``index`` is the next one; a
@@ -272,12 +276,10 @@ class AsgiTunnel:
             gone = _Stream(gateway_id, request_id, websocket=True, actor_id=actor_id)
             close = {"code": 1000, "reason": "ws.meta_not_found_during_restore", "hibernate": False}
             await self._send(gone, "ToRivetWebSocketClose", close)
-        self._asleep.discard(actor_id)
-        for stream in list(self._streams.values()):
-            if stream.actor_id == actor_id and stream.held:
-                held, stream.held = stream.held, []
-                for item in held:
-                    stream.incoming.put_nowait(item)
+        for stream in self._asleep.pop(actor_id, ()):
+            held, stream.held = stream.held, []
+            for item in held:
+                stream.incoming.put_nowait(item)
 
     async def _receive_ws(self, stream: _Stream) -> Message:
         """The ASGI ``receive`` of a tunnelled WebSocket: acknowledges what was read."""
