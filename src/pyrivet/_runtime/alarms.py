@@ -102,7 +102,9 @@ class AlarmScheduler:
             return
         actors = {a.actor_id for a in record.alarm_puts}
         for alarm_id in record.alarm_deletes:
-            actors.add(self._remove(alarm_id) or "")
+            removed_from = self._remove(alarm_id)
+            if removed_from is not None:
+                actors.add(removed_from)
         for alarm in record.alarm_puts:
             self._add(alarm)
         self._arm()
@@ -112,8 +114,7 @@ class AlarmScheduler:
         if self.on_earliest is None:
             return
         for actor_id in actors:
-            if actor_id:
-                self.on_earliest(actor_id, self.earliest(actor_id))
+            self.on_earliest(actor_id, self.earliest(actor_id))
 
     def forget_actor(self, actor_id: str) -> None:
         """Drop every alarm of a destroyed actor."""

@@ -133,7 +133,7 @@ class EnvoyHost(EnvoyHandler, Placement):
             await self.runtime.host(start.actor_id, start.name, key, value)
             await self.tunnel.restore(start.actor_id, start.hibernating_requests)
         except BaseException:
-            self._release(start.actor_id, start.generation)
+            self._end_generation(start.actor_id, start.generation)
             await self._release_storage(start.actor_id)
             raise
 
@@ -160,11 +160,11 @@ class EnvoyHost(EnvoyHandler, Placement):
             except ActorNotFoundError:
                 log.info("destroy of actor %s: not stored here, nothing to delete", actor_id)
             finally:
-                self._release(actor_id, generation)
+                self._end_generation(actor_id, generation)
             return
         # From here on a request for the actor is refused (retried by the gateway) rather
         # than waking it here behind the engine's back.
-        self._release(actor_id, generation)
+        self._end_generation(actor_id, generation)
         self.tunnel.sleeping(actor_id)
         await self.runtime.sleep(actor_id)
         if reason == "Lost":
@@ -198,7 +198,8 @@ class EnvoyHost(EnvoyHandler, Placement):
                 exc,
             )
 
-    def _release(self, actor_id: str, generation: int) -> None:
+    def _end_generation(self, actor_id: str, generation: int) -> None:
+        """Forget what this host kept for the actor's ``generation`` (a later one stays)."""
         if self._generations.get(actor_id) == generation:
             del self._generations[actor_id]
             self._alarms.pop(actor_id, None)
