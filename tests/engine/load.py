@@ -154,10 +154,23 @@ class LedgerLoad:
 
     async def read_final(self, gateway: int = 0) -> dict[str, int]:
         """Each key's count as its actor now reports it (after `stop`), through
-        ``gateways[gateway]``."""
-        final: dict[str, int] = {}
-        for key in self.keys:
+        ``gateways[gateway]``: all keys at once, bounded by one `CALL_TIMEOUT`.
+
+        Raises:
+            TimeoutError: some actor did not answer in time; the message names them.
+        """
+
+        async def read(key: str) -> int:
             handle = self._clients[gateway].get_or_create("ledger", [key])
-            state = await asyncio.wait_for(handle.read(), CALL_TIMEOUT)
-            final[key] = int(state["count"])
-        return final
+            state: dict[str, Any] = await handle.read()
+            return int(state["count"])
+
+        reads = {key: asyncio.ensure_future(read(key)) for key in self.keys}
+        _, pending = await asyncio.wait(reads.values(), timeout=CALL_TIMEOUT)
+        for task in pending:
+            task.cancel()
+        await asyncio.gather(*pending, return_exceptions=True)
+        silent = [key for key, task in reads.items() if task in pending]
+        if silent:
+            raise TimeoutError(f"no final count in {CALL_TIMEOUT} s from {silent}")
+        return {key: task.result() for key, task in reads.items()}

@@ -23,9 +23,13 @@ from .cluster import FAST_THRESHOLDS, LEADER_THRESHOLDS, Cluster, EnvoyProcess, 
 from .history import check_history, read_ownership
 from .load import LedgerLoad
 
-pytestmark = [pytest.mark.slow, pytest.mark.asyncio, pytest.mark.timeout(300)]
-#: Bound of every wait on the cluster (a node or an envoy starting, actors moving).
-WAIT = 90.0
+#: Bound of every wait on the cluster (a node or an envoy starting, actors moving). A
+#: test waits at most four times (two envoys hosting, the first acks, the move) plus
+#: `load.read_final`'s one `CALL_TIMEOUT` and the cluster's start and stop, so a stuck
+#: phase fails with its own `TimeoutError` (naming it, with each key's acks) well
+#: before pytest-timeout, which is only the backstop.
+WAIT = 60.0
+pytestmark = [pytest.mark.slow, pytest.mark.asyncio, pytest.mark.timeout(420)]
 KEYS = [f"ledger-{index}" for index in range(6)]
 
 
@@ -64,12 +68,6 @@ async def test_sigterm_drains_and_actors_move_without_client_errors(tmp_path: Pa
         await finish(built, load)
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="hung past pytest-timeout's 300 s once in a clean-clone CI run (2026-12-07, "
-    "after passing in every other run); the cause is not found yet (suspect: the engine "
-    "not waking an actor after a move, see docs/engine.md), so it does not gate CI",
-)
 async def test_kill_9_envoy_actors_resume_on_the_other_with_every_acked_write(
     tmp_path: Path,
 ) -> None:

@@ -152,3 +152,42 @@ async def test_an_actions_event_frame_held_back_goes_out_before_its_reply(
     finally:
         writer.close()
         await writer.wait_closed()
+
+
+@pytest.mark.parametrize("reply_first", [False, True])
+async def test_reply_first_sends_replies_ahead_of_the_events_released_with_them(
+    reply_first: bool,
+) -> None:
+    sent: list[bytes] = []
+
+    async def send(message: Any) -> None:
+        if message["type"] == "websocket.send":
+            sent.append(message["bytes"])
+
+    outbox = Outbox(send, 100, reply_first=reply_first)
+    writer = asyncio.get_running_loop().create_task(outbox.run())
+    await asyncio.sleep(0)  # the writer waits for frames
+    outbox.frame(b"before")
+    await asyncio.sleep(0)  # sent: the writer waits again
+    # One commit releases two events, then the two actions waiting for it reply.
+    outbox.frame(b"event-1", wake_soon=True)
+    outbox.frame(b"event-2", wake_soon=True)
+    loop = asyncio.get_running_loop()
+    loop.call_soon(lambda: outbox.frame(b"reply-1", reply=True))
+    loop.call_soon(lambda: outbox.frame(b"reply-2", reply=True))
+    for _ in range(3):
+        await asyncio.sleep(0)
+    # The writer took that batch: a later reply has no event to pass.
+    outbox.frame(b"event-3", wake_soon=True)
+    await asyncio.sleep(0)
+    await asyncio.sleep(0)
+    outbox.frame(b"reply-3", reply=True)
+    await asyncio.sleep(0)
+    outbox.close(1000)
+    await writer
+
+    if reply_first:
+        first = [b"before", b"reply-1", b"reply-2", b"event-1", b"event-2"]
+    else:
+        first = [b"before", b"event-1", b"event-2", b"reply-1", b"reply-2"]
+    assert sent == [*first, b"event-3", b"reply-3"]

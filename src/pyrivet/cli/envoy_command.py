@@ -22,6 +22,7 @@ import sys
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from typing import TYPE_CHECKING
 
 from ..client import Client
@@ -116,7 +117,8 @@ def run_envoy(spec: str, options: EngineOptions, *, data_dir: str, log_level: st
         run_loop(
             serve_envoy(
                 registry,
-                create_app,
+                # Replies ahead of their events: see `create_app`'s reply_before_events.
+                partial(create_app, reply_before_events=True),
                 endpoint=options.endpoint,
                 namespace=options.namespace,
                 pool=options.pool,

@@ -37,6 +37,8 @@ class ServerOptions:
     max_send_queue: int
     #: The bearer token of ``/inspector`` routes; None turns the inspector off.
     inspector_token: str | None = None
+    #: Send an action's reply ahead of the events released with it (`Outbox`).
+    reply_before_events: bool = False
 
 
 class ServerState:

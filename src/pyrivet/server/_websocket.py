@@ -9,6 +9,15 @@ at once (see `BatchingWebSocketProtocol`). A close is the last thing sent; frame
 it are dropped. A client that does not read cannot make the server buffer without
 bound: past ``limit`` queued frames the socket is closed with 1011
 ``connection.overloaded``.
+
+With ``reply_first``, a reply is queued ahead of the events a commit released that are
+still queued (replies keep their order among themselves, events theirs). Behind the Rivet
+Engine's gateway this matters: the gateway's socket to the client holds a message sent
+right after another until the client acknowledges the first (Nagle's algorithm), and a
+client that only reads an event acknowledges it ~40 ms later (delayed ACK). An event
+followed by the reply it came with cost every such call those 40 ms; a reply followed
+by its event costs nothing, because the client's next request carries the
+acknowledgement.
 """
 
 from __future__ import annotations
@@ -84,6 +93,8 @@ class Outbox:
         "_limit",
         "_parked",
         "_queue",
+        "_released_at",
+        "_reply_first",
         "_running",
         "_send",
         "_tasks",
@@ -96,12 +107,18 @@ class Outbox:
         send: Send,
         limit: int,
         tasks: TaskSupervisor | None = None,
+        *,
+        reply_first: bool = False,
     ) -> None:
         self._send = send
         self._limit = limit
         self._tasks = tasks
+        self._reply_first = reply_first
         #: Frames not taken by the writer yet (it takes them all at once).
         self._queue: list[_Item] = []
+        #: With ``reply_first``: where in ``_queue`` the first released event waits
+        #: (None: no event queued since the writer last took the queue).
+        self._released_at: int | None = None
         #: Resolved to wake the writer waiting for frames.
         self._waiter: asyncio.Future[None] | None = None
         self._closing = False
@@ -115,13 +132,15 @@ class Outbox:
         """Whether a close was enqueued (or the writer stopped): frames are dropped."""
         return self._closing or self.done.is_set()
 
-    def frame(self, data: str | bytes, *, wake_soon: bool = False) -> None:
+    def frame(self, data: str | bytes, *, wake_soon: bool = False, reply: bool = False) -> None:
         """Enqueue a frame (``str``: text, ``bytes``: binary); dropped if closing.
 
-        ``wake_soon`` wakes the writer only after the callbacks already scheduled
-        have run. An event released by a commit is queued just before the action
-        that waited for the same commit resumes: that action's reply then joins the
-        event in one write instead of following it in a second one.
+        ``wake_soon`` (an event released by a commit) wakes the writer only after the
+        callbacks already scheduled have run. Such an event is queued just before the
+        action that waited for the same commit resumes: that action's reply then joins
+        the event in one write instead of following it in a second one. ``reply``
+        marks an action's reply: with ``reply_first`` it goes ahead of those events
+        (see the module doc).
         """
         if self.closing:
             return
@@ -134,7 +153,17 @@ class Outbox:
             self._queue = []
             self.close(1011, _OVERLOADED)
             return
-        self._queue.append((data, None))
+        queue = self._queue
+        if self._reply_first:
+            released_at = self._released_at
+            if reply and released_at is not None:
+                queue.insert(released_at, (data, None))
+                self._released_at = released_at + 1
+                self._wake()
+                return
+            if wake_soon and released_at is None:
+                self._released_at = len(queue)
+        queue.append((data, None))
         if wake_soon:
             asyncio.get_running_loop().call_soon(self._wake)
         else:
@@ -206,6 +235,7 @@ class Outbox:
                         self._waiter = None
                     continue
                 batch, self._queue = self._queue, []
+                self._released_at = None
                 last = len(batch) - 1
                 for i, (item, future) in enumerate(batch):
                     try:

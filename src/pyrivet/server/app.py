@@ -266,6 +266,7 @@ def create_app(
     max_raw_request_size: int = DEFAULT_MAX_RAW_REQUEST_SIZE,
     max_send_queue: int = 4096,
     inspector_token: str | None = None,
+    reply_before_events: bool = False,
 ) -> PyrivetApp:
     """Build the ASGI app serving ``target`` to RivetKit clients.
 
@@ -285,6 +286,11 @@ def create_app(
         inspector_token: the bearer token the ``/inspector`` routes require (default:
             the ``PYRIVET_INSPECTOR_TOKEN`` environment variable); without one they are
             refused (``inspector/disabled``).
+        reply_before_events: on a ``connect`` WebSocket, send an action's reply ahead
+            of the events its commit released (default: events first, as RivetKit
+            sends them). ``pyrivet serve --engine`` sets it: behind the engine's
+            gateway, an event sent right before its reply delayed the reply by the
+            client's delayed ACK, ~40 ms (docs/engine.md).
 
     Raises:
         TypeError: ``target`` is neither a Registry nor a Runtime.
@@ -296,6 +302,11 @@ def create_app(
     if inspector_token is None:
         inspector_token = os.environ.get(TOKEN_ENV) or None
     options = ServerOptions(
-        cors, client_endpoint, max_raw_request_size, max_send_queue, inspector_token
+        cors,
+        client_endpoint,
+        max_raw_request_size,
+        max_send_queue,
+        inspector_token,
+        reply_before_events,
     )
     return PyrivetApp(target, options, data_dir=data_dir, storage=storage)

@@ -346,7 +346,7 @@ class ConnectSession(HibernatableSink):
 
     def _reply_error(self, exc: BaseException, action_id: int) -> None:
         frame = error_frame(exc, self._encoding, action_id=action_id, actor=self.actor)
-        self._outbox.frame(self._wire(frame))
+        self._outbox.frame(self._wire(frame), reply=True)
 
     async def _run_action(self, request: ActionRequest) -> None:
         conn = self.conn
@@ -373,7 +373,7 @@ class ConnectSession(HibernatableSink):
         except Exception as exc:
             self._reply_error(exc, request.id)
         else:
-            self._outbox.frame(self._wire(data))
+            self._outbox.frame(self._wire(data), reply=True)
 
     async def finish(self) -> None:
         """After reading stopped: let in-flight actions end (their replies are sent),
@@ -447,7 +447,8 @@ async def handle_connect(
     # Owns the writer, the action tasks and the close task; whatever is left when
     # the handler ends (only on cancellation) is cancelled.
     tasks = TaskSupervisor("pyrivet connection")
-    outbox = Outbox(send, state.options.max_send_queue, tasks)
+    options = state.options
+    outbox = Outbox(send, options.max_send_queue, tasks, reply_first=options.reply_before_events)
     session = ConnectSession(state, encoding, outbox, tasks)
     outbox.start()
     state.sockets.add(session)
