@@ -2,7 +2,7 @@
 // against any server speaking the RivetKit client protocol, with the `counter`
 // actor (increment(n) -> count, broadcasts newCount; getCount()).
 //
-//   node bench/js/client.mjs latency    --mode conn|handle [--n 2000] [--warmup 200]
+//   node bench/js/client.mjs latency    --mode conn|conn-quiet|handle [--n 2000] [--warmup 200]
 //   node bench/js/client.mjs throughput --mode conn|handle [--actors 64] [--seconds 10]
 //   node bench/js/client.mjs conns      [--n 10000] [--concurrency 64] [--settle-s 2] [--open-s 120]
 //   node bench/js/client.mjs cold       [--n 20]
@@ -13,8 +13,9 @@
 //         --timeout-s S (the whole command gives up after S seconds: 300)
 //
 // Modes (as in the anchors harness bench.mjs): `conn` = one WebSocket per caller
-// (handle.connect(), subscribed to newCount); `handle` = every call is an HTTP
-// POST through the getOrCreate handle.
+// (handle.connect(), subscribed to newCount); `conn-quiet` = the same socket not
+// subscribed (no event follows a reply); `handle` = every call is an HTTP POST through
+// the getOrCreate handle.
 //
 // latency: one caller, one actor, increment(1) awaited in a loop; the --n calls
 // after --warmup are timed. throughput: --actors actors, one caller loop each,
@@ -99,17 +100,19 @@ async function openCaller(client, mode, key) {
 	if (mode === "handle") {
 		return { call: (n) => handle.increment(n), close: async () => {} };
 	}
-	if (mode === "conn") {
+	if (mode === "conn" || mode === "conn-quiet") {
 		const conn = handle.connect();
 		const caller = { events: 0 };
-		conn.on("newCount", () => {
-			caller.events++;
-		});
+		if (mode === "conn") {
+			conn.on("newCount", () => {
+				caller.events++;
+			});
+		}
 		caller.call = (n) => conn.increment(n);
 		caller.close = () => withTimeout(conn.dispose(), 5000).catch(() => {});
 		return caller;
 	}
-	console.error(`--mode must be conn or handle, got ${mode}`);
+	console.error(`--mode must be conn, conn-quiet or handle, got ${mode}`);
 	process.exit(2);
 }
 
