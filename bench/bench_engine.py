@@ -25,7 +25,7 @@ actor (32-byte WebSocket message / HTTP body) through the gateway, with Python's
 counter's WebSocket p50 and the same raw echo without the engine. Target (printed,
 never asserted): envoy WebSocket p50 within 2 ms of standalone + the hop (engine echo
 p50 minus standalone echo p50); ahead of RivetKit's envoy on every figure. The
-failover time is measured elsewhere (the multi-node tests). The load average is
+failover time is measured by bench/bench_failover.py, for both envoys. The load average is
 printed with the table: other work on the machine moves every figure.
 """
 
