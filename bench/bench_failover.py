@@ -177,10 +177,11 @@ SCENARIOS = {
 }
 
 
-def pooled(runs: list[Result]) -> tuple[list[float], float, str, str, str]:
-    """The runs of one row: every failover, the median floor, the acked writes lost,
-    the actors measured and the histories."""
+def pooled(runs: list[Result]) -> tuple[list[float], list[float], float, str, str, str]:
+    """The runs of one row: every failover, each over its run's floor, the median
+    floor, the acked writes lost, the actors measured and the histories."""
     failovers = [f for r in runs for f in r.failovers]
+    over = [f - r.floor for r in runs for f in r.failovers]
     floor = statistics.median(r.floor for r in runs)
     losses = [r.verdict.lost for r in runs]
     lost = "-" if None in losses else str(sum(v for v in losses if v is not None))
@@ -188,7 +189,7 @@ def pooled(runs: list[Result]) -> tuple[list[float], float, str, str, str]:
     held = "-" if None in helds else "+".join(str(h) for h in helds)
     histories = [r.verdict.history for r in runs]
     history = "sound" if all(h == "sound" for h in histories) else "; ".join(histories)
-    return failovers, floor, lost, held, history
+    return failovers, over, floor, lost, held, history
 
 
 async def main() -> None:
@@ -215,23 +216,23 @@ async def main() -> None:
         f"(1 min) after each run {min(loads):.2f}-{max(loads):.2f}\n"
     )
     print(
-        "| scenario | envoy | p50 | max | floor | actors measured | acked writes lost | history |"
+        "| scenario | envoy | p50 | max | floor | p50 over floor | actors measured "
+        "| acked writes lost | history |"
     )
-    print("|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|")
     for (name, runtime_name), runs in rows.items():
-        failovers, floor, lost, held, history = pooled(runs)
-        p50, worst = (
-            (f"{percentile(failovers, 0.5):.1f}", f"{max(failovers):.1f}")
+        failovers, over, floor, lost, held, history = pooled(runs)
+        cells = (
+            [f"{percentile(failovers, 0.5):.1f}", f"{max(failovers):.1f}"]
             if failovers
-            else ("-", "-")
+            else ["-", "-"]
         )
-        print(
-            f"| {name} | {runtime_name} | {p50} | {worst} | {floor:.1f} | {held} | {lost} "
-            f"| {history} |"
-        )
+        cells += [f"{floor:.1f}", f"{percentile(over, 0.5):.1f}" if over else "-"]
+        print(f"| {name} | {runtime_name} | {' | '.join(cells)} | {held} | {lost} | {history} |")
     print(
         "\nfloor: envoy-*: the engine's envoy_lost_threshold; leader-*: the kill to the"
-        " other node taking the UDB leader lease (0.0: not seen in its log).\n"
+        " other node taking the UDB leader lease (0.0: not seen in its log); p50 over floor:"
+        " of each failover minus its run's floor.\n"
         "actors measured: envoy-*: the actors the killed envoy held (per run); leader-*:"
         " all. acked writes lost: history.lost_acks."
     )
