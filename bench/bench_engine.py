@@ -33,7 +33,7 @@ through the engine a KV put); and standalone ``pyrivet serve`` of the same app, 
 counter's WebSocket p50 and the same two echoes without the engine. Targets (printed,
 never asserted): envoy WebSocket p50 within 2 ms of standalone + the hop (engine echo
 p50 minus standalone echo p50), and the same with the durable hop; ahead of RivetKit's
-envoy on every figure. The failover time is measured by ``bench_failover.py``. The
+envoy on every figure. The failover time is measured by ``bench_failover.py``, for both envoys. The
 load average is printed with the table: other work on the machine moves every figure.
 """
 

@@ -1,6 +1,6 @@
-"""``pyrivet serve`` in a subprocess, with bounded waits on what it prints, and
-`run_child_and_kill` for the SIGKILL tests (tests/ is on ``sys.path``:
-`from serve_process import ServeProcess`)."""
+"""``pyrivet serve`` (or any other server, `ChildProcess`) in a subprocess, with
+bounded waits on what it prints, and `run_child_and_kill` for the SIGKILL tests
+(tests/ is on ``sys.path``: `from serve_process import ServeProcess`)."""
 
 from __future__ import annotations
 
@@ -51,27 +51,23 @@ os.execv(sys.argv[2], sys.argv[2:])
 """
 
 
-class ServeProcess:
-    """One ``pyrivet serve app:registry`` process; its stderr is read on a thread."""
+class ChildProcess:
+    """One server process (``command`` in ``cwd``); its stderr is read on a thread,
+    its stdout discarded. ``name`` says which server in a failure message."""
 
     def __init__(
         self,
-        app_dir: Path,
-        args: Sequence[str],
+        name: str,
+        command: Sequence[str],
+        cwd: Path,
         *,
         pass_fds: Sequence[int] = (),
         env: dict[str, str] | None = None,
-        activate_fd: int | None = None,
     ) -> None:
-        command = [sys.executable, "-m", "pyrivet", "serve", "app:registry", *args]
-        if activate_fd is not None:
-            # Do what systemd does for socket activation: the socket on fd 3 and
-            # LISTEN_PID set to the pid that then becomes pyrivet (exec keeps it).
-            command = [sys.executable, "-c", _ACTIVATE, str(activate_fd), *command]
-            pass_fds = (*pass_fds, activate_fd)
+        self.name = name
         self.process = subprocess.Popen(
-            command,
-            cwd=app_dir,
+            list(command),
+            cwd=cwd,
             env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})},
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
@@ -104,12 +100,7 @@ class ServeProcess:
                 break
             if predicate(line):
                 return line
-        raise AssertionError(f"pyrivet serve never printed the line awaited:\n{self.output()}")
-
-    def wait_serving(self) -> int:
-        """Wait for the "serving" line; returns the port."""
-        line = self.wait_line(lambda s: "pyrivet: serving" in s)
-        return int(line.split("http://127.0.0.1:")[1].split()[0])
+        raise AssertionError(f"{self.name} never printed the line awaited:\n{self.output()}")
 
     def signal(self, sig: signal.Signals) -> None:
         self.process.send_signal(sig)
@@ -129,6 +120,32 @@ class ServeProcess:
         self._reader.join(5)
         if self.process.stderr is not None:
             self.process.stderr.close()
+
+
+class ServeProcess(ChildProcess):
+    """One ``pyrivet serve app:registry`` process in ``app_dir``."""
+
+    def __init__(
+        self,
+        app_dir: Path,
+        args: Sequence[str],
+        *,
+        pass_fds: Sequence[int] = (),
+        env: dict[str, str] | None = None,
+        activate_fd: int | None = None,
+    ) -> None:
+        command = [sys.executable, "-m", "pyrivet", "serve", "app:registry", *args]
+        if activate_fd is not None:
+            # Do what systemd does for socket activation: the socket on fd 3 and
+            # LISTEN_PID set to the pid that then becomes pyrivet (exec keeps it).
+            command = [sys.executable, "-c", _ACTIVATE, str(activate_fd), *command]
+            pass_fds = (*pass_fds, activate_fd)
+        super().__init__("pyrivet serve", command, app_dir, pass_fds=pass_fds, env=env)
+
+    def wait_serving(self) -> int:
+        """Wait for the "serving" line; returns the port."""
+        line = self.wait_line(lambda s: "pyrivet: serving" in s)
+        return int(line.split("http://127.0.0.1:")[1].split()[0])
 
 
 def run_child_and_kill(code: str, data_dir: Path, acks_before_kill: int) -> dict[int, set[str]]:

@@ -6,11 +6,13 @@
 //     node bench/js/rivetkit_envoy.mjs
 //
 // RIVET_RUN_ENGINE=0: RivetKit connects to the engine at RIVET_ENDPOINT instead of
-// spawning one. Actors stay awake for an hour (sleepTimeout), so the memory figure
+// spawning one; RIVET_RUN_SERVICES=0: nor does it start its `rivet-services` process
+// (it would for an endpoint on 127.0.0.1, adding load beside the run). Actors stay awake for an hour (sleepTimeout), so the memory figure
 // counts awake actors. Stop it with SIGTERM.
 import { importPackage } from "./common.mjs";
 
 process.env.RIVET_RUN_ENGINE = "0";
+process.env.RIVET_RUN_SERVICES = "0";
 const { module: rivetkit } = await importPackage("rivetkit");
 const { actor, event, setup } = rivetkit;
 

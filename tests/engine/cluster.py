@@ -15,9 +15,11 @@ What runs, all real processes on this machine:
 * `EngineBalancer`: a TCP forwarder the envoys connect through, to the first engine
   node that accepts (what a load balancer in front of the nodes does), so an envoy
   whose node died reconnects to the other;
-* ``pyrivet serve app:registry --engine …`` envoy processes serving `LEDGER_APP`, each
-  named by ``MULTINODE_ENVOY`` and logging its actors' wake/sleep to a file
-  (`read_ownership`).
+* envoy processes of one pool, each named by ``MULTINODE_ENVOY`` and logging its
+  actors' wake/sleep to a file (`read_ownership`), started by the cluster's
+  `EnvoyRuntime`: `PYRIVET` (``pyrivet serve app:registry --engine …`` serving
+  `LEDGER_APP`) or `RIVETKIT` (RivetKit 2.3.19's own Node envoy serving the same
+  ledger, bench/js/rivetkit_ledger_envoy.mjs; needs ``node``).
 
 `postgres_dsn`/`require_postgres` skip (or, with ``PYRIVET_REQUIRE_POSTGRES=1`` or
 ``PYRIVET_REQUIRE_ENGINE=1``, fail) when PostgreSQL is unreachable.
@@ -34,14 +36,14 @@ import socket
 import subprocess
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import pytest
 
-from serve_process import ServeProcess
+from serve_process import ChildProcess, ServeProcess
 
 from .conftest import ENGINE_BINARY, Engine, free_port, start_engine, stop_engine
 from .history import Ownership, read_ownership
@@ -262,30 +264,98 @@ async def _pipe(source: asyncio.StreamReader, sink: asyncio.StreamWriter) -> Non
 
 @dataclass
 class EnvoyProcess:
-    """One ``pyrivet serve --engine`` process; ``died_at`` is when it was seen gone."""
+    """One envoy process; ``died_at`` is when it was seen gone."""
 
     name: str
-    serve: ServeProcess
+    child: ChildProcess
     log_path: Path
+    #: What the process prints on stderr once it hosts actors for the engine.
+    ready: str
     died_at: int | None = None
 
     async def hosting(self, timeout: float = 90.0) -> None:
         """Wait until the process printed that it hosts actors for the engine."""
-        await asyncio.to_thread(self.serve.wait_line, lambda s: "pyrivet: hosting" in s, timeout)
+        await asyncio.to_thread(self.child.wait_line, lambda s: self.ready in s, timeout)
 
     def kill(self) -> int:
         """SIGKILL; returns the monotonic time (ns) once the process is reaped."""
-        self.serve.process.send_signal(signal.SIGKILL)
-        self.serve.process.wait(timeout=30)
+        self.child.process.send_signal(signal.SIGKILL)
+        self.child.process.wait(timeout=30)
         self.died_at = time.monotonic_ns()
         return self.died_at
 
     def terminate(self, timeout: float = 60.0) -> int:
         """SIGTERM (drain); returns the exit status once it exited."""
-        self.serve.signal(signal.SIGTERM)
-        status = self.serve.wait_exit(timeout=timeout)
+        self.child.signal(signal.SIGTERM)
+        status = self.child.wait_exit(timeout=timeout)
         self.died_at = time.monotonic_ns()
         return status
+
+
+class EnvoyRuntime(Protocol):
+    """What starts the ledger envoys of a `Cluster`: one runtime per cluster."""
+
+    #: The runtime's name in figures and messages.
+    name: str
+
+    def start(self, built: Cluster, name: str, args: Sequence[str]) -> EnvoyProcess:
+        """Start envoy ``name`` of ``built``'s pool through its balancer; ``args``
+        are options of the runtime's command. Raises if the runtime is missing."""
+        ...
+
+
+def _envoy_env(built: Cluster, name: str, log_path: Path) -> dict[str, str]:
+    """The environment both runtimes read: RivetKit's ``RIVET_*`` and the ledger's."""
+    return {
+        "RIVET_ENDPOINT": built.balancer.endpoint,
+        "RIVET_TOKEN": built.nodes[0].token,
+        "RIVET_POOL": built.pool,
+        "RIVET_NAMESPACE": built.namespace,
+        "MULTINODE_ENVOY": name,
+        "MULTINODE_LOG": str(log_path),
+    }
+
+
+class PyrivetRuntime(EnvoyRuntime):
+    """``pyrivet serve app:registry`` (`LEDGER_APP`) with a data directory of its own;
+    ``args`` are more ``pyrivet serve`` options."""
+
+    name = "pyrivet"
+
+    def start(self, built: Cluster, name: str, args: Sequence[str]) -> EnvoyProcess:
+        log_path = built.app_dir / f"{name}.ownership"
+        data_dir = built.app_dir / f"data-{name}"
+        env = _envoy_env(built, name, log_path)
+        serve = ServeProcess(built.app_dir, ["--data-dir", str(data_dir), *args], env=env)
+        return EnvoyProcess(name, serve, log_path, "pyrivet: hosting")
+
+
+#: RivetKit's ledger envoy, beside the bench's other RivetKit scripts.
+RIVETKIT_LEDGER = Path(__file__).resolve().parents[2] / "bench/js/rivetkit_ledger_envoy.mjs"
+
+
+class RivetKitRuntime(EnvoyRuntime):
+    """RivetKit 2.3.19's Node envoy (`RIVETKIT_LEDGER`, the packages of
+    tests/conformance/js/node_modules), ``HOME`` a directory of its own (RivetKit
+    keeps local files under it); ``args`` go to ``node`` before the script."""
+
+    name = "rivetkit"
+
+    def start(self, built: Cluster, name: str, args: Sequence[str]) -> EnvoyProcess:
+        node = shutil.which("node")
+        if node is None:
+            raise RuntimeError("RivetKit's envoy needs `node` on PATH")
+        log_path = built.app_dir / f"{name}.ownership"
+        home = built.app_dir / f"home-{name}"
+        home.mkdir(exist_ok=True)
+        env = {**_envoy_env(built, name, log_path), "HOME": str(home)}
+        command = [node, *args, str(RIVETKIT_LEDGER)]
+        child = ChildProcess(f"rivetkit envoy {name}", command, built.app_dir, env=env)
+        return EnvoyProcess(name, child, log_path, "rivetkit: hosting")
+
+
+PYRIVET = PyrivetRuntime()
+RIVETKIT = RivetKitRuntime()
 
 
 @dataclass
@@ -297,6 +367,7 @@ class Cluster:
     namespace: str
     pool: str
     app_dir: Path
+    runtime: EnvoyRuntime = PYRIVET
     envoys: list[EnvoyProcess] = field(default_factory=list)
 
     @property
@@ -304,20 +375,9 @@ class Cluster:
         return [node.endpoint for node in self.nodes]
 
     def start_envoy(self, name: str, *args: str) -> EnvoyProcess:
-        """Start envoy ``name`` through the balancer (``args``: more ``pyrivet serve``
-        options); await `EnvoyProcess.hosting` before relying on it."""
-        log_path = self.app_dir / f"{name}.ownership"
-        env = {
-            "RIVET_ENDPOINT": self.balancer.endpoint,
-            "RIVET_TOKEN": self.nodes[0].token,
-            "RIVET_POOL": self.pool,
-            "RIVET_NAMESPACE": self.namespace,
-            "MULTINODE_ENVOY": name,
-            "MULTINODE_LOG": str(log_path),
-        }
-        data_dir = self.app_dir / f"data-{name}"
-        serve = ServeProcess(self.app_dir, ["--data-dir", str(data_dir), *args], env=env)
-        envoy = EnvoyProcess(name, serve, log_path)
+        """Start envoy ``name`` of the cluster's runtime through the balancer
+        (``args``: see the runtime); await `EnvoyProcess.hosting` before relying on it."""
+        envoy = self.runtime.start(self, name, args)
         self.envoys.append(envoy)
         return envoy
 
@@ -347,7 +407,7 @@ class Cluster:
 
     def close(self) -> None:
         for envoy in self.envoys:
-            envoy.serve.close()
+            envoy.child.close()
         for node in self.nodes:  # the database is dropped next: no graceful stop
             if node.process.poll() is None:
                 node.process.kill()
@@ -370,8 +430,9 @@ def start_nodes(root: Path, postgres_url: str, nats_address: str, **pegboard: An
 
 
 @contextlib.asynccontextmanager
-async def cluster(root: Path, thresholds: dict[str, int]) -> Any:
-    """A running `Cluster` (no envoys yet) over a database and NATS of its own."""
+async def cluster(root: Path, thresholds: dict[str, int], runtime: EnvoyRuntime = PYRIVET) -> Any:
+    """A running `Cluster` (no envoys yet; they will be ``runtime``'s) over a
+    database and NATS of its own."""
     dsn = require_postgres()
     with database(dsn) as url, nats() as address:
         nodes = await asyncio.to_thread(start_nodes, root, url, address, **thresholds)
@@ -382,7 +443,7 @@ async def cluster(root: Path, thresholds: dict[str, int]) -> Any:
         upstreams = [int(node.endpoint.rsplit(":", 1)[1]) for node in nodes]
         async with EngineBalancer(upstreams) as balancer:
             pool = f"py-{uuid.uuid4().hex[:10]}"
-            built = Cluster(nodes, balancer, namespace, pool, app_dir)
+            built = Cluster(nodes, balancer, namespace, pool, app_dir, runtime)
             try:
                 yield built
             finally:

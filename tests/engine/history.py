@@ -11,7 +11,9 @@ comparable across processes):
   open if the envoy still runs.
 * the final count read from each actor after the load.
 
-`check_history` returns what is wrong, as sentences (empty: the history is sound).
+`check_history` returns what is wrong, as sentences (empty: the history is sound);
+`lost_acks` counts the acknowledged writes whose effect did not last (for an envoy
+that persists state after acknowledging it, such as RivetKit's).
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["Ack", "Ownership", "check_history", "read_ownership"]
+__all__ = ["Ack", "Ownership", "check_history", "lost_acks", "read_ownership"]
 
 
 @dataclass(frozen=True)
@@ -118,3 +120,24 @@ def check_history(
                     f"actor {ack.actor} then"
                 )
     return problems
+
+
+def lost_acks(acks: Mapping[str, Sequence[Ack]], final: Mapping[str, int]) -> int:
+    """How many acknowledged writes did not last, over all keys.
+
+    An ack (count ``n``) is lost when a later ack of its key returned ``n`` or less
+    (the actor went on from older state) or the key's final count is below ``n``.
+    ``acks`` per key in the order they were answered; a key missing from ``final``
+    is judged by its later acks only.
+    """
+    lost = 0
+    for key, answered in acks.items():
+        last = final.get(key)
+        later: int | None = None  # the lowest count acknowledged after the ack looked at
+        for ack in reversed(answered):
+            if (later is not None and later <= ack.count) or (
+                last is not None and last < ack.count
+            ):
+                lost += 1
+            later = ack.count if later is None else min(later, ack.count)
+    return lost

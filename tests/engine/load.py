@@ -146,10 +146,21 @@ class LedgerLoad:
     def failures_since(self, since: int) -> list[CallFailure]:
         return [failure for failure in self.failures if failure.at >= since]
 
-    def failover(self, keys: list[str], since: int) -> list[float]:
-        """Seconds from ``since`` to each key's first write acknowledged after it."""
+    def failover(self, keys: list[str], since: int, envoy: str | None = None) -> list[float]:
+        """Seconds from ``since`` to each key's first write acknowledged after it (by
+        ``envoy`` if given: an answer the killed envoy sent just before its death can
+        still arrive after it)."""
         return [
-            (min(ack.at for ack in self.acks[key] if ack.at > since) - since) / 1e9 for key in keys
+            (
+                min(
+                    ack.at
+                    for ack in self.acks[key]
+                    if ack.at > since and envoy in (None, ack.envoy)
+                )
+                - since
+            )
+            / 1e9
+            for key in keys
         ]
 
     async def read_final(self, gateway: int = 0) -> dict[str, int]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .history import Ack, Ownership, check_history, read_ownership
+from .history import Ack, Ownership, check_history, lost_acks, read_ownership
 
 
 def ack(count: int, envoy: str, at: int, key: str = "k", actor: str = "x") -> Ack:
@@ -63,3 +63,14 @@ def test_read_ownership_pairs_wake_and_sleep_and_ends_at_death(tmp_path: Path) -
         Ownership("y", "a", 40, 99),
     ]
     assert read_ownership(tmp_path / "missing", "a", None) == []
+
+
+def test_lost_acks_counts_writes_a_later_ack_or_the_final_count_went_back_on() -> None:
+    # RivetKit-like: "a" acked 1..4, saved only up to 2; "b" went on from 2.
+    moved = [ack(1, "a", 10), ack(2, "a", 20), ack(3, "a", 30), ack(4, "a", 40)]
+    moved += [ack(3, "b", 160), ack(4, "b", 170), ack(5, "b", 180)]
+    assert lost_acks({"k": moved}, {"k": 5}) == 2
+    # The final count below the last acks loses them too; a sound history loses none.
+    assert lost_acks({"k": [ack(1, "a", 10), ack(2, "a", 20), ack(3, "a", 30)]}, {"k": 1}) == 2
+    sound = {"k": [ack(1, "a", 10), ack(2, "b", 160)], "j": [ack(7, "a", 5, key="j")]}
+    assert lost_acks(sound, {"k": 2}) == 0

@@ -60,7 +60,7 @@ async def test_sigterm_drains_and_actors_move_without_client_errors(tmp_path: Pa
         stopped_at = time.monotonic_ns()
         assert await asyncio.to_thread(first.terminate, WAIT) == 0
         await load.wait_until(lambda ld: ld.has_acks(2, stopped_at, envoy="b"), WAIT)
-        assert "every actor is asleep" in first.serve.output()
+        assert "every actor is asleep" in first.child.output()
         assert load.failures_since(stopped_at) == []
         # The drain put every actor to sleep on "a": a sleep line for each wake.
         drained = read_ownership(first.log_path, "a", died_at=None)
