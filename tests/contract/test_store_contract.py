@@ -1293,16 +1293,25 @@ async def test_sqlite_failed_compaction_loses_nothing(
         await store.close()
 
 
-async def test_sqlite_upgrades_a_version_1_database(tmp_path: Path) -> None:
-    conn = sqlite3.connect(tmp_path / "pyrivet.sqlite3", isolation_level=None)
-    for statement in MIGRATIONS[0]:
+def old_database(data_dir: Path, version: int, *statements: str) -> None:
+    """A database of schema ``version`` in ``data_dir`` holding what ``statements`` write."""
+    conn = sqlite3.connect(data_dir / "pyrivet.sqlite3", isolation_level=None)
+    for migration in MIGRATIONS[:version]:
+        for statement in migration:
+            conn.execute(statement)
+    conn.execute(f"PRAGMA user_version = {version}")
+    for statement in statements:
         conn.execute(statement)
-    conn.execute("PRAGMA user_version = 1")
-    conn.execute("INSERT INTO actor_state VALUES ('a1', 4, x'01')")
-    conn.execute(
-        "INSERT INTO actor_events VALUES ('a1', 4, 1, 'action', NULL, NULL, NULL, NULL, NULL)"
-    )
     conn.close()
+
+
+async def test_sqlite_upgrades_a_version_1_database(tmp_path: Path) -> None:
+    old_database(
+        tmp_path,
+        1,
+        "INSERT INTO actor_state VALUES ('a1', 4, x'01')",
+        "INSERT INTO actor_events VALUES ('a1', 4, 1, 'action', NULL, NULL, NULL, NULL, NULL)",
+    )
     store = SQLiteDriver(tmp_path)
     await store.open()
     try:
@@ -1431,7 +1440,7 @@ async def test_workflow_records_land_with_the_state_and_survive_reopen(
 ) -> None:
     assert await store.load_workflow("a1") == {}
     await store.create_actor(actor("a1"))
-    # A lone record: SQLite must not take its log-row-only path and drop the records.
+    # A lone record: on SQLite its log row alone, the records inside it.
     await store.commit(
         [state_commit("a1", 1, b"s1", workflow_puts=(("meta", b"m"), ("e/1", b"x")))]
     )
@@ -1508,23 +1517,86 @@ async def test_destroy_deletes_the_workflow_records(
         await store.close()
 
 
-def test_workflow_writes_count_beyond_the_log_row() -> None:
+def test_workflow_writes_ride_in_the_log_row() -> None:
     assert not CommitRecord("a1", 1, state=b"s", event=event("a1", 1)).writes_beyond_log()
-    assert CommitRecord("a1", 1, workflow_puts=(("k", b"v"),)).writes_beyond_log()
-    assert CommitRecord("a1", 1, workflow_deletes=("k",)).writes_beyond_log()
+    step = CommitRecord("a1", 1, workflow_puts=(("k", b"v"),), workflow_deletes=("j",))
+    assert not step.writes_beyond_log()
+    assert CommitRecord("a1", 1, kv_puts=[(b"k", b"v")]).writes_beyond_log()
+
+
+async def test_sqlite_reads_workflow_records_from_the_log_and_after_compaction(
+    tmp_path: Path,
+) -> None:
+    """Workflow records wait in the commit log (a lone step is one log row) and are read
+    from there, over what compaction already moved, in commit order."""
+    store = SQLiteDriver(tmp_path)
+    await store.open()
+    try:
+        await store.commit([state_commit("a1", 1, b"s1", workflow_puts=(("k", b"1"),))])
+        await store.read_history("a1")  # moves a1's rows: "k" is in actor_workflow now
+        assert log_rows(tmp_path) == 0
+        await store.commit(
+            [state_commit("a1", 2, b"s2", workflow_puts=(("k", b"2"), ("gone", b"g")))]
+        )
+        await store.commit(
+            [
+                state_commit("a1", 3, b"s3", workflow_deletes=("gone",)),
+                CommitRecord("b1", 1, workflow_puts=(("k", b"b"),)),
+                CommitRecord("a1", 4, workflow_puts=(("n", b"4"),)),
+            ]
+        )
+        assert log_rows(tmp_path) == 4
+        assert await store.load_workflow("a1") == {"k": b"2", "n": b"4"}
+        assert await store.load_workflow("b1") == {"k": b"b"}
+        assert log_rows(tmp_path) == 4  # read without compacting
+        await store.read_history("a1")
+        assert log_rows(tmp_path) == 1
+        assert await store.load_workflow("a1") == {"k": b"2", "n": b"4"}
+    finally:
+        await store.close()
+    assert log_rows(tmp_path) == 0
+    store = SQLiteDriver(tmp_path)
+    await store.open()
+    try:
+        assert await store.load_workflow("a1") == {"k": b"2", "n": b"4"}
+        assert await store.load_workflow("b1") == {"k": b"b"}
+    finally:
+        await store.close()
+
+
+async def test_sqlite_upgrades_a_version_4_database_with_rows_in_its_log(
+    tmp_path: Path,
+) -> None:
+    """A crash left log rows of version 4 (no workflow column) beside records in
+    ``actor_workflow``: both survive the upgrade to 5."""
+    old_database(
+        tmp_path,
+        4,
+        "INSERT INTO actor_workflow VALUES ('a1', 'k', x'01')",
+        "INSERT INTO actor_log (rowid, actor_id, seq, at_ms, kind, state, flags) "
+        "VALUES (1, 'a1', 1, 7, 'action', x'73', 3)",
+    )
+    store = SQLiteDriver(tmp_path)
+    await store.open()
+    try:
+        assert await store.load_state("a1") == StoredState(1, b"s", False)
+        assert await store.load_workflow("a1") == {"k": b"\x01"}
+        await store.commit([state_commit("a1", 2, b"t", workflow_puts=(("k", b"2"),))])
+        assert await store.load_workflow("a1") == {"k": b"2"}
+        assert [e.seq for e in await store.read_history("a1")] == [1, 2]
+    finally:
+        await store.close()
 
 
 async def test_sqlite_upgrades_a_version_3_database(tmp_path: Path) -> None:
-    conn = sqlite3.connect(tmp_path / "pyrivet.sqlite3", isolation_level=None)
-    for migration in MIGRATIONS[:3]:
-        for statement in migration:
-            conn.execute(statement)
-    conn.execute("PRAGMA user_version = 3")
-    conn.execute("INSERT INTO actor_state VALUES ('a1', 4, x'01')")
-    conn.execute("INSERT INTO actor_kv VALUES ('a1', x'6b', x'76')")
-    conn.execute("INSERT INTO actor_queue VALUES ('a1', 1, 'jobs', x'62', 1001)")
-    conn.execute("INSERT INTO actor_queue_ids VALUES ('a1', 1)")
-    conn.close()
+    old_database(
+        tmp_path,
+        3,
+        "INSERT INTO actor_state VALUES ('a1', 4, x'01')",
+        "INSERT INTO actor_kv VALUES ('a1', x'6b', x'76')",
+        "INSERT INTO actor_queue VALUES ('a1', 1, 'jobs', x'62', 1001)",
+        "INSERT INTO actor_queue_ids VALUES ('a1', 1)",
+    )
     store = SQLiteDriver(tmp_path)
     await store.open()
     try:
@@ -1538,6 +1610,6 @@ async def test_sqlite_upgrades_a_version_3_database(tmp_path: Path) -> None:
         await store.close()
     conn = sqlite3.connect(tmp_path / "pyrivet.sqlite3")
     try:
-        assert conn.execute("PRAGMA user_version").fetchone()[0] == len(MIGRATIONS) == 4
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == len(MIGRATIONS) == 5
     finally:
         conn.close()

@@ -22,11 +22,13 @@ Threads:
 * The **checkpointer thread** (``_sqlite_compaction.Checkpointer``) has a connection of
   its own and only copies the WAL back into the database file, alongside the writer.
 
-Commits are **log-first**: a commit appends one ``actor_log`` row per record and writes
-the actor rows, KV, alarms, queue and workflow records directly; ``actor_state`` and
-``actor_events`` are filled later by compaction (``_sqlite_compaction``), whose in-memory
-index answers `SQLiteDriver.load_state` meanwhile, and which `SQLiteDriver.read_history`
-runs first for the actor. A crash leaves the rows in the log; the next `open` compacts them.
+Commits are **log-first**: a commit appends one ``actor_log`` row per record (carrying
+its state, history entry and workflow records) and writes the actor rows, KV, alarms
+and queue directly; ``actor_state``, ``actor_events`` and ``actor_workflow`` are filled
+later by compaction (``_sqlite_compaction``), whose in-memory index answers
+`SQLiteDriver.load_state` meanwhile, which `SQLiteDriver.read_history` runs first for
+the actor, and whose unmoved rows `SQLiteDriver.load_workflow` reads over the table. A
+crash leaves the rows in the log; the next `open` compacts them.
 
 If a caller is cancelled while its job is queued or running, the job still runs to the
 end (a commit may land); only the result is dropped.

@@ -1,16 +1,21 @@
 """Background work of the SQLite driver: the commit log, its compaction, WAL checkpoints.
 
-**Log-first commits.** A commit does not touch ``actor_state`` or ``actor_events``: each
-record of the batch appends one row to ``actor_log`` (see the schema's version 2) in the
-same transaction as the batch's actor, KV, alarm, queue and workflow changes (those are
-written directly; compaction never touches them). The log has no index but its rowid
-and rowids only grow, so a batch of 64 records for 64 actors dirties the last page or
-two of the log instead of ~130 pages scattered over the per-actor tables.
+**Log-first commits.** A commit does not touch ``actor_state``, ``actor_events`` or
+``actor_workflow``: each record of the batch appends one row to ``actor_log`` (see the
+schema's versions 2 and 5), which carries its state, its history entry and its workflow
+records, in the same transaction as the batch's actor, KV, alarm and queue changes
+(those are written directly; compaction never touches them). The log has no index but
+its rowid and rowids only grow, so a batch of 64 records for 64 actors dirties the last
+page or two of the log instead of ~130 pages scattered over the per-actor tables, and a
+lone record with nothing but its row (an action, a workflow step) is one autocommitted
+``INSERT``.
 
 **The index.** While rows wait in the log, `CommitLog.latest` answers ``load_state``:
-per actor with rows there, its highest seq, its latest snapshot and its pending prune
-request (see `Pending`). The driver's process holds the data directory lock, so it is
-the only writer and the index is exact. It is changed only after a transaction
+per actor with rows there, its highest seq, its latest snapshot, its pending prune
+request and whether a row carries workflow records (see `Pending`); ``load_workflow``
+applies those rows (`CommitLog.overlay_workflow`) over what ``actor_workflow`` holds.
+The driver's process holds the data directory lock, so it is the only writer and the
+index is exact. It is changed only after a transaction
 committed: a failed commit or compaction step leaves it, and the log, as they were.
 
 **Compaction** moves log rows into the per-actor tables in *rounds*. A round takes the
@@ -18,10 +23,12 @@ oldest rows of the log (``rowid <= upto``, at most `COMPACT_MAX_ROWS`) and the s
 list of actors having rows there, and moves them in *steps*: each step is its own
 transaction over a slice of those actors holding about `COMPACT_STEP_ROWS` rows. It
 copies the slice's history rows into ``actor_events`` (sorted by ``(actor_id, seq)``,
-so the inserts are clustered), applies the slice's prune requests and writes each
-actor's latest seq and snapshot into ``actor_state``. All the rows of an actor in the
-round move in one step, so its ``actor_events`` tail page and ``actor_state`` row are
-written once per round rather than once per commit. The moved rows stay in the log
+so the inserts are clustered), applies the slice's prune requests, writes each
+actor's latest seq and snapshot into ``actor_state`` and applies the slice's workflow
+records to ``actor_workflow`` (in rowid order per actor: the last write of a key
+wins). All the rows of an actor in the round move in one step, so its ``actor_events``
+tail page and ``actor_state`` row are written once per round rather than once per
+commit. The moved rows stay in the log
 until the round's last step, which deletes the whole prefix ``rowid <= upto`` at once
 (whole pages: deleting a slice's rows, spread over every page, would rewrite them all).
 A commit queued behind a step waits for a fraction of a round. Steps run:
@@ -39,10 +46,13 @@ A commit queued behind a step waits for a fraction of a round. Steps run:
 
 **Crash recovery** (`CommitLog.recover`, at open) rebuilds the index from the log and
 compacts it all. Rows a step moved before the crash are moved again with the same
-result: their events are inserted as they were and the prunes stored in the actor's
-rows are applied again. No moved row can outlive a prune or a destroy that is gone
-from the log: a step of one actor (``read_history``) deletes the actor's moved rows
-with the rows it moves, and ``destroy_actor`` deletes moved and unmoved rows alike.
+result: their events are inserted as they were, the prunes stored in the actor's
+rows are applied again, and so are their workflow records, in order, followed by those
+of every later row of the actor (``actor_workflow`` is written by compaction alone, so
+no newer write of a key can be overtaken). No moved row can outlive a prune or a
+destroy that is gone from the log: a step of one actor (``read_history``) deletes the
+actor's moved rows with the rows it moves, and ``destroy_actor`` deletes moved and
+unmoved rows alike.
 
 **Steps are not fsynced.** A step moves rows that are durable already (in the log), so
 at ``synchronous=FULL`` its transaction commits at ``NORMAL``: its WAL frames are
@@ -73,6 +83,8 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Literal, NamedTuple
+
+import msgspec
 
 from ._base import CommitRecord
 
@@ -132,8 +144,9 @@ _EVENT_STATE = 4  # the history entry's state is ``state`` (else ``event_state``
 # prune bound is at least 1 (below 1 there is nothing to prune, as with NULL).
 _INSERT_LOG = (
     'INSERT INTO actor_log (rowid, actor_id, seq, at_ms, kind, name, "by", args, state, ops, '
-    "flags, event_state, prune_before) VALUES (?1,?2,?3,?4,?5,nullif(?6,0),nullif(?7,0),"
-    "nullif(?8,0),nullif(?9,0),nullif(?10,0),?11,nullif(?12,0),nullif(?13,0))"
+    "flags, event_state, prune_before, workflow) VALUES (?1,?2,?3,?4,?5,nullif(?6,0),"
+    "nullif(?7,0),nullif(?8,0),nullif(?9,0),nullif(?10,0),?11,nullif(?12,0),nullif(?13,0),"
+    "nullif(?14,0))"
 )
 # ?1 .. ?2: the rowids, ?3 .. ?4: the first and last actor id of the step.
 _MOVE_EVENTS = f"""
@@ -151,12 +164,30 @@ _UPSERT_STATE = """
         seq = max(actor_state.seq, excluded.seq),
         snapshot = coalesce(excluded.snapshot, actor_state.snapshot)
 """
+# ?1 .. ?2: the rowids, ?3 .. ?4: the first and last actor id of the step.
+_SCAN_WORKFLOW = """
+    SELECT actor_id, workflow FROM actor_log
+    WHERE rowid BETWEEN ?1 AND ?2 AND actor_id BETWEEN ?3 AND ?4 AND workflow IS NOT NULL
+    ORDER BY actor_id, rowid
+"""
+_ACTOR_WORKFLOW = """
+    SELECT workflow FROM actor_log
+    WHERE rowid BETWEEN ? AND ? AND actor_id = ? AND workflow IS NOT NULL ORDER BY rowid
+"""
+_PUT_WORKFLOW = "INSERT OR REPLACE INTO actor_workflow (actor_id, key, value) VALUES (?, ?, ?)"
+_DELETE_WORKFLOW = "DELETE FROM actor_workflow WHERE actor_id = ? AND key = ?"
 _DELETE_ACTOR_ROWS = "DELETE FROM actor_log WHERE rowid <= ? AND actor_id = ?"
 _DELETE_PREFIX = "DELETE FROM actor_log WHERE rowid <= ?"
 _SCAN = f"""
-    SELECT rowid, actor_id, seq, CASE WHEN flags & {_SNAPSHOT} THEN state END, prune_before
+    SELECT rowid, actor_id, seq, CASE WHEN flags & {_SNAPSHOT} THEN state END, prune_before,
+           workflow IS NOT NULL
     FROM actor_log ORDER BY rowid
 """
+
+#: A log row's ``workflow`` column: the record's workflow deletes, then its puts.
+_WorkflowOps = tuple[tuple[str, ...], tuple[tuple[str, bytes], ...]]
+_encode_workflow_into = msgspec.msgpack.Encoder().encode_into
+_decode_workflow = msgspec.msgpack.Decoder(_WorkflowOps).decode
 
 
 class Pending(NamedTuple):
@@ -172,6 +203,8 @@ class Pending(NamedTuple):
     snapshot: bytes | None
     #: The highest prune bound of its log rows, or None.
     prune: int | None
+    #: Whether one of its log rows carries workflow records (it may have been moved).
+    workflow: bool
 
 
 class StagedLog:
@@ -241,8 +274,10 @@ class CommitLog:
         """Build the index and the counters from the rows of the log."""
         latest: dict[str, Pending] = {}
         rows = 0
-        for rowid, actor_id, seq, snapshot, prune in conn.execute(_SCAN):
-            latest[actor_id] = _merge(latest.get(actor_id), rowid, seq, snapshot, prune)
+        for rowid, actor_id, seq, snapshot, prune, workflow in conn.execute(_SCAN):
+            latest[actor_id] = _merge(
+                latest.get(actor_id), rowid, seq, snapshot, prune, bool(workflow)
+            )
             self.tail = max(self.tail, rowid)
             rows += 1
         self.latest, self.rows, self._round = latest, rows, None
@@ -286,7 +321,8 @@ class CommitLog:
                 prune = prune_at.get(i)
             rows.append(_log_row(rowid, rec, prune))
             prev = staged.get(actor_id) or latest.get(actor_id)
-            staged[actor_id] = _merge(prev, rowid, rec.seq, rec.state, prune)
+            workflow = bool(rec.workflow_puts or rec.workflow_deletes)
+            staged[actor_id] = _merge(prev, rowid, rec.seq, rec.state, prune, workflow)
         return StagedLog(rows, staged, rowid)
 
     @staticmethod
@@ -299,6 +335,26 @@ class CommitLog:
         self.latest.update(staged.latest)
         self.rows += len(staged.rows)
         self.tail = staged.tail
+
+    def overlay_workflow(
+        self, conn: sqlite3.Cursor, actor_id: str, records: dict[str, bytes]
+    ) -> None:
+        """Apply the workflow records of the actor's unmoved log rows, in order, to
+        ``records`` (what ``actor_workflow`` holds for it): its committed records.
+
+        Rows a step of the current round already moved are in ``actor_workflow``: only
+        the rows from `Pending.first` on are read.
+        """
+        pending = self.latest.get(actor_id)
+        if pending is None or not pending.workflow:
+            return
+        for (blob,) in conn.execute(
+            _ACTOR_WORKFLOW, (pending.first, pending.last, actor_id)
+        ).fetchall():
+            deletes, puts = _decode_workflow(blob)
+            for key in deletes:
+                records.pop(key, None)
+            records.update(puts)
 
     # -- destroy --------------------------------------------------------------------
 
@@ -466,6 +522,8 @@ class CommitLog:
             conn.execute("BEGIN IMMEDIATE")
             if moved:
                 conn.execute(_MOVE_EVENTS, (low, upto, actors[0], actors[-1]))
+                if any(p.workflow for _, p in moved):
+                    _move_workflow(conn, low, upto, actors[0], actors[-1])
                 prunes = [(a, p.prune) for a, p in moved if p.prune is not None]
                 if prunes:
                     conn.executemany(_PRUNE_EVENTS, prunes)
@@ -563,17 +621,39 @@ class Checkpointer:
         return int(busy), int(frames), int(copied)
 
 
+def _move_workflow(conn: sqlite3.Cursor, low: int, upto: int, first: str, last: str) -> None:
+    """Apply the workflow records of the log rows ``low .. upto`` of the actors
+    ``first .. last`` to ``actor_workflow`` (inside the step's transaction): per actor
+    in rowid order, a record's deletes before its puts, so the last write of a key wins."""
+    ops: dict[tuple[str, str], bytes | None] = {}
+    for actor_id, blob in conn.execute(_SCAN_WORKFLOW, (low, upto, first, last)).fetchall():
+        deletes, puts = _decode_workflow(blob)
+        for key in deletes:
+            ops[actor_id, key] = None
+        for key, value in puts:
+            ops[actor_id, key] = value
+    conn.executemany(_PUT_WORKFLOW, [(a, k, v) for (a, k), v in ops.items() if v is not None])
+    conn.executemany(_DELETE_WORKFLOW, [(a, k) for (a, k), v in ops.items() if v is None])
+
+
 def _merge(
-    prev: Pending | None, rowid: int, seq: int, snapshot: bytes | None, prune: int | None
+    prev: Pending | None,
+    rowid: int,
+    seq: int,
+    snapshot: bytes | None,
+    prune: int | None,
+    workflow: bool,
 ) -> Pending:
     """The index entry after a row is appended to an actor's (``prev``: before it)."""
     if prev is None:
-        return Pending(rowid, rowid, seq, snapshot, prune)
+        return Pending(rowid, rowid, seq, snapshot, prune, workflow)
     if snapshot is None:
         snapshot = prev.snapshot
     if prune is None or (prev.prune is not None and prev.prune > prune):
         prune = prev.prune
-    return Pending(prev.first, rowid, max(seq, prev.seq), snapshot, prune)
+    return Pending(
+        prev.first, rowid, max(seq, prev.seq), snapshot, prune, workflow or prev.workflow
+    )
 
 
 def _prunes(batch: Sequence[CommitRecord]) -> dict[int, int]:
@@ -591,16 +671,21 @@ def _prunes(batch: Sequence[CommitRecord]) -> dict[int, int]:
 
 
 def _log_row(rowid: int, rec: CommitRecord, prune_before: int | None) -> tuple[Any, ...]:
-    """The parameters of `_INSERT_LOG` for one record (see the schema's version 2 for
-    the columns): 0 stands for NULL, and BLOBs are bound as bytearrays, which the
+    """The parameters of `_INSERT_LOG` for one record (see the schema's versions 2 and
+    5 for the columns): 0 stands for NULL, and BLOBs are bound as bytearrays, which the
     sqlite3 module binds without its adapter lookup (a copy costs far less)."""
     state = rec.state
     flags = 0 if state is None else _SNAPSHOT
+    workflow: bytearray | int = 0
+    if rec.workflow_puts or rec.workflow_deletes:
+        workflow = bytearray()
+        _encode_workflow_into((rec.workflow_deletes, rec.workflow_puts), workflow)
     e = rec.event
     if e is None:
-        # No history entry: the row only carries the seq, the snapshot and the prune.
+        # No history entry: the row carries the seq, the snapshot, the prune and the
+        # workflow records.
         return (rowid, rec.actor_id, rec.seq, 0, "save", 0, 0, 0, _blob(state), 0,
-                flags, 0, prune_before or 0)  # fmt: skip
+                flags, 0, prune_before or 0, workflow)  # fmt: skip
     flags |= _HISTORY
     event_state = e.state
     if event_state is not None:
@@ -613,7 +698,7 @@ def _log_row(rowid: int, rec: CommitRecord, prune_before: int | None) -> tuple[A
     name, by, args, ops = e.name, e.by, e.args, e.ops
     return (rowid, rec.actor_id, rec.seq, e.at_ms, e.kind, 0 if name is None else name,
             0 if by is None else by, _blob(args), _blob(state), _blob(ops), flags,
-            _blob(event_state), prune_before or 0)  # fmt: skip
+            _blob(event_state), prune_before or 0, workflow)  # fmt: skip
 
 
 def _blob(value: bytes | None) -> bytearray | int:

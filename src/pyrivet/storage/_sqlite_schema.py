@@ -141,7 +141,8 @@ _V3 = (
 )
 
 # Version 4: workflow history. One row per record of an actor's workflow, an opaque
-# value under a key unique within the actor; written by commits like ``actor_kv``.
+# value under a key unique within the actor; written by commits like ``actor_kv`` (since
+# version 5: by compaction, from the commit log).
 _V4 = (
     f"""
     CREATE TABLE actor_workflow (
@@ -153,8 +154,18 @@ _V4 = (
     """,
 )
 
+# Version 5: workflow records ride in the commit log. ``actor_log.workflow`` holds the
+# record's workflow deletes and puts (msgpack ``[[key, ...], [[key, value], ...]]``, the
+# deletes applied first), so a lone commit of a workflow step, its state and its history
+# record is one log row, one autocommitted INSERT. Compaction moves them into
+# ``actor_workflow`` as it moves the state and the history; until then reads of the
+# actor's records apply its unmoved log rows over the table. Commits no longer write
+# ``actor_workflow`` themselves (a direct write could be overtaken by an older log row
+# moved after it).
+_V5 = ("ALTER TABLE actor_log ADD COLUMN workflow BLOB",)
+
 #: ``MIGRATIONS[i]`` takes the schema from version ``i`` to ``i + 1``.
-MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1, _V2, _V3, _V4)
+MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1, _V2, _V3, _V4, _V5)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

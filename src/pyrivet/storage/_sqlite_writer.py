@@ -72,8 +72,6 @@ _QUEUE_LAST_ID = (
     "INSERT INTO actor_queue_ids (actor_id, last_id) VALUES (?, ?) "
     "ON CONFLICT (actor_id) DO UPDATE SET last_id = max(last_id, excluded.last_id)"
 )
-_PUT_WORKFLOW = "INSERT OR REPLACE INTO actor_workflow (actor_id, key, value) VALUES (?, ?, ?)"
-_DELETE_WORKFLOW = "DELETE FROM actor_workflow WHERE actor_id = ? AND key = ?"
 
 
 class Writer:
@@ -351,15 +349,16 @@ class Writer:
         """Apply ``batch`` in one ``BEGIN IMMEDIATE`` transaction, log-first (a lone
         record with nothing but its log row: in that row's autocommitted ``INSERT``).
 
-        Writes the created actor rows, the ``initialized`` flags, KV, alarm, queue and
-        workflow changes (coalesced: the last op per KV key, alarm id and workflow key
-        wins, in record order; a record's workflow deletes come before its puts; a KV
-        range delete drops the coalesced ops of earlier records in its range and runs
-        before the point ops, so each remaining op is later than the ranges covering it) and
-        one ``actor_log`` row per record; ``actor_state`` and ``actor_events`` are left
-        to compaction. The commit log's index is updated only once the transaction
-        committed. On any error the transaction is rolled back, the index is untouched
-        and `StorageError` (or `DuplicateKeyError`) is raised.
+        Writes the created actor rows, the ``initialized`` flags, KV, alarm and queue
+        changes (coalesced: the last op per KV key and alarm id wins, in record order; a
+        KV range delete drops the coalesced ops of earlier records in its range and runs
+        before the point ops, so each remaining op is later than the ranges covering it)
+        and one ``actor_log`` row per record, which carries the record's state, history
+        entry and workflow records: ``actor_state``, ``actor_events`` and
+        ``actor_workflow`` are left to compaction. The commit log's index is updated
+        only once the transaction committed. On any error the transaction is rolled
+        back, the index is untouched and `StorageError` (or `DuplicateKeyError`) is
+        raised.
         """
         creates: list[ActorRecord] = []
         initialized: dict[str, tuple[str]] = {}
@@ -368,7 +367,6 @@ class Writer:
         alarms: dict[tuple[str, str], AlarmRecord | None] = {}
         queue_puts: list[tuple[Any, ...]] = []
         queue_deletes: list[tuple[str, int]] = []
-        workflow: dict[tuple[str, str], bytes | None] = {}
         for rec in batch:
             actor_id = rec.actor_id
             create = rec.create
@@ -391,11 +389,6 @@ class Writer:
             if rec.queue_puts or rec.queue_deletes:
                 queue_puts.extend((actor_id, *msgspec.structs.astuple(m)) for m in rec.queue_puts)
                 queue_deletes.extend((actor_id, i) for i in rec.queue_deletes)
-            if rec.workflow_puts or rec.workflow_deletes:
-                for wf_key in rec.workflow_deletes:  # deletes first: a key also put stays
-                    workflow[actor_id, wf_key] = None
-                for wf_key, value in rec.workflow_puts:
-                    workflow[actor_id, wf_key] = value
         try:
             staged = self.log.stage(batch)
         except Exception as exc:
@@ -431,8 +424,6 @@ class Writer:
                 conn.executemany(_DELETE_ALARM, [k for k, al in alarms.items() if al is None])
             if queue_puts or queue_deletes:
                 _write_queue(conn, queue_puts, queue_deletes)
-            if workflow:
-                _write_coalesced(conn, _PUT_WORKFLOW, _DELETE_WORKFLOW, workflow)
             self.log.append(conn, staged)
             conn.execute("COMMIT")
         except sqlite3.Error as exc:
@@ -493,10 +484,16 @@ class Writer:
         return StoredQueue(0 if last is None else last[0], [QueueMessageRecord(*r) for r in rows])
 
     def load_workflow(self, actor_id: str) -> dict[str, bytes]:
-        rows = self.cur.execute(
-            "SELECT key, value FROM actor_workflow WHERE actor_id = ?", (actor_id,)
-        ).fetchall()
-        return dict(rows)
+        """``actor_workflow``'s records of the actor, with the records of its log rows not
+        compacted yet applied over them (see `CommitLog.overlay_workflow`); no write."""
+        cur = self.cur
+        records: dict[str, bytes] = dict(
+            cur.execute(
+                "SELECT key, value FROM actor_workflow WHERE actor_id = ?", (actor_id,)
+            ).fetchall()
+        )
+        self.log.overlay_workflow(cur, actor_id, records)
+        return records
 
     def list_alarms(self, actor_id: str | None) -> list[AlarmRecord]:
         if actor_id is not None:
