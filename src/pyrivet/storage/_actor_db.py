@@ -20,7 +20,9 @@ again (``_runtime/actor_db.py``, roll forward). Rows are versioned msgpack of
 `CommitRecord`; fields added later with defaults decode from older rows.
 
 Everything here is synchronous and runs on the event loop (a commit is one WAL append;
-see docs/sql.md for the cost).
+see docs/sql.md for the cost). Connections are opened with ``check_same_thread=False``:
+the runtime runs an actor's ``COMMIT`` on a sync thread while the loop leaves that
+connection alone (``_runtime/actor_dbs.py``).
 """
 
 from __future__ import annotations
