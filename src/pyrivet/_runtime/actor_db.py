@@ -184,6 +184,7 @@ class ActorDb(Database, Contribution):
 
     __slots__ = (
         "_committing",
+        "_cursor",
         "_denied",
         "_due",
         "_expired",
@@ -206,6 +207,9 @@ class ActorDb(Database, Contribution):
         self._host = host
         self.conn: sqlite3.Connection | None = conn
         self._files = files
+        #: The one cursor every statement runs on (a new cursor per statement, as
+        #: ``conn.execute`` makes, costs an object and a weak reference each time).
+        self._cursor = conn.cursor()
         #: Records submitted while the database had nothing to commit: logged with the
         #: next commit that has SQL writes (trimmed to those not durable in the store).
         self._kept: list[CommitRecord] = []
@@ -277,10 +281,10 @@ class ActorDb(Database, Contribution):
         return conn
 
     def _run_internal(self, sql: str) -> None:
-        conn = self._usable()
+        self._usable()
         self._internal = True
         try:
-            conn.execute(sql)
+            self._cursor.execute(sql)
         finally:
             self._internal = False
 
@@ -290,15 +294,22 @@ class ActorDb(Database, Contribution):
         conn = self._usable()
         if not isinstance(sql, str):
             raise DatabaseError(f"sql must be a str, got {type(sql).__name__}", code="invalid")
-        task = asyncio.current_task()
-        if task in self._expired:
-            raise _expired_error()
+        if self._expired or self._tx is not None:
+            # (Only then: `current_task` asks for the running loop, a getpid() call.)
+            task = asyncio.current_task()
+            if task in self._expired:
+                raise _expired_error()
+        else:
+            task = None
         if self._due or self._committing is not None:
             conn = await self._settle_commit()
         tx = self._tx
-        if tx is not None and tx.task is not task:
-            await self._wait_turn(task)
-            conn = self._usable()
+        if tx is not None:
+            if task is None:
+                task = asyncio.current_task()
+            if tx.task is not task:
+                await self._wait_turn(task)
+                conn = self._usable()
         return self._run(conn, split_statements(sql), _params(args, named))
 
     def _run(self, conn: sqlite3.Connection, statements: list[str], params: Any) -> list[Row]:
@@ -316,7 +327,7 @@ class ActorDb(Database, Contribution):
         self._denied = None
         try:
             if single:
-                rows = _rows(conn.execute(statements[0], params))
+                rows = _rows(self._cursor.execute(statements[0], params))
             else:
                 rows = self._script(conn, statements)
         except (sqlite3.Error, OverflowError, ValueError) as exc:
@@ -334,7 +345,7 @@ class ActorDb(Database, Contribution):
         rows: list[Row] = []
         try:
             for statement in statements:
-                cursor = conn.execute(statement)
+                cursor = self._cursor.execute(statement)
                 if cursor.description is not None:
                     rows = _rows(cursor)
         except BaseException:
@@ -421,7 +432,7 @@ class ActorDb(Database, Contribution):
             prune = low is None or low <= durable_seq
             self._internal = True
             try:
-                write_log(conn, kept, durable_seq if prune else None)
+                write_log(self._cursor, kept, durable_seq if prune else None)
             finally:
                 self._internal = False
             # (Rows between the bound and kept[0] may stay a little longer: harmless,
@@ -467,13 +478,14 @@ class ActorDb(Database, Contribution):
         conn = self.conn
         if conn is None:
             raise sqlite3.OperationalError("the database was closed before its commit")
+        cursor = self._cursor
         self._internal = True
         try:
-            conn.execute(_COMMIT)
+            cursor.execute(_COMMIT)
         except sqlite3.Error:
             with contextlib.suppress(sqlite3.Error):
                 if conn.in_transaction:
-                    conn.execute(_ROLLBACK)
+                    cursor.execute(_ROLLBACK)
             raise
         finally:
             self._internal = False
