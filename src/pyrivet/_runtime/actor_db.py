@@ -14,10 +14,10 @@ journal calls `ActorDbs.before_submit` (``actor_dbs.py``) with the unit's `Commi
 just before it hands the record to the committer; that writes the record itself (and
 every earlier record of this actor not yet known durable in the main store) into the
 redo log, in the same transaction, and commits it: at once on the memory driver; on the
-SQLite driver the COMMIT is *owed* and the barrier runs it right before the file's
-fdatasync, before the main store writes the batch (on a sync thread, where SQLite
-releases the GIL while it writes the WAL, when the batch has several files; inline for
-one). Until it ran, this actor's next statement waits for it (or runs it inline), so a
+SQLite driver the log rows and the COMMIT are *owed* and the barrier runs them right
+before the file's fdatasync, before the main store writes the batch (on a sync thread,
+where SQLite releases the GIL while it writes, when the batch has several files; inline
+for one). Until it ran, this actor's next statement waits for it (or runs it inline), so a
 commit never carries part of a later unit. So the database is never behind the main
 store; when the main store lost commits (a crash between the two), the woken actor finds
 them in its log and writes them again (`ActorDbs.attach`, roll forward): its state, KV,
@@ -195,6 +195,7 @@ class ActorDb(Database, Contribution):
         "_kept",
         "_log_low",
         "_migrating",
+        "_owed_log",
         "_staged",
         "_tx",
         "_waiters",
@@ -228,9 +229,11 @@ class ActorDb(Database, Contribution):
         self._waiters: deque[asyncio.Future[None]] = deque()
         #: Tasks whose transaction expired while still open.
         self._expired: set[asyncio.Task[Any]] = set()
-        #: The unit's transaction (SQL writes and log rows) is complete and owes its
-        #: COMMIT, which the barrier runs on a sync thread (see `before_submit`).
+        #: The unit's transaction (its SQL writes) is complete and owes its redo log rows
+        #: and COMMIT, which the barrier runs on a sync thread (see `before_submit`).
         self._due = False
+        #: The redo log rows that owed COMMIT writes first: (records, prune bound).
+        self._owed_log: tuple[list[CommitRecord], int | None] | None = None
         #: While that COMMIT runs on a sync thread: the barrier's future (the loop leaves
         #: the connection alone until it is done).
         self._committing: asyncio.Future[Any] | None = None
@@ -404,9 +407,9 @@ class ActorDb(Database, Contribution):
         it, so the database never falls behind the store. Log rows up to
         ``durable_seq`` (durable and synced in the store) are dropped.
 
-        ``defer``: the COMMIT itself is owed (`_due`) and left to the barrier, which runs
-        it on a sync thread right before the file's fdatasync, or inline (`commit_owed`);
-        statements of this actor wait for it meanwhile (`execute`).
+        ``defer``: the log rows and the COMMIT are owed (`_due`) and left to the
+        barrier, which runs them on a sync thread right before the file's fdatasync, or
+        inline (`commit_owed`); statements of this actor wait for them (`execute`).
 
         Returns whether the database has a commit for this record (its file then needs
         a sync, and, deferred, the COMMIT).
@@ -427,30 +430,34 @@ class ActorDb(Database, Contribution):
             # No SQL writes (or only an open transaction's, which may still roll back).
             self._kept = kept
             return False
+        low = self._log_low
+        prune = low is None or low <= durable_seq
+        log = (kept, durable_seq if prune else None)
+        # (Rows between the bound and kept[0] may stay a little longer: harmless, wake
+        # reads only rows past the store's seq.)
+        self._log_low = kept[0].seq if prune or low is None else low
+        self._kept = []
+        if defer:
+            # The log rows are written with the COMMIT (`_commit_now`), off the loop too.
+            self._owed_log = log
+            self._due = True
+            return True
         try:
-            low = self._log_low
-            prune = low is None or low <= durable_seq
             self._internal = True
             try:
-                write_log(self._cursor, kept, durable_seq if prune else None)
+                write_log(self._cursor, *log)
             finally:
                 self._internal = False
-            # (Rows between the bound and kept[0] may stay a little longer: harmless,
-            # wake reads only rows past the store's seq.)
-            self._log_low = kept[0].seq if prune or low is None else low
-            if not defer:
-                self._run_internal(_COMMIT)
+            self._run_internal(_COMMIT)
         except sqlite3.Error as exc:
             if conn.in_transaction:
                 self._run_internal(_ROLLBACK)
             self._fail("its SQL database could not be written", exc)
             raise _write_failed(self._host.name, exc) from None
-        self._kept = []
-        self._due = defer
         return True
 
     def commit_owed(self) -> None:
-        """Run the owed COMMIT now, on the event loop (a statement of this actor needs
+        """Run the owed log rows and COMMIT now, on the event loop (a statement of this actor needs
         the connection, or the barrier has this one file only).
 
         Raises:
@@ -460,13 +467,13 @@ class ActorDb(Database, Contribution):
         self._due = False
         try:
             self._commit_now()
-        except sqlite3.Error as exc:
+        except Exception as exc:
             self.commit_error = exc
             self._fail("its SQL database could not be written", exc)
             raise _write_failed(self._host.name, exc) from None
 
     def commit_on_thread(self) -> None:
-        """The owed COMMIT, on a sync thread (the barrier calls `start_commit` first;
+        """The owed log rows and COMMIT, on a sync thread (the barrier calls `start_commit` first;
         the event loop does not use the connection until the barrier's future is done).
 
         Raises:
@@ -478,11 +485,14 @@ class ActorDb(Database, Contribution):
         conn = self.conn
         if conn is None:
             raise sqlite3.OperationalError("the database was closed before its commit")
+        owed, self._owed_log = self._owed_log, None
         cursor = self._cursor
         self._internal = True
         try:
+            if owed is not None:
+                write_log(cursor, *owed)
             cursor.execute(_COMMIT)
-        except sqlite3.Error:
+        except Exception:
             with contextlib.suppress(sqlite3.Error):
                 if conn.in_transaction:
                     cursor.execute(_ROLLBACK)
@@ -604,6 +614,7 @@ class ActorDb(Database, Contribution):
                     self.commit_owed()
             else:
                 self._due = False
+                self._owed_log = None
                 self.commit_error = DatabaseError(self._failed, code="failed")
         conn, self.conn = self.conn, None
         self._end_tx()
