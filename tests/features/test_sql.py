@@ -648,7 +648,7 @@ async def test_committer_barrier_orders_and_fails_batches() -> None:
             heard.append(f"failed {record.seq}: {exc}")
 
     loop = asyncio.get_running_loop()
-    gate: asyncio.Future[None] = loop.create_future()
+    gate: asyncio.Future[Any] = loop.create_future()
     barriers: list[list[int]] = []
 
     def barrier(batch: list[CommitRecord]) -> asyncio.Future[Any] | None:
@@ -671,6 +671,17 @@ async def test_committer_barrier_orders_and_fails_batches() -> None:
         await second
     assert heard[-1].startswith("failed 2")
     assert (await store.load_state("a1")).seq == 1
+
+    # A barrier naming actors whose own files failed: their records fail, others land.
+    gate = loop.create_future()
+    gate.set_result({"a2": OSError("a2's file failed")})
+    other = committer.submit(CommitRecord("a3", 1, state=b"3"), Listener())
+    third = committer.submit(CommitRecord("a2", 1, state=b"x"), Listener())
+    with pytest.raises(Exception, match="a2's file failed"):
+        await third
+    await other
+    assert (await store.load_state("a3")).seq == 1
+    assert (await store.load_state("a2")).seq == 0
     committer.barrier = None
     await committer.aclose()
     await store.close()
@@ -721,3 +732,94 @@ async def test_on_migrate_may_use_a_transaction(driver_factory: DriverFactory) -
         assert [entry.kind for entry in history] == ["create", "action"]
     async with run_actors(registry, storage=driver_factory()) as (_, client):
         assert await client.get_or_create("versioned", ["a"]).add("y") == ["x", "y"]
+
+
+def parents_def() -> ActorDefinition[Any]:
+    """An actor whose COMMIT can fail: a deferred foreign key is checked only then."""
+    family = actor("family", state={"count": 0})
+
+    @family.on_migrate
+    async def migrate(c: Any, db: Any) -> None:
+        await db.execute(
+            """
+            CREATE TABLE IF NOT EXISTS parent (id INTEGER PRIMARY KEY);
+            CREATE TABLE IF NOT EXISTS child (
+                id INTEGER PRIMARY KEY,
+                parent INTEGER REFERENCES parent (id) DEFERRABLE INITIALLY DEFERRED
+            );
+            """
+        )
+
+    @family.action
+    async def add(c: Any, orphan: bool) -> int:
+        if not orphan:
+            await c.db.execute("INSERT OR IGNORE INTO parent (id) VALUES (1)")
+        await c.db.execute("INSERT INTO child (parent) VALUES (?)", 2 if orphan else 1)
+        c.state["count"] += 1
+        return int(c.state["count"])
+
+    @family.action
+    async def stored(c: Any) -> tuple[int, int]:
+        rows = await c.db.execute("SELECT count(*) AS n FROM child")
+        return int(c.state["count"]), int(rows[0]["n"])
+
+    return family
+
+
+@pytest.mark.parametrize("together", [8, 1])
+async def test_a_failed_commit_of_an_actor_file_fails_only_that_actor(
+    tmp_path: Path, together: int
+) -> None:
+    """The SQLite driver commits each actor's file right before syncing it, on the sync
+    threads when a batch has several files (inline when it has one). A COMMIT that fails
+    there (here: a deferred foreign key) fails that actor's call, restarts it from what
+    both files hold, and leaves the other actors of the batch alone."""
+    async with run_actors(Registry([parents_def()]), data_dir=tmp_path) as (runtime, client):
+        rooms = [client.get_or_create("family", [f"r{i}"]) for i in range(together)]
+        for room in rooms:
+            await room.add(False)
+        results = await asyncio.gather(
+            rooms[0].add(True), *(room.add(False) for room in rooms[1:]), return_exceptions=True
+        )
+        assert isinstance(results[0], Exception) and "FOREIGN KEY" in str(results[0])
+        assert results[1:] == [2] * (together - 1)
+        actor_id = await rooms[0].resolve()
+        for _ in range(50):
+            if not runtime.is_awake(actor_id):
+                break
+            await asyncio.sleep(0)
+        assert await rooms[0].stored() == [1, 1]
+        assert await rooms[0].add(False) == 2
+        for room in rooms[1:]:
+            assert await room.stored() == [2, 2]
+
+
+async def test_a_statement_waits_for_its_actors_commit_on_a_sync_thread(tmp_path: Path) -> None:
+    """While an actor's COMMIT runs on a sync thread, a new statement of that actor
+    waits for it, so it never lands in the transaction of a unit already submitted."""
+    registry = Registry([notes_def()])
+    async with run_actors(registry, data_dir=tmp_path) as (runtime, client):
+        rooms = [client.get_or_create("notes", [f"r{i}"]) for i in range(8)]
+        await asyncio.gather(*(room.add("first") for room in rooms))
+        svc = runtime._svc
+        assert svc is not None
+        db = svc.dbs.get(await rooms[0].resolve())
+        assert db is not None
+        adds = asyncio.gather(*(room.add("second") for room in rooms))
+        seen = []
+        for _ in range(1000):
+            if db.committing is not None:
+                break
+            await asyncio.sleep(0)
+        seen.append(db.committing is not None)
+        await db.execute("INSERT INTO notes (body) VALUES ('between')")  # waits for it
+        seen.append(db.committing is not None)
+        assert seen == [True, False], "the barrier never ran the commit on a thread"
+        await adds
+        assert await rooms[0].bodies() == ["first", "second", "between"]
+    async with run_actors(registry, data_dir=tmp_path) as (_, client):
+        assert await client.get_or_create("notes", ["r0"]).bodies() == [
+            "first",
+            "second",
+            "between",
+        ]

@@ -3,25 +3,33 @@
 What runs where: every statement runs on the event loop, inline, between the awaits of
 the action that issued it (SQLite through the standard library; a statement of a few
 rows takes microseconds, far less than a thread hop). Actions of one actor interleave at
-awaits, as for state.
+awaits, as for state. The one exception is the ``COMMIT`` of a unit on the SQLite
+driver in strict mode (below), which the committer's barrier runs on a sync thread when
+its batch has several actor files.
 
 **One unit of work, two files.** The database of an actor (a file of its own, see
 ``storage/_actor_db.py``) is written in one open SQLite transaction that spans the unit
 of work: the first write of a unit begins it, and the unit's checkpoint ends it. The
 journal calls `ActorDbs.before_submit` (``actor_dbs.py``) with the unit's `CommitRecord`
-just before it hands the record to the committer; that commits the actor's database
-first, with the record itself (and every earlier record of this actor not yet known
-durable in the main store) in its redo log. So the database is never behind the main
+just before it hands the record to the committer; that writes the record itself (and
+every earlier record of this actor not yet known durable in the main store) into the
+redo log, in the same transaction, and commits it: at once on the memory driver; on the
+SQLite driver the log rows and the COMMIT are *owed* and the barrier runs them right
+before the file's fdatasync, before the main store writes the batch (on a sync thread,
+where SQLite releases the GIL while it writes, when the batch has several files; inline
+for one). Until it ran, this actor's next statement waits for it (or runs it inline), so a
+commit never carries part of a later unit. So the database is never behind the main
 store; when the main store lost commits (a crash between the two), the woken actor finds
 them in its log and writes them again (`ActorDbs.attach`, roll forward): its state, KV,
-schedules and SQL data are again from one point. An actor type without a database never reaches this
-module; a unit of work of a database actor that wrote no SQL writes nothing here (its
-record is only remembered, to be logged by the next unit that writes SQL).
+schedules and SQL data are again from one point. An actor type without a database never
+reaches this module; a unit of work of a database actor that wrote no SQL writes nothing
+here (its record is only remembered, to be logged by the next unit that writes SQL).
 
 Errors: a statement SQLite refuses raises `DatabaseError` with SQLite's message and
 changes nothing (a single statement is atomic in SQLite; a script runs in a savepoint).
-If the database cannot be written at a checkpoint (disk full, I/O error), or a commit
-of an actor whose SQL is already committed fails in the main store, the actor's
+If the database cannot be written at a checkpoint or its owed COMMIT fails (disk full,
+I/O error, a deferred constraint; the barrier then fails that actor's records only), or
+a commit of an actor whose SQL is already committed fails in the main store, the actor's
 database is marked failed and the actor is put to sleep: the next wake starts from what
 both files hold. A file that cannot be read fails the start of that actor only.
 """
@@ -29,6 +37,7 @@ both files hold. A file that cannot be read fails the start of that actor only.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import sqlite3
 from collections import deque
@@ -174,7 +183,10 @@ class ActorDb(Database, Contribution):
     """One awake actor's database: ``c.db``. See the module docstring."""
 
     __slots__ = (
+        "_committing",
+        "_cursor",
         "_denied",
+        "_due",
         "_expired",
         "_failed",
         "_files",
@@ -183,9 +195,11 @@ class ActorDb(Database, Contribution):
         "_kept",
         "_log_low",
         "_migrating",
+        "_owed_log",
         "_staged",
         "_tx",
         "_waiters",
+        "commit_error",
         "conn",
         "unsynced_in_store",
     )
@@ -194,6 +208,9 @@ class ActorDb(Database, Contribution):
         self._host = host
         self.conn: sqlite3.Connection | None = conn
         self._files = files
+        #: The one cursor every statement runs on (a new cursor per statement, as
+        #: ``conn.execute`` makes, costs an object and a weak reference each time).
+        self._cursor = conn.cursor()
         #: Records submitted while the database had nothing to commit: logged with the
         #: next commit that has SQL writes (trimmed to those not durable in the store).
         self._kept: list[CommitRecord] = []
@@ -212,6 +229,16 @@ class ActorDb(Database, Contribution):
         self._waiters: deque[asyncio.Future[None]] = deque()
         #: Tasks whose transaction expired while still open.
         self._expired: set[asyncio.Task[Any]] = set()
+        #: The unit's transaction (its SQL writes) is complete and owes its redo log rows
+        #: and COMMIT, which the barrier runs on a sync thread (see `before_submit`).
+        self._due = False
+        #: The redo log rows that owed COMMIT writes first: (records, prune bound).
+        self._owed_log: tuple[list[CommitRecord], int | None] | None = None
+        #: While that COMMIT runs on a sync thread: the barrier's future (the loop leaves
+        #: the connection alone until it is done).
+        self._committing: asyncio.Future[Any] | None = None
+        #: Why the owed COMMIT failed (the barrier fails this actor's records with it).
+        self.commit_error: BaseException | None = None
         conn.set_authorizer(self._authorize)
 
     # -- checks ----------------------------------------------------------------------
@@ -257,10 +284,10 @@ class ActorDb(Database, Contribution):
         return conn
 
     def _run_internal(self, sql: str) -> None:
-        conn = self._usable()
+        self._usable()
         self._internal = True
         try:
-            conn.execute(sql)
+            self._cursor.execute(sql)
         finally:
             self._internal = False
 
@@ -270,13 +297,22 @@ class ActorDb(Database, Contribution):
         conn = self._usable()
         if not isinstance(sql, str):
             raise DatabaseError(f"sql must be a str, got {type(sql).__name__}", code="invalid")
-        task = asyncio.current_task()
-        if task in self._expired:
-            raise _expired_error()
+        if self._expired or self._tx is not None:
+            # (Only then: `current_task` asks for the running loop, a getpid() call.)
+            task = asyncio.current_task()
+            if task in self._expired:
+                raise _expired_error()
+        else:
+            task = None
+        if self._due or self._committing is not None:
+            conn = await self._settle_commit()
         tx = self._tx
-        if tx is not None and tx.task is not task:
-            await self._wait_turn(task)
-            conn = self._usable()
+        if tx is not None:
+            if task is None:
+                task = asyncio.current_task()
+            if tx.task is not task:
+                await self._wait_turn(task)
+                conn = self._usable()
         return self._run(conn, split_statements(sql), _params(args, named))
 
     def _run(self, conn: sqlite3.Connection, statements: list[str], params: Any) -> list[Row]:
@@ -294,7 +330,7 @@ class ActorDb(Database, Contribution):
         self._denied = None
         try:
             if single:
-                rows = _rows(conn.execute(statements[0], params))
+                rows = _rows(self._cursor.execute(statements[0], params))
             else:
                 rows = self._script(conn, statements)
         except (sqlite3.Error, OverflowError, ValueError) as exc:
@@ -312,7 +348,7 @@ class ActorDb(Database, Contribution):
         rows: list[Row] = []
         try:
             for statement in statements:
-                cursor = conn.execute(statement)
+                cursor = self._cursor.execute(statement)
                 if cursor.description is not None:
                     rows = _rows(cursor)
         except BaseException:
@@ -363,13 +399,20 @@ class ActorDb(Database, Contribution):
         # whose wake writes the store's missing commits from the redo log.
         self._fail("a commit of this actor failed in the main store", error)
 
-    def before_submit(self, record: CommitRecord, durable_seq: int) -> bool:
+    def before_submit(self, record: CommitRecord, durable_seq: int, *, defer: bool) -> bool:
         """Called by the journal with each commit record of this actor just before the
-        committer gets it: commit the SQL writes made since the last checkpoint together
-        with the redo log, so the database never falls behind the store. Log rows up to
+        committer gets it: write the redo log (the record itself, and every earlier
+        record of this actor not yet known durable in the main store) into the
+        transaction that holds the SQL writes made since the last checkpoint, and commit
+        it, so the database never falls behind the store. Log rows up to
         ``durable_seq`` (durable and synced in the store) are dropped.
 
-        Returns whether the database committed (its file then needs a sync).
+        ``defer``: the log rows and the COMMIT are owed (`_due`) and left to the
+        barrier, which runs them on a sync thread right before the file's fdatasync, or
+        inline (`commit_owed`); statements of this actor wait for them (`execute`).
+
+        Returns whether the database has a commit for this record (its file then needs
+        a sync, and, deferred, the COMMIT).
 
         Raises:
             DatabaseError: the database cannot be written (or failed before): the actor
@@ -378,33 +421,115 @@ class ActorDb(Database, Contribution):
         conn = self._usable()
         kept = [r for r in self._kept if durable_seq < r.seq < record.seq]
         kept.append(record)
-        if not conn.in_transaction or self._tx is not None:
+        if (
+            not conn.in_transaction
+            or self._due
+            or self._committing is not None
+            or self._tx is not None
+        ):
             # No SQL writes (or only an open transaction's, which may still roll back).
             self._kept = kept
             return False
+        low = self._log_low
+        prune = low is None or low <= durable_seq
+        log = (kept, durable_seq if prune else None)
+        # (Rows between the bound and kept[0] may stay a little longer: harmless, wake
+        # reads only rows past the store's seq.)
+        self._log_low = kept[0].seq if prune or low is None else low
+        self._kept = []
+        if defer:
+            # The log rows are written with the COMMIT (`_commit_now`), off the loop too.
+            self._owed_log = log
+            self._due = True
+            return True
         try:
-            low = self._log_low
-            prune = low is None or low <= durable_seq
             self._internal = True
             try:
-                write_log(conn, kept, durable_seq if prune else None)
+                write_log(self._cursor, *log)
             finally:
                 self._internal = False
-            # (Rows between the bound and kept[0] may stay a little longer: harmless,
-            # wake reads only rows past the store's seq.)
-            self._log_low = kept[0].seq if prune or low is None else low
             self._run_internal(_COMMIT)
         except sqlite3.Error as exc:
             if conn.in_transaction:
                 self._run_internal(_ROLLBACK)
             self._fail("its SQL database could not be written", exc)
-            raise DatabaseError(
-                f"actor {self._host.name!r}: the SQL database could not be written ({exc}); "
-                "the change was not saved and the actor restarts from its saved data",
-                code="write_failed",
-            ) from None
-        self._kept = []
+            raise _write_failed(self._host.name, exc) from None
         return True
+
+    def commit_owed(self) -> None:
+        """Run the owed log rows and COMMIT now, on the event loop (a statement of this actor needs
+        the connection, or the barrier has this one file only).
+
+        Raises:
+            DatabaseError: the commit failed (it was rolled back, the actor fails, and
+                `commit_error` makes the barrier fail this actor's records).
+        """
+        self._due = False
+        try:
+            self._commit_now()
+        except Exception as exc:
+            self.commit_error = exc
+            self._fail("its SQL database could not be written", exc)
+            raise _write_failed(self._host.name, exc) from None
+
+    def commit_on_thread(self) -> None:
+        """The owed log rows and COMMIT, on a sync thread (the barrier calls `start_commit` first;
+        the event loop does not use the connection until the barrier's future is done).
+
+        Raises:
+            sqlite3.Error: the commit failed and was rolled back.
+        """
+        self._commit_now()
+
+    def _commit_now(self) -> None:
+        conn = self.conn
+        if conn is None:
+            raise sqlite3.OperationalError("the database was closed before its commit")
+        owed, self._owed_log = self._owed_log, None
+        cursor = self._cursor
+        self._internal = True
+        try:
+            if owed is not None:
+                write_log(cursor, *owed)
+            cursor.execute(_COMMIT)
+        except Exception:
+            with contextlib.suppress(sqlite3.Error):
+                if conn.in_transaction:
+                    cursor.execute(_ROLLBACK)
+            raise
+        finally:
+            self._internal = False
+
+    @property
+    def committing(self) -> asyncio.Future[Any] | None:
+        """The barrier's future while this database's COMMIT runs on a sync thread."""
+        return self._committing
+
+    def owes_commit(self) -> bool:
+        """Whether the last submitted unit's COMMIT is still to run (see `before_submit`)."""
+        return self._due
+
+    def start_commit(self, running: asyncio.Future[Any]) -> None:
+        """The barrier handed the owed COMMIT to a sync thread (`commit_on_thread`);
+        ``running`` is done once it ran."""
+        self._due = False
+        self._committing = running
+
+    def commit_ended(self, error: BaseException | None) -> None:
+        """The COMMIT handed to a sync thread ran (event loop); ``error`` if it failed."""
+        self._committing = None
+        if error is not None and self.commit_error is None:
+            self.commit_error = error
+            self._fail("its SQL database could not be written", error)
+
+    async def _settle_commit(self) -> sqlite3.Connection:
+        """Wait for a COMMIT running on a sync thread, or run an owed one here, so that
+        a new statement never lands in the transaction of a unit already submitted."""
+        while (running := self._committing) is not None:
+            await asyncio.wait((running,))
+        if self._due:
+            self.commit_owed()
+        return self._usable()
 
     def _fail(self, why: str, exc: BaseException) -> None:
         host = self._host
@@ -479,7 +604,18 @@ class ActorDb(Database, Contribution):
             self._run_internal(_COMMIT)
 
     def close(self) -> Any:
-        """Release the connection (the actor stopped); later use raises ``sqlite/closed``."""
+        """Release the connection (the actor stopped); later use raises ``sqlite/closed``.
+
+        An owed COMMIT runs first (its record is still on its way to the store); if it
+        cannot, `commit_error` fails that record."""
+        if self._due:
+            if self._failed is None:
+                with contextlib.suppress(DatabaseError):
+                    self.commit_owed()
+            else:
+                self._due = False
+                self._owed_log = None
+                self.commit_error = DatabaseError(self._failed, code="failed")
         conn, self.conn = self.conn, None
         self._end_tx()
         return conn
@@ -506,12 +642,15 @@ class _Transaction:
         if db._tx is not None and db._tx.task is task:
             raise DatabaseError("transactions do not nest", code="nested_transaction")
         await db._wait_turn(task)
-        conn = db._usable()
+        conn = await db._settle_commit()
         host = db._host
         if conn.in_transaction and host.journal.seq > 0 and host.accepts_saves():
             # Earlier SQL writes of this unit are committed first, so that a rollback of
-            # this transaction cannot take them along.
+            # this transaction cannot take them along (here, not on a sync thread: the
+            # transaction must not begin inside that commit's transaction).
             host.journal.checkpoint("save")
+            if db.owes_commit():
+                db.commit_owed()
         db._tx = self
         self.task = task
         if not conn.in_transaction:
@@ -561,6 +700,14 @@ class _Transaction:
         finally:
             db._end_tx()
         return False
+
+
+def _write_failed(name: str, exc: BaseException) -> DatabaseError:
+    return DatabaseError(
+        f"actor {name!r}: the SQL database could not be written ({exc}); "
+        "the change was not saved and the actor restarts from its saved data",
+        code="write_failed",
+    )
 
 
 def _expired_error() -> DatabaseError:

@@ -3,22 +3,29 @@
 It opens an actor's database at each start (rolling the store forward from the redo
 log, then running ``on_migrate``), passes the journal's records to the actor's
 `ActorDb` before they reach the committer, closes or deletes databases when actors stop,
-and is the committer's barrier: the files of actor databases committed since the last
-batch are synced before the store writes the next one (see ``actor_db.py`` for why).
-Everything runs on the event loop except the fdatasyncs of a barrier with several
-files, which run on worker threads in parallel (`FileSyncer`: one loop wake-up per
-barrier, not one per file).
+and is the committer's barrier: the files of actor databases written since the last
+batch are committed (their owed ``COMMIT``) and synced before the store writes the next
+one (see ``actor_db.py`` for why). Everything runs on the event loop except the COMMITs
+and fdatasyncs of a barrier with several files, which run on worker threads in parallel
+(`FileSyncer`: one loop wake-up per barrier, not one per file; SQLite and the kernel
+release the GIL while they write). A connection whose COMMIT runs on a worker is not
+touched by the loop until the barrier's future is done: its actor's next statement
+waits (`ActorDb.execute`), and closing it waits too (`_after`). A COMMIT or sync that
+fails fails that actor's records only (the barrier's result names them).
 """
 
 from __future__ import annotations
 
 import asyncio
+import errno
+import functools
 import logging
 import os
 import sqlite3
+from collections.abc import Callable
 from typing import Any
 
-from .._util.file_sync import FileSyncer
+from .._util.file_sync import FileSyncer, SyncJob
 from ..errors import DatabaseError, StorageError
 from ..storage._actor_db import ActorDatabases, HasActorDatabases, read_log
 from ..storage._base import ActorStore, CommitRecord
@@ -28,7 +35,8 @@ __all__ = ["MAX_UNSYNCED_BATCHES", "SYNC_THREADS", "ActorDbs"]
 
 log = logging.getLogger("pyrivet.actor")
 
-#: Worker threads that fdatasync actor database files before a batch is committed.
+#: Worker threads that commit and fdatasync actor database files before a batch is
+#: written to the store.
 SYNC_THREADS = 16
 #: At most this many batches in a row are written without the store's own sync: the
 #: next one is synced, so that the redo logs (and `ActorDb.unsynced_in_store`) of
@@ -40,8 +48,9 @@ class ActorDbs:
     """The open actor databases of one runtime (``Services.dbs``).
 
     Also the committer's `barrier` when the registry has database actors: files of
-    actor databases committed since the last batch are fdatasynced on worker threads,
-    in parallel (the file system merges concurrent syncs), before the store's commit.
+    actor databases written since the last batch are committed and fdatasynced on
+    worker threads, in parallel (the file system merges concurrent syncs), before the
+    store's commit.
     """
 
     __slots__ = (
@@ -59,8 +68,9 @@ class ActorDbs:
         self._store = store
         self._files: ActorDatabases | None = None
         self._dbs: dict[str, ActorDb] = {}
-        #: Descriptors of the actor files committed since the last barrier.
-        self._unsynced: set[int] = set()
+        #: The actor files written since the last barrier (descriptor -> its database,
+        #: which may owe the COMMIT).
+        self._unsynced: dict[int, ActorDb] = {}
         self._syncer: FileSyncer | None = None
         #: Batches the store wrote with its own sync, counted when the next one starts:
         #: a record written without one (``synced_elsewhere``) is covered by the store's
@@ -72,8 +82,12 @@ class ActorDbs:
         self._unsynced_batches = 0
 
     def barrier(self, batch: list[CommitRecord]) -> asyncio.Future[Any] | None:
-        """Sync the files committed since the last call before ``batch`` is written (the
-        previous batch is done); None if there are none."""
+        """Commit and sync the actor files written since the last call before ``batch``
+        is written (the previous batch is done); None if there are none.
+
+        The returned future's result maps the actors whose COMMIT or sync failed to the
+        error: the committer fails their records and writes the others.
+        """
         if self._last_synced:
             self.synced_batches += 1
         synced = not all(record.synced_elsewhere for record in batch)
@@ -85,21 +99,42 @@ class ActorDbs:
         self._unsynced_batches = 0 if synced else self._unsynced_batches + 1
         if not self._unsynced:
             return None
-        fds, self._unsynced = self._unsynced, set()
-        if len(fds) == 1:
-            # One file (a sequential caller): sync inline, as the SQLite driver commits
-            # inline when idle; a thread hop would cost as much as the sync.
+        files, self._unsynced = self._unsynced, {}
+        if len(files) == 1:
+            # One file (a sequential caller): commit and sync inline, as the SQLite
+            # driver commits inline when idle; a thread hop would cost as much as both.
+            fd, db = files.popitem()
             try:
-                os.fdatasync(fds.pop())
-            except OSError as exc:
+                if db.commit_error is not None:
+                    raise db.commit_error
+                if db.owes_commit():
+                    db.commit_owed()
+                _fdatasync(fd)
+            except Exception as exc:
                 failed: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-                failed.set_exception(exc)
+                failed.set_result({db.host.actor_id: db.commit_error or exc})
                 return failed
             return None
         syncer = self._syncer
         if syncer is None:
             syncer = self._syncer = FileSyncer(SYNC_THREADS, "pyrivet-actor-db-sync")
-        return syncer.sync(list(fds))
+        jobs: list[SyncJob] = []
+        committing: list[ActorDb] = []
+        failures: dict[str, BaseException] = {}
+        for fd, db in files.items():
+            actor_id = db.host.actor_id
+            if db.commit_error is not None:
+                failures[actor_id] = db.commit_error
+            elif db.owes_commit():
+                committing.append(db)
+                jobs.append((actor_id, fd, db.commit_on_thread))
+            else:
+                jobs.append((actor_id, fd, None))
+        running = syncer.sync(jobs)
+        for db in committing:
+            db.start_commit(running)
+        running.add_done_callback(functools.partial(_commits_ended, committing, failures))
+        return running
 
     def files(self) -> ActorDatabases:
         files = self._files
@@ -185,8 +220,9 @@ class ActorDbs:
         if db is None:
             return
         fd = self._sync_fd(actor_id)  # before the commit: a failure leaves nothing behind
-        if db.before_submit(record, self._prune_bound(db, durable_seq)) and fd is not None:
-            self._unsynced.add(fd)
+        bound = self._prune_bound(db, durable_seq)
+        if db.before_submit(record, bound, defer=fd is not None) and fd is not None:
+            self._unsynced[fd] = db
             # The barrier syncs the log before the store writes the record; the store
             # need not sync it again, unless others read it without waking the actor
             # (its creation, its schedules).
@@ -215,15 +251,26 @@ class ActorDbs:
         """The actor stopped (``delete``: it was destroyed, drop its database)."""
         db = self._dbs.pop(actor_id, None)
         if delete:
+            running = db.committing if db is not None else None
             conn = db.close() if db is not None else None
-            self.files().delete(actor_id, conn)
+            self._after(running, lambda: self.files().delete(actor_id, conn))
         elif db is not None:
             self._release(actor_id, db)
 
     def _release(self, actor_id: str, db: ActorDb) -> None:
+        running = db.committing
         conn = db.close()
         if conn is not None:
-            self.files().close(actor_id, conn)
+            self._after(running, lambda: self.files().close(actor_id, conn))
+
+    @staticmethod
+    def _after(running: asyncio.Future[Any] | None, fn: Callable[[], None]) -> None:
+        """Run ``fn`` now, or once a COMMIT still running on a sync thread is done with
+        the connection."""
+        if running is None or running.done():
+            fn()
+        else:
+            running.add_done_callback(lambda _: fn())
 
     def close_all(self) -> None:
         for actor_id, db in list(self._dbs.items()):
@@ -234,3 +281,26 @@ class ActorDbs:
         if self._syncer is not None:
             self._syncer.close()
             self._syncer = None
+
+
+def _commits_ended(
+    committing: list[ActorDb],
+    failures: dict[str, BaseException],
+    running: asyncio.Future[dict[str, BaseException]],
+) -> None:
+    """The barrier's jobs ran (event loop, before the committer hears of it): hand the
+    connections back, and add the actors that failed before their job to the result."""
+    ended = running.result()
+    for db in committing:
+        db.commit_ended(ended.get(db.host.actor_id))
+    if failures:
+        ended.update(failures)
+
+
+def _fdatasync(fd: int) -> None:
+    try:
+        os.fdatasync(fd)
+    except OSError as exc:
+        # EBADF: the actor's file was closed meanwhile, which syncs it (see FileSyncer).
+        if exc.errno != errno.EBADF:
+            raise

@@ -153,8 +153,10 @@ class Committer:
         #: The batch being written (a strong reference keeps its task alive).
         self._in_flight: asyncio.Future[None] | None = None
         #: Called with each batch before it is written (the previous one is done); a
-        #: future it returns is awaited first (the actor databases' files are synced so,
-        #: see ``actor_db.py``); a failure of it fails the batch like a failed write.
+        #: future it returns is awaited first (the actor databases' files are committed
+        #: and synced so, see ``actor_db.py``); a failure of it fails the batch like a
+        #: failed write, and a mapping it results in names actors whose records fail
+        #: (with the error mapped to) while the rest of the batch is written.
         self.barrier: Callable[[list[CommitRecord]], asyncio.Future[Any] | None] | None = None
         #: Counters for benchmarks and the inspector.
         self.batches = 0
@@ -246,7 +248,23 @@ class Committer:
         exc = synced.exception() if not synced.cancelled() else CommitError("sync cancelled")
         if exc is not None:
             self._batch_failed(batch, exc)
-        elif self._write(batch):
+            return
+        failed = synced.result()
+        if failed:
+            # Actors whose own files could not be written: their records fail, the
+            # others are written.
+            kept = []
+            for item in batch:
+                error = failed.get(item[0].actor_id)
+                if error is None:
+                    kept.append(item)
+                else:
+                    self._fail(item, error)
+            batch = kept
+            if not batch:
+                self._flush()
+                return
+        if self._write(batch):
             self._flush()
 
     def _write(self, batch: list[tuple[CommitRecord, CommitTicket]]) -> bool:
