@@ -32,8 +32,9 @@ class SocketRecord(msgspec.Struct, array_like=True, frozen=True):
     read_index: int
     #: The index of the next message this side sends on the socket.
     next_index: int
-    #: The actor's path and the headers the gateway opened the socket with (the
-    #: ``connect`` handler reads the encoding and params from them again).
+    #: The actor's path, and of the headers the gateway opened the socket with only
+    #: its subprotocols without any ``rivet_token.`` (the ``connect`` handler reads
+    #: the encoding from them again; nothing secret of the request is stored).
     path: str
     headers: dict[str, str]
 

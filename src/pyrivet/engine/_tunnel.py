@@ -405,7 +405,7 @@ class AsgiTunnel:
         self, stream: _Stream, open_: dict[str, Any], revival: _Revival | None = None
     ) -> None:
         stream.path = open_["path"]
-        stream.headers = dict(open_["headers"])
+        stream.headers = _handoff_headers(open_["headers"])
         headers = {k.lower(): v for k, v in open_["headers"].items()}
         offered = [p.strip() for p in headers.pop("sec-websocket-protocol", "").split(",")]
         offered = [p for p in offered if p]
@@ -438,6 +438,19 @@ class AsgiTunnel:
             await self._send(stream, "ToRivetWebSocketClose", close)
         elif not socket.closed and not stream.closed:
             await socket.send({"type": "websocket.close", "code": 1000, "reason": ""})
+
+
+def _handoff_headers(headers: dict[str, str]) -> dict[str, str]:
+    """What a revived socket needs of the headers it was opened with, to be stored
+    with its connection: its subprotocols (the encoding), without an engine token a
+    client offers there. (Its params and state are in the connection's record; no
+    connection hook runs again.)"""
+    for name, value in headers.items():
+        if name.lower() == "sec-websocket-protocol":
+            offered = [p.strip() for p in value.split(",")]
+            kept = [p for p in offered if p and not p.startswith("rivet_token.")]
+            return {"sec-websocket-protocol": ", ".join(kept)}
+    return {}
 
 
 class _Identity(SocketIdentity):
