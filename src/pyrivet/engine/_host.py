@@ -6,7 +6,9 @@
 traffic goes to the ASGI app of standalone mode through `AsgiTunnel`. WebSockets the
 gateway kept open while the actor slept (``StartActor.hibernatingRequests``) are
 handed back to the tunnel once the actor is up (`AsgiTunnel.restore`): their
-connections were parked by the runtime and are attached again by its wake.
+connections were parked by the runtime and are attached again by its wake. Those this
+process does not hold (the envoy restarted, or the actor moved here) are revived
+first from the socket records stored with their connections (`_revive_sockets`).
 
 The engine owns the actors' lifecycle (the host is the runtime's `Placement`):
 
