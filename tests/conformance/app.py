@@ -4,7 +4,8 @@ Served by ``pyrivet serve app:registry`` from this directory (see ``test_js_clie
 
 * ``counter``: ``create_state`` keeps the creation input; ``increment`` broadcasts
   ``newCount``; ``fail`` raises a `UserError` with a code and metadata; ``hold``
-  waits until ``release`` is called; ``nap`` puts it to sleep (``getNaps`` counts).
+  waits until ``release`` is called; ``nap`` puts it to sleep (``getNaps`` counts);
+  ``getConnects`` counts the connections opened (``on_connect``).
 * ``guarded``: ``on_before_connect`` rejects connections whose params lack the right
   token (``user/forbidden`` with metadata); ``whoami`` echoes the params.
 * ``web``: raw ``on_request`` / ``on_websocket`` hooks.
@@ -74,6 +75,16 @@ def nap(c: Any) -> None:
 @counter.on_sleep
 def count_naps(c: Any) -> None:
     c.state["naps"] = c.state.get("naps", 0) + 1
+
+
+@counter.on_connect
+def count_connects(c: Any, conn: Any) -> None:
+    c.state["connects"] = c.state.get("connects", 0) + 1
+
+
+@counter.action(name="getConnects")
+def get_connects(c: Any) -> int:
+    return int(c.state.get("connects", 0))
 
 
 @counter.action(name="getNaps")

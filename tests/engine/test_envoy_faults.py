@@ -180,6 +180,74 @@ async def test_disconnected_past_the_lost_threshold_stops_the_actors() -> None:
         assert handler.calls.empty()
 
 
+class SavingRecorder(Recorder):
+    """A `Recorder` whose stops write a last time (as an actor's final save does)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.kv: EngineKV | None = None
+
+    async def stop_actor(self, actor_id: str, generation: int, reason: str) -> None:
+        await super().stop_actor(actor_id, generation, reason)
+        assert self.kv is not None
+        await self.kv.put(actor_id, [(b"final", b"save")])
+
+
+async def test_a_lost_actors_writes_fail_after_the_bound_and_are_never_resent(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Disconnected past the lost threshold, the envoy stops its actor, whose final
+    save waits for the engine. The engine stays away ``lost_write_timeout`` more: that
+    save and a write in flight since before the drop fail with a clear error (the stop
+    ends, reported ``Stopped(Error)``), a new write is refused at once, and when the
+    engine comes back neither is resent: a write not acknowledged is never
+    acknowledged later."""
+    clock = MockClock()
+    handler = SavingRecorder()
+    async with fake_engine() as fake, Envoy(config(fake.endpoint), handler, clock=clock) as envoy:
+        kv = handler.kv = EngineKV(envoy)
+        first = await fake.next()
+        await first.init()
+        await first.send(Tagged("ToEnvoyCommands", [start_command("a", 0)]))
+        assert (await handler.next())[0] == "start"
+        await first.recv_tag("ToRivetEvents")
+        in_flight = asyncio.ensure_future(kv.put("a", [(b"k", b"v")]))
+        await first.recv_tag("ToRivetKvRequest")  # sent, never answered
+        await first.ws.close()
+        await asyncio.wait_for(first.done.wait(), WAIT)
+        await asyncio.wait_for(envoy.wait_state(EnvoyState.BACKOFF), WAIT)
+        await clock.advance(1)  # it reconnects, but the engine sends no Init
+        second = await fake.next()
+        assert (await second.recv()).tag == "ToRivetMetadata"
+        await clock.advance(15)
+        assert await handler.next() == ("stop", ("a", 0, "Lost"))
+        assert not in_flight.done()  # still waiting for the engine
+        await clock.advance(10)
+        with pytest.raises(EngineError, match="stopped here as lost"):
+            await asyncio.wait_for(in_flight, WAIT)
+        assert "failing its 2 unacknowledged KV writes" in caplog.text
+        with pytest.raises(EngineError, match="stopped here as lost"):
+            await kv.put("a", [(b"k", b"later")])
+        await second.init(read_metadata=False)
+        await envoy.wait_ready()
+        # Nothing is resent but the events: KV requests would come before them.
+        frame = await second.recv()
+        while frame.tag == "ToRivetPong":
+            frame = await second.recv()
+        assert frame.tag == "ToRivetEvents"
+        states = [event["inner"].val["state"] for event in frame.val]
+        assert states[-1].tag == "ActorStateStopped" and states[-1].val["code"] == "Error"
+        assert "stopped here as lost" in states[-1].val["message"]
+        # The engine starting it here again lifts the refusal.
+        await second.send(Tagged("ToEnvoyCommands", [start_command("a", 0, generation=1)]))
+        assert (await handler.next())[0] == "start"
+        writing = asyncio.ensure_future(kv.put("a", [(b"k", b"again")]))
+        request = await second.recv_tag("ToRivetKvRequest")
+        reply = {"request_id": request["request_id"], "data": Tagged("KvPutResponse")}
+        await second.send(Tagged("ToEnvoyKvResponse", reply))
+        await asyncio.wait_for(writing, WAIT)
+
+
 async def test_start_of_an_actor_type_this_envoy_does_not_host_is_a_clear_error() -> None:
     """A ``StartActor`` naming an actor the registry does not define: reported
     ``Stopped(Error)`` naming it; the envoy and the runtime keep serving."""

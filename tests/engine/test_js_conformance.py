@@ -13,13 +13,23 @@ skips become failures with ``PYRIVET_REQUIRE_NODE=1`` / ``PYRIVET_REQUIRE_ENGINE
 
 from __future__ import annotations
 
+import signal
+import subprocess
 from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
 
 import pytest
 
 from conformance.test_js_client import (
     ENCODINGS,
     HERE,
+    JS_DIR,
+    SCRIPT,
+    _explain,
+    _Lines,
+    _node_env,
+    _result_line,
     node,
     run_scenario,
     test_actions_over_a_connection,
@@ -64,13 +74,13 @@ START_TIMEOUT = 60.0
 class EnvoyTarget:
     """The engine's gateway as a scenario target, with the envoy process behind it."""
 
-    def __init__(self, engine: Engine, envoy: ServeProcess) -> None:
+    def __init__(self, engine: Engine, envoy: ServeProcess, pool: str = POOL) -> None:
         self.engine = engine
         self.envoy = envoy
         self.scenario_env = {
             "RIVET_TOKEN": engine.token,
             "RIVET_NAMESPACE": "default",
-            "RIVET_POOL": POOL,
+            "RIVET_POOL": pool,
             "SCENARIO_WAIT_SCALE": str(WAIT_SCALE),
         }
         self.scenario_timeout = SCENARIO_TIMEOUT
@@ -89,17 +99,27 @@ def engine(module_engine: Engine) -> Engine:
     return module_engine
 
 
+def start_envoy(engine: Engine, pool: str, data: Path) -> ServeProcess:
+    """``pyrivet serve app:registry --engine URL`` hosting the conformance app for
+    ``pool``, once it connected."""
+    args = ["--engine", engine.endpoint, "--token", engine.token, "--pool", pool]
+    args += ["--data-dir", str(data), "--log-level", "info"]
+    envoy = ServeProcess(HERE, args)
+    try:
+        envoy.wait_line(lambda s: "pyrivet: hosting" in s, timeout=START_TIMEOUT)
+    except BaseException:
+        envoy.close()
+        raise
+    return envoy
+
+
 @pytest.fixture(scope="module")
 def server(
     node: str, engine: Engine, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[EnvoyTarget]:
-    """``pyrivet serve app:registry --engine URL`` hosting the conformance app."""
-    data = tmp_path_factory.mktemp("envoy") / "data"
-    args = ["--engine", engine.endpoint, "--token", engine.token, "--pool", POOL]
-    args += ["--data-dir", str(data), "--log-level", "warning"]
-    envoy = ServeProcess(HERE, args)
+    """The module's envoy process."""
+    envoy = start_envoy(engine, POOL, tmp_path_factory.mktemp("envoy") / "data")
     try:
-        envoy.wait_line(lambda s: "pyrivet: hosting" in s, timeout=START_TIMEOUT)
         yield EnvoyTarget(engine, envoy)
     finally:
         envoy.close()
@@ -133,3 +153,95 @@ def test_a_connection_stays_open_while_its_actor_sleeps(
     assert result["seen"] == [1, 3]  # events before and after, on one subscription
     assert result["sockets"] == 1  # no reconnect: the same WebSocket throughout
     assert "disconnected" not in result["statuses"]
+
+
+class RestartedEnvoys(EnvoyTarget):
+    """The envoys of one pool, one after the other, as a scenario target."""
+
+    def __init__(self, engine: Engine, pool: str, data: Path) -> None:
+        self.pool, self.data = pool, data
+        self.envoys = [start_envoy(engine, pool, data / "first")]
+        super().__init__(engine, self.envoys[0], pool)
+
+    def restart(self) -> None:
+        """SIGTERM the envoy (it drains: actors asleep, state committed, exit 0), then
+        start a new one on an empty data directory."""
+        old = self.envoys[-1]
+        old.signal(signal.SIGTERM)
+        assert old.wait_exit(START_TIMEOUT) == 0, old.output()
+        self.envoys.append(start_envoy(self.engine, self.pool, self.data / f"{len(self.envoys)}"))
+        self.envoy = self.envoys[-1]
+
+    def log_tail(self, n: int = 40) -> str:
+        return (
+            "\n--- next envoy ---\n".join("\n".join(e.lines[-n:]) for e in self.envoys)
+            + f"\n--- rivet-engine log ---\n{self.engine.log_tail(n)}"
+        )
+
+    def close(self) -> None:
+        for envoy in self.envoys:
+            envoy.close()
+
+
+def run_across_restart(node: str, envoys: RestartedEnvoys, encoding: str) -> dict[str, Any]:
+    """Run the ``reconnect`` scenario, restarting the envoy once it is connected and
+    telling the scenario (a line on its stdin) when the new envoy is up."""
+    env = _node_env(SCENARIO_TIMEOUT, {**envoys.scenario_env, "SCENARIO_RESTART_SIGNAL": "stdin"})
+    client = subprocess.Popen(
+        [node, str(SCRIPT), "reconnect", encoding, envoys.url],
+        cwd=JS_DIR,
+        env=env,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert client.stdin is not None and client.stdout is not None and client.stderr is not None
+    out, err = _Lines(client.stdout), _Lines(client.stderr)
+    try:
+        connected = out.wait_for(lambda s: s.startswith('{"phase":"connected"'), START_TIMEOUT)
+        if connected is None:
+            pytest.fail(_explain("reconnect: never connected", out.tail(), err.tail(), envoys))
+        envoys.restart()
+        client.stdin.write("restarted\n")
+        client.stdin.flush()
+        try:
+            client.wait(SCENARIO_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            client.kill()
+        out.join(5)
+        err.join(5)
+        result = _result_line(out.lines)
+        log = _explain("reconnect across an envoy restart", out.tail(), err.tail(), envoys)
+        if result is None or result.get("ok") is not True:
+            pytest.fail(log)
+        return result
+    finally:
+        if client.poll() is None:
+            client.kill()
+        client.wait(10)
+        for stream in (client.stdin, client.stdout, client.stderr):
+            stream.close()
+
+
+@pytest.mark.parametrize("encoding", ENCODINGS)
+def test_a_connection_survives_an_envoy_restart(
+    node: str, engine: Engine, tmp_path: Path, encoding: str
+) -> None:
+    """The standalone ``reconnect`` scenario with the envoy process restarted under the
+    connected client: SIGTERM, then a new envoy with an empty data directory (the
+    actor's state and its connection's record are in the engine's KV). The engine's
+    gateway keeps the client's socket open meanwhile; the client's next call wakes the
+    actor on the new envoy, which serves the same socket and connection again: the
+    state is intact, events flow before and after on one subscription, and the client
+    never saw a disconnection (one socket, one ``on_connect``)."""
+    envoys = RestartedEnvoys(engine, f"pyrivet-restart-{encoding}", tmp_path)
+    try:
+        result = run_across_restart(node, envoys, encoding)
+    finally:
+        envoys.close()
+    assert result["events"] == [5, 6]
+    assert "disconnected" not in result["statuses"]
+    assert result["opens"] == 0 and result["sockets"] == 1
+    assert result["connects"] == 1
+    assert result["errors"] == []

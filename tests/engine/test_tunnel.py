@@ -12,7 +12,9 @@ from typing import Any
 
 import pytest
 
+from pyrivet._runtime.handoff import REVIVE_EXTENSION, SOCKET_EXTENSION
 from pyrivet.engine._schema import Tagged
+from pyrivet.engine._socket_record import decode_socket
 from pyrivet.engine._tunnel import AsgiTunnel
 
 Receive = Callable[[], Awaitable[Any]]
@@ -283,6 +285,64 @@ async def test_a_sleeping_actors_socket_waits_for_its_restore() -> None:
     assert (await asyncio.wait_for(received.get(), 5))["text"] == "wake"
     assert await gateway.next() == (2, "ToRivetWebSocketMessageAck", {"index": 1})
     await gateway.tunnel.aclose()
+
+
+async def test_a_sleeping_actors_socket_is_left_open_and_served_again_by_a_new_tunnel() -> None:
+    """The handoff across an envoy restart, tunnel side: the socket's record (what a
+    new process needs, no engine token) is read by the app from its scope; closing the
+    tunnel leaves a sleeping actor's socket to the gateway; a new tunnel revives it
+    from the record (the app is told, and parks it), announces and acknowledges it at
+    `restore`, drops the gateway's resend of what was read and takes what follows."""
+    identities: list[Any] = []
+    received: asyncio.Queue[Any] = asyncio.Queue()
+
+    async def app(scope: Any, receive: Receive, send: Send) -> None:
+        identities.append(scope["extensions"][SOCKET_EXTENSION])
+        revival = scope["extensions"].get(REVIVE_EXTENSION)
+        if revival is not None:
+            assert (revival.actor_id, revival.conn_id, revival.sequenced) == ("a", "c1", True)
+            revival.parked(None)
+        await receive()
+        await send({"type": "websocket.accept"})
+        while True:
+            message = await receive()
+            await received.put(message)
+            if message["type"] == "websocket.disconnect":
+                return
+
+    first = Gateway(app)
+    open_ = socket_open()
+    open_["headers"] = {
+        "Sec-WebSocket-Protocol": "rivet, rivet_encoding.cbor, rivet_token.secret",
+        "authorization": "Bearer secret",
+    }
+    first.feed(b"ws-5", "ToEnvoyWebSocketOpen", open_)
+    assert (await first.next())[1] == "ToRivetWebSocketOpen"
+    for text in (b"one", b"two"):
+        first.feed(b"ws-5", "ToEnvoyWebSocketMessage", {"data": text, "binary": False})
+        assert (await asyncio.wait_for(received.get(), 5))["text"] == text.decode()
+        assert (await first.next())[1] == "ToRivetWebSocketMessageAck"
+    first.tunnel.sleeping("a")
+    record = decode_socket(identities[0].record())
+    assert (record.gateway_id, record.request_id, record.path) == (b"gate", b"ws-5", "/connect")
+    assert (record.read_index, record.next_index) == (2, 3)
+    assert record.headers == {"sec-websocket-protocol": "rivet, rivet_encoding.cbor"}
+    await first.tunnel.aclose()
+    assert first.sent.empty()  # no close: the gateway keeps the socket hibernating
+
+    second = Gateway(app)
+    second.indexes[b"ws-5"] = 3  # the gateway's own count goes on
+    await asyncio.wait_for(second.tunnel.revive("a", record, "c1", sequenced=True), 5)
+    assert second.tunnel.holds(b"gate", b"ws-5") and second.sent.empty()
+    await second.tunnel.restore("a", [(b"gate", b"ws-5")])
+    assert await second.next() == (3, "ToRivetWebSocketOpen", {"can_hibernate": True})
+    assert await second.next() == (4, "ToRivetWebSocketMessageAck", {"index": 2})
+    second.feed(b"ws-5", "ToEnvoyWebSocketMessage", {"data": b"two", "binary": False}, index=2)
+    second.feed(b"ws-5", "ToEnvoyWebSocketMessage", {"data": b"three", "binary": False})
+    assert (await asyncio.wait_for(received.get(), 5))["text"] == "three"
+    assert await second.next() == (5, "ToRivetWebSocketMessageAck", {"index": 3})
+    assert decode_socket(identities[1].record()).read_index == 3
+    await second.tunnel.aclose()
 
 
 async def test_responses_above_the_engines_limit_are_refused_or_split() -> None:

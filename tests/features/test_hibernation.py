@@ -20,6 +20,7 @@ class Socket(HibernatableSink):
     """A transport that keeps its socket across sleeps and records what it gets."""
 
     hibernatable = True
+    handoff = None
 
     def __init__(self, sequenced: bool = True) -> None:
         self.sequenced = sequenced

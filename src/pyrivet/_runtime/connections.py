@@ -22,6 +22,7 @@ from .._util.ids import new_id
 from ..actor._context import ActorContext, Conn
 from ..errors import ActorError, ActorStoppingError, EncodingError
 from ..types import ConnRequest
+from .handoff import SocketIdentity
 from .journal import Journal, JournalOwner
 from .lifecycle import ActorStatus
 from .metrics import bump
@@ -67,6 +68,9 @@ class HibernatableSink(EventSink, Protocol):
 
     hibernatable: bool
     sequenced: bool
+    #: How another process can serve this socket again (`handoff.SocketIdentity`),
+    #: saved with the connection's record at sleep; None when it cannot.
+    handoff: SocketIdentity | None
 
     def deliver_seq(self, event: str, payload: bytes, epoch: str, seq: int) -> None:
         """An event with its place in the actor's event sequence. Must not raise."""

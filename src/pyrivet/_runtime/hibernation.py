@@ -9,7 +9,8 @@ connections do not keep the actor awake. When the actor sleeps:
   connection id -> sink) and tells the socket (``sink.hibernate()``) to drop the
   connection object; ``on_disconnect`` does not run;
 * the final save writes one record per connection (id, resume token, params, state,
-  subscriptions) and the actor's `EventLog` into the actor's record map, under
+  subscriptions, and the socket's `handoff.SocketIdentity` record when its transport
+  gives one) and the actor's `EventLog` into the actor's record map, under
   ``rt/`` (`SleepRecords`), next to workflow records (which never use that prefix).
 
 When the actor wakes (any request, or a message on a parked socket), `restore` runs
@@ -19,7 +20,9 @@ socket is parked here gets that socket back (``sink.attach(conn)``). A record wh
 client left while the actor slept (`Parking.left`, e.g. a ping timeout) gets
 ``on_disconnect`` once the actor runs. A record with no socket here (the server
 restarted since) waits ``connection_resume_window`` for its client to resume it with
-its token (`take_over`), then gets ``on_disconnect``.
+its token (`take_over`), then gets ``on_disconnect``. (In envoy mode a new process
+parks the sockets the engine's gateway kept open before the wake, from their stored
+socket records: ``handoff.py``; they are then attached like any parked socket.)
 
 A resuming client may also give an event cursor: `greet` sends it the events it
 missed, or the gap it cannot get (``event_log.py``).
@@ -53,6 +56,7 @@ __all__ = [
     "CONN_PREFIX",
     "baseline",
     "detach",
+    "forget",
     "EVENTS_KEY",
     "RECORDS_MARKER",
     "RUNTIME_PREFIX",
@@ -98,6 +102,9 @@ class ConnRecord(msgspec.Struct, array_like=True, frozen=True):
     sequenced: bool
     #: When its socket went away without its client leaving (server stop), else None.
     detached_at_ms: int | None
+    #: Its socket's `handoff.SocketIdentity.record` (a socket another process can
+    #: serve again: envoy mode), else None. Absent from records written before it.
+    socket: bytes | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -265,6 +272,9 @@ def _encode_conn(inst: RealtimeHost, conn: ConnImpl) -> bytes | None:
         return None
     rt = inst.realtime
     detached = rt.detached.get(conn.id) if rt is not None else None
+    # At sleep the socket is parked, not on the connection any more.
+    sink = conn.sink or inst.svc.parking.parked.get(inst.actor_id, {}).get(conn.id)
+    handoff = getattr(sink, "handoff", None) if sink is not None else None
     record = ConnRecord(
         1,
         conn.id,
@@ -274,6 +284,7 @@ def _encode_conn(inst: RealtimeHost, conn: ConnImpl) -> bytes | None:
         sorted(conn.subscriptions),
         conn.sequenced,
         detached if conn.sink is None else None,
+        handoff.record() if handoff is not None else None,
     )
     return msgspec.msgpack.encode(record)
 
@@ -389,6 +400,38 @@ def _expire(inst: RealtimeHost, window_ms: int) -> None:
         rt.timer = inst.svc.clock.call_later(
             (min(later) - now) / 1000, lambda: _expire(inst, window_ms)
         )
+
+
+def forget(inst: RealtimeHost, conn_id: str) -> None:
+    """A connection restored from storage closed while its actor is awake: its record
+    (with its socket's) is deleted by the actor's next commit, so no later wake, here
+    or in another process, restores it."""
+    rt = inst.realtime
+    if rt is None or conn_id not in rt.stored:
+        return
+    rt.stored.discard(conn_id)
+    inst.journal.contribute(_Forget(rt, conn_id))
+
+
+class _Forget(Contribution):
+    """The deletion of one closed connection's record (`forget`)."""
+
+    __slots__ = ("_conn_id", "_rt")
+
+    def __init__(self, rt: Realtime, conn_id: str) -> None:
+        self._rt = rt
+        self._conn_id = conn_id
+
+    def write(self, record: CommitRecord, ops: list[Any]) -> None:
+        key = CONN_PREFIX + self._conn_id
+        record.workflow_deletes = (*record.workflow_deletes, key)
+        if not self._rt.stored and not self._rt.events_stored:
+            record.kv_deletes.append(RECORDS_MARKER)  # no record is left under rt/
+        ops.append(("conn.delete", key))
+
+    def settled(self, error: BaseException | None) -> None:
+        if error is not None:
+            self._rt.stored.add(self._conn_id)  # the next sleep's save deletes it
 
 
 def detach(conn: ConnImpl) -> None:

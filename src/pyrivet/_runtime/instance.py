@@ -51,7 +51,7 @@ from .alarms import next_cron_fire
 from .committer import CommitTicket
 from .connections import ConnImpl, disconnect
 from .context import ActorContextImpl, ContextHost, StateChangeContext, state_mutation_reentrant
-from .hibernation import Realtime, RealtimeHost, hibernate, release, restore
+from .hibernation import Realtime, RealtimeHost, forget, hibernate, release, restore
 from .idle import IdleLink
 from .journal import Journal
 from .lifecycle import TRANSITIONS, ActorStatus, Lifecycle
@@ -191,6 +191,7 @@ class ActorInstance(IdleLink, ContextHost, WorkflowOwner, RealtimeHost):
                 self.held -= 1
             if not conns:
                 self.conns = None  # an actor with no connection keeps no dict
+        forget(self, conn.id)
         if self.watcher is not None:
             self.watcher.connections_changed()
 

@@ -652,6 +652,24 @@ class Runtime(LocalRuntime):
         else:
             inst.busy += 1
 
+    def park(self, actor_id: str, conn_id: str, sink: EventSink) -> None:
+        """Park ``sink`` as the socket of the stored connection ``conn_id`` of a
+        sleeping actor (a socket another process served before: ``handoff.py``); the
+        actor's next wake attaches it without running ``on_connect``.
+
+        Raises:
+            ActorError: the actor is in memory (its wake already restored its
+                connections), so the socket cannot be attached this way.
+        """
+        if actor_id in self._instances:
+            raise ActorError(
+                f"actor {actor_id} is already awake; a socket handed over from another "
+                "process is parked before its wake",
+                group="connection",
+                code="lost",
+            )
+        self._services.parking.park(actor_id, conn_id, sink)
+
     def parked_left(self, actor_id: str, conn_id: str, sink: EventSink) -> None:
         """The client of a hibernated connection is gone; the actor is not woken (its
         ``on_disconnect`` runs at the next wake)."""

@@ -82,6 +82,9 @@ class EnvoyConfig:
         give_up_after: seconds of failed attempts after which `Envoy.run` raises
             `EngineUnavailableError` (None: retry forever).
         drain_timeout: how long closing waits for the engine to stop this envoy's actors.
+        lost_write_timeout: after the envoy stopped its actors for being disconnected
+            past the engine's lost threshold, how long their KV requests (the final
+            save) still wait for a reconnect before they fail (`Envoy._watch_lost`).
     """
 
     endpoint: str
@@ -94,6 +97,7 @@ class EnvoyConfig:
     backoff: Backoff = _BACKOFF
     give_up_after: float | None = None
     drain_timeout: float = 30.0
+    lost_write_timeout: float = 10.0
 
     def connect_url(self) -> str:
         base = self.endpoint.rstrip("/").replace("http://", "ws://", 1)
@@ -212,6 +216,9 @@ class Envoy:
         self._failure: BaseException | None = None
         self._actors: dict[tuple[str, int], _Actor] = {}
         self._kv: dict[int, _KvCall] = {}
+        #: Actors stopped as lost whose KV requests are refused here (`_withdraw`),
+        #: until the engine starts them here again.
+        self._withdrawn: set[str] = set()
         #: Last command index handled per (actor, generation), kept after the actor
         #: stopped: the engine replays commands it has not seen acknowledged.
         self._handled: OrderedDict[tuple[str, int], int] = OrderedDict()
@@ -486,6 +493,7 @@ class Envoy:
             if len(self._handled) > _HANDLED_MEMORY:
                 self._handled.popitem(last=False)
             if inner.tag == "CommandStartActor":
+                self._withdrawn.discard(slot[0])
                 actor = actor or _Actor(*slot)
                 self._actors[slot] = actor
                 config = inner.val["config"]
@@ -591,6 +599,37 @@ class Envoy:
         )
         for actor in lost:
             self._chain(actor, self._stop(actor, "Lost"))
+        if not lost:
+            return
+        # Their stops save a last time, which waits for a reconnect (an engine that
+        # did not move them accepts it). Bounded: past it their writes fail here and
+        # are never resent, so a write not acknowledged by now is never acknowledged.
+        await self._clock.sleep(self.config.lost_write_timeout)
+        if self._ready.is_set():
+            return
+        for actor in lost:
+            self._withdraw(actor.actor_id)
+
+    def _withdraw(self, actor_id: str) -> None:
+        """Fail every KV request of ``actor_id`` waiting for the engine and refuse new
+        ones (until the engine starts it here again); a withdrawn request is not resent
+        after a reconnect. (One sent before the socket dropped may have been applied
+        by the engine: its outcome is unknown, as after a crash, but it is never
+        reported as acknowledged.)"""
+        self._withdrawn.add(actor_id)
+        calls = [(rid, c) for rid, c in self._kv.items() if c.frame.val["actor_id"] == actor_id]
+        log.error(
+            "envoy: actor %s was stopped as lost and the engine is still unreachable after "
+            "%g s more: failing its %d unacknowledged KV writes (its last changes are lost, "
+            "as in a crash; none was acknowledged)",
+            actor_id,
+            self.config.lost_write_timeout,
+            len(calls),
+        )
+        for request_id, call in calls:
+            del self._kv[request_id]
+            if not call.future.done():
+                call.future.set_exception(_lost_error(actor_id))
 
     def _maybe_forget(self, actor: _Actor) -> None:
         if actor.stopped and not actor.unacked:
@@ -667,8 +706,11 @@ class Envoy:
 
         Raises:
             EngineKVError: the engine answered with ``KvErrorResponse``.
-            EngineError: the envoy closed before an answer came.
+            EngineError: the envoy closed before an answer came, or the actor was
+                stopped as lost and the engine stayed unreachable (`_withdraw`).
         """
+        if actor_id in self._withdrawn:
+            raise _lost_error(actor_id)
         request_id = self._next_request
         self._next_request = (self._next_request + 1) % (1 << 32)
         frame = Tagged(
@@ -687,6 +729,13 @@ class Envoy:
                 f"the engine refused a {data.tag} for actor {actor_id}: {answer.val['message']}"
             )
         return answer
+
+
+def _lost_error(actor_id: str) -> EngineError:
+    return EngineError(
+        f"actor {actor_id} was stopped here as lost (the engine unreachable past its lost "
+        "threshold); its KV write was not acknowledged and is not sent"
+    )
 
 
 def _describe(event: Tagged) -> str:

@@ -6,7 +6,9 @@
 traffic goes to the ASGI app of standalone mode through `AsgiTunnel`. WebSockets the
 gateway kept open while the actor slept (``StartActor.hibernatingRequests``) are
 handed back to the tunnel once the actor is up (`AsgiTunnel.restore`): their
-connections were parked by the runtime and are attached again by its wake.
+connections were parked by the runtime and are attached again by its wake. Those this
+process does not hold (the envoy restarted, or the actor moved here) are revived
+first from the socket records stored with their connections (`_revive_sockets`).
 
 The engine owns the actors' lifecycle (the host is the runtime's `Placement`):
 
@@ -35,12 +37,16 @@ into the runtime's scheduler when it starts here and dropped when it stops.
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import logging
 from typing import Any, Self
 
+import msgspec
+
 from .._codec import cbor
 from .._codec.errors import InvalidMessageError
+from .._runtime.hibernation import CONN_PREFIX, ConnRecord
 from .._runtime.placement import Placement
 from .._runtime.runtime import Runtime
 from .._util.tasks import TaskSupervisor
@@ -51,12 +57,16 @@ from ._envoy import ActorStart, Envoy, EnvoyConfig, EnvoyHandler
 from ._errors import EngineError
 from ._keys import parse_actor_key
 from ._schema import Tagged
+from ._socket_record import SocketRecord, decode_socket
 from ._store import EngineStore
 from ._tunnel import AsgiApp, AsgiTunnel
 
 __all__ = ["EnvoyHost"]
 
 log = logging.getLogger(__name__)
+
+#: Seconds a start waits for the app to take the sockets it revives (`_revive_sockets`).
+_REVIVE_TIMEOUT = 10.0
 
 
 class EnvoyHost(EnvoyHandler, Placement):
@@ -130,12 +140,49 @@ class EnvoyHost(EnvoyHandler, Placement):
             if self.store is not None:
                 self.store.adopt(start.actor_id)
                 await self.runtime.track_alarms(start.actor_id)
+            await self._revive_sockets(start)
             await self.runtime.host(start.actor_id, start.name, key, value)
             await self.tunnel.restore(start.actor_id, start.hibernating_requests)
         except BaseException:
             self._end_generation(start.actor_id, start.generation)
             await self._release_storage(start.actor_id)
             raise
+
+    async def _revive_sockets(self, start: ActorStart) -> None:
+        """Before the actor wakes: serve again each socket the gateway kept open for it
+        that this process does not hold (the envoy restarted, or the actor moved here),
+        from the socket record stored with its connection (``_socket_record.py``). A
+        socket without a record, or whose revival fails, is closed by the tunnel's
+        `restore` after the wake (its client reconnects)."""
+        wanted = {g + r for g, r in start.hibernating_requests if not self.tunnel.holds(g, r)}
+        if not wanted:
+            return
+        actor_id = start.actor_id
+        self.tunnel.sleeping(actor_id)  # their messages wait for the wake
+        revivals: list[asyncio.Future[None]] = []
+        for data in (await self.runtime.storage.load_workflow(actor_id)).items():
+            found = _socket_of(actor_id, *data)
+            if found is None:
+                continue
+            conn, socket = found
+            if socket.gateway_id + socket.request_id in wanted:
+                revivals.append(
+                    self.tunnel.revive(actor_id, socket, conn.id, sequenced=conn.sequenced)
+                )
+        if not revivals:
+            return
+        done, pending = await asyncio.wait(revivals, timeout=_REVIVE_TIMEOUT)
+        for future in pending:
+            future.cancel()
+        failed = [f.exception() for f in done if f.exception() is not None]
+        for error in failed:
+            log.warning("actor %s: a hibernated WebSocket was not revived: %s", actor_id, error)
+        log.info(
+            "actor %s: %d of %d hibernated WebSockets served again here",
+            actor_id,
+            len(done) - len(failed),
+            len(start.hibernating_requests),
+        )
 
     async def stop_actor(self, actor_id: str, generation: int, reason: str) -> None:
         """Sleep the actor (state saved), or destroy it and its data for ``Destroy`` and
@@ -232,6 +279,23 @@ class EnvoyHost(EnvoyHandler, Placement):
             return
         self._alarms[actor_id] = fire_at_ms
         self.envoy.post_event(actor_id, generation, _set_alarm(fire_at_ms))
+
+
+def _socket_of(actor_id: str, key: str, data: bytes) -> tuple[ConnRecord, SocketRecord] | None:
+    """The stored connection at ``key`` of the actor's records and its socket record,
+    if it is a connection with one (a record that does not decode is logged)."""
+    if not key.startswith(CONN_PREFIX):
+        return None
+    try:
+        conn = msgspec.msgpack.decode(data, type=ConnRecord)
+        if conn.socket is None:
+            return None
+        return conn, decode_socket(conn.socket)
+    except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+        log.error(
+            "actor %s: stored connection %s does not decode (%s); skipped", actor_id, key, exc
+        )
+        return None
 
 
 def _set_alarm(fire_at_ms: int | None) -> Tagged:

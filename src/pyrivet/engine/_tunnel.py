@@ -31,9 +31,18 @@ sleeping actor (`sleeping`) until its next start, messages for its sockets are h
 per socket, more close it with 1011), so the parked connection sees them only once
 the actor runs here again. When the engine starts the actor
 again, `restore` re-announces (``WebSocketOpen``) each socket of its
-``hibernating_requests`` still held here; one that is not (this process restarted
-since) is closed with 1000 ``ws.meta_not_found_during_restore`` and its client
-reconnects.
+``hibernating_requests`` still held here; one that is not is closed with 1000
+``ws.meta_not_found_during_restore`` and its client reconnects.
+
+Across processes: each WebSocket's scope carries a `handoff.SocketIdentity`
+(``scope["extensions"]``) whose record (`SocketRecord`: ids, the last index read,
+the next index sent, path, headers) the runtime saves with the socket's connection
+when the actor sleeps. Closing the tunnel leaves the sockets of actors that slept
+through the engine open (the gateway hibernates them) instead of closing them. A
+later process the engine starts the actor on calls `revive` for each listed socket it
+finds a record for, before the actor wakes: a stream with the stored indexes whose
+``connect`` handler parks the socket for the stored connection (no new handshake);
+`restore` then announces it and acknowledges what the previous process read.
 
 Each stream runs in a task of the tunnel's `TaskSupervisor`. If the app raises before
 it answered, the client gets a 500 (HTTP) or a 1011 close (WebSocket). A message for an
@@ -55,8 +64,10 @@ from functools import partial
 from typing import Any, Final
 from urllib.parse import quote, unquote
 
+from .._runtime.handoff import REVIVE_EXTENSION, SOCKET_EXTENSION, RevivedSocket, SocketIdentity
 from .._util.tasks import TaskSupervisor
 from ._schema import Tagged
+from ._socket_record import SocketRecord, encode_socket
 
 __all__ = ["AsgiApp", "AsgiTunnel"]
 
@@ -75,6 +86,8 @@ MaxPayload = Callable[[], int | None]
 _ACK_EVERY: Final = 64
 #: Most messages held for one socket while its actor sleeps; more close it (1011).
 _MAX_HELD: Final = 1024
+#: Key of a queued ``websocket.receive`` carrying the gateway's index of the message.
+_INDEX: Final = "pyrivet.index"
 _ASGI: Final = {"version": "3.0", "spec_version": "2.3"}
 _INTERNAL: Final = b'{"group":"rivetkit","code":"internal_error","message":"Internal error"}'
 _GOING_AWAY: Final = (
@@ -104,9 +117,17 @@ class _Stream:
     #: The actor the stream is for (as the gateway named it).
     actor_id: str = ""
     next_index: int = 0
-    #: WebSocket: the gateway's index of the last message taken, and the last acknowledged.
+    #: WebSocket: the gateway's index of the last message taken, the last one the app
+    #: read, and the last acknowledged (never past the last read).
     received_index: int = 0
+    read_index: int = 0
     acked_index: int = 0
+    #: WebSocket: the actor's path and the gateway's headers (for its `SocketRecord`).
+    path: str = ""
+    headers: dict[str, str] = field(default_factory=dict)
+    #: WebSocket: served again after its actor moved here (`AsgiTunnel.revive`); the
+    #: app's accept is not announced until `AsgiTunnel.restore`.
+    revived: bool = False
     #: WebSocket: the close to send the gateway when the app reads the disconnect (a gap).
     pending_close: dict[str, Any] | None = None
     #: WebSocket: messages that came while the actor slept, for the app once it woke.
@@ -145,6 +166,11 @@ class AsgiTunnel:
         for stream in open_streams:
             if stream.answered:
                 continue
+            if stream.websocket and stream.actor_id in self._asleep:
+                # Its actor slept through the engine (its connection saved with the
+                # socket's record): the gateway keeps the socket hibernating, and the
+                # envoy the engine starts the actor on next serves it again.
+                continue
             try:
                 if stream.websocket:
                     close = {"code": 1001, "reason": "envoy.going_away", "hibernate": False}
@@ -177,7 +203,8 @@ class AsgiTunnel:
             stream = _Stream(
                 mid["gateway_id"], mid["request_id"], websocket=websocket, actor_id=val["actor_id"]
             )
-            stream.received_index = stream.acked_index = mid["message_index"]
+            stream.received_index = stream.read_index = mid["message_index"]
+            stream.acked_index = mid["message_index"]
             self._streams[key] = stream
             if kind.tag == "ToEnvoyRequestStart":
                 run = self._http(stream, val)
@@ -201,7 +228,7 @@ class AsgiTunnel:
             if not self._in_sequence(stream, mid["message_index"]):
                 return
             data = val["data"]
-            item: Message = {"type": "websocket.receive"}
+            item: Message = {"type": "websocket.receive", _INDEX: mid["message_index"]}
             if val["binary"]:
                 item["bytes"] = data
             else:
@@ -261,6 +288,34 @@ class AsgiTunnel:
         stream.received_index = index
         return True
 
+    def holds(self, gateway_id: bytes, request_id: bytes) -> bool:
+        """Whether this tunnel serves the socket ``gateway_id + request_id``."""
+        return gateway_id + request_id in self._streams
+
+    def revive(
+        self, actor_id: str, record: SocketRecord, conn_id: str, *, sequenced: bool
+    ) -> asyncio.Future[None]:
+        """Serve again a socket the gateway kept open while ``actor_id`` moved here,
+        from its stored ``record``, for the stored connection ``conn_id``: the app
+        gets a WebSocket scope marked `handoff.REVIVE_EXTENSION` and parks the socket
+        for that connection before the actor wakes. The future resolves once it is
+        parked, or fails with why not (the socket is then closed)."""
+        revival = _Revival(actor_id, conn_id, sequenced)
+        key = record.gateway_id + record.request_id
+        if key in self._streams:
+            revival.parked(None)  # served here already
+            return revival.done
+        stream = _Stream(
+            record.gateway_id, record.request_id, websocket=True, actor_id=actor_id, revived=True
+        )
+        stream.received_index = stream.read_index = stream.acked_index = record.read_index
+        stream.next_index = record.next_index
+        self._streams[key] = stream
+        open_ = {"actor_id": actor_id, "path": record.path, "headers": dict(record.headers)}
+        run = self._websocket(stream, open_, revival)
+        stream.task = self._tasks.spawn(self._own(key, stream, run), name="tunnel-stream")
+        return revival.done
+
     async def restore(self, actor_id: str, requests: Iterable[tuple[bytes, bytes]]) -> None:
         """The engine started ``actor_id`` again with these hibernating sockets: each
         one held here is announced open again; any other is closed (module doc). Then
@@ -269,6 +324,11 @@ class AsgiTunnel:
             stream = self._streams.get(gateway_id + request_id)
             if stream is not None and stream.websocket and not stream.answered:
                 await self._send(stream, "ToRivetWebSocketOpen", {"can_hibernate": True})
+                if stream.revived and stream.read_index:
+                    # What the previous process read: the gateway drops those messages
+                    # (an ack it already had changes nothing).
+                    ack = {"index": stream.read_index}
+                    await self._send(stream, "ToRivetWebSocketMessageAck", ack)
                 continue
             log.info(
                 "tunnel: actor %s has a hibernating WebSocket unknown here; closing it", actor_id
@@ -284,14 +344,17 @@ class AsgiTunnel:
     async def _receive_ws(self, stream: _Stream) -> Message:
         """The ASGI ``receive`` of a tunnelled WebSocket: acknowledges what was read."""
         message = await stream.incoming.get()
+        index = message.pop(_INDEX, None)
+        if index is not None:
+            stream.read_index = index
         if stream.pending_close is not None and message["type"] == "websocket.disconnect":
             close, stream.pending_close = stream.pending_close, None
             await self._send(stream, "ToRivetWebSocketClose", close)
-        elif stream.acked_index != stream.received_index and (
+        elif stream.acked_index != stream.read_index and (
             stream.incoming.empty()
-            or (stream.received_index - stream.acked_index) % 65536 >= _ACK_EVERY
+            or (stream.read_index - stream.acked_index) % 65536 >= _ACK_EVERY
         ):
-            stream.acked_index = stream.received_index
+            stream.acked_index = stream.read_index
             await self._send(stream, "ToRivetWebSocketMessageAck", {"index": stream.acked_index})
         return message
 
@@ -338,7 +401,11 @@ class AsgiTunnel:
 
     # -- WebSocket --------------------------------------------------------------------
 
-    async def _websocket(self, stream: _Stream, open_: dict[str, Any]) -> None:
+    async def _websocket(
+        self, stream: _Stream, open_: dict[str, Any], revival: _Revival | None = None
+    ) -> None:
+        stream.path = open_["path"]
+        stream.headers = _handoff_headers(open_["headers"])
         headers = {k.lower(): v for k, v in open_["headers"].items()}
         offered = [p.strip() for p in headers.pop("sec-websocket-protocol", "").split(",")]
         offered = [p for p in offered if p]
@@ -348,21 +415,77 @@ class AsgiTunnel:
         scope = _scope("ws", open_["path"], raw)
         scope["type"] = "websocket"
         scope["subprotocols"] = offered
+        extensions: dict[str, Any] = {SOCKET_EXTENSION: _Identity(stream)}
+        if revival is not None:
+            extensions[REVIVE_EXTENSION] = revival
+        scope["extensions"] = extensions
         stream.incoming.put_nowait({"type": "websocket.connect"})
         socket = _SocketSend(self, stream)
         try:
             await self._app(scope, partial(self._receive_ws, stream), socket.send)
-        except Exception:
+        except Exception as exc:
             log.exception("tunnel: the app failed on WebSocket %s", scope["path"])
+            if revival is not None:
+                revival.parked(exc)
             if not socket.closed:
                 await socket.send(
                     {"type": "websocket.close", "code": 1011, "reason": "internal error"}
                 )
+        if revival is not None:
+            revival.parked(RuntimeError("the connect handler ended before it took the socket"))
         if stream.pending_close is not None:
             close, stream.pending_close = stream.pending_close, None
             await self._send(stream, "ToRivetWebSocketClose", close)
         elif not socket.closed and not stream.closed:
             await socket.send({"type": "websocket.close", "code": 1000, "reason": ""})
+
+
+def _handoff_headers(headers: dict[str, str]) -> dict[str, str]:
+    """What a revived socket needs of the headers it was opened with, to be stored
+    with its connection: its subprotocols (the encoding), without an engine token a
+    client offers there. (Its params and state are in the connection's record; no
+    connection hook runs again.)"""
+    for name, value in headers.items():
+        if name.lower() == "sec-websocket-protocol":
+            offered = [p.strip() for p in value.split(",")]
+            kept = [p for p in offered if p and not p.startswith("rivet_token.")]
+            return {"sec-websocket-protocol": ", ".join(kept)}
+    return {}
+
+
+class _Identity(SocketIdentity):
+    """A tunnelled WebSocket's `handoff.SocketIdentity`: its `SocketRecord` now."""
+
+    __slots__ = ("_stream",)
+
+    def __init__(self, stream: _Stream) -> None:
+        self._stream = stream
+
+    def record(self) -> bytes:
+        s = self._stream
+        return encode_socket(
+            SocketRecord(
+                1, s.gateway_id, s.request_id, s.read_index, s.next_index, s.path, s.headers
+            )
+        )
+
+
+class _Revival(RevivedSocket):
+    """The `handoff.RevivedSocket` of `AsgiTunnel.revive`; ``done`` says how it went."""
+
+    def __init__(self, actor_id: str, conn_id: str, sequenced: bool) -> None:
+        self.actor_id = actor_id
+        self.conn_id = conn_id
+        self.sequenced = sequenced
+        self.done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+    def parked(self, error: BaseException | None) -> None:
+        if self.done.done():
+            return
+        if error is None:
+            self.done.set_result(None)
+        else:
+            self.done.set_exception(error)
 
 
 def _scope(scheme: str, target: str, headers: list[tuple[bytes, bytes]]) -> Scope:
@@ -476,7 +599,9 @@ class _SocketSend:
         if self.closed:
             return
         if kind == "websocket.accept":
-            await self._tunnel._send(self._stream, "ToRivetWebSocketOpen", {"can_hibernate": True})
+            if not self._stream.revived:  # announced by `AsgiTunnel.restore` instead
+                open_ = {"can_hibernate": True}
+                await self._tunnel._send(self._stream, "ToRivetWebSocketOpen", open_)
         elif kind == "websocket.send":
             data = message.get("bytes")
             binary = data is not None

@@ -39,6 +39,7 @@ import os
 from collections.abc import AsyncIterator, Sequence
 from typing import Final
 
+from .._runtime.handoff import REVIVE_EXTENSION, SOCKET_EXTENSION
 from .._runtime.registry import Registry
 from .._runtime.runtime import Runtime
 from .._runtime.tracing import continue_trace, end_trace
@@ -247,7 +248,16 @@ class PyrivetApp:
             trace = continue_trace(request.header("traceparent"), request.header("tracestate"))
         try:
             if route.sub == "connect":
-                serving = handle_connect(state, request, route, receive, send)
+                extensions = scope.get("extensions") or {}
+                serving = handle_connect(
+                    state,
+                    request,
+                    route,
+                    receive,
+                    send,
+                    handoff=extensions.get(SOCKET_EXTENSION),
+                    revive=extensions.get(REVIVE_EXTENSION),
+                )
                 del request, route  # the handler drops them once the connection is open
                 await serving
             else:

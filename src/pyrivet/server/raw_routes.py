@@ -122,6 +122,8 @@ class _RawSession(HibernatableSink):
     """
 
     sequenced = False
+    #: A raw socket is not handed to another process (its hook's state lives here).
+    handoff = None
 
     def __init__(self, outbox: Outbox) -> None:
         self.outbox = outbox

@@ -29,6 +29,13 @@ their replies are dropped), then ``on_disconnect`` runs. When the actor closes t
 connection (sleep, destroy, ``conn.disconnect()``), in-flight replies are sent first,
 then the socket closes with 1000 and the runtime's reason.
 
+A socket another process served (envoy mode: the engine's gateway kept it open while
+the actor moved here; ``_runtime/handoff.py``) arrives with a `RevivedSocket` in its
+scope: it is not opened again (no hooks, no ``Init``: the client has its own) but
+parked for its stored connection, which the actor's wake attaches; from then on it is
+served as above. The transport's `SocketIdentity` is kept on the session for the
+connection's stored record.
+
 Server stop (`ServerState.go_away`, called by `pyrivet.server.serve` once it stopped
 accepting): every socket closes with 1012 ``ws.going_away`` after its in-flight
 replies are sent; a socket accepted while the server stops is closed that way at
@@ -57,6 +64,7 @@ from .._protocol.messages import (
     parse_encoding,
 )
 from .._runtime.connections import ConnImpl, HibernatableSink
+from .._runtime.handoff import RevivedSocket, SocketIdentity
 from .._util.tasks import TaskSupervisor
 from ..errors import ActorError, ActorStoppingError, EncodingError
 from ._asgi import Receive, RequestInfo, Send
@@ -133,6 +141,7 @@ class ConnectSession(HibernatableSink):
         "actor",
         "conn",
         "conn_id",
+        "handoff",
         "hibernatable",
         "sequenced",
     )
@@ -158,6 +167,8 @@ class ConnectSession(HibernatableSink):
         #: The actor type lets connections hibernate (set once it is resolved).
         self.hibernatable = False
         self.conn_id: str | None = None
+        #: How another process can serve this socket again (its transport's, if any).
+        self.handoff: SocketIdentity | None = None
         #: Messages waiting for the actor to wake (None: not waking).
         self._held: deque[ActionRequest | SubscriptionRequest] | None = None
 
@@ -424,10 +435,41 @@ async def _open(
     return True
 
 
+async def _revive(state: ServerState, session: ConnectSession, revive: RevivedSocket) -> bool:
+    """Take a socket another process served (``handoff.py``) as the hibernated socket of
+    its stored connection: parked until the actor's wake attaches it; no hooks run and
+    no ``Init`` is sent (the client has its own). False when it failed (the session
+    sent the error and closes)."""
+    try:
+        actor = await state.directory.by_id(revive.actor_id)
+        session.actor = actor.specifier()
+        session.hibernatable = True
+        session.sequenced = revive.sequenced
+        session.conn_id = revive.conn_id
+        session._early = None  # events go straight out: there is no Init to wait for
+        state.runtime.park(revive.actor_id, revive.conn_id, session)
+    except Exception as exc:
+        revive.parked(exc)
+        session.fail(exc)
+        return False
+    revive.parked(None)
+    return True
+
+
 async def handle_connect(
-    state: ServerState, request: RequestInfo, route: Route, receive: Receive, send: Send
+    state: ServerState,
+    request: RequestInfo,
+    route: Route,
+    receive: Receive,
+    send: Send,
+    *,
+    handoff: SocketIdentity | None = None,
+    revive: RevivedSocket | None = None,
 ) -> None:
-    """Serve one ``…/connect`` WebSocket from handshake to close (see the module doc)."""
+    """Serve one ``…/connect`` WebSocket from handshake to close (see the module doc).
+
+    ``handoff`` (from the transport) is kept for the connection's stored record;
+    ``revive`` marks a socket another process served (`_revive`)."""
     message = await receive()
     if message["type"] != "websocket.connect":
         return
@@ -451,12 +493,17 @@ async def handle_connect(
     outbox = Outbox(send, options.max_send_queue, tasks, reply_first=options.reply_before_events)
     session = ConnectSession(state, encoding, outbox, tasks)
     outbox.start()
+    session.handoff = handoff
     state.sockets.add(session)
     try:
         if state.going_away:
             # The server stops: do not wake an actor for a socket about to close.
             session.go_away()
-        elif await _open(state, session, request, route, protocols):
+        elif await (
+            _revive(state, session, revive)
+            if revive is not None
+            else _open(state, session, request, route, protocols)
+        ):
             # Nothing of the upgrade request is kept while the socket lives (a
             # hibernated connection should cost little more than its socket).
             del request, route, protocols

@@ -142,6 +142,17 @@ function frameKind(data, isBinary) {
 	return "?";
 }
 
+/** Resolves at the first line on stdin (the caller's "restart done"). */
+function restartSignal() {
+	return new Promise((resolve) => {
+		process.stdin.setEncoding("utf8");
+		process.stdin.once("data", () => {
+			process.stdin.pause();
+			resolve();
+		});
+	});
+}
+
 function newClient() {
 	return createClient({ endpoint, encoding });
 }
@@ -555,6 +566,11 @@ const SCENARIOS = {
 	 * Survives a server restart: after the "connected" line the caller restarts the
 	 * server on the same data dir keeping the listening socket open (SIGHUP, or a
 	 * stop and a start on a socket the caller holds).
+	 *
+	 * With SCENARIO_RESTART_SIGNAL=stdin the caller writes a line on stdin once the
+	 * restart is done, and the socket may survive it (an envoy restart behind a Rivet
+	 * Engine, whose gateway keeps the client's socket open): the scenario then does
+	 * not wait for a disconnection, only for the connection to be connected.
 	 */
 	async reconnect(client) {
 		// No hooks: the unmodified client must come back by itself. It retries a
@@ -590,14 +606,22 @@ const SCENARIOS = {
 		const opensBefore = opens;
 		console.log(JSON.stringify({ phase: "connected", scenario, encoding }));
 
-		await changed.wait(
-			() => statuses.includes("disconnected"),
-			10_000,
-			"the connection noticing the server stop",
-		);
+		const signalled = process.env.SCENARIO_RESTART_SIGNAL === "stdin";
+		if (signalled) {
+			await withTimeout(restartSignal(), 60_000, "the caller's restart-done line on stdin");
+		} else {
+			await changed.wait(
+				() => statuses.includes("disconnected"),
+				10_000,
+				"the connection noticing the server stop",
+			);
+		}
 		// "idle" after "disconnected" means the client stopped retrying.
+		// Signalled, the socket may have stayed open: "connected" without a new open.
 		await changed.wait(
-			() => (opens > opensBefore && conn.connStatus === "connected") || conn.connStatus === "idle",
+			() =>
+				((signalled || opens > opensBefore) && conn.connStatus === "connected") ||
+				conn.connStatus === "idle",
 			15_000,
 			`the connection reopening by itself (statuses ${show(statuses)}, errors ${show(errors)})`,
 		);
@@ -609,8 +633,9 @@ const SCENARIOS = {
 		checkEqual(afterRestart, 5, "state after the restart");
 		checkEqual(await withTimeout(conn.increment(1), 10_000, "increment after reconnect"), 6, "increment(1)");
 		await changed.wait(() => events.includes(6), 5_000, "newCount 6 after the restart (re-subscribed)");
+		const connects = await withTimeout(conn.getConnects(), 10_000, "getConnects");
 		await dispose(conn);
-		return { statuses, events, errors, opens: opens - opensBefore };
+		return { statuses, events, errors, opens: opens - opensBefore, sockets: sockets.length, connects };
 	},
 };
 
