@@ -49,7 +49,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Generator, Mapping, Sequence
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 from .._codec.values import encode
 from .._util.clock import Clock
@@ -169,19 +169,18 @@ class _HistoryWrites(Contribution):
         self.waiter: asyncio.Future[None] | None = None
 
     def write(self, record: CommitRecord, ops: list[Any]) -> None:
-        puts: list[tuple[str, bytes]] = []
-        deletes: list[str] = []
-        for key, value in self.writes.items():
-            if value is None:
-                deletes.append(key)
-            else:
-                puts.append((key, value))
-                ops.append(("workflow.put", key))
-        if puts:
-            record.workflow_puts = (*record.workflow_puts, *puts)
-        if deletes:
-            record.workflow_deletes = (*record.workflow_deletes, *deletes)
-            ops.extend(("workflow.delete", key) for key in deletes)
+        writes = self.writes
+        if None not in writes.values():  # a step's flush: puts only
+            puts = cast(tuple[tuple[str, bytes], ...], tuple(writes.items()))
+            record.workflow_puts = record.workflow_puts + puts if record.workflow_puts else puts
+            ops.extend([("workflow.put", key) for key in writes])
+            return
+        deletes = tuple(key for key, value in writes.items() if value is None)
+        puts = tuple((key, value) for key, value in writes.items() if value is not None)
+        record.workflow_puts = (*record.workflow_puts, *puts)
+        record.workflow_deletes = (*record.workflow_deletes, *deletes)
+        ops.extend([("workflow.put", key) for key, _ in puts])
+        ops.extend([("workflow.delete", key) for key in deletes])
 
     def settled(self, error: BaseException | None) -> None:
         if self.outcome is not _UNSETTLED:
