@@ -595,3 +595,22 @@ async def test_a_workflow_whose_actor_was_created_before_a_crash_runs_after_it(
             await ran.wait()  # no request reached the actor: its alarm woke it
         history = await history_in(runtime, actor_id, "completed")
         assert history.output == 1
+
+
+async def test_a_new_workflow_commits_its_first_step_with_its_creation(
+    driver_factory: DriverFactory, clock: MockClock
+) -> None:
+    runs: list[str] = []
+    registry = Registry([counter_workflow(runs)])
+    async with run_actors(registry, storage=driver_factory(), clock=clock) as (runtime, client):
+        before = runtime.committer_stats()
+        actor_id = await client.get_or_create("counter", ["x"]).resolve()
+        await history_in(runtime, actor_id, "completed")
+        await runtime.drain()
+        batches, records = (
+            now - then for now, then in zip(runtime.committer_stats(), before, strict=True)
+        )
+        kinds = [(h.kind, h.name) for h in await runtime.history(actor_id)]
+    assert kinds == [("create", None), ("workflow", "a"), ("workflow", "b"), ("workflow", None)]
+    # The creation and step a share one transaction (one fsync less per workflow).
+    assert (records, batches) == (4, 3)

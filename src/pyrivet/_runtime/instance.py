@@ -350,6 +350,10 @@ class ActorInstance(IdleLink, ContextHost, WorkflowOwner, RealtimeHost):
             if isinstance(run, Workflow):
                 life.workflow = WorkflowBinding(self, run, fresh=fresh)
             self.start_run()
+            if fresh and life.workflow is not None:
+                # Its first step (if the workflow reaches it without waiting) commits
+                # in the creation's transaction.
+                self.svc.committer.defer_flush()
         life.driver = None  # started: do not keep the requester's task alive
         life.ready.set_result(None)
         if run is None and not life.tasks:
