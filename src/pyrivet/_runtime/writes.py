@@ -124,8 +124,15 @@ class PendingWrites:
 
     @staticmethod
     def take() -> PendingWrites:
-        """An empty instance: a spare one given back by `recycle`, else a new one."""
-        return _SPARES.pop() if _SPARES else PendingWrites()
+        """An empty instance: a spare one given back by `recycle`, else a new one.
+
+        The spares are shared by the runtimes of the process (each on its own thread,
+        maybe): one `pop`, atomic under the GIL, takes a spare or finds none.
+        """
+        try:
+            return _SPARES.pop()
+        except IndexError:
+            return PendingWrites()
 
     def recycle(self) -> None:
         """Give back this instance, empty (`is_empty`) and referenced by nobody else.
