@@ -136,3 +136,61 @@ async def test_workflow_steps_survive_sigkill_exactly_once(tmp_path: Path) -> No
             assert found == list(range(len(found))), f"room {room}: repeated after resume"
             first_run = min(i for r, i in executed if r == room)
             assert first_run == len(before[room]), f"room {room}: a completed step ran again"
+
+
+CREATED_CHILD = textwrap.dedent(
+    """
+    import asyncio, sys
+    from pyrivet import Client, Registry, actor
+    from pyrivet.workflow import workflow
+
+    late = actor("late", state={"n": 0})
+
+    async def first(c):
+        await asyncio.Event().wait()  # the kill comes while the first step runs
+
+    @late.run
+    @workflow
+    async def flow(ctx):
+        return await ctx.step("first", first)
+
+    async def main():
+        async with Registry([late]).runtime(data_dir=sys.argv[1]) as runtime:
+            await Client(runtime).get_or_create("late", ["x"]).resolve()
+            await runtime.drain()  # the creation commit is durable
+            sys.stdout.write("ack 0 created\\n")
+            sys.stdout.flush()
+            await asyncio.Event().wait()
+
+    asyncio.run(main())
+    """
+)
+
+
+async def test_a_workflow_created_before_sigkill_runs_after_the_restart(tmp_path: Path) -> None:
+    """Killed between the actor's creation commit and its first step's: the restart
+    runs the workflow to its end with no request to the actor (its "resume at once"
+    alarm was in the creation commit)."""
+    run_child_and_kill(CREATED_CHILD, tmp_path, acks_before_kill=1)
+    ran = asyncio.Event()
+    late = actor("late", state={"n": 0})
+
+    def first(c: Any) -> int:
+        c.state["n"] += 1
+        ran.set()
+        return int(c.state["n"])
+
+    @late.run
+    @workflow
+    async def flow(ctx: Any) -> int:
+        return int(await ctx.step("first", first))
+
+    async with Registry([late]).runtime(data_dir=tmp_path) as runtime:
+        async with asyncio.timeout(10):
+            await ran.wait()
+            # Asked only now, after the step ran: which actor it is, and that it ended.
+            actor_id = await Client(runtime).get_or_create("late", ["x"]).resolve()
+            while True:
+                if (await runtime.workflow_history(actor_id)).state == "completed":
+                    break
+                await asyncio.sleep(0.005)

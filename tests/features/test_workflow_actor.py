@@ -7,6 +7,7 @@ a new runtime over the same storage.
 from __future__ import annotations
 
 import asyncio
+import copy
 import logging
 import re
 from collections.abc import Callable
@@ -552,3 +553,64 @@ async def test_join_branches_sleep_and_wait_for_a_message_in_an_actor(
         history = await history_in(runtime, actor_id, "completed")
         assert history.output == {"nap": "rested", "listen": "now"}
         assert sorted(await handle.log()) == ["heard-now", "nap-end", "nap-start"]
+
+
+async def test_a_workflow_whose_actor_was_created_before_a_crash_runs_after_it(
+    clock: MockClock,
+) -> None:
+    """The "resume at once" alarm is in the creation commit: a crash between that commit
+    and the first step's leaves a workflow that the restart runs with no request."""
+    ran = asyncio.Event()
+    gate = asyncio.Event()
+    blocking = [True]
+    late = actor("late", state={"n": 0}, options=ActorOptions(sleep_timeout=5))
+
+    async def first(c: Any) -> int:
+        if blocking[0]:
+            await gate.wait()  # the crash comes while this runs
+        c.state["n"] += 1
+        return int(c.state["n"])
+
+    @late.run
+    @workflow
+    async def flow(ctx: Any) -> int:
+        n = await ctx.step("first", first)
+        ran.set()
+        return int(n)
+
+    registry = Registry([late])
+    store = MemoryDriver()
+    async with run_actors(registry, storage=store, clock=clock) as (runtime, client):
+        actor_id = await client.get_or_create("late", ["x"]).resolve()
+        for _ in range(5):
+            await asyncio.sleep(0)
+        # What a kill -9 now leaves: every commit made so far, nothing after.
+        image = copy.deepcopy(store)
+        gate.set()
+    blocking[0] = False
+    ran.clear()
+    async with run_actors(registry, storage=image, clock=clock) as (runtime, _):
+        await clock.advance(1)  # the mock clock runs due timers when it moves
+        async with asyncio.timeout(10):
+            await ran.wait()  # no request reached the actor: its alarm woke it
+        history = await history_in(runtime, actor_id, "completed")
+        assert history.output == 1
+
+
+async def test_a_new_workflow_commits_its_first_step_with_its_creation(
+    driver_factory: DriverFactory, clock: MockClock
+) -> None:
+    runs: list[str] = []
+    registry = Registry([counter_workflow(runs)])
+    async with run_actors(registry, storage=driver_factory(), clock=clock) as (runtime, client):
+        before = runtime.committer_stats()
+        actor_id = await client.get_or_create("counter", ["x"]).resolve()
+        await history_in(runtime, actor_id, "completed")
+        await runtime.drain()
+        batches, records = (
+            now - then for now, then in zip(runtime.committer_stats(), before, strict=True)
+        )
+        kinds = [(h.kind, h.name) for h in await runtime.history(actor_id)]
+    assert kinds == [("create", None), ("workflow", "a"), ("workflow", "b"), ("workflow", None)]
+    # The creation and step a share one transaction (one fsync less per workflow).
+    assert (records, batches) == (4, 3)

@@ -145,6 +145,8 @@ class Committer:
         self._pending: list[tuple[CommitRecord, CommitTicket]] = []
         self._busy = False
         self._kick_scheduled = False
+        #: The handle of the scheduled flush (see `defer_flush`).
+        self._kick_handle: asyncio.Handle | None = None
         self._idle: asyncio.Future[None] | None = None
         self._closed = False
         self._retry_task: asyncio.Task[None] | None = None
@@ -182,8 +184,21 @@ class Committer:
         self._pending.append((record, ticket))
         if not self._busy and not self._kick_scheduled:
             self._kick_scheduled = True
-            asyncio.get_running_loop().call_soon(self._kick)
+            self._kick_handle = asyncio.get_running_loop().call_soon(self._kick)
         return ticket
+
+    def defer_flush(self) -> None:
+        """Move the flush scheduled for the next event-loop iteration behind the callbacks
+        scheduled since (it stays in that iteration): what they submit shares its batch.
+
+        A new workflow actor's run task is started after its creation commit was
+        submitted; deferred so, its first step's commit goes in the creation's
+        transaction (one write and one fsync less per workflow).
+        """
+        handle = self._kick_handle
+        if self._kick_scheduled and handle is not None:
+            handle.cancel()
+            self._kick_handle = asyncio.get_running_loop().call_soon(self._kick)
 
     @property
     def flush_scheduled(self) -> bool:
@@ -193,6 +208,7 @@ class Committer:
 
     def _kick(self) -> None:
         self._kick_scheduled = False
+        self._kick_handle = None
         if not self._busy:
             self._flush()
 

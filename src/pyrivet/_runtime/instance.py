@@ -61,7 +61,13 @@ from .queue import Mailbox
 from .services import Services
 from .tracing import actor_attributes
 from .watcher import Watcher
-from .workflow_host import WORKFLOW_ALARM_KIND, WorkflowBinding, WorkflowOwner, run_workflow
+from .workflow_host import (
+    WORKFLOW_ALARM_KIND,
+    WorkflowBinding,
+    WorkflowOwner,
+    run_workflow,
+    stage_created_workflow,
+)
 from .writes import Outgoing
 
 __all__ = ["ActorInstance", "ActorStatus", "Lifecycle"]
@@ -286,6 +292,8 @@ class ActorInstance(IdleLink, ContextHost, WorkflowOwner, RealtimeHost):
         hook = d.hooks.get("on_create")
         if hook is not None:
             await self.call_hook(hook, opts.on_create_timeout, "on_create", ctx, input_value)
+        if isinstance(d.hooks.get("run"), Workflow):
+            stage_created_workflow(self)  # its "resume at once" alarm: in this commit
         # The committer writes at the end of the loop iteration: the caller's first
         # action usually follows at once and shares this transaction (one fsync).
         ticket = self.journal.checkpoint("create", create=record)
@@ -342,6 +350,10 @@ class ActorInstance(IdleLink, ContextHost, WorkflowOwner, RealtimeHost):
             if isinstance(run, Workflow):
                 life.workflow = WorkflowBinding(self, run, fresh=fresh)
             self.start_run()
+            if fresh and life.workflow is not None:
+                # Its first step (if the workflow reaches it without waiting) commits
+                # in the creation's transaction.
+                self.svc.committer.defer_flush()
         life.driver = None  # started: do not keep the requester's task alive
         life.ready.set_result(None)
         if run is None and not life.tasks:

@@ -195,7 +195,7 @@ class Journal(CommitListener):
     def _staging(self) -> PendingWrites:
         writes = self._writes
         if writes is None:
-            writes = self._writes = PendingWrites()
+            writes = self._writes = PendingWrites.take()
         return writes
 
     def stage_kv(self, key: bytes, value: bytes | None) -> None:
@@ -560,8 +560,10 @@ class Journal(CommitListener):
         self._drop_writes_if_empty()
 
     def _drop_writes_if_empty(self) -> None:
-        if self._writes is not None and self._writes.is_empty():
+        writes = self._writes
+        if writes is not None and writes.is_empty():
             self._writes = None
+            writes.recycle()
 
 
 def _move_staged(

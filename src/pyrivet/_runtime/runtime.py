@@ -223,7 +223,8 @@ class Runtime(LocalRuntime):
             return
         if alarm.kind == WORKFLOW_ALARM_KIND and alarm.actor_id in self._instances:
             # A workflow's alarm only wakes its actor, which is awake: its "resume at
-            # once" alarm fires right after every run's first flush, so skip the task.
+            # once" alarm fires right after its creation commit or a woken run's first
+            # flush, so skip the task.
             svc.alarms.done_firing(alarm.alarm_id)
             return
         svc.spawn(self._dispatch_alarm(alarm), f"alarm:{alarm.alarm_id}")

@@ -27,8 +27,9 @@ How the host keeps the engine's contract (``workflow/_host.py``):
 * **waits** (``ctx.sleep``, retry backoff, queue waits) let the actor sleep: the run task
   is *parked*, the idle timeout may put the actor to sleep, and the wait then raises
   `WorkflowEvicted`. A durable alarm (kind ``"workflow"``, one per actor) wakes the
-  actor again. While the workflow runs, the alarm says "at once" (written with the first
-  flush of a run), so a crash or restart resumes it; when it unloads, the alarm moves to
+  actor again. While the workflow runs, the alarm says "at once" (written with the
+  actor's creation commit, or with the first flush of a run that a wake started), so a
+  crash or restart resumes it; when it unloads, the alarm moves to
   the earliest deadline its waits have (join branches may wait for several), or goes
   away if they all wait for messages (a send wakes the actor). Waking starts ``run``,
   and the engine replays to where it was.
@@ -48,7 +49,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Generator, Mapping, Sequence
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 from .._codec.values import encode
 from .._util.clock import Clock
@@ -78,6 +79,7 @@ __all__ = [
     "WorkflowBinding",
     "WorkflowOwner",
     "run_workflow",
+    "stage_created_workflow",
     "workflow_alarm_id",
 ]
 
@@ -167,19 +169,18 @@ class _HistoryWrites(Contribution):
         self.waiter: asyncio.Future[None] | None = None
 
     def write(self, record: CommitRecord, ops: list[Any]) -> None:
-        puts: list[tuple[str, bytes]] = []
-        deletes: list[str] = []
-        for key, value in self.writes.items():
-            if value is None:
-                deletes.append(key)
-            else:
-                puts.append((key, value))
-                ops.append(("workflow.put", key))
-        if puts:
-            record.workflow_puts = (*record.workflow_puts, *puts)
-        if deletes:
-            record.workflow_deletes = (*record.workflow_deletes, *deletes)
-            ops.extend(("workflow.delete", key) for key in deletes)
+        writes = self.writes
+        if None not in writes.values():  # a step's flush: puts only
+            puts = cast(tuple[tuple[str, bytes], ...], tuple(writes.items()))
+            record.workflow_puts = record.workflow_puts + puts if record.workflow_puts else puts
+            ops.extend([("workflow.put", key) for key in writes])
+            return
+        deletes = tuple(key for key, value in writes.items() if value is None)
+        puts = tuple((key, value) for key, value in writes.items() if value is not None)
+        record.workflow_puts = (*record.workflow_puts, *puts)
+        record.workflow_deletes = (*record.workflow_deletes, *deletes)
+        ops.extend([("workflow.put", key) for key, _ in puts])
+        ops.extend([("workflow.delete", key) for key in deletes])
 
     def settled(self, error: BaseException | None) -> None:
         if self.outcome is not _UNSETTLED:
@@ -211,8 +212,9 @@ class ActorWorkflowHost(WorkflowHost[ActorContextImpl]):
         #: object the mailbox knows their receive by).
         self._held: dict[int, tuple[object, ReceivedMessage]] = {}
         #: What the durable alarm is known to be: `_ACTIVE`, a deadline (epoch ms), None
-        #: (no alarm) or `_UNKNOWN`.
-        self._alarm: int | None = _UNKNOWN
+        #: (no alarm) or `_UNKNOWN`. A new actor's creation commit carried `_ACTIVE`
+        #: (`stage_created_workflow`).
+        self._alarm: int | None = _ACTIVE if fresh else _UNKNOWN
         #: Deadlines (epoch ms) of the waits in progress, by wait: a wait's alarm is
         #: stored only when the workflow unloads (`_evicted`); while the actor is awake
         #: the durable alarm says "resume at once" (see `flush`), which covers a crash.
@@ -436,22 +438,10 @@ class ActorWorkflowHost(WorkflowHost[ActorContextImpl]):
             return
         self._alarm = fire_at_ms
         owner = self._owner
-        alarm_id = workflow_alarm_id(owner.actor_id)
         if fire_at_ms is None:
-            owner.journal.stage_alarm_delete(alarm_id)
+            owner.journal.stage_alarm_delete(workflow_alarm_id(owner.actor_id))
             return
-        now_ms = owner.svc.now_ms()
-        owner.journal.stage_alarm_put(
-            AlarmRecord(
-                owner.actor_id,
-                alarm_id,
-                now_ms if fire_at_ms == _ACTIVE else fire_at_ms,
-                WORKFLOW_ALARM_KIND,
-                "",
-                _NO_ARGS,
-                now_ms,
-            )
-        )
+        _stage_alarm(owner, fire_at_ms)
 
     def ended(self) -> None:
         """The workflow finished for good (completed, failed, cancelled): drop its alarm."""
@@ -466,6 +456,33 @@ class ActorWorkflowHost(WorkflowHost[ActorContextImpl]):
             return
         for holder in [*consumed, *(holder for holder, _ in held.values())]:
             mailbox.release(holder)
+
+
+def _stage_alarm(owner: WorkflowOwner, fire_at_ms: int) -> None:
+    """Stage the workflow alarm at ``fire_at_ms`` (epoch ms; `_ACTIVE`: now)."""
+    now_ms = owner.svc.now_ms()
+    owner.journal.stage_alarm_put(
+        AlarmRecord(
+            owner.actor_id,
+            workflow_alarm_id(owner.actor_id),
+            now_ms if fire_at_ms == _ACTIVE else fire_at_ms,
+            WORKFLOW_ALARM_KIND,
+            "",
+            _NO_ARGS,
+            now_ms,
+        )
+    )
+
+
+def stage_created_workflow(owner: WorkflowOwner) -> None:
+    """Stage the "resume at once" alarm of a workflow actor being created.
+
+    Called before its creation checkpoint, so the alarm is in the creation commit: a
+    crash at any point after it (before the first step's commit, during a first step
+    that waits long) leaves an actor that the restart wakes and whose workflow runs,
+    with no request. The host of that first start (``fresh``) knows the alarm is there.
+    """
+    _stage_alarm(owner, _ACTIVE)
 
 
 class WorkflowBinding:

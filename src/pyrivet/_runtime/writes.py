@@ -79,6 +79,11 @@ class Gated:
         self.contributions = contributions
 
 
+#: Empty `PendingWrites` kept for reuse (`PendingWrites.take`), at most `_MAX_SPARES`.
+_SPARES: list[PendingWrites] = []
+_MAX_SPARES = 64
+
+
 class PendingWrites:
     """Per-actor pending writes; see the module docstring."""
 
@@ -116,6 +121,27 @@ class PendingWrites:
         self.held = 0
         #: The ticket given out for checkpoints asked for during a hold.
         self.deferred: CommitTicket | None = None
+
+    @staticmethod
+    def take() -> PendingWrites:
+        """An empty instance: a spare one given back by `recycle`, else a new one.
+
+        The spares are shared by the runtimes of the process (each on its own thread,
+        maybe): one `pop`, atomic under the GIL, takes a spare or finds none.
+        """
+        try:
+            return _SPARES.pop()
+        except IndexError:
+            return PendingWrites()
+
+    def recycle(self) -> None:
+        """Give back this instance, empty (`is_empty`) and referenced by nobody else.
+
+        A workflow step's hold makes one and its release drops it, nine containers each
+        time: a spare is reused as it is (every container of an empty one is empty).
+        """
+        if len(_SPARES) < _MAX_SPARES:
+            _SPARES.append(self)
 
     def has_unsubmitted(self) -> bool:
         return bool(

@@ -29,7 +29,7 @@ from ..errors import (
     WorkflowUsageError,
 )
 from ._history import History
-from ._host import StepInfo, WorkflowHost
+from ._host import StepInfo, WorkflowHost, Writes
 from ._records import EntryKind, EntryRecord, Location, describe_location
 from ._results import StepErrorEvent, WorkflowErrorEvent
 
@@ -50,6 +50,23 @@ _NEVER_AWAITABLE = frozenset({int, str, float, bool, bytes, dict, list, tuple, t
 _in_step: contextvars.ContextVar[str | None] = contextvars.ContextVar(
     "pyrivet_workflow_in_step", default=None
 )
+
+
+def _failure_kind(exc: Exception, elapsed: float, options: StepOptions) -> str | None:
+    """The terminal kind of a failed attempt's error (None: it may be retried), its body
+    having run ``elapsed`` seconds."""
+    if isinstance(exc, CriticalError):
+        return "critical"
+    if isinstance(exc, RollbackError):
+        return "rollback"
+    if isinstance(exc, TimeoutError):
+        # Ours only if the deadline passed; a TimeoutError of the step's own is an error.
+        timeout = options.timeout
+        ours = bool(timeout) and elapsed >= timeout
+        return "timeout" if ours and not options.retry_on_timeout else None
+    if isinstance(exc, EncodingError):
+        return "critical"
+    return None
 
 
 @dataclass(slots=True)
@@ -266,18 +283,22 @@ class Core(Generic[S]):
         if not writes:
             return
         if shielded:
-            # A race cancels its losing branches: a flush one of them started still
-            # completes, or the history in memory and in storage would disagree.
-            task = asyncio.get_running_loop().create_task(self.host.flush(writes))
-            self._shielded_flushes.add(task)
-            task.add_done_callback(self._shielded_flush_done)
-            await asyncio.shield(task)
+            await self._flush_shielded(writes)
             return
         try:
             await self.host.flush(writes)
         except BaseException as exc:
             self.broken = exc
             raise
+
+    async def _flush_shielded(self, writes: Writes) -> None:
+        """Flush ``writes`` in a task of its own: a race cancels its losing branches, and
+        a flush one of them started still completes, or the history in memory and in
+        storage would disagree."""
+        task = asyncio.get_running_loop().create_task(self.host.flush(writes))
+        self._shielded_flushes.add(task)
+        task.add_done_callback(self._shielded_flush_done)
+        await asyncio.shield(task)
 
     def _shielded_flush_done(self, task: asyncio.Task[None]) -> None:
         self._shielded_flushes.discard(task)
@@ -335,15 +356,45 @@ class Core(Generic[S]):
             self.running_steps += 1
             info = StepInfo(name, record.location, attempt)
             try:
-                outcome = await self._attempt(record, info, run, options)
+                # The attempt, inline (not a coroutine of its own: one frame less per step).
+                step_ctx = self.host.step_context(info)
+                outcome: tuple[Exception, str | None] | None = None
+                token = _in_step.set(name)
+                started = self.clock.monotonic()
+                try:
+                    result = run(step_ctx)
+                    if type(result) not in _NEVER_AWAITABLE and inspect.isawaitable(result):
+                        timeout = options.timeout
+                        result = await (
+                            run_with_timeout(self.clock, timeout, result) if timeout else result
+                        )
+                    output = values.encode(result, f"the output of workflow step {name!r}")
+                except Exception as error:
+                    elapsed = self.clock.monotonic() - started
+                    outcome = error, _failure_kind(error, elapsed, options)
+                finally:
+                    _in_step.reset(token)
                 if outcome is None:
-                    self.history.write(record)
+                    record.status = "completed"
+                    record.attempts = attempt
+                    record.output = output
+                    record.error = None
+                    history = self.history
+                    history.write(record)
                     if rollback is not None:
                         self.rollbacks.append((record, rollback))
                     if not options.ephemeral:
-                        await self._flush_locked(shielded)
-                    assert record.output is not None
-                    return values.decode(record.output)
+                        # `_flush_locked` inline: the writes hold this step's record.
+                        writes = history.take_writes()
+                        if shielded:
+                            await self._flush_shielded(writes)
+                        else:
+                            try:
+                                await self.host.flush(writes)
+                            except BaseException as flush_error:
+                                self.broken = flush_error
+                                raise
+                    return values.decode(output)
                 exc, kind = outcome
                 record.attempts = attempt
                 record.last_attempt_at = self.clock.now()
@@ -372,43 +423,6 @@ class Core(Generic[S]):
                     name, record.location, attempt, exc, True, delay, record.last_attempt_at + delay
                 )
             )
-
-    async def _attempt(
-        self, record: EntryRecord, info: StepInfo, run: Callable[[S], Any], options: StepOptions
-    ) -> tuple[Exception, str | None] | None:
-        """Run one attempt. None when it succeeded (``record`` then holds the output);
-        else the error and its terminal kind (None: it may be retried)."""
-        name = record.name
-        step_ctx = self.host.step_context(info)
-        timeout = options.timeout
-        token = _in_step.set(name)
-        started = self.clock.monotonic()
-        try:
-            result = run(step_ctx)
-            if type(result) not in _NEVER_AWAITABLE and inspect.isawaitable(result):
-                result = await (
-                    run_with_timeout(self.clock, timeout, result) if timeout else result
-                )
-            output = values.encode(result, f"the output of workflow step {name!r}")
-        except CriticalError as exc:
-            return exc, "critical"
-        except RollbackError as exc:
-            return exc, "rollback"
-        except TimeoutError as exc:
-            # Ours only if the deadline passed; a TimeoutError of the step's own is an error.
-            ours = bool(timeout) and self.clock.monotonic() - started >= timeout
-            return exc, ("timeout" if ours and not options.retry_on_timeout else None)
-        except EncodingError as exc:
-            return exc, "critical"
-        except Exception as exc:
-            return exc, None
-        finally:
-            _in_step.reset(token)
-        record.status = "completed"
-        record.attempts = info.attempt
-        record.output = output
-        record.error = None
-        return None
 
     async def roll_back(self) -> None:
         """Run the rollback callbacks of completed steps, newest first, each once."""

@@ -133,8 +133,13 @@ class History:
             self.next_seq = max(self.next_seq, record.seq + 1)
 
     def _index(self, record: EntryRecord) -> None:
-        self.by_location[record.location] = record
-        self.by_parent.setdefault(record.location[:-1], {})[record.location[-1]] = record
+        location = record.location
+        self.by_location[location] = record
+        parent = location[:-1]
+        siblings = self.by_parent.get(parent)
+        if siblings is None:
+            siblings = self.by_parent[parent] = {}
+        siblings[location[-1]] = record
 
     def new_entry(self, kind: EntryKind, location: Location) -> EntryRecord:
         """A fresh entry, indexed (not written: `write` it when it must be stored)."""
