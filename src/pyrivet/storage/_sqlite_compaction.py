@@ -319,10 +319,15 @@ class CommitLog:
                     return None
             else:
                 prune = prune_at.get(i)
-            rows.append(_log_row(rowid, rec, prune))
-            prev = staged.get(actor_id) or latest.get(actor_id)
             workflow = bool(rec.workflow_puts or rec.workflow_deletes)
-            staged[actor_id] = _merge(prev, rowid, rec.seq, rec.state, prune, workflow)
+            rows.append(_log_row(rowid, rec, prune, workflow))
+            prev = staged.get(actor_id) or latest.get(actor_id)
+            if prev is None:  # `_merge` of a first row, written out (once per record)
+                staged[actor_id] = _new_pending(
+                    Pending, (rowid, rowid, rec.seq, rec.state, prune, workflow)
+                )
+            else:
+                staged[actor_id] = _merge(prev, rowid, rec.seq, rec.state, prune, workflow)
         return StagedLog(rows, staged, rowid)
 
     @staticmethod
@@ -636,6 +641,11 @@ def _move_workflow(conn: sqlite3.Cursor, low: int, upto: int, first: str, last: 
     conn.executemany(_DELETE_WORKFLOW, [(a, k) for (a, k), v in ops.items() if v is None])
 
 
+#: Makes a `Pending` from a tuple of its fields without the Python-level ``__new__``
+#: of a NamedTuple (a frame per call; this runs once per committed record).
+_new_pending = tuple.__new__
+
+
 def _merge(
     prev: Pending | None,
     rowid: int,
@@ -646,13 +656,14 @@ def _merge(
 ) -> Pending:
     """The index entry after a row is appended to an actor's (``prev``: before it)."""
     if prev is None:
-        return Pending(rowid, rowid, seq, snapshot, prune, workflow)
+        return _new_pending(Pending, (rowid, rowid, seq, snapshot, prune, workflow))
     if snapshot is None:
         snapshot = prev.snapshot
     if prune is None or (prev.prune is not None and prev.prune > prune):
         prune = prev.prune
-    return Pending(
-        prev.first, rowid, max(seq, prev.seq), snapshot, prune, workflow or prev.workflow
+    return _new_pending(
+        Pending,
+        (prev.first, rowid, max(seq, prev.seq), snapshot, prune, workflow or prev.workflow),
     )
 
 
@@ -670,22 +681,26 @@ def _prunes(batch: Sequence[CommitRecord]) -> dict[int, int]:
     return {last[a]: min(bound, top_seq[a] + 1) for a, bound in before.items()}
 
 
-def _log_row(rowid: int, rec: CommitRecord, prune_before: int | None) -> tuple[Any, ...]:
+def _log_row(
+    rowid: int, rec: CommitRecord, prune_before: int | None, workflow_ops: bool
+) -> tuple[Any, ...]:
     """The parameters of `_INSERT_LOG` for one record (see the schema's versions 2 and
     5 for the columns): 0 stands for NULL, and BLOBs are bound as bytearrays, which the
-    sqlite3 module binds without its adapter lookup (a copy costs far less)."""
+    sqlite3 module binds without its adapter lookup (a copy costs far less).
+    ``workflow_ops``: the record has workflow puts or deletes."""
     state = rec.state
     flags = 0 if state is None else _SNAPSHOT
     workflow: bytearray | int = 0
-    if rec.workflow_puts or rec.workflow_deletes:
+    if workflow_ops:
         workflow = bytearray()
         _encode_workflow_into((rec.workflow_deletes, rec.workflow_puts), workflow)
     e = rec.event
     if e is None:
         # No history entry: the row carries the seq, the snapshot, the prune and the
         # workflow records.
-        return (rowid, rec.actor_id, rec.seq, 0, "save", 0, 0, 0, _blob(state), 0,
-                flags, 0, prune_before or 0, workflow)  # fmt: skip
+        return (rowid, rec.actor_id, rec.seq, 0, "save", 0, 0, 0,
+                0 if state is None else bytearray(state), 0, flags, 0, prune_before or 0,
+                workflow)  # fmt: skip
     flags |= _HISTORY
     event_state = e.state
     if event_state is not None:
@@ -695,15 +710,13 @@ def _log_row(rowid: int, rec: CommitRecord, prune_before: int | None) -> tuple[A
         elif event_state is state or event_state == state:
             event_state = None
             flags |= _EVENT_STATE
+    # Each BLOB as a bytearray or 0, written out: this runs once per committed record.
     name, by, args, ops = e.name, e.by, e.args, e.ops
     return (rowid, rec.actor_id, rec.seq, e.at_ms, e.kind, 0 if name is None else name,
-            0 if by is None else by, _blob(args), _blob(state), _blob(ops), flags,
-            _blob(event_state), prune_before or 0, workflow)  # fmt: skip
-
-
-def _blob(value: bytes | None) -> bytearray | int:
-    """A BLOB parameter of `_INSERT_LOG`: a bytearray, or 0 for NULL."""
-    return 0 if value is None else bytearray(value)
+            0 if by is None else by, 0 if args is None else bytearray(args),
+            0 if state is None else bytearray(state), 0 if ops is None else bytearray(ops),
+            flags, 0 if event_state is None else bytearray(event_state),
+            prune_before or 0, workflow)  # fmt: skip
 
 
 def rollback(conn: sqlite3.Cursor) -> None:
