@@ -14,6 +14,10 @@
     ... python bench/count_strict.py seq-memory 3000
     ... python bench/count_strict.py seq-relaxed 3000
 
+    # 64 x 64 with background compaction on (the inline budget's clock still held):
+    # compare the writer thread's file (-02) between the sizes for compaction's cost
+    ... python bench/count_strict.py par-compacting 19200
+
     # wall clock, not under valgrind: how the 64 x 64 batches split between inline
     # commits and the writer thread, and what compaction steps cost there
     python bench/count_strict.py split 3
@@ -73,11 +77,13 @@ def make_registry() -> Registry:
     return Registry([strict, relaxed])
 
 
-def quiet_storage(*, clock: bool = True) -> None:
-    """No background compaction, and (``clock``) an inline budget never overrun."""
-    CommitLog.due = lambda self, idle: False  # type: ignore[method-assign]
-    CommitLog.idle_wait = lambda self: None  # type: ignore[method-assign]
-    CommitLog.compact_all = lambda self, conn: None  # type: ignore[method-assign]
+def quiet_storage(*, clock: bool = True, compaction: bool = False) -> None:
+    """No background compaction (unless ``compaction``), and (``clock``) an inline
+    budget never overrun."""
+    if not compaction:
+        CommitLog.due = lambda self, idle: False  # type: ignore[method-assign]
+        CommitLog.idle_wait = lambda self: None  # type: ignore[method-assign]
+        CommitLog.compact_all = lambda self, conn: None  # type: ignore[method-assign]
     if clock:
         _sqlite._perf_counter = lambda: 0.0
 
@@ -118,7 +124,9 @@ def events(path: str) -> int:
     raise ValueError(f"no totals in {path}")
 
 
-async def split(seconds: float) -> None:
+async def split(
+    seconds: float, pragmas: dict[str, int | str], *, inline: bool = True, budget: float = 0.005
+) -> None:
     """The 64 x 64 load as shipped: inline vs writer-thread commits, compaction steps."""
     counts: Counter[str] = Counter()
     step_time = [0.0]
@@ -137,7 +145,12 @@ async def split(seconds: float) -> None:
                 counts["commits queued: inline paused (budget overrun)"] += 1
             elif self._writer is not None and self._writer.lock.locked():
                 counts["commits queued: lock held (compaction step)"] += 1
-        return run(self, fn, *args)
+        start = time.perf_counter()
+        fut = run(self, fn, *args)
+        took = time.perf_counter() - start
+        if fut.done() and took > self._inline_budget:
+            overruns.append(took)
+        return fut
 
     def counted_submit(self: SQLiteDriver, fn: Any, *args: Any) -> Any:
         counts["submitted to the writer thread"] += 1
@@ -161,8 +174,10 @@ async def split(seconds: float) -> None:
     SQLiteDriver._submit = counted_submit  # type: ignore[method-assign]
     _sqlite_writer.Writer.maintain = timed_maintain  # type: ignore[method-assign]
     _sqlite_writer.Writer.commit = timed_commit  # type: ignore[method-assign]
+    overruns: list[float] = []
     with tempfile.TemporaryDirectory(prefix="pyrivet-count-") as data_dir:
-        async with make_registry().runtime(data_dir=data_dir) as runtime:
+        storage = SQLiteDriver(data_dir, pragmas=pragmas, inline=inline, inline_budget=budget)
+        async with make_registry().runtime(storage=storage) as runtime:
             client = Client(runtime)
             handles = [client.get_or_create("counter", [f"a{i}"]) for i in range(64)]
             await asyncio.gather(*(h.increment(1) for h in handles))
@@ -186,6 +201,8 @@ async def split(seconds: float) -> None:
           f"({(records - r0) / max(1, batches - b0):.1f} records each)")  # fmt: skip
     for what, count in sorted(counts.items()):
         print(f"  {what}: {count}")
+    print(f"  inline jobs over the 5 ms budget: {len(overruns)}, "
+          f"{', '.join(f'{o * 1e3:.1f}' for o in sorted(overruns)[-8:])} ms (the longest)")  # fmt: skip
     print(f"  inline commit time: {inline_time[0] * 1e6 / max(1, done):.1f} µs per action")
     print(f"  maintain() time (writer thread): {step_time[0] * 1e6 / max(1, done):.1f} µs per action")
 
@@ -225,10 +242,20 @@ def main() -> None:
     if mode == "split":
         if "--no-compaction" in sys.argv:
             quiet_storage(clock=False)
-        asyncio.run(split(float(sys.argv[2]) if len(sys.argv) > 2 else 3.0))
+        pragmas: dict[str, int | str] = {}
+        for arg in sys.argv[3:]:
+            if arg.startswith("--pragma="):
+                key, value = arg.removeprefix("--pragma=").split("=")
+                pragmas[key] = int(value) if value.isdigit() else value
+        budget = 0.005
+        for arg in sys.argv[3:]:
+            if arg.startswith("--budget="):
+                budget = float(arg.removeprefix("--budget="))
+        inline = "--no-inline" not in sys.argv
+        asyncio.run(split(float(sys.argv[2]), pragmas, inline=inline, budget=budget))
         return
     n = int(sys.argv[2])
-    quiet_storage()
+    quiet_storage(compaction=mode == "par-compacting")
     with tempfile.TemporaryDirectory(prefix="pyrivet-count-") as data_dir:
         if mode == "seq":
             asyncio.run(sequential("counter", n, False, data_dir))
@@ -236,7 +263,7 @@ def main() -> None:
             asyncio.run(sequential("relaxed_counter", n, False, data_dir))
         elif mode == "seq-memory":
             asyncio.run(sequential("counter", n, True, data_dir))
-        elif mode == "par":
+        elif mode in ("par", "par-compacting"):
             asyncio.run(parallel(n, False, data_dir))
         elif mode == "par-memory":
             asyncio.run(parallel(n, True, data_dir))
