@@ -228,8 +228,11 @@ class Committer:
         """
         while self._pending:
             self._busy = True
-            batch = self._pending[: self._max_batch]
-            del self._pending[: self._max_batch]
+            if len(self._pending) <= self._max_batch:  # the usual case: no copy
+                batch, self._pending = self._pending, []
+            else:
+                batch = self._pending[: self._max_batch]
+                del self._pending[: self._max_batch]
             barrier = self.barrier([r for r, _ in batch]) if self.barrier is not None else None
             if barrier is not None:
                 # Files this batch depends on are being synced first (actor databases).
@@ -300,7 +303,8 @@ class Committer:
     ) -> bool:
         """Resolve the tickets of a written batch; False if it failed (see `_batch_failed`)."""
         exc = written.exception() if not written.cancelled() else CommitError("commit cancelled")
-        self._end_span(exc)
+        if self._span is not None:
+            self._end_span(exc)
         if exc is not None:
             self._metrics.commit_failures += 1
             self._batch_failed(batch, exc)

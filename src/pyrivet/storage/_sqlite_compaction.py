@@ -347,11 +347,14 @@ class CommitLog:
         lone row, its ``INSERT`` is one): `_LOG_CHUNK` rows per statement, the rest one
         by one."""
         rows = staged.rows
+        if len(rows) < _LOG_CHUNK:
+            conn.executemany(_INSERT_LOG, rows)
+            return
         whole = len(rows) - len(rows) % _LOG_CHUNK
         for start in range(0, whole, _LOG_CHUNK):
             conn.execute(_INSERT_LOG_CHUNK, list(_chain(rows[start : start + _LOG_CHUNK])))
         if whole < len(rows):
-            conn.executemany(_INSERT_LOG, rows[whole:] if whole else rows)
+            conn.executemany(_INSERT_LOG, rows[whole:])
 
     def committed(self, staged: StagedLog) -> None:
         """Apply a staged batch to the index once its transaction committed."""
