@@ -10,7 +10,8 @@
     # the same for 64 callers over 64 actors (N actions in all, a multiple of 64)
     ... python bench/count_strict.py par 19200      # and 6400; diff over 12800
 
-    # the same loads on the memory driver (the yardstick), and relaxed actions
+    # the same loads on the memory driver (the yardstick), and relaxed actions;
+    # par-thread: 64 x 64 with every commit sent to the writer thread
     ... python bench/count_strict.py seq-memory 3000
     ... python bench/count_strict.py seq-relaxed 3000
 
@@ -98,8 +99,10 @@ async def sequential(name: str, n: int, memory: bool, data_dir: str) -> None:
             await handle.increment(1)
 
 
-async def parallel(n: int, memory: bool, data_dir: str, actors: int = 64) -> None:
-    storage = MemoryDriver() if memory else SQLiteDriver(data_dir)
+async def parallel(
+    n: int, memory: bool, data_dir: str, actors: int = 64, *, inline: bool = True
+) -> None:
+    storage = MemoryDriver() if memory else SQLiteDriver(data_dir, inline=inline)
     async with make_registry().runtime(storage=storage) as runtime:
         client = Client(runtime)
         handles = [client.get_or_create("counter", [f"a{i}"]) for i in range(actors)]
@@ -265,6 +268,8 @@ def main() -> None:
             asyncio.run(sequential("counter", n, True, data_dir))
         elif mode in ("par", "par-compacting"):
             asyncio.run(parallel(n, False, data_dir))
+        elif mode == "par-thread":  # every commit on the writer thread
+            asyncio.run(parallel(n, False, data_dir, inline=False))
         elif mode == "par-memory":
             asyncio.run(parallel(n, True, data_dir))
         else:
