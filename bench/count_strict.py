@@ -45,15 +45,14 @@ import asyncio
 import os
 import subprocess
 import sys
-import threading
 import tempfile
+import threading
 import time
 from collections import Counter
 from typing import Any
 
 from pyrivet import ActorOptions, Client, Registry, actor
-from pyrivet.storage import MemoryDriver, SQLiteDriver
-from pyrivet.storage import _sqlite, _sqlite_writer
+from pyrivet.storage import MemoryDriver, SQLiteDriver, _sqlite, _sqlite_writer
 from pyrivet.storage._sqlite_compaction import CommitLog
 
 WARM_UP = 200
@@ -122,7 +121,7 @@ def events(path: str) -> int:
     """The total Ir of a callgrind output file."""
     with open(path) as f:
         for line in f:
-            if line.startswith("summary:") or line.startswith("totals:"):
+            if line.startswith(("summary:", "totals:")):
                 return int(line.split()[1])
     raise ValueError(f"no totals in {path}")
 
@@ -173,8 +172,8 @@ async def split(
         if threading_is_main():
             inline_time[0] += time.perf_counter() - start
 
-    SQLiteDriver._run = counted_run  # type: ignore[method-assign]
-    SQLiteDriver._submit = counted_submit  # type: ignore[method-assign]
+    SQLiteDriver._run = counted_run  # type: ignore[method-assign,assignment]
+    SQLiteDriver._submit = counted_submit  # type: ignore[method-assign,assignment]
     _sqlite_writer.Writer.maintain = timed_maintain  # type: ignore[method-assign]
     _sqlite_writer.Writer.commit = timed_commit  # type: ignore[method-assign]
     overruns: list[float] = []
@@ -204,10 +203,12 @@ async def split(
           f"({(records - r0) / max(1, batches - b0):.1f} records each)")  # fmt: skip
     for what, count in sorted(counts.items()):
         print(f"  {what}: {count}")
-    print(f"  inline jobs over the 5 ms budget: {len(overruns)}, "
-          f"{', '.join(f'{o * 1e3:.1f}' for o in sorted(overruns)[-8:])} ms (the longest)")  # fmt: skip
+    longest = ", ".join(f"{o * 1e3:.1f}" for o in sorted(overruns)[-8:])
+    print(f"  inline jobs over the budget: {len(overruns)}; the longest {longest} ms")
     print(f"  inline commit time: {inline_time[0] * 1e6 / max(1, done):.1f} µs per action")
-    print(f"  maintain() time (writer thread): {step_time[0] * 1e6 / max(1, done):.1f} µs per action")
+    print(
+        f"  maintain() time (writer thread): {step_time[0] * 1e6 / max(1, done):.1f} µs per action"
+    )
 
 
 def threading_is_main() -> bool:
@@ -233,8 +234,8 @@ def count(mode: str, small: int, big: int, out: str) -> None:
 def main() -> None:
     mode = sys.argv[1]
     if mode == "diff":
-        big, small, ops = sys.argv[2], sys.argv[3], int(sys.argv[4])
-        print(f"{(events(big) - events(small)) / ops:,.0f} instructions per action")
+        ops = int(sys.argv[4])
+        print(f"{(events(sys.argv[2]) - events(sys.argv[3])) / ops:,.0f} instructions per action")
         return
     if mode == "count":
         small, big = int(sys.argv[3]), int(sys.argv[4])

@@ -543,8 +543,8 @@ async def test_a_long_batch_keeps_every_record_as_committed(
                 else event(
                     actor_id,
                     seq,
-                    name="n%d" % i if shape else None,
-                    by="conn-%d" % i if shape == 1 else None,
+                    name=f"n{i}" if shape else None,
+                    by=f"conn-{i}" if shape == 1 else None,
                     args=b"a%d" % i,
                     state=b"e%d" % i if shape == 1 else None,
                     ops=b"o" if shape == 2 else None,

@@ -336,8 +336,11 @@ class Writer:
         already (``CommitRecord.synced_elsewhere``: an actor database's redo log holds
         it; the next synced commit covers this one, WAL frames being in order)."""
         # The first record decides for most batches, without a generator per commit.
-        if batch and batch[0].synced_elsewhere and self._synchronous == "FULL" and all(
-            r.synced_elsewhere for r in batch
+        if (
+            batch
+            and batch[0].synced_elsewhere
+            and self._synchronous == "FULL"
+            and all(r.synced_elsewhere for r in batch)
         ):
             cur = self.cur
             cur.execute("PRAGMA synchronous = NORMAL")
