@@ -523,6 +523,50 @@ async def test_history_keeps_the_entry_as_committed(store: ActorStore) -> None:
     assert await store.read_history("a1") == [r.event for r in records[:4]]
 
 
+async def test_a_long_batch_keeps_every_record_as_committed(
+    store: ActorStore, driver: str, make_store: StoreFactory
+) -> None:
+    # 37 records: the SQLite driver writes its log rows 16 to a statement, then the
+    # rest one by one; every column of every row must come back, before and after a
+    # reopen (which compacts the log).
+    records = []
+    for i in range(37):
+        actor_id, seq = f"a{i % 5}", i // 5 + 1
+        shape = i % 4
+        records.append(
+            CommitRecord(
+                actor_id,
+                seq,
+                state=None if shape == 2 else b"s%d" % i,
+                event=None
+                if shape == 3
+                else event(
+                    actor_id,
+                    seq,
+                    name=f"n{i}" if shape else None,
+                    by=f"conn-{i}" if shape == 1 else None,
+                    args=b"a%d" % i,
+                    state=b"e%d" % i if shape == 1 else None,
+                    ops=b"o" if shape == 2 else None,
+                ),
+                workflow_puts=(("w", b"%d" % i),) if shape == 1 else (),
+            )
+        )
+    await store.commit(records)
+
+    async def check(s: ActorStore) -> None:
+        for a in range(5):
+            mine = [r for r in records if r.actor_id == f"a{a}"]
+            snapshot = [r.state for r in mine if r.state is not None][-1]
+            assert await s.load_state(f"a{a}") == StoredState(mine[-1].seq, snapshot, False)
+            assert await s.read_history(f"a{a}") == [r.event for r in mine if r.event]
+            workflow = [r.workflow_puts[0][1] for r in mine if r.workflow_puts]
+            assert await s.load_workflow(f"a{a}") == ({"w": workflow[-1]} if workflow else {})
+
+    await check(store)
+    await check(await reopened(store, driver, make_store))
+
+
 async def test_failed_commit_changes_nothing(driver: str, make_store: StoreFactory) -> None:
     # SQLite: max_page_count below the current size is clamped to it, so the file cannot
     # grow and a large value fails with "database or disk is full".

@@ -190,7 +190,11 @@ class ValueCodec:
                 value = value.model_dump(mode="python")
             except Exception as exc:
                 raise EncodingError(f"cannot encode {what}: {exc}") from None
-        return encode(value, what)
+        # `encode` written out: a strict actor's state is encoded once per action.
+        try:
+            return _encoder.encode(value)
+        except (TypeError, ValueError, OverflowError) as exc:
+            raise _encoding_error(exc, what, value) from None
 
     def decode(self, data: bytes) -> Any:
         """Decode bytes produced by `encode` back into the declared type."""

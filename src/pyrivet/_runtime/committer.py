@@ -109,16 +109,20 @@ class CommitTicket:
         """
         self._done = True
         self._error = error
-        callbacks, self._callbacks = self._callbacks, None
-        for fn in callbacks or ():
-            try:
-                fn(self)
-            except Exception:
-                log.exception("commit ticket callback failed")
-        waiters, self._waiters = self._waiters, None
-        for waiter in waiters or ():
-            if not waiter.done():
-                waiter.set_result(None)
+        callbacks = self._callbacks
+        if callbacks is not None:
+            self._callbacks = None
+            for fn in callbacks:
+                try:
+                    fn(self)
+                except Exception:
+                    log.exception("commit ticket callback failed")
+        waiters = self._waiters
+        if waiters is not None:
+            self._waiters = None
+            for waiter in waiters:
+                if not waiter.done():
+                    waiter.set_result(None)
 
 
 class Committer:
@@ -144,7 +148,10 @@ class Committer:
         self._max_batch = max_batch
         self._pending: list[tuple[CommitRecord, CommitTicket]] = []
         self._busy = False
-        self._kick_scheduled = False
+        #: Whether the pending records will be written at the start of the next
+        #: event-loop iteration (the committer is idle and its flush is queued). An
+        #: attribute, not a property: a strict action reads it once per call.
+        self.flush_scheduled = False
         #: The handle of the scheduled flush (see `defer_flush`).
         self._kick_handle: asyncio.Handle | None = None
         self._idle: asyncio.Future[None] | None = None
@@ -182,8 +189,8 @@ class Committer:
             raise RuntimeError("the runtime is closed; no more commits are accepted")
         ticket = CommitTicket(listener)
         self._pending.append((record, ticket))
-        if not self._busy and not self._kick_scheduled:
-            self._kick_scheduled = True
+        if not self._busy and not self.flush_scheduled:
+            self.flush_scheduled = True
             self._kick_handle = asyncio.get_running_loop().call_soon(self._kick)
         return ticket
 
@@ -196,25 +203,19 @@ class Committer:
         transaction (one write and one fsync less per workflow).
         """
         handle = self._kick_handle
-        if self._kick_scheduled and handle is not None:
+        if self.flush_scheduled and handle is not None:
             handle.cancel()
             self._kick_handle = asyncio.get_running_loop().call_soon(self._kick)
 
-    @property
-    def flush_scheduled(self) -> bool:
-        """Whether the pending records will be written at the start of the next
-        event-loop iteration (the committer is idle and its flush is queued)."""
-        return self._kick_scheduled
-
     def _kick(self) -> None:
-        self._kick_scheduled = False
+        self.flush_scheduled = False
         self._kick_handle = None
         if not self._busy:
             self._flush()
 
     def settler(self) -> Awaitable[object] | None:
         """An awaitable while records are pending or being written, else None."""
-        if not self._pending and not self._busy and not self._kick_scheduled:
+        if not self._pending and not self._busy and not self.flush_scheduled:
             return None
         if self._idle is None or self._idle.done():
             self._idle = asyncio.get_running_loop().create_future()
@@ -243,8 +244,11 @@ class Committer:
         """
         while self._pending:
             self._busy = True
-            batch = self._pending[: self._max_batch]
-            del self._pending[: self._max_batch]
+            if len(self._pending) <= self._max_batch:  # the usual case: no copy
+                batch, self._pending = self._pending, []
+            else:
+                batch = self._pending[: self._max_batch]
+                del self._pending[: self._max_batch]
             barrier = self.barrier([r for r, _ in batch]) if self.barrier is not None else None
             if barrier is not None:
                 # Files this batch depends on are being synced first (actor databases).
@@ -315,7 +319,8 @@ class Committer:
     ) -> bool:
         """Resolve the tickets of a written batch; False if it failed (see `_batch_failed`)."""
         exc = written.exception() if not written.cancelled() else CommitError("commit cancelled")
-        self._end_span(exc)
+        if self._span is not None:
+            self._end_span(exc)
         if exc is not None:
             self._metrics.commit_failures += 1
             self._batch_failed(batch, exc)
@@ -323,8 +328,12 @@ class Committer:
         self._metrics.batch_written(len(batch), self._started)
         self.batches += 1
         self.records += len(batch)
-        for item in batch:
-            self._succeed(item)
+        for record, ticket in batch:  # `_succeed` written out: once per record
+            try:
+                ticket.listener.committed(record)
+            except Exception:
+                log.exception("commit listener failed for actor %s", record.actor_id)
+            ticket.resolve()
         return True
 
     def _end_span(self, exc: BaseException | None) -> None:

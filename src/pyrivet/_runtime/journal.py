@@ -480,7 +480,8 @@ class Journal(CommitListener):
         """``record`` is durable: advance, mirror its alarms, release its gated outputs,
         tell a live inspector (if one watches)."""
         owner = self._owner
-        owner.svc.alarms.apply(record)
+        if record.alarm_puts or record.alarm_deletes:
+            owner.svc.alarms.apply(record)
         if owner.watcher is not None:
             owner.watcher.committed(record)
         inflight = self._inflight

@@ -226,7 +226,7 @@ class SQLiteDriver:
             or self._in_flight
             or writer is None
             or start < self._inline_resume_at
-            or not writer.lock.acquire(blocking=False)
+            or not writer.lock.acquire(False)  # not blocking
         ):
             return self._submit(fn, *args)
         rows_before = writer.log.rows

@@ -81,6 +81,7 @@ import sqlite3
 import threading
 import time
 from collections.abc import Sequence
+from itertools import chain
 from pathlib import Path
 from typing import Any, Literal, NamedTuple
 
@@ -148,6 +149,15 @@ _INSERT_LOG = (
     "nullif(?7,0),nullif(?8,0),nullif(?9,0),nullif(?10,0),?11,nullif(?12,0),nullif(?13,0),"
     "nullif(?14,0))"
 )
+#: Rows per multi-row ``INSERT`` of `_INSERT_LOG_CHUNK`. One statement per 16 rows
+#: instead of one per row: the sqlite3 module's per-row loop of ``executemany``
+#: (reset, step, the statement's opening and closing opcodes) cost ~2,500 instructions
+#: a row in a 64-row batch, more than the flattening of the rows into one list.
+_LOG_CHUNK = 16
+_INSERT_LOG_CHUNK = _INSERT_LOG.split(" VALUES ")[0] + " VALUES " + ",".join(
+    ["(?,?,?,?,?,nullif(?,0),nullif(?,0),nullif(?,0),nullif(?,0),nullif(?,0),?,nullif(?,0),"
+     "nullif(?,0),nullif(?,0))"] * _LOG_CHUNK
+)  # fmt: skip
 # ?1 .. ?2: the rowids, ?3 .. ?4: the first and last actor id of the step.
 _MOVE_EVENTS = f"""
     INSERT OR REPLACE INTO actor_events (actor_id, seq, at_ms, kind, name, "by", args, state, ops)
@@ -186,6 +196,7 @@ _SCAN = f"""
 
 #: A log row's ``workflow`` column: the record's workflow deletes, then its puts.
 _WorkflowOps = tuple[tuple[str, ...], tuple[tuple[str, bytes], ...]]
+_chain = chain.from_iterable
 _encode_workflow_into = msgspec.msgpack.Encoder().encode_into
 _decode_workflow = msgspec.msgpack.Decoder(_WorkflowOps).decode
 
@@ -319,16 +330,31 @@ class CommitLog:
                     return None
             else:
                 prune = prune_at.get(i)
-            rows.append(_log_row(rowid, rec, prune))
-            prev = staged.get(actor_id) or latest.get(actor_id)
             workflow = bool(rec.workflow_puts or rec.workflow_deletes)
-            staged[actor_id] = _merge(prev, rowid, rec.seq, rec.state, prune, workflow)
+            rows.append(_log_row(rowid, rec, prune, workflow))
+            prev = staged.get(actor_id) or latest.get(actor_id)
+            if prev is None:  # `_merge` of a first row, written out (once per record)
+                staged[actor_id] = _new_pending(
+                    Pending, (rowid, rowid, rec.seq, rec.state, prune, workflow)
+                )
+            else:
+                staged[actor_id] = _merge(prev, rowid, rec.seq, rec.state, prune, workflow)
         return StagedLog(rows, staged, rowid)
 
     @staticmethod
     def append(conn: sqlite3.Cursor, staged: StagedLog) -> None:
-        """Insert the staged rows; the caller holds the commit's transaction."""
-        conn.executemany(_INSERT_LOG, staged.rows)
+        """Insert the staged rows; the caller holds the commit's transaction (or, for a
+        lone row, its ``INSERT`` is one): `_LOG_CHUNK` rows per statement, the rest one
+        by one."""
+        rows = staged.rows
+        if len(rows) < _LOG_CHUNK:
+            conn.executemany(_INSERT_LOG, rows)
+            return
+        whole = len(rows) - len(rows) % _LOG_CHUNK
+        for start in range(0, whole, _LOG_CHUNK):
+            conn.execute(_INSERT_LOG_CHUNK, list(_chain(rows[start : start + _LOG_CHUNK])))
+        if whole < len(rows):
+            conn.executemany(_INSERT_LOG, rows[whole:])
 
     def committed(self, staged: StagedLog) -> None:
         """Apply a staged batch to the index once its transaction committed."""
@@ -636,6 +662,11 @@ def _move_workflow(conn: sqlite3.Cursor, low: int, upto: int, first: str, last: 
     conn.executemany(_DELETE_WORKFLOW, [(a, k) for (a, k), v in ops.items() if v is None])
 
 
+#: Makes a `Pending` from a tuple of its fields without the Python-level ``__new__``
+#: of a NamedTuple (a frame per call; this runs once per committed record).
+_new_pending = tuple.__new__
+
+
 def _merge(
     prev: Pending | None,
     rowid: int,
@@ -646,13 +677,14 @@ def _merge(
 ) -> Pending:
     """The index entry after a row is appended to an actor's (``prev``: before it)."""
     if prev is None:
-        return Pending(rowid, rowid, seq, snapshot, prune, workflow)
+        return _new_pending(Pending, (rowid, rowid, seq, snapshot, prune, workflow))
     if snapshot is None:
         snapshot = prev.snapshot
     if prune is None or (prev.prune is not None and prev.prune > prune):
         prune = prev.prune
-    return Pending(
-        prev.first, rowid, max(seq, prev.seq), snapshot, prune, workflow or prev.workflow
+    return _new_pending(
+        Pending,
+        (prev.first, rowid, max(seq, prev.seq), snapshot, prune, workflow or prev.workflow),
     )
 
 
@@ -670,22 +702,26 @@ def _prunes(batch: Sequence[CommitRecord]) -> dict[int, int]:
     return {last[a]: min(bound, top_seq[a] + 1) for a, bound in before.items()}
 
 
-def _log_row(rowid: int, rec: CommitRecord, prune_before: int | None) -> tuple[Any, ...]:
+def _log_row(
+    rowid: int, rec: CommitRecord, prune_before: int | None, workflow_ops: bool
+) -> tuple[Any, ...]:
     """The parameters of `_INSERT_LOG` for one record (see the schema's versions 2 and
     5 for the columns): 0 stands for NULL, and BLOBs are bound as bytearrays, which the
-    sqlite3 module binds without its adapter lookup (a copy costs far less)."""
+    sqlite3 module binds without its adapter lookup (a copy costs far less).
+    ``workflow_ops``: the record has workflow puts or deletes."""
     state = rec.state
     flags = 0 if state is None else _SNAPSHOT
     workflow: bytearray | int = 0
-    if rec.workflow_puts or rec.workflow_deletes:
+    if workflow_ops:
         workflow = bytearray()
         _encode_workflow_into((rec.workflow_deletes, rec.workflow_puts), workflow)
     e = rec.event
     if e is None:
         # No history entry: the row carries the seq, the snapshot, the prune and the
         # workflow records.
-        return (rowid, rec.actor_id, rec.seq, 0, "save", 0, 0, 0, _blob(state), 0,
-                flags, 0, prune_before or 0, workflow)  # fmt: skip
+        return (rowid, rec.actor_id, rec.seq, 0, "save", 0, 0, 0,
+                0 if state is None else bytearray(state), 0, flags, 0, prune_before or 0,
+                workflow)  # fmt: skip
     flags |= _HISTORY
     event_state = e.state
     if event_state is not None:
@@ -695,15 +731,13 @@ def _log_row(rowid: int, rec: CommitRecord, prune_before: int | None) -> tuple[A
         elif event_state is state or event_state == state:
             event_state = None
             flags |= _EVENT_STATE
+    # Each BLOB as a bytearray or 0, written out: this runs once per committed record.
     name, by, args, ops = e.name, e.by, e.args, e.ops
     return (rowid, rec.actor_id, rec.seq, e.at_ms, e.kind, 0 if name is None else name,
-            0 if by is None else by, _blob(args), _blob(state), _blob(ops), flags,
-            _blob(event_state), prune_before or 0, workflow)  # fmt: skip
-
-
-def _blob(value: bytes | None) -> bytearray | int:
-    """A BLOB parameter of `_INSERT_LOG`: a bytearray, or 0 for NULL."""
-    return 0 if value is None else bytearray(value)
+            0 if by is None else by, 0 if args is None else bytearray(args),
+            0 if state is None else bytearray(state), 0 if ops is None else bytearray(ops),
+            flags, 0 if event_state is None else bytearray(event_state),
+            prune_before or 0, workflow)  # fmt: skip
 
 
 def rollback(conn: sqlite3.Cursor) -> None:

@@ -335,7 +335,13 @@ class Writer:
         """`_apply` the batch; without an fsync when every record is durable elsewhere
         already (``CommitRecord.synced_elsewhere``: an actor database's redo log holds
         it; the next synced commit covers this one, WAL frames being in order)."""
-        if self._synchronous == "FULL" and batch and all(r.synced_elsewhere for r in batch):
+        # The first record decides for most batches, without a generator per commit.
+        if (
+            batch
+            and batch[0].synced_elsewhere
+            and self._synchronous == "FULL"
+            and all(r.synced_elsewhere for r in batch)
+        ):
             cur = self.cur
             cur.execute("PRAGMA synchronous = NORMAL")
             try:
@@ -360,6 +366,9 @@ class Writer:
         back, the index is untouched and `StorageError` (or `DuplicateKeyError`) is
         raised.
         """
+        if len(batch) == 1 and not batch[0].writes_beyond_log():
+            self._apply_lone(batch)
+            return
         creates: list[ActorRecord] = []
         initialized: dict[str, tuple[str]] = {}
         kv: dict[tuple[str, bytes], bytes | None] = {}
@@ -395,17 +404,6 @@ class Writer:
             raise StorageError(f"commit rejected, nothing was written: {exc!r}") from exc
 
         conn = self.cur
-        if len(batch) == 1 and not batch[0].writes_beyond_log():
-            # One log row and nothing else: its INSERT is a transaction by itself (the
-            # connection autocommits), which saves the BEGIN and COMMIT statements of a
-            # sequential caller's every commit. Durable alike: the WAL is synced at the
-            # end of every write transaction.
-            try:
-                self.log.append(conn, staged)
-            except sqlite3.Error as exc:
-                raise _commit_error(exc, 1, self.path) from exc
-            self.log.committed(staged)
-            return
         conn.execute("BEGIN IMMEDIATE")
         try:
             for record in creates:
@@ -432,6 +430,21 @@ class Writer:
         except BaseException:
             _rollback(conn)
             raise
+        self.log.committed(staged)
+
+    def _apply_lone(self, batch: Sequence[CommitRecord]) -> None:
+        """`_apply` of one record with nothing but its log row: its ``INSERT`` is a
+        transaction by itself (the connection autocommits), which saves the ``BEGIN``
+        and ``COMMIT`` statements of a sequential caller's every commit. Durable alike:
+        the WAL is synced at the end of every write transaction."""
+        try:
+            staged = self.log.stage(batch)
+        except Exception as exc:
+            raise StorageError(f"commit rejected, nothing was written: {exc!r}") from exc
+        try:
+            self.log.append(self.cur, staged)
+        except sqlite3.Error as exc:
+            raise _commit_error(exc, 1, self.path) from exc
         self.log.committed(staged)
 
     # -- KV, alarms, history --

@@ -1,0 +1,281 @@
+"""Instruction counts of the in-process strict path, for callgrind (issue 8's targets).
+
+    # instructions of the loop thread per strict action: run at two sizes, take the
+    # difference (the start-up and shut-down cancel out)
+    PYTHONHASHSEED=0 valgrind --tool=callgrind --separate-threads=yes \\
+        --callgrind-out-file=/tmp/cg.seq.3000 python bench/count_strict.py seq 3000
+    PYTHONHASHSEED=0 valgrind ... python bench/count_strict.py seq 1000
+    python bench/count_strict.py diff /tmp/cg.seq.3000-01 /tmp/cg.seq.1000-01 2000
+
+    # the same for 64 callers over 64 actors (N actions in all, a multiple of 64)
+    ... python bench/count_strict.py par 19200      # and 6400; diff over 12800
+
+    # the same loads on the memory driver (the yardstick), and relaxed actions;
+    # par-thread: 64 x 64 with every commit sent to the writer thread
+    ... python bench/count_strict.py seq-memory 3000
+    ... python bench/count_strict.py seq-relaxed 3000
+
+    # 64 x 64 with background compaction on (the inline budget's clock still held):
+    # compare the writer thread's file (-02) between the sizes for compaction's cost
+    ... python bench/count_strict.py par-compacting 19200
+
+    # wall clock, not under valgrind: how the 64 x 64 batches split between inline
+    # commits and the writer thread, and what compaction steps cost there
+    python bench/count_strict.py split 3
+
+Or both sizes at once (``count MODES N1 N2 [OUT]``, modes comma-separated):
+
+    python bench/count_strict.py count seq,seq-memory 1000 3000
+    python bench/count_strict.py count par,par-memory 6400 19200
+
+Counted runs turn background compaction off (the log never holds more than the run's
+rows, a few MB) and hold the inline budget's clock still: under valgrind every inline
+commit overruns the 5 ms budget, which would send the following commits to the writer
+thread for a second and make the counts move by ±10 % from run to run. With both off
+every commit of a counted run is inline, as on a quiet machine, and the counts repeat
+to ~0.3 %. ``split`` runs with everything as shipped.
+
+The file named by ``diff`` is the loop thread's: ``--separate-threads=yes`` writes one
+file per thread, ``-01`` being the main thread (the event loop's here).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections import Counter
+from typing import Any
+
+from pyrivet import ActorOptions, Client, Registry, actor
+from pyrivet.storage import MemoryDriver, SQLiteDriver, _sqlite, _sqlite_writer
+from pyrivet.storage._sqlite_compaction import CommitLog
+
+WARM_UP = 200
+
+
+def make_registry() -> Registry:
+    strict = actor("counter", state={"count": 0})
+    relaxed = actor(
+        "relaxed_counter", state={"count": 0}, options=ActorOptions(durability="relaxed")
+    )
+
+    @strict.action
+    def increment(c: Any, amount: int = 1) -> int:
+        c.state["count"] += amount
+        return int(c.state["count"])
+
+    @relaxed.action(name="increment")
+    def increment_relaxed(c: Any, amount: int = 1) -> int:
+        c.state["count"] += amount
+        return int(c.state["count"])
+
+    return Registry([strict, relaxed])
+
+
+def quiet_storage(*, clock: bool = True, compaction: bool = False) -> None:
+    """No background compaction (unless ``compaction``), and (``clock``) an inline
+    budget never overrun."""
+    if not compaction:
+        CommitLog.due = lambda self, idle: False  # type: ignore[method-assign]
+        CommitLog.idle_wait = lambda self: None  # type: ignore[method-assign]
+        CommitLog.compact_all = lambda self, conn: None  # type: ignore[method-assign]
+    if clock:
+        _sqlite._perf_counter = lambda: 0.0
+
+
+async def sequential(name: str, n: int, memory: bool, data_dir: str) -> None:
+    storage = MemoryDriver() if memory else SQLiteDriver(data_dir)
+    async with make_registry().runtime(storage=storage) as runtime:
+        handle = Client(runtime).get_or_create(name, ["bench"])
+        for _ in range(WARM_UP):
+            await handle.increment(1)
+        for _ in range(n):
+            await handle.increment(1)
+
+
+async def parallel(
+    n: int, memory: bool, data_dir: str, actors: int = 64, *, inline: bool = True
+) -> None:
+    storage = MemoryDriver() if memory else SQLiteDriver(data_dir, inline=inline)
+    async with make_registry().runtime(storage=storage) as runtime:
+        client = Client(runtime)
+        handles = [client.get_or_create("counter", [f"a{i}"]) for i in range(actors)]
+        for _ in range(3):
+            await asyncio.gather(*(h.increment(1) for h in handles))
+        per_caller = n // actors
+
+        async def caller(i: int) -> None:
+            handle = handles[i]
+            for _ in range(per_caller):
+                await handle.increment(1)
+
+        await asyncio.gather(*(caller(i) for i in range(actors)))
+
+
+def events(path: str) -> int:
+    """The total Ir of a callgrind output file."""
+    with open(path) as f:
+        for line in f:
+            if line.startswith(("summary:", "totals:")):
+                return int(line.split()[1])
+    raise ValueError(f"no totals in {path}")
+
+
+async def split(
+    seconds: float, pragmas: dict[str, int | str], *, inline: bool = True, budget: float = 0.005
+) -> None:
+    """The 64 x 64 load as shipped: inline vs writer-thread commits, compaction steps."""
+    counts: Counter[str] = Counter()
+    step_time = [0.0]
+    inline_time = [0.0]
+    run, submit = SQLiteDriver._run, SQLiteDriver._submit
+    maintain = _sqlite_writer.Writer.maintain
+    commit = _sqlite_writer.Writer.commit
+
+    def counted_run(self: SQLiteDriver, fn: Any, *args: Any) -> Any:
+        counts["jobs"] += 1
+        if getattr(fn, "__name__", "") in ("commit", "timed_commit"):
+            counts["commits"] += 1
+            if self._in_flight:
+                counts["commits queued: a job in flight"] += 1
+            elif _sqlite._perf_counter() < self._inline_resume_at:
+                counts["commits queued: inline paused (budget overrun)"] += 1
+            elif self._writer is not None and self._writer.lock.locked():
+                counts["commits queued: lock held (compaction step)"] += 1
+        start = time.perf_counter()
+        fut = run(self, fn, *args)
+        took = time.perf_counter() - start
+        if fut.done() and took > self._inline_budget:
+            overruns.append(took)
+        return fut
+
+    def counted_submit(self: SQLiteDriver, fn: Any, *args: Any) -> Any:
+        counts["submitted to the writer thread"] += 1
+        return submit(self, fn, *args)
+
+    def timed_maintain(self: Any, idle: bool) -> None:
+        start = time.perf_counter()
+        rows = self.log.rows
+        maintain(self, idle)
+        if self.log.rows != rows or self.log._round is not None:
+            counts["compaction steps"] += 1
+        step_time[0] += time.perf_counter() - start
+
+    def timed_commit(self: Any, batch: Any) -> None:
+        start = time.perf_counter()
+        commit(self, batch)
+        if threading_is_main():
+            inline_time[0] += time.perf_counter() - start
+
+    SQLiteDriver._run = counted_run  # type: ignore[method-assign,assignment]
+    SQLiteDriver._submit = counted_submit  # type: ignore[method-assign,assignment]
+    _sqlite_writer.Writer.maintain = timed_maintain  # type: ignore[method-assign]
+    _sqlite_writer.Writer.commit = timed_commit  # type: ignore[method-assign]
+    overruns: list[float] = []
+    with tempfile.TemporaryDirectory(prefix="pyrivet-count-") as data_dir:
+        storage = SQLiteDriver(data_dir, pragmas=pragmas, inline=inline, inline_budget=budget)
+        async with make_registry().runtime(storage=storage) as runtime:
+            client = Client(runtime)
+            handles = [client.get_or_create("counter", [f"a{i}"]) for i in range(64)]
+            await asyncio.gather(*(h.increment(1) for h in handles))
+            counts.clear()
+            step_time[0] = inline_time[0] = 0.0
+            done = 0
+            stop = time.perf_counter() + seconds
+            b0, r0 = runtime.committer_stats()
+
+            async def caller(i: int) -> None:
+                nonlocal done
+                while time.perf_counter() < stop:
+                    await handles[i].increment(1)
+                    done += 1
+
+            start = time.perf_counter()
+            await asyncio.gather(*(caller(i) for i in range(64)))
+            elapsed = time.perf_counter() - start
+            batches, records = runtime.committer_stats()
+    print(f"{done / elapsed:,.0f} actions/s, {done} actions, {batches - b0} batches "
+          f"({(records - r0) / max(1, batches - b0):.1f} records each)")  # fmt: skip
+    for what, count in sorted(counts.items()):
+        print(f"  {what}: {count}")
+    longest = ", ".join(f"{o * 1e3:.1f}" for o in sorted(overruns)[-8:])
+    print(f"  inline jobs over the budget: {len(overruns)}; the longest {longest} ms")
+    print(f"  inline commit time: {inline_time[0] * 1e6 / max(1, done):.1f} µs per action")
+    print(
+        f"  maintain() time (writer thread): {step_time[0] * 1e6 / max(1, done):.1f} µs per action"
+    )
+
+
+def threading_is_main() -> bool:
+    return threading.current_thread() is threading.main_thread()
+
+
+def count(mode: str, small: int, big: int, out: str) -> None:
+    """Run ``mode`` under callgrind at both sizes; print the loop thread's Ir per action."""
+    totals = []
+    for n in (small, big):
+        prefix = f"{out}.{mode}.{n}"
+        subprocess.run(
+            ["valgrind", "--tool=callgrind", "--separate-threads=yes",
+             f"--callgrind-out-file={prefix}", sys.executable, __file__, mode, str(n)],
+            check=True, env={**os.environ, "PYTHONHASHSEED": "0"},
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+        totals.append(events(f"{prefix}-01"))
+    per = (totals[1] - totals[0]) / (big - small)
+    print(f"{mode}: {per:,.0f} instructions per action (loop thread; {out}.{mode}.{big}-01)")
+
+
+def main() -> None:
+    mode = sys.argv[1]
+    if mode == "diff":
+        ops = int(sys.argv[4])
+        print(f"{(events(sys.argv[2]) - events(sys.argv[3])) / ops:,.0f} instructions per action")
+        return
+    if mode == "count":
+        small, big = int(sys.argv[3]), int(sys.argv[4])
+        out = sys.argv[5] if len(sys.argv) > 5 else "/tmp/cg"
+        for what in sys.argv[2].split(","):
+            count(what, small, big, out)
+        return
+    if mode == "split":
+        if "--no-compaction" in sys.argv:
+            quiet_storage(clock=False)
+        pragmas: dict[str, int | str] = {}
+        for arg in sys.argv[3:]:
+            if arg.startswith("--pragma="):
+                key, value = arg.removeprefix("--pragma=").split("=")
+                pragmas[key] = int(value) if value.isdigit() else value
+        budget = 0.005
+        for arg in sys.argv[3:]:
+            if arg.startswith("--budget="):
+                budget = float(arg.removeprefix("--budget="))
+        inline = "--no-inline" not in sys.argv
+        asyncio.run(split(float(sys.argv[2]), pragmas, inline=inline, budget=budget))
+        return
+    n = int(sys.argv[2])
+    quiet_storage(compaction=mode == "par-compacting")
+    with tempfile.TemporaryDirectory(prefix="pyrivet-count-") as data_dir:
+        if mode == "seq":
+            asyncio.run(sequential("counter", n, False, data_dir))
+        elif mode == "seq-relaxed":
+            asyncio.run(sequential("relaxed_counter", n, False, data_dir))
+        elif mode == "seq-memory":
+            asyncio.run(sequential("counter", n, True, data_dir))
+        elif mode in ("par", "par-compacting"):
+            asyncio.run(parallel(n, False, data_dir))
+        elif mode == "par-thread":  # every commit on the writer thread
+            asyncio.run(parallel(n, False, data_dir, inline=False))
+        elif mode == "par-memory":
+            asyncio.run(parallel(n, True, data_dir))
+        else:
+            raise SystemExit(f"unknown mode {mode!r}")
+
+
+if __name__ == "__main__":
+    main()
