@@ -84,7 +84,8 @@ _Item = tuple["str | bytes | _Close", "asyncio.Future[None] | None"]
 
 
 class Outbox:
-    """Queue of frames for one accepted WebSocket; `run` is its writer task.
+    """Queue of frames for one accepted WebSocket; `run` is its writer task. Created on
+    the event loop that serves the socket (it keeps that loop).
 
     With ``tasks``, `start` runs the writer as a task they own, and `park` lets it end
     while nothing is queued (a hibernated connection keeps no task); the next frame or
@@ -95,6 +96,7 @@ class Outbox:
         "_broken",
         "_closing",
         "_limit",
+        "_loop",
         "_parked",
         "_queue",
         "_released_at",
@@ -117,6 +119,9 @@ class Outbox:
     ) -> None:
         self._send = send
         self._limit = limit
+        #: The loop it runs on (created on it): `asyncio.get_running_loop` makes a
+        #: ``getpid`` system call on every call in Python 3.11.
+        self._loop = asyncio.get_running_loop()
         self._tasks = tasks
         self._reply_first = reply_first
         #: Frames not taken by the writer yet (it takes them all at once).
@@ -154,7 +159,7 @@ class Outbox:
         if not self._enqueue(data, wake_soon, reply):
             return
         if wake_soon:
-            asyncio.get_running_loop().call_soon(self._wake_if_queued)
+            self._loop.call_soon(self._wake_if_queued)
         else:
             self._wake()
 
@@ -217,7 +222,7 @@ class Outbox:
         """Enqueue a frame and wait until it was handed to the server; False if closing."""
         if self.closing:
             return False
-        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        future: asyncio.Future[None] = self._loop.create_future()
         self._queue.append((data, future))
         self._wake()
         try:
@@ -304,7 +309,7 @@ class Outbox:
                     if self._parked and not self._sending:
                         parked = True
                         return
-                    waiter = self._waiter = asyncio.get_running_loop().create_future()
+                    waiter = self._waiter = self._loop.create_future()
                     try:
                         await waiter
                     finally:
