@@ -191,3 +191,54 @@ async def test_reply_first_sends_replies_ahead_of_the_events_released_with_them(
     else:
         first = [b"before", b"event-1", b"event-2", b"reply-1", b"reply-2"]
     assert sent == [*first, b"event-3", b"reply-3"]
+
+
+async def test_a_reply_is_sent_from_its_action_when_the_writer_is_idle() -> None:
+    sent: list[dict[str, Any]] = []
+
+    async def send(message: Any) -> None:
+        sent.append(dict(message))
+
+    outbox = Outbox(send, 100)
+    writer = asyncio.get_running_loop().create_task(outbox.run())
+    await asyncio.sleep(0)  # the writer waits for frames
+    outbox.frame(b"event", wake_soon=True)
+    await outbox.reply(b"reply")
+    # Sent by the caller, before any other task ran: no hop through the writer.
+    assert sent == [
+        {"type": "websocket.send", "bytes": b"event", MORE_KEY: True},
+        {"type": "websocket.send", "bytes": b"reply", MORE_KEY: False},
+    ]
+    await asyncio.sleep(0)  # the event's scheduled wake finds nothing queued
+    outbox.frame(b"later")
+    await asyncio.sleep(0)
+    outbox.close(1000)
+    await writer
+    assert [m.get("bytes") for m in sent[2:]] == [b"later", None]
+
+
+async def test_a_reply_waits_for_a_busy_writer_and_a_failed_send_stops_the_writer() -> None:
+    sent: list[bytes] = []
+    release = asyncio.Event()
+
+    async def send(message: Any) -> None:
+        if message.get("bytes") == b"slow":
+            await release.wait()
+        if message.get("bytes") == b"gone":
+            raise ConnectionError("the client left")
+        sent.append(message.get("bytes"))
+
+    outbox = Outbox(send, 100)
+    writer = asyncio.get_running_loop().create_task(outbox.run())
+    await asyncio.sleep(0)
+    outbox.frame(b"slow")
+    await asyncio.sleep(0)  # the writer is inside send
+    await outbox.reply(b"reply")  # queued for the writer, not sent past "slow"
+    assert sent == []
+    release.set()
+    await asyncio.sleep(0)
+    await asyncio.sleep(0)
+    assert sent == [b"slow", b"reply"]
+    await outbox.reply(b"gone")
+    await asyncio.wait_for(writer, 1)
+    assert outbox.done.is_set() and outbox.closing

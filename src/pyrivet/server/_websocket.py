@@ -3,7 +3,10 @@
 ASGI allows one ``send`` at a time per socket, while replies, events and closes come
 from many tasks (action tasks, the actor's event delivery, the runtime closing the
 connection). They all go through an `Outbox`: callers enqueue without blocking and
-one writer task sends in order. Frames found queued together are handed to the server
+one writer task sends in order. One shortcut: an action's reply (`Outbox.reply`) sends
+the queue from the action's own task when the writer is idle, one task hop and one
+event-loop iteration sooner; the writer waits meanwhile, so order and the
+one-``send``-at-a-time rule hold. Frames found queued together are handed to the server
 with a hint that more follow (`MORE_KEY`), so `pyrivet serve` writes them to the socket
 at once (see `BatchingWebSocketProtocol`). A close is the last thing sent; frames enqueued after
 it are dropped. A client that does not read cannot make the server buffer without
@@ -81,7 +84,8 @@ _Item = tuple["str | bytes | _Close", "asyncio.Future[None] | None"]
 
 
 class Outbox:
-    """Queue of frames for one accepted WebSocket; `run` is its writer task.
+    """Queue of frames for one accepted WebSocket; `run` is its writer task. Created on
+    the event loop that serves the socket (it keeps that loop).
 
     With ``tasks``, `start` runs the writer as a task they own, and `park` lets it end
     while nothing is queued (a hibernated connection keeps no task); the next frame or
@@ -89,14 +93,17 @@ class Outbox:
     """
 
     __slots__ = (
+        "_broken",
         "_closing",
         "_limit",
+        "_loop",
         "_parked",
         "_queue",
         "_released_at",
         "_reply_first",
         "_running",
         "_send",
+        "_sending",
         "_tasks",
         "_waiter",
         "done",
@@ -112,6 +119,9 @@ class Outbox:
     ) -> None:
         self._send = send
         self._limit = limit
+        #: The loop it runs on (created on it): `asyncio.get_running_loop` makes a
+        #: ``getpid`` system call on every call in Python 3.11.
+        self._loop = asyncio.get_running_loop()
         self._tasks = tasks
         self._reply_first = reply_first
         #: Frames not taken by the writer yet (it takes them all at once).
@@ -124,6 +134,10 @@ class Outbox:
         self._closing = False
         self._parked = False
         self._running = False
+        #: A `reply` is sending a batch from its action's task: the writer waits.
+        self._sending = False
+        #: A `reply`'s send failed or sent the close: the writer stops.
+        self._broken = False
         #: Set once the writer has stopped (close sent, or the client is gone).
         self.done = Flag()
 
@@ -142,8 +156,47 @@ class Outbox:
         marks an action's reply: with ``reply_first`` it goes ahead of those events
         (see the module doc).
         """
-        if self.closing:
+        if not self._enqueue(data, wake_soon, reply):
             return
+        if wake_soon:
+            self._loop.call_soon(self._wake_if_queued)
+        else:
+            self._wake()
+
+    async def reply(self, data: str | bytes) -> None:
+        """Enqueue an action's reply (`frame` with ``reply=True``) and, when the writer
+        task is idle, send the queue from the caller's task.
+
+        For the only action in flight on a connection: its reply (and the event frames
+        queued before it) then leave in this loop iteration, not in the writer's next
+        one (one task hop and one loop iteration less per call). While the caller sends,
+        the writer leaves the queue alone; frames queued meanwhile go out after. When
+        the writer is busy, parked or closing, this is `frame`. If the send fails (the
+        client is gone) the writer stops as it would have.
+        """
+        if not self._enqueue(data, False, True):
+            return
+        waiter = self._waiter
+        if waiter is None or waiter.done() or self._sending or self._closing or self._parked:
+            self._wake()
+            return
+        batch, self._queue = self._queue, []
+        self._released_at = None
+        self._sending = True
+        try:
+            if not await self._send_batch(batch):
+                self._closing = True
+                self._broken = True
+        finally:
+            self._sending = False
+            if self._queue or self._broken or self._parked:
+                self._wake()
+
+    def _enqueue(self, data: str | bytes, wake_soon: bool, reply: bool) -> bool:
+        """Queue a frame (see `frame`) without waking the writer; False if it was dropped
+        (closing, or the queue was full: the socket is then closing)."""
+        if self.closing:
+            return False
         if len(self._queue) >= self._limit:
             log.warning(
                 "closing a WebSocket whose client reads too slowly (%d frames queued)",
@@ -152,28 +205,24 @@ class Outbox:
             self._drop(self._queue)
             self._queue = []
             self.close(1011, _OVERLOADED)
-            return
+            return False
         queue = self._queue
         if self._reply_first:
             released_at = self._released_at
             if reply and released_at is not None:
                 queue.insert(released_at, (data, None))
                 self._released_at = released_at + 1
-                self._wake()
-                return
+                return True
             if wake_soon and released_at is None:
                 self._released_at = len(queue)
         queue.append((data, None))
-        if wake_soon:
-            asyncio.get_running_loop().call_soon(self._wake)
-        else:
-            self._wake()
+        return True
 
     async def send(self, data: str | bytes) -> bool:
         """Enqueue a frame and wait until it was handed to the server; False if closing."""
         if self.closing:
             return False
-        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        future: asyncio.Future[None] = self._loop.create_future()
         self._queue.append((data, future))
         self._wake()
         try:
@@ -201,6 +250,12 @@ class Outbox:
         self._parked = True
         self._wake()
 
+    def _wake_if_queued(self) -> None:
+        """`_wake`, scheduled by an event frame: not needed when a reply sent the queue
+        from its action's task in the meantime (`reply`)."""
+        if self._queue:
+            self._wake()
+
     def _wake(self) -> None:
         if self._parked and self._queue:
             self._parked = False
@@ -217,6 +272,30 @@ class Outbox:
             if future is not None and not future.done():
                 future.set_exception(ConnectionError("the WebSocket is closed"))
 
+    async def _send_batch(self, batch: list[_Item]) -> bool:
+        """Send ``batch`` in order; False once the close was sent or the client is gone
+        (the frames not sent are dropped)."""
+        last = len(batch) - 1
+        for i, (item, future) in enumerate(batch):
+            try:
+                if isinstance(item, _Close):
+                    await self._send(
+                        {"type": "websocket.close", "code": item.code, "reason": item.reason}
+                    )
+                    self._drop(batch[i + 1 :])
+                    return False
+                # More queued: let the server write this frame with the next one.
+                key = "text" if isinstance(item, str) else "bytes"
+                more = i < last or bool(self._queue)
+                await self._send({"type": "websocket.send", key: item, MORE_KEY: more})
+            except Exception:
+                # The client is gone (ASGI servers raise on send after disconnect).
+                self._drop(batch[i:])
+                return False
+            if future is not None and not future.done():
+                future.set_result(None)
+        return True
+
     async def run(self) -> None:
         """Send queued frames until the close is sent or the client is gone (or, once
         parked, until the queue is empty)."""
@@ -224,11 +303,13 @@ class Outbox:
         parked = False
         try:
             while True:
-                if not self._queue:
-                    if self._parked:
+                if self._broken:
+                    return
+                if not self._queue or self._sending:
+                    if self._parked and not self._sending:
                         parked = True
                         return
-                    waiter = self._waiter = asyncio.get_running_loop().create_future()
+                    waiter = self._waiter = self._loop.create_future()
                     try:
                         await waiter
                     finally:
@@ -236,29 +317,8 @@ class Outbox:
                     continue
                 batch, self._queue = self._queue, []
                 self._released_at = None
-                last = len(batch) - 1
-                for i, (item, future) in enumerate(batch):
-                    try:
-                        if isinstance(item, _Close):
-                            await self._send(
-                                {
-                                    "type": "websocket.close",
-                                    "code": item.code,
-                                    "reason": item.reason,
-                                }
-                            )
-                            self._drop(batch[i + 1 :])
-                            return
-                        # More queued: let the server write this frame with the next one.
-                        key = "text" if isinstance(item, str) else "bytes"
-                        more = i < last or bool(self._queue)
-                        await self._send({"type": "websocket.send", key: item, MORE_KEY: more})
-                    except Exception:
-                        # The client is gone (ASGI servers raise on send after disconnect).
-                        self._drop(batch[i:])
-                        return
-                    if future is not None and not future.done():
-                        future.set_result(None)
+                if not await self._send_batch(batch):
+                    return
         finally:
             self._running = False
             if not parked:

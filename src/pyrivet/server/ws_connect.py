@@ -14,7 +14,9 @@ Serving, in the handler's task: frames are read one at a time. A
 ``ActionRequest`` runs as its own task owned by this connection, so several run at
 once and replies (``ActionResponse`` or ``Error`` with ``actionId``) go out in
 completion order. Events reach the socket only for subscribed names (broadcasts) or
-when sent to this connection. All frames leave through one `Outbox`.
+when sent to this connection. All frames leave through one `Outbox`; the reply of the
+only action in flight is sent from its task (`Outbox.reply`: no hop through the
+writer task), the others' through the writer, which batches them.
 
 Bad input closes only this socket: a frame over the incoming limit
 (``message/incoming_too_long``, its metadata giving the frame's ``size``) or one that
@@ -384,7 +386,10 @@ class ConnectSession(HibernatableSink):
         except Exception as exc:
             self._reply_error(exc, request.id)
         else:
-            self._outbox.frame(self._wire(data), reply=True)
+            if len(self._in_flight) > 1:
+                self._outbox.frame(self._wire(data), reply=True)  # batched with the others'
+            else:
+                await self._outbox.reply(self._wire(data))
 
     async def finish(self) -> None:
         """After reading stopped: let in-flight actions end (their replies are sent),
