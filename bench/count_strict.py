@@ -51,30 +51,12 @@ import time
 from collections import Counter
 from typing import Any
 
-from pyrivet import ActorOptions, Client, Registry, actor
+from bench_core import make_registry  # this folder is sys.path[0] as a script
+from pyrivet import Client
 from pyrivet.storage import MemoryDriver, SQLiteDriver, _sqlite, _sqlite_writer
 from pyrivet.storage._sqlite_compaction import CommitLog
 
 WARM_UP = 200
-
-
-def make_registry() -> Registry:
-    strict = actor("counter", state={"count": 0})
-    relaxed = actor(
-        "relaxed_counter", state={"count": 0}, options=ActorOptions(durability="relaxed")
-    )
-
-    @strict.action
-    def increment(c: Any, amount: int = 1) -> int:
-        c.state["count"] += amount
-        return int(c.state["count"])
-
-    @relaxed.action(name="increment")
-    def increment_relaxed(c: Any, amount: int = 1) -> int:
-        c.state["count"] += amount
-        return int(c.state["count"])
-
-    return Registry([strict, relaxed])
 
 
 def quiet_storage(*, clock: bool = True, compaction: bool = False) -> None:

@@ -28,10 +28,11 @@ import contextlib
 import copy
 import inspect
 import logging
-from collections.abc import Awaitable, Callable, Generator
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from .._codec.values import decode, encode
+from .._util.loop_turn import LOOP_TURN
 from .._util.timeouts import run_with_timeout
 from ..actor._definition import ActionSpec, ActorDefinition
 from ..errors import (
@@ -77,19 +78,6 @@ schedule_log = logging.getLogger("pyrivet.schedule")
 
 #: RivetKit's message for ``actor/action_timed_out`` (clients may compare it).
 ACTION_TIMED_OUT = "Action timed out"
-
-
-class _Yield:
-    """``await _YIELD`` gives the loop one turn: `asyncio.sleep(0)` without its two
-    coroutine frames (a task reschedules itself after a bare yield)."""
-
-    __slots__ = ()
-
-    def __await__(self) -> Generator[None, None, None]:
-        yield
-
-
-_YIELD = _Yield()
 
 
 class ActorInstance(IdleLink, ContextHost, WorkflowOwner, RealtimeHost):
@@ -567,7 +555,7 @@ class ActorInstance(IdleLink, ContextHost, WorkflowOwner, RealtimeHost):
                 # The flush was queued before this task's wake-up: after one bare yield
                 # a batch written inline (the usual case) is durable, and the reply
                 # goes out in that iteration instead of the next (no future, no wake-up).
-                await _YIELD
+                await LOOP_TURN
             try:
                 await gate
             except BaseException:

@@ -48,11 +48,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Generator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, Protocol, cast
 
 from .._codec.values import encode
 from .._util.clock import Clock
+from .._util.loop_turn import LOOP_TURN
 from .._util.timeouts import run_with_timeout
 from ..errors import (
     ActorStoppingError,
@@ -135,18 +136,6 @@ class WorkflowOwner(Protocol):
         """Whether changes can still be committed (running or stopping)."""
         ...
 
-
-class _Yield:
-    """``await _YIELD`` gives the loop one turn: `asyncio.sleep(0)` without its two
-    coroutine frames (the task reschedules itself after a bare yield)."""
-
-    __slots__ = ()
-
-    def __await__(self) -> Generator[None, None, None]:
-        yield
-
-
-_YIELD = _Yield()
 
 #: `_HistoryWrites.outcome` before the commit carrying it settled.
 _UNSETTLED: Any = object()
@@ -322,7 +311,7 @@ class ActorWorkflowHost(WorkflowHost[ActorContextImpl]):
             # As an action's output gate does: after one bare yield a batch written
             # inline is durable, and the step goes on in this iteration instead of the
             # next (no wake-up through a future).
-            await _YIELD
+            await LOOP_TURN
         if contribution.outcome is _UNSETTLED:
             waiter = contribution.waiter = asyncio.get_running_loop().create_future()
             await waiter

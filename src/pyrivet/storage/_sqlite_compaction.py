@@ -77,6 +77,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import re
 import sqlite3
 import threading
 import time
@@ -154,10 +155,12 @@ _INSERT_LOG = (
 #: (reset, step, the statement's opening and closing opcodes) cost ~2,500 instructions
 #: a row in a 64-row batch, more than the flattening of the rows into one list.
 _LOG_CHUNK = 16
-_INSERT_LOG_CHUNK = _INSERT_LOG.split(" VALUES ")[0] + " VALUES " + ",".join(
-    ["(?,?,?,?,?,nullif(?,0),nullif(?,0),nullif(?,0),nullif(?,0),nullif(?,0),?,nullif(?,0),"
-     "nullif(?,0),nullif(?,0))"] * _LOG_CHUNK
-)  # fmt: skip
+_LOG_COLUMNS, _LOG_VALUES = _INSERT_LOG.split(" VALUES ")
+#: `_INSERT_LOG` for `_LOG_CHUNK` rows: its row of values with anonymous parameters
+#: (``?`` for ``?N``, which would name the same parameter in every row), repeated.
+_INSERT_LOG_CHUNK = (
+    _LOG_COLUMNS + " VALUES " + ",".join([re.sub(r"\?\d+", "?", _LOG_VALUES)] * _LOG_CHUNK)
+)
 # ?1 .. ?2: the rowids, ?3 .. ?4: the first and last actor id of the step.
 _MOVE_EVENTS = f"""
     INSERT OR REPLACE INTO actor_events (actor_id, seq, at_ms, kind, name, "by", args, state, ops)
