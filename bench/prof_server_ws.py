@@ -34,7 +34,6 @@ import asyncio
 import os
 import shlex
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -45,6 +44,7 @@ from pathlib import Path
 
 from websockets.asyncio.client import connect
 
+from bench_server import free_port  # this folder is sys.path[0] as a script
 from pyrivet.client import Client
 
 BENCH_DIR = Path(__file__).resolve().parent
@@ -58,12 +58,6 @@ LAUNCH = (
     "if out:\n import cProfile; p = cProfile.Profile(); p.enable()\n"
     "try: main()\nfinally:\n if out: p.disable(); p.dump_stats(out)"
 )
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def server_pid(proc: subprocess.Popen[bytes]) -> int:
