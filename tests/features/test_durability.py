@@ -441,3 +441,69 @@ async def test_state_survives_restart(driver_factory: DriverFactory) -> None:
         assert await handle.increment() == 42
         entries = await runtime.history(actor_id)
         assert [e.state for e in entries][-2:] == [{"count": 41}, {"count": 42}]
+
+
+# -- when the group commit's flush runs --------------------------------------------------
+
+
+class SelectCounter:
+    """Counts the event loop's iterations (one ``select`` each) while installed."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.selector = loop._selector  # type: ignore[attr-defined]
+        self.select = self.selector.select
+        self.calls = 0
+
+    def __enter__(self) -> SelectCounter:
+        def counted(timeout: float | None = None) -> Any:
+            self.calls += 1
+            return self.select(timeout)
+
+        self.selector.select = counted
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.selector.select = self.select
+
+
+async def test_a_lone_strict_call_commits_in_its_own_iteration(
+    driver_factory: DriverFactory, clock: MockClock
+) -> None:
+    """With nothing else queued, the caller's task writes the batch itself: the reply
+    needs no further turn of the event loop (what a sequential caller waits for)."""
+    counter = counter_def()
+    async with run_actors(Registry([counter]), storage=driver_factory(), clock=clock) as (
+        runtime,
+        client,
+    ):
+        handle = client.get_or_create("counter", ["a"])
+        assert await handle.increment() == 1
+        batches0, _ = runtime.committer_stats()
+        await spin()
+        with SelectCounter(asyncio.get_running_loop()) as turns:
+            assert await handle.increment(2) == 3
+        assert turns.calls == 0
+        assert runtime.committer_stats()[0] == batches0 + 1
+        stored = await runtime.storage.load_state(await handle.resolve())
+        assert stored.seq >= 2
+
+
+async def test_callers_of_one_iteration_still_share_a_batch(
+    driver_factory: DriverFactory, clock: MockClock
+) -> None:
+    """The flush is written early only when it is the last thing queued: callers that
+    run in the same iteration all land in the one batch."""
+    counter = counter_def()
+    async with run_actors(Registry([counter]), storage=driver_factory(), clock=clock) as (
+        runtime,
+        client,
+    ):
+        handles = [client.get_or_create("counter", [f"k{i}"]) for i in range(8)]
+        await asyncio.gather(*(h.get() for h in handles))
+        await spin()
+        batches0, records0 = runtime.committer_stats()
+        assert await asyncio.gather(*(h.increment(i + 1) for i, h in enumerate(handles))) == list(
+            range(1, 9)
+        )
+        batches, records = runtime.committer_stats()
+        assert (batches - batches0, records - records0) == (1, 8)

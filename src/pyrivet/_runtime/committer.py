@@ -27,6 +27,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+from collections import deque
 from collections.abc import Awaitable, Callable, Generator, Sequence
 from typing import Any, Protocol
 
@@ -154,6 +155,10 @@ class Committer:
         self.flush_scheduled = False
         #: The handle of the scheduled flush (see `defer_flush`).
         self._kick_handle: asyncio.Handle | None = None
+        #: The loop the flush was last scheduled on, and its queue of ready callbacks
+        #: when it is an asyncio loop (see `flush_if_last`).
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._ready: deque[asyncio.Handle] | None = None
         self._idle: asyncio.Future[None] | None = None
         self._closed = False
         self._retry_task: asyncio.Task[None] | None = None
@@ -191,8 +196,39 @@ class Committer:
         self._pending.append((record, ticket))
         if not self._busy and not self.flush_scheduled:
             self.flush_scheduled = True
-            self._kick_handle = asyncio.get_running_loop().call_soon(self._kick)
+            loop = asyncio.get_running_loop()
+            self._kick_handle = loop.call_soon(self._kick)
+            if self._loop is not loop:
+                self._loop = loop
+                self._ready = _ready_queue(loop)
         return ticket
+
+    def flush_if_last(self) -> bool:
+        """Write the pending records now, if the flush is the last callback queued.
+
+        For a task about to wait for its record (an output gate, a workflow step): when
+        nothing but the flush is left to run in this event-loop iteration, nothing can
+        join the batch before the flush would run (the next iteration runs it first,
+        ahead of whatever I/O and timers bring). Writing now, in the caller's task, is
+        then the same batch one loop iteration sooner: no ``select`` and no wake-up of
+        the caller. Returns whether it flushed; the caller's ticket may still be
+        pending (a batch handed to the writer thread) and is awaited as usual.
+
+        Callbacks cancelled since they were queued do not count (an actor's deferred
+        checkpoint, cancelled by the action's own, leaves one). Only on loops whose
+        queue of ready callbacks can be read (asyncio's own: its ``_ready`` deque, read
+        here, never changed); elsewhere (uvloop) always False.
+        """
+        ready = self._ready
+        handle = self._kick_handle
+        if ready is None or handle is None or len(ready) > 4:
+            return False
+        for other in ready:  # the flush, and at most a cancelled callback or two
+            if other is not handle and not other.cancelled():
+                return False
+        handle.cancel()
+        self._kick()
+        return True
 
     def defer_flush(self) -> None:
         """Move the flush scheduled for the next event-loop iteration behind the callbacks
@@ -399,6 +435,13 @@ class Committer:
             except Exception:
                 log.exception("commit failure listener failed for actor %s", record.actor_id)
             failed_ticket.resolve(error)
+
+
+def _ready_queue(loop: asyncio.AbstractEventLoop) -> deque[asyncio.Handle] | None:
+    """asyncio's queue of the callbacks to run in the current and next iteration, or
+    None for a loop without one (uvloop keeps it in C)."""
+    ready = getattr(loop, "_ready", None)
+    return ready if isinstance(ready, deque) else None
 
 
 def _as_commit_error(exc: BaseException) -> PyrivetError:

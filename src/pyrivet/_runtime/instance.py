@@ -551,7 +551,8 @@ class ActorInstance(IdleLink, ContextHost, WorkflowOwner, RealtimeHost):
             self.after_work(spec.name, encoded_args, by or (conn.id if conn else None))
         gate = self.journal.gate_ticket()  # `output_gate` without its coroutine
         if gate is not None:
-            if self.svc.committer.flush_scheduled:
+            committer = self.svc.committer
+            if committer.flush_scheduled and not committer.flush_if_last():
                 # The flush was queued before this task's wake-up: after one bare yield
                 # a batch written inline (the usual case) is durable, and the reply
                 # goes out in that iteration instead of the next (no future, no wake-up).

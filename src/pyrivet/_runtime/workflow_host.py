@@ -307,7 +307,12 @@ class ActorWorkflowHost(WorkflowHost[ActorContextImpl]):
             self._flushed = True
         step = self._step
         journal.checkpoint("workflow", name=step.name if step else None, force=True)
-        if contribution.outcome is _UNSETTLED and owner.svc.committer.flush_scheduled:
+        committer = owner.svc.committer
+        if (
+            contribution.outcome is _UNSETTLED
+            and committer.flush_scheduled
+            and not committer.flush_if_last()
+        ):
             # As an action's output gate does: after one bare yield a batch written
             # inline is durable, and the step goes on in this iteration instead of the
             # next (no wake-up through a future).
