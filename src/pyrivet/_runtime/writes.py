@@ -153,8 +153,11 @@ class PendingWrites:
         )
 
     def is_empty(self) -> bool:
+        # `held` first: a workflow step's commit settles while its hold is on.
         return not (
-            self.kv_ops
+            self.held
+            or self.gated
+            or self.kv_ops
             or self.kv_overlay
             or self.kv_range_ops
             or self.kv_ranges
@@ -162,9 +165,7 @@ class PendingWrites:
             or self.alarm_deletes
             or self.outbox
             or self.contributions
-            or self.gated
             or self.soon
-            or self.held
             or self.deferred
         )
 

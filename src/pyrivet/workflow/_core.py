@@ -45,6 +45,9 @@ ErrorObserver = Callable[[Any, StepErrorEvent | WorkflowErrorEvent], Awaitable[N
 #: Result types of a synchronous step body, told apart without `inspect.isawaitable`
 #: (which tries the `Awaitable` ABC: about as costly as the rest of the attempt's checks).
 _NEVER_AWAITABLE = frozenset({int, str, float, bool, bytes, dict, list, tuple, type(None)})
+#: Step output types that decoding their stored form gives back equal and immutable:
+#: such a step returns its own result (no decode of what it just encoded).
+_ROUND_TRIP = frozenset({int, str, float, bool, type(None)})
 
 # Set while a step body runs, so orchestration calls made from inside a step fail
 # clearly (a context variable: concurrent join branches each have their own).
@@ -426,7 +429,11 @@ class Core(Generic[S]):
                         result = await (
                             run_with_timeout(self.clock, timeout, result) if timeout else result
                         )
-                    output = values.encode(result, f"the output of workflow step {name!r}")
+                    try:
+                        output = values.encode_unchecked(result)
+                    except (TypeError, ValueError, OverflowError):
+                        # Raises the EncodingError (its text is built only on failure).
+                        output = values.encode(result, f"the output of workflow step {name!r}")
                 except Exception as error:
                     elapsed = self.clock.monotonic() - started
                     outcome = error, _failure_kind(error, elapsed, options)
@@ -452,7 +459,8 @@ class Core(Generic[S]):
                             except BaseException as flush_error:
                                 self.broken = flush_error
                                 raise
-                    return values.decode(output)
+                    # What the step returns is its stored form (a replay returns that).
+                    return result if type(result) in _ROUND_TRIP else values.decode(output)
                 exc, kind = outcome
                 record.attempts = attempt
                 record.last_attempt_at = self.clock.now()
