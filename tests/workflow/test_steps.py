@@ -443,13 +443,16 @@ async def test_a_step_returns_its_stored_form_live_as_on_replay(
     class Level(enum.IntEnum):
         HIGH = 2
 
+    def nothing(s: MemoryStepContext) -> Any:
+        return None
+
     @workflow
     async def flow(ctx: Ctx) -> list[Any]:
         outputs = [
             await ctx.step("int", lambda s: 7),
             await ctx.step("level", lambda s: Level.HIGH),
             await ctx.step("pair", lambda s: (1, "a")),
-            await ctx.step("none", lambda s: None),
+            await ctx.step("none", nothing),
         ]
         return [(type(o).__name__, o) for o in outputs]
 
