@@ -21,6 +21,7 @@ everything is durable, so an idle actor carries none of this):
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Sequence
 from typing import Any, Protocol
 
 from ..storage._base import AlarmRecord, CommitRecord
@@ -67,9 +68,9 @@ class Gated:
     def __init__(
         self,
         seq: int,
-        events: list[Outgoing],
-        alarm_puts: list[AlarmRecord],
-        alarm_deletes: list[str],
+        events: Sequence[Outgoing],
+        alarm_puts: Sequence[AlarmRecord],
+        alarm_deletes: Sequence[str],
         contributions: list[Contribution] | None = None,
     ) -> None:
         self.seq = seq
