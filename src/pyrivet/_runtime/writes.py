@@ -238,13 +238,17 @@ class PendingWrites:
             record.kv_delete_ranges = tuple(self.kv_range_ops)
             ops.extend(("kv.delete_range", start, end) for start, end in self.kv_range_ops)
             self.kv_range_ops = []
+        puts = list(record.kv_puts)
+        deletes = list(record.kv_deletes)
         for key, value in dict(self.kv_ops).items():
             if value is None:
-                record.kv_deletes.append(key)
+                deletes.append(key)
                 ops.append(("kv.delete", key))
             else:
-                record.kv_puts.append((key, value))
+                puts.append((key, value))
                 ops.append(("kv.put", key, value))
+        record.kv_puts = puts
+        record.kv_deletes = deletes
         self.kv_ops = []
         self.mark_submitted(seq)
 
