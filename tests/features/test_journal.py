@@ -38,7 +38,7 @@ class KVContribution:
         self.outcomes: list[BaseException | None] = []
 
     def write(self, record: CommitRecord, ops: list[Any]) -> None:
-        record.kv_puts.append((self.key, self.value))
+        record.kv_puts = [*record.kv_puts, (self.key, self.value)]
         ops.append(("test.put", self.key))
 
     def settled(self, error: BaseException | None) -> None:

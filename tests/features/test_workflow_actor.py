@@ -95,15 +95,17 @@ async def test_steps_commit_with_state_and_replay_after_restart(
 
 
 class CountingLoads(MemoryDriver):
-    """The memory driver, counting the workflow loads it serves (by actor id)."""
+    """The memory driver, counting the workflow loads it serves: (actor id, whether it
+    found records)."""
 
     def __init__(self) -> None:
         super().__init__()
-        self.workflow_loads: list[str] = []
+        self.workflow_loads: list[tuple[str, bool]] = []
 
     async def load_workflow(self, actor_id: str) -> dict[str, bytes]:
-        self.workflow_loads.append(actor_id)
-        return await super().load_workflow(actor_id)
+        records = await super().load_workflow(actor_id)
+        self.workflow_loads.append((actor_id, bool(records)))
+        return records
 
 
 async def test_a_new_actor_starts_its_workflow_without_reading_storage(clock: MockClock) -> None:
@@ -114,17 +116,46 @@ async def test_a_new_actor_starts_its_workflow_without_reading_storage(clock: Mo
         handle = client.get_or_create("counter", ["x"])
         actor_id = await handle.resolve()
         await history_in(runtime, actor_id, "completed")
-    # Created by this start: nothing can be stored for it yet.
-    assert store.workflow_loads == []
+    # Created by this start: nothing can be stored for it yet, so the start reads nothing.
+    # (Once it completed, its history is read from storage: the engine unloaded it.)
+    assert (actor_id, False) not in store.workflow_loads
     assert runs == ["a", "b"]
 
     # A wake reads what the first run stored (and so does not run the steps again).
+    store.workflow_loads.clear()
     async with run_actors(registry, storage=store, clock=clock) as (runtime, client):
         handle = client.get_or_create("counter", ["x"])
         assert await handle.read() == {"a": 1, "b": 10}
         await history_in(runtime, actor_id, "completed")
-    assert store.workflow_loads[0] == actor_id
+    assert store.workflow_loads[0] == (actor_id, True)
     assert runs == ["a", "b"]
+
+
+async def test_a_completed_workflow_is_unloaded_and_its_history_read_from_storage(
+    clock: MockClock,
+) -> None:
+    """An actor that stays awake after its workflow completed keeps no history in
+    memory; reading the history, replaying and cancelling load it again."""
+    runs: list[str] = []
+    registry = Registry([counter_workflow(runs)])
+    store = CountingLoads()
+    async with run_actors(registry, storage=store, clock=clock) as (runtime, client):
+        actor_id = await client.get_or_create("counter", ["x"]).resolve()
+        await history_in(runtime, actor_id, "completed")
+        inst = runtime._instances[actor_id]
+        assert inst.life is not None and inst.life.workflow is not None
+        run_task = inst.life.run_task
+        if run_task is not None:  # the run may still be ending (its final flush)
+            await asyncio.wait([run_task])
+        assert inst.life.workflow.engine.state == "pending"  # unloaded: nothing in memory
+        assert inst.life.run_task is None  # the finished run task is not kept either
+        history = await runtime.workflow_history(actor_id)
+        assert history.state == "completed"
+        assert [e.name for e in history.entries] == ["a", "b"]
+        assert store.workflow_loads[-1] == (actor_id, True)
+        await runtime.replay_workflow(actor_id, history.entries[1].key)
+        await history_in(runtime, actor_id, "completed")
+        assert runs == ["a", "b", "b"]
 
 
 async def test_a_failing_step_fails_the_workflow_and_the_actor_keeps_serving(

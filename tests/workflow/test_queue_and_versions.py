@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 from typing import Any
 
 import pytest
@@ -171,3 +172,20 @@ async def test_get_version_pins_old_instances_to_1(
     assert await task == "v2 shipped"
     new_store.records.pop("meta")
     assert await engine_for(v2, clock, new_store)[0].run() == "v2 shipped"
+
+
+async def test_a_context_and_its_queue_make_no_reference_cycle(
+    clock: MockClock, store: MemoryWorkflowStore
+) -> None:
+    """A context (one per run, loop iteration and branch) is freed when its run ends,
+    not left for the garbage collector: ``ctx.queue`` does not keep a cycle alive."""
+    seen: list[WorkflowContext[Any]] = []
+
+    @workflow
+    async def flow(ctx: WorkflowContext[Any]) -> None:
+        seen.append(ctx)
+        assert ctx.queue is not None
+
+    await engine_for(flow, clock, store)[0].run()
+    ctx = seen[0]
+    assert not any(ctx in gc.get_referents(held) for held in gc.get_referents(ctx))

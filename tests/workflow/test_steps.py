@@ -4,6 +4,7 @@ errors, workflow states, the history read API, divergence and misuse."""
 from __future__ import annotations
 
 import asyncio
+import enum
 from collections import Counter
 from collections.abc import Callable
 from typing import Any
@@ -431,3 +432,31 @@ async def test_ephemeral_step_is_written_with_the_next_flush(
     await clock.advance(5)
     assert await engine_for(wf, clock, store)[0].run() == "last"
     assert calls == {"cheap": 1, "last": 1}
+
+
+async def test_a_step_returns_its_stored_form_live_as_on_replay(
+    clock: MockClock, store: MemoryWorkflowStore
+) -> None:
+    """Plain scalars come back as they are; anything else (an int subclass such as an
+    IntEnum, a tuple) comes back decoded from what was stored, live and on replay."""
+
+    class Level(enum.IntEnum):
+        HIGH = 2
+
+    def nothing(s: MemoryStepContext) -> Any:
+        return None
+
+    @workflow
+    async def flow(ctx: Ctx) -> list[Any]:
+        outputs = [
+            await ctx.step("int", lambda s: 7),
+            await ctx.step("level", lambda s: Level.HIGH),
+            await ctx.step("pair", lambda s: (1, "a")),
+            await ctx.step("none", nothing),
+        ]
+        return [(type(o).__name__, o) for o in outputs]
+
+    expected = [("int", 7), ("int", 2), ("list", [1, "a"]), ("NoneType", None)]
+    live = await engine_for(flow, clock, store)[0].run()
+    assert live == [list(pair) for pair in expected]
+    assert await engine_for(flow, clock, store)[0].run() == live

@@ -19,6 +19,7 @@ from pyrivet.workflow import (
     read_history,
     workflow,
 )
+from pyrivet.workflow._core import StepTurn
 
 from .conftest import engine_for
 
@@ -221,3 +222,40 @@ async def test_try_does_not_catch_other_categories(
 
     with pytest.raises(StepExhaustedError):
         await engine_for(wf, clock, store)[0].run()
+
+
+async def test_a_step_turn_handed_to_a_cancelled_waiter_goes_to_the_next() -> None:
+    """Branches take turns for step bodies; a waiter cancelled just as the turn was
+    handed to it passes the turn on instead of keeping it (a join whose other branch
+    was cancelled, a race's loser) or dropping it (everyone after would wait forever)."""
+    turn = StepTurn()
+    turn.busy = True  # the first branch's step runs
+    order: list[str] = []
+
+    async def branch(name: str) -> None:
+        await turn.wait()
+        order.append(name)
+        turn.give_back()
+
+    loser = asyncio.ensure_future(branch("loser"))
+    winner = asyncio.ensure_future(branch("winner"))
+    await asyncio.sleep(0)  # both wait
+    turn.give_back()  # handed to "loser"...
+    loser.cancel()  # ...which is cancelled before it resumes
+    await winner
+    assert loser.cancelled()
+    assert order == ["winner"]
+    assert not turn.busy and not turn.waiters
+
+
+async def test_a_step_turn_waiter_cancelled_while_waiting_leaves_the_queue() -> None:
+    turn = StepTurn()
+    turn.busy = True
+    waiting = asyncio.ensure_future(turn.wait())
+    await asyncio.sleep(0)
+    waiting.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await waiting
+    assert not turn.waiters
+    turn.give_back()
+    assert not turn.busy

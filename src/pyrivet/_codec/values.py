@@ -27,6 +27,7 @@ __all__ = [
     "decode",
     "describe_int",
     "encode",
+    "encode_unchecked",
     "find_unstorable_int",
     "is_plain",
     "lower_model",
@@ -55,6 +56,10 @@ def lower_model(value: Any) -> Any:
 
 _encoder = msgspec.msgpack.Encoder(enc_hook=lower_model)
 _decoder = msgspec.msgpack.Decoder()
+#: `encode` without its error translation, for a hot path that builds its error text
+#: only on failure: raises msgspec's TypeError, ValueError or OverflowError, on which
+#: the caller calls `encode` again to raise the `EncodingError`.
+encode_unchecked = _encoder.encode
 _UNSUPPORTED = re.compile(r"Encoding objects of type (\S+) is unsupported")
 
 

@@ -241,9 +241,9 @@ class SleepRecords(Contribution):
         record.workflow_puts = (*record.workflow_puts, *puts)
         record.workflow_deletes = (*record.workflow_deletes, *deletes)
         if kept or events_stored:
-            record.kv_puts.append((RECORDS_MARKER, b""))
+            record.kv_puts = [*record.kv_puts, (RECORDS_MARKER, b"")]
         else:
-            record.kv_deletes.append(RECORDS_MARKER)
+            record.kv_deletes = [*record.kv_deletes, RECORDS_MARKER]
         ops.extend(("conn.put", k) for k, _ in puts if k != EVENTS_KEY)
         ops.extend(("conn.delete", k) for k in deletes)
 
@@ -426,7 +426,7 @@ class _Forget(Contribution):
         key = CONN_PREFIX + self._conn_id
         record.workflow_deletes = (*record.workflow_deletes, key)
         if not self._rt.stored and not self._rt.events_stored:
-            record.kv_deletes.append(RECORDS_MARKER)  # no record is left under rt/
+            record.kv_deletes = [*record.kv_deletes, RECORDS_MARKER]  # no record left under rt/
         ops.append(("conn.delete", key))
 
     def settled(self, error: BaseException | None) -> None:

@@ -368,8 +368,15 @@ class ActorInstance(IdleLink, ContextHost, WorkflowOwner, RealtimeHost):
         binding = life.workflow
         coro = run_workflow(self, binding) if binding is not None else self._run(d.hooks["run"])
         life.run_task = self.svc.spawn(coro, f"run:{d.name}:{self.actor_id}")
-        # A run that ended leaves the actor to the idle timeout (from that moment).
-        life.run_task.add_done_callback(lambda _task: self.became_idle())
+        life.run_task.add_done_callback(self._run_ended)
+
+    def _run_ended(self, task: asyncio.Task[Any]) -> None:
+        """The run task ended: forget it (an actor that stays awake keeps no finished task
+        and coroutine), and leave the actor to the idle timeout from this moment."""
+        life = self.life
+        if life is not None and life.run_task is task:
+            life.run_task = None
+        self.became_idle()
 
     async def _run(self, run: Callable[..., Any]) -> None:
         ctx = self.context()

@@ -41,9 +41,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Sequence
 from typing import Any, Protocol
 
-from .._codec.values import encode
+from .._codec.values import encode_unchecked
 from ..actor._definition import ActorDefinition
 from ..errors import ActorStoppingError, EncodingError
 from ..storage._base import ActorRecord, AlarmRecord, CommitRecord, HistoryEntry
@@ -444,11 +445,11 @@ class Journal(CommitListener):
             by,
             args,
             record.state,
-            encode(ops) if ops else None,
+            encode_unchecked(ops) if ops else None,  # plain tuples: cannot fail
         )
-        record.prune_history_before = prune_history_before(
-            seq, owner.definition.options.history_limit
-        )
+        limit = owner.definition.options.history_limit
+        if limit is not None and seq > limit:  # `prune_history_before`, inline
+            record.prune_history_before = seq - limit + 1
         if owner.definition.has_db:
             # The actor's SQL database commits first (see actor_db.py); raises if it cannot.
             owner.svc.dbs.before_submit(owner.actor_id, record, self.durable_seq)
@@ -472,7 +473,7 @@ class Journal(CommitListener):
                 self._owner.deliver(event)
             self._drop_writes_if_empty()
             return
-        writes.gated.append(Gated(self.seq, events, [], []))
+        writes.gated.append(Gated(self.seq, events, (), ()))
 
     # -- the committer's side (CommitListener) -------------------------------------
 
@@ -574,16 +575,16 @@ def _move_staged(
     outputs to release once it is durable, or None if there are none."""
     if writes.kv_ops or writes.kv_range_ops:
         writes.move_kv(record, ops, seq)
-    alarm_puts: list[AlarmRecord] = []
-    alarm_deletes: list[str] = []
+    # Empty tuples, not lists, when there is nothing: a commit's `Gated` lives until the
+    # commit is durable, and every container alive then is work for the collector.
+    alarm_puts: Sequence[AlarmRecord] = ()
+    alarm_deletes: Sequence[str] = ()
     if writes.alarm_puts:
-        alarm_puts = list(writes.alarm_puts.values())
-        record.alarm_puts = alarm_puts
+        record.alarm_puts = alarm_puts = list(writes.alarm_puts.values())
         ops.extend(("alarm.put", a.alarm_id, a.fire_at_ms, a.action) for a in alarm_puts)
         writes.alarm_puts = {}
     if writes.alarm_deletes:
-        alarm_deletes = sorted(writes.alarm_deletes)
-        record.alarm_deletes = alarm_deletes
+        record.alarm_deletes = alarm_deletes = sorted(writes.alarm_deletes)
         ops.extend(("alarm.delete", alarm_id) for alarm_id in alarm_deletes)
         writes.alarm_deletes = set()
     contributions: list[Contribution] | None = None
@@ -594,7 +595,9 @@ def _move_staged(
                 contribution.write(record, ops)
             except Exception:
                 log.exception("commit contribution %r failed to write", contribution)
-    events, writes.outbox = writes.outbox, []
+    events: Sequence[Outgoing] = ()
+    if writes.outbox:
+        events, writes.outbox = writes.outbox, []
     if events or alarm_puts or alarm_deletes or contributions:
         return Gated(seq, events, alarm_puts, alarm_deletes, contributions)
     return None

@@ -498,12 +498,14 @@ async def run_workflow(owner: WorkflowOwner, binding: WorkflowBinding) -> None:
     serving; see the module docstring). Cancellation propagates.
     """
     host = binding.host
+    engine = binding.engine
     try:
-        await binding.engine.run()
+        await engine.run()
     except WorkflowEvicted:
         return  # the actor is stopping; the alarm or a message resumes the workflow
     except WorkflowCancelledError:
         host.ended()
+        engine.unload()
     except HistoryDivergedError as exc:
         log.error(
             "actor %s (%s): workflow history diverged: %s. Deploy code that matches the "
@@ -524,7 +526,10 @@ async def run_workflow(owner: WorkflowOwner, binding: WorkflowBinding) -> None:
             extra=owner.log_fields,
         )
         host.ended()
+        engine.unload()
     else:
         host.ended()
+        # Its history is in storage: `workflow_history` reads it there, a replay loads it.
+        engine.unload()
     finally:
         host.release_messages()

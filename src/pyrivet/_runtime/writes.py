@@ -21,6 +21,7 @@ everything is durable, so an idle actor carries none of this):
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Sequence
 from typing import Any, Protocol
 
 from ..storage._base import AlarmRecord, CommitRecord
@@ -67,9 +68,9 @@ class Gated:
     def __init__(
         self,
         seq: int,
-        events: list[Outgoing],
-        alarm_puts: list[AlarmRecord],
-        alarm_deletes: list[str],
+        events: Sequence[Outgoing],
+        alarm_puts: Sequence[AlarmRecord],
+        alarm_deletes: Sequence[str],
         contributions: list[Contribution] | None = None,
     ) -> None:
         self.seq = seq
@@ -153,8 +154,11 @@ class PendingWrites:
         )
 
     def is_empty(self) -> bool:
+        # `held` first: a workflow step's commit settles while its hold is on.
         return not (
-            self.kv_ops
+            self.held
+            or self.gated
+            or self.kv_ops
             or self.kv_overlay
             or self.kv_range_ops
             or self.kv_ranges
@@ -162,9 +166,7 @@ class PendingWrites:
             or self.alarm_deletes
             or self.outbox
             or self.contributions
-            or self.gated
             or self.soon
-            or self.held
             or self.deferred
         )
 
@@ -236,13 +238,17 @@ class PendingWrites:
             record.kv_delete_ranges = tuple(self.kv_range_ops)
             ops.extend(("kv.delete_range", start, end) for start, end in self.kv_range_ops)
             self.kv_range_ops = []
+        puts = list(record.kv_puts)
+        deletes = list(record.kv_deletes)
         for key, value in dict(self.kv_ops).items():
             if value is None:
-                record.kv_deletes.append(key)
+                deletes.append(key)
                 ops.append(("kv.delete", key))
             else:
-                record.kv_puts.append((key, value))
+                puts.append((key, value))
                 ops.append(("kv.put", key, value))
+        record.kv_puts = puts
+        record.kv_deletes = deletes
         self.kv_ops = []
         self.mark_submitted(seq)
 

@@ -178,13 +178,17 @@ class CommitRecord(msgspec.Struct):
     state: bytes | None = None
     #: Set on the commit that completes the actor's first start.
     initialized: bool = False
-    kv_puts: list[tuple[bytes, bytes]] = msgspec.field(default_factory=list)
-    kv_deletes: list[bytes] = msgspec.field(default_factory=list)
+    #: The KV and alarm fields default to empty tuples, not lists: most commits carry
+    #: none, and four new lists per commit were work for the allocator and the
+    #: collector (a workflow step's commit is alive across a loop iteration). A writer
+    #: replaces a field (``record.kv_puts = [*record.kv_puts, put]``), never appends.
+    kv_puts: Sequence[tuple[bytes, bytes]] = ()
+    kv_deletes: Sequence[bytes] = ()
     #: Half-open key ranges ``[start, end)`` to empty, applied before this record's
     #: ``kv_puts`` and ``kv_deletes`` (a put in a deleted range is a later write).
     kv_delete_ranges: tuple[tuple[bytes, bytes], ...] = ()
-    alarm_puts: list[AlarmRecord] = msgspec.field(default_factory=list)
-    alarm_deletes: list[str] = msgspec.field(default_factory=list)
+    alarm_puts: Sequence[AlarmRecord] = ()
+    alarm_deletes: Sequence[str] = ()
     #: Messages to add to the actor's queue (their ids are new). Tuples, so that the
     #: commit of an actor without queues allocates nothing for them.
     queue_puts: tuple[QueueMessageRecord, ...] = ()

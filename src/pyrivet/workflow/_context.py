@@ -179,12 +179,19 @@ class WorkflowContext(Generic[S]):
     step context the host passes to step callbacks.
     """
 
-    __slots__ = ("_core", "_scope", "queue")
+    __slots__ = ("_core", "_scope")
 
     def __init__(self, core: Core[S], scope: Scope) -> None:
         self._core = core
         self._scope = scope
-        self.queue: WorkflowQueue[S] = WorkflowQueue(self)
+
+    @property
+    def queue(self) -> WorkflowQueue[S]:
+        """Waits for queue messages (see `WorkflowQueue`)."""
+        # Made on use, not kept: a context holding its queue, which holds the context,
+        # is a reference cycle per workflow run, loop iteration and branch, left to
+        # the garbage collector.
+        return WorkflowQueue(self)
 
     state = _step_only("state")
     vars = _step_only("vars")

@@ -12,6 +12,7 @@ import asyncio
 import contextvars
 import inspect
 import logging
+from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
@@ -44,6 +45,9 @@ ErrorObserver = Callable[[Any, StepErrorEvent | WorkflowErrorEvent], Awaitable[N
 #: Result types of a synchronous step body, told apart without `inspect.isawaitable`
 #: (which tries the `Awaitable` ABC: about as costly as the rest of the attempt's checks).
 _NEVER_AWAITABLE = frozenset({int, str, float, bool, bytes, dict, list, tuple, type(None)})
+#: Step output types that decoding their stored form gives back equal and immutable:
+#: such a step returns its own result (no decode of what it just encoded).
+_ROUND_TRIP = frozenset({int, str, float, bool, type(None)})
 
 # Set while a step body runs, so orchestration calls made from inside a step fail
 # clearly (a context variable: concurrent join branches each have their own).
@@ -67,6 +71,51 @@ def _failure_kind(exc: Exception, elapsed: float, options: StepOptions) -> str |
     if isinstance(exc, EncodingError):
         return "critical"
     return None
+
+
+class StepTurn:
+    """Whose turn it is to run a step body (or a flush): one at a time per workflow.
+
+    An `asyncio.Lock` without its costs on the path every step takes: taking a free
+    turn is a plain attribute test and set (no coroutine), and giving it back with
+    nobody waiting is a deque test. Only join and race branches ever wait; a turn given
+    back is handed straight to the first waiter (``busy`` stays True), so a branch that
+    was not waiting cannot overtake it. Runs on the engine's event loop only.
+    """
+
+    __slots__ = ("busy", "waiters")
+
+    def __init__(self) -> None:
+        self.busy = False
+        self.waiters: deque[asyncio.Future[None]] = deque()
+
+    async def wait(self) -> None:
+        """Wait for the turn (``busy`` was True); it is ours when this returns.
+
+        Raises:
+            asyncio.CancelledError: cancelled while waiting; a turn handed to us at that
+                moment is passed on, so it is never lost.
+        """
+        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self.waiters.append(waiter)
+        try:
+            await waiter
+        except asyncio.CancelledError:
+            if waiter.done() and not waiter.cancelled():
+                self.give_back()  # handed to us as we were cancelled: pass it on
+            else:
+                self.waiters.remove(waiter)
+            raise
+
+    def give_back(self) -> None:
+        """End our turn: hand it to the first live waiter, else free it."""
+        waiters = self.waiters
+        while waiters:
+            waiter = waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(None)
+                return
+        self.busy = False
 
 
 @dataclass(slots=True)
@@ -163,7 +212,8 @@ class Core(Generic[S]):
         self.on_error = on_error
         #: Steps whose body or completing flush is in flight.
         self.running_steps = 0
-        self.step_lock = asyncio.Lock()
+        #: One step body, or one flush, at a time (see `run_step`).
+        self.turn = StepTurn()
         #: Set when a flush failed: the history in memory may differ from storage.
         self.broken: BaseException | None = None
         #: Completed steps with a rollback callback since the last checkpoint, in order.
@@ -275,8 +325,15 @@ class Core(Generic[S]):
         """
         if not self.history.pending and not self.history.meta_dirty:
             return
-        async with self.step_lock:
+        turn = self.turn
+        if turn.busy:
+            await turn.wait()
+        else:
+            turn.busy = True
+        try:
             await self._flush_locked(shielded)
+        finally:
+            turn.give_back()
 
     async def _flush_locked(self, shielded: bool) -> None:
         writes = self.history.take_writes()
@@ -352,7 +409,11 @@ class Core(Generic[S]):
             # One step body (with the flush that completes it) at a time: a flush commits
             # the host's whole working state, which must not hold half of another step's
             # changes, or a crash would make that step run, and apply, twice.
-            await self.step_lock.acquire()
+            turn = self.turn
+            if turn.busy:
+                await turn.wait()
+            else:
+                turn.busy = True
             self.running_steps += 1
             info = StepInfo(name, record.location, attempt)
             try:
@@ -368,7 +429,11 @@ class Core(Generic[S]):
                         result = await (
                             run_with_timeout(self.clock, timeout, result) if timeout else result
                         )
-                    output = values.encode(result, f"the output of workflow step {name!r}")
+                    try:
+                        output = values.encode_unchecked(result)
+                    except (TypeError, ValueError, OverflowError):
+                        # Raises the EncodingError (its text is built only on failure).
+                        output = values.encode(result, f"the output of workflow step {name!r}")
                 except Exception as error:
                     elapsed = self.clock.monotonic() - started
                     outcome = error, _failure_kind(error, elapsed, options)
@@ -394,7 +459,8 @@ class Core(Generic[S]):
                             except BaseException as flush_error:
                                 self.broken = flush_error
                                 raise
-                    return values.decode(output)
+                    # What the step returns is its stored form (a replay returns that).
+                    return result if type(result) in _ROUND_TRIP else values.decode(output)
                 exc, kind = outcome
                 record.attempts = attempt
                 record.last_attempt_at = self.clock.now()
@@ -410,7 +476,7 @@ class Core(Generic[S]):
                 await self._flush_locked(shielded)
             finally:
                 self.running_steps -= 1
-                self.step_lock.release()
+                turn.give_back()
                 self.host.step_finished(info)
             if kind is not None:
                 await self.report(

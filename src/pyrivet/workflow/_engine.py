@@ -131,6 +131,19 @@ class WorkflowEngine(Generic[S]):
         self._core = Core(self._host, History(records), self._definition.on_error)
         self._reload = False
 
+    def unload(self) -> None:
+        """Forget the loaded history; the next `run`, `history` caller or reset loads it
+        again from the host. For a run that ended: an actor that stays awake after its
+        workflow completed does not keep every entry in memory (and in the collector's
+        heap) meanwhile.
+
+        Raises:
+            WorkflowUsageError: a run is in progress.
+        """
+        if self._task is not None:
+            raise WorkflowUsageError("a running workflow cannot be unloaded")
+        self._core = None
+
     def history(self) -> WorkflowHistory:
         """The workflow's state and entries (as in memory: may include unflushed ones)."""
         if self._core is None:
