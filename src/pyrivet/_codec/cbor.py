@@ -366,7 +366,9 @@ def _put_plain(value: Any, out: bytearray, depth: int) -> bool:
     False (with ``out`` partly written) if it is not."""
     kind = type(value)
     if kind is int:
-        if 0 <= value <= MAX_SAFE_INTEGER:
+        if 0 <= value < 24:
+            out.append(value)
+        elif 0 <= value <= MAX_SAFE_INTEGER:
             _put_head(out, 0x00, value)
         elif -MAX_SAFE_INTEGER <= value < 0:
             _put_head(out, 0x20, -1 - value)
@@ -377,7 +379,10 @@ def _put_plain(value: Any, out: bytearray, depth: int) -> bool:
             data = value.encode()
         except UnicodeEncodeError:
             return False  # a lone surrogate: the general path reports it
-        _put_head(out, 0x60, len(data))
+        if len(data) < 24:
+            out.append(0x60 | len(data))
+        else:
+            _put_head(out, 0x60, len(data))
         out += data
     elif value is None:
         out.append(0xF6)
@@ -393,9 +398,15 @@ def _put_plain(value: Any, out: bytearray, depth: int) -> bool:
             return False
         if len(value) == 2 and type(value[0]) is str and value[0].startswith("$"):
             return False  # escaped in the compat form
-        _put_head(out, 0x80, len(value))
+        if len(value) < 24:
+            out.append(0x80 | len(value))
+        else:
+            _put_head(out, 0x80, len(value))
         for item in value:
-            if not _put_plain(item, out, depth + 1):
+            # Small ints inline (most items): no call.
+            if type(item) is int and 0 <= item < 24:
+                out.append(item)
+            elif not _put_plain(item, out, depth + 1):
                 return False
     else:
         return False
