@@ -495,7 +495,7 @@ async def handle_connect(
         return
     # Owns the writer, the action tasks and the close task; whatever is left when
     # the handler ends (only on cancellation) is cancelled.
-    tasks = TaskSupervisor("pyrivet connection")
+    tasks = TaskSupervisor("pyrivet connection", asyncio.get_running_loop())
     options = state.options
     outbox = Outbox(send, options.max_send_queue, tasks, reply_first=options.reply_before_events)
     session = ConnectSession(state, encoding, outbox, tasks)
