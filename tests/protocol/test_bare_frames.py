@@ -114,3 +114,58 @@ def test_bad_action_requests_get_the_general_readers_errors(frame: bytes) -> Non
     with pytest.raises(InvalidMessageError) as general:
         bare_schema.read_to_server(memoryview(frame))
     assert error.value.message == general.value.message
+
+
+# The Python client's side: ActionRequest out, ActionResponse and Event in.
+
+
+class _Request(ActionRequest, frozen=True):
+    """Not exactly an ActionRequest: takes the general writer."""
+
+
+@pytest.mark.parametrize("action_id", IDS)
+@pytest.mark.parametrize("args", [[], [1], ["é", [2, None]], [{"k": 2**60}]])
+def test_action_request_is_what_the_general_writer_writes(action_id: int, args: Any) -> None:
+    fast = bare_schema.write_to_server(ActionRequest(action_id, "increment", args))
+    assert fast == bare_schema.write_to_server(_Request(action_id, "increment", args))
+
+
+TO_CLIENT = [
+    ActionResponse(0, None),
+    ActionResponse(300, [1, "a"]),
+    ActionResponse(2**64 - 1, {"a": b"\x00"}),
+    Event("newCount", [7]),
+    Event("", []),
+    Event("é" * 100, [None, [1.5]]),
+]
+
+
+@pytest.mark.parametrize("version", [1, 2, 3, 4])
+@pytest.mark.parametrize("msg", TO_CLIENT, ids=repr)
+def test_replies_and_events_read_as_the_general_reader(version: int, msg: Any) -> None:
+    frame = bytes((version,)) + bare_schema.write_to_client(msg)[1:]
+    assert bare_schema.read_to_client(frame) == msg
+    assert bare_schema.read_to_client(memoryview(frame)) == msg  # the general reader
+
+
+BAD_TO_CLIENT = {
+    "response: non-canonical id": bytes([4, 0, 2, 0x80, 0x00, 1, 0xF6]),
+    "response: truncated id": bytes([4, 0, 2, 0x80]),
+    "response: output not CBOR": bytes([4, 0, 2, 1, 1, 0xFF]),
+    "response: trailing bytes": bytes([4, 0, 2, 1, 1, 0xF6, 0]),
+    "response: output past the end": bytes([4, 0, 2, 1, 5, 0xF6]),
+    "event: name not UTF-8": bytes([4, 0, 3, 1, 0xFF, 1, 0x80]),
+    "event: truncated name": bytes([4, 0, 3, 5, 0x61]),
+    "event: args truncated": bytes([4, 0, 3, 1, 0x61, 2, 0x82, 1]),
+    "event: trailing bytes": bytes([4, 0, 3, 1, 0x61, 1, 0x80, 0]),
+    "version 5": bytes([5, 0, 2, 1, 1, 0xF6]),
+}
+
+
+@pytest.mark.parametrize("frame", BAD_TO_CLIENT.values(), ids=BAD_TO_CLIENT.keys())
+def test_bad_replies_and_events_get_the_general_readers_errors(frame: bytes) -> None:
+    with pytest.raises(InvalidMessageError) as error:
+        bare_schema.read_to_client(frame)
+    with pytest.raises(InvalidMessageError) as general:
+        bare_schema.read_to_client(memoryview(frame))
+    assert error.value.message == general.value.message

@@ -130,14 +130,15 @@ def _optional_payload(reader: BareReader, field: str) -> Any:
 
 # MARK: the frames of every action, without BareReader / BareWriter
 #
-# Each WebSocket action decodes an ActionRequest and encodes an ActionResponse (and
-# often an Event); through the general reader and writer that is ~20 method calls per
-# frame. These functions write the same bytes directly, and read a well-formed
-# ActionRequest; for anything irregular they leave it to the general reader, which
-# reports the error.
+# Each WebSocket action is an ActionRequest one way and an ActionResponse (and often an
+# Event) the other; through the general reader and writer that is ~20 method calls per
+# frame, on the server and on the Python client. These functions write the same bytes
+# directly, and read those frames when well-formed; for anything irregular they leave
+# it to the general reader, which reports the error.
 
 _ACTION_RESPONSE_HEAD: Final = bytes((CURRENT_VERSION, 0, 2))
 _EVENT_HEAD: Final = bytes((CURRENT_VERSION, 0, 3))
+_ACTION_REQUEST_HEAD: Final = bytes((CURRENT_VERSION, 0, 0))
 #: ``uint`` encodings of 0..127 (one byte each).
 _SMALL_UINTS: Final = tuple(bytes((n,)) for n in range(0x80))
 
@@ -206,6 +207,37 @@ def _read_action_request(data: bytes) -> ActionRequest:
     return ActionRequest(action_id, name, args)
 
 
+def _payload_at(data: bytes, pos: int) -> Any:
+    """The ``data`` field at ``pos`` holding a CBOR payload, which must end ``data``;
+    raises `_Irregular` or IndexError otherwise."""
+    size, pos = _take_uint(data, pos)
+    if pos + size != len(data):
+        raise _Irregular
+    try:
+        return cbor.decode(data[pos:])
+    except InvalidMessageError:
+        raise _Irregular from None
+
+
+def _read_action_response(data: bytes) -> ActionResponse:
+    """An ``ActionResponse`` (tag 2 at byte 2); see `_read_action_request`."""
+    action_id, pos = _take_uint(data, 3)
+    return ActionResponse(action_id, _payload_at(data, pos))
+
+
+def _read_event(data: bytes) -> Event:
+    """An ``Event`` (tag 3 at byte 2); see `_read_action_request`."""
+    size, pos = _take_uint(data, 3)
+    end = pos + size
+    if end > len(data):
+        raise _Irregular
+    name = data[pos:end].decode()
+    args = _payload_at(data, end)
+    if type(args) is not list:
+        args = [] if args is None else [args]
+    return Event(name, args)
+
+
 # MARK: WebSocket messages
 
 
@@ -255,6 +287,14 @@ def read_to_client(data: bytes | bytearray | memoryview | str) -> ToClient:
         InvalidMessageError: bad version, unknown union tag, truncated or trailing
             bytes, or an invalid payload.
     """
+    if type(data) is bytes and data[1:2] == b"\x00" and 1 <= data[0] <= CURRENT_VERSION:
+        try:
+            if data[2] == 2:
+                return _read_action_response(data)
+            if data[2] == 3:
+                return _read_event(data)
+        except (_Irregular, IndexError, UnicodeDecodeError):
+            pass  # the reader below decodes it, or says what is wrong
     reader, version = _reader(data, "ToClient")
     start = reader.offset
     tag = reader.read_tag()
@@ -286,6 +326,12 @@ def write_to_server(msg: ToServer) -> bytes:
         EncodingError: a payload cannot be encoded or an integer is out of range.
         TypeError: ``msg`` is not a `ToServer` message.
     """
+    if type(msg) is ActionRequest:  # every call a client makes: without a BareWriter
+        name = msg.name.encode()
+        payload = cbor.encode(list(msg.args))
+        return b"".join(
+            (_ACTION_REQUEST_HEAD, _uint(msg.id), _uint(len(name)), name, _data(payload))
+        )
     writer = _writer()
     if isinstance(msg, ActionRequest):
         writer.write_tag(0)
