@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import contextlib
 import datetime as dt
 import struct
 from typing import Any
@@ -11,7 +12,7 @@ import cbor2
 import pytest
 
 from pyrivet._codec import cbor
-from pyrivet._codec.json_compat import MAX_DEPTH, UNDEFINED
+from pyrivet._codec.json_compat import MAX_DEPTH, UNDEFINED, from_compat, to_compat
 from pyrivet._protocol.errors import InvalidMessageError
 from pyrivet.errors import EncodingError
 
@@ -206,3 +207,92 @@ def test_semantic_types_no_peer_writes_are_rejected(data: str) -> None:
 def test_management_api_input_is_cbor_of_the_compat_form() -> None:
     # `create()` sends input {hello: 1} as base64 of what cbor-x writes.
     assert cbor.decode(base64.b64decode("uQABZWhlbGxvAQ==")) == {"hello": 1}
+
+
+# The plain fast paths (`cbor._put_plain`, `cbor._take_plain`) must give exactly what
+# the general path (compat form, then cbor2) gives, and leave everything else to it.
+PLAIN_AND_NOT = [
+    0,
+    23,
+    24,
+    255,
+    256,
+    65535,
+    65536,
+    2**32 - 1,
+    2**32,
+    2**53 - 1,
+    2**53,
+    -1,
+    -24,
+    -25,
+    -257,
+    -(2**53 - 1),
+    -(2**53),
+    "",
+    "a" * 23,
+    "a" * 24,
+    "é" * 200,
+    "x" * 70000,
+    "\ud800",
+    None,
+    True,
+    False,
+    1.5,
+    -0.0,
+    0.1,
+    1e300,
+    float("nan"),
+    float("inf"),
+    [],
+    (1, "a"),
+    [1, [2, ["a", None]]],
+    ["$", 1],
+    ["$x", 1],
+    ["a", "$b"],
+    [[[[[[[[[[[[[[[[[[1]]]]]]]]]]]]]]]]]],
+    [1] * 30,
+    {"a": 1},
+    b"\x01",
+    [1, b"\x01"],
+    [2**60],
+]
+
+
+@pytest.mark.parametrize("value", PLAIN_AND_NOT, ids=repr)
+def test_encode_writes_what_the_general_path_writes(value: Any) -> None:
+    try:
+        general = cbor.encode_tree(to_compat(value, json=False))
+    except EncodingError as exc:
+        with pytest.raises(EncodingError, match=exc.message[:20]):
+            cbor.encode(value)
+        return
+    assert cbor.encode(value) == general
+
+
+@pytest.mark.parametrize("value", PLAIN_AND_NOT, ids=repr)
+def test_decode_reads_what_the_general_path_reads(value: Any) -> None:
+    with contextlib.suppress(EncodingError):
+        data = cbor.encode_tree(to_compat(value, json=False))
+        fast, general = cbor.decode(data), from_compat(cbor.load_tree(data))
+        assert repr(fast) == repr(general)  # repr: nan == nan, types of items
+        assert type(fast) is type(general)
+
+
+@pytest.mark.parametrize(
+    "data",
+    ["f93c00", "fa3fc00000", "fb3ff8000000000000", "f97e00", "9f01ff", "82 64 24536574 80"],
+)
+def test_decode_reads_other_forms_as_the_general_path(data: str) -> None:
+    assert repr(cbor.decode(h(data))) == repr(from_compat(cbor.load_tree(h(data))))
+
+
+@pytest.mark.parametrize(
+    "data", ["", "82 01", "81 01 00", "61 ff", "7a ffffffff", "9b ffffffffffffffff"]
+)
+def test_irregular_input_gets_the_general_path_errors(data: str) -> None:
+    with pytest.raises(InvalidMessageError) as general:
+        from_compat(cbor.load_tree(h(data)))
+    with pytest.raises(InvalidMessageError) as fast:
+        cbor.decode(h(data))
+    assert fast.value.message == general.value.message

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import datetime as dt
 import io
+import math
 import struct
 from collections.abc import Mapping
 from typing import Any, Final
@@ -35,6 +36,7 @@ from ..errors import EncodingError
 from .errors import InvalidMessageError
 from .json_compat import (
     MAX_DEPTH,
+    MAX_SAFE_INTEGER,
     BadValue,
     ValueWalker,
     from_compat,
@@ -53,6 +55,10 @@ __all__ = [
 ]
 
 _UTC = dt.UTC
+_FLOAT64: Final = struct.Struct(">d")
+#: How deep the plain fast paths (`_put_plain`, `_take_plain`) go before they leave the
+#: value to the general code.
+_PLAIN_DEPTH: Final = 16
 _TAG_SET: Final = 258
 _BYTE_TAGS: Final = frozenset({64, 68})
 #: RFC 8746 typed arrays (cbor-x writes the little-endian ones), as struct formats.
@@ -295,6 +301,9 @@ def encode(value: Any) -> bytes:
     Raises:
         EncodingError: the value (or something inside it) cannot be encoded.
     """
+    out = bytearray()
+    if _put_plain(value, out, 0):
+        return bytes(out)
     return encode_tree(to_compat(value, json=False))
 
 
@@ -310,7 +319,154 @@ def decode(data: bytes | bytearray | memoryview) -> Any:
     Raises:
         InvalidMessageError: malformed CBOR, trailing bytes, or an invalid compat tag.
     """
+    if type(data) is bytes:
+        try:
+            value, end = _take_plain(data, 0, 0)
+        except (_NotPlain, IndexError, UnicodeDecodeError):
+            pass  # the general path decodes it, or raises the proper error
+        else:
+            if end == len(data):
+                return value
     return from_compat(load_tree(data))
+
+
+# MARK: plain values, without cbor2
+#
+# Most payloads (action arguments and results, event arguments) are a few small
+# integers and strings, maybe in a list. For those, the compat form is the value
+# itself, and building it (`to_compat`), setting up cbor2's encoder, and on the way in
+# cbor2's decoder, the size check (`_Normalizer`) and the revival (`from_compat`) cost
+# several times what writing or reading the bytes here does (the server encodes or
+# decodes four payloads per WebSocket action). These two functions handle exactly the
+# values whose bytes are the same either way (integers within the safe range, text,
+# bool, None, finite floats, lists of those) and report anything else, which then takes
+# the general path: the output is byte for byte what cbor2 writes and reads.
+
+
+class _NotPlain(Exception):
+    """The value (or input) is not one `_put_plain` / `_take_plain` handle."""
+
+
+def _put_head(out: bytearray, major: int, n: int) -> None:
+    """Append a CBOR item head: major type (already shifted) and argument ``n >= 0``,
+    in its shortest form (as cbor2 writes it)."""
+    if n < 24:
+        out.append(major | n)
+    elif n < 0x100:
+        out.append(major | 24)
+        out.append(n)
+    else:
+        size = 2 if n < 0x10000 else 4 if n < 0x100000000 else 8
+        out.append(major | (25 if size == 2 else 26 if size == 4 else 27))
+        out += n.to_bytes(size, "big")
+
+
+def _put_plain(value: Any, out: bytearray, depth: int) -> bool:
+    """Append the CBOR of ``value``'s compat form if it is a plain value (see above);
+    False (with ``out`` partly written) if it is not."""
+    kind = type(value)
+    if kind is int:
+        if 0 <= value < 24:
+            out.append(value)
+        elif 0 <= value <= MAX_SAFE_INTEGER:
+            _put_head(out, 0x00, value)
+        elif -MAX_SAFE_INTEGER <= value < 0:
+            _put_head(out, 0x20, -1 - value)
+        else:
+            return False  # a bigint tag
+    elif kind is str:
+        try:
+            data = value.encode()
+        except UnicodeEncodeError:
+            return False  # a lone surrogate: the general path reports it
+        if len(data) < 24:
+            out.append(0x60 | len(data))
+        else:
+            _put_head(out, 0x60, len(data))
+        out += data
+    elif value is None:
+        out.append(0xF6)
+    elif kind is bool:
+        out.append(0xF5 if value else 0xF4)
+    elif kind is float:
+        if value != value or value in (math.inf, -math.inf):
+            return False  # cbor2 writes these as half floats
+        out.append(0xFB)
+        out += _FLOAT64.pack(value)
+    elif kind is list or kind is tuple:
+        if depth >= _PLAIN_DEPTH:
+            return False
+        if len(value) == 2 and type(value[0]) is str and value[0].startswith("$"):
+            return False  # escaped in the compat form
+        if len(value) < 24:
+            out.append(0x80 | len(value))
+        else:
+            _put_head(out, 0x80, len(value))
+        for item in value:
+            # Small ints inline (most items): no call.
+            if type(item) is int and 0 <= item < 24:
+                out.append(item)
+            elif not _put_plain(item, out, depth + 1):
+                return False
+    else:
+        return False
+    return True
+
+
+def _take_plain(data: bytes, pos: int, depth: int) -> tuple[Any, int]:
+    """Read the plain item at ``pos``: (its value, where the next item starts).
+
+    Raises:
+        _NotPlain: anything else (a tag, a map, bytes, a compat tag, indefinite lengths,
+            simple values but false/true/null), which the general path handles.
+        IndexError: truncated input; UnicodeDecodeError: text that is not UTF-8.
+    """
+    head = data[pos]
+    major = head & 0xE0
+    info = head & 0x1F
+    pos += 1
+    if major == 0xE0:
+        if 20 <= info <= 22:
+            return (False, True, None)[info - 20], pos
+        if 25 <= info <= 27:
+            size = 1 << (info - 24)
+            end = pos + size
+            if end > len(data):
+                raise IndexError
+            value = struct.unpack(">e" if size == 2 else ">f" if size == 4 else ">d", data[pos:end])
+            return value[0], end
+        raise _NotPlain
+    if info < 24:
+        n = info
+    elif info < 28:
+        size = 1 << (info - 24)
+        end = pos + size
+        if end > len(data):
+            raise IndexError
+        n = int.from_bytes(data[pos:end], "big")
+        pos = end
+    else:
+        raise _NotPlain
+    if major == 0x00:
+        return n, pos
+    if major == 0x20:
+        return -1 - n, pos
+    if major == 0x60:
+        end = pos + n
+        if end > len(data):
+            raise IndexError
+        return data[pos:end].decode(), end
+    if major == 0x80 and depth < _PLAIN_DEPTH:
+        if n > len(data) - pos:
+            raise IndexError  # more items than bytes left
+        items = []
+        for _ in range(n):
+            item, pos = _take_plain(data, pos, depth + 1)
+            items.append(item)
+        if n == 2 and type(items[0]) is str and items[0].startswith("$"):
+            raise _NotPlain  # a compat tag to revive
+        return items, pos
+    raise _NotPlain
 
 
 def encode_native(value: Any) -> bytes:

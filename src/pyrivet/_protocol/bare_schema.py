@@ -128,6 +128,116 @@ def _optional_payload(reader: BareReader, field: str) -> Any:
     return reader.read_optional(lambda: _read_payload(reader, field))
 
 
+# MARK: the frames of every action, without BareReader / BareWriter
+#
+# Each WebSocket action is an ActionRequest one way and an ActionResponse (and often an
+# Event) the other; through the general reader and writer that is ~20 method calls per
+# frame, on the server and on the Python client. These functions write the same bytes
+# directly, and read those frames when well-formed; for anything irregular they leave
+# it to the general reader, which reports the error.
+
+_ACTION_RESPONSE_HEAD: Final = bytes((CURRENT_VERSION, 0, 2))
+_EVENT_HEAD: Final = bytes((CURRENT_VERSION, 0, 3))
+_ACTION_REQUEST_HEAD: Final = bytes((CURRENT_VERSION, 0, 0))
+#: ``uint`` encodings of 0..127 (one byte each).
+_SMALL_UINTS: Final = tuple(bytes((n,)) for n in range(0x80))
+
+
+class _Irregular(Exception):
+    """The fast reader met something the general reader should judge."""
+
+
+def _uint(value: int) -> bytes:
+    """A BARE ``uint``, as `BareWriter.write_uint` writes it."""
+    if 0 <= value < 0x80:
+        return _SMALL_UINTS[value]
+    if 0x80 <= value < 0x4000:
+        return bytes(((value & 0x7F) | 0x80, value >> 7))
+    writer = BareWriter()
+    writer.write_uint(value)  # raises EncodingError out of range
+    return writer.getvalue()
+
+
+def _data(payload: bytes) -> bytes:
+    """A BARE ``data``: its length, then the bytes."""
+    return _uint(len(payload)) + payload
+
+
+def _take_uint(data: bytes, pos: int) -> tuple[int, int]:
+    """A canonical ``uint`` below 2**64 at ``pos``: (value, next position); raises
+    `_Irregular` or IndexError otherwise."""
+    byte = data[pos]
+    if byte < 0x80:
+        return byte, pos + 1
+    result = byte & 0x7F
+    shift = 7
+    while True:
+        pos += 1
+        byte = data[pos]
+        result |= (byte & 0x7F) << shift
+        if byte < 0x80:
+            break
+        shift += 7
+        if shift > 63:
+            raise _Irregular
+    if byte == 0 or result >= 1 << 64:
+        raise _Irregular
+    return result, pos + 1
+
+
+def _read_action_request(data: bytes) -> ActionRequest:
+    """An ``ActionRequest`` (after the version and tag 0, from byte 3) that ends
+    exactly at the end of ``data``; raises `_Irregular`, IndexError or
+    UnicodeDecodeError otherwise (the general reader then takes it)."""
+    action_id, pos = _take_uint(data, 3)
+    size, pos = _take_uint(data, pos)
+    end = pos + size
+    if end > len(data):
+        raise _Irregular
+    name = data[pos:end].decode()
+    size, pos = _take_uint(data, end)
+    if pos + size != len(data):
+        raise _Irregular
+    try:
+        args = cbor.decode(data[pos:])
+    except InvalidMessageError:
+        raise _Irregular from None
+    if type(args) is not list:
+        args = [] if args is None else [args]
+    return ActionRequest(action_id, name, args)
+
+
+def _payload_at(data: bytes, pos: int) -> Any:
+    """The ``data`` field at ``pos`` holding a CBOR payload, which must end ``data``;
+    raises `_Irregular` or IndexError otherwise."""
+    size, pos = _take_uint(data, pos)
+    if pos + size != len(data):
+        raise _Irregular
+    try:
+        return cbor.decode(data[pos:])
+    except InvalidMessageError:
+        raise _Irregular from None
+
+
+def _read_action_response(data: bytes) -> ActionResponse:
+    """An ``ActionResponse`` (tag 2 at byte 2); see `_read_action_request`."""
+    action_id, pos = _take_uint(data, 3)
+    return ActionResponse(action_id, _payload_at(data, pos))
+
+
+def _read_event(data: bytes) -> Event:
+    """An ``Event`` (tag 3 at byte 2); see `_read_action_request`."""
+    size, pos = _take_uint(data, 3)
+    end = pos + size
+    if end > len(data):
+        raise _Irregular
+    name = data[pos:end].decode()
+    args = _payload_at(data, end)
+    if type(args) is not list:
+        args = [] if args is None else [args]
+    return Event(name, args)
+
+
 # MARK: WebSocket messages
 
 
@@ -138,6 +248,12 @@ def write_to_client(msg: ToClient) -> bytes:
         EncodingError: a payload cannot be encoded or an integer is out of range.
         TypeError: ``msg`` is not a `ToClient` message.
     """
+    if type(msg) is ActionResponse:  # the frames of every action: without a BareWriter
+        return b"".join((_ACTION_RESPONSE_HEAD, _uint(msg.id), _data(cbor.encode(msg.output))))
+    if type(msg) is Event:
+        name = msg.name.encode()
+        payload = cbor.encode(list(msg.args))
+        return b"".join((_EVENT_HEAD, _uint(len(name)), name, _data(payload)))
     writer = _writer()
     if isinstance(msg, Init):
         writer.write_tag(0)
@@ -171,6 +287,14 @@ def read_to_client(data: bytes | bytearray | memoryview | str) -> ToClient:
         InvalidMessageError: bad version, unknown union tag, truncated or trailing
             bytes, or an invalid payload.
     """
+    if type(data) is bytes and data[1:2] == b"\x00" and 1 <= data[0] <= CURRENT_VERSION:
+        try:
+            if data[2] == 2:
+                return _read_action_response(data)
+            if data[2] == 3:
+                return _read_event(data)
+        except (_Irregular, IndexError, UnicodeDecodeError):
+            pass  # the reader below decodes it, or says what is wrong
     reader, version = _reader(data, "ToClient")
     start = reader.offset
     tag = reader.read_tag()
@@ -202,6 +326,12 @@ def write_to_server(msg: ToServer) -> bytes:
         EncodingError: a payload cannot be encoded or an integer is out of range.
         TypeError: ``msg`` is not a `ToServer` message.
     """
+    if type(msg) is ActionRequest:  # every call a client makes: without a BareWriter
+        name = msg.name.encode()
+        payload = cbor.encode(list(msg.args))
+        return b"".join(
+            (_ACTION_REQUEST_HEAD, _uint(msg.id), _uint(len(name)), name, _data(payload))
+        )
     writer = _writer()
     if isinstance(msg, ActionRequest):
         writer.write_tag(0)
@@ -224,6 +354,11 @@ def read_to_server(data: bytes | bytearray | memoryview | str) -> ToServer:
         InvalidMessageError: bad version, unknown union tag, truncated or trailing
             bytes, or an invalid payload.
     """
+    if type(data) is bytes and data[1:3] == b"\x00\x00" and 1 <= data[0] <= CURRENT_VERSION:
+        try:
+            return _read_action_request(data)
+        except (_Irregular, IndexError, UnicodeDecodeError):
+            pass  # the reader below decodes it, or says what is wrong
     reader, _version = _reader(data, "ToServer")
     start = reader.offset
     tag = reader.read_tag()

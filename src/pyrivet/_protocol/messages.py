@@ -172,9 +172,9 @@ def encode_to_client(msg: ToClient, encoding: Encoding) -> bytes:
         UnsupportedEncodingError: unknown encoding.
         TypeError: ``msg`` is not a server-to-client message.
     """
-    if _check(encoding) == "bare":
+    if encoding == "bare" or _check(encoding) == "bare":  # bare: no call (every frame)
         return bare_schema.write_to_client(msg)
-    return mapped.write_to_client(msg, cast(mapped.MappedEncoding, encoding))
+    return mapped.write_to_client(msg, encoding)
 
 
 def decode_to_server(data: _Data, encoding: Encoding) -> ToServer:
@@ -191,9 +191,9 @@ def decode_to_server(data: _Data, encoding: Encoding) -> ToServer:
         InvalidMessageError: the frame is not a valid message.
         UnsupportedEncodingError: unknown encoding.
     """
-    if _check(encoding) == "bare":
+    if encoding == "bare" or _check(encoding) == "bare":  # bare: no call (every frame)
         return bare_schema.read_to_server(data)
-    return mapped.read_to_server(data, cast(mapped.MappedEncoding, encoding))
+    return mapped.read_to_server(data, encoding)
 
 
 def encode_to_server(msg: ToServer, encoding: Encoding) -> bytes:
@@ -208,9 +208,9 @@ def encode_to_server(msg: ToServer, encoding: Encoding) -> bytes:
         UnsupportedEncodingError: unknown encoding.
         TypeError: ``msg`` is not a client-to-server message.
     """
-    if _check(encoding) == "bare":
+    if encoding == "bare" or _check(encoding) == "bare":  # bare: no call (every frame)
         return bare_schema.write_to_server(msg)
-    return mapped.write_to_server(msg, cast(mapped.MappedEncoding, encoding))
+    return mapped.write_to_server(msg, encoding)
 
 
 def decode_to_client(data: _Data, encoding: Encoding) -> ToClient:
@@ -227,9 +227,9 @@ def decode_to_client(data: _Data, encoding: Encoding) -> ToClient:
         InvalidMessageError: the frame is not a valid message.
         UnsupportedEncodingError: unknown encoding.
     """
-    if _check(encoding) == "bare":
+    if encoding == "bare" or _check(encoding) == "bare":  # bare: no call (every frame)
         return bare_schema.read_to_client(data)
-    return mapped.read_to_client(data, cast(mapped.MappedEncoding, encoding))
+    return mapped.read_to_client(data, encoding)
 
 
 def encode_http(msg: HttpBody, encoding: Encoding) -> bytes:

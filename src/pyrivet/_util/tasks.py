@@ -21,8 +21,12 @@ log = logging.getLogger(__name__)
 class TaskSupervisor:
     """Owns a set of tasks for the lifetime of one component (a runtime, a server)."""
 
-    def __init__(self, name: str) -> None:
+    def __init__(self, name: str, loop: asyncio.AbstractEventLoop | None = None) -> None:
+        """``loop``: the loop every task of this supervisor runs on, when the owner knows
+        it (`spawn` then skips `asyncio.get_running_loop`, a ``getpid`` system call in
+        Python 3.11; a WebSocket connection spawns a task per action)."""
         self._name = name
+        self._loop = loop
         #: A dict, not a set: once empty it is cleared back to 64 bytes (a set keeps
         #: its table), which counts for the supervisor of every idle WebSocket.
         self._tasks: dict[asyncio.Task[Any], None] = {}
@@ -37,7 +41,7 @@ class TaskSupervisor:
         if self._closed:
             coro.close()
             raise RuntimeError(f"{self._name}: cannot start a task after aclose()")
-        task = asyncio.get_running_loop().create_task(coro, name=name)
+        task = (self._loop or asyncio.get_running_loop()).create_task(coro, name=name)
         self._tasks[task] = None
         task.add_done_callback(self._on_done)
         return task

@@ -195,7 +195,7 @@ class Outbox:
     def _enqueue(self, data: str | bytes, wake_soon: bool, reply: bool) -> bool:
         """Queue a frame (see `frame`) without waking the writer; False if it was dropped
         (closing, or the queue was full: the socket is then closing)."""
-        if self.closing:
+        if self._closing or self.done.is_set():  # `closing`, one call less per frame
             return False
         if len(self._queue) >= self._limit:
             log.warning(

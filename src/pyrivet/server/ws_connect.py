@@ -203,8 +203,8 @@ class ConnectSession(HibernatableSink):
             log.warning("event %r not sent: %s", event, exc.message)
 
     def _queue_event(self, name: str, args: Any, event: str) -> None:
-        frame = self._wire(encode_to_client(Event(name, args), self._encoding))
-        size = frame_size(frame)
+        data = encode_to_client(Event(name, args), self._encoding)
+        size = len(data)  # json: UTF-8 bytes, as the text frame is on the wire
         if size > self._state.max_outgoing:
             log.warning(
                 "event %r not sent: %d bytes, above the outgoing limit (%d)",
@@ -213,6 +213,7 @@ class ConnectSession(HibernatableSink):
                 self._state.max_outgoing,
             )
             return
+        frame = data.decode() if self._text else data
         if self._early is not None:
             self._early.append(frame)
         else:
@@ -276,7 +277,7 @@ class ConnectSession(HibernatableSink):
             data: str | bytes | None = message.get("bytes")
             if data is None:
                 data = message.get("text") or ""
-            size = frame_size(data)
+            size = len(data) if type(data) is bytes else frame_size(data)
             if size > limit:
                 self._failure = incoming_too_long("a message", size, limit)
                 return
@@ -386,10 +387,11 @@ class ConnectSession(HibernatableSink):
         except Exception as exc:
             self._reply_error(exc, request.id)
         else:
+            frame = data.decode() if self._text else data
             if len(self._in_flight) > 1:
-                self._outbox.frame(self._wire(data), reply=True)  # batched with the others'
+                self._outbox.frame(frame, reply=True)  # batched with the others'
             else:
-                await self._outbox.reply(self._wire(data))
+                await self._outbox.reply(frame)
 
     async def finish(self) -> None:
         """After reading stopped: let in-flight actions end (their replies are sent),
@@ -493,7 +495,7 @@ async def handle_connect(
         return
     # Owns the writer, the action tasks and the close task; whatever is left when
     # the handler ends (only on cancellation) is cancelled.
-    tasks = TaskSupervisor("pyrivet connection")
+    tasks = TaskSupervisor("pyrivet connection", asyncio.get_running_loop())
     options = state.options
     outbox = Outbox(send, options.max_send_queue, tasks, reply_first=options.reply_before_events)
     session = ConnectSession(state, encoding, outbox, tasks)

@@ -1,0 +1,131 @@
+"""`BatchingWebSocketProtocol` frames and parses data itself: the bytes must be websockets'
+own, and the app must get the same messages."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+import uvicorn
+from uvicorn.server import ServerState
+from websockets.frames import Frame, Opcode
+
+from pyrivet.server._uvicorn_ws import BatchingWebSocketProtocol, frame_head, parse_client_frame
+
+
+@pytest.mark.parametrize("length", [0, 1, 125, 126, 127, 65535, 65536, 70000])
+@pytest.mark.parametrize("opcode", [Opcode.TEXT, Opcode.BINARY])
+def test_frames_are_what_websockets_serializes(opcode: Opcode, length: int) -> None:
+    data = bytes(range(256)) * (length // 256) + bytes(length % 256)
+    assert frame_head(opcode, length) + data == Frame(opcode, data).serialize(mask=False)
+
+
+@pytest.mark.parametrize("length", [0, 1, 125, 126, 65535])
+@pytest.mark.parametrize("opcode", [Opcode.TEXT, Opcode.BINARY])
+def test_client_frames_read_as_websockets_reads_them(opcode: Opcode, length: int) -> None:
+    data = bytes(range(97, 123)) * (length // 26) + b"a" * (length % 26)
+    frame = Frame(opcode, data).serialize(mask=True)
+    assert parse_client_frame(frame, 2**20) == (opcode is Opcode.TEXT, data)
+
+
+def masked(frame: Frame) -> bytes:
+    return frame.serialize(mask=True)
+
+
+OTHERS = {
+    "not final": masked(Frame(Opcode.BINARY, b"ab", fin=False)),
+    "continuation": masked(Frame(Opcode.CONT, b"ab")),
+    "ping": masked(Frame(Opcode.PING, b"ab")),
+    "close": masked(Frame(Opcode.CLOSE, b"\x03\xe8")),
+    "rsv1 (compressed)": bytes([0xC2]) + masked(Frame(Opcode.BINARY, b"ab"))[1:],
+    "unmasked": Frame(Opcode.BINARY, b"ab").serialize(mask=False),
+    "64-bit length": masked(Frame(Opcode.BINARY, bytes(70000))),
+    "over max_size": masked(Frame(Opcode.BINARY, bytes(101))),
+    "two frames": masked(Frame(Opcode.BINARY, b"ab")) * 2,
+    "partial frame": masked(Frame(Opcode.BINARY, b"abc"))[:-1],
+    "too short": b"\x82\x80\x00",
+}
+
+
+@pytest.mark.parametrize("data", OTHERS.values(), ids=OTHERS.keys())
+def test_other_data_is_left_to_websockets(data: bytes) -> None:
+    assert parse_client_frame(data, 100) is None
+
+
+class _Transport(asyncio.Transport):
+    def __init__(self) -> None:
+        super().__init__()
+        self.written: list[bytes] = []
+        self.paused = False
+
+    def write(self, data: Any) -> None:
+        self.written.append(bytes(data))
+
+    def pause_reading(self) -> None:
+        self.paused = True
+
+    def resume_reading(self) -> None:
+        self.paused = False
+
+    def is_paused(self) -> bool:
+        return self.paused
+
+    def is_closing(self) -> bool:
+        return False
+
+    def close(self) -> None:
+        pass
+
+    def get_extra_info(self, name: str, default: Any = None) -> Any:
+        return {"peername": ("127.0.0.1", 1), "sockname": ("127.0.0.1", 2)}.get(name, default)
+
+
+HANDSHAKE = (
+    b"GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+    b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+)
+
+
+async def test_reading_pauses_when_a_second_message_waits_for_the_app() -> None:
+    """One queued message does not pause reading (a client waiting for each reply
+    never makes the server pause and resume); a second one does, until the app took
+    both; messages reach the app in order, whichever parser read them."""
+    accepted = asyncio.Event()
+    proceed = asyncio.Event()
+    received: list[Any] = []
+    done = asyncio.Event()
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        await receive()
+        await send({"type": "websocket.accept"})
+        accepted.set()
+        await proceed.wait()
+        for _ in range(3):
+            received.append(await receive())
+        done.set()
+
+    config = uvicorn.Config(app, ws=BatchingWebSocketProtocol, lifespan="off")
+    config.load()
+    protocol = BatchingWebSocketProtocol(
+        config, ServerState(), {}, _loop=asyncio.get_running_loop()
+    )
+    transport = _Transport()
+    protocol.connection_made(transport)
+    protocol.data_received(HANDSHAKE)
+    await accepted.wait()
+    protocol.data_received(Frame(Opcode.BINARY, b"1").serialize(mask=True))
+    assert not transport.is_paused()
+    protocol.data_received(Frame(Opcode.TEXT, b"2").serialize(mask=True))
+    assert transport.is_paused()
+    # Two frames in one chunk: websockets' parser (which uvicorn pauses after each).
+    protocol.data_received(Frame(Opcode.BINARY, b"3").serialize(mask=True) * 2)
+    proceed.set()
+    await done.wait()
+    assert received == [
+        {"type": "websocket.receive", "bytes": b"1"},
+        {"type": "websocket.receive", "text": "2"},
+        {"type": "websocket.receive", "bytes": b"3"},
+    ]
+    assert transport.is_paused()  # the fourth message still waits
+    protocol.connection_lost(None)
