@@ -193,6 +193,7 @@ class ActorWorkflowHost(WorkflowHost[ActorContextImpl]):
         #: The attempt between `step_context` and `step_finished`, if any.
         self._step: StepInfo | None = None
         self._step_ctx: ActorContextImpl | None = None
+        #: The context every step attempt gets, made at the first (see `step_context`).
         self._ctx: ActorContextImpl | None = None
         #: Whether a flush ran since the current attempt began.
         self._flushed = False
