@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 import pytest
 
 from pyrivet import ActorStatus, CommitError, Registry, actor
 from pyrivet._codec.values import encode
+from pyrivet._runtime.journal import InFlight
 from pyrivet.storage import ActorStore, CommitRecord, MemoryDriver
 from pyrivet.testing import MockClock, run_actors
 
@@ -174,3 +175,13 @@ async def test_a_status_move_the_machine_does_not_allow_names_both_states(
         assert status_of(inst) is ActorStatus.STOPPED
         with pytest.raises(RuntimeError, match="cannot go from stopped to running"):
             inst.set_status(ActorStatus.RUNNING)
+
+
+def test_a_recycled_in_flight_record_comes_back_with_only_the_new_values() -> None:
+    """`InFlight` objects are reused (one per commit of an actor that waits for each);
+    a reused one must not carry the old ticket or snapshot."""
+    first = InFlight.take(3, b"old")
+    first.ticket = cast(Any, object())
+    first.recycle()
+    again = InFlight.take(7, None)
+    assert (again.durable_seq, again.durable_state, again.ticket) == (7, None, None)

@@ -108,6 +108,11 @@ class JournalOwner(Protocol):
         ...
 
 
+#: `InFlight` objects given back (`InFlight.recycle`), at most `_MAX_SPARES`.
+_SPARES: list[InFlight] = []
+_MAX_SPARES = 64
+
+
 class InFlight:
     """A journal's commits that are not durable yet."""
 
@@ -119,6 +124,26 @@ class InFlight:
         self.durable_state = durable_state
         #: The ticket of the latest submitted commit (the output gate waits for it).
         self.ticket: CommitTicket | None = None
+
+    @staticmethod
+    def take(durable_seq: int, durable_state: bytes | None) -> InFlight:
+        """A spare instance set to these values, else a new one: an actor that commits
+        and waits (a workflow step) makes and drops one per commit, alive across a loop
+        turn, which is work for the collector."""
+        try:
+            inflight = _SPARES.pop()
+        except IndexError:
+            return InFlight(durable_seq, durable_state)
+        inflight.durable_seq = durable_seq
+        inflight.durable_state = durable_state
+        return inflight
+
+    def recycle(self) -> None:
+        """Give back this instance, referenced by nobody else."""
+        if len(_SPARES) < _MAX_SPARES:
+            self.durable_state = None
+            self.ticket = None
+            _SPARES.append(self)
 
 
 class Journal(CommitListener):
@@ -425,7 +450,7 @@ class Journal(CommitListener):
         inflight = self._inflight
         if inflight is None:
             # Everything submitted so far is durable: that is the point to roll back to.
-            inflight = self._inflight = InFlight(self.seq, self.saved_state)
+            inflight = self._inflight = InFlight.take(self.seq, self.saved_state)
         self.seq += 1
         seq = self.seq
         record = CommitRecord(owner.actor_id, seq, create=create, initialized=create is not None)
@@ -491,6 +516,7 @@ class Journal(CommitListener):
                 # Everything submitted is durable: an idle actor keeps no ticket (its
                 # waiters hold their own references) and no second snapshot.
                 self._inflight = None
+                inflight.recycle()
             else:
                 inflight.durable_seq = record.seq
                 if record.state is not None:

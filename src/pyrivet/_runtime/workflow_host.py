@@ -193,6 +193,8 @@ class ActorWorkflowHost(WorkflowHost[ActorContextImpl]):
         #: The attempt between `step_context` and `step_finished`, if any.
         self._step: StepInfo | None = None
         self._step_ctx: ActorContextImpl | None = None
+        #: The context every step attempt gets, made at the first (see `step_context`).
+        self._ctx: ActorContextImpl | None = None
         #: Whether a flush ran since the current attempt began.
         self._flushed = False
         #: Holders of messages received without ``completable``: consumed by the next flush.
@@ -247,7 +249,11 @@ class ActorWorkflowHost(WorkflowHost[ActorContextImpl]):
             bump(metrics.workflow_retries, owner.name)
         life.keep_awake += 1  # a step in progress keeps the actor awake
         owner.journal.hold()
-        ctx = owner.context()
+        # One context for the host's steps (it holds nothing but the actor): steps never
+        # overlap, and `step_finished` releases what each received through it.
+        ctx = self._ctx
+        if ctx is None:
+            ctx = self._ctx = owner.context()
         self._step = step
         self._step_ctx = ctx
         self._flushed = False
