@@ -15,7 +15,12 @@ is sent right after it, without the writer waiting in between. When the protocol
 hold a frame back (the handshake is not done, the socket is closing, writing is
 paused), it sends it the ordinary way, which also writes whatever was held back.
 
-Runs on the event loop, in the writer task of the socket (ASGI ``send``).
+The protocol also frames outgoing data and reads a lone incoming frame itself, and
+keeps received messages in a lighter queue (see the class doc): the same bytes and
+messages as uvicorn and websockets, with fewer Python calls per message.
+
+Runs on the event loop: ``send`` in the writer task of the socket (ASGI ``send``),
+``data_received`` in the transport's callbacks.
 """
 
 from __future__ import annotations
