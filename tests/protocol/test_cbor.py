@@ -209,8 +209,9 @@ def test_management_api_input_is_cbor_of_the_compat_form() -> None:
     assert cbor.decode(base64.b64decode("uQABZWhlbGxvAQ==")) == {"hello": 1}
 
 
-# The plain fast paths (`cbor._put_plain`, `cbor._take_plain`) must give exactly what
-# the general path (compat form, then cbor2) gives, and leave everything else to it.
+# The plain fast paths of `cbor.encode` / `cbor.decode` (no compat walk, see
+# `cbor._is_plain`) must give exactly what the general path (compat form, then cbor2)
+# gives, and leave everything else to it.
 PLAIN_AND_NOT = [
     0,
     23,

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import datetime as dt
 import io
-import math
 import struct
 from collections.abc import Mapping
 from typing import Any, Final
@@ -55,9 +54,7 @@ __all__ = [
 ]
 
 _UTC = dt.UTC
-_FLOAT64: Final = struct.Struct(">d")
-#: How deep the plain fast paths (`_put_plain`, `_take_plain`) go before they leave the
-#: value to the general code.
+#: How deep `_is_plain` looks before it leaves a value to the general code.
 _PLAIN_DEPTH: Final = 16
 _TAG_SET: Final = 258
 _BYTE_TAGS: Final = frozenset({64, 68})
@@ -225,9 +222,23 @@ def load_tree(data: bytes | bytearray | memoryview | str) -> Any:
         InvalidMessageError: empty, truncated or malformed CBOR, trailing bytes, or a
             value nested too deeply.
     """
+    raw = _raw(data)
+    return _normalize(_decode_item(raw), len(raw))
+
+
+def _raw(data: bytes | bytearray | memoryview | str) -> bytes:
+    """``data`` as bytes; text is rejected with a clear error."""
     if isinstance(data, str):
         raise InvalidMessageError("invalid CBOR: expected binary data, got text")
-    raw = bytes(data)
+    return data if type(data) is bytes else bytes(data)
+
+
+def _decode_item(raw: bytes) -> Any:
+    """cbor2's decoding of the one item ``raw`` holds, as cbor2 returns it.
+
+    Raises:
+        InvalidMessageError: empty, truncated or malformed CBOR, or trailing bytes.
+    """
     if not raw:
         raise InvalidMessageError("invalid CBOR: the message is empty")
     stream = io.BytesIO(raw)
@@ -240,10 +251,21 @@ def load_tree(data: bytes | bytearray | memoryview | str) -> Any:
     if stream.tell() != len(raw):
         extra = len(raw) - stream.tell()
         raise InvalidMessageError(f"invalid CBOR: {extra} unexpected bytes after the value")
+    return value
+
+
+def _normalize(value: Any, size: int) -> Any:
+    """cbor2's output as plain values (see `_Normalizer`), for an encoding of ``size``
+    bytes.
+
+    Raises:
+        InvalidMessageError: the value is larger than its encoding, nested too deeply,
+            or holds an item no RivetKit peer writes.
+    """
     try:
         # Every item of a CBOR encoding takes at least one byte, so an honest value
         # never decodes to more nodes than it has bytes.
-        return _Normalizer(len(raw) + 8).walk(value, 0)
+        return _Normalizer(size + 8).walk(value, 0)
     except BadValue as bad:
         raise InvalidMessageError(f"invalid value at {bad.where()}: {bad.reason}") from None
 
@@ -301,9 +323,11 @@ def encode(value: Any) -> bytes:
     Raises:
         EncodingError: the value (or something inside it) cannot be encoded.
     """
-    out = bytearray()
-    if _put_plain(value, out, 0):
-        return bytes(out)
+    if _is_plain(value, 0):
+        try:
+            return _dumps(value)
+        except UnicodeEncodeError:
+            pass  # a lone surrogate: the general path says where it is
     return encode_tree(to_compat(value, json=False))
 
 
@@ -319,154 +343,47 @@ def decode(data: bytes | bytearray | memoryview) -> Any:
     Raises:
         InvalidMessageError: malformed CBOR, trailing bytes, or an invalid compat tag.
     """
-    if type(data) is bytes:
-        try:
-            value, end = _take_plain(data, 0, 0)
-        except (_NotPlain, IndexError, UnicodeDecodeError):
-            pass  # the general path decodes it, or raises the proper error
-        else:
-            if end == len(data):
-                return value
-    return from_compat(load_tree(data))
+    raw = _raw(data)
+    value = _decode_item(raw)
+    if _is_plain(value, 0):
+        return value
+    return from_compat(_normalize(value, len(raw)))
 
 
-# MARK: plain values, without cbor2
+# MARK: plain values, without the compat walk
 #
 # Most payloads (action arguments and results, event arguments) are a few small
-# integers and strings, maybe in a list. For those, the compat form is the value
-# itself, and building it (`to_compat`), setting up cbor2's encoder, and on the way in
-# cbor2's decoder, the size check (`_Normalizer`) and the revival (`from_compat`) cost
-# several times what writing or reading the bytes here does (the server encodes or
-# decodes four payloads per WebSocket action). These two functions handle exactly the
-# values whose bytes are the same either way (integers within the safe range, text,
-# bool, None, finite floats, lists of those) and report anything else, which then takes
-# the general path: the output is byte for byte what cbor2 writes and reads.
+# integers and strings, maybe in a list. Such a value is its own compat form, so
+# building that form (`to_compat`) and, on the way in, normalizing cbor2's output and
+# reviving it (`_Normalizer`, `from_compat`) only copy it: for ``[1]`` they cost several
+# times cbor2's own work (the server encodes or decodes four payloads per WebSocket
+# action). `encode` and `decode` skip them for the values `_is_plain` accepts; cbor2
+# writes and reads the bytes either way.
+
+_dumps = cbor2.dumps
 
 
-class _NotPlain(Exception):
-    """The value (or input) is not one `_put_plain` / `_take_plain` handle."""
-
-
-def _put_head(out: bytearray, major: int, n: int) -> None:
-    """Append a CBOR item head: major type (already shifted) and argument ``n >= 0``,
-    in its shortest form (as cbor2 writes it)."""
-    if n < 24:
-        out.append(major | n)
-    elif n < 0x100:
-        out.append(major | 24)
-        out.append(n)
-    else:
-        size = 2 if n < 0x10000 else 4 if n < 0x100000000 else 8
-        out.append(major | (25 if size == 2 else 26 if size == 4 else 27))
-        out += n.to_bytes(size, "big")
-
-
-def _put_plain(value: Any, out: bytearray, depth: int) -> bool:
-    """Append the CBOR of ``value``'s compat form if it is a plain value (see above);
-    False (with ``out`` partly written) if it is not."""
+def _is_plain(value: Any, depth: int) -> bool:
+    """Whether ``value`` is its own compat form, which cbor2 writes as `encode_tree`
+    does: integers within the safe range, text, bool, None, floats, and lists (or
+    tuples) of those, at most `_PLAIN_DEPTH` deep, none of them a compat tag (a
+    two-item list whose first item is text starting with ``$``)."""
     kind = type(value)
     if kind is int:
-        if 0 <= value < 24:
-            out.append(value)
-        elif 0 <= value <= MAX_SAFE_INTEGER:
-            _put_head(out, 0x00, value)
-        elif -MAX_SAFE_INTEGER <= value < 0:
-            _put_head(out, 0x20, -1 - value)
-        else:
-            return False  # a bigint tag
-    elif kind is str:
-        try:
-            data = value.encode()
-        except UnicodeEncodeError:
-            return False  # a lone surrogate: the general path reports it
-        if len(data) < 24:
-            out.append(0x60 | len(data))
-        else:
-            _put_head(out, 0x60, len(data))
-        out += data
-    elif value is None:
-        out.append(0xF6)
-    elif kind is bool:
-        out.append(0xF5 if value else 0xF4)
-    elif kind is float:
-        if value != value or value in (math.inf, -math.inf):
-            return False  # cbor2 writes these as half floats
-        out.append(0xFB)
-        out += _FLOAT64.pack(value)
-    elif kind is list or kind is tuple:
-        if depth >= _PLAIN_DEPTH:
-            return False
+        return bool(-MAX_SAFE_INTEGER <= value <= MAX_SAFE_INTEGER)
+    if kind is str or kind is float or kind is bool or value is None:
+        return True
+    if (kind is list or kind is tuple) and depth < _PLAIN_DEPTH:
         if len(value) == 2 and type(value[0]) is str and value[0].startswith("$"):
-            return False  # escaped in the compat form
-        if len(value) < 24:
-            out.append(0x80 | len(value))
-        else:
-            _put_head(out, 0x80, len(value))
+            return False
         for item in value:
-            # Small ints inline (most items): no call.
-            if type(item) is int and 0 <= item < 24:
-                out.append(item)
-            elif not _put_plain(item, out, depth + 1):
+            if type(item) is int:  # most items: tested here, without a call
+                if not -MAX_SAFE_INTEGER <= item <= MAX_SAFE_INTEGER:
+                    return False
+            elif not _is_plain(item, depth + 1):
                 return False
-    else:
-        return False
-    return True
-
-
-def _take_plain(data: bytes, pos: int, depth: int) -> tuple[Any, int]:
-    """Read the plain item at ``pos``: (its value, where the next item starts).
-
-    Raises:
-        _NotPlain: anything else (a tag, a map, bytes, a compat tag, indefinite lengths,
-            simple values but false/true/null), which the general path handles.
-        IndexError: truncated input; UnicodeDecodeError: text that is not UTF-8.
-    """
-    head = data[pos]
-    major = head & 0xE0
-    info = head & 0x1F
-    pos += 1
-    if major == 0xE0:
-        if 20 <= info <= 22:
-            return (False, True, None)[info - 20], pos
-        if 25 <= info <= 27:
-            size = 1 << (info - 24)
-            end = pos + size
-            if end > len(data):
-                raise IndexError
-            value = struct.unpack(">e" if size == 2 else ">f" if size == 4 else ">d", data[pos:end])
-            return value[0], end
-        raise _NotPlain
-    if info < 24:
-        n = info
-    elif info < 28:
-        size = 1 << (info - 24)
-        end = pos + size
-        if end > len(data):
-            raise IndexError
-        n = int.from_bytes(data[pos:end], "big")
-        pos = end
-    else:
-        raise _NotPlain
-    if major == 0x00:
-        return n, pos
-    if major == 0x20:
-        return -1 - n, pos
-    if major == 0x60:
-        end = pos + n
-        if end > len(data):
-            raise IndexError
-        return data[pos:end].decode(), end
-    if major == 0x80 and depth < _PLAIN_DEPTH:
-        if n > len(data) - pos:
-            raise IndexError  # more items than bytes left
-        items = []
-        for _ in range(n):
-            item, pos = _take_plain(data, pos, depth + 1)
-            items.append(item)
-        if n == 2 and type(items[0]) is str and items[0].startswith("$"):
-            raise _NotPlain  # a compat tag to revive
-        return items, pos
-    raise _NotPlain
+        return True
+    return False
 
 
 def encode_native(value: Any) -> bytes:
