@@ -4,6 +4,8 @@ own, and the app must get the same messages."""
 from __future__ import annotations
 
 import asyncio
+import itertools
+import random
 from typing import Any
 
 import pytest
@@ -11,7 +13,12 @@ import uvicorn
 from uvicorn.server import ServerState
 from websockets.frames import Frame, Opcode
 
-from pyrivet.server._uvicorn_ws import BatchingWebSocketProtocol, frame_head, parse_client_frame
+from pyrivet.server._uvicorn_ws import (
+    BatchingWebSocketProtocol,
+    FrameBoundary,
+    frame_head,
+    parse_client_frame,
+)
 
 
 @pytest.mark.parametrize("length", [0, 1, 125, 126, 127, 65535, 65536, 70000])
@@ -128,4 +135,69 @@ async def test_reading_pauses_when_a_second_message_waits_for_the_app() -> None:
         {"type": "websocket.receive", "bytes": b"3"},
     ]
     assert transport.is_paused()  # the fourth message still waits
+    protocol.connection_lost(None)
+
+
+def _random_frames(rng: Any) -> list[bytes]:
+    frames = []
+    for _ in range(rng.randint(1, 5)):
+        size = rng.choice([0, 1, 5, 125, 126, 127, 200, 65535, 65536, 70000])
+        opcode = (
+            rng.choice([Opcode.TEXT, Opcode.BINARY, Opcode.PING]) if size < 126 else Opcode.BINARY
+        )
+        frames.append(Frame(opcode, b"a" * size).serialize(mask=True))
+    return frames
+
+
+def test_frame_boundaries_are_followed_across_any_chunking() -> None:
+    rng = random.Random(7)
+    for _ in range(2000):
+        frames = _random_frames(rng)
+        stream = b"".join(frames)
+        ends = set(itertools.accumulate(len(frame) for frame in frames))
+        cuts = sorted({rng.randrange(1, len(stream)) for _ in range(rng.randint(0, 6))})
+        boundary = FrameBoundary()
+        previous = 0
+        for cut in [*cuts, len(stream)]:
+            boundary.feed(stream[previous:cut])
+            previous = cut
+            assert boundary.at_boundary == (cut in ends), (cut, sorted(ends))
+
+
+async def test_a_chunk_that_starts_inside_a_frame_is_never_read_as_one() -> None:
+    """A frame cut right after its two-byte header: the rest (mask key, payload) is
+    shaped like a frame of its own, but it is the end of the first one."""
+    received: list[Any] = []
+    accepted = asyncio.Event()
+    done = asyncio.Event()
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        await receive()
+        await send({"type": "websocket.accept"})
+        accepted.set()
+        received.append(await receive())
+        received.append(await receive())
+        done.set()
+
+    config = uvicorn.Config(app, ws=BatchingWebSocketProtocol, lifespan="off")
+    config.load()
+    protocol = BatchingWebSocketProtocol(
+        config, ServerState(), {}, _loop=asyncio.get_running_loop()
+    )
+    protocol.connection_made(_Transport())
+    protocol.data_received(HANDSHAKE)
+    await accepted.wait()
+    payload = b"0123456789"
+    # The mask key reads as "final binary frame, masked, 8 bytes" (2 + 4 + 8 = 4 + 10).
+    mask = bytes((0x82, 0x80 | (len(payload) - 2), 1, 2))
+    masked = bytes(byte ^ mask[i % 4] for i, byte in enumerate(payload))
+    assert parse_client_frame(mask + masked, None) is not None  # it would be taken
+    protocol.data_received(bytes((0x82, 0x80 | len(payload))))
+    protocol.data_received(mask + masked)
+    protocol.data_received(Frame(Opcode.BINARY, b"next").serialize(mask=True))
+    await done.wait()
+    assert received == [
+        {"type": "websocket.receive", "bytes": payload},
+        {"type": "websocket.receive", "bytes": b"next"},
+    ]
     protocol.connection_lost(None)

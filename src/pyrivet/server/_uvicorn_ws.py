@@ -41,7 +41,13 @@ try:  # websockets' C helper, as its own parser uses when built
 except ImportError:  # pragma: no cover - a websockets built without it
     from websockets.utils import apply_mask
 
-__all__ = ["MORE_KEY", "BatchingWebSocketProtocol", "frame_head", "parse_client_frame"]
+__all__ = [
+    "MORE_KEY",
+    "BatchingWebSocketProtocol",
+    "FrameBoundary",
+    "frame_head",
+    "parse_client_frame",
+]
 
 #: Key of a ``websocket.send`` message: another message follows at once, hold this one.
 MORE_KEY: Final = "pyrivet.more"
@@ -76,6 +82,58 @@ def parse_client_frame(data: bytes, max_size: int | None) -> tuple[bool, bytes] 
     if start + 4 + length != size or (max_size is not None and length > max_size):
         return None
     return first == 0x81, apply_mask(data[start + 4 :], data[start : start + 4])
+
+
+class FrameBoundary:
+    """Follows where the frames of a client's byte stream end, chunk by chunk.
+
+    ``at_boundary`` is True when the bytes fed so far end exactly where a frame ends,
+    so that the next chunk starts with a frame's first byte. Only the frame headers are
+    read (the length and the mask bit), never the payloads. Runs on the event loop, in
+    ``data_received``; it cannot raise.
+
+    Why: websockets' parser consumes a frame in pieces (header, extended length, mask,
+    payload) and may wait with an empty buffer between them; a chunk that starts in the
+    middle of a frame must never be taken for a frame of its own.
+    """
+
+    __slots__ = ("_head", "_skip")
+
+    def __init__(self) -> None:
+        #: The bytes of a header cut by the end of a chunk.
+        self._head = b""
+        #: Payload bytes of the current frame still to come.
+        self._skip = 0
+
+    @property
+    def at_boundary(self) -> bool:
+        return not self._skip and not self._head
+
+    def feed(self, data: bytes) -> None:
+        """Account for ``data``, the next chunk of the stream."""
+        size = len(data)
+        pos = min(self._skip, size)
+        self._skip -= pos
+        while pos < size:
+            head = self._head + data[pos : pos + 14]
+            if len(head) < 2:
+                self._head = head
+                return
+            length = head[1] & 0x7F
+            head_size = 2 + (2 if length == 126 else 8 if length == 127 else 0)
+            head_size += 4 if head[1] & 0x80 else 0
+            if len(head) < head_size:
+                self._head = head
+                return
+            if length == 126:
+                length = int.from_bytes(head[2:4], "big")
+            elif length == 127:
+                length = int.from_bytes(head[2:10], "big")
+            pos += head_size - len(self._head)
+            self._head = b""
+            take = min(length, size - pos)
+            pos += take
+            self._skip = length - take
 
 
 class _Inbox:
@@ -123,8 +181,9 @@ class BatchingWebSocketProtocol(WebSocketsSansIOProtocol):
     uvicorn's own path.
 
     Likewise on the way in: a chunk of data that is exactly one complete text or binary
-    frame, on an open connection without extensions and with nothing buffered in
-    websockets' parser, is unmasked here and queued for the app (websockets' parser
+    frame, starting where the client's previous frame ended (`FrameBoundary`), on an
+    open connection without extensions and with nothing buffered in websockets'
+    parser, is unmasked here and queued for the app (websockets' parser
     would yield the same payload through a generator, a ``Frame`` and an event list).
     Reading is paused once a message is queued while another still waits for the app
     (uvicorn pauses after every message and resumes when the app takes it: a pause and
@@ -137,11 +196,20 @@ class BatchingWebSocketProtocol(WebSocketsSansIOProtocol):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.queue = _Inbox(self.loop)  # type: ignore[assignment]
+        #: Where the client's frames end (see `FrameBoundary`); None once that is not
+        #: known (the upgrade request did not come in one chunk): every chunk then
+        #: goes to websockets' parser.
+        self._frames: FrameBoundary | None = FrameBoundary()
+        #: Whether the upgrade request went by (what follows it is frames).
+        self._request_seen = False
 
     def data_received(self, data: bytes) -> None:
         conn = self.conn
+        frames = self._frames
         if (
-            self.handshake_complete
+            frames is not None
+            and frames.at_boundary
+            and self.handshake_complete
             and self.initial_response is None
             and not self.close_sent
             and conn.state is State.OPEN
@@ -161,7 +229,7 @@ class BatchingWebSocketProtocol(WebSocketsSansIOProtocol):
                         message = {"type": "websocket.receive", "text": payload.decode()}
                     except UnicodeDecodeError:
                         super().data_received(data)  # websockets and uvicorn close it
-                        return
+                        return  # a whole frame: the stream is still at a boundary
                 queue = self.queue
                 backlog = not queue.empty()
                 queue.put_nowait(message)
@@ -169,7 +237,23 @@ class BatchingWebSocketProtocol(WebSocketsSansIOProtocol):
                     self.read_paused = True
                     self.transport.pause_reading()
                 return
+        self._follow_frames(data)
         super().data_received(data)
+
+    def _follow_frames(self, data: bytes) -> None:
+        """Account for a chunk that goes to websockets' parser (see `FrameBoundary`)."""
+        frames = self._frames
+        if frames is None:
+            return
+        if not self._request_seen:
+            # uvicorn hands the upgrade request over in one chunk; frames follow it.
+            end = data.find(b"\r\n\r\n")
+            if end < 0:
+                self._frames = None
+                return
+            self._request_seen = True
+            data = data[end + 4 :]
+        frames.feed(data)
 
     async def send(self, message: ASGISendEvent) -> None:
         conn = self.conn
