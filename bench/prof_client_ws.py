@@ -14,7 +14,10 @@ fresh data directory) and calls ``conn.increment(1)`` on one connection to
 ``counter["a"]`` subscribed to ``newCount``, as ``bench_server.py``'s WebSocket latency
 row does (so each call also receives one event). ``--no-events`` leaves the event
 unsubscribed. Mode ``echo`` starts the echo floor server (``echo_floor.py``) and runs the
-floor's client, ``py_floor_ws``'s: send 32 bytes, wait for them back.
+floor's client, ``py_floor_ws``'s: send 32 bytes, wait for them back. Mode ``echo-hop``
+is the same with the replies read by a second task that hands them over through a
+future, as pyrivet's connection does (its reader also receives events): the cost of that
+hand-over alone.
 
 Either way: 300 warm-up calls, then N measured ones, one at a time; prints the p50. The
 server runs outside valgrind (valgrind does not follow children unless told to), so a
@@ -70,6 +73,25 @@ async def calls(mode: str, port: int, n: int, proc: subprocess.Popen[bytes], arg
                 await ws.recv()
 
             lat = await timed(round_trip, n, args.cprofile)
+    elif mode == "echo-hop":
+        async with connect(f"ws://127.0.0.1:{port}/") as ws:
+            waiter: list[asyncio.Future[object]] = []
+
+            async def reader() -> None:
+                while True:
+                    data = await ws.recv()
+                    waiter.pop().set_result(data)
+
+            task = asyncio.ensure_future(reader())
+
+            async def hop_trip() -> None:
+                fut = asyncio.get_running_loop().create_future()
+                waiter.append(fut)
+                await ws.send(PAYLOAD)
+                await fut
+
+            lat = await timed(hop_trip, n, args.cprofile)
+            task.cancel()
     else:
         async with Client(f"http://127.0.0.1:{port}", encoding=args.encoding) as client:
             conn = client.get_or_create("counter", ["a"]).connect()
@@ -82,7 +104,7 @@ async def calls(mode: str, port: int, n: int, proc: subprocess.Popen[bytes], arg
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("mode", choices=["pyrivet", "echo"])
+    parser.add_argument("mode", choices=["pyrivet", "echo", "echo-hop"])
     parser.add_argument("n", type=int)
     parser.add_argument("--no-events", action="store_true", help="do not subscribe newCount")
     parser.add_argument("--encoding", default="bare", choices=["bare", "cbor", "json"])
@@ -91,7 +113,7 @@ def main() -> None:
     port = free_port()
     data_dir = tempfile.mkdtemp(prefix="pyrivet-prof-client-ws-")
     env = dict(os.environ, PYRIVET_BENCH_DURABILITY="relaxed", PYTHONHASHSEED="0")
-    if args.mode == "echo":
+    if args.mode.startswith("echo"):
         cmd = [sys.executable, "echo_floor.py", "--port", str(port)]
     else:
         cmd = [sys.executable, "-m", "pyrivet", "serve", "counter_app:registry"]
