@@ -270,7 +270,9 @@ class ActorConnection(ActionCalls):
         """Call action ``name`` over this connection (``await conn.action(...)``).
 
         Returns the transport's call coroutine itself rather than awaiting it in one of
-        its own: one coroutine less on every call. Nothing runs before it is awaited.
+        its own: one coroutine less on every call. Calling this only builds the
+        coroutine (the sync client does so on its caller's thread); nothing runs until
+        it is awaited on the connection's loop, and a connection not open fails then.
         """
         if self._conn is None:
             return _not_open()
