@@ -16,8 +16,6 @@ from typing import Any, ClassVar
 import cbor2
 import pytest
 
-from pyrivet._codec import cbor
-from pyrivet._codec.bare import BareWriter
 from pyrivet._codec.json_compat import UNDEFINED
 from pyrivet._protocol.messages import (
     DEFAULT_ENCODING,
@@ -729,55 +727,6 @@ def test_every_truncation_of_a_bare_frame_is_rejected(frame: bytes) -> None:
     for cut in range(len(frame)):
         with pytest.raises(InvalidMessageError):
             decoder(frame[:cut], "bare")
-
-
-@pytest.mark.parametrize(
-    "frame",
-    [
-        BARE_ACTION_RESPONSE,
-        BARE_EVENT,
-        h("0100 02 00 01 07"),  # v1: the same layout
-        h("0400 02 ff ff 03 01 07"),  # a three-byte action id
-        h("0400 02 80 00 01 07"),  # a non-canonical (overlong) action id
-        h("0400 02 ff ff ff ff ff ff ff ff ff 01 01 07"),  # an id past 2**64
-        h("0400 02 00 02 07"),  # the payload runs past the end
-        h("0400 02 00 01 07 00"),  # a trailing byte
-        h("0400 02 00 01 ff"),  # invalid CBOR
-        h("0400 03") + s("newCount") + h("01 f6"),  # null args: no arguments
-        h("0400 03") + s("newCount") + h("01 07"),  # one bare argument
-        h("0400 03 02 ff fe 01 07"),  # an event name that is not UTF-8
-        h("0400 03 09 61 01 07"),  # an event name longer than the frame
-        h("0400 02"),
-        h("0400"),
-    ],
-)
-def test_the_fast_reply_reader_agrees_with_the_general_one(frame: bytes) -> None:
-    # `decode_to_client` reads bytes with a fast path for ActionResponse and Event; a
-    # bytearray takes the general reader. Both must give the same message or error.
-    def outcome(data: bytes | bytearray) -> object:
-        try:
-            return decode_to_client(data, "bare")
-        except InvalidMessageError as exc:
-            return exc.message
-
-    assert outcome(frame) == outcome(bytearray(frame))
-
-
-@pytest.mark.parametrize("action_id", [0, 127, 128, 300, 2**63])
-def test_action_requests_are_written_as_the_general_writer_does(action_id: int) -> None:
-    msg = ActionRequest(id=action_id, name="incrément", args=[2, "x", None])
-    writer = BareWriter()
-    writer.write_u16(4)
-    writer.write_tag(0)
-    writer.write_uint(action_id)
-    writer.write_str(msg.name)
-    writer.write_data(cbor.encode(msg.args))
-    assert encode_to_server(msg, "bare") == writer.getvalue()
-
-
-def test_an_action_id_out_of_range_is_refused() -> None:
-    with pytest.raises(EncodingError):
-        encode_to_server(ActionRequest(id=2**64, name="a", args=[]), "bare")
 
 
 def _val(**fields: Any) -> bytes:

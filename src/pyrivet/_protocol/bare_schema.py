@@ -128,96 +128,6 @@ def _optional_payload(reader: BareReader, field: str) -> Any:
     return reader.read_optional(lambda: _read_payload(reader, field))
 
 
-# MARK: the frames of every client call, without BareReader / BareWriter
-#
-# Each WebSocket action a client makes encodes an ActionRequest and decodes an
-# ActionResponse (and often an Event); through the general reader and writer that is
-# ~20 method calls per frame, a third of the client's instructions per call. These
-# functions write the same bytes directly, and read a well-formed ActionResponse or
-# Event; for anything irregular they leave it to the general reader, which reports the
-# error. (The server's frames have the same kind of fast path: same helpers.)
-
-_ACTION_REQUEST_HEAD: Final = bytes((CURRENT_VERSION, 0, 0))
-#: ``uint`` encodings of 0..127 (one byte each).
-_SMALL_UINTS: Final = tuple(bytes((n,)) for n in range(0x80))
-
-
-class _Irregular(Exception):
-    """The fast reader met something the general reader should judge."""
-
-
-def _uint(value: int) -> bytes:
-    """A BARE ``uint``, as `BareWriter.write_uint` writes it."""
-    if 0 <= value < 0x80:
-        return _SMALL_UINTS[value]
-    writer = BareWriter()
-    writer.write_uint(value)  # raises EncodingError out of range
-    return writer.getvalue()
-
-
-def _take_uint(data: bytes, pos: int) -> tuple[int, int]:
-    """A canonical ``uint`` below 2**64 at ``pos``: (value, next position); raises
-    `_Irregular` or IndexError otherwise."""
-    byte = data[pos]
-    if byte < 0x80:
-        return byte, pos + 1
-    result = byte & 0x7F
-    shift = 7
-    while True:
-        pos += 1
-        byte = data[pos]
-        result |= (byte & 0x7F) << shift
-        if byte < 0x80:
-            break
-        shift += 7
-        if shift > 63:
-            raise _Irregular
-    if byte == 0 or result >= 1 << 64:
-        raise _Irregular
-    return result, pos + 1
-
-
-def _take_payload(data: bytes, pos: int) -> Any:
-    """The CBOR ``data`` at ``pos`` that ends exactly at the end of ``data``, decoded;
-    raises `_Irregular` or IndexError otherwise."""
-    size, pos = _take_uint(data, pos)
-    if pos + size != len(data):
-        raise _Irregular
-    try:
-        return cbor.decode(data[pos:])
-    except InvalidMessageError:
-        raise _Irregular from None
-
-
-def _read_reply(data: bytes) -> ToClient:
-    """An ``ActionResponse`` or ``Event`` (any schema version: they are the same in
-    v1-v4) that ends exactly at the end of ``data``; raises `_Irregular`, IndexError or
-    UnicodeDecodeError otherwise (the general reader then takes it)."""
-    tag = data[2]
-    if tag == 2:
-        action_id, pos = _take_uint(data, 3)
-        return ActionResponse(action_id, _take_payload(data, pos))
-    if tag == 3:
-        size, pos = _take_uint(data, 3)
-        end = pos + size
-        if end > len(data):
-            raise _Irregular
-        args = _take_payload(data, end)
-        if type(args) is not list:
-            args = [] if args is None else [args]
-        return Event(data[pos:end].decode(), args)
-    raise _Irregular  # Init and Error: once per connection, or rare
-
-
-def _write_action_request(msg: ActionRequest) -> bytes:
-    """An ``ActionRequest`` as a v4 ``ToServer``, as the general writer writes it."""
-    name = msg.name.encode()
-    payload = cbor.encode(list(msg.args))
-    return b"".join(
-        (_ACTION_REQUEST_HEAD, _uint(msg.id), _uint(len(name)), name, _uint(len(payload)), payload)
-    )
-
-
 # MARK: WebSocket messages
 
 
@@ -261,11 +171,6 @@ def read_to_client(data: bytes | bytearray | memoryview | str) -> ToClient:
         InvalidMessageError: bad version, unknown union tag, truncated or trailing
             bytes, or an invalid payload.
     """
-    if type(data) is bytes and data[1:2] == b"\x00" and 1 <= data[0] <= CURRENT_VERSION:
-        try:
-            return _read_reply(data)
-        except (_Irregular, IndexError, UnicodeDecodeError):
-            pass  # the reader below decodes it, or says what is wrong
     reader, version = _reader(data, "ToClient")
     start = reader.offset
     tag = reader.read_tag()
@@ -297,8 +202,6 @@ def write_to_server(msg: ToServer) -> bytes:
         EncodingError: a payload cannot be encoded or an integer is out of range.
         TypeError: ``msg`` is not a `ToServer` message.
     """
-    if type(msg) is ActionRequest:  # the frame of every call: without a BareWriter
-        return _write_action_request(msg)
     writer = _writer()
     if isinstance(msg, ActionRequest):
         writer.write_tag(0)
