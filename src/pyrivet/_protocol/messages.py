@@ -26,7 +26,6 @@ Nothing here does I/O.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Final, Literal, TypeAlias, TypeVar, cast
 
 from . import bare_schema, mapped
@@ -81,7 +80,6 @@ __all__ = [
     "content_type",
     "is_binary",
     "parse_encoding",
-    "to_client_decoder",
     # codec
     "decode_http",
     "decode_to_client",
@@ -232,19 +230,6 @@ def decode_to_client(data: _Data, encoding: Encoding) -> ToClient:
     if _check(encoding) == "bare":
         return bare_schema.read_to_client(data)
     return mapped.read_to_client(data, cast(mapped.MappedEncoding, encoding))
-
-
-def to_client_decoder(encoding: Encoding) -> Callable[[_Data], ToClient]:
-    """`decode_to_client` for one encoding, chosen once: a client connection decodes
-    every frame it receives with it, without the per-frame dispatch.
-
-    Raises:
-        UnsupportedEncodingError: unknown encoding.
-    """
-    if _check(encoding) == "bare":
-        return bare_schema.read_to_client
-    mapped_encoding = cast(mapped.MappedEncoding, encoding)
-    return lambda data: mapped.read_to_client(data, mapped_encoding)
 
 
 def encode_http(msg: HttpBody, encoding: Encoding) -> bytes:

@@ -57,7 +57,6 @@ from .._protocol.messages import (
     decode_to_client,
     encode_to_server,
     is_binary,
-    to_client_decoder,
 )
 from .._util.backoff import Backoff
 from .._util.callbacks import Callbacks
@@ -196,7 +195,6 @@ class ActorSocket:
         self._opener = opener
         self._encoding: Encoding = encoding
         self._binary = is_binary(encoding)
-        self._decode = to_client_decoder(encoding)
         self._listener = listener
         self._clock = clock
         self._backoff = backoff
@@ -466,7 +464,7 @@ class ActorSocket:
 
     def _handle(self, data: str | bytes) -> None:
         try:
-            msg = self._decode(data)
+            msg = decode_to_client(data, self._encoding)
         except ProtocolError as exc:
             log.warning("ignoring an invalid frame from %s: %s", self._label, exc.message)
             return
