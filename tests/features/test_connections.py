@@ -380,3 +380,20 @@ async def test_concurrent_actions_over_one_connection(
             counts = await asyncio.gather(*(conn.say(str(i)) for i in range(20)))
             assert sorted(counts) == list(range(1, 21))
             assert sorted(args[1] for args in got) == sorted(str(i) for i in range(20))
+
+
+async def test_an_action_on_a_connection_not_yet_open_fails_when_awaited(
+    driver_factory: DriverFactory, clock: MockClock
+) -> None:
+    async with run_actors(Registry([room_def([])]), storage=driver_factory(), clock=clock) as (
+        _,
+        client,
+    ):
+        conn = client.get_or_create("room", ["r"]).connect()
+        call = conn.say("too early")  # no error yet: nothing runs before the await
+        with pytest.raises(RuntimeError, match="not open"):
+            await call
+        async with conn:
+            assert await conn.say("now") == 1
+        with pytest.raises(RuntimeError, match="not open"):
+            await conn.action("say", "closed")

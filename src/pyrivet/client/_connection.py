@@ -18,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from typing import TYPE_CHECKING, Any, ParamSpec, Protocol, TypeVar
 
 from .._protocol.query import ActorQuery
@@ -245,7 +245,9 @@ class ActorConnection(ActionCalls):
         for callback in list(self._listeners.get(event, ())):
             try:
                 result = callback(*args)
-                if asyncio.iscoroutine(result):
+                # Most listeners return None, which asyncio.iscoroutine would check
+                # against the Coroutine ABC (slowly) on every event.
+                if result is not None and asyncio.iscoroutine(result):
                     self._callbacks.spawn(result, name=f"event:{event}")
             except Exception:
                 log.exception("listener for event %r failed", event)
@@ -264,11 +266,21 @@ class ActorConnection(ActionCalls):
 
     # -- actions -------------------------------------------------------------------
 
-    async def action(self, name: str, *args: Any) -> Any:
-        """Call action ``name`` over this connection."""
+    def action(self, name: str, *args: Any) -> Coroutine[Any, Any, Any]:
+        """Call action ``name`` over this connection (``await conn.action(...)``).
+
+        Returns the transport's call coroutine itself rather than awaiting it in one of
+        its own: one coroutine less on every call. Calling this only builds the
+        coroutine (the sync client does so on its caller's thread); nothing runs until
+        it is awaited on the connection's loop, and a connection not open fails then.
+        """
         if self._conn is None:
-            raise RuntimeError("the connection is not open; use `async with handle.connect()`")
-        return await self._conn.call(name, list(args))
+            return _not_open()
+        return self._conn.call(name, list(args))
+
+
+async def _not_open() -> Any:
+    raise RuntimeError("the connection is not open; use `async with handle.connect()`")
 
 
 class EventStream:
