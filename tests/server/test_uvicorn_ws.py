@@ -94,6 +94,20 @@ HANDSHAKE = (
 )
 
 
+def _connect(app: Any) -> tuple[BatchingWebSocketProtocol, _Transport]:
+    """The protocol serving ``app`` on a fake transport, the upgrade request received
+    (the app runs once the loop turns)."""
+    config = uvicorn.Config(app, ws=BatchingWebSocketProtocol, lifespan="off")
+    config.load()
+    protocol = BatchingWebSocketProtocol(
+        config, ServerState(), {}, _loop=asyncio.get_running_loop()
+    )
+    transport = _Transport()
+    protocol.connection_made(transport)
+    protocol.data_received(HANDSHAKE)
+    return protocol, transport
+
+
 async def test_reading_pauses_when_a_second_message_waits_for_the_app() -> None:
     """One queued message does not pause reading (a client waiting for each reply
     never makes the server pause and resume); a second one does, until the app took
@@ -112,14 +126,7 @@ async def test_reading_pauses_when_a_second_message_waits_for_the_app() -> None:
             received.append(await receive())
         done.set()
 
-    config = uvicorn.Config(app, ws=BatchingWebSocketProtocol, lifespan="off")
-    config.load()
-    protocol = BatchingWebSocketProtocol(
-        config, ServerState(), {}, _loop=asyncio.get_running_loop()
-    )
-    transport = _Transport()
-    protocol.connection_made(transport)
-    protocol.data_received(HANDSHAKE)
+    protocol, transport = _connect(app)
     await accepted.wait()
     protocol.data_received(Frame(Opcode.BINARY, b"1").serialize(mask=True))
     assert not transport.is_paused()
@@ -179,13 +186,7 @@ async def test_a_chunk_that_starts_inside_a_frame_is_never_read_as_one() -> None
         received.append(await receive())
         done.set()
 
-    config = uvicorn.Config(app, ws=BatchingWebSocketProtocol, lifespan="off")
-    config.load()
-    protocol = BatchingWebSocketProtocol(
-        config, ServerState(), {}, _loop=asyncio.get_running_loop()
-    )
-    protocol.connection_made(_Transport())
-    protocol.data_received(HANDSHAKE)
+    protocol, _ = _connect(app)
     await accepted.wait()
     payload = b"0123456789"
     # The mask key reads as "final binary frame, masked, 8 bytes" (2 + 4 + 8 = 4 + 10).
