@@ -259,3 +259,18 @@ async def test_a_step_turn_waiter_cancelled_while_waiting_leaves_the_queue() -> 
     assert not turn.waiters
     turn.give_back()
     assert not turn.busy
+
+
+async def test_a_step_turn_waiter_cancelled_as_the_turn_is_given_back_is_cancelled() -> None:
+    """The waiter is cancelled, then (before its task resumes) the turn is given back:
+    `give_back` skips the cancelled waiter and frees the turn; the task ends with its
+    cancellation, not with an error about a waiter that is no longer queued."""
+    turn = StepTurn()
+    turn.busy = True
+    waiting = asyncio.ensure_future(turn.wait())
+    await asyncio.sleep(0)
+    waiting.cancel()  # cancels its waiter at once; the task resumes later
+    turn.give_back()
+    with pytest.raises(asyncio.CancelledError):
+        await waiting
+    assert not turn.busy and not turn.waiters

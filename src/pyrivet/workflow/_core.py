@@ -103,7 +103,7 @@ class StepTurn:
         except asyncio.CancelledError:
             if waiter.done() and not waiter.cancelled():
                 self.give_back()  # handed to us as we were cancelled: pass it on
-            else:
+            elif waiter in self.waiters:  # `give_back` may have dropped it already
                 self.waiters.remove(waiter)
             raise
 
