@@ -45,6 +45,7 @@ from collections.abc import Sequence
 from typing import Any, Protocol
 
 from .._codec.values import encode_unchecked
+from .._util.spares import Spares
 from ..actor._definition import ActorDefinition
 from ..errors import ActorStoppingError, EncodingError
 from ..storage._base import ActorRecord, AlarmRecord, CommitRecord, HistoryEntry
@@ -108,9 +109,8 @@ class JournalOwner(Protocol):
         ...
 
 
-#: `InFlight` objects given back (`InFlight.recycle`), at most `_MAX_SPARES`.
-_SPARES: list[InFlight] = []
-_MAX_SPARES = 64
+#: `InFlight` objects given back (`InFlight.recycle`).
+_SPARES: Spares[InFlight] = Spares(64)
 
 
 class InFlight:
@@ -130,9 +130,8 @@ class InFlight:
         """A spare instance set to these values, else a new one: an actor that commits
         and waits (a workflow step) makes and drops one per commit, alive across a loop
         turn, which is work for the collector."""
-        try:
-            inflight = _SPARES.pop()
-        except IndexError:
+        inflight = _SPARES.take()
+        if inflight is None:
             return InFlight(durable_seq, durable_state)
         inflight.durable_seq = durable_seq
         inflight.durable_state = durable_state
@@ -140,10 +139,9 @@ class InFlight:
 
     def recycle(self) -> None:
         """Give back this instance, referenced by nobody else."""
-        if len(_SPARES) < _MAX_SPARES:
-            self.durable_state = None
-            self.ticket = None
-            _SPARES.append(self)
+        self.durable_state = None
+        self.ticket = None
+        _SPARES.give_back(self)
 
 
 class Journal(CommitListener):

@@ -24,6 +24,7 @@ from collections import deque
 from collections.abc import Sequence
 from typing import Any, Protocol
 
+from .._util.spares import Spares
 from ..storage._base import AlarmRecord, CommitRecord
 from .committer import CommitTicket
 
@@ -80,9 +81,8 @@ class Gated:
         self.contributions = contributions
 
 
-#: Empty `PendingWrites` kept for reuse (`PendingWrites.take`), at most `_MAX_SPARES`.
-_SPARES: list[PendingWrites] = []
-_MAX_SPARES = 64
+#: Empty `PendingWrites` kept for reuse (`PendingWrites.take`).
+_SPARES: Spares[PendingWrites] = Spares(64)
 
 
 class PendingWrites:
@@ -127,13 +127,10 @@ class PendingWrites:
     def take() -> PendingWrites:
         """An empty instance: a spare one given back by `recycle`, else a new one.
 
-        The spares are shared by the runtimes of the process (each on its own thread,
-        maybe): one `pop`, atomic under the GIL, takes a spare or finds none.
+        The spares are shared by the runtimes of the process (see `Spares`).
         """
-        try:
-            return _SPARES.pop()
-        except IndexError:
-            return PendingWrites()
+        spare = _SPARES.take()
+        return PendingWrites() if spare is None else spare
 
     def recycle(self) -> None:
         """Give back this instance, empty (`is_empty`) and referenced by nobody else.
@@ -141,8 +138,7 @@ class PendingWrites:
         A workflow step's hold makes one and its release drops it, nine containers each
         time: a spare is reused as it is (every container of an empty one is empty).
         """
-        if len(_SPARES) < _MAX_SPARES:
-            _SPARES.append(self)
+        _SPARES.give_back(self)
 
     def has_unsubmitted(self) -> bool:
         return bool(
