@@ -55,7 +55,8 @@ async def test_outbox_marks_every_frame_with_more_queued_behind_it() -> None:
     ]
 
 
-async def test_an_event_queued_with_wake_soon_waits_for_a_reply_already_scheduled() -> None:
+async def _running_outbox() -> tuple[Outbox, asyncio.Task[None], list[dict[str, Any]]]:
+    """An outbox whose writer task waits for frames, and the messages it sends."""
     sent: list[dict[str, Any]] = []
 
     async def send(message: Any) -> None:
@@ -64,6 +65,11 @@ async def test_an_event_queued_with_wake_soon_waits_for_a_reply_already_schedule
     outbox = Outbox(send, 100)
     writer = asyncio.get_running_loop().create_task(outbox.run())
     await asyncio.sleep(0)  # the writer waits for frames
+    return outbox, writer, sent
+
+
+async def test_an_event_queued_with_wake_soon_waits_for_a_reply_already_scheduled() -> None:
+    outbox, writer, sent = await _running_outbox()
     # As a commit does: the event is released, then the action waiting for the same
     # commit is scheduled to resume (here: a callback queueing the reply).
     outbox.frame(b"event", wake_soon=True)
@@ -194,14 +200,7 @@ async def test_reply_first_sends_replies_ahead_of_the_events_released_with_them(
 
 
 async def test_a_reply_is_sent_from_its_action_when_the_writer_is_idle() -> None:
-    sent: list[dict[str, Any]] = []
-
-    async def send(message: Any) -> None:
-        sent.append(dict(message))
-
-    outbox = Outbox(send, 100)
-    writer = asyncio.get_running_loop().create_task(outbox.run())
-    await asyncio.sleep(0)  # the writer waits for frames
+    outbox, writer, sent = await _running_outbox()
     outbox.frame(b"event", wake_soon=True)
     await outbox.reply(b"reply")
     # Sent by the caller, before any other task ran: no hop through the writer.
