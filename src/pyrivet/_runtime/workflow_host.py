@@ -47,7 +47,7 @@ nothing is written; the alarm stays, so the fixed code resumes after a restart.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Mapping, Sequence
 from typing import Any, Protocol, cast
 
 from .._codec.values import encode
@@ -64,6 +64,7 @@ from ..errors import (
 )
 from ..storage._base import AlarmRecord
 from ..workflow import QueueMessage, StepInfo, Workflow, WorkflowEngine, WorkflowHost, Writes
+from .committer import CommitTicket
 from .context import ActorContextImpl
 from .hibernation import workflow_records
 from .journal import Journal, WorkflowWrites
@@ -142,6 +143,27 @@ def _workflow_writes(writes: Writes) -> WorkflowWrites:
     deletes = tuple(key for key, value in writes.items() if value is None)
     puts = tuple((key, value) for key, value in writes.items() if value is not None)
     return puts, deletes
+
+
+async def _wait_durable(ticket: CommitTicket, turn: bool) -> None:
+    """Wait for a flush's commit; raise what the flush raises if it failed.
+
+    ``turn``: the batch is written at the start of the next loop iteration. As an
+    action's output gate does, give the loop one turn first: a batch written inline is
+    durable after it, and the step goes on in this iteration instead of the next (no
+    wake-up through a future).
+    """
+    if turn:
+        await LOOP_TURN
+    if not ticket.done():
+        try:
+            await ticket
+        except BaseException as exc:
+            if exc is not ticket.exception():
+                raise  # cancelled while waiting
+    error = ticket.exception()
+    if error is not None:
+        raise _flush_error(error)
 
 
 def _flush_error(error: BaseException) -> BaseException:
@@ -252,11 +274,11 @@ class ActorWorkflowHost(WorkflowHost[ActorContextImpl]):
 
     # -- the durability point ----------------------------------------------------------
 
-    async def flush(self, writes: Writes) -> None:
-        """Commit ``writes`` with the actor's state, KV and queue changes; wait until
-        durable.
+    def flush(self, writes: Writes) -> Awaitable[None] | None:
+        """Commit ``writes`` with the actor's state, KV and queue changes; None if that
+        commit is durable already (written inline), else what to await until it is.
 
-        Raises:
+        Raises (from the call, or the awaitable for a commit that settles later):
             ActorStoppingError: the actor has stopped; nothing was written.
             CommitError: the commit failed; the actor rolled back to its last durable
                 state (and nothing of this flush is stored).
@@ -290,20 +312,15 @@ class ActorWorkflowHost(WorkflowHost[ActorContextImpl]):
         assert ticket is not None  # it carries the records
         if not ticket.done():
             committer = owner.svc.committer
-            if committer.flush_scheduled and not committer.flush_if_last():
-                # As an action's output gate does: after one bare yield a batch written
-                # inline is durable, and the step goes on in this iteration instead of
-                # the next (no wake-up through a future).
-                await LOOP_TURN
-            if not ticket.done():
-                try:
-                    await ticket
-                except BaseException as exc:
-                    if exc is not ticket.exception():
-                        raise  # cancelled while waiting
+            if not committer.flush_scheduled or committer.flush_if_last():
+                if not ticket.done():
+                    return _wait_durable(ticket, False)
+            else:
+                return _wait_durable(ticket, True)
         error = ticket.exception()
         if error is not None:
             raise _flush_error(error)
+        return None
 
     # -- waiting ---------------------------------------------------------------------
 
