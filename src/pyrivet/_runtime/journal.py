@@ -489,7 +489,8 @@ class Journal(CommitListener):
         if owner.definition.has_db:
             # The actor's SQL database commits first (see actor_db.py); raises if it cannot.
             owner.svc.dbs.before_submit(owner.actor_id, record, self.durable_seq)
-        ticket = owner.svc.committer.submit(record, self)
+        # A workflow flush calls `Committer.flush_owed` next (see there).
+        ticket = owner.svc.committer.submit(record, self, lazy=workflow is not None)
         inflight.ticket = ticket
         if gated is not None:
             # `gated` is only made when `writes` exists.

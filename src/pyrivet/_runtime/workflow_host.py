@@ -303,20 +303,23 @@ class ActorWorkflowHost(WorkflowHost[ActorContextImpl]):
             self._flushed = True
         # The records ride in the commit this forces (no `Contribution`: the commit's
         # ticket tells their outcome; the journal heard it first).
-        ticket = journal.checkpoint(
-            "workflow",
-            name=step.name if step else None,
-            force=True,
-            workflow=_workflow_writes(writes),
-        )
+        committer = owner.svc.committer
+        try:
+            ticket = journal.checkpoint(
+                "workflow",
+                name=step.name if step else None,
+                force=True,
+                workflow=_workflow_writes(writes),
+            )
+        finally:
+            # The checkpoint's submit was lazy: write now if nothing else is queued in
+            # this iteration (the step goes on at once), else in the next.
+            written = committer.flush_owed()
         assert ticket is not None  # it carries the records
         if not ticket.done():
-            committer = owner.svc.committer
-            if not committer.flush_scheduled or committer.flush_if_last():
-                if not ticket.done():
-                    return _wait_durable(ticket, False)
-            else:
-                return _wait_durable(ticket, True)
+            # A flush queued for the next iteration: as an action's output gate does,
+            # give the loop one turn first (a batch written inline is durable after it).
+            return _wait_durable(ticket, not written and committer.flush_scheduled)
         error = ticket.exception()
         if error is not None:
             raise _flush_error(error)
