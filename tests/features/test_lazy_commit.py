@@ -113,8 +113,10 @@ async def test_a_step_whose_commit_fails_leaves_nothing_and_runs_again_after_a_r
         async with run_actors(registry, storage=store, clock=clock) as (runtime, client):
             handle = client.get_or_create("flow", ["x"])
             actor_id = await handle.resolve()
-            async with asyncio.timeout(10):
-                while not any("workflow failed" in r.getMessage() for r in caplog.records):
+            async with asyncio.timeout(10):  # the run fails once the commit did
+                while True:
+                    if any("workflow failed" in r.getMessage() for r in caplog.records):
+                        break
                     await asyncio.sleep(0.001)
             failure = next(r for r in caplog.records if "workflow failed" in r.getMessage())
             assert failure.exc_info is not None
@@ -129,8 +131,10 @@ async def test_a_step_whose_commit_fails_leaves_nothing_and_runs_again_after_a_r
     async with run_actors(registry, storage=store, clock=clock) as (runtime, client):
         handle = client.get_or_create("flow", ["x"])
         await handle.read()  # wakes the actor, which starts its run
-        async with asyncio.timeout(10):
-            while (await runtime.workflow_history(actor_id)).state != "completed":
+        async with asyncio.timeout(10):  # commits are I/O: poll until the run ended
+            while True:
+                if (await runtime.workflow_history(actor_id)).state == "completed":
+                    break
                 await asyncio.sleep(0.001)
         assert await handle.read() == {"a": 1, "b": 10}
     assert runs == ["a", "b", "b"]
