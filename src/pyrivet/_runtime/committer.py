@@ -153,6 +153,8 @@ class Committer:
         #: event-loop iteration (the committer is idle and its flush is queued). An
         #: attribute, not a property: a strict action reads it once per call.
         self.flush_scheduled = False
+        #: A ``lazy`` submit left the flush to `flush_owed`, not called yet.
+        self._owed = False
         #: The handle of the scheduled flush (see `defer_flush`).
         self._kick_handle: asyncio.Handle | None = None
         #: The loop the flush was last scheduled on, and its queue of ready callbacks
@@ -176,7 +178,9 @@ class Committer:
         self.batches = 0
         self.records = 0
 
-    def submit(self, record: CommitRecord, listener: CommitListener) -> CommitTicket:
+    def submit(
+        self, record: CommitRecord, listener: CommitListener, *, lazy: bool = False
+    ) -> CommitTicket:
         """Queue ``record``; the ticket resolves once it is durable.
 
         ``listener`` hears the outcome first (see `CommitListener`).
@@ -184,6 +188,10 @@ class Committer:
         An idle committer writes at the start of the next event-loop iteration, so the
         records submitted in this one (an actor's creation and its first action, or the
         actions of many callers) share one transaction.
+
+        ``lazy``: the caller calls `flush_owed` right after (a workflow step about to
+        wait for its commit), which writes at once or schedules the write as above;
+        this spares the scheduled callback that `flush_if_last` would cancel.
 
         The ticket fails with `CommitError` (or `DuplicateKeyError`) if the write failed.
 
@@ -195,6 +203,9 @@ class Committer:
         ticket = CommitTicket(listener)
         self._pending.append((record, ticket))
         if not self._busy and not self.flush_scheduled:
+            if lazy:
+                self._owed = True
+                return ticket
             self.flush_scheduled = True
             loop = asyncio.get_running_loop()
             self._kick_handle = loop.call_soon(self._kick)
@@ -229,6 +240,35 @@ class Committer:
         handle.cancel()
         self._kick()
         return True
+
+    def flush_owed(self) -> bool:
+        """After a ``lazy`` `submit`: write the pending records now if nothing else is
+        queued to run in this event-loop iteration (see `flush_if_last`), else schedule
+        the write for the next iteration as `submit` does. Returns whether it wrote;
+        the caller's ticket may still be pending (a batch handed to the writer thread).
+        """
+        if not self._owed:
+            return self.flush_scheduled and self.flush_if_last()
+        self._owed = False
+        if self._busy or not self._pending:
+            return False  # the batch in flight's completion writes them
+        if self.flush_scheduled:
+            return self.flush_if_last()
+        loop = asyncio.get_running_loop()
+        if self._loop is not loop:
+            self._loop = loop
+            self._ready = _ready_queue(loop)
+        ready = self._ready
+        if ready is not None and len(ready) <= 4:
+            for other in ready:
+                if not other.cancelled():
+                    break
+            else:
+                self._flush()
+                return True
+        self.flush_scheduled = True
+        self._kick_handle = loop.call_soon(self._kick)
+        return False
 
     def defer_flush(self) -> None:
         """Move the flush scheduled for the next event-loop iteration behind the callbacks

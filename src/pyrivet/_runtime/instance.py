@@ -13,7 +13,7 @@ task (no task per call), so actions of one actor interleave at ``await`` points 
 code between awaits is atomic, as in RivetKit.
 
 Memory: an idle instance keeps only slot fields (136 bytes with its GC header) and its
-journal (72 bytes); ``life`` (abort signal, background tasks, shutdown future), the
+journal (80 bytes); ``life`` (abort signal, background tasks, shutdown future), the
 journal's pending writes and in-flight commits, and ``conns`` exist only while
 something needs them. What an awake idle actor costs in all (100,000 woken, see
 ``bench/bench_core.py``): this object, its state, its snapshot (the last submitted

@@ -23,13 +23,14 @@ The flow, all on the event loop and never awaiting:
 
 Another component adds its own records to the next commit with `contribute`: a
 `Contribution` writes into the record when the commit is built and hears whether it
-became durable. That is how workflow history will commit in the same transaction as
-the state it explains.
+became durable. The workflow host's flush, the hottest such writer, passes its records
+to `checkpoint` instead (``workflow=``) and reads their outcome from the commit's ticket.
 
-Memory: the journal is always present, so it is kept to five slots (the owner, seq,
-snapshot, and two pointers that are None while nothing is pending): 72 bytes per awake
-actor, of which the instance gave back 24 (it no longer holds seq, snapshot, in-flight
-and pending-writes slots of its own). `InFlight` exists only while a commit is not durable and
+Memory: the journal is always present, so it is kept to six slots (the owner, seq,
+snapshot, the hold count, and two pointers that are None while nothing is pending): 80
+bytes per awake actor. The hold count is here, not in `PendingWrites`, so that a
+workflow step that stages nothing (its state and history ride in the commit it forces)
+makes no `PendingWrites`. `InFlight` exists only while a commit is not durable and
 `PendingWrites` only while something is staged or gated, so an idle actor carries
 neither.
 
@@ -55,9 +56,12 @@ from .services import Services
 from .watcher import Watcher
 from .writes import TOMBSTONE, Contribution, Gated, Outgoing, PendingWrites
 
-__all__ = ["InFlight", "Journal", "JournalOwner", "prune_history_before"]
+__all__ = ["InFlight", "Journal", "JournalOwner", "WorkflowWrites", "prune_history_before"]
 
 log = logging.getLogger("pyrivet.actor")
+
+#: Workflow records a commit carries: ``(puts as (key, value), deleted keys)``.
+WorkflowWrites = tuple[tuple[tuple[str, bytes], ...], tuple[str, ...]]
 
 
 def prune_history_before(seq: int, history_limit: int | None) -> int | None:
@@ -147,7 +151,7 @@ class InFlight:
 class Journal(CommitListener):
     """One actor's durability pipeline; see the module docstring."""
 
-    __slots__ = ("_inflight", "_owner", "_writes", "saved_state", "seq")
+    __slots__ = ("_inflight", "_owner", "_writes", "held", "saved_state", "seq")
 
     def __init__(self, owner: JournalOwner) -> None:
         self._owner = owner
@@ -155,6 +159,9 @@ class Journal(CommitListener):
         self.seq = 0
         #: The snapshot of the latest submitted commit.
         self.saved_state: bytes | None = None
+        #: How many holds are on (a workflow step body runs): checkpoints wait. Here,
+        #: not in `PendingWrites`, so a step that stages nothing makes none.
+        self.held = 0
         self._inflight: InFlight | None = None
         self._writes: PendingWrites | None = None
 
@@ -189,8 +196,8 @@ class Journal(CommitListener):
 
     @property
     def idle(self) -> bool:
-        """Nothing is staged, gated or in flight."""
-        return self._inflight is None and self._writes is None
+        """Nothing is held, staged, gated or in flight."""
+        return self._inflight is None and self._writes is None and not self.held
 
     @property
     def pending(self) -> PendingWrites | None:
@@ -257,7 +264,7 @@ class Journal(CommitListener):
         (their callers wait for the commit made at `release`); the workflow's flush
         commits with ``force=True``.
         """
-        self._staging().held += 1
+        self.held += 1
 
     def release(self, *, discard: bool = False) -> None:
         """End a `hold`; commit what was deferred.
@@ -266,11 +273,11 @@ class Journal(CommitListener):
         its half-done changes, and those of work that ran during the hold and was
         waiting for this commit, are rolled back to the last submitted state instead.
         """
-        writes = self._writes
-        if writes is None or not writes.held:
+        if not self.held:
             return
-        writes.held -= 1
-        if writes.held:
+        self.held -= 1
+        writes = self._writes
+        if self.held or writes is None:
             return
         deferred, writes.deferred = writes.deferred, None
         if discard:
@@ -417,28 +424,32 @@ class Journal(CommitListener):
         by: str | None = None,
         create: ActorRecord | None = None,
         force: bool = False,
+        workflow: WorkflowWrites | None = None,
     ) -> CommitTicket | None:
         """Submit the actor's changes since the last checkpoint; None if there were none.
 
         During a `hold` nothing is submitted (unless ``force``: the workflow's own flush)
         and the ticket returned resolves with the commit made when the hold ends.
+        ``workflow``: workflow records ``(puts, deletes)`` this commit carries (the
+        workflow host's flush; its ticket tells their outcome, so they need no
+        `Contribution`).
 
         Raises:
             EncodingError: the state cannot be encoded or is too large; the in-memory
                 state is rolled back to the last submitted snapshot.
         """
         writes = self._writes
-        if writes is not None:
-            if writes.soon is not None:
-                writes.soon.cancel()
-                writes.soon = None
-            if writes.held and not force:
-                if writes.deferred is None:
-                    writes.deferred = CommitTicket(self)
-                return writes.deferred
+        if writes is not None and writes.soon is not None:
+            writes.soon.cancel()
+            writes.soon = None
+        if self.held and not force:
+            writes = self._staging()
+            if writes.deferred is None:
+                writes.deferred = CommitTicket(self)
+            return writes.deferred
         snapshot = self._encode_state()
         changed = snapshot is not None and snapshot != self.saved_state
-        has_ops = writes is not None and writes.has_unsubmitted()
+        has_ops = (writes is not None and writes.has_unsubmitted()) or workflow is not None
         if not changed and not has_ops and create is None:
             if writes is not None and writes.outbox:
                 self._gate_events_behind_last_commit(writes)
@@ -459,6 +470,8 @@ class Journal(CommitListener):
         gated: Gated | None = None
         if writes is not None:
             gated = _move_staged(writes, record, ops, seq)
+        if workflow is not None:
+            _add_workflow_writes(record, ops, workflow)
         record.event = HistoryEntry(
             owner.actor_id,
             seq,
@@ -476,7 +489,8 @@ class Journal(CommitListener):
         if owner.definition.has_db:
             # The actor's SQL database commits first (see actor_db.py); raises if it cannot.
             owner.svc.dbs.before_submit(owner.actor_id, record, self.durable_seq)
-        ticket = owner.svc.committer.submit(record, self)
+        # A workflow flush calls `Committer.flush_owed` next (see there).
+        ticket = owner.svc.committer.submit(record, self, lazy=workflow is not None)
         inflight.ticket = ticket
         if gated is not None:
             # `gated` is only made when `writes` exists.
@@ -572,7 +586,6 @@ class Journal(CommitListener):
                 old = writes
                 writes = self._writes = PendingWrites()
                 writes.soon = old.soon
-                writes.held = old.held
                 writes.deferred = old.deferred
                 _settle(dropped, reason)
         elif writes is not None:
@@ -625,6 +638,17 @@ def _move_staged(
     if events or alarm_puts or alarm_deletes or contributions:
         return Gated(seq, events, alarm_puts, alarm_deletes, contributions)
     return None
+
+
+def _add_workflow_writes(record: CommitRecord, ops: list[Any], workflow: WorkflowWrites) -> None:
+    """Add workflow records to ``record`` (after anything a contribution put there)."""
+    puts, deletes = workflow
+    if puts:
+        record.workflow_puts = record.workflow_puts + puts if record.workflow_puts else puts
+        ops.extend([("workflow.put", key) for key, _ in puts])
+    if deletes:
+        record.workflow_deletes = (*record.workflow_deletes, *deletes)
+        ops.extend([("workflow.delete", key) for key in deletes])
 
 
 def _settle(contributions: list[Contribution], error: BaseException | None) -> None:

@@ -16,8 +16,8 @@ actor's run task (join and race branches in tasks of the engine's own).
 
 How the host keeps the engine's contract (``workflow/_host.py``):
 
-* **flush** adds the history writes to the actor's journal as a `Contribution` and makes
-  a checkpoint at once, so a step's history entry, the state it changed, its KV writes
+* **flush** hands the history writes to a checkpoint of the actor's journal, made at
+  once, so a step's history entry, the state it changed, its KV writes
   and the queue messages it consumed land in **one** commit (one transaction), in strict
   and relaxed mode alike; it returns once that commit is durable.
 * **step bodies** get the full actor context ``c`` (state, KV, broadcast, queues,
@@ -46,9 +46,8 @@ nothing is written; the alarm stays, so the fixed code resumes after a restart.
 
 from __future__ import annotations
 
-import asyncio
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Mapping, Sequence
 from typing import Any, Protocol, cast
 
 from .._codec.values import encode
@@ -63,16 +62,16 @@ from ..errors import (
     WorkflowEvicted,
     WorkflowUsageError,
 )
-from ..storage._base import AlarmRecord, CommitRecord
+from ..storage._base import AlarmRecord
 from ..workflow import QueueMessage, StepInfo, Workflow, WorkflowEngine, WorkflowHost, Writes
+from .committer import CommitTicket
 from .context import ActorContextImpl
 from .hibernation import workflow_records
-from .journal import Journal
+from .journal import Journal, WorkflowWrites
 from .lifecycle import Lifecycle
 from .metrics import bump
 from .queue import Mailbox, ReceivedMessage
 from .services import Services
-from .writes import Contribution
 
 __all__ = [
     "WORKFLOW_ALARM_KIND",
@@ -137,49 +136,41 @@ class WorkflowOwner(Protocol):
         ...
 
 
-#: `_HistoryWrites.outcome` before the commit carrying it settled.
-_UNSETTLED: Any = object()
+def _workflow_writes(writes: Writes) -> WorkflowWrites:
+    """``writes`` as a commit carries them: (puts, deleted keys)."""
+    if None not in writes.values():  # a step's flush: puts only
+        return cast(tuple[tuple[str, bytes], ...], tuple(writes.items())), ()
+    deletes = tuple(key for key, value in writes.items() if value is None)
+    puts = tuple((key, value) for key, value in writes.items() if value is not None)
+    return puts, deletes
 
 
-class _HistoryWrites(Contribution):
-    """One flush's history records, going into one commit of the actor.
+async def _wait_durable(ticket: CommitTicket, turn: bool) -> None:
+    """Wait for a flush's commit; raise what the flush raises if it failed.
 
-    Its outcome is a slot, not a future: a flush almost always finds its commit settled
-    already (written inline in the iteration it yielded for), so a future (``waiter``)
-    is made only for a flush that has to wait.
+    ``turn``: the batch is written at the start of the next loop iteration. As an
+    action's output gate does, give the loop one turn first: a batch written inline is
+    durable after it, and the step goes on in this iteration instead of the next (no
+    wake-up through a future).
     """
+    if turn:
+        await LOOP_TURN
+    if not ticket.done():
+        try:
+            await ticket
+        except BaseException as exc:
+            if exc is not ticket.exception():
+                raise  # cancelled while waiting
+    error = ticket.exception()
+    if error is not None:
+        raise _flush_error(error)
 
-    __slots__ = ("outcome", "waiter", "writes")
 
-    def __init__(self, writes: Writes) -> None:
-        self.writes = writes
-        #: `_UNSETTLED`, then None (durable) or the error that will never let it be.
-        self.outcome: BaseException | None = _UNSETTLED
-        self.waiter: asyncio.Future[None] | None = None
-
-    def write(self, record: CommitRecord, ops: list[Any]) -> None:
-        writes = self.writes
-        if None not in writes.values():  # a step's flush: puts only
-            puts = cast(tuple[tuple[str, bytes], ...], tuple(writes.items()))
-            record.workflow_puts = record.workflow_puts + puts if record.workflow_puts else puts
-            ops.extend([("workflow.put", key) for key in writes])
-            return
-        deletes = tuple(key for key, value in writes.items() if value is None)
-        puts = tuple((key, value) for key, value in writes.items() if value is not None)
-        record.workflow_puts = (*record.workflow_puts, *puts)
-        record.workflow_deletes = (*record.workflow_deletes, *deletes)
-        ops.extend([("workflow.put", key) for key, _ in puts])
-        ops.extend([("workflow.delete", key) for key in deletes])
-
-    def settled(self, error: BaseException | None) -> None:
-        if self.outcome is not _UNSETTLED:
-            return
-        if error is not None and not isinstance(error, CommitError | ActorStoppingError):
-            error = CommitError(f"the workflow history could not be saved: {error}")
-        self.outcome = error
-        waiter = self.waiter
-        if waiter is not None and not waiter.done():
-            waiter.set_result(None)
+def _flush_error(error: BaseException) -> BaseException:
+    """What a flush whose commit failed raises."""
+    if isinstance(error, CommitError | ActorStoppingError):
+        return error
+    return CommitError(f"the workflow history could not be saved: {error}")
 
 
 class ActorWorkflowHost(WorkflowHost[ActorContextImpl]):
@@ -283,11 +274,11 @@ class ActorWorkflowHost(WorkflowHost[ActorContextImpl]):
 
     # -- the durability point ----------------------------------------------------------
 
-    async def flush(self, writes: Writes) -> None:
-        """Commit ``writes`` with the actor's state, KV and queue changes; wait until
-        durable.
+    def flush(self, writes: Writes) -> Awaitable[None] | None:
+        """Commit ``writes`` with the actor's state, KV and queue changes; None if that
+        commit is durable already (written inline), else what to await until it is.
 
-        Raises:
+        Raises (from the call, or the awaitable for a commit that settles later):
             ActorStoppingError: the actor has stopped; nothing was written.
             CommitError: the commit failed; the actor rolled back to its last durable
                 state (and nothing of this flush is stored).
@@ -297,7 +288,6 @@ class ActorWorkflowHost(WorkflowHost[ActorContextImpl]):
         if not owner.accepts_saves():
             raise ActorStoppingError(f"actor {owner.name!r} has stopped; nothing was written")
         journal = owner.journal
-        contribution = _HistoryWrites(writes)
         if self._consumed:
             consumed, self._consumed = self._consumed, []
             mailbox = owner.mailbox
@@ -308,26 +298,32 @@ class ActorWorkflowHost(WorkflowHost[ActorContextImpl]):
             self._set_alarm(None)  # the last flush: nothing to resume after a restart
         elif self._alarm != _ACTIVE:
             self._set_alarm(_ACTIVE)
-        journal.contribute(contribution, schedule=False)  # the checkpoint below commits it
-        if self._step is not None:
-            self._flushed = True
         step = self._step
-        journal.checkpoint("workflow", name=step.name if step else None, force=True)
+        if step is not None:
+            self._flushed = True
+        # The records ride in the commit this forces (no `Contribution`: the commit's
+        # ticket tells their outcome; the journal heard it first).
         committer = owner.svc.committer
-        if (
-            contribution.outcome is _UNSETTLED
-            and committer.flush_scheduled
-            and not committer.flush_if_last()
-        ):
-            # As an action's output gate does: after one bare yield a batch written
-            # inline is durable, and the step goes on in this iteration instead of the
-            # next (no wake-up through a future).
-            await LOOP_TURN
-        if contribution.outcome is _UNSETTLED:
-            waiter = contribution.waiter = asyncio.get_running_loop().create_future()
-            await waiter
-        if contribution.outcome is not None:
-            raise contribution.outcome
+        try:
+            ticket = journal.checkpoint(
+                "workflow",
+                name=step.name if step else None,
+                force=True,
+                workflow=_workflow_writes(writes),
+            )
+        finally:
+            # The checkpoint's submit was lazy: write now if nothing else is queued in
+            # this iteration (the step goes on at once), else in the next.
+            written = committer.flush_owed()
+        assert ticket is not None  # it carries the records
+        if not ticket.done():
+            # A flush queued for the next iteration: as an action's output gate does,
+            # give the loop one turn first (a batch written inline is durable after it).
+            return _wait_durable(ticket, not written and committer.flush_scheduled)
+        error = ticket.exception()
+        if error is not None:
+            raise _flush_error(error)
+        return None
 
     # -- waiting ---------------------------------------------------------------------
 

@@ -13,9 +13,9 @@ everything is durable, so an idle actor carries none of this):
 * contributions: writes other components (workflow history) add to the next commit;
 * gated outputs: events, alarm changes and contributions of submitted commits, released
   in seq order once the commit that covers them is durable (the output gate);
-* a hold: while a workflow step body runs, the actor's working state may hold half a
-  step, so checkpoints wait (`Journal.hold`); ``deferred`` is the ticket handed to work
-  that ended meanwhile, resolved by the commit made when the hold ends.
+* ``deferred``: while a workflow step body runs (a `Journal.hold`), checkpoints wait;
+  this is the ticket handed to work that ended meanwhile, resolved by the commit made
+  when the hold ends.
 """
 
 from __future__ import annotations
@@ -94,7 +94,6 @@ class PendingWrites:
         "contributions",
         "deferred",
         "gated",
-        "held",
         "kv_ops",
         "kv_overlay",
         "kv_range_ops",
@@ -118,8 +117,6 @@ class PendingWrites:
         self.gated: deque[Gated] = deque()
         #: The scheduled soon-checkpoint, if any (an asyncio.Handle).
         self.soon: Any = None
-        #: How many holds are on (a workflow step body runs): checkpoints wait.
-        self.held = 0
         #: The ticket given out for checkpoints asked for during a hold.
         self.deferred: CommitTicket | None = None
 
@@ -135,8 +132,8 @@ class PendingWrites:
     def recycle(self) -> None:
         """Give back this instance, empty (`is_empty`) and referenced by nobody else.
 
-        A workflow step's hold makes one and its release drops it, nine containers each
-        time: a spare is reused as it is (every container of an empty one is empty).
+        An actor that stages and commits in turn makes and drops one each time, nine
+        containers: a spare is reused as it is (every container of an empty one is empty).
         """
         _SPARES.give_back(self)
 
@@ -150,10 +147,8 @@ class PendingWrites:
         )
 
     def is_empty(self) -> bool:
-        # `held` first: a workflow step's commit settles while its hold is on.
         return not (
-            self.held
-            or self.gated
+            self.gated
             or self.kv_ops
             or self.kv_overlay
             or self.kv_range_ops

@@ -48,7 +48,7 @@ import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from pathlib import Path
 from queue import Empty, SimpleQueue
-from typing import Any, Literal, TypeAlias, TypeVar, TypeVarTuple, Unpack
+from typing import Any, Literal, TypeAlias, TypeVar, TypeVarTuple, Unpack, cast
 
 from ..errors import StorageError
 from ._actor_db import ActorDatabases, FileDatabases
@@ -125,6 +125,8 @@ class SQLiteDriver:
         self._lock_fd: int | None = None
         #: Jobs submitted and not answered yet, and a future resolved when none are left.
         self._in_flight = 0
+        #: The done future `_run` returns for inline jobs that return None.
+        self._done: asyncio.Future[None] | None = None
         self._idle: asyncio.Future[None] | None = None
 
     def settler(self) -> asyncio.Future[None] | None:
@@ -239,7 +241,16 @@ class SQLiteDriver:
             self._inline_resume_at = end + INLINE_PAUSE_S
         if writer.log.needs_nudge(rows_before) and self._jobs is not None:
             self._jobs.put(_WAKE)  # let the writer thread schedule the compaction
-        fut: asyncio.Future[T] = asyncio.get_running_loop().create_future()
+        loop = asyncio.get_running_loop()
+        if result is None and error is None:
+            # A job with no result (a commit): one done future per loop serves them all
+            # (awaiting it, or reading its outcome, changes nothing).
+            done = self._done
+            if done is None or done.get_loop() is not loop:
+                done = self._done = loop.create_future()
+                done.set_result(None)
+            return cast("asyncio.Future[T]", done)
+        fut: asyncio.Future[T] = loop.create_future()
         _settle(fut, result, error)
         return fut
 

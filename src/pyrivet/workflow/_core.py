@@ -73,6 +73,13 @@ def _failure_kind(exc: Exception, elapsed: float, options: StepOptions) -> str |
     return None
 
 
+async def _flush_and_wait(host: WorkflowHost[Any], writes: Writes) -> None:
+    """``host.flush(writes)`` as one coroutine (for a task of its own)."""
+    waiting = host.flush(writes)
+    if waiting is not None:
+        await waiting
+
+
 class StepTurn:
     """Whose turn it is to run a step body (or a flush): one at a time per workflow.
 
@@ -343,7 +350,9 @@ class Core(Generic[S]):
             await self._flush_shielded(writes)
             return
         try:
-            await self.host.flush(writes)
+            waiting = self.host.flush(writes)
+            if waiting is not None:
+                await waiting
         except BaseException as exc:
             self.broken = exc
             raise
@@ -352,7 +361,7 @@ class Core(Generic[S]):
         """Flush ``writes`` in a task of its own: a race cancels its losing branches, and
         a flush one of them started still completes, or the history in memory and in
         storage would disagree."""
-        task = asyncio.get_running_loop().create_task(self.host.flush(writes))
+        task = asyncio.get_running_loop().create_task(_flush_and_wait(self.host, writes))
         self._shielded_flushes.add(task)
         task.add_done_callback(self._shielded_flush_done)
         await asyncio.shield(task)
@@ -455,7 +464,10 @@ class Core(Generic[S]):
                             await self._flush_shielded(writes)
                         else:
                             try:
-                                await self.host.flush(writes)
+                                # Usually durable at once (written inline): no await.
+                                waiting = self.host.flush(writes)
+                                if waiting is not None:
+                                    await waiting
                             except BaseException as flush_error:
                                 self.broken = flush_error
                                 raise

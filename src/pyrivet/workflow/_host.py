@@ -41,7 +41,7 @@ The contract, in the order things happen:
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple, Protocol, TypeVar
 
@@ -128,11 +128,13 @@ class WorkflowHost(Protocol[S_co]):
         """The object passed as the first argument of the workflow's ``on_error``."""
         ...
 
-    async def flush(self, writes: Writes) -> None:
+    def flush(self, writes: Writes) -> Awaitable[None] | None:
         """Make ``writes`` durable, atomically with the state the current step changed.
 
-        Returns only once durable. Raises if nothing was written (then the engine
-        forgets the writes and the run ends with that exception).
+        Returns None if they are durable already, else an awaitable that completes
+        once they are (an ``async def flush`` is fine: its coroutine is that
+        awaitable). Raises, from the call or the awaitable, if nothing was written
+        (then the engine forgets the writes and the run ends with that exception).
         """
         ...
 

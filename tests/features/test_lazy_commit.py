@@ -1,0 +1,140 @@
+"""A workflow step's commit: the committer's lazy submit, and a step whose commit fails.
+
+A workflow host's flush submits its commit lazily and calls `Committer.flush_owed`
+right after: the batch is written at once when nothing else is queued in the event
+loop's iteration, else at the start of the next one (so other records join it).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from pyrivet import ActorOptions, Registry, actor
+from pyrivet._runtime.committer import Committer
+from pyrivet.storage import CommitRecord, MemoryDriver, SQLiteDriver
+from pyrivet.testing import MockClock, run_actors
+from pyrivet.workflow import workflow
+
+
+class Heard:
+    """A `CommitListener` that notes what it heard, in order, into a shared list."""
+
+    def __init__(self, log: list[str]) -> None:
+        self.log = log
+
+    def committed(self, record: CommitRecord) -> None:
+        self.log.append(f"committed {record.seq}")
+
+    def failed(self, record: CommitRecord, exc: BaseException) -> None:
+        self.log.append(f"failed {record.seq}")
+
+
+async def test_a_lazy_submit_is_written_at_once_when_nothing_else_is_queued(
+    tmp_path: Path,
+) -> None:
+    store = SQLiteDriver(tmp_path)
+    await store.open()
+    try:
+        committer = Committer(store)
+        log: list[str] = []
+        ticket = committer.submit(CommitRecord("a1", 1, state=b"1"), Heard(log), lazy=True)
+        assert not committer.flush_scheduled and log == []  # nothing written or queued yet
+        assert committer.flush_owed()
+        assert ticket.done() and ticket.exception() is None  # written inline, no turn
+        assert log == ["committed 1"]
+        assert (await store.load_state("a1")).seq == 1
+        assert not committer.flush_owed()  # nothing owed any more
+    finally:
+        await store.close()
+
+
+async def test_a_lazy_submit_with_other_work_queued_is_written_after_it(tmp_path: Path) -> None:
+    store = SQLiteDriver(tmp_path)
+    await store.open()
+    try:
+        committer = Committer(store)
+        log: list[str] = []
+        loop = asyncio.get_running_loop()
+        loop.call_soon(log.append, "other work")
+        ticket = committer.submit(CommitRecord("a1", 1, state=b"1"), Heard(log), lazy=True)
+        assert not committer.flush_owed()
+        assert committer.flush_scheduled and not ticket.done()
+        # What the queued work submits joins the same batch.
+        second = committer.submit(CommitRecord("a2", 1, state=b"2"), Heard(log))
+        await ticket
+        await second
+        assert log == ["other work", "committed 1", "committed 1"]
+        assert committer.batches == 1
+    finally:
+        await store.close()
+
+
+def failing_flow(runs: list[str], store: MemoryDriver) -> Any:
+    flow_actor = actor("flow", state={"a": 0, "b": 0}, options=ActorOptions(sleep_timeout=5))
+
+    def step_a(c: Any) -> int:
+        runs.append("a")
+        c.state["a"] = 1
+        return 1
+
+    def step_b(c: Any) -> int:
+        runs.append("b")
+        c.state["b"] = 10
+        if runs.count("b") == 1:
+            store.fail_next_commit(RuntimeError("disk on fire"))  # this step's commit
+        return 10
+
+    @flow_actor.run
+    @workflow
+    async def flow(ctx: Any) -> int:
+        a = await ctx.step("a", step_a)
+        b = await ctx.step("b", step_b)
+        return int(a + b)
+
+    @flow_actor.action
+    def read(c: Any) -> dict[str, int]:
+        return dict(c.state)
+
+    return flow_actor
+
+
+async def test_a_step_whose_commit_fails_leaves_nothing_and_runs_again_after_a_restart(
+    clock: MockClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    store = MemoryDriver()
+    runs: list[str] = []
+    registry = Registry([failing_flow(runs, store)])
+    with caplog.at_level(logging.ERROR, logger="pyrivet.workflow"):
+        async with run_actors(registry, storage=store, clock=clock) as (runtime, client):
+            handle = client.get_or_create("flow", ["x"])
+            actor_id = await handle.resolve()
+            async with asyncio.timeout(10):  # the run fails once the commit did
+                while True:
+                    if any("workflow failed" in r.getMessage() for r in caplog.records):
+                        break
+                    await asyncio.sleep(0.001)
+            failure = next(r for r in caplog.records if "workflow failed" in r.getMessage())
+            assert failure.exc_info is not None
+            assert type(failure.exc_info[1]).__name__ == "CommitError"
+            # The failed step's state change was rolled back, and its entry not stored.
+            assert await handle.read() == {"a": 1, "b": 0}
+            history = await runtime.workflow_history(actor_id)
+            assert [e.name for e in history.entries] == ["a"]
+    assert runs == ["a", "b"]
+
+    # After a restart, waking the actor resumes the workflow: step b runs again, only it.
+    async with run_actors(registry, storage=store, clock=clock) as (runtime, client):
+        handle = client.get_or_create("flow", ["x"])
+        await handle.read()  # wakes the actor, which starts its run
+        async with asyncio.timeout(10):  # commits are I/O: poll until the run ended
+            while True:
+                if (await runtime.workflow_history(actor_id)).state == "completed":
+                    break
+                await asyncio.sleep(0.001)
+        assert await handle.read() == {"a": 1, "b": 10}
+    assert runs == ["a", "b", "b"]
