@@ -125,7 +125,7 @@ async def split(
             counts["commits"] += 1
             if self._in_flight:
                 counts["commits queued: a job in flight"] += 1
-            elif _sqlite._perf_counter() < self._inline_resume_at:
+            elif self._inline_paused:
                 counts["commits queued: inline paused (budget overrun)"] += 1
             elif self._writer is not None and self._writer.lock.locked():
                 counts["commits queued: lock held (compaction step)"] += 1

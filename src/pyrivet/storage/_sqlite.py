@@ -14,9 +14,11 @@ Threads:
   lock free. A thread hand-off costs two cross-CPU wake-ups (~100 µs round trip on a
   small VM, as much as the fsync itself), so an uncontended commit or lookup is much
   faster inline. The loop blocks for the job (the fsync of a commit, ~0.1-0.3 ms);
-  under load the writer thread is busy and jobs queue for it as usual; after an inline
-  job that overran ``inline_budget`` (a stalling disk) the fast path pauses for a
-  second, so the loop is not blocked job after job. Order is kept:
+  under load the writer thread is busy and jobs queue for it as usual. After an inline
+  job that overran ``inline_budget`` (a stalling disk, or the loop's thread preempted
+  on a busy machine) the fast path pauses until a job on the writer thread finishes
+  within the budget again: while the disk stalls, the loop is not blocked job after
+  job, and a lone stall costs one batch on the thread, not a second of them. Order is kept:
   a job never runs inline while an earlier one is still queued. One lock
   (`Writer.lock`) serialises every use of the connection between the two threads.
 * The **checkpointer thread** (``_sqlite_compaction.Checkpointer``) has a connection of
@@ -67,8 +69,6 @@ from ._sqlite_writer import Writer
 __all__ = ["SQLiteDriver"]
 
 DB_FILE = "pyrivet.sqlite3"
-#: How long the inline fast path stays off after an inline job overran its budget.
-INLINE_PAUSE_S = 1.0
 
 #: The time source of the inline budget (replaced in tests).
 _perf_counter = time.perf_counter
@@ -95,8 +95,9 @@ class SQLiteDriver:
         inline: run short jobs on the caller's thread when the writer is idle (see the
             module docstring); ``False`` sends every job to the writer thread.
         inline_budget: an inline job that takes longer than this many seconds (a slow
-            disk, a large batch) turns the fast path off for `INLINE_PAUSE_S`, so a
-            stalling disk blocks the event loop at most once per pause.
+            disk, a large batch) turns the fast path off until a job on the writer
+            thread takes no longer, so a stalling disk blocks the event loop once per
+            stall, not job after job.
 
     Errors of SQLite surface as `StorageError`; a failed commit is rolled back whole.
     """
@@ -117,8 +118,10 @@ class SQLiteDriver:
         self._pragmas = dict(pragmas or {})
         self._inline = inline
         self._inline_budget = inline_budget
-        #: The fast path is off until then (`_perf_counter` time), after a slow job.
-        self._inline_resume_at = 0.0
+        #: The fast path is off: an inline job overran the budget, and no job on the
+        #: writer thread has finished within it since. Set on the loop's thread, cleared
+        #: on the writer thread (`_job_took`); a stale read costs one job's placement.
+        self._inline_paused = False
         self._jobs: SimpleQueue[_Job | None] | None = None
         self._thread: threading.Thread | None = None
         self._writer: Writer | None = None
@@ -167,7 +170,7 @@ class SQLiteDriver:
         self._jobs = SimpleQueue()
         self._thread = threading.Thread(
             target=_serve,
-            args=(self._jobs, writer),
+            args=(self._jobs, writer, self._job_took),
             name="pyrivet-sqlite-writer",
             daemon=True,
         )
@@ -227,7 +230,7 @@ class SQLiteDriver:
             not self._inline
             or self._in_flight
             or writer is None
-            or start < self._inline_resume_at
+            or self._inline_paused
             or not writer.lock.acquire(False)  # not blocking
         ):
             return self._submit(fn, *args)
@@ -236,9 +239,8 @@ class SQLiteDriver:
             result, error = _run_job(fn, args)
         finally:
             writer.lock.release()
-        end = _perf_counter()
-        if end - start > self._inline_budget:
-            self._inline_resume_at = end + INLINE_PAUSE_S
+        if _perf_counter() - start > self._inline_budget:
+            self._inline_paused = True
         if writer.log.needs_nudge(rows_before) and self._jobs is not None:
             self._jobs.put(_WAKE)  # let the writer thread schedule the compaction
         loop = asyncio.get_running_loop()
@@ -253,6 +255,12 @@ class SQLiteDriver:
         fut: asyncio.Future[T] = loop.create_future()
         _settle(fut, result, error)
         return fut
+
+    def _job_took(self, seconds: float) -> None:
+        """Runs on the writer thread after each job: a job within the budget ends a
+        pause of the fast path (the disk keeps up again)."""
+        if seconds <= self._inline_budget:
+            self._inline_paused = False
 
     def _job_done(self, _fut: asyncio.Future[Any]) -> None:
         self._in_flight -= 1
@@ -400,12 +408,13 @@ class SQLiteDriver:
 _WAKE: Any = ("wake",)
 
 
-def _serve(jobs: SimpleQueue[_Job | None], writer: Writer) -> None:
+def _serve(jobs: SimpleQueue[_Job | None], writer: Writer, took: Callable[[float], None]) -> None:
     """The writer thread's loop: run jobs in order until the ``None`` sentinel.
 
     After each job (its result already handed back), and when no job arrives before an
     idle compaction is due, it lets the writer do its background work (`Writer.maintain`).
-    Jobs and background work hold `Writer.lock`; waiting for a job does not.
+    Jobs and background work hold `Writer.lock`; waiting for a job does not. ``took``
+    hears how long each job ran (`_perf_counter` seconds, the lock held).
     """
     while True:
         wait = writer.idle_wait()
@@ -426,7 +435,9 @@ def _serve(jobs: SimpleQueue[_Job | None], writer: Writer) -> None:
             continue
         fn, args, loop, fut = job
         with writer.lock:
+            start = _perf_counter()
             result, error = _run_job(fn, args)
+            took(_perf_counter() - start)
         _post(loop, fut, result, error)
         _maintain(writer, idle=jobs.empty())
 

@@ -108,8 +108,14 @@ log = logging.getLogger("pyrivet.storage")
 
 #: Start a compaction round after a job once the log holds this many rows.
 COMPACT_AFTER_ROWS = 8192
-#: A round covers at most this many log rows, so a step never moves more.
-COMPACT_MAX_ROWS = 8192
+#: A round covers at most this many log rows, so a step never moves more. Each step of a
+#: round reads the whole round (its rows are found by actor, and the log has no index
+#: but the rowid), so a moved row costs a read per step of its round; a round writes
+#: each of its actors' ``actor_state`` row and ``actor_events`` tail once. 2,048 (four
+#: 512-row steps) against 8,192 (sixteen): 8.4k instead of 15.3k instructions per moved
+#: row on 64 actors with 100 history entries each (bench/README.md, "Compaction rounds
+#: of 2,048 rows").
+COMPACT_MAX_ROWS = 2048
 #: A step covers a slice of the round's actors holding at most about this many rows
 #: (more if the log holds several times `COMPACT_AFTER_ROWS`: compaction is falling
 #: behind) ...
