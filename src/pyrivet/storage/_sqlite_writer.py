@@ -33,6 +33,7 @@ from ._base import (
 )
 from ._sqlite_compaction import Checkpointer, CommitLog, log, rollback as _rollback
 from ._sqlite_schema import apply_pragmas, migrate
+from ._sqlite_wal import lap_size, prefill_wal
 
 __all__ = ["BUSY_TIMEOUT_MS", "Writer"]
 
@@ -114,7 +115,8 @@ class Writer:
         return self._cur
 
     def connect(self) -> None:
-        """Open the database, set its pragmas, migrate it and recover the commit log.
+        """Open the database, set its pragmas, migrate it, recover the commit log and
+        write the WAL's first lap in advance (`prefill_wal`).
 
         Recovery compacts whatever a crash left in ``actor_log``; if that fails the rows
         stay there (they are still read) and compaction is retried later. On any other
@@ -142,6 +144,8 @@ class Writer:
             self.log = CommitLog()
             self.log.recover(cur)
             self.log.unsynced_steps = self._synchronous == "FULL"
+            # Before any commit: the first lap of the WAL then overwrites, never grows it.
+            prefill_wal(self.path, lap_size(cur))
         except BaseException:
             conn.close()
             raise
