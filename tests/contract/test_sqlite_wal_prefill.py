@@ -26,7 +26,7 @@ def wal_size(data_dir: Path, db: str = DB_FILE) -> int:
 
 async def test_commits_of_the_first_lap_do_not_grow_the_wal(tmp_path: Path) -> None:
     data = tmp_path / "data"
-    store = SQLiteDriver(data)
+    store = SQLiteDriver(data, wal_prefill=True)
     await store.open()
     try:
         writer = store._writer
@@ -43,6 +43,17 @@ async def test_commits_of_the_first_lap_do_not_grow_the_wal(tmp_path: Path) -> N
     await store.open()
     try:
         assert (await store.load_state("a1")).snapshot == b"s100"
+    finally:
+        await store.close()
+
+
+async def test_off_by_default(tmp_path: Path) -> None:
+    store = SQLiteDriver(tmp_path / "data")
+    await store.open()
+    try:
+        writer = store._writer
+        assert writer is not None
+        assert wal_size(tmp_path / "data") < lap_size(writer.cur) // 2
     finally:
         await store.close()
 

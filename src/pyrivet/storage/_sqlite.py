@@ -97,6 +97,12 @@ class SQLiteDriver:
         inline_budget: an inline job that takes longer than this many seconds (a slow
             disk, a large batch) turns the fast path off for `INLINE_PAUSE_S`, so a
             stalling disk blocks the event loop at most once per pause.
+        wal_prefill: at `open`, write the WAL's first lap (~4.4 MB of zeros) before any
+            commit, so that the commits of that lap overwrite the file instead of
+            growing it (each such fsync then waits for the filesystem journal; see
+            ``_sqlite_wal``). For a long-running store (`pyrivet serve` sets it): the
+            WAL is deleted at `close`, so a store opened and closed often would write
+            and free 4.4 MB each time.
 
     Errors of SQLite surface as `StorageError`; a failed commit is rolled back whole.
     """
@@ -109,6 +115,7 @@ class SQLiteDriver:
         pragmas: Mapping[str, int | str] | None = None,
         inline: bool = True,
         inline_budget: float = 0.005,
+        wal_prefill: bool = False,
     ) -> None:
         if synchronous not in ("FULL", "NORMAL"):
             raise ValueError(f"synchronous must be 'FULL' or 'NORMAL', not {synchronous!r}")
@@ -117,6 +124,8 @@ class SQLiteDriver:
         self._pragmas = dict(pragmas or {})
         self._inline = inline
         self._inline_budget = inline_budget
+        #: Write the WAL's first lap at `open` (see the class docstring); settable until then.
+        self.wal_prefill = wal_prefill
         #: The fast path is off until then (`_perf_counter` time), after a slow job.
         self._inline_resume_at = 0.0
         self._jobs: SimpleQueue[_Job | None] | None = None
@@ -172,6 +181,8 @@ class SQLiteDriver:
         self._thread.start()
         try:
             await self._call(writer.connect)
+            if self.wal_prefill:
+                await self._call(writer.prefill_wal)
         except BaseException:
             await self._shutdown()
             raise

@@ -115,8 +115,7 @@ class Writer:
         return self._cur
 
     def connect(self) -> None:
-        """Open the database, set its pragmas, migrate it, recover the commit log and
-        write the WAL's first lap in advance (`prefill_wal`).
+        """Open the database, set its pragmas, migrate it and recover the commit log.
 
         Recovery compacts whatever a crash left in ``actor_log``; if that fails the rows
         stay there (they are still read) and compaction is retried later. On any other
@@ -144,13 +143,16 @@ class Writer:
             self.log = CommitLog()
             self.log.recover(cur)
             self.log.unsynced_steps = self._synchronous == "FULL"
-            # Before any commit: the first lap of the WAL then overwrites, never grows it.
-            prefill_wal(self.path, lap_size(cur))
         except BaseException:
             conn.close()
             raise
         self._conn, self._cur = conn, cur
         self._checkpointer = Checkpointer(self.path, self._synchronous)
+
+    def prefill_wal(self) -> int:
+        """Write the WAL's first lap in advance (see ``_sqlite_wal``); bytes written.
+        Run after `connect`, before any commit; never raises `OSError` (logged)."""
+        return prefill_wal(self.path, lap_size(self.cur))
 
     def close(self) -> None:
         """Compact the whole commit log, then close the connection.
