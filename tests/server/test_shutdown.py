@@ -103,6 +103,8 @@ async def test_serve_finishes_in_flight_actions_then_sleeps_actors(tmp_path: Pat
             http.post(url, content=b'{"args":[]}', headers={"x-rivet-encoding": "json"})
         )
         await entered.wait()
+        # `serve` keeps its store open: it wrote the WAL's first lap in advance.
+        assert (data_dir / "pyrivet.sqlite3-wal").stat().st_size > 4_000_000
         server.should_exit = True
         await server.stopping.wait()
         gate.set()

@@ -55,6 +55,7 @@ import uvicorn
 
 from .._runtime.registry import Registry
 from .._runtime.runtime import Runtime
+from ..storage import SQLiteDriver
 from ._uvicorn_ws import BatchingWebSocketProtocol
 from .app import PyrivetApp, create_app
 
@@ -203,6 +204,10 @@ async def serve(
     """
     owned = isinstance(target, Registry)
     runtime = target.runtime(data_dir=data_dir) if isinstance(target, Registry) else target
+    if owned and isinstance(runtime.storage, SQLiteDriver):
+        # Opened once and kept open: its first ~1,000 commits then overwrite the WAL
+        # instead of growing it (an fsync each that waits for the filesystem journal).
+        runtime.storage.wal_prefill = True
     where = f"{host}:{port}" if sockets is None else "the sockets given"
     if owned:
         await runtime.start()

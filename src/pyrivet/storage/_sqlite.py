@@ -98,6 +98,12 @@ class SQLiteDriver:
             disk, a large batch) turns the fast path off until a job on the writer
             thread takes no longer, so a stalling disk blocks the event loop once per
             stall, not job after job.
+        wal_prefill: at `open`, write the WAL's first lap (~4.4 MB of zeros) before any
+            commit, so that the commits of that lap overwrite the file instead of
+            growing it (each such fsync then waits for the filesystem journal; see
+            ``_sqlite_wal``). For a long-running store (`pyrivet serve` sets it): the
+            WAL is deleted at `close`, so a store opened and closed often would write
+            and free 4.4 MB each time.
 
     Errors of SQLite surface as `StorageError`; a failed commit is rolled back whole.
     """
@@ -110,6 +116,7 @@ class SQLiteDriver:
         pragmas: Mapping[str, int | str] | None = None,
         inline: bool = True,
         inline_budget: float = 0.005,
+        wal_prefill: bool = False,
     ) -> None:
         if synchronous not in ("FULL", "NORMAL"):
             raise ValueError(f"synchronous must be 'FULL' or 'NORMAL', not {synchronous!r}")
@@ -118,6 +125,8 @@ class SQLiteDriver:
         self._pragmas = dict(pragmas or {})
         self._inline = inline
         self._inline_budget = inline_budget
+        #: Write the WAL's first lap at `open` (see the class docstring); settable until then.
+        self.wal_prefill = wal_prefill
         #: The fast path is off: an inline job overran the budget, and no job on the
         #: writer thread has finished within it since. Set on the loop's thread, cleared
         #: on the writer thread (`_job_took`); a stale read costs one job's placement.
@@ -177,6 +186,8 @@ class SQLiteDriver:
         self._thread.start()
         try:
             await self._call(writer.connect)
+            if self.wal_prefill:
+                await self._call(writer.prefill_wal)
         except BaseException:
             await self._shutdown()
             raise

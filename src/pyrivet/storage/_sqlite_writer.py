@@ -33,6 +33,7 @@ from ._base import (
 )
 from ._sqlite_compaction import Checkpointer, CommitLog, log, rollback as _rollback
 from ._sqlite_schema import apply_pragmas, migrate
+from ._sqlite_wal import lap_size, prefill_wal
 
 __all__ = ["BUSY_TIMEOUT_MS", "Writer"]
 
@@ -147,6 +148,11 @@ class Writer:
             raise
         self._conn, self._cur = conn, cur
         self._checkpointer = Checkpointer(self.path, self._synchronous)
+
+    def prefill_wal(self) -> int:
+        """Write the WAL's first lap in advance (see ``_sqlite_wal``); bytes written.
+        Run after `connect`, before any commit; never raises `OSError` (logged)."""
+        return prefill_wal(self.path, lap_size(self.cur))
 
     def close(self) -> None:
         """Compact the whole commit log, then close the connection.
