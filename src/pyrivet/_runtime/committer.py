@@ -206,13 +206,36 @@ class Committer:
             if lazy:
                 self._owed = True
                 return ticket
-            self.flush_scheduled = True
-            loop = asyncio.get_running_loop()
-            self._kick_handle = loop.call_soon(self._kick)
-            if self._loop is not loop:
-                self._loop = loop
-                self._ready = _ready_queue(loop)
+            self._schedule_flush(asyncio.get_running_loop())
         return ticket
+
+    def _schedule_flush(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Queue the flush for the next event-loop iteration (the committer is idle)."""
+        self.flush_scheduled = True
+        self._kick_handle = loop.call_soon(self._kick)
+        self._follow(loop)
+
+    def _follow(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Remember ``loop`` and its queue of ready callbacks, if it changed."""
+        if self._loop is not loop:
+            self._loop = loop
+            self._ready = _ready_queue(loop)
+
+    def _nothing_else_ready(self, flush: asyncio.Handle | None) -> bool:
+        """Whether nothing but ``flush`` (None: nothing) and cancelled callbacks is
+        queued to run in this event-loop iteration; False where the queue cannot be
+        read (uvloop)."""
+        ready = self._ready
+        if ready is None or len(ready) > 4:
+            return False
+        # The flush, and at most a cancelled callback or two (a loop, not `all()` over a
+        # generator: this runs once per strict action).
+        for other in ready:
+            if other is not flush and not other.cancelled():
+                break
+        else:
+            return True
+        return False
 
     def flush_if_last(self) -> bool:
         """Write the pending records now, if the flush is the last callback queued.
@@ -230,13 +253,9 @@ class Committer:
         queue of ready callbacks can be read (asyncio's own: its ``_ready`` deque, read
         here, never changed); elsewhere (uvloop) always False.
         """
-        ready = self._ready
         handle = self._kick_handle
-        if ready is None or handle is None or len(ready) > 4:
+        if handle is None or not self._nothing_else_ready(handle):
             return False
-        for other in ready:  # the flush, and at most a cancelled callback or two
-            if other is not handle and not other.cancelled():
-                return False
         handle.cancel()
         self._kick()
         return True
@@ -255,19 +274,11 @@ class Committer:
         if self.flush_scheduled:
             return self.flush_if_last()
         loop = asyncio.get_running_loop()
-        if self._loop is not loop:
-            self._loop = loop
-            self._ready = _ready_queue(loop)
-        ready = self._ready
-        if ready is not None and len(ready) <= 4:
-            for other in ready:
-                if not other.cancelled():
-                    break
-            else:
-                self._flush()
-                return True
-        self.flush_scheduled = True
-        self._kick_handle = loop.call_soon(self._kick)
+        self._follow(loop)
+        if self._nothing_else_ready(None):
+            self._flush()
+            return True
+        self._schedule_flush(loop)
         return False
 
     def defer_flush(self) -> None:
