@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +20,8 @@ from pyrivet._runtime.committer import Committer
 from pyrivet.storage import CommitRecord, MemoryDriver, SQLiteDriver
 from pyrivet.testing import MockClock, run_actors
 from pyrivet.workflow import workflow
+
+from .test_workflow_actor import history_in
 
 
 class Heard:
@@ -34,44 +37,47 @@ class Heard:
         self.log.append(f"failed {record.seq}")
 
 
+@pytest.fixture
+async def store(tmp_path: Path) -> AsyncIterator[SQLiteDriver]:
+    """An open SQLite store on this test's directory, closed after the test."""
+    driver = SQLiteDriver(tmp_path)
+    await driver.open()
+    try:
+        yield driver
+    finally:
+        await driver.close()
+
+
 async def test_a_lazy_submit_is_written_at_once_when_nothing_else_is_queued(
-    tmp_path: Path,
+    store: SQLiteDriver,
 ) -> None:
-    store = SQLiteDriver(tmp_path)
-    await store.open()
-    try:
-        committer = Committer(store)
-        log: list[str] = []
-        ticket = committer.submit(CommitRecord("a1", 1, state=b"1"), Heard(log), lazy=True)
-        assert not committer.flush_scheduled and log == []  # nothing written or queued yet
-        assert committer.flush_owed()
-        assert ticket.done() and ticket.exception() is None  # written inline, no turn
-        assert log == ["committed 1"]
-        assert (await store.load_state("a1")).seq == 1
-        assert not committer.flush_owed()  # nothing owed any more
-    finally:
-        await store.close()
+    committer = Committer(store)
+    log: list[str] = []
+    ticket = committer.submit(CommitRecord("a1", 1, state=b"1"), Heard(log), lazy=True)
+    assert not committer.flush_scheduled and log == []  # nothing written or queued yet
+    assert committer.flush_owed()
+    assert ticket.done() and ticket.exception() is None  # written inline, no turn
+    assert log == ["committed 1"]
+    assert (await store.load_state("a1")).seq == 1
+    assert not committer.flush_owed()  # nothing owed any more
 
 
-async def test_a_lazy_submit_with_other_work_queued_is_written_after_it(tmp_path: Path) -> None:
-    store = SQLiteDriver(tmp_path)
-    await store.open()
-    try:
-        committer = Committer(store)
-        log: list[str] = []
-        loop = asyncio.get_running_loop()
-        loop.call_soon(log.append, "other work")
-        ticket = committer.submit(CommitRecord("a1", 1, state=b"1"), Heard(log), lazy=True)
-        assert not committer.flush_owed()
-        assert committer.flush_scheduled and not ticket.done()
-        # What the queued work submits joins the same batch.
-        second = committer.submit(CommitRecord("a2", 1, state=b"2"), Heard(log))
-        await ticket
-        await second
-        assert log == ["other work", "committed 1", "committed 1"]
-        assert committer.batches == 1
-    finally:
-        await store.close()
+async def test_a_lazy_submit_with_other_work_queued_is_written_after_it(
+    store: SQLiteDriver,
+) -> None:
+    committer = Committer(store)
+    log: list[str] = []
+    loop = asyncio.get_running_loop()
+    loop.call_soon(log.append, "other work")
+    ticket = committer.submit(CommitRecord("a1", 1, state=b"1"), Heard(log), lazy=True)
+    assert not committer.flush_owed()
+    assert committer.flush_scheduled and not ticket.done()
+    # What the queued work submits joins the same batch.
+    second = committer.submit(CommitRecord("a2", 1, state=b"2"), Heard(log))
+    await ticket
+    await second
+    assert log == ["other work", "committed 1", "committed 1"]
+    assert committer.batches == 1
 
 
 def failing_flow(runs: list[str], store: MemoryDriver) -> Any:
@@ -131,10 +137,6 @@ async def test_a_step_whose_commit_fails_leaves_nothing_and_runs_again_after_a_r
     async with run_actors(registry, storage=store, clock=clock) as (runtime, client):
         handle = client.get_or_create("flow", ["x"])
         await handle.read()  # wakes the actor, which starts its run
-        async with asyncio.timeout(10):  # commits are I/O: poll until the run ended
-            while True:
-                if (await runtime.workflow_history(actor_id)).state == "completed":
-                    break
-                await asyncio.sleep(0.001)
+        await history_in(runtime, actor_id, "completed")  # commits are I/O: polls
         assert await handle.read() == {"a": 1, "b": 10}
     assert runs == ["a", "b", "b"]
