@@ -16,7 +16,9 @@ from typing import Any
 import pytest
 
 from pyrivet import ActorOptions, Registry, actor
-from pyrivet._runtime.committer import Committer
+from pyrivet._runtime.committer import Committer, CommitTicket
+from pyrivet._runtime.workflow_host import _wait_durable
+from pyrivet.errors import CommitError
 from pyrivet.storage import CommitRecord, MemoryDriver, SQLiteDriver
 from pyrivet.testing import MockClock, run_actors
 from pyrivet.workflow import workflow
@@ -140,3 +142,64 @@ async def test_a_step_whose_commit_fails_leaves_nothing_and_runs_again_after_a_r
         await history_in(runtime, actor_id, "completed")  # commits are I/O: polls
         assert await handle.read() == {"a": 1, "b": 10}
     assert runs == ["a", "b", "b"]
+
+
+class _FailingStore:
+    """A store whose every commit fails before returning an awaitable."""
+
+    def commit(self, batch: Any) -> Any:
+        raise RuntimeError("disk on fire")
+
+
+def record_of(ticket: CommitTicket) -> CommitRecord | None:
+    """The record a ticket holds (read through a call: mypy keeps no narrowing)."""
+    return ticket.record
+
+
+async def test_a_settled_ticket_lets_go_of_its_record(store: SQLiteDriver) -> None:
+    # The committer queues tickets, each carrying its record until it is settled: a
+    # ticket a caller keeps (an in-flight commit's, an output gate's) holds no record.
+    committer = Committer(store)
+    log: list[str] = []
+    record = CommitRecord("a1", 1, state=b"1")
+    ticket = committer.submit(record, Heard(log), lazy=True)
+    assert record_of(ticket) is record
+    assert committer.flush_owed() and ticket.done()
+    assert record_of(ticket) is None and log == ["committed 1"]
+
+    failing = Committer(_FailingStore())  # type: ignore[arg-type]
+    first = failing.submit(CommitRecord("a1", 1, state=b"1"), Heard(log))
+    later = failing.submit(CommitRecord("a1", 2, state=b"2"), Heard(log))
+    for ticket in (first, later):  # the batch fails, then each record on its own
+        with pytest.raises(CommitError):
+            await ticket
+    assert record_of(first) is None and record_of(later) is None
+    assert log[1:] == ["failed 1", "failed 2"]
+
+
+async def test_a_steps_wait_for_a_commit_reports_its_failure_or_cancellation() -> None:
+    # `_wait_durable` (a generator-based coroutine: one object alive across the turn).
+    listener = Heard([])
+    failed = CommitTicket(listener)
+    waiting = asyncio.ensure_future(_wait_durable(failed, True))
+    await asyncio.sleep(0)
+    failed.resolve(RuntimeError("lost the disk"))
+    with pytest.raises(CommitError, match="lost the disk"):
+        await waiting
+
+    durable = CommitTicket(listener)
+    waiting = asyncio.ensure_future(_wait_durable(durable, False))
+    await asyncio.sleep(0)
+    durable.resolve()
+    await waiting
+    assert waiting.done() and waiting.exception() is None
+
+    never = CommitTicket(listener)
+    waiting = asyncio.ensure_future(_wait_durable(never, True))
+    await asyncio.sleep(0)
+    await asyncio.sleep(0)  # past the turn: waiting on the ticket now
+    waiting.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await waiting
+    never.resolve()  # a cancelled waiter does not disturb the ticket
+    assert never.done() and never.exception() is None

@@ -29,7 +29,7 @@ import functools
 import logging
 from collections import deque
 from collections.abc import Awaitable, Callable, Generator, Sequence
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 from .._util.tasks import TaskSupervisor
 from ..errors import CommitError, DuplicateKeyError, PyrivetError
@@ -67,10 +67,14 @@ class CommitTicket:
     that gave up) never disturbs the ticket or other waiters.
     """
 
-    __slots__ = ("_callbacks", "_done", "_error", "_waiters", "listener")
+    __slots__ = ("_callbacks", "_done", "_error", "_waiters", "listener", "record")
 
-    def __init__(self, listener: CommitListener) -> None:
+    def __init__(self, listener: CommitListener, record: CommitRecord | None = None) -> None:
         self.listener = listener
+        #: The record a committer's ticket stands for, until it is written or failed
+        #: (the committer queues tickets, not ``(record, ticket)`` pairs: one tuple less
+        #: per commit alive across a loop iteration); None for a journal's deferred one.
+        self.record = record
         self._done = False
         self._error: BaseException | None = None
         self._waiters: list[asyncio.Future[None]] | None = None
@@ -147,7 +151,8 @@ class Committer:
         #: The span of the batch in flight, if tracing.
         self._span: Any = None
         self._max_batch = max_batch
-        self._pending: list[tuple[CommitRecord, CommitTicket]] = []
+        #: Submitted tickets not handed to storage yet (each carries its record).
+        self._pending: list[CommitTicket] = []
         self._busy = False
         #: Whether the pending records will be written at the start of the next
         #: event-loop iteration (the committer is idle and its flush is queued). An
@@ -200,8 +205,8 @@ class Committer:
         """
         if self._closed:
             raise RuntimeError("the runtime is closed; no more commits are accepted")
-        ticket = CommitTicket(listener)
-        self._pending.append((record, ticket))
+        ticket = CommitTicket(listener, record)
+        self._pending.append(ticket)
         if not self._busy and not self.flush_scheduled:
             if lazy:
                 self._owed = True
@@ -336,7 +341,7 @@ class Committer:
             else:
                 batch = self._pending[: self._max_batch]
                 del self._pending[: self._max_batch]
-            barrier = self.barrier([r for r, _ in batch]) if self.barrier is not None else None
+            barrier = self.barrier(_records(batch)) if self.barrier is not None else None
             if barrier is not None:
                 # Files this batch depends on are being synced first (actor databases).
                 self._in_flight = barrier
@@ -348,9 +353,7 @@ class Committer:
         if self._idle is not None and not self._idle.done():
             self._idle.set_result(None)
 
-    def _barrier_done(
-        self, batch: list[tuple[CommitRecord, CommitTicket]], synced: asyncio.Future[Any]
-    ) -> None:
+    def _barrier_done(self, batch: list[CommitTicket], synced: asyncio.Future[Any]) -> None:
         self._in_flight = None
         exc = synced.exception() if not synced.cancelled() else CommitError("sync cancelled")
         if exc is not None:
@@ -361,12 +364,12 @@ class Committer:
             # Actors whose own files could not be written: their records fail, the
             # others are written.
             kept = []
-            for item in batch:
-                error = failed.get(item[0].actor_id)
+            for ticket in batch:
+                error = failed.get(_record(ticket).actor_id)
                 if error is None:
-                    kept.append(item)
+                    kept.append(ticket)
                 else:
-                    self._fail(item, error)
+                    self._fail(ticket, error)
             batch = kept
             if not batch:
                 self._flush()
@@ -374,13 +377,13 @@ class Committer:
         if self._write(batch):
             self._flush()
 
-    def _write(self, batch: list[tuple[CommitRecord, CommitTicket]]) -> bool:
+    def _write(self, batch: list[CommitTicket]) -> bool:
         """Hand ``batch`` to the store; True if it was settled at once (write inline)."""
         self._started = perf_counter() if self._metrics.timing else 0.0
         if self._tracer is not None:
             self._span = self._tracer.start("commit", {"pyrivet.commit.records": len(batch)})
         try:
-            written = self._store.commit([record for record, _ in batch])
+            written = self._store.commit(_records(batch))
             if not (isinstance(written, asyncio.Future) and written.done()):
                 # Owned here: `_batch_done` reads its outcome, failure included.
                 self._in_flight = future = asyncio.ensure_future(written)
@@ -394,16 +397,12 @@ class Committer:
         # False: the failure path took over (and calls _flush when done).
         return self._settle(batch, written)
 
-    def _batch_done(
-        self, batch: list[tuple[CommitRecord, CommitTicket]], written: asyncio.Future[None]
-    ) -> None:
+    def _batch_done(self, batch: list[CommitTicket], written: asyncio.Future[None]) -> None:
         self._in_flight = None
         if self._settle(batch, written):
             self._flush()
 
-    def _settle(
-        self, batch: list[tuple[CommitRecord, CommitTicket]], written: asyncio.Future[None]
-    ) -> bool:
+    def _settle(self, batch: list[CommitTicket], written: asyncio.Future[None]) -> bool:
         """Resolve the tickets of a written batch; False if it failed (see `_batch_failed`)."""
         exc = written.exception() if not written.cancelled() else CommitError("commit cancelled")
         if self._span is not None:
@@ -415,7 +414,10 @@ class Committer:
         self._metrics.batch_written(len(batch), self._started)
         self.batches += 1
         self.records += len(batch)
-        for record, ticket in batch:  # `_succeed` written out: once per record
+        for ticket in batch:  # `_succeed` written out: once per record
+            record = ticket.record
+            assert record is not None
+            ticket.record = None
             try:
                 ticket.listener.committed(record)
             except Exception:
@@ -431,9 +433,7 @@ class Committer:
                 span.set_status(otel_error_status())
             span.end()
 
-    def _batch_failed(
-        self, batch: list[tuple[CommitRecord, CommitTicket]], exc: BaseException
-    ) -> None:
+    def _batch_failed(self, batch: list[CommitTicket], exc: BaseException) -> None:
         if len(batch) == 1:
             self._fail(batch[0], exc)
             self._flush()
@@ -443,49 +443,64 @@ class Committer:
             self._write_one_by_one(batch), name="pyrivet-commit-retry"
         )
 
-    async def _write_one_by_one(self, batch: Sequence[tuple[CommitRecord, CommitTicket]]) -> None:
+    async def _write_one_by_one(self, batch: Sequence[CommitTicket]) -> None:
         failed_actors: dict[str, BaseException] = {}
         try:
-            for item in batch:
-                record = item[0]
+            for ticket in batch:
+                record = _record(ticket)
                 earlier = failed_actors.get(record.actor_id)
                 if earlier is not None:
-                    self._fail(item, earlier)
+                    self._fail(ticket, earlier)
                     continue
                 try:
                     await self._store.commit([record])
                 except Exception as exc:
                     failed_actors[record.actor_id] = exc
-                    self._fail(item, exc)
+                    self._fail(ticket, exc)
                 else:
                     self.batches += 1
                     self.records += 1
-                    self._succeed(item)
+                    self._succeed(ticket)
         finally:
             self._retry_task = None
             self._flush()
 
-    def _succeed(self, item: tuple[CommitRecord, CommitTicket]) -> None:
-        record, ticket = item
+    def _succeed(self, ticket: CommitTicket) -> None:
+        record = _record(ticket)
+        ticket.record = None
         try:
             ticket.listener.committed(record)
         except Exception:
             log.exception("commit listener failed for actor %s", record.actor_id)
         ticket.resolve()
 
-    def _fail(self, item: tuple[CommitRecord, CommitTicket], exc: BaseException) -> None:
-        record = item[0]
+    def _fail(self, ticket: CommitTicket, exc: BaseException) -> None:
+        actor_id = _record(ticket).actor_id
         error = _as_commit_error(exc)
         # Later records of this actor were built on the failed state: fail them too.
-        doomed = [p for p in self._pending if p[0].actor_id == record.actor_id]
+        doomed = [t for t in self._pending if _record(t).actor_id == actor_id]
         if doomed:
-            self._pending = [p for p in self._pending if p[0].actor_id != record.actor_id]
-        for failed_record, failed_ticket in [item, *doomed]:
+            self._pending = [t for t in self._pending if _record(t).actor_id != actor_id]
+        for failed_ticket in [ticket, *doomed]:
+            failed_record = _record(failed_ticket)
+            failed_ticket.record = None
             try:
                 failed_ticket.listener.failed(failed_record, error)
             except Exception:
-                log.exception("commit failure listener failed for actor %s", record.actor_id)
+                log.exception("commit failure listener failed for actor %s", actor_id)
             failed_ticket.resolve(error)
+
+
+def _record(ticket: CommitTicket) -> CommitRecord:
+    """The record of a ticket the committer queued (set until it is settled)."""
+    record = ticket.record
+    assert record is not None, "a committer's ticket carries its record until settled"
+    return record
+
+
+def _records(batch: list[CommitTicket]) -> list[CommitRecord]:
+    """The records of queued tickets (each set until its ticket is settled)."""
+    return cast(list[CommitRecord], [ticket.record for ticket in batch])
 
 
 def _ready_queue(loop: asyncio.AbstractEventLoop) -> deque[asyncio.Handle] | None:

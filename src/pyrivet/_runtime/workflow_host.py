@@ -47,12 +47,12 @@ nothing is written; the alarm stays, so the fixed code resumes after a restart.
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Mapping, Sequence
+import types
+from collections.abc import Awaitable, Generator, Mapping, Sequence
 from typing import Any, Protocol, cast
 
 from .._codec.values import encode
 from .._util.clock import Clock
-from .._util.loop_turn import LOOP_TURN
 from .._util.timeouts import run_with_timeout
 from ..errors import (
     ActorStoppingError,
@@ -145,19 +145,25 @@ def _workflow_writes(writes: Writes) -> WorkflowWrites:
     return puts, deletes
 
 
-async def _wait_durable(ticket: CommitTicket, turn: bool) -> None:
+@types.coroutine
+def _wait_durable(ticket: CommitTicket, turn: bool) -> Generator[Any, None, None]:
     """Wait for a flush's commit; raise what the flush raises if it failed.
 
     ``turn``: the batch is written at the start of the next loop iteration. As an
     action's output gate does, give the loop one turn first: a batch written inline is
     durable after it, and the step goes on in this iteration instead of the next (no
     wake-up through a future).
+
+    A generator-based coroutine with a bare ``yield`` for the turn: one object alive
+    across the loop turn (a ``async def`` awaiting `LOOP_TURN` makes two, a coroutine
+    and the turn's generator), which at 64 steps in flight is 64 objects fewer for
+    each young collection to walk.
     """
     if turn:
-        await LOOP_TURN
+        yield  # the task reschedules itself with `call_soon`, as `LOOP_TURN` does
     if not ticket.done():
         try:
-            await ticket
+            yield from ticket.__await__()
         except BaseException as exc:
             if exc is not ticket.exception():
                 raise  # cancelled while waiting

@@ -448,6 +448,8 @@ class Core(Generic[S]):
                     outcome = error, _failure_kind(error, elapsed, options)
                 finally:
                     _in_step.reset(token)
+                    # Not kept alive across the flush's loop turn (work for the collector).
+                    del token
                 if outcome is None:
                     record.status = "completed"
                     record.attempts = attempt
