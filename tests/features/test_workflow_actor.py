@@ -586,6 +586,54 @@ async def test_join_branches_sleep_and_wait_for_a_message_in_an_actor(
         assert sorted(await handle.log()) == ["heard-now", "nap-end", "nap-start"]
 
 
+async def test_a_step_that_ends_while_a_branch_sleeps_lets_the_actor_sleep(
+    driver_factory: DriverFactory, clock: MockClock
+) -> None:
+    """A step's end tells the actor it may be idle when another branch of the run is
+    parked in a wait (the host skips that only while the run task is busy)."""
+    gate = asyncio.Event()
+    pair = actor("pair", state={"n": 0}, options=ActorOptions(sleep_timeout=5))
+
+    async def slow(c: Any) -> int:
+        await gate.wait()
+        c.state["n"] += 1
+        return int(c.state["n"])
+
+    async def napper(ctx: Any) -> str:
+        await ctx.sleep("nap", 60)
+        return "rested"
+
+    async def worker(ctx: Any) -> int:
+        return int(await ctx.step("slow", slow))
+
+    @pair.run
+    @workflow
+    async def flow(ctx: Any) -> Any:
+        return await ctx.join("both", {"nap": napper, "work": worker})
+
+    async with run_actors(Registry([pair]), storage=driver_factory(), clock=clock) as (
+        runtime,
+        client,
+    ):
+        actor_id = await client.get_or_create("pair", ["p"]).resolve()
+        for _ in range(20):
+            await asyncio.sleep(0)
+        await clock.advance(10)  # the step runs: the actor stays awake
+        assert runtime.is_awake(actor_id)
+        gate.set()
+        async with asyncio.timeout(10):  # the step's commit is real I/O
+            while True:
+                history = await runtime.workflow_history(actor_id)
+                if history.entries[-1].status == "completed":
+                    break
+                await asyncio.sleep(0.005)
+        await clock.advance(10)  # only the nap is left: the actor sleeps
+        assert not runtime.is_awake(actor_id)
+        await clock.advance(60)  # its alarm wakes it and the workflow completes
+        history = await history_in(runtime, actor_id, "completed")
+        assert history.output == {"nap": "rested", "work": 1}
+
+
 async def test_a_workflow_whose_actor_was_created_before_a_crash_runs_after_it(
     clock: MockClock,
 ) -> None:

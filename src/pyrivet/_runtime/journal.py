@@ -645,7 +645,8 @@ def _add_workflow_writes(record: CommitRecord, ops: list[Any], workflow: Workflo
     puts, deletes = workflow
     if puts:
         record.workflow_puts = record.workflow_puts + puts if record.workflow_puts else puts
-        ops.extend([("workflow.put", key) for key, _ in puts])
+        for key, _ in puts:
+            ops.append(("workflow.put", key))
     if deletes:
         record.workflow_deletes = (*record.workflow_deletes, *deletes)
         ops.extend([("workflow.delete", key) for key in deletes])

@@ -49,7 +49,7 @@ from __future__ import annotations
 import logging
 import types
 from collections.abc import Awaitable, Generator, Mapping, Sequence
-from typing import Any, Protocol, cast
+from typing import Any, Protocol
 
 from .._codec.values import encode
 from .._util.clock import Clock
@@ -139,7 +139,8 @@ class WorkflowOwner(Protocol):
 def _workflow_writes(writes: Writes) -> WorkflowWrites:
     """``writes`` as a commit carries them: (puts, deleted keys)."""
     if None not in writes.values():  # a step's flush: puts only
-        return cast(tuple[tuple[str, bytes], ...], tuple(writes.items())), ()
+        puts: tuple[tuple[str, bytes], ...] = tuple(writes.items())  # type: ignore[arg-type]
+        return puts, ()
     deletes = tuple(key for key, value in writes.items() if value is None)
     puts = tuple((key, value) for key, value in writes.items() if value is not None)
     return puts, deletes
@@ -271,9 +272,17 @@ class ActorWorkflowHost(WorkflowHost[ActorContextImpl]):
         mailbox = owner.mailbox
         if mailbox is not None and mailbox.held_by:
             mailbox.release(ctx)
-        if life is not None:
-            life.keep_awake -= 1
-        owner.became_idle()
+        if life is None:
+            owner.became_idle()
+            return
+        life.keep_awake -= 1
+        # `became_idle` only matters if a shutdown waits for work to end, or if the actor
+        # may be idle now: the run task (which runs this step, or the join it waits in)
+        # ended, or a branch of it is parked in a wait. Otherwise it would find the run
+        # task busy and do nothing (a property read and four tests, once per step).
+        run = life.run_task
+        if life.waiters or life.run_parked or run is None or run.done():
+            owner.became_idle()
 
     def error_context(self) -> ActorContextImpl:
         return self._owner.context()

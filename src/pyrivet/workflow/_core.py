@@ -49,6 +49,10 @@ _NEVER_AWAITABLE = frozenset({int, str, float, bool, bytes, dict, list, tuple, t
 #: such a step returns its own result (no decode of what it just encoded).
 _ROUND_TRIP = frozenset({int, str, float, bool, type(None)})
 
+#: Makes a `StepInfo` from a tuple of its fields without the named tuple's Python-level
+#: ``__new__`` (a frame per step attempt).
+_new_step_info = tuple.__new__
+
 # Set while a step body runs, so orchestration calls made from inside a step fail
 # clearly (a context variable: concurrent join branches each have their own).
 _in_step: contextvars.ContextVar[str | None] = contextvars.ContextVar(
@@ -424,7 +428,7 @@ class Core(Generic[S]):
             else:
                 turn.busy = True
             self.running_steps += 1
-            info = StepInfo(name, record.location, attempt)
+            info = _new_step_info(StepInfo, (name, record.location, attempt, "run"))
             try:
                 # The attempt, inline (not a coroutine of its own: one frame less per step).
                 step_ctx = self.host.step_context(info)
