@@ -82,7 +82,6 @@ import sqlite3
 import threading
 import time
 from collections.abc import Sequence
-from itertools import chain
 from pathlib import Path
 from typing import Any, Literal, NamedTuple
 
@@ -156,17 +155,22 @@ _INSERT_LOG = (
     "nullif(?7,0),nullif(?8,0),nullif(?9,0),nullif(?10,0),?11,nullif(?12,0),nullif(?13,0),"
     "nullif(?14,0))"
 )
-#: Rows per multi-row ``INSERT`` of `_INSERT_LOG_CHUNK`. One statement per 16 rows
-#: instead of one per row: the sqlite3 module's per-row loop of ``executemany``
-#: (reset, step, the statement's opening and closing opcodes) cost ~2,500 instructions
-#: a row in a 64-row batch, more than the flattening of the rows into one list.
-_LOG_CHUNK = 16
+#: Parameters per log row (the columns of `_INSERT_LOG`).
+_LOG_PARAMS = 14
+#: The most rows one ``INSERT`` of the log takes: 64 rows bind 896 parameters, below
+#: SQLite's oldest limit (999), and a batch of 64 actors' actions is one statement.
+_LOG_CHUNK = 64
 _LOG_COLUMNS, _LOG_VALUES = _INSERT_LOG.split(" VALUES ")
-#: `_INSERT_LOG` for `_LOG_CHUNK` rows: its row of values with anonymous parameters
-#: (``?`` for ``?N``, which would name the same parameter in every row), repeated.
-_INSERT_LOG_CHUNK = (
-    _LOG_COLUMNS + " VALUES " + ",".join([re.sub(r"\?\d+", "?", _LOG_VALUES)] * _LOG_CHUNK)
-)
+#: `_INSERT_LOG` for n rows, by n: its row of values with anonymous parameters (``?`` for
+#: ``?N``, which would name the same parameter in every row), repeated. One statement
+#: per chunk, not ``executemany``: the sqlite3 module's per-row loop of ``executemany``
+#: (reset, step, the statement's opening and closing opcodes) cost ~2,500 instructions
+#: a row in a 64-row batch. Only power-of-two sizes are used (`CommitLog.append`), so
+#: the connection's statement cache holds seven of them.
+_INSERT_LOG_ROWS = {
+    n: _LOG_COLUMNS + " VALUES " + ",".join([re.sub(r"\?\d+", "?", _LOG_VALUES)] * n)
+    for n in (1, 2, 4, 8, 16, 32, 64)
+}
 # ?1 .. ?2: the rowids, ?3 .. ?4: the first and last actor id of the step.
 _MOVE_EVENTS = f"""
     INSERT OR REPLACE INTO actor_events (actor_id, seq, at_ms, kind, name, "by", args, state, ops)
@@ -205,7 +209,6 @@ _SCAN = f"""
 
 #: A log row's ``workflow`` column: the record's workflow deletes, then its puts.
 _WorkflowOps = tuple[tuple[str, ...], tuple[tuple[str, bytes], ...]]
-_chain = chain.from_iterable
 _encode_workflow_into = msgspec.msgpack.Encoder().encode_into
 _decode_workflow = msgspec.msgpack.Decoder(_WorkflowOps).decode
 
@@ -228,12 +231,20 @@ class Pending(NamedTuple):
 
 
 class StagedLog:
-    """One batch turned into log rows, and the index entries to apply once committed."""
+    """One batch turned into log rows, and the index entries to apply once committed.
 
-    __slots__ = ("latest", "rows", "tail")
+    ``params`` holds the rows' parameters of `_INSERT_LOG` one after another
+    (`_LOG_PARAMS` per row), ready to bind to a multi-row ``INSERT`` without building a
+    tuple per row and flattening them again.
+    """
 
-    def __init__(self, rows: list[tuple[Any, ...]], latest: dict[str, Pending], tail: int) -> None:
-        self.rows = rows
+    __slots__ = ("count", "latest", "params", "tail")
+
+    def __init__(
+        self, params: list[Any], count: int, latest: dict[str, Pending], tail: int
+    ) -> None:
+        self.params = params
+        self.count = count
         self.latest = latest
         self.tail = tail
 
@@ -326,10 +337,10 @@ class CommitLog:
     ) -> StagedLog | None:
         """`stage` with the bounds of `_prunes` (or, if None, the records' own bounds:
         then None if a bound is more than one past its record's seq)."""
-        rows: list[tuple[Any, ...]] = []
+        params: list[Any] = []
         staged: dict[str, Pending] = {}
         latest = self.latest
-        rowid = self.tail
+        first_rowid = rowid = self.tail
         for i, rec in enumerate(batch):
             rowid += 1
             actor_id = rec.actor_id
@@ -340,35 +351,52 @@ class CommitLog:
             else:
                 prune = prune_at.get(i)
             workflow = bool(rec.workflow_puts or rec.workflow_deletes)
-            rows.append(_log_row(rowid, rec, prune, workflow))
+            params += _log_row(rowid, rec, prune, workflow)
+            seq = rec.seq
+            snapshot = rec.state
             prev = staged.get(actor_id) or latest.get(actor_id)
-            if prev is None:  # `_merge` of a first row, written out (once per record)
+            if prev is None:
                 staged[actor_id] = _new_pending(
-                    Pending, (rowid, rowid, rec.seq, rec.state, prune, workflow)
+                    Pending, (rowid, rowid, seq, snapshot, prune, workflow)
                 )
-            else:
-                staged[actor_id] = _merge(prev, rowid, rec.seq, rec.state, prune, workflow)
-        return StagedLog(rows, staged, rowid)
+                continue
+            # `_merge`, written out: this runs once per committed record.
+            if snapshot is None:
+                snapshot = prev.snapshot
+            prev_prune = prev.prune
+            if prune is None or (prev_prune is not None and prev_prune > prune):
+                prune = prev_prune
+            prev_seq = prev.seq
+            staged[actor_id] = _new_pending(
+                Pending,
+                (prev.first, rowid, seq if seq > prev_seq else prev_seq, snapshot, prune,
+                 workflow or prev.workflow),
+            )  # fmt: skip
+        return StagedLog(params, rowid - first_rowid, staged, rowid)
 
     @staticmethod
     def append(conn: sqlite3.Cursor, staged: StagedLog) -> None:
         """Insert the staged rows; the caller holds the commit's transaction (or, for a
-        lone row, its ``INSERT`` is one): `_LOG_CHUNK` rows per statement, the rest one
-        by one."""
-        rows = staged.rows
-        if len(rows) < _LOG_CHUNK:
-            conn.executemany(_INSERT_LOG, rows)
+        lone row, its ``INSERT`` is one): `_LOG_CHUNK` rows per statement, the rest in
+        one statement per power of two of its size (63 rows: 32, 16, 8, 4, 2, 1)."""
+        params, count = staged.params, staged.count
+        if count in _INSERT_LOG_ROWS:  # one statement (a lone row, a batch of 64, ...)
+            conn.execute(_INSERT_LOG_ROWS[count], params)
             return
-        whole = len(rows) - len(rows) % _LOG_CHUNK
-        for start in range(0, whole, _LOG_CHUNK):
-            conn.execute(_INSERT_LOG_CHUNK, list(_chain(rows[start : start + _LOG_CHUNK])))
-        if whole < len(rows):
-            conn.executemany(_INSERT_LOG, rows[whole:])
+        start = 0
+        size = _LOG_CHUNK
+        while count:
+            while size > count:
+                size >>= 1
+            end = start + size * _LOG_PARAMS
+            conn.execute(_INSERT_LOG_ROWS[size], params[start:end])
+            start = end
+            count -= size
 
     def committed(self, staged: StagedLog) -> None:
         """Apply a staged batch to the index once its transaction committed."""
         self.latest.update(staged.latest)
-        self.rows += len(staged.rows)
+        self.rows += staged.count
         self.tail = staged.tail
 
     def overlay_workflow(
