@@ -1,5 +1,5 @@
 """The SQLite driver writes a batch's log rows in power-of-two multi-row INSERTs, lean
-rows (no ``by``, ops, prune bound or workflow records) with fewer columns bound."""
+rows (no ``by``, ops or workflow records) with fewer columns bound."""
 
 from __future__ import annotations
 
@@ -58,5 +58,27 @@ async def test_every_row_of_a_batch_is_written_once(tmp_path: Path, size: int, s
                 for b in [*batch, record("a0", (size + 1) // 2 + 1, None)]
                 if b.actor_id == actor and b.event is not None
             ]
+    finally:
+        await store.close()
+
+
+@pytest.mark.parametrize("by", [None, "conn"])
+async def test_prune_bounds_of_lean_and_full_rows(tmp_path: Path, by: str | None) -> None:
+    """A lean row carries its record's prune bound like a full one, across a reopen."""
+    store = SQLiteDriver(tmp_path / "data")
+    await store.open()
+    try:
+        batch = [record("p", seq, by) for seq in range(1, 11)]
+        for rec in batch:
+            rec.prune_history_before = rec.seq - 2 if rec.seq > 3 else None
+        await store.commit(batch[:5])
+        await store.commit(batch[5:])
+    finally:
+        await store.close()
+    store = SQLiteDriver(tmp_path / "data")
+    await store.open()
+    try:
+        assert [e.seq for e in await store.read_history("p")] == [8, 9, 10]
+        assert (await store.load_state("p")).snapshot == b"s10"
     finally:
         await store.close()

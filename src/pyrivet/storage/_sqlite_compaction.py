@@ -160,15 +160,16 @@ _LOG_PARAMS = 14
 #: The most rows one ``INSERT`` of the log takes: 64 rows bind 896 parameters, below
 #: SQLite's oldest limit (999), and a batch of 64 actors' actions is one statement.
 _LOG_CHUNK = 64
-#: A *lean* log row: a history entry with no ``by``, ``ops``, separate event state, prune
-#: bound or workflow records (an action called without a connection, most workflow-free
-#: commits): 9 parameters instead of 14, the other columns left NULL. Each bound
-#: parameter costs the sqlite3 module and SQLite ~300-800 instructions.
+#: A *lean* log row: a history entry with no ``by``, ``ops``, separate event state or
+#: workflow records (an action called without a connection: every commit of the
+#: in-process 64 x 64 load): 10 parameters instead of 14, the other columns left NULL.
+#: Each bound parameter costs the sqlite3 module and SQLite ~300-800 instructions.
 _INSERT_LOG_LEAN = (
-    "INSERT INTO actor_log (rowid, actor_id, seq, at_ms, kind, name, args, state, flags) "
-    "VALUES (?1,?2,?3,?4,?5,nullif(?6,0),nullif(?7,0),nullif(?8,0),?9)"
+    "INSERT INTO actor_log (rowid, actor_id, seq, at_ms, kind, name, args, state, flags, "
+    "prune_before) VALUES (?1,?2,?3,?4,?5,nullif(?6,0),nullif(?7,0),nullif(?8,0),?9,"
+    "nullif(?10,0))"
 )
-_LEAN_PARAMS = 9
+_LEAN_PARAMS = 10
 
 
 def _multi_row(insert: str) -> dict[int, str]:
@@ -807,10 +808,10 @@ def _log_row(
             flags |= _EVENT_STATE
     # Each BLOB as a bytearray or 0, written out: this runs once per committed record.
     name, by, args, ops = e.name, e.by, e.args, e.ops
-    if by is None and ops is None and event_state is None and not prune_before and not workflow:
+    if by is None and ops is None and event_state is None and not workflow:
         return (rowid, rec.actor_id, rec.seq, e.at_ms, e.kind, 0 if name is None else name,
                 0 if args is None else bytearray(args), 0 if state is None else bytearray(state),
-                flags)  # fmt: skip
+                flags, prune_before or 0)  # fmt: skip
     return (rowid, rec.actor_id, rec.seq, e.at_ms, e.kind, 0 if name is None else name,
             0 if by is None else by, 0 if args is None else bytearray(args),
             0 if state is None else bytearray(state), 0 if ops is None else bytearray(ops),
