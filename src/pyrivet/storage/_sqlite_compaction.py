@@ -179,7 +179,7 @@ def _multi_row(insert: str) -> dict[int, str]:
     One statement per chunk, not ``executemany``: the sqlite3 module's per-row loop of
     ``executemany`` (reset, step, the statement's opening and closing opcodes) cost
     ~2,500 instructions a row in a 64-row batch. Only power-of-two sizes are used
-    (`CommitLog.append`), so the connection's statement cache holds seven per shape.
+    (`_insert_rows`), so the connection's statement cache holds seven per shape.
     """
     columns, values = insert.split(" VALUES ")
     row = re.sub(r"\?\d+", "?", values)
