@@ -82,7 +82,6 @@ import sqlite3
 import threading
 import time
 from collections.abc import Sequence
-from itertools import chain
 from pathlib import Path
 from typing import Any, Literal, NamedTuple
 
@@ -156,17 +155,39 @@ _INSERT_LOG = (
     "nullif(?7,0),nullif(?8,0),nullif(?9,0),nullif(?10,0),?11,nullif(?12,0),nullif(?13,0),"
     "nullif(?14,0))"
 )
-#: Rows per multi-row ``INSERT`` of `_INSERT_LOG_CHUNK`. One statement per 16 rows
-#: instead of one per row: the sqlite3 module's per-row loop of ``executemany``
-#: (reset, step, the statement's opening and closing opcodes) cost ~2,500 instructions
-#: a row in a 64-row batch, more than the flattening of the rows into one list.
-_LOG_CHUNK = 16
-_LOG_COLUMNS, _LOG_VALUES = _INSERT_LOG.split(" VALUES ")
-#: `_INSERT_LOG` for `_LOG_CHUNK` rows: its row of values with anonymous parameters
-#: (``?`` for ``?N``, which would name the same parameter in every row), repeated.
-_INSERT_LOG_CHUNK = (
-    _LOG_COLUMNS + " VALUES " + ",".join([re.sub(r"\?\d+", "?", _LOG_VALUES)] * _LOG_CHUNK)
+#: Parameters per log row (the columns of `_INSERT_LOG`).
+_LOG_PARAMS = 14
+#: The most rows one ``INSERT`` of the log takes: 64 rows bind 896 parameters, below
+#: SQLite's oldest limit (999), and a batch of 64 actors' actions is one statement.
+_LOG_CHUNK = 64
+#: A *lean* log row: a history entry with no ``by``, ``ops``, separate event state or
+#: workflow records (an action called without a connection: every commit of the
+#: in-process 64 x 64 load): 10 parameters instead of 14, the other columns left NULL.
+#: Each bound parameter costs the sqlite3 module and SQLite ~300-800 instructions.
+_INSERT_LOG_LEAN = (
+    "INSERT INTO actor_log (rowid, actor_id, seq, at_ms, kind, name, args, state, flags, "
+    "prune_before) VALUES (?1,?2,?3,?4,?5,nullif(?6,0),nullif(?7,0),nullif(?8,0),?9,"
+    "nullif(?10,0))"
 )
+_LEAN_PARAMS = 10
+
+
+def _multi_row(insert: str) -> dict[int, str]:
+    """``insert`` for n rows, by n: its row of values with anonymous parameters (``?``
+    for ``?N``, which would name the same parameter in every row), repeated.
+
+    One statement per chunk, not ``executemany``: the sqlite3 module's per-row loop of
+    ``executemany`` (reset, step, the statement's opening and closing opcodes) cost
+    ~2,500 instructions a row in a 64-row batch. Only power-of-two sizes are used
+    (`_insert_rows`), so the connection's statement cache holds seven per shape.
+    """
+    columns, values = insert.split(" VALUES ")
+    row = re.sub(r"\?\d+", "?", values)
+    return {n: columns + " VALUES " + ",".join([row] * n) for n in (1, 2, 4, 8, 16, 32, 64)}
+
+
+_INSERT_LOG_ROWS = _multi_row(_INSERT_LOG)
+_INSERT_LEAN_ROWS = _multi_row(_INSERT_LOG_LEAN)
 # ?1 .. ?2: the rowids, ?3 .. ?4: the first and last actor id of the step.
 _MOVE_EVENTS = f"""
     INSERT OR REPLACE INTO actor_events (actor_id, seq, at_ms, kind, name, "by", args, state, ops)
@@ -205,7 +226,6 @@ _SCAN = f"""
 
 #: A log row's ``workflow`` column: the record's workflow deletes, then its puts.
 _WorkflowOps = tuple[tuple[str, ...], tuple[tuple[str, bytes], ...]]
-_chain = chain.from_iterable
 _encode_workflow_into = msgspec.msgpack.Encoder().encode_into
 _decode_workflow = msgspec.msgpack.Decoder(_WorkflowOps).decode
 
@@ -228,12 +248,24 @@ class Pending(NamedTuple):
 
 
 class StagedLog:
-    """One batch turned into log rows, and the index entries to apply once committed."""
+    """One batch turned into log rows, and the index entries to apply once committed.
 
-    __slots__ = ("latest", "rows", "tail")
+    ``params`` holds the parameters of `_INSERT_LOG` of its full rows one after another
+    (`_LOG_PARAMS` per row), ``lean`` those of `_INSERT_LOG_LEAN` of its lean rows
+    (`_LEAN_PARAMS` per row): ready to bind to multi-row ``INSERT``s without a tuple
+    per row flattened again. Each row carries its rowid, so the two kinds of rows may
+    be inserted in either order.
+    """
 
-    def __init__(self, rows: list[tuple[Any, ...]], latest: dict[str, Pending], tail: int) -> None:
-        self.rows = rows
+    __slots__ = ("count", "latest", "lean", "params", "tail")
+
+    def __init__(
+        self, params: list[Any], lean: list[Any], count: int, latest: dict[str, Pending], tail: int
+    ) -> None:
+        self.params = params
+        self.lean = lean
+        #: Rows in all.
+        self.count = count
         self.latest = latest
         self.tail = tail
 
@@ -326,10 +358,11 @@ class CommitLog:
     ) -> StagedLog | None:
         """`stage` with the bounds of `_prunes` (or, if None, the records' own bounds:
         then None if a bound is more than one past its record's seq)."""
-        rows: list[tuple[Any, ...]] = []
+        params: list[Any] = []
+        lean: list[Any] = []
         staged: dict[str, Pending] = {}
         latest = self.latest
-        rowid = self.tail
+        first_rowid = rowid = self.tail
         for i, rec in enumerate(batch):
             rowid += 1
             actor_id = rec.actor_id
@@ -340,35 +373,46 @@ class CommitLog:
             else:
                 prune = prune_at.get(i)
             workflow = bool(rec.workflow_puts or rec.workflow_deletes)
-            rows.append(_log_row(rowid, rec, prune, workflow))
-            prev = staged.get(actor_id) or latest.get(actor_id)
-            if prev is None:  # `_merge` of a first row, written out (once per record)
-                staged[actor_id] = _new_pending(
-                    Pending, (rowid, rowid, rec.seq, rec.state, prune, workflow)
-                )
+            row = _log_row(rowid, rec, prune, workflow)
+            if len(row) == _LEAN_PARAMS:
+                lean += row
             else:
-                staged[actor_id] = _merge(prev, rowid, rec.seq, rec.state, prune, workflow)
-        return StagedLog(rows, staged, rowid)
+                params += row
+            seq = rec.seq
+            snapshot = rec.state
+            prev = staged.get(actor_id) or latest.get(actor_id)
+            if prev is None:
+                staged[actor_id] = _new_pending(
+                    Pending, (rowid, rowid, seq, snapshot, prune, workflow)
+                )
+                continue
+            # `_merge`, written out: this runs once per committed record.
+            if snapshot is None:
+                snapshot = prev.snapshot
+            prev_prune = prev.prune
+            if prune is None or (prev_prune is not None and prev_prune > prune):
+                prune = prev_prune
+            prev_seq = prev.seq
+            staged[actor_id] = _new_pending(
+                Pending,
+                (prev.first, rowid, seq if seq > prev_seq else prev_seq, snapshot, prune,
+                 workflow or prev.workflow),
+            )  # fmt: skip
+        return StagedLog(params, lean, rowid - first_rowid, staged, rowid)
 
     @staticmethod
     def append(conn: sqlite3.Cursor, staged: StagedLog) -> None:
         """Insert the staged rows; the caller holds the commit's transaction (or, for a
-        lone row, its ``INSERT`` is one): `_LOG_CHUNK` rows per statement, the rest one
-        by one."""
-        rows = staged.rows
-        if len(rows) < _LOG_CHUNK:
-            conn.executemany(_INSERT_LOG, rows)
-            return
-        whole = len(rows) - len(rows) % _LOG_CHUNK
-        for start in range(0, whole, _LOG_CHUNK):
-            conn.execute(_INSERT_LOG_CHUNK, list(_chain(rows[start : start + _LOG_CHUNK])))
-        if whole < len(rows):
-            conn.executemany(_INSERT_LOG, rows[whole:])
+        lone row, its ``INSERT`` is one)."""
+        if staged.lean:
+            _insert_rows(conn, _INSERT_LEAN_ROWS, staged.lean, _LEAN_PARAMS)
+        if staged.params:
+            _insert_rows(conn, _INSERT_LOG_ROWS, staged.params, _LOG_PARAMS)
 
     def committed(self, staged: StagedLog) -> None:
         """Apply a staged batch to the index once its transaction committed."""
         self.latest.update(staged.latest)
-        self.rows += len(staged.rows)
+        self.rows += staged.count
         self.tail = staged.tail
 
     def overlay_workflow(
@@ -711,13 +755,35 @@ def _prunes(batch: Sequence[CommitRecord]) -> dict[int, int]:
     return {last[a]: min(bound, top_seq[a] + 1) for a, bound in before.items()}
 
 
+def _insert_rows(
+    conn: sqlite3.Cursor, statements: dict[int, str], params: list[Any], per_row: int
+) -> None:
+    """Insert the rows whose parameters ``params`` holds (``per_row`` each) with the
+    multi-row ``statements`` of one shape: `_LOG_CHUNK` rows per statement, the rest in
+    one statement per power of two of its size (63 rows: 32, 16, 8, 4, 2, 1)."""
+    count = len(params) // per_row
+    if count in statements:  # one statement (a lone row, a batch of 64, ...)
+        conn.execute(statements[count], params)
+        return
+    start = 0
+    size = _LOG_CHUNK
+    while count:
+        while size > count:
+            size >>= 1
+        end = start + size * per_row
+        conn.execute(statements[size], params[start:end])
+        start = end
+        count -= size
+
+
 def _log_row(
     rowid: int, rec: CommitRecord, prune_before: int | None, workflow_ops: bool
 ) -> tuple[Any, ...]:
     """The parameters of `_INSERT_LOG` for one record (see the schema's versions 2 and
-    5 for the columns): 0 stands for NULL, and BLOBs are bound as bytearrays, which the
-    sqlite3 module binds without its adapter lookup (a copy costs far less).
-    ``workflow_ops``: the record has workflow puts or deletes."""
+    5 for the columns), or of `_INSERT_LOG_LEAN` (`_LEAN_PARAMS` of them) for a lean
+    row: 0 stands for NULL, and BLOBs are bound as bytearrays, which the sqlite3 module
+    binds without its adapter lookup (a copy costs far less). ``workflow_ops``: the
+    record has workflow puts or deletes."""
     state = rec.state
     flags = 0 if state is None else _SNAPSHOT
     workflow: bytearray | int = 0
@@ -742,6 +808,10 @@ def _log_row(
             flags |= _EVENT_STATE
     # Each BLOB as a bytearray or 0, written out: this runs once per committed record.
     name, by, args, ops = e.name, e.by, e.args, e.ops
+    if by is None and ops is None and event_state is None and not workflow:
+        return (rowid, rec.actor_id, rec.seq, e.at_ms, e.kind, 0 if name is None else name,
+                0 if args is None else bytearray(args), 0 if state is None else bytearray(state),
+                flags, prune_before or 0)  # fmt: skip
     return (rowid, rec.actor_id, rec.seq, e.at_ms, e.kind, 0 if name is None else name,
             0 if by is None else by, 0 if args is None else bytearray(args),
             0 if state is None else bytearray(state), 0 if ops is None else bytearray(ops),
