@@ -130,8 +130,12 @@ def free_port() -> int:
 class ServerHandle:
     """A pyrivet server (SQLite in ``data_dir``) that can be stopped and restarted."""
 
-    def __init__(self, data_dir: Path, registry: Registry | None = None) -> None:
+    def __init__(
+        self, data_dir: Path, registry: Registry | None = None, *, compression: bool = True
+    ) -> None:
         self.data_dir = data_dir
+        #: Whether the server accepts permessage-deflate (``pyrivet serve`` does not).
+        self.compression = compression
         #: Served instead of the `make_registry` actors when given.
         self.registry = registry
         self.port = free_port()
@@ -158,6 +162,7 @@ class ServerHandle:
             log_config=None,
             log_level="warning",
             ws_ping_interval=None,
+            ws_per_message_deflate=self.compression,
             timeout_graceful_shutdown=5,
         )
         self._server = _QuietServer(config)

@@ -257,6 +257,9 @@ PLAIN_AND_NOT = [
     b"\x01",
     [1, b"\x01"],
     [2**60],
+    [7, "0a1b2c3d4e5f", "newCount", [42]],  # a numbered event's arguments
+    ["a", "\ud800"],
+    [1, "b", ["$c", 2]],
 ]
 
 

@@ -111,8 +111,11 @@ class EventLog:
         self.next_seq = seq + 1
         self.dirty = True
         if self.max_count:
-            self.events.append(LoggedEvent(seq, now_ms, target, name, payload))
-            self._prune(now_ms)
+            events = self.events
+            events.append(LoggedEvent(seq, now_ms, target, name, payload))
+            # Checked here: most appends prune nothing, and a call per event costs more.
+            if len(events) > self.max_count or events[0].at_ms < now_ms - self.max_age_ms:
+                self._prune(now_ms)
         return seq
 
     def _prune(self, now_ms: int) -> None:

@@ -65,6 +65,7 @@ from .._util.tasks import TaskSupervisor
 from .._util.timeouts import run_with_timeout
 from ..errors import ActorError, error_from_wire
 from ._errors import ConnectionClosedError, ConnectionLostError, HttpRequestError, NetworkError
+from ._frames import FrameWriter
 from ._gateway import parse_close_reason
 from ._resume import EVENT_FRAME, HELLO_EVENT, EventGap, ResumeState
 
@@ -204,6 +205,10 @@ class ActorSocket:
         self._status: ConnStatus = "idle"
         self._disposed = False
         self._ws: ClientConnection | None = None
+        #: Writes the current socket's frames (``_frames.py``); set with ``_ws``.
+        self._frames: FrameWriter | None = None
+        #: The loop of `start` (asyncio.get_running_loop costs a getpid() per call).
+        self._loop: asyncio.AbstractEventLoop | None = None
         self._outbox: asyncio.Queue[bytes] | None = None
         self._subscriptions: set[str] = set()
         self._next_id = 0
@@ -268,9 +273,9 @@ class ActorSocket:
         self._next_id += 1
         # ``args`` is the caller's own list (see `ActorConnection.action`), encoded here.
         frame = encode_to_server(ActionRequest(action_id, name, args), self._encoding)
-        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        future: asyncio.Future[Any] = (self._loop or asyncio.get_running_loop()).create_future()
         self._frame_sizes[action_id] = len(frame)
-        outbox, ws = self._outbox, self._ws
+        outbox, ws, frames = self._outbox, self._ws, self._frames
         try:
             if self._status == "connected" and outbox is not None and ws is not None:
                 self._in_flight[action_id] = future
@@ -279,10 +284,11 @@ class ActorSocket:
                     # saves the writer task's wake-up on every sequential call. (What
                     # `_send_frame` does, inline: one coroutine less per call.) A closed
                     # socket is the reader's to report: it fails the future.
-                    try:  # noqa: SIM105 - suppress() would cost a context manager per call
-                        await ws.send(frame if self._binary else frame.decode("utf-8"))
-                    except ConnectionClosed:
-                        pass
+                    if frames is None or not frames.write(frame):
+                        try:  # noqa: SIM105 - suppress() would cost a context manager per call
+                            await ws.send(frame if self._binary else frame.decode("utf-8"))
+                        except ConnectionClosed:
+                            pass
                 else:
                     outbox.put_nowait(frame)
             else:
@@ -312,7 +318,7 @@ class ActorSocket:
             return
         self._disposed = True
         self._reject_all(lambda: ConnectionClosedError("the connection was closed"))
-        ws, self._ws = self._ws, None
+        ws, self._ws, self._frames = self._ws, None, None
         if ws is not None:
             try:
                 await ws.close(1000, "Disposed")
@@ -338,6 +344,7 @@ class ActorSocket:
                 could not be reached (`NetworkError`).
         """
         self._subscriptions.update(subscriptions)
+        self._loop = asyncio.get_running_loop()
         try:
             ws = await self._connect_with_retry(first=True)
         except BaseException:
@@ -411,6 +418,7 @@ class ActorSocket:
 
     def _opened(self, ws: ClientConnection, init: Init) -> None:
         self._ws = ws
+        self._frames = frames = FrameWriter(ws, text=not self._binary)
         self._actor_id = init.actor_id
         self._connection_id = init.connection_id
         self.opens += 1
@@ -423,7 +431,9 @@ class ActorSocket:
                 self._in_flight[action_id] = future
                 outbox.put_nowait(frame)
         self._outbox = outbox
-        self._writer = self._tasks.spawn(self._write(ws, outbox), name="pyrivet socket writer")
+        self._writer = self._tasks.spawn(
+            self._write(ws, frames, outbox), name="pyrivet socket writer"
+        )
         self._set_status("connected")
 
     # -- the socket's life ---------------------------------------------------------------
@@ -449,13 +459,17 @@ class ActorSocket:
         except ConnectionClosed as exc:
             return _close_info(exc)
 
-    async def _write(self, ws: ClientConnection, outbox: asyncio.Queue[bytes]) -> None:
-        while await self._send_frame(ws, await outbox.get()):
+    async def _write(
+        self, ws: ClientConnection, frames: FrameWriter, outbox: asyncio.Queue[bytes]
+    ) -> None:
+        while await self._send_frame(ws, frames, await outbox.get()):
             pass
 
-    async def _send_frame(self, ws: ClientConnection, frame: bytes) -> bool:
+    async def _send_frame(self, ws: ClientConnection, frames: FrameWriter, frame: bytes) -> bool:
         """Send one frame; False once the socket is closed (the reader sees the close
         and fails the actions in flight)."""
+        if frames.write(frame):
+            return True
         try:
             await ws.send(frame if self._binary else frame.decode("utf-8"))
         except ConnectionClosed:
@@ -551,6 +565,7 @@ class ActorSocket:
 
     def _lost(self, code: int, reason: str) -> None:
         self._ws = None
+        self._frames = None
         self._outbox = None
         if self._writer is not None:
             self._writer.cancel()
