@@ -13,7 +13,10 @@ Serving, in the handler's task: frames are read one at a time. A
 ``SubscriptionRequest`` changes the connection's subscriptions (no reply). Each
 ``ActionRequest`` runs as its own task owned by this connection, so several run at
 once and replies (``ActionResponse`` or ``Error`` with ``actionId``) go out in
-completion order. Events reach the socket only for subscribed names (broadcasts) or
+completion order. An action written as a plain function starts in the handler's task
+instead (`TaskSupervisor.spawn_eager`): in relaxed mode it ends there, its reply sent
+with the events it broadcast, and only what has to wait (its commit, in strict mode)
+goes on in a task. Events reach the socket only for subscribed names (broadcasts) or
 when sent to this connection. All frames leave through one `Outbox`; the reply of the
 only action in flight is sent from its task (`Outbox.reply`: no hop through the
 writer task), the others' through the writer, which batches them.
@@ -131,6 +134,7 @@ class ConnectSession(HibernatableSink):
     """
 
     __slots__ = (
+        "_eager",
         "_early",
         "_encoding",
         "_failure",
@@ -158,6 +162,9 @@ class ConnectSession(HibernatableSink):
         self._tasks = tasks
         #: Action tasks running (a dict, not a set: emptied, it shrinks back to 64 bytes).
         self._in_flight: dict[asyncio.Task[None], None] = {}
+        #: 1 while an action runs its first step in this task (`_start_action`): in
+        #: flight too, though not in ``_in_flight``.
+        self._eager = 0
         #: Frames (events) produced before Init was queued.
         self._early: list[str | bytes] | None = []
         self.conn: ConnImpl | None = None
@@ -238,7 +245,7 @@ class ConnectSession(HibernatableSink):
 
     def hibernate(self) -> None:
         self.conn = None
-        if not self._in_flight:
+        if not self._in_flight and not self._eager:
             self._outbox.park()  # no writer task while nothing is sent
 
     def attach(self, conn: ConnImpl) -> None:
@@ -255,7 +262,7 @@ class ConnectSession(HibernatableSink):
     def _close_after_in_flight(self, code: int, reason: str) -> None:
         if self._outbox.closing:
             return
-        if not self._in_flight:
+        if not self._in_flight and not self._eager:
             self._outbox.close(code, reason)
             return
         self._tasks.spawn(self._close_when_idle(code, reason), name="conn-close")
@@ -348,7 +355,24 @@ class ConnectSession(HibernatableSink):
             )
             self._reply_error(error, request.id)
             return
-        task = self._tasks.spawn(self._run_action(request), name=f"action:{request.name}")
+        name = f"action:{request.name}"
+        conn = self.conn
+        assert conn is not None
+        if self._state.runtime.runs_without_waiting(conn, request.name):
+            # Events the action queues wait for its reply (one write for all of them);
+            # the outbox wakes its writer after the step if something is left queued.
+            outbox = self._outbox
+            self._eager = 1
+            outbox.defer_wakes()
+            try:
+                task = self._tasks.spawn_eager(self._run_action(request), name=name)
+            finally:
+                self._eager = 0
+                outbox.resume_wakes()
+            if task is None:
+                return
+        else:
+            task = self._tasks.spawn(self._run_action(request), name=name)
         self._in_flight[task] = None
         task.add_done_callback(self._action_done)
 
@@ -388,7 +412,7 @@ class ConnectSession(HibernatableSink):
             self._reply_error(exc, request.id)
         else:
             frame = data.decode() if self._text else data
-            if len(self._in_flight) > 1:
+            if len(self._in_flight) + self._eager > 1:
                 self._outbox.frame(frame, reply=True)  # batched with the others'
             else:
                 await self._outbox.reply(frame)
