@@ -377,10 +377,11 @@ def _is_plain(value: Any, depth: int) -> bool:
         if len(value) == 2 and type(value[0]) is str and value[0].startswith("$"):
             return False
         for item in value:
-            if type(item) is int:  # most items: tested here, without a call
+            leaf = type(item)  # most items: tested here, without a call
+            if leaf is int:
                 if not -MAX_SAFE_INTEGER <= item <= MAX_SAFE_INTEGER:
                     return False
-            elif not _is_plain(item, depth + 1):
+            elif leaf is not str and not _is_plain(item, depth + 1):
                 return False
         return True
     return False

@@ -141,6 +141,7 @@ class ConnectSession(HibernatableSink):
         "_held",
         "_in_flight",
         "_outbox",
+        "_plain",
         "_state",
         "_tasks",
         "_text",
@@ -165,6 +166,9 @@ class ConnectSession(HibernatableSink):
         #: 1 while an action runs its first step in this task (`_start_action`): in
         #: flight too, though not in ``_in_flight``.
         self._eager = 0
+        #: Per action name: whether it may start in this task
+        #: (`Runtime.runs_without_waiting`; the actor's definition does not change).
+        self._plain: dict[str, bool] = {}
         #: Frames (events) produced before Init was queued.
         self._early: list[str | bytes] | None = []
         self.conn: ConnImpl | None = None
@@ -355,24 +359,28 @@ class ConnectSession(HibernatableSink):
             )
             self._reply_error(error, request.id)
             return
-        name = f"action:{request.name}"
-        conn = self.conn
-        assert conn is not None
-        if self._state.runtime.runs_without_waiting(conn, request.name):
+        name = request.name
+        plain = self._plain.get(name)
+        if plain is None:
+            conn = self.conn
+            assert conn is not None
+            plain = self._plain[name] = self._state.runtime.runs_without_waiting(conn, name)
+        if plain:
             # Events the action queues wait for its reply (one write for all of them);
             # the outbox wakes its writer after the step if something is left queued.
             outbox = self._outbox
             self._eager = 1
             outbox.defer_wakes()
             try:
-                task = self._tasks.spawn_eager(self._run_action(request), name=name)
+                task = self._tasks.spawn_eager(self._run_action(request))
             finally:
                 self._eager = 0
                 outbox.resume_wakes()
             if task is None:
                 return
+            task.set_name(f"action:{name}")
         else:
-            task = self._tasks.spawn(self._run_action(request), name=name)
+            task = self._tasks.spawn(self._run_action(request), name=f"action:{name}")
         self._in_flight[task] = None
         task.add_done_callback(self._action_done)
 
