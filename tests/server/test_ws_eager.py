@@ -1,4 +1,5 @@
-"""Plain-function actions over a WebSocket start in the task that read their request
+"""Under `pyrivet serve`'s protocol a frame is taken in ``data_received``
+(`DirectReceive`) and a plain-function action starts right there
 (`TaskSupervisor.spawn_eager`): replies and events keep their order and their one
 write, with requests pipelined, a client that reads slowly, and coroutine actions in
 flight beside them. Relaxed durability (strict mode's commit wait is covered by the
@@ -10,17 +11,23 @@ import asyncio
 from typing import Any
 
 import pytest
+from websockets.asyncio.client import connect
+from websockets.exceptions import ConnectionClosed
 
 from pyrivet import ActorOptions, Registry, actor
 from pyrivet._protocol.messages import (
     ActionRequest,
     ActionResponse,
     Encoding,
+    Error,
     Event,
+    Init,
     SubscriptionRequest,
+    encode_to_server,
 )
+from pyrivet.server.ws_connect import ConnectSession
 
-from ._support import ENCODINGS, query_url
+from ._support import ENCODINGS, query_url, recv_msg, subprotocols
 from .conftest import Served, Start
 from .test_ws_batching import RawSocket
 
@@ -77,7 +84,14 @@ async def test_pipelined_plain_actions_keep_their_order_past_a_slow_reader(
     try:
         calls, pad = 120, 40_000  # ~4.8 MB of replies: the server's writes back up
         for action_id in range(calls):
+            # Every fourth alone in a read (taken in data_received), the others three
+            # in one (websockets' parser, the receive queue): both paths, in order.
+            alone = action_id % 4 == 0
+            if alone:
+                await asyncio.sleep(0.002)
             raw.send(ActionRequest(action_id, "increment", [1, pad]), encoding)
+            if alone:
+                await asyncio.sleep(0.002)
         await asyncio.sleep(0.3)  # the client reads nothing meanwhile
         frames = await _read(raw, encoding, 2 * calls)
         expected: list[Any] = []
@@ -114,3 +128,25 @@ async def test_plain_actions_reply_while_a_coroutine_action_waits(
     finally:
         writer.close()
         await writer.wait_closed()
+
+
+@pytest.mark.parametrize("compression", [None, "deflate"])  # None: frames come direct
+async def test_an_unexpected_error_taking_a_frame_fails_the_socket_as_internal(
+    start_server: Start, monkeypatch: pytest.MonkeyPatch, compression: Any
+) -> None:
+    served = await start_server(_registry())
+
+    def broken(self: ConnectSession, request: Any) -> None:
+        raise RuntimeError("a bug while dispatching")
+
+    url = served.ws_url + query_url("counter", "/connect", key="bug")
+    async with connect(url, subprotocols=subprotocols("bare"), compression=compression) as ws:
+        assert isinstance(await recv_msg(ws, "bare"), Init)
+        monkeypatch.setattr(ConnectSession, "_dispatch", broken)
+        await ws.send(encode_to_server(ActionRequest(0, "increment", [1, 0]), "bare"))
+        error = await recv_msg(ws, "bare")
+        assert isinstance(error, Error)
+        assert (error.group, error.code, error.action_id) == ("core", "internal_error", None)
+        with pytest.raises(ConnectionClosed):
+            await ws.recv()
+        assert (ws.close_code, ws.close_reason) == (1011, "core.internal_error")

@@ -50,8 +50,10 @@ once (RivetKit's client retries such an attempt with backoff).
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
 from collections import deque
+from functools import partial
 from typing import Any, Final
 
 from .._codec import values
@@ -71,9 +73,10 @@ from .._protocol.messages import (
 from .._runtime.connections import ConnImpl, HibernatableSink
 from .._runtime.handoff import RevivedSocket, SocketIdentity
 from .._util.tasks import TaskSupervisor
-from ..errors import ActorError, ActorStoppingError, EncodingError
+from ..errors import ActorError, ActorStoppingError, EncodingError, InternalError
 from ._asgi import Receive, RequestInfo, Send
 from ._state import ServerState
+from ._uvicorn_ws import DirectReceive
 from ._websocket import Outbox
 from .conn_params import PARAMS_HEADER, parse_params
 from .errors import (
@@ -278,29 +281,63 @@ class ConnectSession(HibernatableSink):
 
     # -- reading -------------------------------------------------------------------
 
-    async def serve(self, receive: Receive) -> None:
-        """Read frames until the client disconnects or a frame is rejected."""
+    async def serve(self, receive: Receive, direct: DirectReceive | None = None) -> None:
+        """Read frames until the client disconnects or a frame is rejected.
+
+        With ``direct`` (`pyrivet serve`'s protocol), most frames come to `_take_direct`
+        in the transport's callback instead, in this task's context (a trace the
+        handler continued reaches the actions); ``receive`` still brings the others,
+        in order, and the end."""
+        if direct is not None:
+            run = contextvars.copy_context().run
+            # (mypy's partial does not see that the message completes run's arguments)
+            direct.attach(partial(run, self._take_direct, direct))  # type: ignore[call-arg]
+        try:
+            while True:
+                message = await receive()
+                if message["type"] != "websocket.receive":
+                    return
+                data: str | bytes | None = message.get("bytes")
+                if data is None:
+                    data = message.get("text") or ""
+                if not self._take(data):
+                    return
+        finally:
+            if direct is not None:
+                direct.detach()
+
+    def _take(self, data: str | bytes) -> bool:
+        """Act on one message: False when it was rejected (reading stops; ``_failure``
+        says why). It does not raise: an unexpected error is logged and stops the
+        reading as a rejected message does, with an internal error."""
+        try:
+            return self._take_message(data)
+        except Exception:
+            log.exception("a WebSocket message could not be handled")
+            self._failure = InternalError()
+            return False
+
+    def _take_message(self, data: str | bytes) -> bool:
+        size = len(data) if type(data) is bytes else frame_size(data)
         limit = self._state.max_incoming
-        while True:
-            message = await receive()
-            if message["type"] != "websocket.receive":
-                return
-            data: str | bytes | None = message.get("bytes")
-            if data is None:
-                data = message.get("text") or ""
-            size = len(data) if type(data) is bytes else frame_size(data)
-            if size > limit:
-                self._failure = incoming_too_long("a message", size, limit)
-                return
-            try:
-                request = decode_to_server(data, self._encoding)
-            except ProtocolError as exc:
-                self._failure = exc
-                return
-            if self.conn is None or self._held is not None:
-                self._hold(request)
-            else:
-                self._dispatch(request)
+        if size > limit:
+            self._failure = incoming_too_long("a message", size, limit)
+            return False
+        try:
+            request = decode_to_server(data, self._encoding)
+        except ProtocolError as exc:
+            self._failure = exc
+            return False
+        if self.conn is None or self._held is not None:
+            self._hold(request)
+        else:
+            self._dispatch(request)
+        return True
+
+    def _take_direct(self, direct: DirectReceive, data: str | bytes) -> None:
+        """`_take`, called by the protocol in ``data_received``."""
+        if not self._take(data):
+            direct.detach(stop=True)  # `serve` returns
 
     def _dispatch(self, request: ActionRequest | SubscriptionRequest) -> None:
         conn = self.conn
@@ -504,11 +541,13 @@ async def handle_connect(
     *,
     handoff: SocketIdentity | None = None,
     revive: RevivedSocket | None = None,
+    direct: DirectReceive | None = None,
 ) -> None:
     """Serve one ``…/connect`` WebSocket from handshake to close (see the module doc).
 
     ``handoff`` (from the transport) is kept for the connection's stored record;
-    ``revive`` marks a socket another process served (`_revive`)."""
+    ``revive`` marks a socket another process served (`_revive`); ``direct`` (from
+    `pyrivet serve`'s protocol) takes frames without a hop through ``receive``."""
     message = await receive()
     if message["type"] != "websocket.connect":
         return
@@ -546,7 +585,7 @@ async def handle_connect(
             # Nothing of the upgrade request is kept while the socket lives (a
             # hibernated connection should cost little more than its socket).
             del request, route, protocols
-            await session.serve(receive)
+            await session.serve(receive, direct)
             await session.finish()
             outbox.close(1000)
         await outbox.done.wait()
