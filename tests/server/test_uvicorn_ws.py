@@ -14,6 +14,8 @@ from uvicorn.server import ServerState
 from websockets.frames import Frame, Opcode
 
 from pyrivet.server._uvicorn_ws import (
+    DIRECT_EXTENSION,
+    DIRECT_STOPPED,
     BatchingWebSocketProtocol,
     FrameBoundary,
     frame_head,
@@ -142,6 +144,53 @@ async def test_reading_pauses_when_a_second_message_waits_for_the_app() -> None:
         {"type": "websocket.receive", "bytes": b"3"},
     ]
     assert transport.is_paused()  # the fourth message still waits
+    protocol.connection_lost(None)
+
+
+async def test_direct_receive_takes_lone_frames_only_while_nothing_is_queued() -> None:
+    """A handler attached through the scope's `DirectReceive` gets lone frames in
+    ``data_received``; a message websockets' parser read, and what comes behind it,
+    go through ``receive``, in order; ``detach(stop=True)`` ends the app's reading."""
+    taken: list[bytes | str] = []
+    received: list[Any] = []
+    attached = asyncio.Event()
+    proceed = asyncio.Event()
+    done = asyncio.Event()
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        await receive()
+        await send({"type": "websocket.accept"})
+        direct = scope["extensions"][DIRECT_EXTENSION]
+        direct.attach(taken.append)
+        attached.set()
+        await proceed.wait()
+        received.append(await receive())
+        received.append(await receive())
+        direct.detach(stop=True)
+        received.append(await receive())
+        done.set()
+
+    protocol, _transport = _connect(app)
+    await attached.wait()
+    protocol.data_received(Frame(Opcode.BINARY, b"1").serialize(mask=True))
+    protocol.data_received(Frame(Opcode.TEXT, b"2").serialize(mask=True))
+    # A fragmented message: websockets' parser reads it, and it is queued.
+    protocol.data_received(
+        Frame(Opcode.BINARY, b"3a", fin=False).serialize(mask=True)
+        + Frame(Opcode.CONT, b"3b").serialize(mask=True)
+    )
+    # A lone frame again, but behind a queued message: queued too.
+    protocol.data_received(Frame(Opcode.BINARY, b"4").serialize(mask=True))
+    assert taken == [b"1", "2"]
+    proceed.set()
+    await done.wait()
+    assert received == [
+        {"type": "websocket.receive", "bytes": b"3a3b"},
+        {"type": "websocket.receive", "bytes": b"4"},
+        {"type": DIRECT_STOPPED},
+    ]
+    protocol.data_received(Frame(Opcode.BINARY, b"5").serialize(mask=True))
+    assert taken == [b"1", "2"] and not protocol.queue.empty()  # detached: queued
     protocol.connection_lost(None)
 
 

@@ -241,3 +241,35 @@ async def test_a_reply_waits_for_a_busy_writer_and_a_failed_send_stops_the_write
     await outbox.reply(b"gone")
     await asyncio.wait_for(writer, 1)
     assert outbox.done.is_set() and outbox.closing
+
+
+async def test_wakes_deferred_for_a_reply_are_not_scheduled_when_the_reply_took_the_events(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    outbox, writer, sent = await _running_outbox()
+    loop = asyncio.get_running_loop()
+    scheduled: list[object] = []
+    call_soon = loop.call_soon
+
+    def counted_call_soon(*args: Any, **kwargs: Any) -> asyncio.Handle:
+        scheduled.append(args)
+        return call_soon(*args, **kwargs)
+
+    monkeypatch.setattr(loop, "call_soon", counted_call_soon)
+    outbox.defer_wakes()
+    outbox.frame(b"event", wake_soon=True)
+    await outbox.reply(b"reply")  # as an action run in the reading task does
+    outbox.resume_wakes()
+    # A deferred wake with nothing left queued: no callback, no loop iteration.
+    assert scheduled == []
+    outbox.defer_wakes()
+    outbox.frame(b"late event", wake_soon=True)
+    outbox.resume_wakes()  # no reply took it: the writer is woken as usual
+    assert len(scheduled) == 1
+    monkeypatch.undo()
+    await asyncio.sleep(0)
+    await asyncio.sleep(0)
+    outbox.close(1000)
+    await writer
+    assert [m.get("bytes") for m in sent] == [b"event", b"reply", b"late event", None]
+    assert [m.get(MORE_KEY) for m in sent[:3]] == [True, False, False]

@@ -690,6 +690,16 @@ class Runtime(LocalRuntime):
         inst = _instance_of(conn)
         return await inst.invoke(inst.check_call(name, args), args, conn, encoded_args)
 
+    def runs_without_waiting(self, conn: ConnImpl, name: str) -> bool:
+        """Whether a call of ``name`` over ``conn`` may start in the task that read it
+        (`TaskSupervisor.spawn_eager`): the action is a plain function (or unknown, and
+        the call fails at once), so it runs to its end without yielding to the loop and
+        depends on no task of its own, as `run_with_timeout` and ``c.db`` transactions
+        of a coroutine action do. What `call_on_conn` awaits after it (the commit, in
+        strict mode) runs in a task again."""
+        spec = _instance_of(conn).definition.actions.get(name)
+        return spec is None or not spec.is_async
+
     async def call_hook_on_conn(
         self, conn: ConnImpl, hook: str, arg: Any, *, timeout: float | None
     ) -> Any:

@@ -95,6 +95,8 @@ class Outbox:
     __slots__ = (
         "_broken",
         "_closing",
+        "_deferred",
+        "_deferring",
         "_limit",
         "_loop",
         "_parked",
@@ -138,6 +140,9 @@ class Outbox:
         self._sending = False
         #: A `reply`'s send failed or sent the close: the writer stops.
         self._broken = False
+        #: Between `defer_wakes` and `resume_wakes`; ``_deferred``: a wake was put off.
+        self._deferring = False
+        self._deferred = False
         #: Set once the writer has stopped (close sent, or the client is gone).
         self.done = Flag()
 
@@ -158,10 +163,28 @@ class Outbox:
         """
         if not self._enqueue(data, wake_soon, reply):
             return
-        if wake_soon:
-            self._loop.call_soon(self._wake_if_queued)
-        else:
+        if not wake_soon:
             self._wake()
+        elif self._deferring:
+            self._deferred = True
+        else:
+            self._loop.call_soon(self._wake_if_queued)
+
+    def defer_wakes(self) -> None:
+        """Until `resume_wakes`, frames queued with ``wake_soon`` do not schedule the
+        writer's wake-up: the caller is about to queue a reply, which sends them with
+        it (`reply`). For an action run in the task that read its request: its events
+        and its reply then leave in one write without a loop iteration in between."""
+        self._deferring = True
+
+    def resume_wakes(self) -> None:
+        """End `defer_wakes`; if what was queued meanwhile is still queued (no reply
+        took it), wake the writer as `frame` would have."""
+        self._deferring = False
+        if self._deferred:
+            self._deferred = False
+            if self._queue:
+                self._loop.call_soon(self._wake_if_queued)
 
     async def reply(self, data: str | bytes) -> None:
         """Enqueue an action's reply (`frame` with ``reply=True``) and, when the writer

@@ -13,7 +13,10 @@ Serving, in the handler's task: frames are read one at a time. A
 ``SubscriptionRequest`` changes the connection's subscriptions (no reply). Each
 ``ActionRequest`` runs as its own task owned by this connection, so several run at
 once and replies (``ActionResponse`` or ``Error`` with ``actionId``) go out in
-completion order. Events reach the socket only for subscribed names (broadcasts) or
+completion order. An action written as a plain function starts in the handler's task
+instead (`TaskSupervisor.spawn_eager`): in relaxed mode it ends there, its reply sent
+with the events it broadcast, and only what has to wait (its commit, in strict mode)
+goes on in a task. Events reach the socket only for subscribed names (broadcasts) or
 when sent to this connection. All frames leave through one `Outbox`; the reply of the
 only action in flight is sent from its task (`Outbox.reply`: no hop through the
 writer task), the others' through the writer, which batches them.
@@ -47,8 +50,10 @@ once (RivetKit's client retries such an attempt with backoff).
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
 from collections import deque
+from functools import partial
 from typing import Any, Final
 
 from .._codec import values
@@ -68,9 +73,10 @@ from .._protocol.messages import (
 from .._runtime.connections import ConnImpl, HibernatableSink
 from .._runtime.handoff import RevivedSocket, SocketIdentity
 from .._util.tasks import TaskSupervisor
-from ..errors import ActorError, ActorStoppingError, EncodingError
+from ..errors import ActorError, ActorStoppingError, EncodingError, InternalError
 from ._asgi import Receive, RequestInfo, Send
 from ._state import ServerState
+from ._uvicorn_ws import DirectReceive
 from ._websocket import Outbox
 from .conn_params import PARAMS_HEADER, parse_params
 from .errors import (
@@ -131,12 +137,14 @@ class ConnectSession(HibernatableSink):
     """
 
     __slots__ = (
+        "_eager",
         "_early",
         "_encoding",
         "_failure",
         "_held",
         "_in_flight",
         "_outbox",
+        "_plain",
         "_state",
         "_tasks",
         "_text",
@@ -158,6 +166,12 @@ class ConnectSession(HibernatableSink):
         self._tasks = tasks
         #: Action tasks running (a dict, not a set: emptied, it shrinks back to 64 bytes).
         self._in_flight: dict[asyncio.Task[None], None] = {}
+        #: 1 while an action runs its first step in this task (`_start_action`): in
+        #: flight too, though not in ``_in_flight``.
+        self._eager = 0
+        #: Per action name: whether it may start in this task
+        #: (`Runtime.runs_without_waiting`; the actor's definition does not change).
+        self._plain: dict[str, bool] = {}
         #: Frames (events) produced before Init was queued.
         self._early: list[str | bytes] | None = []
         self.conn: ConnImpl | None = None
@@ -238,7 +252,7 @@ class ConnectSession(HibernatableSink):
 
     def hibernate(self) -> None:
         self.conn = None
-        if not self._in_flight:
+        if not self._in_flight and not self._eager:
             self._outbox.park()  # no writer task while nothing is sent
 
     def attach(self, conn: ConnImpl) -> None:
@@ -255,7 +269,7 @@ class ConnectSession(HibernatableSink):
     def _close_after_in_flight(self, code: int, reason: str) -> None:
         if self._outbox.closing:
             return
-        if not self._in_flight:
+        if not self._in_flight and not self._eager:
             self._outbox.close(code, reason)
             return
         self._tasks.spawn(self._close_when_idle(code, reason), name="conn-close")
@@ -267,29 +281,63 @@ class ConnectSession(HibernatableSink):
 
     # -- reading -------------------------------------------------------------------
 
-    async def serve(self, receive: Receive) -> None:
-        """Read frames until the client disconnects or a frame is rejected."""
+    async def serve(self, receive: Receive, direct: DirectReceive | None = None) -> None:
+        """Read frames until the client disconnects or a frame is rejected.
+
+        With ``direct`` (`pyrivet serve`'s protocol), most frames come to `_take_direct`
+        in the transport's callback instead, in this task's context (a trace the
+        handler continued reaches the actions); ``receive`` still brings the others,
+        in order, and the end."""
+        if direct is not None:
+            run = contextvars.copy_context().run
+            # (mypy's partial does not see that the message completes run's arguments)
+            direct.attach(partial(run, self._take_direct, direct))  # type: ignore[call-arg]
+        try:
+            while True:
+                message = await receive()
+                if message["type"] != "websocket.receive":
+                    return
+                data: str | bytes | None = message.get("bytes")
+                if data is None:
+                    data = message.get("text") or ""
+                if not self._take(data):
+                    return
+        finally:
+            if direct is not None:
+                direct.detach()
+
+    def _take(self, data: str | bytes) -> bool:
+        """Act on one message: False when it was rejected (reading stops; ``_failure``
+        says why). It does not raise: an unexpected error is logged and stops the
+        reading as a rejected message does, with an internal error."""
+        try:
+            return self._take_message(data)
+        except Exception:
+            log.exception("a WebSocket message could not be handled")
+            self._failure = InternalError()
+            return False
+
+    def _take_message(self, data: str | bytes) -> bool:
+        size = len(data) if type(data) is bytes else frame_size(data)
         limit = self._state.max_incoming
-        while True:
-            message = await receive()
-            if message["type"] != "websocket.receive":
-                return
-            data: str | bytes | None = message.get("bytes")
-            if data is None:
-                data = message.get("text") or ""
-            size = len(data) if type(data) is bytes else frame_size(data)
-            if size > limit:
-                self._failure = incoming_too_long("a message", size, limit)
-                return
-            try:
-                request = decode_to_server(data, self._encoding)
-            except ProtocolError as exc:
-                self._failure = exc
-                return
-            if self.conn is None or self._held is not None:
-                self._hold(request)
-            else:
-                self._dispatch(request)
+        if size > limit:
+            self._failure = incoming_too_long("a message", size, limit)
+            return False
+        try:
+            request = decode_to_server(data, self._encoding)
+        except ProtocolError as exc:
+            self._failure = exc
+            return False
+        if self.conn is None or self._held is not None:
+            self._hold(request)
+        else:
+            self._dispatch(request)
+        return True
+
+    def _take_direct(self, direct: DirectReceive, data: str | bytes) -> None:
+        """`_take`, called by the protocol in ``data_received``."""
+        if not self._take(data):
+            direct.detach(stop=True)  # `serve` returns
 
     def _dispatch(self, request: ActionRequest | SubscriptionRequest) -> None:
         conn = self.conn
@@ -348,7 +396,28 @@ class ConnectSession(HibernatableSink):
             )
             self._reply_error(error, request.id)
             return
-        task = self._tasks.spawn(self._run_action(request), name=f"action:{request.name}")
+        name = request.name
+        plain = self._plain.get(name)
+        if plain is None:
+            conn = self.conn
+            assert conn is not None
+            plain = self._plain[name] = self._state.runtime.runs_without_waiting(conn, name)
+        if plain:
+            # Events the action queues wait for its reply (one write for all of them);
+            # the outbox wakes its writer after the step if something is left queued.
+            outbox = self._outbox
+            self._eager = 1
+            outbox.defer_wakes()
+            try:
+                task = self._tasks.spawn_eager(self._run_action(request))
+            finally:
+                self._eager = 0
+                outbox.resume_wakes()
+            if task is None:
+                return
+            task.set_name(f"action:{name}")
+        else:
+            task = self._tasks.spawn(self._run_action(request), name=f"action:{name}")
         self._in_flight[task] = None
         task.add_done_callback(self._action_done)
 
@@ -388,7 +457,7 @@ class ConnectSession(HibernatableSink):
             self._reply_error(exc, request.id)
         else:
             frame = data.decode() if self._text else data
-            if len(self._in_flight) > 1:
+            if len(self._in_flight) + self._eager > 1:
                 self._outbox.frame(frame, reply=True)  # batched with the others'
             else:
                 await self._outbox.reply(frame)
@@ -472,11 +541,13 @@ async def handle_connect(
     *,
     handoff: SocketIdentity | None = None,
     revive: RevivedSocket | None = None,
+    direct: DirectReceive | None = None,
 ) -> None:
     """Serve one ``…/connect`` WebSocket from handshake to close (see the module doc).
 
     ``handoff`` (from the transport) is kept for the connection's stored record;
-    ``revive`` marks a socket another process served (`_revive`)."""
+    ``revive`` marks a socket another process served (`_revive`); ``direct`` (from
+    `pyrivet serve`'s protocol) takes frames without a hop through ``receive``."""
     message = await receive()
     if message["type"] != "websocket.connect":
         return
@@ -514,7 +585,7 @@ async def handle_connect(
             # Nothing of the upgrade request is kept while the socket lives (a
             # hibernated connection should cost little more than its socket).
             del request, route, protocols
-            await session.serve(receive)
+            await session.serve(receive, direct)
             await session.finish()
             outbox.close(1000)
         await outbox.done.wait()
