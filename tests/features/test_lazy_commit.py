@@ -17,6 +17,7 @@ import pytest
 
 from pyrivet import ActorOptions, Registry, actor
 from pyrivet._runtime.committer import Committer, CommitTicket
+from pyrivet._runtime.journal import Journal
 from pyrivet._runtime.workflow_host import _wait_durable
 from pyrivet.errors import CommitError
 from pyrivet.storage import CommitRecord, MemoryDriver, SQLiteDriver
@@ -203,3 +204,39 @@ async def test_a_steps_wait_for_a_commit_reports_its_failure_or_cancellation() -
         await waiting
     never.resolve()  # a cancelled waiter does not disturb the ticket
     assert never.done() and never.exception() is None
+
+
+async def test_a_workflow_stages_its_alarm_without_queueing_a_save(
+    clock: MockClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The "resume at once" alarm is staged right before a checkpoint (the creation's,
+    # the last flush's): a save queued for the next loop iteration would only be
+    # cancelled by it. The alarm still rides in those commits.
+    soon_calls: list[str] = []
+    real_soon = Journal.soon
+
+    def counting_soon(journal: Journal) -> None:
+        soon_calls.append(journal.owner.actor_id)
+        real_soon(journal)
+
+    monkeypatch.setattr(Journal, "soon", counting_soon)
+    store = MemoryDriver()
+    flow_actor = actor("flow", state={"n": 0})
+
+    @flow_actor.run
+    @workflow
+    async def flow(ctx: Any) -> int:
+        for i in range(3):
+            await ctx.step(f"s{i}", lambda c, i=i: c.state.update(n=i + 1) or i)
+        return 3
+
+    async with run_actors(Registry([flow_actor]), storage=store, clock=clock) as (runtime, client):
+        actor_id = await client.get_or_create("flow", ["x"]).resolve()
+        await history_in(runtime, actor_id, "completed")
+        assert await store.list_alarms(actor_id) == []  # deleted with the completion
+        entries = (await runtime.workflow_history(actor_id)).entries
+        assert [e.name for e in entries][:3] == ["s0", "s1", "s2"]
+        history = await store.read_history(actor_id)
+        alarm_ops = [e for e in history if e.ops is not None and b"alarm." in e.ops]
+        assert [e.kind for e in alarm_ops] == ["create", "workflow"]  # put, then delete
+    assert soon_calls == []

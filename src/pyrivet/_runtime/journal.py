@@ -241,19 +241,26 @@ class Journal(CommitListener):
         self._staging().stage_kv_delete_range(start, end)
         self.soon()
 
-    def stage_alarm_put(self, alarm: AlarmRecord) -> None:
-        """Store (or replace) a schedule in the next commit."""
+    def stage_alarm_put(self, alarm: AlarmRecord, *, schedule: bool = True) -> None:
+        """Store (or replace) a schedule in the next commit.
+
+        ``schedule=False``: the caller checkpoints right after this call (the workflow
+        host's flush, an actor's creation), so no save is queued for the next loop
+        iteration (a callback the checkpoint would only cancel: two per workflow).
+        """
         writes = self._staging()
         writes.alarm_deletes.discard(alarm.alarm_id)
         writes.alarm_puts[alarm.alarm_id] = alarm
-        self.soon()
+        if schedule:
+            self.soon()
 
-    def stage_alarm_delete(self, alarm_id: str) -> None:
-        """Delete a schedule in the next commit."""
+    def stage_alarm_delete(self, alarm_id: str, *, schedule: bool = True) -> None:
+        """Delete a schedule in the next commit (``schedule``: as `stage_alarm_put`)."""
         writes = self._staging()
         writes.alarm_puts.pop(alarm_id, None)
         writes.alarm_deletes.add(alarm_id)
-        self.soon()
+        if schedule:
+            self.soon()
 
     def hold(self) -> None:
         """Hold checkpoints: a workflow step body is about to run.

@@ -309,10 +309,11 @@ class ActorWorkflowHost(WorkflowHost[ActorContextImpl]):
             if mailbox is not None:
                 for holder in consumed:
                     mailbox.consume(holder)
+        # The checkpoint below commits the alarm's change: no save queued for it.
         if self.engine is not None and self.engine.state in _ENDED:
-            self._set_alarm(None)  # the last flush: nothing to resume after a restart
+            self._set_alarm(None, schedule=False)  # the last flush: nothing to resume
         elif self._alarm != _ACTIVE:
-            self._set_alarm(_ACTIVE)
+            self._set_alarm(_ACTIVE, schedule=False)
         step = self._step
         if step is not None:
             self._flushed = True
@@ -442,17 +443,20 @@ class ActorWorkflowHost(WorkflowHost[ActorContextImpl]):
         self._set_alarm(_ACTIVE if running else (min(deadlines) if deadlines else None))
         return WorkflowEvicted()
 
-    def _set_alarm(self, fire_at_ms: int | None) -> None:
+    def _set_alarm(self, fire_at_ms: int | None, *, schedule: bool = True) -> None:
         """Stage the workflow alarm: `_ACTIVE` (resume at once after a restart), a
-        deadline (epoch ms) or None (no alarm: the workflow ended)."""
+        deadline (epoch ms) or None (no alarm: the workflow ended).
+
+        ``schedule=False``: the caller checkpoints at once (see `Journal.stage_alarm_put`).
+        """
         if fire_at_ms == self._alarm:
             return
         self._alarm = fire_at_ms
         owner = self._owner
         if fire_at_ms is None:
-            owner.journal.stage_alarm_delete(workflow_alarm_id(owner.actor_id))
+            owner.journal.stage_alarm_delete(workflow_alarm_id(owner.actor_id), schedule=schedule)
             return
-        _stage_alarm(owner, fire_at_ms)
+        _stage_alarm(owner, fire_at_ms, schedule=schedule)
 
     def ended(self) -> None:
         """The workflow finished for good (completed, failed, cancelled): drop its alarm."""
@@ -469,8 +473,9 @@ class ActorWorkflowHost(WorkflowHost[ActorContextImpl]):
             mailbox.release(holder)
 
 
-def _stage_alarm(owner: WorkflowOwner, fire_at_ms: int) -> None:
-    """Stage the workflow alarm at ``fire_at_ms`` (epoch ms; `_ACTIVE`: now)."""
+def _stage_alarm(owner: WorkflowOwner, fire_at_ms: int, *, schedule: bool = True) -> None:
+    """Stage the workflow alarm at ``fire_at_ms`` (epoch ms; `_ACTIVE`: now); see
+    `Journal.stage_alarm_put` for ``schedule``."""
     now_ms = owner.svc.now_ms()
     owner.journal.stage_alarm_put(
         AlarmRecord(
@@ -481,7 +486,8 @@ def _stage_alarm(owner: WorkflowOwner, fire_at_ms: int) -> None:
             "",
             _NO_ARGS,
             now_ms,
-        )
+        ),
+        schedule=schedule,
     )
 
 
@@ -492,8 +498,9 @@ def stage_created_workflow(owner: WorkflowOwner) -> None:
     crash at any point after it (before the first step's commit, during a first step
     that waits long) leaves an actor that the restart wakes and whose workflow runs,
     with no request. The host of that first start (``fresh``) knows the alarm is there.
+    The caller checkpoints right after (so no save is queued for it).
     """
-    _stage_alarm(owner, _ACTIVE)
+    _stage_alarm(owner, _ACTIVE, schedule=False)
 
 
 class WorkflowBinding:
