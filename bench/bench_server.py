@@ -38,6 +38,11 @@ harness (``/work/shared/anchors/rivetkit-node``; ``bench/README.md`` has the com
 ``--rivetkit-results FILE`` takes the medians of the JSON lines written by the
 harness (``run-bench.sh`` / ``bench.mjs``) or by ``bench/js/client.mjs``.
 
+A client floor for the JS client: ``bench/canned_floor.py`` (pyrivet with every counter
+call answered by a middleware with pyrivet's exact frames, encoded ahead) measured with
+the same sequential ``client.mjs`` calls; printed as a row under the WebSocket p50 with
+the split echo floor + client's own work + pyrivet's server path. Not a target.
+
 A third floor, the one-commit floor: a bare SQLite WAL commit with synchronous=FULL
 (``bench_core.commit_floor``), what a strict reply waits for at least.
 
