@@ -38,6 +38,11 @@ harness (``/work/shared/anchors/rivetkit-node``; ``bench/README.md`` has the com
 ``--rivetkit-results FILE`` takes the medians of the JSON lines written by the
 harness (``run-bench.sh`` / ``bench.mjs``) or by ``bench/js/client.mjs``.
 
+A client floor for the JS client: ``bench/canned_floor.py`` (pyrivet with every counter
+call answered by a middleware with pyrivet's exact frames, encoded ahead) measured with
+the same sequential ``client.mjs`` calls; printed as a row under the WebSocket p50 with
+the split echo floor + client's own work + pyrivet's server path. Not a target.
+
 A third floor, the one-commit floor: a bare SQLite WAL commit with synchronous=FULL
 (``bench_core.commit_floor``), what a strict reply waits for at least.
 
@@ -190,6 +195,22 @@ def echo_server(log_dir: Path) -> Iterator[ServerProcess]:
         yield server
     finally:
         server.stop()
+
+
+@contextlib.contextmanager
+def canned_server(log_dir: Path) -> Iterator[ServerProcess]:
+    """``bench/canned_floor.py``: pyrivet with every counter call answered by canned frames."""
+    port = free_port()
+    data_dir = tempfile.mkdtemp(prefix="canned-", dir=log_dir)
+    argv = [sys.executable, str(BENCH_DIR / "canned_floor.py"), "--port", str(port)]
+    argv += ["--data-dir", data_dir]
+    server = ServerProcess("canned", argv, port, log_dir, cwd=BENCH_DIR)
+    try:
+        server.wait_ready("/metadata")
+        yield server
+    finally:
+        server.stop()
+        shutil.rmtree(data_dir, ignore_errors=True)
 
 
 @contextlib.contextmanager
@@ -509,6 +530,15 @@ def one_run(sizes: Sizes, work: Path, durability: str, results: Results) -> None
         results.add("py", "floor_http_p50", r["latency_us"]["p50"])
         results.add("py", "floor_http_p99", r["latency_us"]["p99"])
 
+    log("client floor: canned replies, the JS client's sequential WebSocket calls")
+    with canned_server(work) as canned:
+        args = ["latency", "--mode", "conn", "--n", n, "--warmup", warmup]
+        args += ["--endpoint", f"http://127.0.0.1:{canned.port}", "--server-pids", str(canned.pid)]
+        r = run_node("client.mjs", args, lat_timeout)
+        if not r["count_matches"] or r["events_received"] < sizes.n + sizes.warmup:
+            results.notes.append("js client floor: the canned count or events did not match")
+        results.add("js", "client_floor_ws_p50", r["latency_us"]["p50"])
+
     log("floor: bare SQLite commits (what one strict reply waits for at least)")
     results.add("-", "commit_p50", commit_floor(sizes.n)[0] * 1e6)
 
@@ -639,6 +669,13 @@ def cell(values: list[float], kind: str) -> str:
 ROWS = [
     # (figure, label, unit kind, floor figure, lower is better)
     ("ws_p50", "WebSocket action, sequential, p50", "us", "floor_ws_p50", True),
+    (
+        "client_floor_ws_p50",
+        "client floor: the same calls answered with canned frames (canned_floor.py), p50",
+        "us",
+        "floor_ws_p50",
+        True,
+    ),
     ("ws_p99", "WebSocket action, sequential, p99", "us", "floor_ws_p99", True),
     ("http_p50", "HTTP action, sequential, p50", "us", "floor_http_p50", True),
     ("http_p99", "HTTP action, sequential, p99", "us", "floor_http_p99", True),
@@ -646,6 +683,9 @@ ROWS = [
     ("tp_http", "calls/s, 64 callers x 64 actors, HTTP", "calls", None, False),
     ("conn_kb", "server RSS per idle WebSocket connection", "kb", "floor_conn_kb", True),
 ]
+
+#: Rows printed only for a client that has the figure (the client floor: JS only).
+OPTIONAL_ROWS = {"client_floor_ws_p50"}
 
 CLIENTS = {
     "js": "official RivetKit client 2.3.19 (Node; floor: ws 8.23 / fetch)",
@@ -671,6 +711,8 @@ def target_cell(
     if not ours:
         return "-"
     mine = statistics.median(ours)
+    if name == "client_floor_ws_p50":
+        return f"{mine / statistics.median(floor):.2f}x floor (not a target)" if floor else "-"
     verdicts = []
     if name == "ws_p50" and floor:
         ratio = mine / statistics.median(floor)
@@ -688,6 +730,22 @@ def target_cell(
         factor = rivetkit / mine if lower else mine / rivetkit
         verdicts.append(f"{'ahead' if ahead else 'NOT ahead'} of RivetKit ({factor:,.0f}x)")
     return "; ".join(verdicts) or "-"
+
+
+def ws_split(results: Results, client: str) -> str | None:
+    """The WebSocket p50 split at the client floor: echo floor, the client's own work
+    per call (client floor - echo floor), pyrivet's server path (p50 - client floor)."""
+    floor = results.get(client, "floor_ws_p50")
+    canned = results.get(client, "client_floor_ws_p50")
+    ours = results.get(client, "ws_p50")
+    if not (floor and canned and ours):
+        return None
+    f, c, o = (statistics.median(v) for v in (floor, canned, ours))
+    return (
+        f"WebSocket p50 split (medians): echo floor {fmt_us(f)} + client's own work "
+        f"{fmt_us(c - f)} (client floor - echo floor) + pyrivet's server path "
+        f"{fmt_us(o - c)} (p50 - client floor)"
+    )
 
 
 def print_table(
@@ -721,6 +779,8 @@ def print_table(
         print("|---|---|---|---|---|")
         for name, label, kind, floor_name, lower in ROWS:
             ours = results.get(client, name)
+            if name in OPTIONAL_ROWS and not ours:
+                continue
             floor = results.get(client, floor_name) if floor_name else []
             rk = rivetkit.get(name) if client == "js" else None
             rk_cell = fmt_value(kind, rk) if rk is not None else "-"
@@ -754,6 +814,9 @@ def print_table(
         ]
         opening = results.get(client, "conn_open_s")
         extra = [*cpu, *client_cpu]
+        split = ws_split(results, client)
+        if split:
+            extra.append(split)
         if opening:
             extra.append(
                 f"{sizes.conns:,} connections opened in {statistics.median(opening):.1f} s"

@@ -9,6 +9,12 @@ calls and instruction counts per call (not a latency benchmark: see ``bench_serv
     python bench/prof_server_ws.py strict 200 --wrap "valgrind --tool=callgrind \
         --separate-threads=yes --callgrind-out-file=/tmp/cg.strict.200"   # and 1000
 
+``--client js`` drives the calls with the official RivetKit client instead
+(``js/client.mjs latency --mode conn``: its own 300 warm-up calls, then N; prints its
+p50, the server's CPU per call and the client's CPU from that script's readings). Mode
+``canned`` (with ``--client js``) runs ``canned_floor.py``: pyrivet behind canned
+replies, every call answered with pyrivet's frames without reaching the actor.
+
 Mode ``echo`` runs the echo floor server (``echo_floor.py``) instead, with a raw
 ``websockets`` client sending 32 bytes and waiting for them back. Otherwise it starts
 ``pyrivet serve counter_app:registry`` (through ``--wrap`` if given) on a fresh
@@ -31,6 +37,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
 import shlex
 import signal
@@ -44,7 +51,7 @@ from pathlib import Path
 
 from websockets.asyncio.client import connect
 
-from bench_server import free_port  # this folder is sys.path[0] as a script
+from bench_server import JS_DIR, NODE_MODULES, free_port  # this folder is sys.path[0]
 from pyrivet.client import Client
 
 BENCH_DIR = Path(__file__).resolve().parent
@@ -121,6 +128,29 @@ async def measure(
     return lat, wall, before, thread_cpu(server_pid(proc))
 
 
+async def js_calls(port: int, n: int, proc: subprocess.Popen[bytes]) -> None:
+    """``js/client.mjs latency`` with 300 warm-up calls and ``n`` timed ones; its figures."""
+    await wait_listening(port, proc)
+    argv = ["node", str(JS_DIR / "client.mjs"), "latency", "--mode", "conn", "--n", str(n)]
+    argv += ["--warmup", "300", "--endpoint", f"http://127.0.0.1:{port}", "--timeout-s", "3000"]
+    argv += ["--call-timeout-s", "600"]
+    argv += ["--server-pids", str(server_pid(proc))]
+    env = dict(os.environ, RIVETKIT_NODE_MODULES=str(NODE_MODULES))
+    node = await asyncio.create_subprocess_exec(*argv, env=env, stdout=subprocess.PIPE)
+    out, _ = await node.communicate()
+    lines = [line for line in out.decode().splitlines() if line.startswith("{")]
+    if node.returncode != 0 or not lines:
+        raise SystemExit(f"client.mjs failed ({node.returncode})")
+    r = json.loads(lines[-1])
+    wall_us = 1e6 / r["calls_per_s"]
+    print(
+        f"p50 {r['latency_us']['p50']:.0f} µs, wall/call {wall_us:.0f} µs (JS client); "
+        f"server CPU {r['server_cpu_ms_per_call'] * 1000:.0f} µs / call; client CPU "
+        f"{r['client_cpu_percent_of_core'] * wall_us / 100:.0f} µs / call; "
+        f"count matches: {r['count_matches']}, events {r['events_received']}"
+    )
+
+
 async def calls(port: int, n: int, proc: subprocess.Popen[bytes], echo: bool) -> None:
     await wait_listening(port, proc)
     if echo:
@@ -154,7 +184,7 @@ async def calls(port: int, n: int, proc: subprocess.Popen[bytes], echo: bool) ->
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("mode", choices=["strict", "relaxed", "echo"])
+    parser.add_argument("mode", choices=["strict", "relaxed", "echo", "canned"])
     parser.add_argument("n", type=int)
     parser.add_argument("--wrap", default="", help="command to run the server under")
     parser.add_argument("--no-freeze-inline-clock", action="store_true")
@@ -168,10 +198,16 @@ def main() -> None:
         "--no-inline", action="store_true", help="every commit on the store's writer thread"
     )
     parser.add_argument("--cprofile", default="", help="write the server's cProfile stats here")
+    parser.add_argument("--client", choices=["py", "js"], default="py", help="who makes the calls")
     args = parser.parse_args()
+    if args.mode == "canned" and args.client != "js":
+        parser.error("mode canned needs --client js")
+    if args.mode == "echo" and args.client != "py":
+        parser.error("mode echo drives a raw websockets client (js: bench/js/floor.mjs)")
     port = free_port()
     data_dir = tempfile.mkdtemp(prefix="pyrivet-prof-ws-")
-    env = dict(os.environ, PYRIVET_BENCH_DURABILITY=args.mode, PYTHONHASHSEED="0")
+    durability = "relaxed" if args.mode == "canned" else args.mode
+    env = dict(os.environ, PYRIVET_BENCH_DURABILITY=durability, PYTHONHASHSEED="0")
     env["PROF_SYNC"] = args.synchronous
     env["PROF_CPROFILE"] = args.cprofile
     env["PROF_NO_INLINE"] = "1" if args.no_inline else ""
@@ -179,13 +215,18 @@ def main() -> None:
     serve += ["--log-level", "warning", "--no-inspector"]
     if args.mode == "echo":
         cmd = [sys.executable, "echo_floor.py", "--port", str(port)]
+    elif args.mode == "canned":
+        cmd = [sys.executable, "canned_floor.py", "--port", str(port), "--data-dir", data_dir]
     elif args.no_freeze_inline_clock:
         cmd = [sys.executable, "-m", "pyrivet", *serve]
     else:
         cmd = [sys.executable, "-c", LAUNCH, *serve]
     proc = subprocess.Popen([*shlex.split(args.wrap), *cmd], cwd=BENCH_DIR, env=env)
     try:
-        asyncio.run(calls(port, args.n, proc, args.mode == "echo"))
+        if args.client == "js":
+            asyncio.run(js_calls(port, args.n, proc))
+        else:
+            asyncio.run(calls(port, args.n, proc, args.mode == "echo"))
     finally:
         os.kill(server_pid(proc), signal.SIGTERM)
         proc.wait(timeout=300)

@@ -11,6 +11,7 @@
 // common: --endpoint http://127.0.0.1:6420 --encoding bare|cbor|json
 //         --server-pids P1,P2 (for server CPU and RSS) --label TEXT --out FILE
 //         --timeout-s S (the whole command gives up after S seconds: 300)
+//         --call-timeout-s S (one call gives up after S seconds: 30; longer under valgrind)
 //
 // Modes (as in the anchors harness bench.mjs): `conn` = one WebSocket per caller
 // (handle.connect(), subscribed to newCount); `conn-quiet` = the same socket not
@@ -63,6 +64,7 @@ const { command, opts } = parseArgs(
 		"settle-s": "number",
 		"open-s": "number",
 		"timeout-s": "number",
+		"call-timeout-s": "number",
 		"server-pids": "string",
 		label: "string",
 		out: "string",
@@ -76,7 +78,7 @@ const ENDPOINT = opts.endpoint ?? "http://127.0.0.1:6420";
 const ENCODING = opts.encoding ?? "bare";
 const SERVER_PIDS = (opts["server-pids"] ?? "").split(",").filter(Boolean).map(Number);
 const RUN_ID = `${Date.now().toString(36)}${Math.random().toString(36).slice(2, 6)}`;
-const CALL_TIMEOUT_MS = 30_000;
+const CALL_TIMEOUT_MS = (opts["call-timeout-s"] ?? 30) * 1000;
 
 const newClient = () => rivetClient.createClient({ endpoint: ENDPOINT, encoding: ENCODING });
 
