@@ -453,9 +453,10 @@ class ActorSocket:
                 return
 
     async def _read(self, ws: ClientConnection) -> tuple[int, str]:
+        recv, handle = ws.recv, self._handle  # looked up once, not per message
         try:
             while True:
-                self._handle(await ws.recv())
+                handle(await recv())
         except ConnectionClosed as exc:
             return _close_info(exc)
 
@@ -482,11 +483,11 @@ class ActorSocket:
         except ProtocolError as exc:
             log.warning("ignoring an invalid frame from %s: %s", self._label, exc.message)
             return
-        if isinstance(msg, ActionResponse):
+        if type(msg) is ActionResponse:  # exact types: msgspec records, never subclassed
             future = self._in_flight.pop(msg.id, None)
             if future is not None and not future.done():
                 future.set_result(msg.output)
-        elif isinstance(msg, Event):
+        elif type(msg) is Event:
             self._deliver(msg)
         elif isinstance(msg, Error):
             if msg.action_id is not None:
