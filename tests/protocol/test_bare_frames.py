@@ -169,3 +169,21 @@ def test_bad_replies_and_events_get_the_general_readers_errors(frame: bytes) -> 
     with pytest.raises(InvalidMessageError) as general:
         bare_schema.read_to_client(memoryview(frame))
     assert error.value.message == general.value.message
+
+
+@pytest.mark.parametrize(
+    ("action_id", "name", "args"),
+    [(0, "increment", [1]), (300, "é", []), (2**40, "x" * 200, [{"a": b"\x01"}, [1, "b"]])],
+)
+def test_write_action_request_writes_what_write_to_server_writes(
+    action_id: int, name: str, args: list[Any]
+) -> None:
+    """The client's call frame without the record is the record's frame, byte for byte."""
+    frame = bare_schema.write_action_request(action_id, name, args)
+    assert frame == bare_schema.write_to_server(ActionRequest(action_id, name, args))
+    assert bare_schema.read_to_server(frame) == ActionRequest(action_id, name, args)
+
+
+def test_write_action_request_refuses_what_cannot_be_encoded() -> None:
+    with pytest.raises(EncodingError):
+        bare_schema.write_action_request(1, "f", [object()])

@@ -300,3 +300,26 @@ def test_irregular_input_gets_the_general_path_errors(data: str) -> None:
     with pytest.raises(InvalidMessageError) as fast:
         cbor.decode(h(data))
     assert fast.value.message == general.value.message
+
+
+UINT_EDGES = [0, 1, 23, 24, 255, 256, 65535, 65536, 2**32 - 1, 2**32, 2**53 - 1]
+
+
+@pytest.mark.parametrize("value", UINT_EDGES)
+def test_decode_reads_unsigned_integers_as_cbor2_does(value: int) -> None:
+    """`decode` reads integers below 2**32 itself: same value and type as cbor2's
+    decoder, from bytes, bytearray and memoryview, in the shortest form and the others."""
+    data = cbor2.dumps(value)
+    for form in (data, bytearray(data), memoryview(data)):
+        decoded = cbor.decode(form)
+        assert decoded == value and type(decoded) is int
+    if value < 256:  # a longer form than needed decodes to the same integer
+        assert cbor.decode(b"\x19" + value.to_bytes(2, "big")) == value
+
+
+@pytest.mark.parametrize(
+    "data", ["18", "19 01", "1a 000000", "01 00", "18 01 00", "1a 00000001 00"]
+)
+def test_decode_rejects_truncated_or_trailing_integers(data: str) -> None:
+    with pytest.raises(InvalidMessageError):
+        cbor.decode(h(data))

@@ -343,11 +343,27 @@ def decode(data: bytes | bytearray | memoryview) -> Any:
     Raises:
         InvalidMessageError: malformed CBOR, trailing bytes, or an invalid compat tag.
     """
+    if type(data) is bytes:
+        # An unsigned integer below 2**32 (an action's result, often): read here,
+        # without cbor2's decoder, its stream and the plain-value walk.
+        size = _UINT_SIZES.get(data[:1])
+        if size == len(data):
+            return data[0] if size == 1 else int.from_bytes(data[1:], "big")
     raw = _raw(data)
     value = _decode_item(raw)
     if _is_plain(value, 0):
         return value
     return from_compat(_normalize(value, len(raw)))
+
+
+#: Size of a whole CBOR unsigned integer below 2**32 (major type 0), by its first byte:
+#: 0..23 inline, then 1, 2 or 4 bytes of big-endian value.
+_UINT_SIZES: Final = {
+    **{bytes((head,)): 1 for head in range(0x18)},
+    b"\x18": 2,
+    b"\x19": 3,
+    b"\x1a": 5,
+}
 
 
 # MARK: plain values, without the compat walk

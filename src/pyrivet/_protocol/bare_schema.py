@@ -47,6 +47,7 @@ __all__ = [
     "read_to_client",
     "read_to_server",
     "write_http",
+    "write_action_request",
     "write_to_client",
     "write_to_server",
 ]
@@ -319,6 +320,25 @@ def read_to_client(data: bytes | bytearray | memoryview | str) -> ToClient:
     return _finish(reader, msg)
 
 
+def write_action_request(action_id: int, name: str, args: list[Any]) -> bytes:
+    """What `write_to_server` writes for ``ActionRequest(action_id, name, args)``,
+    without building the record (a connection's every call).
+
+    Raises:
+        EncodingError: an argument cannot be encoded or the id is out of range.
+    """
+    name_bytes = name.encode()
+    return b"".join(
+        (
+            _ACTION_REQUEST_HEAD,
+            _uint(action_id),
+            _uint(len(name_bytes)),
+            name_bytes,
+            _data(cbor.encode(args)),
+        )
+    )
+
+
 def write_to_server(msg: ToServer) -> bytes:
     """Encode a client-to-server message as a v4 ``ToServer``.
 
@@ -327,11 +347,7 @@ def write_to_server(msg: ToServer) -> bytes:
         TypeError: ``msg`` is not a `ToServer` message.
     """
     if type(msg) is ActionRequest:  # every call a client makes: without a BareWriter
-        name = msg.name.encode()
-        payload = cbor.encode(list(msg.args))
-        return b"".join(
-            (_ACTION_REQUEST_HEAD, _uint(msg.id), _uint(len(name)), name, _data(payload))
-        )
+        return write_action_request(msg.id, msg.name, list(msg.args))
     writer = _writer()
     if isinstance(msg, ActionRequest):
         writer.write_tag(0)

@@ -63,7 +63,8 @@ class ActorConnection(ActionCalls):
         self._target = target
         self._params = params
         self._conn: TransportConnection | None = None
-        self._listeners: dict[str, list[EventCallback]] = {}
+        #: Callbacks by event name; a new tuple on every change (see `on`).
+        self._listeners: dict[str, tuple[EventCallback, ...]] = {}
         self._queues: dict[str, list[asyncio.Queue[Any]]] = {}
         self._closed_reason: str | None = None
         self._is_closed = False
@@ -181,15 +182,24 @@ class ActorConnection(ActionCalls):
 
     def on(self, event: str, callback: EventCallback) -> Callable[[], None]:
         """Call ``callback(*args)`` for each ``event``; returns a function that unsubscribes."""
-        callbacks = self._listeners.setdefault(event, [])
-        callbacks.append(callback)
+        # Copy on write: `on_event` iterates the tuple it finds without copying it.
+        self._listeners[event] = (*self._listeners.get(event, ()), callback)
         self._subscribe(event)
 
-        def unsubscribe() -> None:
-            if callback in callbacks:
-                callbacks.remove(callback)
-            if not callbacks:
-                self._listeners.pop(event, None)
+        registered = True
+
+        def unsubscribe() -> None:  # removes this registration once
+            nonlocal registered
+            callbacks = self._listeners.get(event, ())
+            if not registered or callback not in callbacks:
+                return
+            registered = False
+            at = callbacks.index(callback)
+            callbacks = callbacks[:at] + callbacks[at + 1 :]
+            if callbacks:
+                self._listeners[event] = callbacks
+            else:
+                del self._listeners[event]
                 self._maybe_unsubscribe(event)
 
         return unsubscribe
@@ -242,7 +252,7 @@ class ActorConnection(ActionCalls):
     # ConnectionListener: called by the transport.
 
     def on_event(self, event: str, args: list[Any]) -> None:
-        for callback in list(self._listeners.get(event, ())):
+        for callback in self._listeners.get(event, ()):  # a tuple: changes make new ones
             try:
                 result = callback(*args)
                 # Most listeners return None, which asyncio.iscoroutine would check

@@ -46,6 +46,7 @@ __all__ = ["FrameWriter", "MaskPool", "frame_header"]
 POOL_SIZE: Final = 4096
 _OPCODE_TEXT: Final = 0x81  # FIN + text
 _OPCODE_BINARY: Final = 0x82  # FIN + binary
+_OPEN: Final = State.OPEN
 
 
 class MaskPool:
@@ -85,11 +86,12 @@ def frame_header(length: int, *, text: bool) -> bytes:
 class FrameWriter:
     """Writes whole messages of one open client connection (see the module doc)."""
 
-    __slots__ = ("_direct", "_text", "_transport", "_ws")
+    __slots__ = ("_direct", "_head1", "_text", "_transport", "_ws")
 
     def __init__(self, ws: ClientConnection, *, text: bool) -> None:
         self._ws = ws
         self._text = text
+        self._head1 = _OPCODE_TEXT if text else _OPCODE_BINARY
         self._transport = ws.transport
         response = ws.response
         self._direct = response is not None and not response.headers.get("Sec-WebSocket-Extensions")
@@ -97,14 +99,14 @@ class FrameWriter:
     def write(self, data: bytes) -> bool:
         """Write ``data`` as one frame (text frames: UTF-8 bytes); False if the caller
         must send it through ``websockets`` instead."""
-        if (
-            not self._direct
-            or self._ws.state is not State.OPEN
-            or self._transport.get_write_buffer_size()
-        ):
+        transport = self._transport
+        if not self._direct or self._ws.state is not _OPEN or transport.get_write_buffer_size():
             return False
         mask = _MASKS.take()
-        self._transport.write(
-            frame_header(len(data), text=self._text) + mask + apply_mask(data, mask)
-        )
+        length = len(data)
+        if length < 126:  # a call's frame, nearly always: the header without a call
+            head = bytes((self._head1, 0x80 | length))
+        else:
+            head = frame_header(length, text=self._text)
+        transport.write(head + mask + apply_mask(data, mask))
         return True

@@ -95,10 +95,18 @@ class ResumeState:
 
     def unwrap(self, args: list[Any]) -> tuple[str, list[Any]] | None:
         """The event inside a numbered-event frame (cursor advanced); None if malformed."""
-        if len(args) != 4 or not isinstance(args[2], str) or not isinstance(args[0], int):
+        # Runs for every event: exact type tests first, isinstance only for the rest.
+        if len(args) != 4:
             log.warning("ignoring a malformed numbered event from the server")
             return None
         seq, epoch, name, inner = args
-        if self.cursor is None or seq > self.cursor[1]:
-            self.cursor = (str(epoch), seq)
-        return name, list(inner) if isinstance(inner, list) else [inner]
+        if (type(seq) is not int or type(name) is not str) and (
+            not isinstance(name, str) or not isinstance(seq, int)
+        ):
+            log.warning("ignoring a malformed numbered event from the server")
+            return None
+        cursor = self.cursor
+        if cursor is None or seq > cursor[1]:
+            self.cursor = (epoch if type(epoch) is str else str(epoch), seq)
+        # ``inner`` is the frame's own fresh list (nothing else holds it): not copied.
+        return name, inner if type(inner) is list else [inner]

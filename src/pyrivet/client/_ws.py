@@ -44,6 +44,7 @@ from typing import TYPE_CHECKING, Any, Final, Literal, TypeAlias
 
 from websockets.exceptions import ConnectionClosed
 
+from .._protocol.bare_schema import write_action_request
 from .._protocol.errors import ProtocolError
 from .._protocol.messages import (
     ActionRequest,
@@ -196,6 +197,7 @@ class ActorSocket:
         self._opener = opener
         self._encoding: Encoding = encoding
         self._binary = is_binary(encoding)
+        self._bare = encoding == "bare"
         self._listener = listener
         self._clock = clock
         self._backoff = backoff
@@ -272,7 +274,10 @@ class ActorSocket:
         action_id = self._next_id
         self._next_id += 1
         # ``args`` is the caller's own list (see `ActorConnection.action`), encoded here.
-        frame = encode_to_server(ActionRequest(action_id, name, args), self._encoding)
+        if self._bare:  # the frame without the record (`encode_to_server` writes the same)
+            frame = write_action_request(action_id, name, args)
+        else:
+            frame = encode_to_server(ActionRequest(action_id, name, args), self._encoding)
         future: asyncio.Future[Any] = (self._loop or asyncio.get_running_loop()).create_future()
         self._frame_sizes[action_id] = len(frame)
         outbox, ws, frames = self._outbox, self._ws, self._frames
@@ -453,9 +458,10 @@ class ActorSocket:
                 return
 
     async def _read(self, ws: ClientConnection) -> tuple[int, str]:
+        recv, handle = ws.recv, self._handle  # looked up once, not per message
         try:
             while True:
-                self._handle(await ws.recv())
+                handle(await recv())
         except ConnectionClosed as exc:
             return _close_info(exc)
 
@@ -482,11 +488,11 @@ class ActorSocket:
         except ProtocolError as exc:
             log.warning("ignoring an invalid frame from %s: %s", self._label, exc.message)
             return
-        if isinstance(msg, ActionResponse):
+        if type(msg) is ActionResponse:  # exact types: msgspec records, never subclassed
             future = self._in_flight.pop(msg.id, None)
             if future is not None and not future.done():
                 future.set_result(msg.output)
-        elif isinstance(msg, Event):
+        elif type(msg) is Event:
             self._deliver(msg)
         elif isinstance(msg, Error):
             if msg.action_id is not None:
