@@ -125,6 +125,14 @@ class _Rest:
     def __await__(self) -> Generator[Any, Any, None]:
         coro, waiting_on = self._coro, self._waiting_on
         del self._coro, self._waiting_on
+        if waiting_on is None:
+            # A bare yield asked for one loop turn: the task's first step, queued behind
+            # the callbacks scheduled before it, is that turn (yielding again would
+            # cost a second step and one more loop iteration).
+            try:
+                waiting_on = coro.send(None)
+            except StopIteration:
+                return
         while True:
             # The task waits on what the coroutine yielded, then resumes it with what
             # the task was woken with: a value, or an exception (a cancellation).
