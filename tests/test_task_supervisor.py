@@ -75,6 +75,28 @@ async def test_spawn_eager_goes_on_in_an_owned_task_once_the_coroutine_waits() -
     await supervisor.aclose()
 
 
+async def test_a_bare_yield_in_the_first_step_resumes_in_the_tasks_first_step() -> None:
+    """The loop turn a bare yield asks for is the one before the task's first step: the
+    coroutine goes on there (after the callbacks queued before it, before those queued
+    after), not one step later (a WebSocket strict action's reply, after its commit)."""
+    loop = asyncio.get_running_loop()
+    supervisor = TaskSupervisor("test", loop)
+    order: list[str] = []
+
+    async def turns() -> None:
+        order.append("first step")
+        await asyncio.sleep(0)  # a bare yield
+        order.append("rest")
+
+    loop.call_soon(order.append, "queued before")
+    task = supervisor.spawn_eager(turns())
+    assert task is not None
+    loop.call_soon(order.append, "queued after")
+    await task
+    assert order == ["first step", "queued before", "rest", "queued after"]
+    await supervisor.aclose()
+
+
 async def test_a_task_of_spawn_eager_cancelled_while_waiting_cancels_the_coroutine() -> None:
     supervisor = TaskSupervisor("test", asyncio.get_running_loop())
     cleanup: list[str] = []

@@ -858,6 +858,29 @@ async def test_sqlite_commit_on_an_idle_writer_is_done_on_return(tmp_path: Path)
         await store.close()
 
 
+async def test_sqlite_inline_commits_reuse_one_done_future_without_asking_for_the_loop(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The done future of an inline commit is shared while its loop runs; later commits
+    do not call `asyncio.get_running_loop` (a ``getpid`` in Python 3.11)."""
+    store = SQLiteDriver(tmp_path, inline_budget=3600.0)
+    await store.open()
+    try:
+        await store.create_actor(actor("a1"))
+        first = store.commit([state_commit("a1", 1, b"s1")])
+
+        def no_lookup() -> asyncio.AbstractEventLoop:
+            raise AssertionError("asyncio.get_running_loop called (a getpid system call)")
+
+        monkeypatch.setattr(asyncio, "get_running_loop", no_lookup)
+        second = store.commit([state_commit("a1", 2, b"s2")])
+        monkeypatch.undo()
+        assert second is first and first.done()  # type: ignore[attr-defined]
+        assert await store.load_state("a1") == StoredState(2, b"s2", False)
+    finally:
+        await store.close()
+
+
 async def test_sqlite_inline_off_sends_commits_to_the_writer_thread(tmp_path: Path) -> None:
     store = SQLiteDriver(tmp_path, inline=False)
     await store.open()

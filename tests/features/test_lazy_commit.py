@@ -83,6 +83,37 @@ async def test_a_lazy_submit_with_other_work_queued_is_written_after_it(
     assert committer.batches == 1
 
 
+async def test_submits_after_the_first_flush_do_not_ask_asyncio_for_the_loop(
+    store: SQLiteDriver, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`Committer.running_loop`: the loop of the last scheduled flush, while it runs
+    (`asyncio.get_running_loop` is a ``getpid`` system call in Python 3.11)."""
+    committer = Committer(store)
+    log: list[str] = []
+    await committer.submit(CommitRecord("a1", 1, state=b"1"), Heard(log))  # learns the loop
+    loop = asyncio.get_running_loop()
+
+    def no_lookup() -> asyncio.AbstractEventLoop:
+        raise AssertionError("asyncio.get_running_loop called (a getpid system call)")
+
+    monkeypatch.setattr(asyncio, "get_running_loop", no_lookup)
+    ticket = committer.submit(CommitRecord("a1", 2, state=b"2"), Heard(log))
+    assert committer.running_loop() is loop and committer.flush_scheduled
+    monkeypatch.undo()
+    await ticket
+    assert log == ["committed 1", "committed 2"]
+
+
+async def test_a_committer_whose_loop_stopped_asks_for_the_running_one() -> None:
+    committer = Committer(MemoryDriver())
+    other = asyncio.new_event_loop()
+    try:
+        committer._follow(other)  # a loop it served, no longer running
+        assert committer.running_loop() is asyncio.get_running_loop()
+    finally:
+        other.close()
+
+
 def failing_flow(runs: list[str], store: MemoryDriver) -> Any:
     flow_actor = actor("flow", state={"a": 0, "b": 0}, options=ActorOptions(sleep_timeout=5))
 

@@ -26,18 +26,19 @@ from pyrivet._protocol.messages import (
     encode_to_server,
 )
 from pyrivet.server.ws_connect import ConnectSession
+from pyrivet.storage import MemoryDriver
 
 from ._support import ENCODINGS, query_url, recv_msg, subprotocols
 from .conftest import Served, Start
 from .test_ws_batching import RawSocket
 
 
-def _registry() -> Registry:
+def _registry(durability: Any = "relaxed") -> Registry:
     counter = actor(
         "counter",
         state={"count": 0},
         create_vars=lambda c: {"gate": asyncio.Event()},
-        options=ActorOptions(durability="relaxed"),
+        options=ActorOptions(durability=durability),
     )
 
     @counter.action
@@ -104,6 +105,40 @@ async def test_pipelined_plain_actions_keep_their_order_past_a_slow_reader(
             Event("count", [calls + 1]),
             ActionResponse(calls, [calls + 1, ""]),
         ]
+    finally:
+        writer.close()
+        await writer.wait_closed()
+
+
+@pytest.mark.parametrize("encoding", ENCODINGS)
+async def test_strict_plain_actions_reply_after_their_commit_in_order(
+    start_server: Start, encoding: Encoding
+) -> None:
+    """A strict plain action goes on in a task at its commit wait and replies from
+    there (`spawn_eager` resumes it in the task's first step): a failed commit fails
+    its call with no event, and pipelined calls keep event-before-reply order."""
+    store = MemoryDriver()
+    served = await start_server(_registry("strict"), storage=store)
+    raw, writer = await _open(served, encoding, "strict")
+    try:
+        raw.send(ActionRequest(0, "increment", [1, 0]), encoding)
+        assert await _read(raw, encoding, 2) == [Event("count", [1]), ActionResponse(0, [1, ""])]
+        store.fail_next_commit(RuntimeError("disk on fire"))
+        raw.send(ActionRequest(1, "increment", [1, 0]), encoding)
+        (failed,) = await _read(raw, encoding, 1)
+        assert isinstance(failed, Error) and failed.action_id == 1
+        for action_id in range(2, 12):
+            raw.send(ActionRequest(action_id, "increment", [1, 0]), encoding)
+        frames = await _read(raw, encoding, 20)
+        # The failed call's change was rolled back: the count goes on from 1. Calls
+        # committed together may send their events ahead of their replies; each event
+        # comes before its call's reply, and both kinds keep their order.
+        ids = range(2, 12)
+        assert [f for f in frames if isinstance(f, Event)] == [Event("count", [i]) for i in ids]
+        replies = [f for f in frames if isinstance(f, ActionResponse)]
+        assert replies == [ActionResponse(i, [i, ""]) for i in ids]
+        for i in ids:
+            assert frames.index(Event("count", [i])) < frames.index(replies[i - 2])
     finally:
         writer.close()
         await writer.wait_closed()

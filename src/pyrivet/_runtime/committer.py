@@ -211,8 +211,22 @@ class Committer:
             if lazy:
                 self._owed = True
                 return ticket
-            self._schedule_flush(asyncio.get_running_loop())
+            self._schedule_flush(self.running_loop())
         return ticket
+
+    def running_loop(self) -> asyncio.AbstractEventLoop:
+        """The running event loop: the one the flush was last scheduled on while it
+        runs, else `asyncio.get_running_loop` (a ``getpid`` system call per call in
+        Python 3.11; a strict action asks up to three times). A committer serves one
+        loop at a time; a loop that stopped or closed is asked for again.
+
+        Raises:
+            RuntimeError: no loop is running.
+        """
+        loop = self._loop
+        if loop is not None and loop.is_running():
+            return loop
+        return asyncio.get_running_loop()
 
     def _schedule_flush(self, loop: asyncio.AbstractEventLoop) -> None:
         """Queue the flush for the next event-loop iteration (the committer is idle)."""

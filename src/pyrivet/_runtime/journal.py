@@ -40,7 +40,6 @@ What the journal needs of its actor is the `JournalOwner` Protocol (implemented 
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Sequence
 from typing import Any, Protocol
@@ -337,7 +336,7 @@ class Journal(CommitListener):
         """Checkpoint at the next loop iteration (for changes made outside actions)."""
         writes = self._staging()
         if writes.soon is None:
-            writes.soon = asyncio.get_running_loop().call_soon(self._soon)
+            writes.soon = self._owner.svc.committer.running_loop().call_soon(self._soon)
 
     def _soon(self) -> None:
         writes = self._writes

@@ -63,9 +63,10 @@ class TaskSupervisor:
         as a task's first step would. Unlike in a task, `asyncio.current_task()` is
         the caller's during that step: only for coroutines that do not depend on
         their task before they first wait (a WebSocket action written as a plain
-        function). The result is dropped. An exception raised in the first step is
-        logged as `spawn` logs a failed task's; a `BaseException` that is not an
-        `Exception` propagates to the caller.
+        function). A first step that ended on a bare yield (one loop turn asked for)
+        goes on in the task's first step, which is that turn. The result is dropped.
+        An exception raised in the first step is logged as `spawn` logs a failed
+        task's; a `BaseException` that is not an `Exception` propagates to the caller.
 
         Raises:
             RuntimeError: if the supervisor is closed (the coroutine is closed unrun).
@@ -125,6 +126,14 @@ class _Rest:
     def __await__(self) -> Generator[Any, Any, None]:
         coro, waiting_on = self._coro, self._waiting_on
         del self._coro, self._waiting_on
+        if waiting_on is None:
+            # A bare yield asked for one loop turn: the task's first step, queued behind
+            # the callbacks scheduled before it, is that turn (yielding again would
+            # cost a second step and one more loop iteration).
+            try:
+                waiting_on = coro.send(None)
+            except StopIteration:
+                return
         while True:
             # The task waits on what the coroutine yielded, then resumes it with what
             # the task was woken with: a value, or an exception (a cancellation).

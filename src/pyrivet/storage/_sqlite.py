@@ -254,15 +254,16 @@ class SQLiteDriver:
             self._inline_paused = True
         if writer.log.needs_nudge(rows_before) and self._jobs is not None:
             self._jobs.put(_WAKE)  # let the writer thread schedule the compaction
-        loop = asyncio.get_running_loop()
+        done = self._done
         if result is None and error is None:
             # A job with no result (a commit): one done future per loop serves them all
-            # (awaiting it, or reading its outcome, changes nothing).
-            done = self._done
-            if done is None or done.get_loop() is not loop:
-                done = self._done = loop.create_future()
+            # (awaiting it, or reading its outcome, changes nothing). While its loop runs
+            # it is this one: no `get_running_loop` (a ``getpid`` in Python 3.11).
+            if done is None or not done.get_loop().is_running():
+                done = self._done = asyncio.get_running_loop().create_future()
                 done.set_result(None)
             return cast("asyncio.Future[T]", done)
+        loop = asyncio.get_running_loop()
         fut: asyncio.Future[T] = loop.create_future()
         _settle(fut, result, error)
         return fut
