@@ -204,13 +204,10 @@ def canned_server(log_dir: Path) -> Iterator[ServerProcess]:
     data_dir = tempfile.mkdtemp(prefix="canned-", dir=log_dir)
     argv = [sys.executable, str(BENCH_DIR / "canned_floor.py"), "--port", str(port)]
     argv += ["--data-dir", data_dir]
-    server = ServerProcess("canned", argv, port, log_dir, cwd=BENCH_DIR)
-    try:
-        server.wait_ready("/metadata")
+    with _served_on(
+        data_dir, ServerProcess("canned", argv, port, log_dir, cwd=BENCH_DIR)
+    ) as server:
         yield server
-    finally:
-        server.stop()
-        shutil.rmtree(data_dir, ignore_errors=True)
 
 
 @contextlib.contextmanager
@@ -235,6 +232,13 @@ def pyrivet_server(
     ]
     env = {**os.environ, "PYRIVET_BENCH_DURABILITY": durability}
     server = ServerProcess("pyrivet", argv, port, log_dir, cwd=BENCH_DIR, env=env)
+    with _served_on(data_dir, server):
+        yield server
+
+
+@contextlib.contextmanager
+def _served_on(data_dir: str, server: ServerProcess) -> Iterator[ServerProcess]:
+    """``server`` once it answers ``/metadata``; stopped, and ``data_dir`` removed, after."""
     try:
         server.wait_ready("/metadata")
         yield server
