@@ -51,6 +51,10 @@ class LedgerLoad:
     _clients: list[Client] = field(default_factory=list)
     _callers: list[asyncio.Task[None]] = field(default_factory=list)
     _changed: asyncio.Condition = field(default_factory=asyncio.Condition)
+    #: Set by `stop`: callers end at their next turn even if a cancellation was lost
+    #: (Python 3.11's ``wait_for`` returns the call's result instead of raising
+    #: ``CancelledError`` when the call ends in the same iteration as the cancel).
+    _stopping: bool = False
 
     async def __aenter__(self) -> LedgerLoad:
         self._clients = [self._client(gateway) for gateway in self.gateways]
@@ -66,6 +70,7 @@ class LedgerLoad:
 
     async def stop(self) -> None:
         """Stop calling (a call in flight is abandoned: neither acked nor failed)."""
+        self._stopping = True
         for task in self._callers:
             task.cancel()
         await asyncio.gather(*self._callers, return_exceptions=True)
@@ -82,7 +87,7 @@ class LedgerLoad:
 
     async def _caller(self, index: int, key: str) -> None:
         turn = index
-        while True:
+        while not self._stopping:
             gateway = turn % len(self._clients)
             handle = self._clients[gateway].get_or_create("ledger", [key])
             sent = time.monotonic_ns()
