@@ -88,6 +88,7 @@ from ._gateway import (
     serialize_key,
     split_user_path,
 )
+from ._reader import FrameReader
 from ._transport import Transport
 from ._ws import ActorSocket, NetRawWebSocket, is_transient
 
@@ -386,7 +387,14 @@ class HttpTransport(Transport, RawTransport, QueryConnectTransport):
             headers[CONN_PARAMS_HEADER] = conn_params_header(params)
         return headers
 
-    async def _open_ws(self, path: str, protocols: Sequence[str]) -> ClientConnection:
+    async def _open_ws(
+        self,
+        path: str,
+        protocols: Sequence[str],
+        connection: type[ClientConnection] | None = None,
+    ) -> ClientConnection:
+        """Open a WebSocket; ``connection``: the class ``websockets`` makes it with
+        (`FrameReader` for actor connections; raw sockets keep ``websockets``' own)."""
         url = self._endpoint.ws_url(path)
         try:
             return await ws_connect(
@@ -397,6 +405,7 @@ class HttpTransport(Transport, RawTransport, QueryConnectTransport):
                 open_timeout=min(self._timeout, 15.0),
                 close_timeout=5.0,
                 max_size=MAX_WS_MESSAGE,
+                create_connection=connection,
             )
         except InvalidStatus as exc:
             response = exc.response
@@ -591,7 +600,8 @@ class HttpTransport(Transport, RawTransport, QueryConnectTransport):
         async def opener(extra: list[str]) -> ClientConnection:
             resolved = await resolve_params(params)
             path, _ = await self._gateway_path(query, None, "/connect")
-            return await self._open_ws(path, connect_subprotocols(self.encoding, resolved, extra))
+            protocols = connect_subprotocols(self.encoding, resolved, extra)
+            return await self._open_ws(path, protocols, FrameReader)
 
         label = query.actor_id if query.mode == "get_for_id" else f"{query.name}{list(query.key)}"
         socket = ActorSocket(

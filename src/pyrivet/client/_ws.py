@@ -68,6 +68,7 @@ from ..errors import ActorError, error_from_wire
 from ._errors import ConnectionClosedError, ConnectionLostError, HttpRequestError, NetworkError
 from ._frames import FrameWriter
 from ._gateway import parse_close_reason
+from ._reader import FrameReader
 from ._resume import EVENT_FRAME, HELLO_EVENT, EventGap, ResumeState
 
 if TYPE_CHECKING:
@@ -424,6 +425,8 @@ class ActorSocket:
     def _opened(self, ws: ClientConnection, init: Init) -> None:
         self._ws = ws
         self._frames = frames = FrameWriter(ws, text=not self._binary)
+        if isinstance(ws, FrameReader):  # replies and events without `recv()` (_reader.py)
+            ws.deliver_to(self._handle)
         self._actor_id = init.actor_id
         self._connection_id = init.connection_id
         self.opens += 1
@@ -458,6 +461,10 @@ class ActorSocket:
                 return
 
     async def _read(self, ws: ClientConnection) -> tuple[int, str]:
+        """Handle the messages ``recv()`` returns until the socket closes; its close
+        code and reason. With a `FrameReader` (``_reader.py``) most messages reach
+        `_handle` without ``recv()``; this task still gets the others (those before
+        `_opened`, fragmented ones, and those queued behind them) and the close."""
         recv, handle = ws.recv, self._handle  # looked up once, not per message
         try:
             while True:
