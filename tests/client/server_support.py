@@ -16,6 +16,9 @@ from typing import Any
 import pytest
 
 from pyrivet import Registry, Runtime, UserError, actor
+from pyrivet.client import Client
+
+from .waiting import until
 
 uvicorn = pytest.importorskip("uvicorn")
 server_mod = pytest.importorskip("pyrivet.server")
@@ -183,3 +186,28 @@ class ServerHandle:
         if self.runtime is not None:
             await self.runtime.aclose()
             self.runtime = None
+
+
+async def calls_and_events(url: str, encoding: Any) -> None:
+    """One call, then 20 at once, over one connection subscribed to ``count`` (the
+    server's app, a `ServerHandle`, at ``url``)."""
+    async with Client(url, encoding=encoding) as client:
+        room = client.get_or_create("counter", ["frames", encoding])
+        async with room.connect() as conn:
+            got: list[int] = []
+            conn.on("count", got.append)
+            assert await conn.increment(2) == 2
+            results = await asyncio.gather(*(conn.increment(1) for _ in range(20)))
+            assert sorted(results) == list(range(3, 23))
+            await until(lambda: len(got) == 21)
+
+
+async def calls_and_events_in_each_encoding(data_dir: Path, *, compression: bool) -> None:
+    """`calls_and_events` in json, cbor and bare against a server of its own."""
+    server = ServerHandle(data_dir, compression=compression)
+    await server.start()
+    try:
+        for encoding in ("json", "cbor", "bare"):
+            await calls_and_events(server.url, encoding)
+    finally:
+        await server.stop()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -12,11 +11,9 @@ from websockets.frames import Frame, Opcode
 from websockets.protocol import State
 from websockets.streams import StreamReader
 
-from pyrivet.client import Client
 from pyrivet.client._frames import POOL_SIZE, FrameWriter, MaskPool, frame_header
 
-from .server_support import ServerHandle
-from .waiting import until
+from .server_support import calls_and_events_in_each_encoding
 
 
 class FakeTransport:
@@ -128,25 +125,6 @@ async def test_calls_over_a_real_server_write_their_frames_directly_unless_defla
         return written[-1]
 
     monkeypatch.setattr(FrameWriter, "write", counting)
-    server = ServerHandle(tmp_path / "data", compression=compression)
-    await server.start()
-    try:
-        for encoding in ("json", "cbor", "bare"):
-            await calls_and_events(server.url, encoding)
-    finally:
-        await server.stop()
+    await calls_and_events_in_each_encoding(tmp_path / "data", compression=compression)
     assert len(written) >= 3 * 22  # every call, and the subscriptions
     assert set(written) == {not compression}
-
-
-async def calls_and_events(url: str, encoding: Any) -> None:
-    """One call, then 20 at once, over one connection subscribed to ``count``."""
-    async with Client(url, encoding=encoding) as client:
-        room = client.get_or_create("counter", ["frames", encoding])
-        async with room.connect() as conn:
-            got: list[int] = []
-            conn.on("count", got.append)
-            assert await conn.increment(2) == 2
-            results = await asyncio.gather(*(conn.increment(1) for _ in range(20)))
-            assert sorted(results) == list(range(3, 23))
-            await until(lambda: len(got) == 21)

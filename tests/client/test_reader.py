@@ -25,11 +25,9 @@ from websockets.streams import StreamReader
 from websockets.uri import parse_uri
 from websockets.utils import accept_key
 
-from pyrivet.client import Client
 from pyrivet.client._reader import FrameReader
 
-from .server_support import ServerHandle
-from .waiting import until
+from .server_support import calls_and_events_in_each_encoding
 
 
 def frame(opcode: Opcode, data: bytes, *, fin: bool = True, mask: bool = False) -> bytes:
@@ -334,19 +332,7 @@ async def test_a_real_servers_replies_and_events_skip_recv_unless_deflated(
         return deliver_to(self, wrapped)
 
     monkeypatch.setattr(FrameReader, "deliver_to", counting)
-    server = ServerHandle(tmp_path / "data", compression=compression)
-    await server.start()
-    try:
-        async with Client(server.url, encoding="json") as client:
-            room = client.get_or_create("counter", ["reader"])
-            async with room.connect() as conn:
-                got: list[int] = []
-                conn.on("count", got.append)
-                assert await conn.increment(2) == 2
-                results = await asyncio.gather(*(conn.increment(1) for _ in range(20)))
-                assert sorted(results) == list(range(3, 23))
-                await until(lambda: len(got) == 21)
-    finally:
-        await server.stop()
-    assert len(handled) == (0 if compression else 42)
-    assert all(isinstance(m, str) for m in handled)
+    await calls_and_events_in_each_encoding(tmp_path / "data", compression=compression)
+    assert len(handled) == (0 if compression else 3 * 42)
+    assert {type(m) for m in handled[:42]} <= {str}  # json: text frames
+    assert {type(m) for m in handled[42:]} <= {bytes}
