@@ -40,9 +40,10 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from typing import Final, Literal, overload
+from typing import Any, Final, Literal, overload
 
 from websockets.asyncio.client import ClientConnection
+from websockets.client import ClientProtocol
 from websockets.protocol import State
 from websockets.typing import Data
 
@@ -67,8 +68,8 @@ class FrameReader(ClientConnection):
     ``websockets``'.
     """
 
-    def __init__(self, *args: object, **kwargs: object) -> None:
-        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+    def __init__(self, protocol: ClientProtocol, **kwargs: Any) -> None:
+        super().__init__(protocol, **kwargs)
         self._handler: MessageHandler | None = None
         #: Past the handshake's response: frames are split here.
         self._framing = False
@@ -108,6 +109,8 @@ class FrameReader(ClientConnection):
     async def recv(self, decode: bool | None = None) -> Data: ...
 
     async def recv(self, decode: bool | None = None) -> Data:
+        """``websockets``' ``recv()``; the message it returns was handed over here, and
+        the data frames after it may go to the handler again once none is left."""
         message = await super().recv(decode)
         self._handed -= 1
         return message
