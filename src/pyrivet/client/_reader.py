@@ -84,10 +84,14 @@ class FrameReader(ClientConnection):
         self._handed = 0
         #: A fragmented message was started (handed over) and has not ended.
         self._fragmented = False
-        protocol = self.protocol
-        sizes = [s for s in (protocol.max_message_size, protocol.max_fragment_size) if s]
+        # ``max_size``: websockets 17 keeps it as these two limits, earlier releases as one.
+        sizes = [
+            size
+            for name in ("max_message_size", "max_fragment_size", "max_size")
+            if (size := getattr(self.protocol, name, None))
+        ]
         #: The longest frame ``websockets`` accepts (``max_size``); None: no limit.
-        self._limit = min(sizes) if sizes else None
+        self._limit: int | None = min(sizes) if sizes else None
 
     def deliver_to(self, handler: MessageHandler) -> bool:
         """Give the whole data frames read from now on to ``handler`` instead of
