@@ -693,3 +693,45 @@ async def test_a_new_workflow_commits_its_first_step_with_its_creation(
     assert kinds == [("create", None), ("workflow", "a"), ("workflow", "b"), ("workflow", None)]
     # The creation and step a share one transaction (one fsync less per workflow).
     assert (records, batches) == (4, 3)
+
+
+async def test_a_running_workflows_resume_at_once_alarm_arms_no_timer(
+    driver_factory: DriverFactory, clock: MockClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """While its actor runs, the workflow's "resume at once" alarm is stored and
+    mirrored (a crash resumes the workflow) but arms no scheduler timer: its fire would
+    find the actor awake and do nothing."""
+    armed: list[object] = []
+    real_call_later = clock.call_later
+
+    def counting_call_later(delay: float, callback: Callable[[], object]) -> Any:
+        if getattr(callback, "__name__", "") == "_fire_due":
+            armed.append(callback)
+        return real_call_later(delay, callback)
+
+    monkeypatch.setattr(clock, "call_later", counting_call_later)
+    gate = asyncio.Event()
+    waiting = actor("waiting", state={"n": 0}, options=ActorOptions(sleep_timeout=5))
+
+    async def first(c: Any) -> int:
+        await gate.wait()
+        c.state["n"] += 1
+        return int(c.state["n"])
+
+    @waiting.run
+    @workflow
+    async def flow(ctx: Any) -> int:
+        return int(await ctx.step("first", first))
+
+    store = driver_factory()
+    async with run_actors(Registry([waiting]), storage=store, clock=clock) as (runtime, client):
+        actor_id = await client.get_or_create("waiting", ["x"]).resolve()
+        for _ in range(5):
+            await asyncio.sleep(0)
+        assert runtime.earliest_alarm(actor_id) is not None  # mirrored
+        assert [a.kind for a in await store.list_alarms(actor_id)] == ["workflow"]  # stored
+        gate.set()
+        history = await history_in(runtime, actor_id, "completed")
+        assert history.output == 1
+        assert runtime.earliest_alarm(actor_id) is None  # deleted with the completion
+    assert armed == []
