@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import logging
-from collections.abc import Coroutine, Generator
+from collections.abc import Callable, Coroutine, Generator
 from typing import Any, TypeVar
 
 __all__ = ["TaskSupervisor"]
@@ -34,12 +34,24 @@ class TaskSupervisor:
         self._name = name
         self._loop = loop
         #: A dict, not a set: once empty it is cleared back to 64 bytes (a set keeps
-        #: its table), which counts for the supervisor of every idle WebSocket.
-        self._tasks: dict[asyncio.Task[Any], None] = {}
+        #: its table), which counts for the supervisor of every idle WebSocket. The
+        #: value is the task's ``then`` callback (see `spawn`), if any.
+        self._tasks: dict[asyncio.Task[Any], Callable[[asyncio.Task[Any]], None] | None] = {}
         self._closed = False
 
-    def spawn(self, coro: Coroutine[Any, Any, T], *, name: str | None = None) -> asyncio.Task[T]:
+    def spawn(
+        self,
+        coro: Coroutine[Any, Any, T],
+        *,
+        name: str | None = None,
+        then: Callable[[asyncio.Task[Any]], None] | None = None,
+    ) -> asyncio.Task[T]:
         """Start ``coro`` as a task owned by this supervisor.
+
+        ``then(task)``: called once the task ended (done, failed or cancelled), right
+        after the supervisor's own done callback has logged a failure: what a second
+        `add_done_callback` would do, without a second loop callback per task. If it
+        raises, the loop's exception handler hears it, as for a done callback.
 
         Raises:
             RuntimeError: if the supervisor is closed (the coroutine is closed unrun).
@@ -48,7 +60,7 @@ class TaskSupervisor:
             coro.close()
             raise RuntimeError(f"{self._name}: cannot start a task after aclose()")
         task = (self._loop or asyncio.get_running_loop()).create_task(coro, name=name)
-        self._tasks[task] = None
+        self._tasks[task] = then
         task.add_done_callback(self._on_done)
         return task
 
@@ -93,14 +105,17 @@ class TaskSupervisor:
 
     def _on_done(self, task: asyncio.Task[Any]) -> None:
         tasks = self._tasks
-        tasks.pop(task, None)
+        then = tasks.pop(task, None)
         if not tasks:
             tasks.clear()
-        if task.cancelled():
-            return
-        exc = task.exception()
-        if exc is not None:
-            log.error("%s: background task %s failed", self._name, task.get_name(), exc_info=exc)
+        if not task.cancelled():
+            exc = task.exception()
+            if exc is not None:
+                log.error(
+                    "%s: background task %s failed", self._name, task.get_name(), exc_info=exc
+                )
+        if then is not None:
+            then(task)
 
     async def aclose(self) -> None:
         """Cancel every remaining task and wait for them to finish."""
