@@ -15,8 +15,10 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import logging
-from collections.abc import Callable, Coroutine, Generator
+from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
+
+from .resume import Resumed
 
 __all__ = ["TaskSupervisor"]
 
@@ -95,7 +97,9 @@ class TaskSupervisor:
             log.error("%s: background task %s failed", self._name, name, exc_info=exc)
             return None
         loop = self._loop or asyncio.get_running_loop()
-        task = loop.create_task(_finish(_Rest(coro, waiting_on)), name=name, context=context)
+        task = loop.create_task(
+            _finish(Resumed(coro, waiting_on, turn_taken=True)), name=name, context=context
+        )
         self._tasks[task] = None
         task.add_done_callback(self._on_done)
         return task
@@ -127,44 +131,5 @@ class TaskSupervisor:
             await asyncio.gather(*tasks, return_exceptions=True)
 
 
-class _Rest:
-    """A coroutine stepped once outside a task (`TaskSupervisor.spawn_eager`), as an
-    awaitable that waits for what the coroutine waits on and then goes on with it."""
-
-    __slots__ = ("_coro", "_waiting_on")
-
-    def __init__(self, coro: Coroutine[Any, Any, None], waiting_on: Any) -> None:
-        self._coro = coro
-        #: What the step yielded: a future to wait for, or None (a bare yield).
-        self._waiting_on = waiting_on
-
-    def __await__(self) -> Generator[Any, Any, None]:
-        coro, waiting_on = self._coro, self._waiting_on
-        del self._coro, self._waiting_on
-        if waiting_on is None:
-            # A bare yield asked for one loop turn: the task's first step, queued behind
-            # the callbacks scheduled before it, is that turn (yielding again would
-            # cost a second step and one more loop iteration).
-            try:
-                waiting_on = coro.send(None)
-            except StopIteration:
-                return
-        while True:
-            # The task waits on what the coroutine yielded, then resumes it with what
-            # the task was woken with: a value, or an exception (a cancellation).
-            try:
-                value = yield waiting_on
-            except BaseException as exc:  # thrown into the task: pass it on
-                try:
-                    waiting_on = coro.throw(exc)
-                except StopIteration:
-                    return
-            else:
-                try:
-                    waiting_on = coro.send(value)
-                except StopIteration:
-                    return
-
-
-async def _finish(rest: _Rest) -> None:
+async def _finish(rest: Resumed[None]) -> None:
     await rest
