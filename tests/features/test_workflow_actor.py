@@ -733,5 +733,6 @@ async def test_a_running_workflows_resume_at_once_alarm_arms_no_timer(
         gate.set()
         history = await history_in(runtime, actor_id, "completed")
         assert history.output == 1
+        await runtime.drain()  # the completion commit is durable, its alarm delete applied
         assert runtime.earliest_alarm(actor_id) is None  # deleted with the completion
     assert armed == []
