@@ -10,7 +10,7 @@ import asyncio
 import copy
 import logging
 import re
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +34,17 @@ async def history_in(runtime: Runtime, actor_id: str, *states: str) -> WorkflowH
             if history.state in states:
                 return history
             await asyncio.sleep(0.005)
+
+
+def step_after(gate: asyncio.Event) -> Callable[[Any], Awaitable[int]]:
+    """A step body that waits for ``gate``, then counts in ``c.state["n"]``."""
+
+    async def step(c: Any) -> int:
+        await gate.wait()
+        c.state["n"] += 1
+        return int(c.state["n"])
+
+    return step
 
 
 def counter_workflow(runs: list[str], *, fail_b: list[bool] | None = None) -> ActorDefinition[Any]:
@@ -593,11 +604,7 @@ async def test_a_step_that_ends_while_a_branch_sleeps_lets_the_actor_sleep(
     parked in a wait (the host skips that only while the run task is busy)."""
     gate = asyncio.Event()
     pair = actor("pair", state={"n": 0}, options=ActorOptions(sleep_timeout=5))
-
-    async def slow(c: Any) -> int:
-        await gate.wait()
-        c.state["n"] += 1
-        return int(c.state["n"])
+    slow = step_after(gate)
 
     async def napper(ctx: Any) -> str:
         await ctx.sleep("nap", 60)
@@ -713,15 +720,10 @@ async def test_a_running_workflows_resume_at_once_alarm_arms_no_timer(
     gate = asyncio.Event()
     waiting = actor("waiting", state={"n": 0}, options=ActorOptions(sleep_timeout=5))
 
-    async def first(c: Any) -> int:
-        await gate.wait()
-        c.state["n"] += 1
-        return int(c.state["n"])
-
     @waiting.run
     @workflow
     async def flow(ctx: Any) -> int:
-        return int(await ctx.step("first", first))
+        return int(await ctx.step("first", step_after(gate)))
 
     store = driver_factory()
     async with run_actors(Registry([waiting]), storage=store, clock=clock) as (runtime, client):
