@@ -9,6 +9,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+from pyrivet._runtime.lifecycle import TRANSITIONS, ActorStatus
+
 SRC = Path(__file__).resolve().parents[1] / "src"
 STRING_COMPARISON = re.compile(r"status\.value\s*(==|!=|\bnot\s+in\b|\bin\b)")
 
@@ -27,3 +29,11 @@ def test_the_pattern_finds_a_string_comparison() -> None:
     assert STRING_COMPARISON.search('if inst.status.value == "running":')
     assert STRING_COMPARISON.search('if inst.status.value not in ("running",):')
     assert not STRING_COMPARISON.search("if inst.status is ActorStatus.RUNNING:")
+
+
+def test_actor_status_hashes_without_a_python_call() -> None:
+    """`set_status` looks statuses up in `TRANSITIONS` (a dict of frozensets) three
+    times per actor life: `Enum.__hash__` is a Python function, identity is not."""
+    assert vars(ActorStatus)["__hash__"] is object.__hash__
+    assert ActorStatus.RUNNING in TRANSITIONS[ActorStatus.LOADING]
+    assert ActorStatus("running") is ActorStatus.RUNNING

@@ -141,3 +141,34 @@ async def test_spawn_eager_logs_what_the_coroutine_raises_in_either_part(
         ("test: background task b failed", "later"),
     ]
     await supervisor.aclose()
+
+
+async def test_then_runs_after_the_supervisor_heard_the_task_end(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """``then(task)`` is called from the supervisor's own done callback (no second loop
+    callback), after a failure was logged, for tasks that end, fail or are cancelled."""
+    supervisor = TaskSupervisor("test", asyncio.get_running_loop())
+    heard: list[tuple[str, int]] = []
+
+    def then(task: asyncio.Task[object]) -> None:
+        heard.append((task.get_name(), len(caplog.records)))
+
+    async def fails() -> None:
+        raise RuntimeError("boom")
+
+    async def waits() -> None:
+        await asyncio.Event().wait()
+
+    done = supervisor.spawn(_one(), name="done", then=then)
+    failed = supervisor.spawn(fails(), name="failed", then=then)
+    cancelled = supervisor.spawn(waits(), name="cancelled", then=then)
+    assert len(done._callbacks) == 1  # the supervisor's only
+    await asyncio.wait([done, failed])
+    cancelled.cancel()
+    await asyncio.wait([cancelled])
+    await asyncio.sleep(0)  # done callbacks run in the iteration after the task ended
+    assert heard == [("done", 0), ("failed", 1), ("cancelled", 1)]
+    assert "background task failed failed" in caplog.text
+    assert len(supervisor) == 0
+    await supervisor.aclose()

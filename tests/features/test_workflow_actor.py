@@ -10,7 +10,7 @@ import asyncio
 import copy
 import logging
 import re
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +34,17 @@ async def history_in(runtime: Runtime, actor_id: str, *states: str) -> WorkflowH
             if history.state in states:
                 return history
             await asyncio.sleep(0.005)
+
+
+def step_after(gate: asyncio.Event) -> Callable[[Any], Awaitable[int]]:
+    """A step body that waits for ``gate``, then counts in ``c.state["n"]``."""
+
+    async def step(c: Any) -> int:
+        await gate.wait()
+        c.state["n"] += 1
+        return int(c.state["n"])
+
+    return step
 
 
 def counter_workflow(runs: list[str], *, fail_b: list[bool] | None = None) -> ActorDefinition[Any]:
@@ -593,11 +604,7 @@ async def test_a_step_that_ends_while_a_branch_sleeps_lets_the_actor_sleep(
     parked in a wait (the host skips that only while the run task is busy)."""
     gate = asyncio.Event()
     pair = actor("pair", state={"n": 0}, options=ActorOptions(sleep_timeout=5))
-
-    async def slow(c: Any) -> int:
-        await gate.wait()
-        c.state["n"] += 1
-        return int(c.state["n"])
+    slow = step_after(gate)
 
     async def napper(ctx: Any) -> str:
         await ctx.sleep("nap", 60)
@@ -693,3 +700,41 @@ async def test_a_new_workflow_commits_its_first_step_with_its_creation(
     assert kinds == [("create", None), ("workflow", "a"), ("workflow", "b"), ("workflow", None)]
     # The creation and step a share one transaction (one fsync less per workflow).
     assert (records, batches) == (4, 3)
+
+
+async def test_a_running_workflows_resume_at_once_alarm_arms_no_timer(
+    driver_factory: DriverFactory, clock: MockClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """While its actor runs, the workflow's "resume at once" alarm is stored and
+    mirrored (a crash resumes the workflow) but arms no scheduler timer: its fire would
+    find the actor awake and do nothing."""
+    armed: list[object] = []
+    real_call_later = clock.call_later
+
+    def counting_call_later(delay: float, callback: Callable[[], object]) -> Any:
+        if getattr(callback, "__name__", "") == "_fire_due":
+            armed.append(callback)
+        return real_call_later(delay, callback)
+
+    monkeypatch.setattr(clock, "call_later", counting_call_later)
+    gate = asyncio.Event()
+    waiting = actor("waiting", state={"n": 0}, options=ActorOptions(sleep_timeout=5))
+
+    @waiting.run
+    @workflow
+    async def flow(ctx: Any) -> int:
+        return int(await ctx.step("first", step_after(gate)))
+
+    store = driver_factory()
+    async with run_actors(Registry([waiting]), storage=store, clock=clock) as (runtime, client):
+        actor_id = await client.get_or_create("waiting", ["x"]).resolve()
+        for _ in range(5):
+            await asyncio.sleep(0)
+        assert runtime.earliest_alarm(actor_id) is not None  # mirrored
+        assert [a.kind for a in await store.list_alarms(actor_id)] == ["workflow"]  # stored
+        gate.set()
+        history = await history_in(runtime, actor_id, "completed")
+        assert history.output == 1
+        await runtime.drain()  # the completion commit is durable, its alarm delete applied
+        assert runtime.earliest_alarm(actor_id) is None  # deleted with the completion
+    assert armed == []

@@ -11,6 +11,11 @@ When an alarm is due the runtime wakes its actor (if asleep) and the instance ru
 * cron: the next fire time is computed from *now* and stored the same way, so ticks
   missed while the process was down collapse into one fire.
 
+An alarm that is due and that its owner says needs no firing (``handled``: a running
+workflow's "resume at once" alarm, whose run is in memory) is mirrored without a heap
+entry: it arms no timer, and the fire it would cause in the next iteration would only be
+skipped.
+
 In envoy mode (`restrict`) another process wakes sleeping actors for their schedules
 (the Rivet Engine, told each actor's earliest alarm through ``on_earliest``): the
 scheduler then arms its timer only for actors in memory (`resume` / `suspend`), and a
@@ -44,9 +49,18 @@ def next_cron_fire(expression: str, timezone: str, after: float) -> float:
 class AlarmScheduler:
     """Every committed alarm of this process, and one timer for the earliest."""
 
-    def __init__(self, clock: Clock, on_due: Callable[[AlarmRecord], None]) -> None:
+    def __init__(
+        self,
+        clock: Clock,
+        on_due: Callable[[AlarmRecord], None],
+        handled: Callable[[AlarmRecord], bool] | None = None,
+    ) -> None:
+        """``handled(alarm)``: whether a committed alarm is taken care of in memory, so
+        that firing it would do nothing (see the module docstring); it must not raise
+        and is asked only in `apply`."""
         self._clock = clock
         self._on_due = on_due
+        self._handled = handled
         self._alarms: dict[str, AlarmRecord] = {}
         self._by_actor: dict[str, set[str]] = {}
         self._heap: list[tuple[int, str]] = []
@@ -105,9 +119,16 @@ class AlarmScheduler:
             removed_from = self._remove(alarm_id)
             if removed_from is not None:
                 actors.add(removed_from)
+        handled = self._handled
+        pushed = False
         for alarm in record.alarm_puts:
-            self._add(alarm)
-        self._arm()
+            if handled is not None and handled(alarm):
+                self._mirror(alarm)  # no heap entry: a stale one of its id is skipped
+            else:
+                self._add(alarm)
+                pushed = True
+        if pushed:  # a delete leaves its heap entry to be skipped when it comes up
+            self._arm()
         self._report(actors)
 
     def _report(self, actors: Iterable[str]) -> None:
@@ -129,9 +150,13 @@ class AlarmScheduler:
         self._arm()
 
     def _add(self, alarm: AlarmRecord) -> None:
+        self._mirror(alarm)
+        heapq.heappush(self._heap, (alarm.fire_at_ms, alarm.alarm_id))
+
+    def _mirror(self, alarm: AlarmRecord) -> None:
+        """Know ``alarm`` (`earliest`, `for_actor`, `resume`), without arming for it."""
         self._alarms[alarm.alarm_id] = alarm
         self._by_actor.setdefault(alarm.actor_id, set()).add(alarm.alarm_id)
-        heapq.heappush(self._heap, (alarm.fire_at_ms, alarm.alarm_id))
 
     def _remove(self, alarm_id: str) -> str | None:
         """Forget an alarm; the id of its actor (None: it was not known)."""

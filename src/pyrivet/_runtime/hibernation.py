@@ -184,6 +184,8 @@ def release(inst: RealtimeHost, outgoing: Outgoing) -> None:
 def hibernate(inst: RealtimeHost) -> list[ConnImpl]:
     """At sleep: park the sockets of hibernatable connections and stage the records of
     every connection to keep; return the connections to close instead."""
+    if inst.conns is None and inst.realtime is None:
+        return []  # no connection, no event log: nothing to park, keep or close
     parking = inst.svc.parking
     close: list[ConnImpl] = []
     rt = inst.realtime

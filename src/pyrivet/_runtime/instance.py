@@ -367,8 +367,8 @@ class ActorInstance(IdleLink, ContextHost, WorkflowOwner, RealtimeHost):
         d = self.definition
         binding = life.workflow
         coro = run_workflow(self, binding) if binding is not None else self._run(d.hooks["run"])
-        life.run_task = self.svc.spawn(coro, f"run:{d.name}:{self.actor_id}")
-        life.run_task.add_done_callback(self._run_ended)
+        # `_run_ended` runs from the supervisor's done callback: one loop callback less.
+        life.run_task = self.svc.spawn(coro, f"run:{d.name}:{self.actor_id}", self._run_ended)
 
     def _run_ended(self, task: asyncio.Task[Any]) -> None:
         """The run task ended: forget it (an actor that stays awake keeps no finished task

@@ -28,6 +28,10 @@ class ActorStatus(enum.Enum):
     #: Destroyed: its data is deleted.
     DESTROYED = "destroyed"
 
+    #: By identity (members are singletons, and equality is identity): `Enum`'s own
+    #: hashes the name in a Python-level call, twice per `set_status`.
+    __hash__ = object.__hash__
+
 
 #: The moves `ActorInstance.set_status` allows. A start that fails, or whose creation
 #: commit fails, stops the instance from LOADING or RUNNING; a stopped or destroyed

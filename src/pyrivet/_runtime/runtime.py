@@ -130,7 +130,7 @@ class Runtime(LocalRuntime):
         tracer = make_tracer(self._tracer_provider)
         committer = Committer(self.storage, metrics=self.metrics, tracer=tracer)
         transport = self.client_transport() if tracer is None else TracedTransport(self, tracer)
-        scheduler = AlarmScheduler(self.clock, self._on_alarm_due)
+        scheduler = AlarmScheduler(self.clock, self._on_alarm_due, self._handled_in_memory)
         self._svc = Services(
             store=self.storage,
             clock=self.clock,
@@ -213,6 +213,26 @@ class Runtime(LocalRuntime):
         return self._svc
 
     # -- scheduler callbacks -------------------------------------------------------
+
+    def _handled_in_memory(self, alarm: AlarmRecord) -> bool:
+        """Whether a committed alarm is a due workflow alarm of an actor running here:
+        its "resume at once" alarm, which `_on_alarm_due` would skip (the run it would
+        resume is in memory). The scheduler then arms no timer for it.
+
+        Only a running actor: one that is starting or stopping may leave memory, and
+        its alarm must then wake it. One that stops later while its workflow runs
+        stages its alarm again if it changes (`ActorWorkflowHost._evicted`); one whose
+        alarm stays "at once" is resumed by its next wake or by a restart, as when the
+        skipped fire came first.
+        """
+        if alarm.kind != WORKFLOW_ALARM_KIND:
+            return False
+        inst = self._instances.get(alarm.actor_id)
+        return (
+            inst is not None
+            and inst.status is ActorStatus.RUNNING
+            and alarm.fire_at_ms <= self.clock.now() * 1000
+        )
 
     def _on_alarm_due(self, alarm: AlarmRecord) -> None:
         svc = self._services

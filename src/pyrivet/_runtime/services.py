@@ -6,6 +6,7 @@ an idle actor stays small. The runtime fills it in at start.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from typing import Any
 
@@ -94,5 +95,8 @@ class Services:
     def now_ms(self) -> int:
         return int(self.clock.now() * 1000)
 
-    def spawn(self, coro: Any, name: str) -> Any:
-        return self.tasks.spawn(coro, name=name)
+    def spawn(
+        self, coro: Any, name: str, then: Callable[[asyncio.Task[Any]], None] | None = None
+    ) -> Any:
+        """Start ``coro`` as a runtime task (see `TaskSupervisor.spawn` for ``then``)."""
+        return self.tasks.spawn(coro, name=name, then=then)

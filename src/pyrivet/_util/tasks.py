@@ -15,8 +15,10 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import logging
-from collections.abc import Coroutine, Generator
+from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
+
+from .resume import Resumed
 
 __all__ = ["TaskSupervisor"]
 
@@ -34,12 +36,24 @@ class TaskSupervisor:
         self._name = name
         self._loop = loop
         #: A dict, not a set: once empty it is cleared back to 64 bytes (a set keeps
-        #: its table), which counts for the supervisor of every idle WebSocket.
-        self._tasks: dict[asyncio.Task[Any], None] = {}
+        #: its table), which counts for the supervisor of every idle WebSocket. The
+        #: value is the task's ``then`` callback (see `spawn`), if any.
+        self._tasks: dict[asyncio.Task[Any], Callable[[asyncio.Task[Any]], None] | None] = {}
         self._closed = False
 
-    def spawn(self, coro: Coroutine[Any, Any, T], *, name: str | None = None) -> asyncio.Task[T]:
+    def spawn(
+        self,
+        coro: Coroutine[Any, Any, T],
+        *,
+        name: str | None = None,
+        then: Callable[[asyncio.Task[Any]], None] | None = None,
+    ) -> asyncio.Task[T]:
         """Start ``coro`` as a task owned by this supervisor.
+
+        ``then(task)``: called once the task ended (done, failed or cancelled), right
+        after the supervisor's own done callback has logged a failure: what a second
+        `add_done_callback` would do, without a second loop callback per task. If it
+        raises, the loop's exception handler hears it, as for a done callback.
 
         Raises:
             RuntimeError: if the supervisor is closed (the coroutine is closed unrun).
@@ -48,7 +62,7 @@ class TaskSupervisor:
             coro.close()
             raise RuntimeError(f"{self._name}: cannot start a task after aclose()")
         task = (self._loop or asyncio.get_running_loop()).create_task(coro, name=name)
-        self._tasks[task] = None
+        self._tasks[task] = then
         task.add_done_callback(self._on_done)
         return task
 
@@ -83,7 +97,9 @@ class TaskSupervisor:
             log.error("%s: background task %s failed", self._name, name, exc_info=exc)
             return None
         loop = self._loop or asyncio.get_running_loop()
-        task = loop.create_task(_finish(_Rest(coro, waiting_on)), name=name, context=context)
+        task = loop.create_task(
+            _finish(Resumed(coro, waiting_on, turn_taken=True)), name=name, context=context
+        )
         self._tasks[task] = None
         task.add_done_callback(self._on_done)
         return task
@@ -93,14 +109,17 @@ class TaskSupervisor:
 
     def _on_done(self, task: asyncio.Task[Any]) -> None:
         tasks = self._tasks
-        tasks.pop(task, None)
+        then = tasks.pop(task, None)
         if not tasks:
             tasks.clear()
-        if task.cancelled():
-            return
-        exc = task.exception()
-        if exc is not None:
-            log.error("%s: background task %s failed", self._name, task.get_name(), exc_info=exc)
+        if not task.cancelled():
+            exc = task.exception()
+            if exc is not None:
+                log.error(
+                    "%s: background task %s failed", self._name, task.get_name(), exc_info=exc
+                )
+        if then is not None:
+            then(task)
 
     async def aclose(self) -> None:
         """Cancel every remaining task and wait for them to finish."""
@@ -112,44 +131,5 @@ class TaskSupervisor:
             await asyncio.gather(*tasks, return_exceptions=True)
 
 
-class _Rest:
-    """A coroutine stepped once outside a task (`TaskSupervisor.spawn_eager`), as an
-    awaitable that waits for what the coroutine waits on and then goes on with it."""
-
-    __slots__ = ("_coro", "_waiting_on")
-
-    def __init__(self, coro: Coroutine[Any, Any, None], waiting_on: Any) -> None:
-        self._coro = coro
-        #: What the step yielded: a future to wait for, or None (a bare yield).
-        self._waiting_on = waiting_on
-
-    def __await__(self) -> Generator[Any, Any, None]:
-        coro, waiting_on = self._coro, self._waiting_on
-        del self._coro, self._waiting_on
-        if waiting_on is None:
-            # A bare yield asked for one loop turn: the task's first step, queued behind
-            # the callbacks scheduled before it, is that turn (yielding again would
-            # cost a second step and one more loop iteration).
-            try:
-                waiting_on = coro.send(None)
-            except StopIteration:
-                return
-        while True:
-            # The task waits on what the coroutine yielded, then resumes it with what
-            # the task was woken with: a value, or an exception (a cancellation).
-            try:
-                value = yield waiting_on
-            except BaseException as exc:  # thrown into the task: pass it on
-                try:
-                    waiting_on = coro.throw(exc)
-                except StopIteration:
-                    return
-            else:
-                try:
-                    waiting_on = coro.send(value)
-                except StopIteration:
-                    return
-
-
-async def _finish(rest: _Rest) -> None:
+async def _finish(rest: Resumed[None]) -> None:
     await rest
