@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from pyrivet import ActorOptions, CommitError, Registry, actor
+from pyrivet._runtime.committer import MAX_INLINE_STREAK
 from pyrivet.storage import ActorStore, CommitRecord, MemoryDriver, SQLiteDriver
 from pyrivet.storage._sqlite import DB_FILE
 from pyrivet.testing import MockClock, run_actors
@@ -499,6 +500,52 @@ async def test_a_lone_strict_call_commits_in_its_own_iteration(
         assert runtime.committer_stats()[0] == batches0 + 1
         stored = await runtime.storage.load_state(await handle.resolve())
         assert stored.seq >= 2
+
+
+async def test_a_lone_strict_call_queues_no_callback_for_its_write(
+    driver_factory: DriverFactory, clock: MockClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The action's commit is submitted lazily and written by its own task: no flush
+    callback is queued (and cancelled) for it."""
+    counter = counter_def()
+    storage = without_stall_fallback(driver_factory())
+    async with run_actors(Registry([counter]), storage=storage, clock=clock) as (_, client):
+        handle = client.get_or_create("counter", ["a"])
+        assert await handle.increment() == 1
+        await spin()
+        loop = asyncio.get_running_loop()
+        queued: list[Any] = []
+        real_call_soon = loop.call_soon
+
+        def call_soon(callback: Any, *args: Any, **kwargs: Any) -> asyncio.Handle:
+            queued.append(callback)
+            return real_call_soon(callback, *args, **kwargs)
+
+        monkeypatch.setattr(loop, "call_soon", call_soon)
+        assert await handle.increment(2) == 3
+        monkeypatch.undo()
+        assert [q for q in queued if "_kick" in getattr(q, "__name__", "")] == []
+
+
+async def test_a_tight_loop_of_strict_calls_still_lets_the_loop_turn(
+    driver_factory: DriverFactory, clock: MockClock
+) -> None:
+    """Sequential strict calls written inline never suspend their caller; after
+    `MAX_INLINE_STREAK` inline writes in a row the next waits for the loop's turn, so
+    timers and I/O are still served."""
+    counter = counter_def()
+    storage = without_stall_fallback(driver_factory())
+    async with run_actors(Registry([counter]), storage=storage, clock=clock) as (_, client):
+        handle = client.get_or_create("counter", ["a"])
+        assert await handle.increment() == 1
+        await spin()
+        fired: list[int] = []
+        asyncio.get_running_loop().call_later(0, fired.append, 1)
+        calls = 3 * (MAX_INLINE_STREAK + 1)
+        with SelectCounter(asyncio.get_running_loop()) as turns:
+            for i in range(calls):
+                assert await handle.increment() == i + 2
+        assert turns.calls >= 3 and fired == [1]
 
 
 async def test_callers_of_one_iteration_still_share_a_batch(

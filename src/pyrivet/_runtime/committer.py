@@ -41,6 +41,13 @@ __all__ = ["CommitListener", "CommitTicket", "Committer"]
 
 log = logging.getLogger(__name__)
 
+#: How many batches in a row `flush_owed` and `flush_if_last` may write inline (in the
+#: caller's task) before the loop turns: then the next one is written by the flush
+#: scheduled for the next iteration, so a task that commits in a tight loop (sequential
+#: in-process strict calls never suspend when their commit is written inline) still lets
+#: the loop poll for I/O and run its timers at least every few fsyncs.
+MAX_INLINE_STREAK = 8
+
 
 class CommitListener(Protocol):
     """Who hears the outcome of a submitted record (an actor's `Journal`).
@@ -160,6 +167,9 @@ class Committer:
         self.flush_scheduled = False
         #: A ``lazy`` submit left the flush to `flush_owed`, not called yet.
         self._owed = False
+        #: Batches written inline since the last flush the loop ran (see
+        #: `MAX_INLINE_STREAK`).
+        self._inline_streak = 0
         #: The handle of the scheduled flush (see `defer_flush`).
         self._kick_handle: asyncio.Handle | None = None
         #: The loop the flush was last scheduled on, and its queue of ready callbacks
@@ -194,9 +204,10 @@ class Committer:
         records submitted in this one (an actor's creation and its first action, or the
         actions of many callers) share one transaction.
 
-        ``lazy``: the caller calls `flush_owed` right after (a workflow step about to
-        wait for its commit), which writes at once or schedules the write as above;
-        this spares the scheduled callback that `flush_if_last` would cancel.
+        ``lazy``: the caller calls `flush_owed` right after (a strict action or a
+        workflow step about to wait for its commit), which writes at once or schedules
+        the write as above; this spares the scheduled callback that `flush_if_last`
+        would cancel (a ``call_soon`` handle made and cancelled per lone commit).
 
         The ticket fails with `CommitError` (or `DuplicateKeyError`) if the write failed.
 
@@ -231,7 +242,7 @@ class Committer:
     def _schedule_flush(self, loop: asyncio.AbstractEventLoop) -> None:
         """Queue the flush for the next event-loop iteration (the committer is idle)."""
         self.flush_scheduled = True
-        self._kick_handle = loop.call_soon(self._kick)
+        self._kick_handle = loop.call_soon(self._kicked)
         self._follow(loop)
 
     def _follow(self, loop: asyncio.AbstractEventLoop) -> None:
@@ -243,9 +254,9 @@ class Committer:
     def _nothing_else_ready(self, flush: asyncio.Handle | None) -> bool:
         """Whether nothing but ``flush`` (None: nothing) and cancelled callbacks is
         queued to run in this event-loop iteration; False where the queue cannot be
-        read (uvloop)."""
+        read (uvloop), and after `MAX_INLINE_STREAK` inline writes in a row."""
         ready = self._ready
-        if ready is None or len(ready) > 4:
+        if ready is None or len(ready) > 4 or self._inline_streak >= MAX_INLINE_STREAK:
             return False
         # The flush, and at most a cancelled callback or two (a loop, not `all()` over a
         # generator: this runs once per strict action).
@@ -276,6 +287,7 @@ class Committer:
         if handle is None or not self._nothing_else_ready(handle):
             return False
         handle.cancel()
+        self._inline_streak += 1
         self._kick()
         return True
 
@@ -292,9 +304,10 @@ class Committer:
             return False  # the batch in flight's completion writes them
         if self.flush_scheduled:
             return self.flush_if_last()
-        loop = asyncio.get_running_loop()
+        loop = self.running_loop()
         self._follow(loop)
         if self._nothing_else_ready(None):
+            self._inline_streak += 1
             self._flush()
             return True
         self._schedule_flush(loop)
@@ -311,7 +324,13 @@ class Committer:
         handle = self._kick_handle
         if self.flush_scheduled and handle is not None:
             handle.cancel()
-            self._kick_handle = asyncio.get_running_loop().call_soon(self._kick)
+            self._kick_handle = asyncio.get_running_loop().call_soon(self._kicked)
+
+    def _kicked(self) -> None:
+        """The scheduled flush, run by the loop: the loop turned since the last inline
+        write, so the next may be inline again (see `MAX_INLINE_STREAK`)."""
+        self._inline_streak = 0
+        self._kick()
 
     def _kick(self) -> None:
         self.flush_scheduled = False

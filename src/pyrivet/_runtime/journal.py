@@ -431,6 +431,7 @@ class Journal(CommitListener):
         create: ActorRecord | None = None,
         force: bool = False,
         workflow: WorkflowWrites | None = None,
+        lazy: bool = False,
     ) -> CommitTicket | None:
         """Submit the actor's changes since the last checkpoint; None if there were none.
 
@@ -438,7 +439,9 @@ class Journal(CommitListener):
         and the ticket returned resolves with the commit made when the hold ends.
         ``workflow``: workflow records ``(puts, deletes)`` this commit carries (the
         workflow host's flush; its ticket tells their outcome, so they need no
-        `Contribution`).
+        `Contribution`). ``lazy`` (always with ``workflow``): the caller calls
+        `Committer.flush_owed` right after, whether this raised or not (see
+        `Committer.submit`).
 
         Raises:
             EncodingError: the state cannot be encoded or is too large; the in-memory
@@ -495,8 +498,8 @@ class Journal(CommitListener):
         if owner.definition.has_db:
             # The actor's SQL database commits first (see actor_db.py); raises if it cannot.
             owner.svc.dbs.before_submit(owner.actor_id, record, self.durable_seq)
-        # A workflow flush calls `Committer.flush_owed` next (see there).
-        ticket = owner.svc.committer.submit(record, self, lazy=workflow is not None)
+        # A workflow flush and a strict action call `Committer.flush_owed` next.
+        ticket = owner.svc.committer.submit(record, self, lazy=lazy or workflow is not None)
         inflight.ticket = ticket
         if gated is not None:
             # `gated` is only made when `writes` exists.
