@@ -518,6 +518,7 @@ class ActorInstance(IdleLink, ContextHost, WorkflowOwner, RealtimeHost):
                     self.svc.clock, self.definition.options.action_timeout, spec.fn(ctx, *args)
                 )
             else:
+                svc.sync_actor = self  # see `Journal.emit`
                 result = spec.fn(ctx, *args)
         except TimeoutError:
             # Clients compare RivetKit's wire message; the details go to the log.
@@ -550,6 +551,7 @@ class ActorInstance(IdleLink, ContextHost, WorkflowOwner, RealtimeHost):
             # the wire form of an InternalError carries no details.
             raise InternalError() from exc
         finally:
+            svc.sync_actor = None
             self.busy -= 1
             mailbox = self.mailbox
             if mailbox is not None and mailbox.held_by:

@@ -324,13 +324,19 @@ class Journal(CommitListener):
 
     def emit(self, outgoing: Outgoing) -> None:
         """Send an event: at once in relaxed mode; in strict mode behind the commit that
-        covers the changes made so far (the output gate)."""
+        covers the changes made so far (the output gate).
+
+        That commit is made at the next loop iteration (`soon`), or, during a
+        synchronous action of this actor (`Services.sync_actor`), by the action's own
+        checkpoint at its end, which comes first (a callback it would only cancel).
+        """
         owner = self._owner
         if owner.definition.options.durability != "strict":
             owner.deliver(outgoing)
             return
         self._staging().outbox.append(outgoing)
-        self.soon()
+        if owner.svc.sync_actor is not owner:
+            self.soon()
 
     def soon(self) -> None:
         """Checkpoint at the next loop iteration (for changes made outside actions)."""
