@@ -344,11 +344,14 @@ class SQLiteDriver:
         Raises (from the future):
             StorageError: the write failed (e.g. the disk is full); nothing was applied.
         """
-        if not batch:
+        writer = self._writer
+        if writer is None or not batch:
+            if writer is None:
+                raise StorageError(f"the SQLite store in {self.data_dir} is not open")
             done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
             done.set_result(None)
             return done
-        return self._run(self._w().commit, batch)
+        return self._run(writer.commit, batch)
 
     async def destroy_actor(self, actor_id: str, at_ms: int) -> None:
         """Delete the actor's state, history, KV, alarms, queue and workflow records;
