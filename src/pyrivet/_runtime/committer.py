@@ -27,6 +27,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+import operator
 from collections import deque
 from collections.abc import Awaitable, Callable, Generator, Sequence
 from typing import Any, Protocol, cast
@@ -304,8 +305,10 @@ class Committer:
             return False  # the batch in flight's completion writes them
         if self.flush_scheduled:
             return self.flush_if_last()
-        loop = self.running_loop()
-        self._follow(loop)
+        loop = self._loop  # `running_loop` and `_follow`, written out: once per action
+        if loop is None or not loop.is_running():
+            loop = asyncio.get_running_loop()
+            self._follow(loop)
         if self._nothing_else_ready(None):
             self._inline_streak += 1
             self._flush()
@@ -533,7 +536,11 @@ def _record(ticket: CommitTicket) -> CommitRecord:
 
 def _records(batch: list[CommitTicket]) -> list[CommitRecord]:
     """The records of queued tickets (each set until its ticket is settled)."""
-    return cast(list[CommitRecord], [ticket.record for ticket in batch])
+    # `map` with an attrgetter: a list comprehension is a function call in Python 3.11.
+    return cast(list[CommitRecord], list(map(_record_of, batch)))
+
+
+_record_of = operator.attrgetter("record")
 
 
 def _ready_queue(loop: asyncio.AbstractEventLoop) -> deque[asyncio.Handle] | None:

@@ -108,7 +108,8 @@ class JournalOwner(Protocol):
         ...
 
     def state_changed(self, snapshot: bytes) -> None:
-        """A commit carrying a new snapshot was submitted: run ``on_state_change``."""
+        """A commit carrying a new snapshot was submitted: run ``on_state_change``
+        (called only when the definition has that hook)."""
         ...
 
 
@@ -474,7 +475,15 @@ class Journal(CommitListener):
         inflight = self._inflight
         if inflight is None:
             # Everything submitted so far is durable: that is the point to roll back to.
-            inflight = self._inflight = InFlight.take(self.seq, self.saved_state)
+            # (`InFlight.take` written out: once per commit of an actor that waits.)
+            try:  # one `pop`: runtimes on other threads share the spares
+                inflight = _SPARES.items.pop()
+            except IndexError:
+                inflight = InFlight(self.seq, self.saved_state)
+            else:
+                inflight.durable_seq = self.seq
+                inflight.durable_state = self.saved_state
+            self._inflight = inflight
         self.seq += 1
         seq = self.seq
         record = CommitRecord(owner.actor_id, seq, create=create, initialized=create is not None)
@@ -511,7 +520,7 @@ class Journal(CommitListener):
             # `gated` is only made when `writes` exists.
             assert writes is not None
             writes.gated.append(gated)
-        if changed:
+        if changed and "on_state_change" in owner.definition.hooks:
             assert snapshot is not None
             owner.state_changed(snapshot)
         return ticket
@@ -543,7 +552,11 @@ class Journal(CommitListener):
                 # Everything submitted is durable: an idle actor keeps no ticket (its
                 # waiters hold their own references) and no second snapshot.
                 self._inflight = None
-                inflight.recycle()
+                # `InFlight.recycle` written out, as `take` is in `checkpoint`.
+                inflight.durable_state = inflight.ticket = None
+                spares = _SPARES.items
+                if len(spares) < _SPARES.limit:
+                    spares.append(inflight)
             else:
                 inflight.durable_seq = record.seq
                 if record.state is not None:
