@@ -28,9 +28,10 @@ import asyncio
 import functools
 import logging
 import operator
+from bisect import bisect_left
 from collections import deque
 from collections.abc import Awaitable, Callable, Generator, Sequence
-from typing import Any, Protocol, cast
+from typing import Any, Protocol
 
 from .._util.tasks import TaskSupervisor
 from ..errors import CommitError, DuplicateKeyError, PyrivetError
@@ -447,9 +448,17 @@ class Committer:
             self._metrics.commit_failures += 1
             self._batch_failed(batch, exc)
             return False
-        self._metrics.batch_written(len(batch), self._started)
+        metrics = self._metrics
+        size = len(batch)
+        if self._started:
+            metrics.batch_written(size, self._started)
+        else:  # `RuntimeMetrics.batch_written` untimed, written out: once per batch
+            metrics.commit_batches += 1
+            sizes = metrics.commit_sizes
+            sizes.counts[bisect_left(sizes.bounds, size)] += 1
+            sizes.total += size
         self.batches += 1
-        self.records += len(batch)
+        self.records += size
         for ticket in batch:  # `_succeed` written out: once per record
             record = ticket.record
             assert record is not None
@@ -536,8 +545,10 @@ def _record(ticket: CommitTicket) -> CommitRecord:
 
 def _records(batch: list[CommitTicket]) -> list[CommitRecord]:
     """The records of queued tickets (each set until its ticket is settled)."""
-    # `map` with an attrgetter: a list comprehension is a function call in Python 3.11.
-    return cast(list[CommitRecord], list(map(_record_of, batch)))
+    # `map` with an attrgetter: a list comprehension is a function call in Python 3.11,
+    # and so is `typing.cast` (the attrgetter's Any needs none).
+    records: list[CommitRecord] = list(map(_record_of, batch))
+    return records
 
 
 _record_of = operator.attrgetter("record")

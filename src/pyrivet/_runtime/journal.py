@@ -42,7 +42,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from typing import Any, Protocol
+from typing import Any, NoReturn, Protocol
 
 from .._codec.values import encode_unchecked
 from .._util.spares import Spares
@@ -408,25 +408,17 @@ class Journal(CommitListener):
 
     # -- building and submitting a commit ------------------------------------------
 
-    def _encode_state(self) -> bytes | None:
-        owner = self._owner
-        d = owner.definition
-        if not d.has_state:
-            return None
-        try:
-            snapshot = d.state_codec.encode(owner.state, "the state")
-        except EncodingError as exc:
-            self.rollback(to_durable=False, reason=exc)
-            raise
-        if len(snapshot) > d.options.max_state_size:
-            error = EncodingError(
-                f"actor {d.name!r}: the state is {len(snapshot)} bytes, above max_state_size "
-                f"({d.options.max_state_size}); the change was rolled back. Keep large data "
-                "in c.kv or raise ActorOptions.max_state_size"
-            )
-            self.rollback(to_durable=False, reason=error)
-            raise error
-        return snapshot
+    def _state_too_large(self, size: int) -> NoReturn:
+        """Roll back a state of ``size`` bytes, above ``max_state_size``, and raise
+        `EncodingError` saying so."""
+        d = self._owner.definition
+        error = EncodingError(
+            f"actor {d.name!r}: the state is {size} bytes, above max_state_size "
+            f"({d.options.max_state_size}); the change was rolled back. Keep large data "
+            "in c.kv or raise ActorOptions.max_state_size"
+        )
+        self.rollback(to_durable=False, reason=error)
+        raise error
 
     def checkpoint(
         self,
@@ -463,7 +455,18 @@ class Journal(CommitListener):
             if writes.deferred is None:
                 writes.deferred = CommitTicket(self)
             return writes.deferred
-        snapshot = self._encode_state()
+        owner = self._owner
+        d = owner.definition
+        snapshot: bytes | None = None
+        if d.has_state:
+            try:
+                encoded = d.state_codec.encode(owner.state, "the state")
+            except EncodingError as exc:
+                self.rollback(to_durable=False, reason=exc)
+                raise
+            if len(encoded) > d.options.max_state_size:
+                self._state_too_large(len(encoded))
+            snapshot = encoded
         changed = snapshot is not None and snapshot != self.saved_state
         has_ops = (writes is not None and writes.has_unsubmitted()) or workflow is not None
         if not changed and not has_ops and create is None:
@@ -471,7 +474,6 @@ class Journal(CommitListener):
                 self._gate_events_behind_last_commit(writes)
             return None
 
-        owner = self._owner
         inflight = self._inflight
         if inflight is None:
             # Everything submitted so far is durable: that is the point to roll back to.
@@ -486,9 +488,10 @@ class Journal(CommitListener):
             self._inflight = inflight
         self.seq += 1
         seq = self.seq
-        record = CommitRecord(owner.actor_id, seq, create=create, initialized=create is not None)
+        # Positional: a msgspec Struct matches keyword arguments by name.
+        record = CommitRecord(owner.actor_id, seq, create, snapshot if changed else None,
+                              create is not None)  # fmt: skip
         if changed:
-            record.state = snapshot
             self.saved_state = snapshot
         ops: list[Any] = []
         gated: Gated | None = None
@@ -499,7 +502,7 @@ class Journal(CommitListener):
         record.event = HistoryEntry(
             owner.actor_id,
             seq,
-            owner.svc.now_ms(),
+            int(owner.svc.clock.now() * 1000),  # `Services.now_ms`, written out
             kind,
             name,
             by,
