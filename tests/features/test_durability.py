@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-from collections.abc import Callable, Sequence
-from contextlib import closing
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import asynccontextmanager, closing
 from pathlib import Path
 from typing import Any
 
@@ -502,18 +502,24 @@ async def test_a_lone_strict_call_commits_in_its_own_iteration(
         assert stored.seq >= 2
 
 
+@asynccontextmanager
+async def warm_counter(driver_factory: DriverFactory, clock: MockClock) -> AsyncIterator[Any]:
+    """A handle of a strict counter that committed once, the loop quiet again after it."""
+    storage = without_stall_fallback(driver_factory())
+    async with run_actors(Registry([counter_def()]), storage=storage, clock=clock) as (_, client):
+        handle = client.get_or_create("counter", ["a"])
+        assert await handle.increment() == 1
+        await spin()
+        yield handle
+
+
 async def test_a_lone_strict_call_queues_no_callback_for_its_write(
     driver_factory: DriverFactory, clock: MockClock, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The action's commit is submitted lazily and written by its own task: no flush
     callback is queued (and cancelled) for it, nor a save for the event it broadcasts
     (a synchronous action's end commits before the next loop iteration)."""
-    counter = counter_def()
-    storage = without_stall_fallback(driver_factory())
-    async with run_actors(Registry([counter]), storage=storage, clock=clock) as (_, client):
-        handle = client.get_or_create("counter", ["a"])
-        assert await handle.increment() == 1
-        await spin()
+    async with warm_counter(driver_factory, clock) as handle:
         loop = asyncio.get_running_loop()
         queued: list[Any] = []
         real_call_soon = loop.call_soon
@@ -568,12 +574,7 @@ async def test_a_tight_loop_of_strict_calls_still_lets_the_loop_turn(
     """Sequential strict calls written inline never suspend their caller; after
     `MAX_INLINE_STREAK` inline writes in a row the next waits for the loop's turn, so
     timers and I/O are still served."""
-    counter = counter_def()
-    storage = without_stall_fallback(driver_factory())
-    async with run_actors(Registry([counter]), storage=storage, clock=clock) as (_, client):
-        handle = client.get_or_create("counter", ["a"])
-        assert await handle.increment() == 1
-        await spin()
+    async with warm_counter(driver_factory, clock) as handle:
         fired: list[int] = []
         asyncio.get_running_loop().call_later(0, fired.append, 1)
         calls = 3 * (MAX_INLINE_STREAK + 1)

@@ -419,22 +419,7 @@ class CommitLog:
         row = _log_row(rowid, rec, prune, workflow)
         conn.execute(_INSERT_LEAN_ROWS[1] if len(row) == _LEAN_PARAMS else _INSERT_LOG_ROWS[1], row)
         latest = self.latest
-        snapshot = rec.state
-        prev = latest.get(actor_id)
-        if prev is None:
-            latest[actor_id] = _new_pending(Pending, (rowid, rowid, seq, snapshot, prune, workflow))
-        else:  # `_merge`, written out
-            if snapshot is None:
-                snapshot = prev.snapshot
-            prev_prune = prev.prune
-            if prune is None or (prev_prune is not None and prev_prune > prune):
-                prune = prev_prune
-            prev_seq = prev.seq
-            latest[actor_id] = _new_pending(
-                Pending,
-                (prev.first, rowid, seq if seq > prev_seq else prev_seq, snapshot, prune,
-                 workflow or prev.workflow),
-            )  # fmt: skip
+        latest[actor_id] = _merge(latest.get(actor_id), rowid, seq, rec.state, prune, workflow)
         self.rows += 1
         self.tail = rowid
 
