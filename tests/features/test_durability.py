@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-from collections.abc import Callable, Sequence
-from contextlib import closing
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import asynccontextmanager, closing
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from pyrivet import ActorOptions, CommitError, Registry, actor
+from pyrivet._runtime.committer import MAX_INLINE_STREAK
 from pyrivet.storage import ActorStore, CommitRecord, MemoryDriver, SQLiteDriver
 from pyrivet.storage._sqlite import DB_FILE
 from pyrivet.testing import MockClock, run_actors
@@ -499,6 +500,88 @@ async def test_a_lone_strict_call_commits_in_its_own_iteration(
         assert runtime.committer_stats()[0] == batches0 + 1
         stored = await runtime.storage.load_state(await handle.resolve())
         assert stored.seq >= 2
+
+
+@asynccontextmanager
+async def warm_counter(driver_factory: DriverFactory, clock: MockClock) -> AsyncIterator[Any]:
+    """A handle of a strict counter that committed once, the loop quiet again after it."""
+    storage = without_stall_fallback(driver_factory())
+    async with run_actors(Registry([counter_def()]), storage=storage, clock=clock) as (_, client):
+        handle = client.get_or_create("counter", ["a"])
+        assert await handle.increment() == 1
+        await spin()
+        yield handle
+
+
+async def test_a_lone_strict_call_queues_no_callback_for_its_write(
+    driver_factory: DriverFactory, clock: MockClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The action's commit is submitted lazily and written by its own task: no flush
+    callback is queued (and cancelled) for it, nor a save for the event it broadcasts
+    (a synchronous action's end commits before the next loop iteration)."""
+    async with warm_counter(driver_factory, clock) as handle:
+        loop = asyncio.get_running_loop()
+        queued: list[Any] = []
+        real_call_soon = loop.call_soon
+
+        def call_soon(callback: Any, *args: Any, **kwargs: Any) -> asyncio.Handle:
+            queued.append(callback)
+            return real_call_soon(callback, *args, **kwargs)
+
+        monkeypatch.setattr(loop, "call_soon", call_soon)
+        assert await handle.increment(2) == 3
+        monkeypatch.undo()
+        assert queued == []
+
+
+async def test_an_async_actions_event_leaves_before_the_action_ends(
+    driver_factory: DriverFactory, clock: MockClock
+) -> None:
+    """Only a synchronous action's events wait for its end's commit: an async action's
+    event is committed and released at the next loop iteration while it still runs."""
+    go_on = asyncio.Event()
+    slow = actor("slow", state={"count": 0})
+
+    @slow.action
+    async def bump(c: Any) -> int:
+        c.state["count"] += 1
+        c.broadcast("count", c.state["count"])
+        await go_on.wait()
+        return int(c.state["count"])
+
+    async with run_actors(Registry([slow]), storage=driver_factory(), clock=clock) as (_, client):
+        handle = client.get_or_create("slow", ["a"])
+        seen: list[int] = []
+        arrived = asyncio.Event()
+
+        def on_count(count: int) -> None:
+            seen.append(count)
+            arrived.set()
+
+        async with handle.connect() as conn:
+            conn.on("count", on_count)
+            call = asyncio.ensure_future(handle.bump())
+            async with asyncio.timeout(10):
+                await arrived.wait()
+            assert seen == [1] and not call.done()
+            go_on.set()
+            assert await call == 1
+
+
+async def test_a_tight_loop_of_strict_calls_still_lets_the_loop_turn(
+    driver_factory: DriverFactory, clock: MockClock
+) -> None:
+    """Sequential strict calls written inline never suspend their caller; after
+    `MAX_INLINE_STREAK` inline writes in a row the next waits for the loop's turn, so
+    timers and I/O are still served."""
+    async with warm_counter(driver_factory, clock) as handle:
+        fired: list[int] = []
+        asyncio.get_running_loop().call_later(0, fired.append, 1)
+        calls = 3 * (MAX_INLINE_STREAK + 1)
+        with SelectCounter(asyncio.get_running_loop()) as turns:
+            for i in range(calls):
+                assert await handle.increment() == i + 2
+        assert turns.calls >= 3 and fired == [1]
 
 
 async def test_callers_of_one_iteration_still_share_a_batch(

@@ -27,9 +27,11 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+import operator
+from bisect import bisect_left
 from collections import deque
 from collections.abc import Awaitable, Callable, Generator, Sequence
-from typing import Any, Protocol, cast
+from typing import Any, Protocol
 
 from .._util.tasks import TaskSupervisor
 from ..errors import CommitError, DuplicateKeyError, PyrivetError
@@ -40,6 +42,13 @@ from .tracing import Tracer, otel_error_status
 __all__ = ["CommitListener", "CommitTicket", "Committer"]
 
 log = logging.getLogger(__name__)
+
+#: How many batches in a row `flush_owed` and `flush_if_last` may write inline (in the
+#: caller's task) before the loop turns: then the next one is written by the flush
+#: scheduled for the next iteration, so a task that commits in a tight loop (sequential
+#: in-process strict calls never suspend when their commit is written inline) still lets
+#: the loop poll for I/O and run its timers at least every few fsyncs.
+MAX_INLINE_STREAK = 8
 
 
 class CommitListener(Protocol):
@@ -160,6 +169,9 @@ class Committer:
         self.flush_scheduled = False
         #: A ``lazy`` submit left the flush to `flush_owed`, not called yet.
         self._owed = False
+        #: Batches written inline since the last flush the loop ran (see
+        #: `MAX_INLINE_STREAK`).
+        self._inline_streak = 0
         #: The handle of the scheduled flush (see `defer_flush`).
         self._kick_handle: asyncio.Handle | None = None
         #: The loop the flush was last scheduled on, and its queue of ready callbacks
@@ -194,9 +206,10 @@ class Committer:
         records submitted in this one (an actor's creation and its first action, or the
         actions of many callers) share one transaction.
 
-        ``lazy``: the caller calls `flush_owed` right after (a workflow step about to
-        wait for its commit), which writes at once or schedules the write as above;
-        this spares the scheduled callback that `flush_if_last` would cancel.
+        ``lazy``: the caller calls `flush_owed` right after (a strict action or a
+        workflow step about to wait for its commit), which writes at once or schedules
+        the write as above; this spares the scheduled callback that `flush_if_last`
+        would cancel (a ``call_soon`` handle made and cancelled per lone commit).
 
         The ticket fails with `CommitError` (or `DuplicateKeyError`) if the write failed.
 
@@ -231,7 +244,7 @@ class Committer:
     def _schedule_flush(self, loop: asyncio.AbstractEventLoop) -> None:
         """Queue the flush for the next event-loop iteration (the committer is idle)."""
         self.flush_scheduled = True
-        self._kick_handle = loop.call_soon(self._kick)
+        self._kick_handle = loop.call_soon(self._kicked)
         self._follow(loop)
 
     def _follow(self, loop: asyncio.AbstractEventLoop) -> None:
@@ -243,9 +256,9 @@ class Committer:
     def _nothing_else_ready(self, flush: asyncio.Handle | None) -> bool:
         """Whether nothing but ``flush`` (None: nothing) and cancelled callbacks is
         queued to run in this event-loop iteration; False where the queue cannot be
-        read (uvloop)."""
+        read (uvloop), and after `MAX_INLINE_STREAK` inline writes in a row."""
         ready = self._ready
-        if ready is None or len(ready) > 4:
+        if ready is None or len(ready) > 4 or self._inline_streak >= MAX_INLINE_STREAK:
             return False
         # The flush, and at most a cancelled callback or two (a loop, not `all()` over a
         # generator: this runs once per strict action).
@@ -276,6 +289,7 @@ class Committer:
         if handle is None or not self._nothing_else_ready(handle):
             return False
         handle.cancel()
+        self._inline_streak += 1
         self._kick()
         return True
 
@@ -292,9 +306,12 @@ class Committer:
             return False  # the batch in flight's completion writes them
         if self.flush_scheduled:
             return self.flush_if_last()
-        loop = asyncio.get_running_loop()
-        self._follow(loop)
+        loop = self._loop  # `running_loop` and `_follow`, written out: once per action
+        if loop is None or not loop.is_running():
+            loop = asyncio.get_running_loop()
+            self._follow(loop)
         if self._nothing_else_ready(None):
+            self._inline_streak += 1
             self._flush()
             return True
         self._schedule_flush(loop)
@@ -311,7 +328,13 @@ class Committer:
         handle = self._kick_handle
         if self.flush_scheduled and handle is not None:
             handle.cancel()
-            self._kick_handle = asyncio.get_running_loop().call_soon(self._kick)
+            self._kick_handle = asyncio.get_running_loop().call_soon(self._kicked)
+
+    def _kicked(self) -> None:
+        """The scheduled flush, run by the loop: the loop turned since the last inline
+        write, so the next may be inline again (see `MAX_INLINE_STREAK`)."""
+        self._inline_streak = 0
+        self._kick()
 
     def _kick(self) -> None:
         self.flush_scheduled = False
@@ -425,9 +448,17 @@ class Committer:
             self._metrics.commit_failures += 1
             self._batch_failed(batch, exc)
             return False
-        self._metrics.batch_written(len(batch), self._started)
+        metrics = self._metrics
+        size = len(batch)
+        if self._started:
+            metrics.batch_written(size, self._started)
+        else:  # `RuntimeMetrics.batch_written` untimed, written out: once per batch
+            metrics.commit_batches += 1
+            sizes = metrics.commit_sizes
+            sizes.counts[bisect_left(sizes.bounds, size)] += 1
+            sizes.total += size
         self.batches += 1
-        self.records += len(batch)
+        self.records += size
         for ticket in batch:  # `_succeed` written out: once per record
             record = ticket.record
             assert record is not None
@@ -514,7 +545,13 @@ def _record(ticket: CommitTicket) -> CommitRecord:
 
 def _records(batch: list[CommitTicket]) -> list[CommitRecord]:
     """The records of queued tickets (each set until its ticket is settled)."""
-    return cast(list[CommitRecord], [ticket.record for ticket in batch])
+    # `map` with an attrgetter: a list comprehension is a function call in Python 3.11,
+    # and so is `typing.cast` (the attrgetter's Any needs none).
+    records: list[CommitRecord] = list(map(_record_of, batch))
+    return records
+
+
+_record_of = operator.attrgetter("record")
 
 
 def _ready_queue(loop: asyncio.AbstractEventLoop) -> deque[asyncio.Handle] | None:

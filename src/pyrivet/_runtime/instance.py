@@ -518,6 +518,7 @@ class ActorInstance(IdleLink, ContextHost, WorkflowOwner, RealtimeHost):
                     self.svc.clock, self.definition.options.action_timeout, spec.fn(ctx, *args)
                 )
             else:
+                svc.sync_actor = self  # see `Journal.emit`
                 result = spec.fn(ctx, *args)
         except TimeoutError:
             # Clients compare RivetKit's wire message; the details go to the log.
@@ -550,19 +551,28 @@ class ActorInstance(IdleLink, ContextHost, WorkflowOwner, RealtimeHost):
             # the wire form of an InternalError carries no details.
             raise InternalError() from exc
         finally:
+            svc.sync_actor = None
             self.busy -= 1
             mailbox = self.mailbox
             if mailbox is not None and mailbox.held_by:
                 # Completable messages this call received and did not complete.
                 mailbox.release(ctx)
-            self.after_work(spec.name, encoded_args, by or (conn.id if conn else None))
-        gate = self.journal.gate_ticket()  # `output_gate` without its coroutine
+            try:
+                self.after_work(spec.name, encoded_args, by or (conn.id if conn else None), True)
+            finally:
+                # What the output gate waits for (`output_gate` without its coroutine),
+                # read before the write: a failed commit rolls the journal back, which
+                # then forgets its ticket. The checkpoint's submit was lazy: write now
+                # if nothing else is queued in this iteration (see `after_work`).
+                gate = self.journal.gate_ticket()
+                committer = self.svc.committer
+                written = gate is not None and committer.flush_owed()
         if gate is not None:
-            committer = self.svc.committer
-            if committer.flush_scheduled and not committer.flush_if_last():
-                # The flush was queued before this task's wake-up: after one bare yield
-                # a batch written inline (the usual case) is durable, and the reply
-                # goes out in that iteration instead of the next (no future, no wake-up).
+            if not written and committer.flush_scheduled:
+                # The flush was queued for the next iteration (other work is queued in
+                # this one): after one bare yield a batch written inline (the usual
+                # case) is durable, and the reply goes out in that iteration instead of
+                # the next (no future, no wake-up).
                 await LOOP_TURN
             try:
                 await gate
@@ -574,14 +584,20 @@ class ActorInstance(IdleLink, ContextHost, WorkflowOwner, RealtimeHost):
             metrics.observe_action(spec, started)
         return result
 
-    def after_work(self, name: str, args: bytes | None, by: str | None) -> None:
+    def after_work(self, name: str, args: bytes | None, by: str | None, lazy: bool = False) -> None:
         """End of a unit of work: the journal commits it (strict) or schedules a save.
+
+        ``lazy`` (an action, whose caller waits at the output gate next): in strict mode
+        the commit is submitted without queueing its write; the caller then calls
+        `Committer.flush_owed`, whether this raised or not, which writes it at once when
+        nothing else is queued in the event loop's iteration, else queues the write for
+        the next (see `Committer.submit`).
 
         `Journal.end_of_work` written out: this runs once per action, and the extra
         call measured 2% of a relaxed in-process action.
         """
         if self.definition.options.durability == "strict":
-            self.journal.checkpoint("action", name=name, args=args, by=by)
+            self.journal.checkpoint("action", name=name, args=args, by=by, lazy=lazy)
         else:
             self.journal.request_save()
         if self.busy == 0:

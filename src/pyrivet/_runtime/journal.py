@@ -42,7 +42,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from typing import Any, Protocol
+from typing import Any, NoReturn, Protocol
 
 from .._codec.values import encode_unchecked
 from .._util.spares import Spares
@@ -108,7 +108,8 @@ class JournalOwner(Protocol):
         ...
 
     def state_changed(self, snapshot: bytes) -> None:
-        """A commit carrying a new snapshot was submitted: run ``on_state_change``."""
+        """A commit carrying a new snapshot was submitted: run ``on_state_change``
+        (called only when the definition has that hook)."""
         ...
 
 
@@ -324,13 +325,19 @@ class Journal(CommitListener):
 
     def emit(self, outgoing: Outgoing) -> None:
         """Send an event: at once in relaxed mode; in strict mode behind the commit that
-        covers the changes made so far (the output gate)."""
+        covers the changes made so far (the output gate).
+
+        That commit is made at the next loop iteration (`soon`), or, during a
+        synchronous action of this actor (`Services.sync_actor`), by the action's own
+        checkpoint at its end, which comes first (a callback it would only cancel).
+        """
         owner = self._owner
         if owner.definition.options.durability != "strict":
             owner.deliver(outgoing)
             return
         self._staging().outbox.append(outgoing)
-        self.soon()
+        if owner.svc.sync_actor is not owner:
+            self.soon()
 
     def soon(self) -> None:
         """Checkpoint at the next loop iteration (for changes made outside actions)."""
@@ -401,25 +408,17 @@ class Journal(CommitListener):
 
     # -- building and submitting a commit ------------------------------------------
 
-    def _encode_state(self) -> bytes | None:
-        owner = self._owner
-        d = owner.definition
-        if not d.has_state:
-            return None
-        try:
-            snapshot = d.state_codec.encode(owner.state, "the state")
-        except EncodingError as exc:
-            self.rollback(to_durable=False, reason=exc)
-            raise
-        if len(snapshot) > d.options.max_state_size:
-            error = EncodingError(
-                f"actor {d.name!r}: the state is {len(snapshot)} bytes, above max_state_size "
-                f"({d.options.max_state_size}); the change was rolled back. Keep large data "
-                "in c.kv or raise ActorOptions.max_state_size"
-            )
-            self.rollback(to_durable=False, reason=error)
-            raise error
-        return snapshot
+    def _state_too_large(self, size: int) -> NoReturn:
+        """Roll back a state of ``size`` bytes, above ``max_state_size``, and raise
+        `EncodingError` saying so."""
+        d = self._owner.definition
+        error = EncodingError(
+            f"actor {d.name!r}: the state is {size} bytes, above max_state_size "
+            f"({d.options.max_state_size}); the change was rolled back. Keep large data "
+            "in c.kv or raise ActorOptions.max_state_size"
+        )
+        self.rollback(to_durable=False, reason=error)
+        raise error
 
     def checkpoint(
         self,
@@ -431,6 +430,7 @@ class Journal(CommitListener):
         create: ActorRecord | None = None,
         force: bool = False,
         workflow: WorkflowWrites | None = None,
+        lazy: bool = False,
     ) -> CommitTicket | None:
         """Submit the actor's changes since the last checkpoint; None if there were none.
 
@@ -438,7 +438,9 @@ class Journal(CommitListener):
         and the ticket returned resolves with the commit made when the hold ends.
         ``workflow``: workflow records ``(puts, deletes)`` this commit carries (the
         workflow host's flush; its ticket tells their outcome, so they need no
-        `Contribution`).
+        `Contribution`). ``lazy`` (always with ``workflow``): the caller calls
+        `Committer.flush_owed` right after, whether this raised or not (see
+        `Committer.submit`).
 
         Raises:
             EncodingError: the state cannot be encoded or is too large; the in-memory
@@ -453,7 +455,18 @@ class Journal(CommitListener):
             if writes.deferred is None:
                 writes.deferred = CommitTicket(self)
             return writes.deferred
-        snapshot = self._encode_state()
+        owner = self._owner
+        d = owner.definition
+        snapshot: bytes | None = None
+        if d.has_state:
+            try:
+                encoded = d.state_codec.encode(owner.state, "the state")
+            except EncodingError as exc:
+                self.rollback(to_durable=False, reason=exc)
+                raise
+            if len(encoded) > d.options.max_state_size:
+                self._state_too_large(len(encoded))
+            snapshot = encoded
         changed = snapshot is not None and snapshot != self.saved_state
         has_ops = (writes is not None and writes.has_unsubmitted()) or workflow is not None
         if not changed and not has_ops and create is None:
@@ -461,16 +474,24 @@ class Journal(CommitListener):
                 self._gate_events_behind_last_commit(writes)
             return None
 
-        owner = self._owner
         inflight = self._inflight
         if inflight is None:
             # Everything submitted so far is durable: that is the point to roll back to.
-            inflight = self._inflight = InFlight.take(self.seq, self.saved_state)
+            # (`InFlight.take` written out: once per commit of an actor that waits.)
+            try:  # one `pop`: runtimes on other threads share the spares
+                inflight = _SPARES.items.pop()
+            except IndexError:
+                inflight = InFlight(self.seq, self.saved_state)
+            else:
+                inflight.durable_seq = self.seq
+                inflight.durable_state = self.saved_state
+            self._inflight = inflight
         self.seq += 1
         seq = self.seq
-        record = CommitRecord(owner.actor_id, seq, create=create, initialized=create is not None)
+        # Positional: a msgspec Struct matches keyword arguments by name.
+        record = CommitRecord(owner.actor_id, seq, create, snapshot if changed else None,
+                              create is not None)  # fmt: skip
         if changed:
-            record.state = snapshot
             self.saved_state = snapshot
         ops: list[Any] = []
         gated: Gated | None = None
@@ -481,7 +502,7 @@ class Journal(CommitListener):
         record.event = HistoryEntry(
             owner.actor_id,
             seq,
-            owner.svc.now_ms(),
+            int(owner.svc.clock.now() * 1000),  # `Services.now_ms`, written out
             kind,
             name,
             by,
@@ -495,14 +516,14 @@ class Journal(CommitListener):
         if owner.definition.has_db:
             # The actor's SQL database commits first (see actor_db.py); raises if it cannot.
             owner.svc.dbs.before_submit(owner.actor_id, record, self.durable_seq)
-        # A workflow flush calls `Committer.flush_owed` next (see there).
-        ticket = owner.svc.committer.submit(record, self, lazy=workflow is not None)
+        # A workflow flush and a strict action call `Committer.flush_owed` next.
+        ticket = owner.svc.committer.submit(record, self, lazy=lazy or workflow is not None)
         inflight.ticket = ticket
         if gated is not None:
             # `gated` is only made when `writes` exists.
             assert writes is not None
             writes.gated.append(gated)
-        if changed:
+        if changed and "on_state_change" in owner.definition.hooks:
             assert snapshot is not None
             owner.state_changed(snapshot)
         return ticket
@@ -534,7 +555,11 @@ class Journal(CommitListener):
                 # Everything submitted is durable: an idle actor keeps no ticket (its
                 # waiters hold their own references) and no second snapshot.
                 self._inflight = None
-                inflight.recycle()
+                # `InFlight.recycle` written out, as `take` is in `checkpoint`.
+                inflight.durable_state = inflight.ticket = None
+                spares = _SPARES.items
+                if len(spares) < _SPARES.limit:
+                    spares.append(inflight)
             else:
                 inflight.durable_seq = record.seq
                 if record.state is not None:

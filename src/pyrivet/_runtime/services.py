@@ -45,6 +45,7 @@ class Services:
         "queue_waiters",
         "region",
         "store",
+        "sync_actor",
         "tasks",
         "tracer",
     )
@@ -91,6 +92,10 @@ class Services:
         #: Who stops and wakes actors in envoy mode (see ``placement.py``); None: this
         #: runtime decides alone.
         self.placement: Placement | None = None
+        #: The actor whose synchronous action (a plain ``def``) runs right now, else
+        #: None. Such an action cannot interleave with anything, and its end commits
+        #: in the same call stack, so its events need no save queued for them.
+        self.sync_actor: object | None = None
 
     def now_ms(self) -> int:
         return int(self.clock.now() * 1000)

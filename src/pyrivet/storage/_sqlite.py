@@ -50,7 +50,7 @@ import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from pathlib import Path
 from queue import Empty, SimpleQueue
-from typing import Any, Literal, TypeAlias, TypeVar, TypeVarTuple, Unpack, cast
+from typing import Any, Literal, TypeAlias, TypeVar, TypeVarTuple, Unpack
 
 from ..errors import StorageError
 from ._actor_db import ActorDatabases, FileDatabases
@@ -262,7 +262,7 @@ class SQLiteDriver:
             if done is None or not done.get_loop().is_running():
                 done = self._done = asyncio.get_running_loop().create_future()
                 done.set_result(None)
-            return cast("asyncio.Future[T]", done)
+            return done  # type: ignore[return-value]  # (`typing.cast` is a call)
         loop = asyncio.get_running_loop()
         fut: asyncio.Future[T] = loop.create_future()
         _settle(fut, result, error)
@@ -344,11 +344,14 @@ class SQLiteDriver:
         Raises (from the future):
             StorageError: the write failed (e.g. the disk is full); nothing was applied.
         """
-        if not batch:
+        writer = self._writer
+        if writer is None or not batch:
+            if writer is None:
+                raise StorageError(f"the SQLite store in {self.data_dir} is not open")
             done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
             done.set_result(None)
             return done
-        return self._run(self._w().commit, batch)
+        return self._run(writer.commit, batch)
 
     async def destroy_actor(self, actor_id: str, at_ms: int) -> None:
         """Delete the actor's state, history, KV, alarms, queue and workflow records;

@@ -400,6 +400,29 @@ class CommitLog:
             )  # fmt: skip
         return StagedLog(params, lean, rowid - first_rowid, staged, rowid)
 
+    def append_lone(self, conn: sqlite3.Cursor, rec: CommitRecord) -> None:
+        """`stage`, `append` and `committed` of a batch of one record, without the
+        batch's lists: its row is bound as it is made and its index entry applied once
+        the ``INSERT`` returned. The caller holds the transaction, or the ``INSERT`` is
+        one (the connection autocommits). On error nothing is applied to the index.
+
+        Raises:
+            sqlite3.Error: the ``INSERT`` failed.
+        """
+        actor_id = rec.actor_id
+        seq = rec.seq
+        prune = rec.prune_history_before
+        if prune is not None and prune > seq + 1:
+            prune = seq + 1  # `_prunes` of one record: never past its own commit
+        workflow = bool(rec.workflow_puts or rec.workflow_deletes)
+        rowid = self.tail + 1
+        row = _log_row(rowid, rec, prune, workflow)
+        conn.execute(_INSERT_LEAN_ROWS[1] if len(row) == _LEAN_PARAMS else _INSERT_LOG_ROWS[1], row)
+        latest = self.latest
+        latest[actor_id] = _merge(latest.get(actor_id), rowid, seq, rec.state, prune, workflow)
+        self.rows += 1
+        self.tail = rowid
+
     @staticmethod
     def append(conn: sqlite3.Cursor, staged: StagedLog) -> None:
         """Insert the staged rows; the caller holds the commit's transaction (or, for a

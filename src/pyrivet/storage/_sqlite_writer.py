@@ -341,6 +341,12 @@ class Writer:
         """`_apply` the batch; without an fsync when every record is durable elsewhere
         already (``CommitRecord.synced_elsewhere``: an actor database's redo log holds
         it; the next synced commit covers this one, WAL frames being in order)."""
+        if len(batch) == 1:
+            # A lone record (every commit of a sequential caller): `_apply`'s test first.
+            lone = batch[0]
+            if not lone.synced_elsewhere and not lone.writes_beyond_log():
+                self._apply_lone(lone)
+                return
         # The first record decides for most batches, without a generator per commit.
         if (
             batch
@@ -373,7 +379,7 @@ class Writer:
         raised.
         """
         if len(batch) == 1 and not batch[0].writes_beyond_log():
-            self._apply_lone(batch)
+            self._apply_lone(batch[0])
             return
         creates: list[ActorRecord] = []
         initialized: dict[str, tuple[str]] = {}
@@ -445,20 +451,21 @@ class Writer:
             raise
         self.log.committed(staged)
 
-    def _apply_lone(self, batch: Sequence[CommitRecord]) -> None:
+    def _apply_lone(self, record: CommitRecord) -> None:
         """`_apply` of one record with nothing but its log row: its ``INSERT`` is a
         transaction by itself (the connection autocommits), which saves the ``BEGIN``
         and ``COMMIT`` statements of a sequential caller's every commit. Durable alike:
-        the WAL is synced at the end of every write transaction."""
+        the WAL is synced at the end of every write transaction. The row is staged,
+        inserted and indexed in one step (`CommitLog.append_lone`)."""
+        cur = self._cur
+        if cur is None:
+            raise StorageError(f"the database {self.path} is not open")
         try:
-            staged = self.log.stage(batch)
-        except Exception as exc:
-            raise StorageError(f"commit rejected, nothing was written: {exc!r}") from exc
-        try:
-            self.log.append(self.cur, staged)
+            self.log.append_lone(cur, record)
         except sqlite3.Error as exc:
             raise _commit_error(exc, 1, self.path) from exc
-        self.log.committed(staged)
+        except Exception as exc:
+            raise StorageError(f"commit rejected, nothing was written: {exc!r}") from exc
 
     # -- KV, alarms, history --
 
