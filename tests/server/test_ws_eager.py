@@ -177,7 +177,7 @@ async def test_an_unexpected_error_taking_a_frame_fails_the_socket_as_internal(
     url = served.ws_url + query_url("counter", "/connect", key="bug")
     async with connect(url, subprotocols=subprotocols("bare"), compression=compression) as ws:
         assert isinstance(await recv_msg(ws, "bare"), Init)
-        monkeypatch.setattr(ConnectSession, "_dispatch", broken)
+        monkeypatch.setattr(ConnectSession, "_start_action", broken)
         await ws.send(encode_to_server(ActionRequest(0, "increment", [1, 0]), "bare"))
         error = await recv_msg(ws, "bare")
         assert isinstance(error, Error)

@@ -32,6 +32,7 @@ from typing import Any, Final
 import cbor2
 
 from ..errors import EncodingError
+from .cbor_small import read_small, write_small
 from .errors import InvalidMessageError
 from .json_compat import (
     MAX_DEPTH,
@@ -323,6 +324,9 @@ def encode(value: Any) -> bytes:
     Raises:
         EncodingError: the value (or something inside it) cannot be encoded.
     """
+    small = write_small(value)
+    if small is not None:
+        return small
     if _is_plain(value, 0):
         try:
             return _dumps(value)
@@ -349,6 +353,9 @@ def decode(data: bytes | bytearray | memoryview) -> Any:
         size = _UINT_SIZES.get(data[:1])
         if size == len(data):
             return data[0] if size == 1 else int.from_bytes(data[1:], "big")
+        items = read_small(data)  # a short list of small integers and strings
+        if items is not None:
+            return items
     raw = _raw(data)
     value = _decode_item(raw)
     if _is_plain(value, 0):

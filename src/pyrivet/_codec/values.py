@@ -13,6 +13,7 @@ built for that type.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from typing import Any, Final
 
 import msgspec
@@ -146,9 +147,10 @@ def encode(value: Any, what: str = "value") -> bytes:
         raise _encoding_error(exc, what, value) from None
 
 
-def decode(data: bytes) -> Any:
-    """Decode bytes produced by `encode` into plain data."""
-    return _decoder.decode(data)
+#: Decode bytes produced by `encode` into plain data: msgspec's own method, without a
+#: wrapper's call (an event's payload is decoded for each connection it goes to).
+#: Raises msgspec's ``DecodeError`` on bytes `encode` did not produce.
+decode: Callable[[bytes], Any] = _decoder.decode
 
 
 _PLAIN_TYPES = (dict, list, str, int, float, bool, bytes, type(None))

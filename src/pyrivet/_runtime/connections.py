@@ -17,7 +17,7 @@ import logging
 from collections.abc import Callable
 from typing import Any, Protocol, cast
 
-from .._codec.values import encode
+from .._codec.values import encode, encode_unchecked
 from .._util.ids import new_id
 from ..actor._context import ActorContext, Conn
 from ..errors import ActorError, ActorStoppingError, EncodingError
@@ -319,7 +319,12 @@ def encode_event_args(args: tuple[Any, ...], event: str, limit: int) -> bytes:
     Raises:
         EncodingError: an argument cannot be encoded or the event is too large.
     """
-    payload = encode(list(args), f"the arguments of event {event!r}")
+    values = list(args)
+    try:
+        payload = encode_unchecked(values)
+    except (TypeError, ValueError, OverflowError):
+        # Only now the message, naming the event (formatting it cost every event).
+        payload = encode(values, f"the arguments of event {event!r}")
     if len(payload) > limit:
         raise EncodingError(
             f"event {event!r} is {len(payload)} bytes, above the outgoing message limit "

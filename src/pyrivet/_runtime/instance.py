@@ -31,7 +31,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from .._codec.values import decode, encode
+from .._codec.values import decode, encode, encode_unchecked
 from .._util.loop_turn import LOOP_TURN
 from .._util.timeouts import run_with_timeout
 from ..actor._definition import ActionSpec, ActorDefinition
@@ -505,7 +505,10 @@ class ActorInstance(IdleLink, ContextHost, WorkflowOwner, RealtimeHost):
         ):
             raise ActorStoppingError(f"actor {self.name!r} is {self.status.value}")
         if encoded_args is None:
-            encoded_args = encode(args, "the action arguments")
+            try:
+                encoded_args = encode_unchecked(args)  # without `encode`'s call
+            except (TypeError, ValueError, OverflowError):
+                encoded_args = encode(args, "the action arguments")  # raises, with the message
         if spec.arguments is not None:
             args = spec.arguments(args)  # into the annotated types; the log keeps them plain
         metrics = svc.metrics

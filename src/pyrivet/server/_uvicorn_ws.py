@@ -20,7 +20,9 @@ keeps received messages in a lighter queue (see the class doc): the same bytes a
 messages as uvicorn and websockets, with fewer Python calls per message. An app may
 take the messages it reads itself straight from ``data_received`` instead of through
 ASGI ``receive`` (`DirectReceive`, in the scope's extensions under `DIRECT_EXTENSION`):
-one task wake-up and one loop iteration less per message.
+one task wake-up and one loop iteration less per message. On the way out, `DirectSend`
+(under `DIRECT_SEND_EXTENSION`) writes a batch of data frames in one ``write`` from the
+caller, without an ASGI ``send`` coroutine and message per frame.
 
 Runs on the event loop: ``send`` in the writer task of the socket (ASGI ``send``),
 ``data_received`` in the transport's callbacks.
@@ -48,9 +50,11 @@ except ImportError:  # pragma: no cover - a websockets built without it
 
 __all__ = [
     "DIRECT_EXTENSION",
+    "DIRECT_SEND_EXTENSION",
     "MORE_KEY",
     "BatchingWebSocketProtocol",
     "DirectReceive",
+    "DirectSend",
     "FrameBoundary",
     "frame_head",
     "parse_client_frame",
@@ -60,6 +64,8 @@ __all__ = [
 MORE_KEY: Final = "pyrivet.more"
 #: Key of the scope's ``extensions`` holding the socket's `DirectReceive`.
 DIRECT_EXTENSION: Final = "pyrivet.direct_receive"
+#: Key of the scope's ``extensions`` holding the socket's `DirectSend`.
+DIRECT_SEND_EXTENSION: Final = "pyrivet.direct_send"
 #: Type of the message ``receive`` returns once `DirectReceive.detach` stopped reading.
 DIRECT_STOPPED: Final = "pyrivet.direct_receive.stopped"
 
@@ -210,6 +216,45 @@ class DirectReceive:
             protocol.queue.put_nowait(cast(ASGIReceiveEvent, {"type": DIRECT_STOPPED}))
 
 
+class DirectSend:
+    """Writes data frames to a socket from the caller, without ASGI ``send``.
+
+    `write` frames a batch of messages (bytes: binary, str: text) and writes them in
+    one ``write``, as ``send`` does for messages marked with `MORE_KEY` followed by one
+    without it: the same bytes, without a coroutine, a message dict and the checks per
+    frame. It writes only while the socket is open for data frames as ``send``'s own
+    fast path requires (handshake done, not closing or closed, writing not paused, no
+    extensions); otherwise it returns False having done nothing, and the caller
+    sends the ordinary way. Called on the event loop, by the app's writer of the socket
+    (it must not interleave with a ``send`` in progress). Errors of the transport's
+    ``write`` propagate, as they do from ``send``.
+    """
+
+    __slots__ = ("_protocol",)
+
+    def __init__(self, protocol: BatchingWebSocketProtocol) -> None:
+        self._protocol = protocol
+
+    def write(self, frames: list[bytes | str]) -> bool:
+        """Write ``frames`` in one ``write``: True, or False when nothing was written."""
+        protocol = self._protocol
+        if not protocol.can_frame():
+            return False
+        writes = protocol.conn.writes
+        for data in frames:
+            writes.append(_framed(data))
+        protocol.transport.write(b"".join(protocol.conn.data_to_send()))
+        return True
+
+
+def _framed(data: bytes | str) -> bytes:
+    """A data message as one final unmasked frame (bytes: binary, str: text)."""
+    if isinstance(data, str):
+        text = data.encode()
+        return frame_head(Opcode.TEXT, len(text)) + text
+    return frame_head(Opcode.BINARY, len(data)) + data
+
+
 class BatchingWebSocketProtocol(WebSocketsSansIOProtocol):
     """uvicorn's websockets-sansio protocol that honours `MORE_KEY` (see the module doc)
     and frames data itself.
@@ -252,6 +297,23 @@ class BatchingWebSocketProtocol(WebSocketsSansIOProtocol):
         extensions = self.scope.get("extensions")
         if extensions is not None:
             extensions[DIRECT_EXTENSION] = DirectReceive(self)  # type: ignore[assignment]
+            extensions[DIRECT_SEND_EXTENSION] = DirectSend(self)  # type: ignore[assignment]
+
+    def can_frame(self) -> bool:
+        """Whether a data message can be framed here and written at once (see the
+        class doc): the connection is open, not closing, writable, without extensions
+        and not in the middle of a fragmented message."""
+        conn = self.conn
+        return (
+            self.handshake_complete
+            and self.initial_response is None
+            and not self.close_sent
+            and not self.disconnected
+            and self.writable.is_set()
+            and conn.state is State.OPEN
+            and not conn.expect_continuation_frame
+            and not conn.extensions
+        )
 
     def data_received(self, data: bytes) -> None:
         conn = self.conn
@@ -314,25 +376,10 @@ class BatchingWebSocketProtocol(WebSocketsSansIOProtocol):
         frames.feed(data)
 
     async def send(self, message: ASGISendEvent) -> None:
-        conn = self.conn
-        if (
-            message["type"] == "websocket.send"
-            and self.handshake_complete
-            and self.initial_response is None
-            and not self.close_sent
-            and not self.disconnected
-            and self.writable.is_set()
-            and conn.state is State.OPEN
-            and not conn.expect_continuation_frame
-            and not conn.extensions
-        ):
+        if message["type"] == "websocket.send" and self.can_frame():
             data = message.get("bytes")
-            if data is not None:
-                frame = frame_head(Opcode.BINARY, len(data)) + data
-            else:
-                text = str(message.get("text", "")).encode()
-                frame = frame_head(Opcode.TEXT, len(text)) + text
-            conn.writes.append(frame)
+            conn = self.conn
+            conn.writes.append(_framed(data if data is not None else str(message.get("text", ""))))
             if not message.get(MORE_KEY):
                 self.transport.write(b"".join(conn.data_to_send()))
             return
@@ -346,6 +393,7 @@ class BatchingWebSocketProtocol(WebSocketsSansIOProtocol):
             and self.writable.is_set()
         ):
             # Framed by websockets (compression): held back the same way.
+            conn = self.conn
             data = message.get("bytes")
             try:
                 if data is not None:

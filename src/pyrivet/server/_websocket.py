@@ -8,10 +8,12 @@ the queue from the action's own task when the writer is idle, one task hop and o
 event-loop iteration sooner; the writer waits meanwhile, so order and the
 one-``send``-at-a-time rule hold. Frames found queued together are handed to the server
 with a hint that more follow (`MORE_KEY`), so `pyrivet serve` writes them to the socket
-at once (see `BatchingWebSocketProtocol`). A close is the last thing sent; frames enqueued after
-it are dropped. A client that does not read cannot make the server buffer without
-bound: past ``limit`` queued frames the socket is closed with 1011
-``connection.overloaded``.
+at once (see `BatchingWebSocketProtocol`); given the socket's `DirectSend` (`pyrivet
+serve`), a batch of frames is written with one call and no ``send`` coroutine per frame,
+and a reply with `reply_now`, without a coroutine at all. A close is the last thing
+sent; frames enqueued after it are dropped. A client that does not read cannot make
+the server buffer without bound: past ``limit`` queued frames the socket is closed with
+1011 ``connection.overloaded``.
 
 With ``reply_first``, a reply is queued ahead of the events a commit released that are
 still queued (replies keep their order among themselves, events theirs). Behind the Rivet
@@ -31,7 +33,7 @@ from typing import Final
 
 from .._util.tasks import TaskSupervisor
 from ._asgi import Send
-from ._uvicorn_ws import MORE_KEY
+from ._uvicorn_ws import MORE_KEY, DirectSend
 
 __all__ = ["Flag", "Outbox"]
 
@@ -97,6 +99,7 @@ class Outbox:
         "_closing",
         "_deferred",
         "_deferring",
+        "_direct",
         "_limit",
         "_loop",
         "_parked",
@@ -118,8 +121,12 @@ class Outbox:
         tasks: TaskSupervisor | None = None,
         *,
         reply_first: bool = False,
+        direct: DirectSend | None = None,
     ) -> None:
+        """``direct``: the socket's `DirectSend`, if its server offers one: data frames
+        are then written through it whenever it takes them (else through ``send``)."""
         self._send = send
+        self._direct = direct
         self._limit = limit
         #: The loop it runs on (created on it): `asyncio.get_running_loop` makes a
         #: ``getpid`` system call on every call in Python 3.11.
@@ -185,6 +192,37 @@ class Outbox:
             self._deferred = False
             if self._queue:
                 self._loop.call_soon(self._wake_if_queued)
+
+    def reply_now(self, data: str | bytes) -> bool:
+        """`reply` without a coroutine, through the socket's `DirectSend`: False (nothing
+        done) when the outbox has none; the caller then awaits `reply`.
+
+        Otherwise the reply is handled here: when the writer task is idle, it and the
+        frames queued before it are written at once from the caller; when the writer
+        is busy, parked or closing, or the socket does not take direct writes now
+        (writing paused, closing), it is queued for the writer (`frame`); when the
+        write fails (the client is gone), the writer stops as after a failed `reply`.
+        """
+        if self._direct is None:
+            return False
+        if not self._enqueue(data, False, True):
+            return True
+        waiter = self._waiter
+        if waiter is None or waiter.done() or self._sending or self._closing or self._parked:
+            self._wake()
+            return True
+        batch = self._queue
+        written = self._write_direct(batch)
+        if written is None:
+            self._wake()  # the writer sends it the ordinary way
+            return True
+        self._queue = []
+        self._released_at = None
+        if not written:
+            self._closing = True
+            self._broken = True
+            self._wake()
+        return True
 
     async def reply(self, data: str | bytes) -> None:
         """Enqueue an action's reply (`frame` with ``reply=True``) and, when the writer
@@ -295,9 +333,36 @@ class Outbox:
             if future is not None and not future.done():
                 future.set_exception(ConnectionError("the WebSocket is closed"))
 
+    def _write_direct(self, batch: list[_Item]) -> bool | None:
+        """Write ``batch`` through the `DirectSend`: True when written, False when the
+        client is gone (the batch is dropped), None when the batch holds the close or
+        the socket does not take direct writes now (nothing was done)."""
+        direct = self._direct
+        assert direct is not None
+        frames: list[str | bytes] = []
+        for item, _future in batch:
+            if type(item) is _Close:
+                return None
+            frames.append(item)  # type: ignore[arg-type]  # (not a _Close: checked)
+        try:
+            if not direct.write(frames):
+                return None
+        except Exception:
+            # The client is gone (the transport's write failed), as `_send_batch` sees it.
+            self._drop(batch)
+            return False
+        for _item, future in batch:
+            if future is not None and not future.done():
+                future.set_result(None)
+        return True
+
     async def _send_batch(self, batch: list[_Item]) -> bool:
         """Send ``batch`` in order; False once the close was sent or the client is gone
         (the frames not sent are dropped)."""
+        if self._direct is not None:
+            written = self._write_direct(batch)
+            if written is not None:
+                return written
         last = len(batch) - 1
         for i, (item, future) in enumerate(batch):
             try:

@@ -47,7 +47,7 @@ from ..errors import ActorError
 from ..storage._base import ActorStore
 from ._asgi import ClientGone, HttpReply, Receive, RequestInfo, Scope, Send, send_reply
 from ._state import ServerOptions, ServerState
-from ._uvicorn_ws import DIRECT_EXTENSION
+from ._uvicorn_ws import DIRECT_EXTENSION, DIRECT_SEND_EXTENSION
 from .cors import CorsPolicy
 from .errors import error_reply
 from .http_routes import gateway_http, health, metadata, not_found, root
@@ -259,6 +259,7 @@ class PyrivetApp:
                     handoff=extensions.get(SOCKET_EXTENSION),
                     revive=extensions.get(REVIVE_EXTENSION),
                     direct=extensions.get(DIRECT_EXTENSION),
+                    direct_send=extensions.get(DIRECT_SEND_EXTENSION),
                 )
                 del request, route  # the handler drops them once the connection is open
                 await serving

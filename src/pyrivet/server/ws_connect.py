@@ -76,7 +76,7 @@ from .._util.tasks import TaskSupervisor
 from ..errors import ActorError, ActorStoppingError, EncodingError, InternalError
 from ._asgi import Receive, RequestInfo, Send
 from ._state import ServerState
-from ._uvicorn_ws import DirectReceive
+from ._uvicorn_ws import DirectReceive, DirectSend
 from ._websocket import Outbox
 from .conn_params import PARAMS_HEADER, parse_params
 from .errors import (
@@ -330,6 +330,8 @@ class ConnectSession(HibernatableSink):
             return False
         if self.conn is None or self._held is not None:
             self._hold(request)
+        elif type(request) is ActionRequest:
+            self._start_action(request)  # `_dispatch` without its call, for every action
         else:
             self._dispatch(request)
         return True
@@ -457,10 +459,11 @@ class ConnectSession(HibernatableSink):
             self._reply_error(exc, request.id)
         else:
             frame = data.decode() if self._text else data
+            outbox = self._outbox
             if len(self._in_flight) + self._eager > 1:
-                self._outbox.frame(frame, reply=True)  # batched with the others'
-            else:
-                await self._outbox.reply(frame)
+                outbox.frame(frame, reply=True)  # batched with the others'
+            elif not outbox.reply_now(frame):
+                await outbox.reply(frame)
 
     async def finish(self) -> None:
         """After reading stopped: let in-flight actions end (their replies are sent),
@@ -542,12 +545,14 @@ async def handle_connect(
     handoff: SocketIdentity | None = None,
     revive: RevivedSocket | None = None,
     direct: DirectReceive | None = None,
+    direct_send: DirectSend | None = None,
 ) -> None:
     """Serve one ``…/connect`` WebSocket from handshake to close (see the module doc).
 
     ``handoff`` (from the transport) is kept for the connection's stored record;
     ``revive`` marks a socket another process served (`_revive`); ``direct`` (from
-    `pyrivet serve`'s protocol) takes frames without a hop through ``receive``."""
+    `pyrivet serve`'s protocol) takes frames without a hop through ``receive``, and
+    ``direct_send`` writes them without ``send`` (`Outbox`)."""
     message = await receive()
     if message["type"] != "websocket.connect":
         return
@@ -568,7 +573,13 @@ async def handle_connect(
     # the handler ends (only on cancellation) is cancelled.
     tasks = TaskSupervisor("pyrivet connection", asyncio.get_running_loop())
     options = state.options
-    outbox = Outbox(send, options.max_send_queue, tasks, reply_first=options.reply_before_events)
+    outbox = Outbox(
+        send,
+        options.max_send_queue,
+        tasks,
+        reply_first=options.reply_before_events,
+        direct=direct_send,
+    )
     session = ConnectSession(state, encoding, outbox, tasks)
     outbox.start()
     session.handoff = handoff
