@@ -23,15 +23,16 @@ oldest rows of the log (``rowid <= upto``, at most `COMPACT_MAX_ROWS`) and the s
 list of actors having rows there, and moves them in *steps*: each step is its own
 transaction over a slice of those actors holding about `COMPACT_STEP_ROWS` rows. It
 copies the slice's history rows into ``actor_events`` (sorted by ``(actor_id, seq)``,
-so the inserts are clustered), applies the slice's prune requests, writes each
-actor's latest seq and snapshot into ``actor_state`` and applies the slice's workflow
-records to ``actor_workflow`` (in rowid order per actor: the last write of a key
-wins). All the rows of an actor in the round move in one step, so its ``actor_events``
-tail page and ``actor_state`` row are written once per round rather than once per
-commit. The moved rows stay in the log
-until the round's last step, which deletes the whole prefix ``rowid <= upto`` at once
-(whole pages: deleting a slice's rows, spread over every page, would rewrite them all).
-A commit queued behind a step waits for a fraction of a round. Steps run:
+so the inserts are clustered), except those below their actor's highest prune bound in
+the log (the step's prune would delete them at once), applies the slice's prune
+requests, writes each actor's latest seq and snapshot into ``actor_state`` and applies
+the slice's workflow records to ``actor_workflow`` (in rowid order per actor: the last
+write of a key wins). All the rows of an actor in the round move in one step, so its
+``actor_events`` tail page and ``actor_state`` row are written once per round rather
+than once per commit. The moved rows stay in the log until the round's last step,
+which deletes the whole prefix ``rowid <= upto`` at once (whole pages: deleting a
+slice's rows, spread over every page, would rewrite them all). A commit queued
+behind a step waits for a fraction of a round. Steps run:
 
 * while a round is in progress: after each job, and every `COMPACT_ROUND_PAUSE` while
   the writer queue is empty; each step is sized to take about `COMPACT_STEP_SECONDS`
@@ -188,14 +189,31 @@ def _multi_row(insert: str) -> dict[int, str]:
 
 _INSERT_LOG_ROWS = _multi_row(_INSERT_LOG)
 _INSERT_LEAN_ROWS = _multi_row(_INSERT_LOG_LEAN)
-# ?1 .. ?2: the rowids, ?3 .. ?4: the first and last actor id of the step.
+#: The prune bound of each actor a step moves (0: none), for `_MOVE_EVENTS`: a table of
+#: the writer connection's own ``temp`` database (not in the database file or its WAL;
+#: its few rows stay in the page cache), filled inside the step's transaction, so a
+#: rolled-back step leaves it as it was.
+_CREATE_BOUNDS = """
+    CREATE TEMP TABLE IF NOT EXISTS compact_bounds (
+        actor_id TEXT NOT NULL PRIMARY KEY,
+        bound INTEGER NOT NULL
+    ) WITHOUT ROWID
+"""
+_CLEAR_BOUNDS = "DELETE FROM temp.compact_bounds"
+_PUT_BOUND = "INSERT INTO temp.compact_bounds (actor_id, bound) VALUES (?, ?)"
+# ?1 .. ?2: the rowids, ?3 .. ?4: the first and last actor id of the step. A history
+# entry below its actor's prune bound is left out: the step's prune would delete it
+# again at once (under the 64 x 64 load most moved rows are such, since the log holds
+# more entries per actor than the history limit when a round starts). CROSS JOIN keeps
+# the log the outer loop (one pass over the rowid range, a key lookup per row).
 _MOVE_EVENTS = f"""
     INSERT OR REPLACE INTO actor_events (actor_id, seq, at_ms, kind, name, "by", args, state, ops)
-    SELECT actor_id, seq, at_ms, kind, name, "by", args,
-           CASE WHEN flags & {_EVENT_STATE} THEN state ELSE event_state END, ops
-    FROM actor_log
-    WHERE rowid BETWEEN ?1 AND ?2 AND actor_id BETWEEN ?3 AND ?4 AND flags & {_HISTORY}
-    ORDER BY actor_id, seq, rowid
+    SELECT l.actor_id, l.seq, l.at_ms, l.kind, l.name, l."by", l.args,
+           CASE WHEN l.flags & {_EVENT_STATE} THEN l.state ELSE l.event_state END, l.ops
+    FROM actor_log AS l CROSS JOIN temp.compact_bounds AS b ON b.actor_id = l.actor_id
+    WHERE l.rowid BETWEEN ?1 AND ?2 AND l.actor_id BETWEEN ?3 AND ?4 AND l.flags & {_HISTORY}
+        AND l.seq >= b.bound
+    ORDER BY l.actor_id, l.seq, l.rowid
 """
 _PRUNE_EVENTS = "DELETE FROM actor_events WHERE actor_id = ? AND seq < ?"
 _UPSERT_STATE = """
@@ -309,12 +327,14 @@ class CommitLog:
     def recover(self, conn: sqlite3.Cursor) -> None:
         """Rebuild the index from whatever is in the log, then try to compact it all.
 
-        Runs at open. The index is built first, so if compaction fails (it is logged)
-        the rows stay in the log, reads still see them and compaction is retried later.
+        Runs at open, first of all on the connection (it makes the step's ``temp``
+        table). The index is built first, so if compaction fails (it is logged) the
+        rows stay in the log, reads still see them and compaction is retried later.
 
         Raises:
-            sqlite3.Error: the log cannot be read.
+            sqlite3.Error: the log cannot be read, or the temp table cannot be made.
         """
+        conn.execute(_CREATE_BOUNDS)
         self._load(conn)
         try:
             self.compact_all(conn)
@@ -600,6 +620,8 @@ class CommitLog:
         try:
             conn.execute("BEGIN IMMEDIATE")
             if moved:
+                conn.execute(_CLEAR_BOUNDS)
+                conn.executemany(_PUT_BOUND, [(a, p.prune or 0) for a, p in moved])
                 conn.execute(_MOVE_EVENTS, (low, upto, actors[0], actors[-1]))
                 if any(p.workflow for _, p in moved):
                     _move_workflow(conn, low, upto, actors[0], actors[-1])
