@@ -1320,6 +1320,25 @@ def test_sqlite_compaction_leaves_out_entries_a_later_commit_pruned(tmp_path: Pa
         writer.close()
 
 
+def test_sqlite_compaction_looks_up_no_bound_where_nothing_is_below_it(tmp_path: Path) -> None:
+    """An actor whose prune bound is not above its oldest entry in the log (a few rows
+    per actor, as with many actors) is moved without a bound to look up."""
+    writer = Writer(tmp_path / "db.sqlite3", "NORMAL", {})
+    writer.connect()
+    try:
+        writer.insert_actor(actor("a1"), False)
+        writer.commit([state_commit("a1", 1, b"s")])
+        writer.log.compact_all(writer.cur)
+        for seq in range(2, 6):  # each prunes seq 1 alone, already out of the log
+            writer.commit([state_commit("a1", seq, b"s", prune_history_before=2)])
+        assert writer.log.latest["a1"].first_seq == 2
+        writer.log.compact_all(writer.cur)
+        assert writer.cur.execute("SELECT count(*) FROM temp.compact_bounds").fetchone() == (0,)
+        assert [e.seq for e in writer.read_history("a1", 0, None)] == [2, 3, 4, 5]
+    finally:
+        writer.close()
+
+
 async def test_sqlite_reads_the_log_before_compaction(tmp_path: Path) -> None:
     store = SQLiteDriver(tmp_path)
     await store.open()
