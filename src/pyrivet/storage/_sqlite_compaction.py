@@ -12,10 +12,11 @@ lone record with nothing but its row (an action, a workflow step) is one autocom
 
 **The index.** While rows wait in the log, `CommitLog.latest` answers ``load_state``:
 per actor with rows there, its highest seq, its latest snapshot, its pending prune
-request and whether a row carries workflow records (see `Pending`); ``load_workflow``
-applies those rows (`CommitLog.overlay_workflow`) over what ``actor_workflow`` holds.
-The driver's process holds the data directory lock, so it is the only writer and the
-index is exact. It is changed only after a transaction
+request, whether a row carries workflow records and a floor of its unmoved seqs (which
+tells a step whether any of its entries can be below the prune; see `Pending`);
+``load_workflow`` applies those rows (`CommitLog.overlay_workflow`) over what
+``actor_workflow`` holds. The driver's process holds the data directory lock, so it is
+the only writer and the index is exact. It is changed only after a transaction
 committed: a failed commit or compaction step leaves it, and the log, as they were.
 
 **Compaction** moves log rows into the per-actor tables in *rounds*. A round takes the
