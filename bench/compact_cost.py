@@ -1,6 +1,7 @@
 """What compaction costs per moved row, without an event loop (for callgrind).
 
-    python bench/compact_cost.py ROUNDS [--max-rows N] [--no-compaction]
+    python bench/compact_cost.py ROUNDS [--max-rows N] [--step-rows N] [--no-compaction]
+        [--steady]
 
 Fills a fresh log through `Writer.commit` (64 actors, 64-record batches, one history
 entry per record and the runtime's default history limit of 100), first past the
@@ -11,6 +12,12 @@ callgrind and take the difference; ``--no-compaction`` gives the filling alone:
 
     PYTHONHASHSEED=0 valgrind --tool=callgrind --callgrind-out-file=/tmp/cg.c.4 \\
         python bench/compact_cost.py 4          # and 2: (Ir(4) - Ir(2)) / 16,384
+
+``--steady`` compacts as the 64 x 64 load does instead (``count_strict.py
+par-steady``): one step of `COMPACT_STEP_ROWS` after every 8 batches (512 rows) while
+a round is in progress or the log holds `COMPACT_AFTER_ROWS` rows, so a round starts
+with 128 entries per actor in the log, more than the history limit. Each ROUND then
+commits 8,192 rows (four compaction rounds), and the log is left as it is at the end.
 """
 
 from __future__ import annotations
@@ -22,6 +29,7 @@ from pathlib import Path
 
 from pyrivet.storage import _sqlite_compaction
 from pyrivet.storage._base import ActorRecord, CommitRecord, HistoryEntry
+from pyrivet.storage._sqlite_compaction import COMPACT_AFTER_ROWS
 from pyrivet.storage._sqlite_writer import Writer
 
 ACTORS = 64
@@ -33,6 +41,9 @@ def main() -> None:
     if "--max-rows" in sys.argv:
         max_rows = int(sys.argv[sys.argv.index("--max-rows") + 1])
         _sqlite_compaction.COMPACT_MAX_ROWS = max_rows
+    if "--step-rows" in sys.argv:
+        step_rows = int(sys.argv[sys.argv.index("--step-rows") + 1])
+        _sqlite_compaction.COMPACT_STEP_ROWS = step_rows
     compact = "--no-compaction" not in sys.argv
     with tempfile.TemporaryDirectory(prefix="pyrivet-compact-") as data_dir:
         writer = Writer(Path(data_dir) / "db.sqlite3", "FULL", {})
@@ -61,6 +72,16 @@ def main() -> None:
         writer.log.compact_all(writer.cur)
         moved = 0
         cpu = 0.0
+        if "--steady" in sys.argv:
+            log = writer.log
+            for _ in range((rounds + 1) * 16):  # a round of warm-up: the log fills up
+                fill(512)
+                if compact and (log._round is not None or log.rows >= COMPACT_AFTER_ROWS):
+                    start = time.thread_time()
+                    log.compact_step(writer.cur, paced=False)
+                    cpu += time.thread_time() - start
+            print(f"{cpu / ((rounds + 1) * 8192) * 1e6:.2f} µs CPU per committed row")
+            return
         for _ in range(rounds):
             fill(8192)
             if not compact:

@@ -19,6 +19,16 @@
     # compare the writer thread's file (-02) between the sizes for compaction's cost
     ... python bench/count_strict.py par-compacting 19200
 
+    # 64 x 64 as users run it (compaction on, its time constants scaled by
+    # VALGRIND_SCALE, see `scale_storage_clock`), every thread counted: `count` then
+    # prints each thread's instructions per action and their sum
+    python bench/count_strict.py count par-all 6400 19200
+
+    # the same with compaction on a fixed rhythm instead of the clock's: a step of up to
+    # COMPACT_STEP_ROWS after every STEADY_BATCHES batches, rounds from COMPACT_AFTER_ROWS
+    # rows (what a quiet machine does at ~25k actions/s), so counts repeat under load
+    python bench/count_strict.py count par-steady 6400 19200
+
     # wall clock, not under valgrind: how the 64 x 64 batches split between inline
     # commits and the writer thread, and what compaction steps cost there
     python bench/count_strict.py split 3
@@ -42,6 +52,7 @@ file per thread, ``-01`` being the main thread (the event loop's here).
 from __future__ import annotations
 
 import asyncio
+import glob
 import os
 import subprocess
 import sys
@@ -53,10 +64,19 @@ from typing import Any
 
 from bench_core import make_registry  # this folder is sys.path[0] as a script
 from pyrivet import Client
-from pyrivet.storage import MemoryDriver, SQLiteDriver, _sqlite, _sqlite_writer
+from pyrivet.storage import (
+    MemoryDriver,
+    SQLiteDriver,
+    _sqlite,
+    _sqlite_compaction,
+    _sqlite_writer,
+)
 from pyrivet.storage._sqlite_compaction import CommitLog
 
 WARM_UP = 200
+#: How much slower the interpreter runs under callgrind (the factor `par-all` scales
+#: compaction's time constants by).
+VALGRIND_SCALE = 50
 
 
 def quiet_storage(*, clock: bool = True, compaction: bool = False) -> None:
@@ -68,6 +88,43 @@ def quiet_storage(*, clock: bool = True, compaction: bool = False) -> None:
         CommitLog.compact_all = lambda self, conn: None  # type: ignore[method-assign]
     if clock:
         _sqlite._perf_counter = lambda: 0.0
+
+
+def scale_storage_clock(factor: float) -> None:
+    """Stretch the compaction and checkpoint time constants by ``factor``: under valgrind
+    everything runs ~`VALGRIND_SCALE` times slower, so steps sized to take 5 ms would
+    shrink to their minimum (each rereading its round), and pauses of 20 ms would come
+    50 times as often per action as on real hardware. Rounds still start at
+    `COMPACT_AFTER_ROWS` rows, as under a real 64 x 64 load."""
+    for name in ("COMPACT_STEP_SECONDS", "COMPACT_ROUND_PAUSE", "COMPACT_IDLE_SECONDS",
+                 "CHECKPOINT_PAUSE_SECONDS"):  # fmt: skip
+        setattr(_sqlite_compaction, name, getattr(_sqlite_compaction, name) * factor)
+
+
+#: `par-steady` runs a compaction step after this many commits (512 actions: ~20 ms,
+#: `COMPACT_ROUND_PAUSE`, at 25k actions/s, the wall-clock rhythm of a quiet machine).
+STEADY_BATCHES = 8
+
+
+def steady_compaction() -> None:
+    """Compaction steps on a fixed rhythm of commits, run by the committing thread: one
+    unpaced step (`COMPACT_STEP_ROWS`) after every `STEADY_BATCHES` commits while a
+    round is in progress or the log holds `COMPACT_AFTER_ROWS` rows; none on the clock.
+    Counts of all threads then repeat whatever the machine's load."""
+    quiet_storage()
+    commit = _sqlite_writer.Writer.commit
+    commits = [0]
+
+    def stepping(self: _sqlite_writer.Writer, batch: Any) -> None:
+        commit(self, batch)
+        commits[0] += 1
+        log = self.log
+        if commits[0] % STEADY_BATCHES == 0 and (
+            log._round is not None or log.rows >= _sqlite_compaction.COMPACT_AFTER_ROWS
+        ):
+            log.compact_step(self.cur, paced=False)
+
+    _sqlite_writer.Writer.commit = stepping  # type: ignore[method-assign]
 
 
 async def sequential(name: str, n: int, memory: bool, data_dir: str) -> None:
@@ -106,6 +163,11 @@ def events(path: str) -> int:
             if line.startswith(("summary:", "totals:")):
                 return int(line.split()[1])
     raise ValueError(f"no totals in {path}")
+
+
+def thread_files(prefix: str) -> list[str]:
+    """The per-thread output files of one ``--separate-threads=yes`` run, in thread order."""
+    return sorted(glob.glob(f"{prefix}-[0-9][0-9]"))
 
 
 async def split(
@@ -200,6 +262,7 @@ def threading_is_main() -> bool:
 def count(mode: str, small: int, big: int, out: str) -> None:
     """Run ``mode`` under callgrind at both sizes; print the loop thread's Ir per action."""
     totals = []
+    threads: list[list[int]] = []
     for n in (small, big):
         prefix = f"{out}.{mode}.{n}"
         subprocess.run(
@@ -209,8 +272,13 @@ def count(mode: str, small: int, big: int, out: str) -> None:
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )  # fmt: skip
         totals.append(events(f"{prefix}-01"))
+        threads.append([events(path) for path in thread_files(prefix)])
     per = (totals[1] - totals[0]) / (big - small)
     print(f"{mode}: {per:,.0f} instructions per action (loop thread; {out}.{mode}.{big}-01)")
+    if len(threads[0]) == len(threads[1]):
+        each = [(b - a) / (big - small) for a, b in zip(*threads, strict=True)]
+        split = ", ".join(f"-{i:02d} {v:,.0f}" for i, v in enumerate(each, 1))
+        print(f"  all threads: {sum(each):,.0f} per action ({split})")
 
 
 def main() -> None:
@@ -241,7 +309,12 @@ def main() -> None:
         asyncio.run(split(float(sys.argv[2]), pragmas, inline=inline, budget=budget))
         return
     n = int(sys.argv[2])
-    quiet_storage(compaction=mode == "par-compacting")
+    if mode == "par-steady":
+        steady_compaction()
+    else:
+        quiet_storage(compaction=mode in ("par-compacting", "par-all"))
+    if mode == "par-all":
+        scale_storage_clock(VALGRIND_SCALE)
     with tempfile.TemporaryDirectory(prefix="pyrivet-count-") as data_dir:
         if mode == "seq":
             asyncio.run(sequential("counter", n, False, data_dir))
@@ -249,7 +322,7 @@ def main() -> None:
             asyncio.run(sequential("relaxed_counter", n, False, data_dir))
         elif mode == "seq-memory":
             asyncio.run(sequential("counter", n, True, data_dir))
-        elif mode in ("par", "par-compacting"):
+        elif mode in ("par", "par-compacting", "par-all", "par-steady"):
             asyncio.run(parallel(n, False, data_dir))
         elif mode == "par-thread":  # every commit on the writer thread
             asyncio.run(parallel(n, False, data_dir, inline=False))

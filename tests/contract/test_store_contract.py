@@ -32,6 +32,7 @@ from pyrivet.storage import (
     _sqlite_compaction as compaction,
 )
 from pyrivet.storage._sqlite_schema import MIGRATIONS
+from pyrivet.storage._sqlite_writer import Writer
 
 SRC_DIR = Path(__file__).resolve().parents[2] / "src"
 #: "sqlite-threaded" is the SQLite driver with its inline fast path off: every job runs
@@ -1286,6 +1287,56 @@ async def test_sqlite_calls_in_the_middle_of_a_round(
         assert await snapshot_of(store, ids) == expected
     finally:
         await store.close()
+
+
+def test_sqlite_compaction_leaves_out_entries_a_later_commit_pruned(tmp_path: Path) -> None:
+    """A history entry below its actor's prune bound never reaches ``actor_events``
+    (the step would delete it again at once); the entries at or above the bound do, and
+    so do the entries of an actor with no prune."""
+    writer = Writer(tmp_path / "db.sqlite3", "NORMAL", {})
+    writer.connect()
+    try:
+        for actor_id in ("a1", "a2"):
+            writer.insert_actor(actor(actor_id, key=(actor_id,)), False)
+        for seq in range(1, 31):  # a1 keeps 5 entries (bound seq - 4), a2 all of them
+            writer.commit(
+                [
+                    state_commit("a1", seq, b"s", prune_history_before=max(1, seq - 4)),
+                    state_commit("a2", seq, b"s"),
+                ]
+            )
+        conn = writer.conn
+        conn.execute("CREATE TEMP TABLE moved (actor_id TEXT, seq INTEGER)")
+        conn.execute(
+            "CREATE TEMP TRIGGER count_moved AFTER INSERT ON main.actor_events "
+            "BEGIN INSERT INTO moved VALUES (new.actor_id, new.seq); END"
+        )
+        writer.log.compact_all(writer.cur)
+        moved = conn.execute("SELECT actor_id, seq FROM moved ORDER BY 1, 2").fetchall()
+        assert moved == [("a1", s) for s in range(26, 31)] + [("a2", s) for s in range(1, 31)]
+        assert [e.seq for e in writer.read_history("a1", 0, None)] == list(range(26, 31))
+        assert len(writer.read_history("a2", 0, None)) == 30
+    finally:
+        writer.close()
+
+
+def test_sqlite_compaction_looks_up_no_bound_where_nothing_is_below_it(tmp_path: Path) -> None:
+    """An actor whose prune bound is not above its oldest entry in the log (a few rows
+    per actor, as with many actors) is moved without a bound to look up."""
+    writer = Writer(tmp_path / "db.sqlite3", "NORMAL", {})
+    writer.connect()
+    try:
+        writer.insert_actor(actor("a1"), False)
+        writer.commit([state_commit("a1", 1, b"s")])
+        writer.log.compact_all(writer.cur)
+        for seq in range(2, 6):  # each prunes seq 1 alone, already out of the log
+            writer.commit([state_commit("a1", seq, b"s", prune_history_before=2)])
+        assert writer.log.latest["a1"].first_seq == 2
+        writer.log.compact_all(writer.cur)
+        assert writer.cur.execute("SELECT count(*) FROM temp.compact_bounds").fetchone() == (0,)
+        assert [e.seq for e in writer.read_history("a1", 0, None)] == [2, 3, 4, 5]
+    finally:
+        writer.close()
 
 
 async def test_sqlite_reads_the_log_before_compaction(tmp_path: Path) -> None:

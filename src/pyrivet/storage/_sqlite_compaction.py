@@ -12,10 +12,11 @@ lone record with nothing but its row (an action, a workflow step) is one autocom
 
 **The index.** While rows wait in the log, `CommitLog.latest` answers ``load_state``:
 per actor with rows there, its highest seq, its latest snapshot, its pending prune
-request and whether a row carries workflow records (see `Pending`); ``load_workflow``
-applies those rows (`CommitLog.overlay_workflow`) over what ``actor_workflow`` holds.
-The driver's process holds the data directory lock, so it is the only writer and the
-index is exact. It is changed only after a transaction
+request, whether a row carries workflow records and a floor of its unmoved seqs (which
+tells a step whether any of its entries can be below the prune; see `Pending`);
+``load_workflow`` applies those rows (`CommitLog.overlay_workflow`) over what
+``actor_workflow`` holds. The driver's process holds the data directory lock, so it is
+the only writer and the index is exact. It is changed only after a transaction
 committed: a failed commit or compaction step leaves it, and the log, as they were.
 
 **Compaction** moves log rows into the per-actor tables in *rounds*. A round takes the
@@ -23,15 +24,16 @@ oldest rows of the log (``rowid <= upto``, at most `COMPACT_MAX_ROWS`) and the s
 list of actors having rows there, and moves them in *steps*: each step is its own
 transaction over a slice of those actors holding about `COMPACT_STEP_ROWS` rows. It
 copies the slice's history rows into ``actor_events`` (sorted by ``(actor_id, seq)``,
-so the inserts are clustered), applies the slice's prune requests, writes each
-actor's latest seq and snapshot into ``actor_state`` and applies the slice's workflow
-records to ``actor_workflow`` (in rowid order per actor: the last write of a key
-wins). All the rows of an actor in the round move in one step, so its ``actor_events``
-tail page and ``actor_state`` row are written once per round rather than once per
-commit. The moved rows stay in the log
-until the round's last step, which deletes the whole prefix ``rowid <= upto`` at once
-(whole pages: deleting a slice's rows, spread over every page, would rewrite them all).
-A commit queued behind a step waits for a fraction of a round. Steps run:
+so the inserts are clustered), except those below their actor's highest prune bound in
+the log (the step's prune would delete them at once), applies the slice's prune
+requests, writes each actor's latest seq and snapshot into ``actor_state`` and applies
+the slice's workflow records to ``actor_workflow`` (in rowid order per actor: the last
+write of a key wins). All the rows of an actor in the round move in one step, so its
+``actor_events`` tail page and ``actor_state`` row are written once per round rather
+than once per commit. The moved rows stay in the log until the round's last step,
+which deletes the whole prefix ``rowid <= upto`` at once (whole pages: deleting a
+slice's rows, spread over every page, would rewrite them all). A commit queued
+behind a step waits for a fraction of a round. Steps run:
 
 * while a round is in progress: after each job, and every `COMPACT_ROUND_PAUSE` while
   the writer queue is empty; each step is sized to take about `COMPACT_STEP_SECONDS`
@@ -188,6 +190,18 @@ def _multi_row(insert: str) -> dict[int, str]:
 
 _INSERT_LOG_ROWS = _multi_row(_INSERT_LOG)
 _INSERT_LEAN_ROWS = _multi_row(_INSERT_LOG_LEAN)
+#: The prune bound of each actor of a step that may have entries below it, for
+#: `_MOVE_PRUNED`: a table of the writer connection's own ``temp`` database (not in the
+#: database file or its WAL; its few rows stay in the page cache), filled inside the
+#: step's transaction, so a rolled-back step leaves it as it was.
+_CREATE_BOUNDS = """
+    CREATE TEMP TABLE IF NOT EXISTS compact_bounds (
+        actor_id TEXT NOT NULL PRIMARY KEY,
+        bound INTEGER NOT NULL
+    ) WITHOUT ROWID
+"""
+_CLEAR_BOUNDS = "DELETE FROM temp.compact_bounds"
+_PUT_BOUND = "INSERT INTO temp.compact_bounds (actor_id, bound) VALUES (?, ?)"
 # ?1 .. ?2: the rowids, ?3 .. ?4: the first and last actor id of the step.
 _MOVE_EVENTS = f"""
     INSERT OR REPLACE INTO actor_events (actor_id, seq, at_ms, kind, name, "by", args, state, ops)
@@ -196,6 +210,20 @@ _MOVE_EVENTS = f"""
     FROM actor_log
     WHERE rowid BETWEEN ?1 AND ?2 AND actor_id BETWEEN ?3 AND ?4 AND flags & {_HISTORY}
     ORDER BY actor_id, seq, rowid
+"""
+# `_MOVE_EVENTS` leaving out each history entry below its actor's bound in
+# ``compact_bounds``: the step's prune would delete it again at once (under the 64 x 64
+# load most moved rows are such: the log holds more entries per actor than the history
+# limit when a round starts). LEFT JOIN keeps the log the outer loop (one pass over the
+# rowid range, a key lookup per row); an actor with no bound there keeps every entry.
+_MOVE_PRUNED = f"""
+    INSERT OR REPLACE INTO actor_events (actor_id, seq, at_ms, kind, name, "by", args, state, ops)
+    SELECT l.actor_id, l.seq, l.at_ms, l.kind, l.name, l."by", l.args,
+           CASE WHEN l.flags & {_EVENT_STATE} THEN l.state ELSE l.event_state END, l.ops
+    FROM actor_log AS l LEFT JOIN temp.compact_bounds AS b ON b.actor_id = l.actor_id
+    WHERE l.rowid BETWEEN ?1 AND ?2 AND l.actor_id BETWEEN ?3 AND ?4 AND l.flags & {_HISTORY}
+        AND (b.bound IS NULL OR l.seq >= b.bound)
+    ORDER BY l.actor_id, l.seq, l.rowid
 """
 _PRUNE_EVENTS = "DELETE FROM actor_events WHERE actor_id = ? AND seq < ?"
 _UPSERT_STATE = """
@@ -245,6 +273,10 @@ class Pending(NamedTuple):
     prune: int | None
     #: Whether one of its log rows carries workflow records (it may have been moved).
     workflow: bool
+    #: No unmoved log row of the actor has a smaller seq (after a step moved some of
+    #: its rows this stays as it was: lower than the rest, as seqs only grow). A step
+    #: looks up prune bounds only for actors whose `prune` is above it.
+    first_seq: int
 
 
 class StagedLog:
@@ -309,12 +341,14 @@ class CommitLog:
     def recover(self, conn: sqlite3.Cursor) -> None:
         """Rebuild the index from whatever is in the log, then try to compact it all.
 
-        Runs at open. The index is built first, so if compaction fails (it is logged)
-        the rows stay in the log, reads still see them and compaction is retried later.
+        Runs at open, first of all on the connection (it makes the step's ``temp``
+        table). The index is built first, so if compaction fails (it is logged) the
+        rows stay in the log, reads still see them and compaction is retried later.
 
         Raises:
-            sqlite3.Error: the log cannot be read.
+            sqlite3.Error: the log cannot be read, or the temp table cannot be made.
         """
+        conn.execute(_CREATE_BOUNDS)
         self._load(conn)
         try:
             self.compact_all(conn)
@@ -383,7 +417,7 @@ class CommitLog:
             prev = staged.get(actor_id) or latest.get(actor_id)
             if prev is None:
                 staged[actor_id] = _new_pending(
-                    Pending, (rowid, rowid, seq, snapshot, prune, workflow)
+                    Pending, (rowid, rowid, seq, snapshot, prune, workflow, seq)
                 )
                 continue
             # `_merge`, written out: this runs once per committed record.
@@ -393,10 +427,11 @@ class CommitLog:
             if prune is None or (prev_prune is not None and prev_prune > prune):
                 prune = prev_prune
             prev_seq = prev.seq
+            first_seq = prev.first_seq
             staged[actor_id] = _new_pending(
                 Pending,
                 (prev.first, rowid, seq if seq > prev_seq else prev_seq, snapshot, prune,
-                 workflow or prev.workflow),
+                 workflow or prev.workflow, seq if seq < first_seq else first_seq),
             )  # fmt: skip
         return StagedLog(params, lean, rowid - first_rowid, staged, rowid)
 
@@ -623,7 +658,17 @@ class CommitLog:
         try:
             conn.execute("BEGIN IMMEDIATE")
             if moved:
-                conn.execute(_MOVE_EVENTS, (low, upto, actors[0], actors[-1]))
+                # Bounds only where entries may be below them: with many actors of a
+                # few rows each, a bound per actor would cost more than it saves.
+                bounds = [
+                    (a, p.prune) for a, p in moved if p.prune is not None and p.prune > p.first_seq
+                ]
+                move = _MOVE_EVENTS
+                if bounds:
+                    conn.execute(_CLEAR_BOUNDS)
+                    conn.executemany(_PUT_BOUND, bounds)
+                    move = _MOVE_PRUNED
+                conn.execute(move, (low, upto, actors[0], actors[-1]))
                 if any(p.workflow for _, p in moved):
                     _move_workflow(conn, low, upto, actors[0], actors[-1])
                 prunes = [(a, p.prune) for a, p in moved if p.prune is not None]
@@ -753,15 +798,16 @@ def _merge(
 ) -> Pending:
     """The index entry after a row is appended to an actor's (``prev``: before it)."""
     if prev is None:
-        return _new_pending(Pending, (rowid, rowid, seq, snapshot, prune, workflow))
+        return _new_pending(Pending, (rowid, rowid, seq, snapshot, prune, workflow, seq))
     if snapshot is None:
         snapshot = prev.snapshot
     if prune is None or (prev.prune is not None and prev.prune > prune):
         prune = prev.prune
     return _new_pending(
         Pending,
-        (prev.first, rowid, max(seq, prev.seq), snapshot, prune, workflow or prev.workflow),
-    )
+        (prev.first, rowid, max(seq, prev.seq), snapshot, prune, workflow or prev.workflow,
+         min(seq, prev.first_seq)),
+    )  # fmt: skip
 
 
 def _prunes(batch: Sequence[CommitRecord]) -> dict[int, int]:
