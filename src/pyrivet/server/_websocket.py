@@ -207,8 +207,7 @@ class Outbox:
             return False
         if not self._enqueue(data, False, True):
             return True
-        waiter = self._waiter
-        if waiter is None or waiter.done() or self._sending or self._closing or self._parked:
+        if not self._writer_idle():
             self._wake()
             return True
         batch = self._queue
@@ -237,8 +236,7 @@ class Outbox:
         """
         if not self._enqueue(data, False, True):
             return
-        waiter = self._waiter
-        if waiter is None or waiter.done() or self._sending or self._closing or self._parked:
+        if not self._writer_idle():
             self._wake()
             return
         batch, self._queue = self._queue, []
@@ -252,6 +250,14 @@ class Outbox:
             self._sending = False
             if self._queue or self._broken or self._parked:
                 self._wake()
+
+    def _writer_idle(self) -> bool:
+        """Whether the writer task waits for work and nothing else sends, parks or
+        closes: a reply may then be sent from the caller (`reply`, `reply_now`)."""
+        waiter = self._waiter
+        return not (
+            waiter is None or waiter.done() or self._sending or self._closing or self._parked
+        )
 
     def _enqueue(self, data: str | bytes, wake_soon: bool, reply: bool) -> bool:
         """Queue a frame (see `frame`) without waking the writer; False if it was dropped
