@@ -44,7 +44,13 @@ the same sequential ``client.mjs`` calls; printed as a row under the WebSocket p
 the split echo floor + client's own work + pyrivet's server path. Not a target.
 
 A third floor, the one-commit floor: a bare SQLite WAL commit with synchronous=FULL
-(``bench_core.commit_floor``), what a strict reply waits for at least.
+(``bench_core.commit_floor``), what a strict reply waits for at least. On this kind of
+machine a commit costs a round trip more than its bare time (the code after an fsync
+runs slower), so strict runs also measure the two together: ``echo_floor.py
+--commit``, the echo app doing one bare commit on its loop before each answer, timed
+with both clients as the plain echo. It is printed as a row "floor: echo + one commit"
+under the WebSocket and HTTP p50, and those rows' target cells also say how far above
+it pyrivet is ("echo+commit floor + X").
 
 Targets (printed, never asserted): WebSocket action p50 at most 1.5x the echo floor
 measured by the same client (relaxed), at most that floor + the one-commit floor +
@@ -186,15 +192,23 @@ class ServerProcess:
 
 
 @contextlib.contextmanager
-def echo_server(log_dir: Path) -> Iterator[ServerProcess]:
+def echo_server(log_dir: Path, *, commit: bool = False) -> Iterator[ServerProcess]:
+    """``bench/echo_floor.py``; with ``commit``, ``--commit`` (its database in a new
+    directory under ``log_dir``, removed after)."""
     port = free_port()
     argv = [sys.executable, str(BENCH_DIR / "echo_floor.py"), "--port", str(port)]
-    server = ServerProcess("echo", argv, port, log_dir)
+    data_dir = None
+    if commit:
+        data_dir = tempfile.mkdtemp(prefix="echo-commit-", dir=log_dir)
+        argv += ["--commit", "--data-dir", data_dir]
+    server = ServerProcess("echo-commit" if commit else "echo", argv, port, log_dir)
     try:
         server.wait_ready("/")
         yield server
     finally:
         server.stop()
+        if data_dir is not None:
+            shutil.rmtree(data_dir, ignore_errors=True)
 
 
 @contextlib.contextmanager
@@ -514,25 +528,35 @@ def log(message: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
 
 
+def measure_echo(echo: ServerProcess, sizes: Sizes, results: Results, prefix: str) -> None:
+    """Sequential WebSocket and HTTP POST round trips to an echo server with both
+    clients' libraries; p50/p99 added as ``{prefix}_ws_p50`` etc. of each client."""
+    n, warmup = str(sizes.n), str(sizes.warmup)
+    ws_url, http_url = f"ws://127.0.0.1:{echo.port}/", f"http://127.0.0.1:{echo.port}/"
+    for kind, url in (("ws", ws_url), ("http", http_url)):
+        r = run_node("floor.mjs", [kind, "--url", url, "--n", n, "--warmup", warmup], 120)
+        results.add("js", f"{prefix}_{kind}_p50", r["latency_us"]["p50"])
+        results.add("js", f"{prefix}_{kind}_p99", r["latency_us"]["p99"])
+    r = run_async(py_floor_ws(ws_url, sizes.n, sizes.warmup), 120)
+    results.add("py", f"{prefix}_ws_p50", r["latency_us"]["p50"])
+    results.add("py", f"{prefix}_ws_p99", r["latency_us"]["p99"])
+    r = run_async(py_floor_http(http_url, sizes.n, sizes.warmup), 120)
+    results.add("py", f"{prefix}_http_p50", r["latency_us"]["p50"])
+    results.add("py", f"{prefix}_http_p99", r["latency_us"]["p99"])
+
+
 def one_run(sizes: Sizes, work: Path, durability: str, results: Results) -> None:
     n, warmup = str(sizes.n), str(sizes.warmup)
     lat_timeout = 60 + sizes.n * 0.05
 
     log("floor: echo server, sequential round trips")
     with echo_server(work) as echo:
-        ws_url, http_url = f"ws://127.0.0.1:{echo.port}/", f"http://127.0.0.1:{echo.port}/"
-        r = run_node("floor.mjs", ["ws", "--url", ws_url, "--n", n, "--warmup", warmup], 120)
-        results.add("js", "floor_ws_p50", r["latency_us"]["p50"])
-        results.add("js", "floor_ws_p99", r["latency_us"]["p99"])
-        r = run_node("floor.mjs", ["http", "--url", http_url, "--n", n, "--warmup", warmup], 120)
-        results.add("js", "floor_http_p50", r["latency_us"]["p50"])
-        results.add("js", "floor_http_p99", r["latency_us"]["p99"])
-        r = run_async(py_floor_ws(ws_url, sizes.n, sizes.warmup), 120)
-        results.add("py", "floor_ws_p50", r["latency_us"]["p50"])
-        results.add("py", "floor_ws_p99", r["latency_us"]["p99"])
-        r = run_async(py_floor_http(http_url, sizes.n, sizes.warmup), 120)
-        results.add("py", "floor_http_p50", r["latency_us"]["p50"])
-        results.add("py", "floor_http_p99", r["latency_us"]["p99"])
+        measure_echo(echo, sizes, results, "floor")
+
+    if durability == "strict":
+        log("floor: echo server with one bare commit before each echo, sequential round trips")
+        with echo_server(work, commit=True) as echo:
+            measure_echo(echo, sizes, results, "floor_commit")
 
     log("client floor: canned replies, the JS client's sequential WebSocket calls")
     with canned_server(work) as canned:
@@ -680,16 +704,38 @@ ROWS = [
         "floor_ws_p50",
         True,
     ),
+    (
+        "floor_commit_ws_p50",
+        "floor: echo + one commit (echo_floor.py --commit), WebSocket p50",
+        "us",
+        "floor_ws_p50",
+        True,
+    ),
     ("ws_p99", "WebSocket action, sequential, p99", "us", "floor_ws_p99", True),
     ("http_p50", "HTTP action, sequential, p50", "us", "floor_http_p50", True),
+    (
+        "floor_commit_http_p50",
+        "floor: echo + one commit (echo_floor.py --commit), HTTP p50",
+        "us",
+        "floor_http_p50",
+        True,
+    ),
     ("http_p99", "HTTP action, sequential, p99", "us", "floor_http_p99", True),
     ("tp_ws", "calls/s, 64 callers x 64 actors, WebSocket", "calls", None, False),
     ("tp_http", "calls/s, 64 callers x 64 actors, HTTP", "calls", None, False),
     ("conn_kb", "server RSS per idle WebSocket connection", "kb", "floor_conn_kb", True),
 ]
 
-#: Rows printed only for a client that has the figure (the client floor: JS only).
-OPTIONAL_ROWS = {"client_floor_ws_p50"}
+#: Rows printed only for a client that has the figure (the client floor: JS only; the
+#: echo + commit floors: strict runs only).
+OPTIONAL_ROWS = {"client_floor_ws_p50", "floor_commit_ws_p50", "floor_commit_http_p50"}
+
+#: Rows of a floor, not of pyrivet: their figure goes in the floor column, and the
+#: target column says what they add to the plain echo floor of the row's "floor" figure.
+FLOOR_ROWS = {"floor_commit_ws_p50", "floor_commit_http_p50"}
+
+#: The echo + commit floor each strict latency row is also set against.
+COMMIT_FLOORS = {"ws_p50": "floor_commit_ws_p50", "http_p50": "floor_commit_http_p50"}
 
 CLIENTS = {
     "js": "official RivetKit client 2.3.19 (Node; floor: ws 8.23 / fetch)",
@@ -708,15 +754,26 @@ def target_cell(
     floor: list[float],
     rivetkit: float | None,
     commit: list[float] | None = None,
+    echo_commit: list[float] | None = None,
 ) -> str:
     """The verdicts of one row. ``commit``: the one-commit floors of a strict run (the
     WebSocket p50 target is then echo floor + commit floor + `STRICT_MARGIN_US`; without
-    it, 1.5x the echo floor)."""
+    it, 1.5x the echo floor). ``echo_commit``: the row's echo + commit floor
+    (`COMMIT_FLOORS`), measured by the same client in a strict run; the cell then also
+    says how far above it the row is."""
     if not ours:
         return "-"
     mine = statistics.median(ours)
     if name == "client_floor_ws_p50":
         return f"{mine / statistics.median(floor):.2f}x floor (not a target)" if floor else "-"
+    if name in FLOOR_ROWS:
+        if not floor:
+            return "-"
+        extra = mine - statistics.median(floor)
+        said = f"echo floor + {fmt_us(extra)}"
+        if commit:
+            said += f" = + one-commit floor + {fmt_us(extra - statistics.median(commit))}"
+        return f"{said} (not a target)"
     verdicts = []
     if name == "ws_p50" and floor:
         ratio = mine / statistics.median(floor)
@@ -733,6 +790,8 @@ def target_cell(
         ahead = mine < rivetkit if lower else mine > rivetkit
         factor = rivetkit / mine if lower else mine / rivetkit
         verdicts.append(f"{'ahead' if ahead else 'NOT ahead'} of RivetKit ({factor:,.0f}x)")
+    if echo_commit:
+        verdicts.append(f"echo+commit floor + {fmt_us(mine - statistics.median(echo_commit))}")
     return "; ".join(verdicts) or "-"
 
 
@@ -786,6 +845,10 @@ def print_table(
             if name in OPTIONAL_ROWS and not ours:
                 continue
             floor = results.get(client, floor_name) if floor_name else []
+            if name in FLOOR_ROWS:
+                target = target_cell(name, lower, ours, floor, None, commit)
+                print(f"| {label} | {cell(ours, kind)} | - | - | {target} |")
+                continue
             rk = rivetkit.get(name) if client == "js" else None
             rk_cell = fmt_value(kind, rk) if rk is not None else "-"
             if client == "js" and name == "conn_kb" and rk is not None:
@@ -795,7 +858,8 @@ def print_table(
                 rk_cell += f" ({live:.0f} of {sizes.actors} actors woke)"
             if client == "js" and name == "conn_kb" and rk is None:
                 rk_cell = "not measured (recorded: 1.1-1.4 MB per awake actor)"
-            target = target_cell(name, lower, ours, floor, rk, commit)
+            echo_commit = results.get(client, COMMIT_FLOORS[name]) if name in COMMIT_FLOORS else []
+            target = target_cell(name, lower, ours, floor, rk, commit, echo_commit or None)
             print(
                 f"| {label} | {cell(floor, kind) if floor_name else '-'} "
                 f"| {cell(ours, kind)} | {rk_cell} | {target} |"

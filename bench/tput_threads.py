@@ -84,7 +84,7 @@ async def run(seconds: float, memory: bool) -> tuple[float, dict[str, float]]:
         return done / elapsed, per
 
     result: tuple[float, dict[str, float]] = await bench_core.with_runtime(
-        body, memory_driver=memory
+        body, storage="memory" if memory else "sqlite"
     )
     return result
 
