@@ -769,11 +769,10 @@ def target_cell(
     if name in FLOOR_ROWS:
         if not floor:
             return "-"
-        extra = mine - statistics.median(floor)
-        said = f"echo floor + {fmt_us(extra)}"
+        said = f"echo floor + {fmt_us(mine - statistics.median(floor))}"
         if commit:
-            said += f" = + one-commit floor + {fmt_us(extra - statistics.median(commit))}"
-        return f"{said} (not a target)"
+            said += f" (the one-commit floor alone: {fmt_us(statistics.median(commit))})"
+        return f"{said}; not a target"
     verdicts = []
     if name == "ws_p50" and floor:
         ratio = mine / statistics.median(floor)
