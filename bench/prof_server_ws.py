@@ -4,6 +4,7 @@ calls and instruction counts per call (not a latency benchmark: see ``bench_serv
     python bench/prof_server_ws.py strict 3000      # server threads' CPU and switches / call
     python bench/prof_server_ws.py strict 3000 --synchronous NORMAL  # same work, no fsync
     python bench/prof_server_ws.py echo 3000        # the echo floor server, same figures
+    python bench/prof_server_ws.py echo-commit 3000 # the echo + one commit floor server
     python bench/prof_server_ws.py relaxed 1000 --wrap "strace -ff -o /tmp/st/t"
     # instructions per call, per thread: (count at 1000 - count at 200) / 800
     python bench/prof_server_ws.py strict 200 --wrap "valgrind --tool=callgrind \
@@ -16,7 +17,9 @@ p50, the server's CPU per call and the client's CPU from that script's readings)
 replies, every call answered with pyrivet's frames without reaching the actor.
 
 Mode ``echo`` runs the echo floor server (``echo_floor.py``) instead, with a raw
-``websockets`` client sending 32 bytes and waiting for them back. Otherwise it starts
+``websockets`` client sending 32 bytes and waiting for them back; ``echo-commit`` the
+same server with ``--commit`` (one bare SQLite commit on its loop before each echo, its
+database in the fresh data directory: the floor of a strict call). Otherwise it starts
 ``pyrivet serve counter_app:registry`` (through ``--wrap`` if given) on a fresh
 data directory with ``PYRIVET_BENCH_DURABILITY`` set to the mode, then one pyrivet
 client connection to ``counter["a"]`` subscribed to ``newCount``: 300 warm-up
@@ -184,7 +187,7 @@ async def calls(port: int, n: int, proc: subprocess.Popen[bytes], echo: bool) ->
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("mode", choices=["strict", "relaxed", "echo", "canned"])
+    parser.add_argument("mode", choices=["strict", "relaxed", "echo", "echo-commit", "canned"])
     parser.add_argument("n", type=int)
     parser.add_argument("--wrap", default="", help="command to run the server under")
     parser.add_argument("--no-freeze-inline-clock", action="store_true")
@@ -202,19 +205,23 @@ def main() -> None:
     args = parser.parse_args()
     if args.mode == "canned" and args.client != "js":
         parser.error("mode canned needs --client js")
-    if args.mode == "echo" and args.client != "py":
+    echo = args.mode in ("echo", "echo-commit")
+    if echo and args.client != "py":
         parser.error("mode echo drives a raw websockets client (js: bench/js/floor.mjs)")
     port = free_port()
     data_dir = tempfile.mkdtemp(prefix="pyrivet-prof-ws-")
-    durability = "relaxed" if args.mode == "canned" else args.mode
+    durability = "strict" if args.mode == "echo-commit" else args.mode
+    durability = "relaxed" if args.mode == "canned" else durability
     env = dict(os.environ, PYRIVET_BENCH_DURABILITY=durability, PYTHONHASHSEED="0")
     env["PROF_SYNC"] = args.synchronous
     env["PROF_CPROFILE"] = args.cprofile
     env["PROF_NO_INLINE"] = "1" if args.no_inline else ""
     serve = ["serve", "counter_app:registry", "--port", str(port), "--data-dir", data_dir]
     serve += ["--log-level", "warning", "--no-inspector"]
-    if args.mode == "echo":
+    if echo:
         cmd = [sys.executable, "echo_floor.py", "--port", str(port)]
+        if args.mode == "echo-commit":
+            cmd += ["--commit", "--data-dir", data_dir]
     elif args.mode == "canned":
         cmd = [sys.executable, "canned_floor.py", "--port", str(port), "--data-dir", data_dir]
     elif args.no_freeze_inline_clock:
@@ -226,7 +233,7 @@ def main() -> None:
         if args.client == "js":
             asyncio.run(js_calls(port, args.n, proc))
         else:
-            asyncio.run(calls(port, args.n, proc, args.mode == "echo"))
+            asyncio.run(calls(port, args.n, proc, echo))
     finally:
         os.kill(server_pid(proc), signal.SIGTERM)
         proc.wait(timeout=300)
