@@ -8,7 +8,9 @@ Figures (medians over --runs runs):
 
 * sequential action latency on one actor, p50/p99, strict and relaxed durability,
   beside two floors: a bare SQLite commit, and that commit followed by a relaxed action
-  (`commit_then_relaxed`: the action's own work, run on a CPU that waited in fsync);
+  (`commit_then_relaxed`: the action's own work, run on a CPU that waited in fsync),
+  both measured in each run just before the strict figure; the gaps printed are the
+  medians of each run's own gap (`paired_gap`);
 * throughput: 64 actors, 64 concurrent callers, strict (durable actions per second),
   the same load on the memory driver (what the client and runtime cost alone), and on
   the memory driver behind one bare SQLite commit per batch (`DiskFloorDriver`: group
@@ -317,6 +319,13 @@ def commit_floor(samples: int = 2_000) -> tuple[float, float]:
     return percentile(commits, 0.5), percentile(syncs, 0.5)
 
 
+def paired_gap(figures: list[float], floors: list[float]) -> float:
+    """The median of ``figures[i] - floors[i]``: the gap to a floor measured in the same
+    run as each figure, steadier than the gap of the medians when the disk's speed
+    drifts between runs. The lists are as long as each other (one entry per run)."""
+    return statistics.median(f - floor for f, floor in zip(figures, floors, strict=True))
+
+
 def median_of(runs: int, fn: Callable[[], Coroutine[Any, Any, Any]]) -> Any:
     results: list[Any] = [asyncio.run(fn()) for _ in range(runs)]
     if isinstance(results[0], tuple):
@@ -353,27 +362,36 @@ def main() -> None:
         print(f"{measure:<58} {value:>22}   target {target}", flush=True)
 
     if "latency" in wanted:
-        floors = [commit_floor(500 if args.quick else 2_000) for _ in range(runs)]
-        sqlite_floor = statistics.median(f[0] for f in floors)
+        # Run by run, each figure right after its floors: the disk's speed drifts (on a
+        # shared machine ~10x within a minute), so the gaps are taken within each run
+        # and their median printed (`paired_gap`), not the gap of the medians.
+        floors, afters, stricts = [], [], []
+        for _ in range(runs):
+            floors.append(commit_floor(500 if args.quick else 2_000))
+            afters.append(asyncio.run(commit_then_relaxed(calls // 4))[0])
+            stricts.append(asyncio.run(sequential_latency("counter", calls)))
+        commits = [f[0] for f in floors]
+        sqlite_floor = statistics.median(commits)
         sync_floor = statistics.median(f[1] for f in floors)
         row(
             "floor: bare SQLite WAL commit (FULL) / 4 KiB fdatasync, p50",
             f"{sqlite_floor * 1e6:.0f} / {sync_floor * 1e6:.0f} µs",
             "- (the disk)",
         )
-        after_p50, _ = median_of(runs, lambda: commit_then_relaxed(calls // 4))
+        after_p50 = statistics.median(afters)
         row(
             "floor: bare commit, then a relaxed action, p50",
             f"{after_p50 * 1e6:.0f} µs",
-            f"- (floor + {(after_p50 - sqlite_floor) * 1e6:.0f}: the action after an fsync)",
+            f"- (floor + {paired_gap(afters, commits) * 1e6:.0f}: the action after an fsync)",
         )
-        p50, p99 = median_of(runs, lambda: sequential_latency("counter", calls))
+        p50s = [s[0] for s in stricts]
+        p50, p99 = statistics.median(p50s), statistics.median(s[1] for s in stricts)
         row(
             "sequential action, one actor, strict: p50 / p99",
             f"{p50 * 1e6:.0f} / {p99 * 1e6:.0f} µs",
             f"p50 ≤ floor + 40 = {(sqlite_floor * 1e6) + 40:.0f} µs "
-            f"(floor + {(p50 - sqlite_floor) * 1e6:.0f}; "
-            f"the floor above + {(p50 - after_p50) * 1e6:.0f})",
+            f"(floor + {paired_gap(p50s, commits) * 1e6:.0f}; "
+            f"the floor above + {paired_gap(p50s, afters) * 1e6:.0f})",
         )
         p50, p99 = median_of(runs, lambda: sequential_latency("relaxed_counter", calls))
         row(

@@ -50,7 +50,8 @@ runs slower), so strict runs also measure the two together: ``echo_floor.py
 --commit``, the echo app doing one bare commit on its loop before each answer, timed
 with both clients as the plain echo. It is printed as a row "floor: echo + one commit"
 under the WebSocket and HTTP p50, and those rows' target cells also say how far above
-it pyrivet is ("echo+commit floor + X").
+it pyrivet is ("echo+commit floor + X": the median of the runs' own gaps, as each run
+measures its floor a minute or so before its figure).
 
 Targets (printed, never asserted): WebSocket action p50 at most 1.5x the echo floor
 measured by the same client (relaxed), at most that floor + the one-commit floor +
@@ -81,7 +82,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bench_core import commit_floor  # this folder is sys.path[0] when run as a script
+from bench_core import (  # this folder is sys.path[0] when run as a script
+    commit_floor,
+    paired_gap,
+)
 
 BENCH_DIR = Path(__file__).resolve().parent
 JS_DIR = BENCH_DIR / "js"
@@ -747,6 +751,15 @@ CLIENTS = {
 STRICT_MARGIN_US = 100.0
 
 
+def gap(ours: list[float], floor: list[float]) -> float:
+    """How far ``ours`` is above ``floor``: the median of the runs' own gaps when both
+    were measured in every run (`bench_core.paired_gap`: the disk's speed drifts
+    between runs), else the gap of the medians."""
+    if len(ours) == len(floor):
+        return paired_gap(ours, floor)
+    return statistics.median(ours) - statistics.median(floor)
+
+
 def target_cell(
     name: str,
     lower: bool,
@@ -769,7 +782,7 @@ def target_cell(
     if name in FLOOR_ROWS:
         if not floor:
             return "-"
-        said = f"echo floor + {fmt_us(mine - statistics.median(floor))}"
+        said = f"echo floor + {fmt_us(gap(ours, floor))}"
         if commit:
             said += f" (the one-commit floor alone: {fmt_us(statistics.median(commit))})"
         return f"{said}; not a target"
@@ -790,7 +803,7 @@ def target_cell(
         factor = rivetkit / mine if lower else mine / rivetkit
         verdicts.append(f"{'ahead' if ahead else 'NOT ahead'} of RivetKit ({factor:,.0f}x)")
     if echo_commit:
-        verdicts.append(f"echo+commit floor + {fmt_us(mine - statistics.median(echo_commit))}")
+        verdicts.append(f"echo+commit floor + {fmt_us(gap(ours, echo_commit))}")
     return "; ".join(verdicts) or "-"
 
 

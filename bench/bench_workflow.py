@@ -24,7 +24,8 @@ Figures (medians over --runs runs; wall clock, `perf_counter`):
   synchronous=FULL, measured in the same run). Target: p50 ≤ floor + 50 µs. Beside
   it, `bench_core.commit_then_relaxed`'s floor: that commit followed by a relaxed
   action on an actor, timed together (the CPU runs slower right after an fsync on
-  this machine), and how far above it a step is.
+  this machine), and how far above it a step is. Each run measures both floors just
+  before its workflows, and the gaps are the medians of each run's own.
 * **steps/s @64**: 64 workflows in flight, each slot starting a new workflow (a new
   actor) as soon as its last one finished its 10th step; completed steps per second
   over a window after a warm-up. Target: at least 50 times DBOS's steps/s @64 in the same run.
@@ -48,6 +49,7 @@ from typing import Any
 from bench_core import (  # this folder is sys.path[0] as a script
     commit_floor,
     commit_then_relaxed,
+    paired_gap,
     percentile,
 )
 from dbos_anchor import AnchorError, AnchorFigures, measure
@@ -224,12 +226,16 @@ def main() -> None:
         f"{STEPS}-step workflows, strict, SQLite)",
         flush=True,
     )
-    floors = [commit_floor(500 if args.quick else 2_000)[0] for _ in range(runs)]
-    floor = statistics.median(floors)
-    after_calls = 500 if args.quick else 5_000
-    after = statistics.median(asyncio.run(commit_then_relaxed(after_calls))[0] for _ in range(runs))
-    seq = [asyncio.run(sequential(workflows)) for _ in range(runs)]
-    p50 = statistics.median(s[0] for s in seq)
+    # Run by run, the per-step figure right after its floors; gaps are medians of each
+    # run's own (`paired_gap`): the disk's speed drifts between runs.
+    floors, afters, seq = [], [], []
+    for _ in range(runs):
+        floors.append(commit_floor(500 if args.quick else 2_000)[0])
+        afters.append(asyncio.run(commit_then_relaxed(500 if args.quick else 5_000))[0])
+        seq.append(asyncio.run(sequential(workflows)))
+    floor, after = statistics.median(floors), statistics.median(afters)
+    p50s = [s[0] for s in seq]
+    p50 = statistics.median(p50s)
     p99 = statistics.median(s[1] for s in seq)
     wall = statistics.median(s[2] for s in seq)
     rate = statistics.median(asyncio.run(concurrent(warmup, window)) for _ in range(runs))
@@ -240,12 +246,13 @@ def main() -> None:
     print(f"{'floor: bare SQLite WAL commit (FULL), p50':<52} {us(floor):>12}")
     print(
         f"{'floor: bare commit, then a relaxed action, p50':<52} {us(after):>12}"
-        f"  (floor + {us(after - floor)}: the action after an fsync)"
+        f"  (floor + {us(paired_gap(afters, floors))}: the action after an fsync)"
     )
     print(
         f"{'pyrivet per step p50 / p99 (step to step)':<52} {us(p50):>5} / {us(p99):<9}"
-        f"  target p50 ≤ floor + 50 = {us(floor + 50e-6)} (floor + {us(p50 - floor)}; "
-        f"the floor above + {us(p50 - after)})"
+        f"  target p50 ≤ floor + 50 = {us(floor + 50e-6)} "
+        f"(floor + {us(paired_gap(p50s, floors))}; "
+        f"the floor above + {us(paired_gap(p50s, afters))})"
     )
     print(f"{'pyrivet per step p50, workflow wall / 10':<52} {us(wall):>12}")
     print(f"{f'pyrivet steps/s @{CONCURRENCY}':<52} {rate:>12,.0f}")

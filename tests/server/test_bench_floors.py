@@ -104,3 +104,10 @@ async def test_disk_floor_driver_commits_to_disk_per_batch(tmp_path: Path) -> No
             seen.close()
     finally:
         await driver.close()
+
+
+def test_gaps_are_taken_within_each_run() -> None:
+    # the disk slowed down in the second run: the runs' own gaps are 10, 20 and 5
+    # (median 10), the gap of the medians 125 - 120 = 5
+    figures, floors = [110.0, 520.0, 125.0], [100.0, 500.0, 120.0]
+    assert bench_core.paired_gap(figures, floors) == 10.0
