@@ -509,7 +509,10 @@ class Core(Generic[S]):
                 await self._flush_locked(shielded)
             finally:
                 self.running_steps -= 1
-                turn.give_back()
+                if turn.waiters:
+                    turn.give_back()
+                else:
+                    turn.busy = False  # `StepTurn.give_back` with nobody waiting
                 self.host.step_finished(info)
             if kind is not None:
                 await self.report(
