@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import enum
+import gc
 from collections import Counter
 from collections.abc import Callable
 from typing import Any
@@ -19,6 +20,7 @@ from pyrivet.errors import (
     WorkflowEvicted,
     WorkflowUsageError,
 )
+from pyrivet.storage._base import CommitRecord, HistoryEntry
 from pyrivet.testing import MockClock
 from pyrivet.workflow import (
     MemoryStepContext,
@@ -29,6 +31,8 @@ from pyrivet.workflow import (
     read_history,
     workflow,
 )
+from pyrivet.workflow._history import History
+from pyrivet.workflow._records import META_KEY, EntryRecord, encode_record, entry_key
 
 from .conftest import engine_for
 
@@ -460,3 +464,27 @@ async def test_a_step_returns_its_stored_form_live_as_on_replay(
     live = await engine_for(flow, clock, store)[0].run()
     assert live == [list(pair) for pair in expected]
     assert await engine_for(flow, clock, store)[0].run() == live
+
+
+def test_history_and_commit_records_are_not_tracked_by_the_collector() -> None:
+    # A workflow keeps one entry per step for its whole run, and every commit makes a
+    # record and a history entry alive until it settles: untracked, no collection walks
+    # them (they can be part of no reference cycle).
+    entry = EntryRecord(kind="step", location=("a",), seq=0, errors={"b": "x"})
+    event = HistoryEntry("actor", 1, 0, "workflow", "a", None, None, b"\x80", b"\x90")
+    record = CommitRecord("actor", 1, None, b"\x80", event=event, kv_puts=[(b"k", b"v")])
+    assert not any(gc.is_tracked(r) for r in (entry, event, record))
+
+
+def test_take_with_writes_the_record_and_takes_the_queued_writes() -> None:
+    history = History({})
+    first = history.new_entry("step", ("a",))
+    history.write(first)
+    history.set_state("running")  # the meta record changed too
+    second = history.new_entry("step", ("b",))
+    second.status = "completed"
+    writes = history.take_with(second)
+    assert set(writes) == {entry_key(("a",)), entry_key(("b",)), META_KEY}
+    assert writes[entry_key(("b",))] == encode_record(second)
+    assert history.take_writes() == {}  # the queue is empty, the meta clean
+    assert history.by_location[("b",)] is second

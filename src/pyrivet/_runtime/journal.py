@@ -498,7 +498,13 @@ class Journal(CommitListener):
         if writes is not None:
             gated = _move_staged(writes, record, ops, seq)
         if workflow is not None:
-            _add_workflow_writes(record, ops, workflow)
+            puts, deletes = workflow
+            if deletes or record.workflow_puts:
+                _add_workflow_writes(record, ops, workflow)
+            else:  # a step's flush: its puts alone (`_add_workflow_writes`, written out)
+                record.workflow_puts = puts
+                for key, _ in puts:
+                    ops.append(("workflow.put", key))
         record.event = HistoryEntry(
             owner.actor_id,
             seq,

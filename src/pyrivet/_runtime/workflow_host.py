@@ -185,6 +185,8 @@ class ActorWorkflowHost(WorkflowHost[ActorContextImpl]):
 
     def __init__(self, owner: WorkflowOwner, *, fresh: bool = False) -> None:
         self._owner = owner
+        #: The actor type's name (the metrics' key).
+        self._name = owner.name
         #: The actor was created by this start: storage holds no records for it yet, so
         #: the first `load` needs no read (a later one, after a failed flush, reads).
         self._fresh = fresh
@@ -242,11 +244,13 @@ class ActorWorkflowHost(WorkflowHost[ActorContextImpl]):
             self._step_wanted = True
             raise self._evicted()
         metrics = owner.svc.metrics
-        bump(metrics.workflow_steps, owner.name)
+        name = self._name
+        counts = metrics.workflow_steps  # `bump`, written out: once per step
+        counts[name] = counts.get(name, 0) + 1
         if step.attempt > 1:
-            bump(metrics.workflow_retries, owner.name)
+            bump(metrics.workflow_retries, name)
         life.keep_awake += 1  # a step in progress keeps the actor awake
-        owner.journal.hold()
+        owner.journal.held += 1  # `Journal.hold`, written out
         # One context for the host's steps (it holds nothing but the actor): steps never
         # overlap, and `step_finished` releases what each received through it.
         ctx = self._ctx
@@ -309,14 +313,21 @@ class ActorWorkflowHost(WorkflowHost[ActorContextImpl]):
             if mailbox is not None:
                 for holder in consumed:
                     mailbox.consume(holder)
-        # The checkpoint below commits the alarm's change: no save queued for it.
-        if self.engine is not None and self.engine.state in _ENDED:
-            self._set_alarm(None, schedule=False)  # the last flush: nothing to resume
-        elif self._alarm != _ACTIVE:
-            self._set_alarm(_ACTIVE, schedule=False)
         step = self._step
         if step is not None:
             self._flushed = True
+        # The checkpoint below commits the alarm's change: no save queued for it. A
+        # step's flush (the usual one) never ends the workflow: with the alarm "at
+        # once" already, it has nothing to change (no look at the engine's state).
+        if step is None or self._alarm != _ACTIVE:
+            if self.engine is not None and self.engine.state in _ENDED:
+                self._set_alarm(None, schedule=False)  # the last flush: nothing to resume
+            elif self._alarm != _ACTIVE:
+                self._set_alarm(_ACTIVE, schedule=False)
+        if None not in writes.values():  # a step's flush: puts only (`_workflow_writes`)
+            records: WorkflowWrites = (tuple(writes.items()), ())  # type: ignore[arg-type]
+        else:
+            records = _workflow_writes(writes)
         # The records ride in the commit this forces (no `Contribution`: the commit's
         # ticket tells their outcome; the journal heard it first).
         committer = owner.svc.committer
@@ -325,7 +336,7 @@ class ActorWorkflowHost(WorkflowHost[ActorContextImpl]):
                 "workflow",
                 name=step.name if step else None,
                 force=True,
-                workflow=_workflow_writes(writes),
+                workflow=records,
             )
         finally:
             # The checkpoint's submit was lazy: write now if nothing else is queued in

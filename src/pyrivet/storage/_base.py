@@ -144,8 +144,12 @@ class StoredQueue(msgspec.Struct, frozen=True):
     messages: list[QueueMessageRecord]
 
 
-class HistoryEntry(msgspec.Struct, frozen=True):
-    """One committed change in an actor's history (``actor_events``)."""
+class HistoryEntry(msgspec.Struct, frozen=True, gc=False):
+    """One committed change in an actor's history (``actor_events``).
+
+    Not tracked by the garbage collector (``gc=False``): its fields are strings, ints
+    and bytes, so it can be part of no reference cycle; one is made per commit.
+    """
 
     actor_id: str
     seq: int
@@ -164,8 +168,15 @@ class HistoryEntry(msgspec.Struct, frozen=True):
     ops: bytes | None = None
 
 
-class CommitRecord(msgspec.Struct):
-    """Everything one unit of work (an action, a hook, a save) writes, applied atomically."""
+class CommitRecord(msgspec.Struct, gc=False):
+    """Everything one unit of work (an action, a hook, a save) writes, applied atomically.
+
+    Not tracked by the garbage collector (``gc=False``): it holds plain records,
+    tuples and lists of them, never an object that refers back to it, so it can be part
+    of no reference cycle; one is made per commit and lives until the commit settled
+    (across a loop iteration for a workflow step), and an untracked object costs the
+    collector nothing.
+    """
 
     actor_id: str
     #: The actor's seq after this commit; strictly increasing per actor.

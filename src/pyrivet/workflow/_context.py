@@ -277,9 +277,12 @@ class WorkflowContext(Generic[S]):
                 "ctx.rollback_checkpoint(...) ran before it in this workflow; add one "
                 "before the first step that can be rolled back"
             )
+        scope = self._scope
         if record is None:
-            record = core.create(self._scope, "step", location)
-        return await core.run_step(record, run, options, rollback, self._scope.shielded)
+            # `Core.create`, written out: once per step.
+            scope.seen += 1
+            record = core.history.new_entry("step", location)
+        return await core.run_step(record, run, options, rollback, scope.shielded)
 
     @overload
     async def try_step(

@@ -275,8 +275,20 @@ class Core(Generic[S]):
                 ``check_order``) the history recorded an entry here that the code has
                 not reached, while the code starts a new one.
         """
-        location = self.claim(scope, name, kind)
-        record = self.history.by_location.get(location)
+        names = scope.names
+        if (
+            self.broken is not None
+            or type(name) is not str
+            or not name
+            or name in names
+            or _in_step.get() is not None
+        ):
+            self.claim(scope, name, kind)  # raises the error that applies
+        # `claim`, written out for a name that passes its checks: once per entry.
+        names.add(name)
+        location = (*scope.path, name)
+        history = self.history
+        record = history.by_location.get(location)
         if record is not None:
             if record.kind != kind:
                 raise HistoryDivergedError(
@@ -289,7 +301,10 @@ class Core(Generic[S]):
             scope.seen += 1
             return location, record
         if check_order:
-            missing = self.unvisited(scope)
+            # `unvisited`'s first test inline: a scope whose recorded entries the code
+            # all reached (a fresh run: all of them) has nothing to look for.
+            siblings = history.by_parent.get(scope.path)
+            missing = None if not siblings or scope.seen >= len(siblings) else self.unvisited(scope)
             if missing is not None:
                 raise HistoryDivergedError(
                     f"workflow history diverged at {describe_location(location)}: the "
@@ -459,13 +474,13 @@ class Core(Generic[S]):
                     record.attempts = attempt
                     record.output = output
                     record.error = None
-                    history = self.history
-                    history.write(record)
                     if rollback is not None:
                         self.rollbacks.append((record, rollback))
-                    if not options.ephemeral:
+                    if options.ephemeral:
+                        self.history.write(record)  # flushed with the next flush
+                    else:
                         # `_flush_locked` inline: the writes hold this step's record.
-                        writes = history.take_writes()
+                        writes = self.history.take_with(record)
                         if shielded:
                             await self._flush_shielded(writes)
                         else:
@@ -494,7 +509,10 @@ class Core(Generic[S]):
                 await self._flush_locked(shielded)
             finally:
                 self.running_steps -= 1
-                turn.give_back()
+                if turn.waiters:
+                    turn.give_back()
+                else:
+                    turn.busy = False  # `StepTurn.give_back` with nobody waiting
                 self.host.step_finished(info)
             if kind is not None:
                 await self.report(

@@ -145,7 +145,13 @@ class History:
         """A fresh entry, indexed (not written: `write` it when it must be stored)."""
         record = EntryRecord(kind=kind, location=location, seq=self.next_seq)
         self.next_seq += 1
-        self._index(record)
+        # `_index`, written out: once per entry a run creates.
+        self.by_location[location] = record
+        parent = location[:-1]
+        siblings = self.by_parent.get(parent)
+        if siblings is None:
+            siblings = self.by_parent[parent] = {}
+        siblings[location[-1]] = record
         return record
 
     def write(self, record: EntryRecord) -> None:
@@ -166,6 +172,16 @@ class History:
         if self.meta.state != state:
             self.meta.state = state
             self.meta_dirty = True
+
+    def take_with(self, record: EntryRecord) -> dict[str, bytes | None]:
+        """`write` ``record``, then `take_writes`, in one call (a completed step)."""
+        pending = self.pending
+        pending[entry_key(record.location)] = encode_record(record)
+        if self.meta_dirty:
+            pending[META_KEY] = encode_record(self.meta)
+            self.meta_dirty = False
+        self.pending = {}
+        return pending
 
     def take_writes(self) -> dict[str, bytes | None]:
         """The queued writes (the meta record too if it changed); the queue empties."""

@@ -62,8 +62,13 @@ WorkflowState = Literal[
 ]
 
 
-class EntryRecord(msgspec.Struct, kw_only=True, omit_defaults=True):
+class EntryRecord(msgspec.Struct, kw_only=True, omit_defaults=True, gc=False):
     """One history entry.
+
+    Not tracked by the garbage collector (``gc=False``): it holds scalars, bytes, a
+    tuple and a dict of strings, so it can be part of no reference cycle. A workflow's
+    entries live as long as its run (one per step); tracked, every collection of the
+    generations they reached would walk them.
 
     Attributes:
         v: format version.
