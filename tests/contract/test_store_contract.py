@@ -1142,12 +1142,13 @@ async def test_sqlite_compaction_and_recovery_match_memory_driver(
     """Replay a random workload on both drivers; compare what they return, and what the
     SQLite driver recovers from crash images taken along the way (mid-round ones too).
 
-    ``pace``: "step-per-job" runs one compaction step after each job only, so rounds
-    span several calls; "eager" also runs steps while the writer is idle (a round then
+    ``pace``: "step-per-job" runs one compaction step after each job only (no pause
+    between steps), so rounds span several calls; "eager" also runs steps while the writer is idle (a round then
     mostly ends before the next call); "idle-always" starts rounds whenever idle too.
     """
     if pace == "step-per-job":
         monkeypatch.setattr(compaction.CommitLog, "idle_wait", lambda self: None)
+        monkeypatch.setattr(compaction, "COMPACT_ROUND_PAUSE", 0.0)
     if pace == "idle-always":
         monkeypatch.setattr(compaction, "COMPACT_IDLE_SECONDS", 0.0)
     oracle, store = MemoryDriver(), SQLiteDriver(tmp_path / "data", synchronous="NORMAL")
@@ -1250,6 +1251,7 @@ async def test_sqlite_calls_in_the_middle_of_a_round(
     the log until the round ends), and a crash right then."""
     monkeypatch.setattr(compaction, "COMPACT_AFTER_ROWS", 24)
     monkeypatch.setattr(compaction.CommitLog, "idle_wait", lambda self: None)  # 1 step a job
+    monkeypatch.setattr(compaction, "COMPACT_ROUND_PAUSE", 0.0)
     ids = [f"{c}1" for c in "abcdefghijkl"]  # 12 actors x 2 rows: a round of 6 steps
     ops = [
         Op("commit", [state_commit(a, 1, b"s1") for a in ids]),
