@@ -1143,8 +1143,9 @@ async def test_sqlite_compaction_and_recovery_match_memory_driver(
     SQLite driver recovers from crash images taken along the way (mid-round ones too).
 
     ``pace``: "step-per-job" runs one compaction step after each job only (no pause
-    between steps), so rounds span several calls; "eager" also runs steps while the writer is idle (a round then
-    mostly ends before the next call); "idle-always" starts rounds whenever idle too.
+    between steps), so rounds span several calls; "eager" also runs steps while the
+    writer is idle (a round then mostly ends before the next call); "idle-always" starts
+    rounds whenever idle too.
     """
     if pace == "step-per-job":
         monkeypatch.setattr(compaction.CommitLog, "idle_wait", lambda self: None)
