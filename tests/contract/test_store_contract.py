@@ -1002,6 +1002,52 @@ async def test_sqlite_inline_commits_still_trigger_compaction(
         await store.close()
 
 
+async def test_sqlite_fast_path_resumes_once_the_thread_ran_its_jobs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A job runs inline as soon as the writer thread has run every job queued before it,
+    without waiting for the loop to take in their answers: on a busy loop that lag kept
+    jobs queueing on the thread long after it had nothing left to run."""
+    ran = threading.Event()
+    job_took = SQLiteDriver._job_took
+
+    def took(self: SQLiteDriver, seconds: float) -> None:
+        job_took(self, seconds)
+        ran.set()
+
+    monkeypatch.setattr(SQLiteDriver, "_job_took", took)
+    store = SQLiteDriver(tmp_path)
+    await store.open()
+    try:
+        writer = store._w()
+        await store.create_actor(actor("a1"))
+        ran.clear()
+        queued = store._submit(writer.get_actor, "a1")
+        assert ran.wait(10)  # the loop does not turn: the answer stays undelivered
+        with writer.lock:  # the thread has let go of the connection
+            pass
+        assert not queued.done() and store._in_flight == 1
+        inline = store.commit([state_commit("a1", 1, b"s1")])
+        assert inline.done()  # type: ignore[attr-defined]
+        assert (await queued) == actor("a1")
+        assert await store.load_state("a1") == StoredState(1, b"s1", False)
+    finally:
+        await store.close()
+
+
+async def test_sqlite_reopened_driver_runs_jobs_inline_again(tmp_path: Path) -> None:
+    """The counts of submitted and run jobs start again at `open` (the thread of the
+    last `close` ran a close job nobody submitted)."""
+    store = SQLiteDriver(tmp_path)
+    await store.open()
+    await store.close()
+    await store.open()
+    try:
+        assert store.commit([state_commit("a1", 1, b"s1")]).done()  # type: ignore[attr-defined]
+    finally:
+        await store.close()
+
+
 # -- SQLite: the commit log ------------------------------------------------------------------
 
 
