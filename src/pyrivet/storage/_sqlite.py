@@ -19,7 +19,9 @@ Threads:
   on a busy machine) the fast path pauses until a job on the writer thread finishes
   within the budget again: while the disk stalls, the loop is not blocked job after
   job, and a lone stall costs one batch on the thread, not a second of them. Order is kept:
-  a job never runs inline while an earlier one is still queued. One lock
+  a job never runs inline while an earlier one is still queued or running; one that the
+  thread has run does not hold it back, though the loop may take in its answer after
+  the inline job's (the answers of both are final by then). One lock
   (`Writer.lock`) serialises every use of the connection between the two threads.
 * The **checkpointer thread** (``_sqlite_compaction.Checkpointer``) has a connection of
   its own and only copies the WAL back into the database file, alongside the writer.
