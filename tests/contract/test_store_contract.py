@@ -1002,6 +1002,52 @@ async def test_sqlite_inline_commits_still_trigger_compaction(
         await store.close()
 
 
+async def test_sqlite_fast_path_resumes_once_the_thread_ran_its_jobs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A job runs inline as soon as the writer thread has run every job queued before it,
+    without waiting for the loop to take in their answers: on a busy loop that lag kept
+    jobs queueing on the thread long after it had nothing left to run."""
+    ran = threading.Event()
+    job_took = SQLiteDriver._job_took
+
+    def took(self: SQLiteDriver, seconds: float) -> None:
+        job_took(self, seconds)
+        ran.set()
+
+    monkeypatch.setattr(SQLiteDriver, "_job_took", took)
+    store = SQLiteDriver(tmp_path)
+    await store.open()
+    try:
+        writer = store._w()
+        await store.create_actor(actor("a1"))
+        ran.clear()
+        queued = store._submit(writer.get_actor, "a1")
+        assert ran.wait(10)  # the loop does not turn: the answer stays undelivered
+        with writer.lock:  # the thread has let go of the connection
+            pass
+        assert not queued.done() and store._in_flight == 1
+        inline = store.commit([state_commit("a1", 1, b"s1")])
+        assert inline.done()  # type: ignore[attr-defined]
+        assert (await queued) == actor("a1")
+        assert await store.load_state("a1") == StoredState(1, b"s1", False)
+    finally:
+        await store.close()
+
+
+async def test_sqlite_reopened_driver_runs_jobs_inline_again(tmp_path: Path) -> None:
+    """The counts of submitted and run jobs start again at `open` (the thread of the
+    last `close` ran a close job nobody submitted)."""
+    store = SQLiteDriver(tmp_path)
+    await store.open()
+    await store.close()
+    await store.open()
+    try:
+        assert store.commit([state_commit("a1", 1, b"s1")]).done()  # type: ignore[attr-defined]
+    finally:
+        await store.close()
+
+
 # -- SQLite: the commit log ------------------------------------------------------------------
 
 
@@ -1142,12 +1188,14 @@ async def test_sqlite_compaction_and_recovery_match_memory_driver(
     """Replay a random workload on both drivers; compare what they return, and what the
     SQLite driver recovers from crash images taken along the way (mid-round ones too).
 
-    ``pace``: "step-per-job" runs one compaction step after each job only, so rounds
-    span several calls; "eager" also runs steps while the writer is idle (a round then
-    mostly ends before the next call); "idle-always" starts rounds whenever idle too.
+    ``pace``: "step-per-job" runs one compaction step after each job only (no pause
+    between steps), so rounds span several calls; "eager" also runs steps while the
+    writer is idle (a round then mostly ends before the next call); "idle-always" starts
+    rounds whenever idle too.
     """
     if pace == "step-per-job":
         monkeypatch.setattr(compaction.CommitLog, "idle_wait", lambda self: None)
+        monkeypatch.setattr(compaction, "COMPACT_ROUND_PAUSE", 0.0)
     if pace == "idle-always":
         monkeypatch.setattr(compaction, "COMPACT_IDLE_SECONDS", 0.0)
     oracle, store = MemoryDriver(), SQLiteDriver(tmp_path / "data", synchronous="NORMAL")
@@ -1250,6 +1298,7 @@ async def test_sqlite_calls_in_the_middle_of_a_round(
     the log until the round ends), and a crash right then."""
     monkeypatch.setattr(compaction, "COMPACT_AFTER_ROWS", 24)
     monkeypatch.setattr(compaction.CommitLog, "idle_wait", lambda self: None)  # 1 step a job
+    monkeypatch.setattr(compaction, "COMPACT_ROUND_PAUSE", 0.0)
     ids = [f"{c}1" for c in "abcdefghijkl"]  # 12 actors x 2 rows: a round of 6 steps
     ops = [
         Op("commit", [state_commit(a, 1, b"s1") for a in ids]),

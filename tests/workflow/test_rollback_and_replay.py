@@ -226,6 +226,43 @@ async def test_replay_from_is_refused_while_a_step_runs_and_restarts_a_waiting_r
     assert runs["blocking"] == 2
 
 
+async def test_replay_from_restarts_a_run_still_loading_its_history(
+    clock: MockClock, store: MemoryWorkflowStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A run cancelled by `replay_from` while it waits for its history to load (an
+    actor's run task just woken) starts again instead of ending cancelled: the restart
+    was only honoured once the run had got past the load."""
+    runs: Counter[str] = Counter()
+
+    def counted(s: MemoryStepContext) -> str:
+        runs["a"] += 1
+        return "a"
+
+    @workflow
+    async def wf(ctx: Ctx) -> str:
+        return await ctx.step("a", counted)
+
+    engine, host = engine_for(wf, clock, store)
+    gate = asyncio.Event()
+    load = host.load
+    loads = [0]
+
+    async def gated_load() -> Any:
+        loads[0] += 1
+        if loads[0] == 1:  # the run's own load waits; replay_from's goes through
+            await gate.wait()
+        return await load()
+
+    monkeypatch.setattr(host, "load", gated_load)
+    task = asyncio.ensure_future(engine.run())
+    await clock.advance(0)
+    assert loads[0] == 1
+    await engine.replay_from(None)  # loads the history itself, then cancels the run
+    gate.set()
+    assert await task == "a"
+    assert runs["a"] == 1
+
+
 async def test_replay_from_an_old_loop_iteration_is_refused(
     clock: MockClock, store: MemoryWorkflowStore
 ) -> None:

@@ -19,7 +19,9 @@ Threads:
   on a busy machine) the fast path pauses until a job on the writer thread finishes
   within the budget again: while the disk stalls, the loop is not blocked job after
   job, and a lone stall costs one batch on the thread, not a second of them. Order is kept:
-  a job never runs inline while an earlier one is still queued. One lock
+  a job never runs inline while an earlier one is still queued or running; one that the
+  thread has run does not hold it back, though the loop may take in its answer after
+  the inline job's (the answers of both are final by then). One lock
   (`Writer.lock`) serialises every use of the connection between the two threads.
 * The **checkpointer thread** (``_sqlite_compaction.Checkpointer``) has a connection of
   its own and only copies the WAL back into the database file, alongside the writer.
@@ -137,6 +139,15 @@ class SQLiteDriver:
         self._lock_fd: int | None = None
         #: Jobs submitted and not answered yet, and a future resolved when none are left.
         self._in_flight = 0
+        #: Jobs submitted to the writer thread (counted on the loop's thread), and jobs
+        #: the writer thread has run (counted there, after each job): while they differ
+        #: a job is queued or running, and a new one must queue behind it. Two counters,
+        #: each written by one thread, so no update is lost. A job that has run but
+        #: whose answer the loop has not seen yet (`_in_flight`) does not hold the fast
+        #: path back: on a busy loop that lag kept every job on the thread long after
+        #: its queue had drained.
+        self._submitted = 0
+        self._ran = 0
         #: The done future `_run` returns for inline jobs that return None.
         self._done: asyncio.Future[None] | None = None
         self._idle: asyncio.Future[None] | None = None
@@ -177,6 +188,7 @@ class SQLiteDriver:
         writer = Writer(self.data_dir / DB_FILE, self._synchronous, self._pragmas)
         self._writer = writer
         self._jobs = SimpleQueue()
+        self._submitted = self._ran = 0  # a closed driver's thread ran its close job too
         self._thread = threading.Thread(
             target=_serve,
             args=(self._jobs, writer, self._job_took),
@@ -226,6 +238,7 @@ class SQLiteDriver:
             raise StorageError(f"the SQLite store in {self.data_dir} is not open")
         fut: asyncio.Future[T] = asyncio.get_running_loop().create_future()
         jobs.put((fn, args, fut.get_loop(), fut))
+        self._submitted += 1
         self._in_flight += 1
         fut.add_done_callback(self._job_done)
         return fut
@@ -239,7 +252,7 @@ class SQLiteDriver:
         start = _perf_counter()
         if (
             not self._inline
-            or self._in_flight
+            or self._submitted != self._ran
             or writer is None
             or self._inline_paused
             or not writer.lock.acquire(False)  # not blocking
@@ -269,8 +282,10 @@ class SQLiteDriver:
         return fut
 
     def _job_took(self, seconds: float) -> None:
-        """Runs on the writer thread after each job: a job within the budget ends a
-        pause of the fast path (the disk keeps up again)."""
+        """Runs on the writer thread after each job, the lock still held: counts it as
+        run, and a job within the budget ends a pause of the fast path (the disk keeps
+        up again)."""
+        self._ran += 1
         if seconds <= self._inline_budget:
             self._inline_paused = False
 

@@ -35,12 +35,16 @@ which deletes the whole prefix ``rowid <= upto`` at once (whole pages: deleting 
 slice's rows, spread over every page, would rewrite them all). A commit queued
 behind a step waits for a fraction of a round. Steps run:
 
-* while a round is in progress: after each job, and every `COMPACT_ROUND_PAUSE` while
-  the writer queue is empty; each step is sized to take about `COMPACT_STEP_SECONDS`
-  (by the cost per row of the steps before it), since a commit arriving during a step
-  waits for it, and a row costs more as the database grows;
-* a round starts after a job when the log holds `COMPACT_AFTER_ROWS` rows, or when the
-  writer queue is empty and `COMPACT_IDLE_SECONDS` passed since the last step;
+* while a round is in progress: when no job is queued (after a job, or while the writer
+  thread waits for one) and `COMPACT_ROUND_PAUSE` passed since the last step ended; each
+  step is sized to take about `COMPACT_STEP_SECONDS` (by the cost per row of the steps
+  before it), since a commit arriving during a step waits for it, and a row costs more
+  as the database grows. Queued jobs go first: a step after each of them would make
+  the last one wait for a step per job ahead of it;
+* a round starts when the writer queue is empty and `COMPACT_IDLE_SECONDS` passed since
+  the last step;
+* once the log holds `COMPACT_AFTER_ROWS` rows (compaction is falling behind): after
+  every job, queued jobs or not, in larger steps (see `CommitLog._step_rows`);
 * before ``read_history`` of an actor with rows in the log (unless no entry can be newer
   than the seq asked for): a step of that actor alone, which also deletes its rows;
 * before close and at open: rounds until the log is empty, in steps of
@@ -133,11 +137,11 @@ COMPACT_MIN_STEP_ROWS = 32
 #: Start a round when idle if the last step is at least this old; also the pause before
 #: background compaction is retried after a failure.
 COMPACT_IDLE_SECONDS = 1.0
-#: While a round is in progress the writer thread, when idle, runs its next step this
-#: long after the last one (and one after each job it runs). Back-to-back steps would
-#: hold the connection nearly all the time: every commit or read arriving meanwhile
-#: would miss the driver's inline fast path and go to the thread, and so would the
-#: jobs after it until the thread's queue drains.
+#: While a round is in progress the writer thread, when no job is queued, runs its next
+#: step this long after the last one ended. Back-to-back steps would hold the
+#: connection nearly all the time: every commit or read arriving meanwhile would miss
+#: the driver's inline fast path and go to the thread, and so would the jobs after it
+#: until the thread's queue drains.
 COMPACT_ROUND_PAUSE = 0.02
 #: The checkpointer pauses this long after each checkpoint.
 CHECKPOINT_PAUSE_SECONDS = 0.005
@@ -592,19 +596,19 @@ class CommitLog:
         now = time.monotonic()
         if now < self._retry_at:
             return False
-        return (
-            self._round is not None
-            or self.rows >= COMPACT_AFTER_ROWS
-            or (idle and now - self._last_step >= COMPACT_IDLE_SECONDS)
-        )
+        if self.rows >= COMPACT_AFTER_ROWS:
+            return True
+        pause = COMPACT_IDLE_SECONDS if self._round is None else COMPACT_ROUND_PAUSE
+        return idle and now - self._last_step >= pause
 
     def maintain(self, conn: sqlite3.Cursor, idle: bool) -> bool:
         """Run one background step if one is due; True if it ran.
 
-        Due while a round is in progress; a round starts when the log holds
-        `COMPACT_AFTER_ROWS` rows, or when ``idle`` (the writer queue is empty) and the
-        last step is `COMPACT_IDLE_SECONDS` old. A failure is logged and pauses
-        background compaction for `COMPACT_IDLE_SECONDS`; nothing is lost.
+        Due when ``idle`` (the writer queue is empty) and the last step ended
+        `COMPACT_ROUND_PAUSE` ago while a round is in progress, `COMPACT_IDLE_SECONDS`
+        ago otherwise (a new round); idle or not once the log holds `COMPACT_AFTER_ROWS`
+        rows. A failure is logged and pauses background compaction for
+        `COMPACT_IDLE_SECONDS`; nothing is lost.
         """
         if not self.due(idle):
             return False
@@ -689,6 +693,9 @@ class CommitLog:
         finally:
             if self.unsynced_steps:
                 conn.execute("PRAGMA synchronous = FULL")
+            # The pause before the next step counts from this one's end: a step longer
+            # than the pause must not be followed by another at once.
+            self._last_step = time.monotonic()
         for actor_id, pending in moved:
             if pending.last <= upto:
                 del self.latest[actor_id]

@@ -166,13 +166,15 @@ class WorkflowEngine(Generic[S]):
         self._task = task
         try:
             while True:
-                core = await self._loaded_core()
-                meta = core.history.meta
-                if meta.state == "completed" and meta.output is not None:
-                    return values.decode(meta.output)
-                if meta.state == "cancelled":
-                    raise _cancelled()
+                # The load is inside: a replay or cancel may come while it waits (a woken
+                # actor's run loading its history), and its request must not be lost.
                 try:
+                    core = await self._loaded_core()
+                    meta = core.history.meta
+                    if meta.state == "completed" and meta.output is not None:
+                        return values.decode(meta.output)
+                    if meta.state == "cancelled":
+                        raise _cancelled()
                     return await self._run_once(core)
                 except asyncio.CancelledError:
                     if self._restart:
