@@ -38,10 +38,20 @@ WORKER_CPU_MAX = 1_000_000
 
 
 def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
+    return free_ports(1)[0]
+
+
+def free_ports(count: int) -> list[int]:
+    """``count`` distinct free ports: each socket stays bound until all are picked, so
+    the kernel cannot hand the same just-released port out twice (an engine given one
+    port for two of its listeners fails to start: "Address in use")."""
+    with contextlib.ExitStack() as stack:
+        ports: list[int] = []
+        for _ in range(count):
+            sock = stack.enter_context(socket.socket())
+            sock.bind(("127.0.0.1", 0))
+            ports.append(sock.getsockname()[1])
+        return ports
 
 
 @dataclass
@@ -89,7 +99,7 @@ def start_engine(data_dir: Path, **sections: Any) -> Engine:
     thresholds; ``postgres`` and ``nats`` for a cluster node, which then has no
     ``file_system`` backend).
     """
-    guard, api_peer, metrics = free_port(), free_port(), free_port()
+    guard, api_peer, metrics = free_ports(3)
     config: dict[str, Any] = {
         # Messages to clients leave at once (no Nagle wait for the client's delayed
         # ACK, which cost a subscribed caller ~40 ms per call): see docs/engine.md.
