@@ -145,13 +145,7 @@ class History:
         """A fresh entry, indexed (not written: `write` it when it must be stored)."""
         record = EntryRecord(kind=kind, location=location, seq=self.next_seq)
         self.next_seq += 1
-        # `_index`, written out: once per entry a run creates.
-        self.by_location[location] = record
-        parent = location[:-1]
-        siblings = self.by_parent.get(parent)
-        if siblings is None:
-            siblings = self.by_parent[parent] = {}
-        siblings[location[-1]] = record
+        self._index(record)
         return record
 
     def write(self, record: EntryRecord) -> None:
